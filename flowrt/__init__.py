@@ -1,0 +1,85 @@
+"""flowrt: an embeddable, asyncio-native workflow runtime.
+
+A workflow is a static DAG of Python callables (async or sync) run inside your own
+event loop, with concurrency limits, retries, timeouts, cancellation, durable resume
+and observability::
+
+    import flowrt
+
+    wf = flowrt.Workflow("greet")
+
+    @wf.node
+    async def name(user_id: int) -> str:
+        return f"user-{user_id}"
+
+    @wf.node
+    def greeting(name: str) -> str:
+        return f"hello {name}"
+
+    result = wf.run_sync({"user_id": 7})
+    print(result["greeting"])  # hello user-7
+"""
+
+from .context import Context
+from .data import DataMetrics, WorkflowData
+from .errors import (
+    CycleError,
+    DuplicateNodeError,
+    FlowError,
+    GraphError,
+    MissingInputError,
+    NodeFailed,
+    NoOutput,
+    UnknownNodeError,
+    WorkflowFailed,
+)
+from .events import Event, EventKind, HookError
+from .executors import Executor, ProcessExecutor, ThreadExecutor
+from .graph import NodeOptions, NodeSpec, Workflow
+from .intern import Interner, intern, intern_many
+from .plan import Plan
+from .result import NodeResult, RunMetrics, RunResult, RunStatus
+from .retry import Retry
+from .runtime import Runtime
+from .status import Status, StatusBoard
+from .trigger import Trigger
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Context",
+    "CycleError",
+    "DataMetrics",
+    "DuplicateNodeError",
+    "Event",
+    "EventKind",
+    "Executor",
+    "FlowError",
+    "GraphError",
+    "HookError",
+    "Interner",
+    "MissingInputError",
+    "NoOutput",
+    "NodeFailed",
+    "NodeOptions",
+    "NodeResult",
+    "NodeSpec",
+    "Plan",
+    "ProcessExecutor",
+    "Retry",
+    "RunMetrics",
+    "RunResult",
+    "RunStatus",
+    "Runtime",
+    "Status",
+    "StatusBoard",
+    "ThreadExecutor",
+    "Trigger",
+    "UnknownNodeError",
+    "Workflow",
+    "WorkflowData",
+    "WorkflowFailed",
+    "__version__",
+    "intern",
+    "intern_many",
+]

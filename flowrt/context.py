@@ -1,0 +1,52 @@
+"""``Context``: what a node sees of its run, when it asks for it.
+
+A node asks by annotating a parameter with :class:`Context`; nodes that do not ask
+cost nothing for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .data import WorkflowData
+
+__all__ = ["Context"]
+
+
+class Context:
+    """The run, node and attempt a node call belongs to.
+
+    ``run_id``: the run's id (stable across resumes of a durable run);
+    ``node``: this node's name; ``attempt``: the attempt number, from 1;
+    ``data``: the run's :class:`~flowrt.WorkflowData`; ``log``: a structlog logger bound
+    with run_id, node and attempt. ``run_id`` with ``node`` and ``attempt`` make an
+    idempotency key for calls to the outside world.
+    """
+
+    __slots__ = ("_log", "attempt", "data", "node", "run_id", "workflow")
+
+    def __init__(
+        self, workflow: str, run_id: str, node: str, attempt: int, data: WorkflowData
+    ) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.node = node
+        self.attempt = attempt
+        self.data = data
+        self._log: Any = None
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger of the ``flowrt`` logger, bound with run_id, node, attempt."""
+        if self._log is None:
+            from .events import logger
+
+            self._log = logger().bind(
+                workflow=self.workflow, run_id=self.run_id, node=self.node, attempt=self.attempt
+            )
+        return self._log
+
+    def __repr__(self) -> str:
+        return f"<Context run={self.run_id} node={self.node} attempt={self.attempt}>"
+

@@ -1,0 +1,100 @@
+"""Every exception flowrt raises on purpose.
+
+The tree::
+
+    FlowError
+    ├── GraphError (also ValueError)       the workflow definition is wrong
+    │   ├── CycleError                     .cycle names one cycle's nodes in order
+    │   ├── UnknownNodeError               .node asked for .missing
+    │   └── DuplicateNodeError             .node was added twice
+    ├── MissingInputError (also ValueError)    run inputs nobody gave
+    ├── NoOutput (also LookupError)        the node has no output (skipped, cancelled)
+    │   └── NodeFailed                     the node failed; its exception is __cause__
+    └── WorkflowFailed                     raise_for_status(): carries every node error
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class FlowError(Exception):
+    """Base class of every error flowrt raises on purpose."""
+
+
+class GraphError(FlowError, ValueError):
+    """The workflow definition is invalid; raised when adding or compiling."""
+
+
+class CycleError(GraphError):
+    """The workflow has a dependency cycle.
+
+    ``cycle`` lists the names of one cycle's nodes in dependency order, with the first
+    node repeated at the end, as :class:`graphlib.CycleError` does: ``["a", "b", "a"]``
+    means ``a`` depends on ``b`` and ``b`` depends on ``a``.
+    """
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle: list[str] = list(cycle)
+        super().__init__(f"dependency cycle: {' -> '.join(self.cycle)}")
+
+
+class UnknownNodeError(GraphError):
+    """A node names a dependency that is not a node of the workflow."""
+
+    def __init__(self, node: str, missing: str, how: str = "depends on") -> None:
+        self.node = node
+        self.missing = missing
+        super().__init__(f"node {node!r} {how} {missing!r}, which is not a node of the workflow")
+
+
+class DuplicateNodeError(GraphError):
+    """A node name was used twice in one workflow."""
+
+    def __init__(self, node: str, workflow: str) -> None:
+        self.node = node
+        super().__init__(f"workflow {workflow!r} already has a node named {node!r}")
+
+
+class MissingInputError(FlowError, ValueError):
+    """Run inputs that some node needs were not given; raised before any node runs."""
+
+    def __init__(self, missing: Mapping[str, Sequence[str]]) -> None:
+        #: input name -> the nodes whose parameter needs it
+        self.missing: dict[str, list[str]] = {k: list(v) for k, v in missing.items()}
+        parts = [
+            f"{name!r} (needed by {', '.join(repr(n) for n in nodes)})"
+            for name, nodes in self.missing.items()
+        ]
+        super().__init__("missing run input" + ("s" if len(parts) > 1 else "") + ": "
+                         + "; ".join(parts))
+
+
+class NoOutput(FlowError, LookupError):
+    """The node produced no output: it was skipped, cancelled or never ran."""
+
+    def __init__(self, node: str, status: str) -> None:
+        self.node = node
+        self.status = status
+        super().__init__(f"node {node!r} has no output: it ended {status}")
+
+
+class NodeFailed(NoOutput):
+    """The node failed; the node's own exception is ``__cause__`` and ``error``."""
+
+    def __init__(self, node: str, error: BaseException) -> None:
+        self.node = node
+        self.status = "failed"
+        self.error = error
+        LookupError.__init__(self, f"node {node!r} failed: {type(error).__name__}: {error}")
+
+
+class WorkflowFailed(FlowError):
+    """Raised by ``RunResult.raise_for_status()``; ``errors`` maps node -> exception."""
+
+    def __init__(self, workflow: str, status: str, errors: Mapping[str, BaseException]) -> None:
+        self.workflow = workflow
+        self.status = status
+        self.errors: dict[str, BaseException] = dict(errors)
+        detail = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in self.errors.items())
+        super().__init__(f"workflow {workflow!r} {status}" + (f" ({detail})" if detail else ""))

@@ -1,0 +1,141 @@
+"""Where a sync node's callable runs: the event loop, a thread, a process, a cluster.
+
+Async nodes always run in the event loop. A sync node runs where its own
+``executor=`` option says, else where the run's (or runtime's) ``executor=`` says,
+else in a worker thread. An executor is any object with::
+
+    async def run(self, fn, args: tuple, kwargs: dict) -> Any
+
+that calls ``fn(*args, **kwargs)`` somewhere and returns its result; cancelling the
+``run`` call must give the work up (and cancel it where that is possible). Optional
+``async def start(self)`` and ``async def aclose(self)`` are called by the runtime that
+uses it, around its use. Built in: :class:`ThreadExecutor`, :class:`ProcessExecutor`;
+``flowrt.dask.DaskExecutor`` in the ``dask`` extra.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import multiprocessing
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+import anyio.to_thread
+import sniffio
+
+__all__ = ["Executor", "ProcessExecutor", "ThreadExecutor"]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs a sync callable somewhere and awaits its result."""
+
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any: ...
+
+
+class ThreadExecutor:
+    """Worker threads (anyio's), at most ``max_workers`` busy at once.
+
+    A cancelled call abandons its thread: Python cannot interrupt a thread, so the
+    function runs to its end and its result is thrown away.
+    """
+
+    def __init__(self, max_workers: int = 40) -> None:
+        self.max_workers = max_workers
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.max_workers)
+        call = functools.partial(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True,
+                                              limiter=self._limiter)
+
+    def __repr__(self) -> str:
+        return f"<ThreadExecutor max_workers={self.max_workers}>"
+
+
+async def wait_future(future: concurrent.futures.Future[Any]) -> Any:
+    """Await a ``concurrent.futures.Future`` on any backend; cancelling cancels it."""
+    if future.done():
+        return future.result()
+    done = anyio.Event()
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+
+        def wake(_: Any) -> None:
+            loop.call_soon_threadsafe(done.set)
+    else:
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def wake(_: Any) -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(done.set)
+
+    future.add_done_callback(wake)
+    try:
+        await done.wait()
+    except BaseException:
+        future.cancel()  # a call already running in a process cannot be stopped
+        raise
+    return future.result()
+
+
+class ProcessExecutor:
+    """A pool of worker processes (``concurrent.futures.ProcessPoolExecutor``).
+
+    The callable, its arguments and its result must pickle. A worker that dies fails
+    the attempt it ran with ``BrokenProcessPool`` (so a node with retries is retried)
+    and the pool is replaced for the next calls. ``mp_context`` defaults to "spawn"
+    (safe with threads, the same on every OS); pass "fork" or "forkserver" to choose.
+    """
+
+    def __init__(self, max_workers: int | None = None, mp_context: str = "spawn") -> None:
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.mp_context = mp_context
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.max_workers, mp_context=multiprocessing.get_context(self.mp_context)
+            )
+        return self._pool
+
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any:
+        pool = self._get_pool()
+        try:
+            future = pool.submit(fn, *args, **kwargs)
+        except concurrent.futures.process.BrokenProcessPool:
+            self._discard(pool)
+            future = self._get_pool().submit(fn, *args, **kwargs)
+        try:
+            return await wait_future(future)
+        except concurrent.futures.process.BrokenProcessPool:
+            self._discard(pool)
+            raise
+
+    def _discard(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        if self._pool is pool:
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await anyio.to_thread.run_sync(functools.partial(pool.shutdown, wait=True,
+                                                             cancel_futures=True))
+
+    def __repr__(self) -> str:
+        return f"<ProcessExecutor max_workers={self.max_workers} {self.mp_context}>"

@@ -1,0 +1,523 @@
+"""Defining workflows: ``Workflow``, its nodes, and how their dependencies are inferred.
+
+A workflow is a static DAG of named nodes; each node is a Python callable. Nodes are
+added with the :meth:`Workflow.node` decorator or the :meth:`Workflow.add` builder.
+How a node's parameters are filled is decided when the workflow is compiled (so nodes
+may be added in any order):
+
+1. positional ``deps=`` given to :meth:`Workflow.add` fill the first positional
+   parameters, in order;
+2. a parameter mapped by ``inputs=`` (or by a ``deps=`` mapping) receives the output of
+   the node it names;
+3. a parameter annotated :class:`~flowrt.Context` receives the context;
+4. a parameter named after a node receives that node's output;
+5. any other parameter is a *run input*: required if it has no default, optional
+   (the default is used unless the run gives a value) if it has one.
+
+:meth:`Workflow.compile` validates all of it and returns an immutable
+:class:`~flowrt.plan.Plan`, cached until the workflow changes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, overload
+
+import attrs
+
+from .errors import DuplicateNodeError, GraphError
+from .retry import Retry
+from .trigger import Trigger
+
+if TYPE_CHECKING:
+    from .data import WorkflowData
+    from .events import Hook
+    from .plan import Plan
+    from .result import RunResult
+    from .store import Store
+
+__all__ = ["NodeOptions", "NodeSpec", "Signature", "Workflow"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Where a sync node may run, by name; an executor object is accepted too.
+EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
+
+
+@attrs.frozen
+class NodeOptions:
+    """How a node runs: retries, timeout, limit, trigger rule and executor.
+
+    Nodes with the same options share one instance.
+    """
+
+    retry: Retry | None = None
+    timeout: float | None = None
+    limit: str | None = None
+    trigger: Trigger = Trigger.ALL_SUCCESS
+    executor: Any = None  # None (the run's default), "loop", "thread", "process" or an object
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts the node gets in all."""
+        return 1 if self.retry is None else self.retry.attempts
+
+
+DEFAULT_OPTIONS: Final = NodeOptions()
+_options_cache: dict[tuple[Any, ...], NodeOptions] = {}
+
+
+class NodeSpec(NamedTuple):
+    """One node as defined: its name, callable, declared dependencies and options.
+
+    A NamedTuple rather than an attrs class: one is built per node on the definition
+    path, and a tuple builds in half the time of a frozen attrs instance.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    #: node names whose outputs fill the first positional parameters, in order
+    args: tuple[str, ...]
+    #: parameter -> node name, for parameters not named after the node they take
+    inputs: Mapping[str, str] | None
+    #: ordering-only dependencies: the node runs after them, without their outputs
+    after: tuple[str, ...]
+    options: NodeOptions
+
+
+@attrs.frozen
+class Param:
+    """A named parameter of a node's callable."""
+
+    name: str
+    positional: bool  # may be passed positionally
+    keyword: bool  # may be passed by keyword
+    has_default: bool
+    is_context: bool
+
+
+@attrs.frozen
+class Signature:
+    """What flowrt needs to know of a callable to call it; analysed once per callable."""
+
+    params: tuple[Param, ...]
+    positional: int  # how many leading params may be passed positionally
+    varargs: bool
+    varkw: bool
+    is_async: bool
+    known: bool  # False when the signature could not be read (some builtins)
+    #: how many positional deps it can take (inf with ``*args`` or when not known)
+    max_args: float = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        max_args = self.positional if self.known and not self.varargs else float("inf")
+        object.__setattr__(self, "max_args", max_args)
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any]) -> Signature:
+        is_async = _is_async(fn)
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return cls((), 0, True, True, is_async, False)
+        params: list[Param] = []
+        positional = 0
+        varargs = varkw = False
+        P = inspect.Parameter
+        for p in sig.parameters.values():
+            if p.kind is P.VAR_POSITIONAL:
+                varargs = True
+                continue
+            if p.kind is P.VAR_KEYWORD:
+                varkw = True
+                continue
+            is_pos = p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)
+            if is_pos:
+                positional += 1
+            params.append(
+                Param(
+                    p.name,
+                    is_pos,
+                    p.kind is not P.POSITIONAL_ONLY,
+                    p.default is not P.empty,
+                    _is_context(p.annotation),
+                )
+            )
+        return cls(tuple(params), positional, varargs, varkw, is_async, True)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    if inspect.isasyncgenfunction(fn):
+        raise TypeError(f"{fn!r} is an async generator function; a node must return a value")
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(type(fn), "__call__", None)  # noqa: B004 -- a callable object
+    return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
+
+
+def _is_context(annotation: Any) -> bool:
+    from .context import Context
+
+    if annotation is Context:
+        return True
+    # String annotations (from __future__ import annotations) are not evaluated.
+    return isinstance(annotation, str) and annotation.rsplit(".", 1)[-1] == "Context"
+
+
+def _node_options(node: str, options: dict[str, Any]) -> NodeOptions:
+    """Validate a node's options and return the shared NodeOptions instance for them."""
+    retries = options.pop("retries", None)
+    retry = options.pop("retry", None)
+    timeout = options.pop("timeout", None)
+    limit = options.pop("limit", None)
+    trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
+    executor = options.pop("executor", None)
+    if options:
+        unknown = ", ".join(sorted(options))
+        raise TypeError(f"node {node!r}: unknown option(s) {unknown}")
+
+    def bad(option: str, expected: str, value: Any) -> GraphError:
+        return GraphError(f"node {node!r}: option {option}= {expected}, got {value!r}")
+
+    if retries is not None:
+        if retry is not None:
+            raise GraphError(f"node {node!r}: give retries= or retry=, not both")
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise bad("retries", "must be an int >= 0", retries)
+        retry = Retry(attempts=retries + 1) if retries else None
+    elif retry is not None and not isinstance(retry, Retry):
+        raise bad("retry", "must be a flowrt.Retry", retry)
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0
+    ):
+        raise bad("timeout", "must be a number of seconds > 0", timeout)
+    if limit is not None and (not isinstance(limit, str) or not limit):
+        raise bad("limit", "must be the name of a limit (a non-empty str)", limit)
+    try:
+        trigger = Trigger(trigger)
+    except ValueError:
+        choices = ", ".join(t.name for t in Trigger)
+        raise bad("trigger", f"must be a flowrt.Trigger ({choices})", trigger) from None
+    if isinstance(executor, str) and executor not in EXECUTOR_NAMES:
+        raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
+                  executor)
+    if executor is not None and not isinstance(executor, str) and not hasattr(executor, "run"):
+        raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
+                  executor)
+    key = (retry, None if timeout is None else float(timeout), limit, trigger, executor)
+    try:
+        return _options_cache[key]
+    except KeyError:
+        opts = NodeOptions(*key)
+        _options_cache[key] = opts
+        return opts
+    except TypeError:  # an unhashable executor object
+        return NodeOptions(*key)
+
+
+class Workflow:
+    """A named, static DAG of nodes.
+
+    >>> wf = Workflow("hello")
+    >>> @wf.node
+    ... def greeting(name: str) -> str:
+    ...     return f"hello {name}"
+    >>> wf.run_sync({"name": "flowrt"}).result["greeting"]
+    'hello flowrt'
+    """
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a workflow's name must be a non-empty str, got {name!r}")
+        self.name = name
+        self._nodes: dict[str, NodeSpec] = {}
+        self._names_by_fn: dict[Any, str] = {}  # decorated function -> its node
+        self._signatures: dict[Any, Signature] = {}  # analysed once per callable
+        self._sync: dict[Any, int] = {}  # callable -> 1 if sync, 0 if async
+        self._plan: Plan | None = None
+        self._reset_adjacency()
+
+    def _reset_adjacency(self) -> None:
+        # The graph is compiled incrementally: each node's dependencies are resolved to
+        # ids as it is added, when they already exist (the common case: dependencies
+        # are defined first). compile() then only resolves what was left open. See
+        # docs/decisions/002-incremental-compilation.md.
+        self._index: dict[str, int] = {}  # node name -> id, in order of addition
+        self._preds: list[int] = []  # every node's dependencies, in node order
+        self._succ: list[list[int]] = []  # dependents of each node
+        self._deferred = False  # a dependency could not be resolved when added
+        self._open: list[int] = []  # nodes with named parameters to bind at compile
+        self._custom: list[int] = []  # nodes whose options are not the defaults
+
+    # -- defining -------------------------------------------------------------------
+
+    @overload
+    def node(self, fn: F, /) -> F: ...
+    @overload
+    def node(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        after: Sequence[str | Callable[..., Any]] = (),
+        inputs: Mapping[str, str | Callable[..., Any]] | None = None,
+        retries: int | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        limit: str | None = None,
+        trigger: Trigger | str = Trigger.ALL_SUCCESS,
+        executor: Any = None,
+    ) -> Callable[[F], F]: ...
+
+    def node(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
+        """Add the decorated function as a node; usable bare or with options.
+
+        The node is named after the function unless ``name=`` is given; the function is
+        returned unchanged, so it stays callable and testable on its own.
+        """
+
+        def decorate(fn: F) -> F:
+            node = name if name is not None else getattr(fn, "__name__", None)
+            if not isinstance(node, str):
+                raise TypeError(f"cannot name a node after {fn!r}; pass name=")
+            self.add(node, fn, **options)
+            self._names_by_fn[fn] = node
+            return fn
+
+        if fn is None:
+            return decorate
+        if not callable(fn):
+            raise TypeError(f"@node decorates a callable, got {fn!r}")
+        return decorate(fn)
+
+    def add(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        deps: Sequence[str | Callable[..., Any]] | Mapping[str, str | Callable[..., Any]] = (),
+        after: Sequence[str | Callable[..., Any]] = (),
+        inputs: Mapping[str, str | Callable[..., Any]] | None = None,
+        **options: Any,
+    ) -> NodeSpec:
+        """Add node ``name`` calling ``fn``; return its spec.
+
+        ``deps`` is a sequence of node names whose outputs are passed positionally, in
+        order, or a mapping ``parameter -> node name``. ``after``, ``inputs`` and the
+        other options are as for :meth:`node`.
+        """
+        nodes = self._nodes
+        if name in nodes:
+            raise DuplicateNodeError(name, self.name)
+        if type(name) is not str or not name:
+            raise ValueError(f"a node's name must be a non-empty str, got {name!r}")
+        if type(deps) is not tuple:
+            if type(deps) is list:  # the common case, without ABC checks
+                deps = tuple(deps)
+            elif isinstance(deps, Mapping):
+                inputs = {**deps, **(inputs or {})}
+                deps = ()
+            elif isinstance(deps, str):
+                raise TypeError(f"node {name!r}: deps= takes a list of node names, not a str")
+            else:
+                deps = tuple(deps)
+        sig = self._signatures.get(fn)
+        if sig is None:  # a callable seen for the first time
+            if not callable(fn):
+                raise TypeError(f"node {name!r}: fn must be callable, got {fn!r}")
+            sig = self._signature(fn)
+        if len(deps) > sig.max_args:
+            raise GraphError(
+                f"node {name!r} has {len(deps)} positional deps but its function takes "
+                f"{sig.positional} positional parameter" + ("" if sig.positional == 1 else "s")
+            )
+        if options:
+            opts = _node_options(name, options)
+            if opts.executor is not None and sig.is_async:
+                raise GraphError(
+                    f"node {name!r}: option executor= is for sync functions; "
+                    "async nodes always run in the event loop"
+                )
+        else:
+            opts = DEFAULT_OPTIONS
+        if inputs:
+            inputs = {p: self._name_of(n) for p, n in inputs.items()}
+        if after:
+            after = tuple(map(self._name_of, after))
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (this is the hot path).
+        spec: NodeSpec = tuple.__new__(
+            NodeSpec, (name, fn, deps, inputs or None, after or (), opts)
+        )
+        nodes[name] = spec
+        self._plan = None
+        self._link(spec, sig)
+        return spec
+
+    def _link(self, spec: NodeSpec, sig: Signature) -> None:
+        """Give ``spec`` the next id and resolve its dependencies to ids, if it can.
+
+        The workflow keeps its dependency lists flat as nodes are added (``_preds``, in
+        node order; ``compile`` adds the pointers) with every node's dependents. A
+        dependency that does not exist yet (or a self-dependency) makes the workflow
+        *deferred*: compile then rebuilds the lists from the specs.
+        """
+        index = self._index
+        i = len(index)
+        if not self._deferred and (spec[2] or spec[4]):
+            try:  # before the node has an id, so that a self-dependency is deferred
+                ids = list(map(index.__getitem__, spec[2] + spec[4] if spec[4] else spec[2]))
+            except (KeyError, TypeError):  # added later, or given as a function
+                self._deferred = True
+            else:
+                self._preds += ids
+                succ = self._succ
+                for j in ids:
+                    succ[j].append(i)
+        index[spec[0]] = i
+        self._succ.append([])
+        if spec[5] is not DEFAULT_OPTIONS:
+            self._custom.append(i)
+        if sig.params and (len(sig.params) > len(spec[2]) or spec[3]):
+            self._open.append(i)  # named parameters: bound at compile
+
+    def remove(self, name: str) -> NodeSpec:
+        """Remove node ``name`` and return its spec (dependents will fail to compile)."""
+        try:
+            spec = self._nodes.pop(name)
+        except KeyError:
+            raise KeyError(f"workflow {self.name!r} has no node {name!r}") from None
+        self._names_by_fn = {f: n for f, n in self._names_by_fn.items() if n != name}
+        self._plan = None
+        self._reset_adjacency()
+        for other in self._nodes.values():
+            self._link(other, self._signature(other.fn))
+        return spec
+
+    def _name_of(self, ref: str | Callable[..., Any]) -> str:
+        if isinstance(ref, str):
+            return ref
+        try:
+            return self._names_by_fn[ref]
+        except (KeyError, TypeError):
+            pass
+        name = getattr(ref, "__name__", None)
+        if isinstance(name, str):
+            return name
+        raise TypeError(f"a dependency must be a node name or a node's function, got {ref!r}")
+
+    def _signature(self, fn: Callable[..., Any]) -> Signature:
+        try:
+            return self._signatures[fn]
+        except KeyError:
+            sig = self._signatures[fn] = Signature.of(fn)
+            self._sync[fn] = 0 if sig.is_async else 1
+            return sig
+        except TypeError:  # unhashable callable
+            return Signature.of(fn)
+
+    # -- reading --------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> Mapping[str, NodeSpec]:
+        """The node specs by name, in the order they were added (read-only view)."""
+        from types import MappingProxyType
+
+        return MappingProxyType(self._nodes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r} with {len(self._nodes)} nodes>"
+
+    # -- compiling ------------------------------------------------------------------
+
+    def compile(self) -> Plan:
+        """Validate the workflow and return its :class:`~flowrt.plan.Plan`.
+
+        The plan is cached until the workflow changes, so calling this again is free.
+        Raises :class:`~flowrt.CycleError`, :class:`~flowrt.UnknownNodeError` or another
+        :class:`~flowrt.GraphError` naming the culprit.
+        """
+        plan = self._plan
+        if plan is None:
+            from .plan import compile_plan
+
+            plan = self._plan = compile_plan(self)
+        return plan
+
+    # -- exporting ------------------------------------------------------------------
+
+    def to_mermaid(self) -> str:
+        """The workflow as a Mermaid flowchart."""
+        from .viz import to_mermaid
+
+        return to_mermaid(self.compile())
+
+    def to_dot(self) -> str:
+        """The workflow as a Graphviz DOT digraph."""
+        from .viz import to_dot
+
+        return to_dot(self.compile())
+
+    # -- running --------------------------------------------------------------------
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+        limits: Mapping[str, int] | None = None,
+        fail_fast: bool = False,
+        timeout: float | None = None,
+        store: Store | str | None = None,
+        data: WorkflowData | None = None,
+        executor: Any = None,
+        on_event: Hook | Sequence[Hook] | None = None,
+        resume: str | None = None,
+    ) -> RunResult:
+        """Run the workflow in the current event loop and return its result.
+
+        See :meth:`flowrt.Runtime.run` for the arguments; this uses a private runtime.
+        """
+        from .runtime import Runtime
+
+        async with Runtime(store=store, executor=executor) as rt:
+            return await rt.run(
+                self,
+                inputs,
+                run_id=run_id,
+                max_concurrency=max_concurrency,
+                limits=limits,
+                fail_fast=fail_fast,
+                timeout=timeout,
+                data=data,
+                on_event=on_event,
+                resume=resume,
+            )
+
+    def run_sync(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        backend: str = "asyncio",
+        **kwargs: Any,
+    ) -> RunResult:
+        """Run the workflow to completion in a new event loop (``anyio.run``).
+
+        ``backend`` is ``"asyncio"`` or ``"trio"``; the other arguments are :meth:`run`'s.
+        """
+        import functools
+
+        import anyio
+
+        return anyio.run(functools.partial(self.run, inputs, **kwargs), backend=backend)

@@ -1,0 +1,51 @@
+"""Concurrency limits: how many nodes may run at once, overall or per named limit.
+
+A :class:`Limit` counts the nodes holding one of its slots and keeps the nodes waiting
+for one in a FIFO queue. A waiting node costs one queue entry: no task, no coroutine.
+One limit may be shared by the runs of a :class:`~flowrt.Runtime`; a slot freed by one
+run wakes the node that waited longest, whichever run it belongs to.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+__all__ = ["Limit"]
+
+
+class Limit:
+    """At most ``capacity`` holders at once; the others wait in order."""
+
+    __slots__ = ("capacity", "in_use", "name", "waiters")
+
+    def __init__(self, name: str, capacity: int) -> None:
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise ValueError(f"limit {name!r} must be an int >= 1, got {capacity!r}")
+        self.name = name
+        self.capacity = capacity
+        self.in_use = 0
+        self.waiters: deque[tuple[Supervisor, int]] = deque()
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free."""
+        if self.in_use < self.capacity:
+            self.in_use += 1
+            return True
+        return False
+
+    def release(self, by: Supervisor) -> None:
+        """Free a slot (held by a node of run ``by``) and wake the longest waiter."""
+        self.in_use -= 1
+        waiters = self.waiters
+        while waiters:
+            sup, node = waiters.popleft()
+            if sup.wake(node, by):
+                return
+
+    def __repr__(self) -> str:
+        return (f"<Limit {self.name!r} {self.in_use}/{self.capacity}, "
+                f"{len(self.waiters)} waiting>")

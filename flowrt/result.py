@@ -1,0 +1,271 @@
+"""``RunResult``: what a run left behind, read through views built on access.
+
+A result keeps the run's arrays (statuses, attempts, times, outputs) and builds
+per-node objects only when asked: a 100,000-node run costs no 100,000 result objects.
+"""
+
+from __future__ import annotations
+
+import enum
+from array import array
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import NodeFailed, NoOutput, WorkflowFailed
+from .status import Status
+
+if TYPE_CHECKING:
+    from .data import WorkflowData
+    from .events import Event
+    from .plan import Plan
+
+__all__ = ["NodeResult", "RunMetrics", "RunResult", "RunStatus"]
+
+
+class RunStatus(enum.StrEnum):
+    """How a run ended."""
+
+    SUCCEEDED = "succeeded"  #: no node failed and the run was not cancelled
+    FAILED = "failed"  #: at least one node failed
+    CANCELLED = "cancelled"  #: the run was cancelled (``timeout=``) before it finished
+
+
+@attrs.frozen
+class NodeResult:
+    """One node of a finished run.
+
+    ``started``/``finished`` are wall-clock times (seconds since the epoch) of the
+    node's first attempt start and its end; None when the node never ran or was not
+    timed (metrics off or sampled out). ``duration`` is in seconds.
+    """
+
+    name: str
+    status: Status
+    attempts: int
+    error: BaseException | None
+    started: float | None
+    finished: float | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the first attempt's start to the end, or None."""
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+
+@attrs.frozen
+class RunMetrics:
+    """Counts and times of a run."""
+
+    nodes: int
+    counts: Mapping[str, int]  #: nodes per final status
+    attempts: int  #: attempts started, retries included
+    retries: int  #: attempts after a first one
+    wall_time: float  #: seconds from run start to run end
+    timed_nodes: int  #: nodes with a duration (all, unless metrics were off or sampled)
+    node_time_total: float  #: sum of the timed nodes' durations
+    node_time_max: float
+
+    @property
+    def node_time_mean(self) -> float:
+        """Mean duration of a timed node (0.0 when none was timed)."""
+        return self.node_time_total / self.timed_nodes if self.timed_nodes else 0.0
+
+
+class _Nodes(Mapping[str, NodeResult]):
+    __slots__ = ("_r",)
+
+    def __init__(self, result: RunResult) -> None:
+        self._r = result
+
+    def __getitem__(self, name: str) -> NodeResult:
+        r = self._r
+        i = r.plan.index.get(name)
+        if i is None:
+            raise KeyError(f"workflow {r.workflow!r} has no node {name!r}")
+        return r._node(i)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._r.plan.names)
+
+    def __len__(self) -> int:
+        return len(self._r.plan)
+
+
+class _Outputs(Mapping[str, Any]):
+    __slots__ = ("_r",)
+
+    def __init__(self, result: RunResult) -> None:
+        self._r = result
+
+    def __getitem__(self, name: str) -> Any:
+        r = self._r
+        i = r.plan.index.get(name)
+        if i is None or r._board[i] != Status.SUCCEEDED:
+            raise KeyError(name)
+        return r._values[i]
+
+    def __iter__(self) -> Iterator[str]:
+        names = self._r.plan.names
+        board = self._r._board
+        return (names[i] for i in range(len(board)) if board[i] == Status.SUCCEEDED)
+
+    def __len__(self) -> int:
+        return self._r._board.count(Status.SUCCEEDED)
+
+
+class RunResult:
+    """The outcome of one run.
+
+    ``result["node"]`` is a succeeded node's output; it raises
+    :class:`~flowrt.NodeFailed` for a failed node (the node's exception is the
+    ``__cause__``) and :class:`~flowrt.NoOutput` for a skipped or cancelled one.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        run_id: str,
+        status: RunStatus,
+        board: bytearray,
+        values: list[Any],
+        attempts: list[int],
+        started: array[float],
+        finished: array[float],
+        errors: Mapping[int, BaseException],
+        data: WorkflowData,
+        wall_start: float,
+        clock_start: float,
+        wall_time: float,
+        timed: bytearray,
+        hook_errors: list[tuple[Event, BaseException]] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.workflow = plan.workflow
+        self.run_id = run_id
+        self.status = status
+        self._board = board
+        self._values = values
+        self._attempts = attempts
+        self._started = started
+        self._finished = finished
+        self._errors = errors
+        self._timed = timed
+        self.data = data
+        #: wall-clock time the run started (seconds since the epoch)
+        self.started = wall_start
+        self._clock_start = clock_start
+        #: seconds the run took
+        self.duration = wall_time
+        #: ``(event, exception)`` for every time an ``on_event`` hook raised
+        self.hook_errors = hook_errors or []
+
+    # -- status ---------------------------------------------------------------------
+
+    @property
+    def ok(self) -> bool:
+        """True when the run SUCCEEDED."""
+        return self.status is RunStatus.SUCCEEDED
+
+    def raise_for_status(self) -> RunResult:
+        """Raise :class:`~flowrt.WorkflowFailed` (with every node error) unless ok."""
+        if not self.ok:
+            raise WorkflowFailed(self.workflow, str(self.status), self.errors)
+        return self
+
+    # -- nodes ----------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> Any:
+        i = self.plan.index.get(name)
+        if i is None:
+            raise KeyError(f"workflow {self.workflow!r} has no node {name!r}")
+        status = self._board[i]
+        if status == Status.SUCCEEDED:
+            return self._values[i]
+        if status == Status.FAILED:
+            error = self._errors[i]
+            raise NodeFailed(name, error) from error
+        raise NoOutput(name, str(Status(status)))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A succeeded node's output, or ``default``."""
+        try:
+            return self[name]
+        except LookupError:
+            return default
+
+    @property
+    def outputs(self) -> Mapping[str, Any]:
+        """Outputs of the succeeded nodes, by name."""
+        return _Outputs(self)
+
+    @property
+    def nodes(self) -> Mapping[str, NodeResult]:
+        """Every node's :class:`NodeResult`, by name."""
+        return _Nodes(self)
+
+    def _node(self, i: int) -> NodeResult:
+        started = finished = None
+        if self._timed[i] and self._attempts[i]:
+            base = self.started - self._clock_start
+            started = self._started[i] + base
+            if self._finished[i]:
+                finished = self._finished[i] + base
+        return NodeResult(self.plan.names[i], Status(self._board[i]), self._attempts[i],
+                          self._errors.get(i), started, finished)
+
+    @property
+    def errors(self) -> dict[str, BaseException]:
+        """The exception of every failed node, by name."""
+        names = self.plan.names
+        return {names[i]: e for i, e in self._errors.items()}
+
+    def statuses(self) -> dict[str, Status]:
+        """Every node's final status, by name."""
+        names = self.plan.names
+        return {names[i]: Status(s) for i, s in enumerate(self._board)}
+
+    def counts(self) -> dict[str, int]:
+        """Nodes per status (statuses with none left out)."""
+        board = self._board
+        return {str(s): c for s in Status if (c := board.count(s))}
+
+    @property
+    def metrics(self) -> RunMetrics:
+        """Counts and times of the run."""
+        total = 0.0
+        longest = 0.0
+        timed = 0
+        started, finished = self._started, self._finished
+        for i in range(len(self._board)):
+            if self._timed[i] and self._attempts[i] and finished[i]:
+                d = finished[i] - started[i]
+                total += d
+                timed += 1
+                if d > longest:
+                    longest = d
+        attempts = sum(self._attempts)
+        ran = sum(1 for a in self._attempts if a)
+        return RunMetrics(len(self._board), self.counts(), attempts, attempts - ran,
+                          self.duration, timed, total, longest)
+
+    # -- export ---------------------------------------------------------------------
+
+    def to_mermaid(self) -> str:
+        """The workflow as a Mermaid flowchart, nodes coloured by their status."""
+        from .viz import to_mermaid
+
+        return to_mermaid(self.plan, self.statuses())
+
+    def to_dot(self) -> str:
+        """The workflow as a Graphviz digraph, nodes filled by their status."""
+        from .viz import to_dot
+
+        return to_dot(self.plan, self.statuses())
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
+        return f"<RunResult {self.workflow!r} run={self.run_id} {self.status}: {counts}>"

@@ -1,0 +1,117 @@
+"""Node statuses and the status board of a run.
+
+The board is one ``bytearray`` with a byte per node: no object per node, counts by
+C-speed ``bytearray.count``, and a transition check that is one table lookup.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+
+__all__ = ["FINAL", "Status", "StatusBoard"]
+
+
+class Status(enum.IntEnum):
+    """Where a node is in its life. Values are the bytes stored on the board."""
+
+    PENDING = 0  #: waiting for its dependencies
+    READY = 1  #: dependencies done and trigger holds; waiting for a runner, a limit or a retry
+    RUNNING = 2  #: an attempt is executing
+    SUCCEEDED = 3  #: final: produced its output
+    FAILED = 4  #: final: the last attempt raised
+    SKIPPED = 5  #: final: its trigger rule could not hold
+    CANCELLED = 6  #: final: the run was cancelled before the node finished
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @property
+    def final(self) -> bool:
+        """True for SUCCEEDED, FAILED, SKIPPED and CANCELLED."""
+        return self >= Status.SUCCEEDED
+
+
+#: The final statuses.
+FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
+
+_N = len(Status)
+
+# _LEGAL[old * _N + new] is 1 when old -> new is a legal move.
+_legal = bytearray(_N * _N)
+for _old, _news in {
+    Status.PENDING: (Status.READY, Status.SKIPPED, Status.CANCELLED),
+    Status.READY: (Status.RUNNING, Status.CANCELLED),
+    # RUNNING -> READY: the attempt failed and the node waits to be retried.
+    Status.RUNNING: (Status.SUCCEEDED, Status.FAILED, Status.READY, Status.CANCELLED),
+    # A durable run resumes: its final nodes become what the store says.
+}.items():
+    for _new in _news:
+        _legal[_old * _N + _new] = 1
+_LEGAL = bytes(_legal)
+
+
+class StatusBoard:
+    """A preallocated array of node statuses, indexed by node id.
+
+    Every node starts PENDING. :meth:`move` enforces the legal transitions::
+
+        PENDING -> READY -> RUNNING -> SUCCEEDED | FAILED
+                                    -> READY            (waiting for a retry)
+        PENDING -> SKIPPED;  any non-final -> CANCELLED
+    """
+
+    __slots__ = ("_board",)
+
+    def __init__(self, size: int) -> None:
+        self._board = bytearray(size)
+
+    def move(self, node: int, new: int) -> None:
+        """Move ``node`` to status ``new``; raise ValueError if that move is illegal."""
+        board = self._board
+        old = board[node]
+        if not _LEGAL[old * _N + new]:
+            raise ValueError(
+                f"illegal status change for node {node}: {Status(old)} -> {Status(new)}"
+            )
+        board[node] = new
+
+    def restore(self, node: int, status: int) -> None:
+        """Set a status without the transition check (loading a stored run)."""
+        self._board[node] = status
+
+    def __getitem__(self, node: int) -> Status:
+        return Status(self._board[node])
+
+    def count(self, status: int) -> int:
+        """How many nodes have ``status`` now."""
+        return self._board.count(status)
+
+    def counts(self) -> dict[Status, int]:
+        """Nodes per status, every status listed."""
+        board = self._board
+        return {s: board.count(s) for s in Status}
+
+    def reset(self) -> None:
+        """Every node back to PENDING, keeping the capacity."""
+        board = self._board
+        board[:] = bytes(len(board))
+
+    def resize(self, size: int) -> None:
+        """Make room for exactly ``size`` nodes, all PENDING."""
+        self._board = bytearray(size)
+
+    @property
+    def raw(self) -> bytearray:
+        """The underlying bytes (one per node), for the supervisor's hot path."""
+        return self._board
+
+    def __len__(self) -> int:
+        return len(self._board)
+
+    def __iter__(self) -> Iterator[Status]:
+        return (Status(b) for b in self._board)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{s}={c}" for s, c in self.counts().items() if c)
+        return f"<StatusBoard {len(self)} nodes: {parts}>"

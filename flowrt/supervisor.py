@@ -1,0 +1,479 @@
+"""The supervisor: one per run. It owns the run's arrays and routes its messages.
+
+State, per node id, in preallocated arrays (no object per node):
+
+- ``board``: the status byte (:class:`~flowrt.Status`);
+- ``remaining``: dependencies not final yet; ``succeeded``/``failed``: how many of the
+  final ones ended so (what the trigger rules read);
+- ``values``: the output slots (the run's :class:`~flowrt.WorkflowData` slab);
+- ``attempts``, ``started``, ``finished``, and a sparse dict of errors.
+
+Messages are plain method calls: a node reaching a final status *settles* it, which
+sends "dependency finished with status s" to each dependent by decrementing its
+counter; a dependent whose counter reaches zero is checked against its trigger rule
+and becomes READY (appended to the ready queue) or SKIPPED (settled in turn). "Cancel"
+is the run's cancel scope; "retry now" puts a node back on the ready queue.
+
+Runners are tasks that take READY nodes from the queue and run them. The task that
+called ``run`` is the first runner. A runner steps each node's coroutine inline; only
+when one really suspends does the runner stay with it and start a new runner for the
+rest of the queue (when the queue is not empty). Runners exit when the queue is empty,
+so there are never more runners than nodes suspended at once, plus one. A node that
+cannot get a limit slot waits in that limit's queue, not in a runner. See
+docs/decisions/003-runners-not-tasks.md for the measurements behind this shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from array import array
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import sniffio
+
+from . import actor
+from .data import WorkflowData
+from .events import Event, EventKind, Hook, is_enabled, logger, report_hook_error
+from .limits import Limit
+from .status import Status
+from .trigger import holds
+
+if TYPE_CHECKING:
+    from .plan import Plan
+    from .runtime import Runtime
+
+__all__ = ["Supervisor"]
+
+PENDING = Status.PENDING.value
+READY = Status.READY.value
+RUNNING = Status.RUNNING.value
+SUCCEEDED = Status.SUCCEEDED.value
+FAILED = Status.FAILED.value
+SKIPPED = Status.SKIPPED.value
+CANCELLED = Status.CANCELLED.value
+
+_clock = time.perf_counter
+
+
+def _timed_nodes(n: int, metrics: bool | float) -> bytearray:
+    if metrics is True:
+        return bytearray(b"\x01") * n
+    if metrics is False or n == 0:
+        return bytearray(n)
+    rate = float(metrics)
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"metrics must be True, False or a sampling rate in (0, 1], "
+                         f"got {metrics!r}")
+    timed = bytearray(n)
+    timed[:: max(1, round(1.0 / rate))] = b"\x01" * len(range(0, n, max(1, round(1.0 / rate))))
+    return timed
+
+
+class Supervisor:
+    """Runs one plan once. Built and driven by :meth:`flowrt.Runtime.run`."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        plan: Plan,
+        run_id: str,
+        inputs: Mapping[str, Any],
+        data: WorkflowData,
+        *,
+        max_concurrency: int | None,
+        limits: Mapping[str, int] | None,
+        fail_fast: bool,
+        hooks: tuple[Hook, ...],
+        executor: Any,
+        metrics: bool | float,
+    ) -> None:
+        n = len(plan)
+        self.runtime = runtime
+        self.plan = plan
+        self.run_id = run_id
+        self.inputs = inputs
+        self.data = data
+        self.values = data._values
+        self.board = data.statuses.raw
+        pp = plan.pred_ptr
+        self.remaining = [pp[i + 1] - pp[i] for i in range(n)] if n else []
+        self.succeeded = [0] * n
+        self.failed = [0] * n
+        self.attempts = [0] * n
+        self.started = array("d", bytes(8 * n))
+        self.finished = array("d", bytes(8 * n))
+        self.errors: dict[int, BaseException] = {}
+        self.ready: deque[int] = deque()
+        self.left = n  # nodes not final yet
+        self.fail_fast = fail_fast
+        self.stopping = False  # no new attempts start: the run is being cancelled
+        self.stopped_by_failure = False
+        self.hook_errors: list[tuple[Event, BaseException]] = []
+        self._hooks = hooks
+        self._executor = executor
+        self.metrics = metrics
+        #: per node, 1 when its attempts are timed (metrics on, or sampled)
+        self.timed = _timed_nodes(n, metrics)
+        self._spawner: Any = None
+        self._scope: anyio.CancelScope | None = None
+        self._done: anyio.Event | None = None
+        self._cancel_exc: type[BaseException] = BaseException
+        self._asyncio = False
+
+        # Limits: the run's own cap, the runtime's cap, and one per named limit.
+        run_cap = Limit("max_concurrency", max_concurrency) if max_concurrency else None
+        self._caps = [c for c in (run_cap, runtime._cap) if c is not None]
+        own = {name: Limit(name, k) for name, k in (limits or {}).items()}
+        self._named: list[Limit | None] = [
+            own.get(name) or runtime._limits.get(name) for name in plan.limit_names
+        ]
+        self.limited = bool(self._caps) or any(lim is not None for lim in self._named)
+        self.held: dict[int, list[Limit]] = {}  # node -> limits it holds a slot of
+
+        # Logging and events are built only when someone listens.
+        self.log = logger().bind(workflow=plan.workflow, run_id=run_id)
+        self._log_nodes = is_enabled(self.log, logging.DEBUG)
+        self.trace = bool(hooks) or self._log_nodes
+
+    # -- running --------------------------------------------------------------------
+
+    async def run(self, timeout: float | None) -> None:
+        """Run every node to a final status, or until cancelled."""
+        self._cancel_exc = anyio.get_cancelled_exc_class()
+        self._asyncio = sniffio.current_async_library() == "asyncio"
+        self._done = anyio.Event()
+        self.emit(EventKind.RUN_STARTED, -1)
+        plan = self.plan
+        board = self.board
+        ready = self.ready
+        for i in range(len(plan)):
+            if board[i] == PENDING and not self.remaining[i]:
+                board[i] = READY
+                ready.append(i)
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if timeout is not None:
+                    scope.deadline = anyio.current_time() + timeout
+                from ._spawn import open_spawner
+
+                async with open_spawner() as spawner:
+                    self._spawner = spawner
+                    await self.runner()
+                    if self.left:
+                        await self._done.wait()
+        finally:
+            self._finish_cancelled()
+
+    def _finish_cancelled(self) -> None:
+        """Every node that is not final now ends CANCELLED (the run was cancelled)."""
+        if not self.left:
+            return
+        board = self.board
+        now = _clock()
+        for i in range(len(board)):
+            if board[i] < SUCCEEDED:
+                self._release(i)
+                was_running = board[i] == RUNNING
+                board[i] = CANCELLED
+                if was_running and self.timed[i]:
+                    self.finished[i] = now
+                self.left -= 1
+                if self.trace:
+                    self.emit(EventKind.CANCELLED, i)
+        self.ready.clear()
+
+    def stop(self) -> None:
+        """Cancel the run: no new attempt starts, running ones are cancelled."""
+        if self.stopping:
+            return
+        self.stopping = True
+        if self._scope is not None:
+            self._scope.cancel()
+        if self._spawner is not None:
+            self._spawner.cancel()
+
+    def wake(self, node: int, by: Supervisor) -> bool:
+        """A limit slot freed: ``node`` may try again. False if it no longer waits.
+
+        ``by`` is the run whose node freed the slot. When that is this run, the runner
+        that freed it goes on to take the node; another run needs a runner started.
+        """
+        if self.board[node] != READY or self.stopping:
+            return False
+        self.ready.append(node)
+        if by is not self and self._spawner is not None:
+            self._spawner.spawn(self.runner)
+        return True
+
+    async def runner(self) -> None:
+        """Take READY nodes from the queue and run them until the queue is empty."""
+        plan = self.plan
+        ready = self.ready
+        board = self.board
+        values = self.values
+        fns = plan.fns
+        mode = plan.mode
+        special = plan.special
+        pred_ptr = plan.pred_ptr
+        pred_idx = plan.pred_idx
+        nargs = plan.nargs
+        kwargs = plan.kwargs
+        attempts = self.attempts
+        started = self.started
+        timed = self.timed
+        limited = self.limited
+        while ready:
+            if self.stopping:
+                return
+            node = ready.popleft()
+            if limited and not self._acquire(node):
+                continue
+            # start the attempt
+            board[node] = RUNNING
+            attempts[node] += 1
+            if timed[node]:
+                started[node] = _clock()
+            if self.trace:
+                self.emit(EventKind.STARTED, node)
+            k = pred_ptr[node]
+            n_args = nargs[node]
+            if n_args == 0:
+                args: Any = ()
+            elif n_args == 1:
+                args = (values[pred_idx[k]],)
+            else:
+                args = [values[j] for j in pred_idx[k : k + n_args]]
+            try:
+                bound = kwargs[node]
+                if special[node] or mode[node]:
+                    coro = self._attempt(node, args, bound)
+                elif bound is None:
+                    coro = fns[node](*args)
+                else:
+                    coro = fns[node](*args, **actor.call_kwargs(self, node, bound))
+            except BaseException as error:  # the call itself failed (bad arguments...)
+                self.attempt_failed(node, error)
+                continue
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                self.succeed(node, stop.value)
+                continue
+            except AttributeError as error:
+                if hasattr(coro, "send"):
+                    self.attempt_failed(node, error)
+                    continue
+                # A function marked async that returned another kind of awaitable.
+                coro = actor.awaiting(coro)
+                try:
+                    yielded = coro.send(None)
+                except StopIteration as stop:
+                    self.succeed(node, stop.value)
+                    continue
+                except BaseException as error2:
+                    self.attempt_failed(node, error2)
+                    continue
+            except BaseException as error:
+                self.attempt_failed(node, error)
+                continue
+            # The attempt really suspends: this runner stays with it; another takes
+            # the rest of the queue.
+            if ready and not self.stopping:
+                self._spawner.spawn(self.runner)
+            try:
+                value = await actor.Resume(coro, yielded)
+            except BaseException as error:
+                if isinstance(error, self._cancel_exc) and self._really_cancelled():
+                    self._cancelled(node)
+                    raise
+                self.attempt_failed(node, error)
+                continue
+            self.succeed(node, value)
+
+    def _really_cancelled(self) -> bool:
+        # On asyncio a node may raise CancelledError on its own (it awaited something
+        # that was cancelled); only a cancel request to this task cancels the node.
+        if self.stopping or not self._asyncio:
+            return True
+        import asyncio
+
+        task = asyncio.current_task()
+        return task is None or task.cancelling() > 0
+
+    def _attempt(self, node: int, args: Any, bound: Any) -> Any:
+        """The coroutine of one attempt of a node that is not a plain async call."""
+        plan = self.plan
+        fn = plan.fns[node]
+        kw = actor.call_kwargs(self, node, bound) if bound is not None else None
+        if plan.mode[node]:
+            where = plan.specs[node].options.executor
+            if where is None:
+                where = self._executor
+            if where is None or where == "thread":
+                coro = actor.in_thread(self.runtime._threads, fn, args, kw)
+            elif where == "loop":
+                coro = actor.in_loop(fn, args, kw)
+            else:
+                coro = actor.in_executor(self.runtime.executor_for(where), fn, args, kw)
+        else:
+            coro = fn(*args, **kw) if kw else fn(*args)
+        timeout = plan.specs[node].options.timeout
+        if timeout is not None:
+            coro = actor.with_timeout(timeout, coro)
+        return coro
+
+    # -- messages -------------------------------------------------------------------
+
+    def succeed(self, node: int, value: Any) -> None:
+        """The attempt returned ``value``: the node SUCCEEDED."""
+        self.values[node] = value
+        self.board[node] = SUCCEEDED
+        if self.timed[node]:
+            self.finished[node] = _clock()
+        if self.limited:
+            self._release(node)
+        if self.trace:
+            self.emit(EventKind.SUCCEEDED, node)
+        self.settle(node, SUCCEEDED)
+
+    def attempt_failed(self, node: int, error: BaseException) -> None:
+        """The attempt raised ``error``: retry the node, or it FAILED."""
+        plan = self.plan
+        if self.limited:
+            self._release(node)
+        attempt = self.attempts[node]
+        if attempt < plan.attempts[node] and not self.stopping:
+            retry = plan.specs[node].options.retry
+            assert retry is not None
+            if retry.retries(error):
+                self.board[node] = READY
+                if self.trace:
+                    self.emit(EventKind.RETRYING, node, error)
+                delay = retry.backoff(attempt)
+                if delay > 0:
+                    self._spawner.spawn(self._retry_later, node, delay)
+                else:
+                    self.ready.append(node)
+                return
+        self.errors[node] = error
+        self.board[node] = FAILED
+        if self.timed[node]:
+            self.finished[node] = _clock()
+        self.log.warning("node failed", node=plan.names[node], attempt=attempt,
+                         error=f"{type(error).__name__}: {error}")
+        if self.trace:
+            self.emit(EventKind.FAILED, node, error)
+        if self.fail_fast:
+            self.stopped_by_failure = True
+            self.settle(node, FAILED)
+            self.stop()
+            return
+        self.settle(node, FAILED)
+
+    async def _retry_later(self, node: int, delay: float) -> None:
+        await anyio.sleep(delay)
+        if self.board[node] == READY and not self.stopping:
+            self.ready.append(node)
+            await self.runner()
+
+    def _cancelled(self, node: int) -> None:
+        if self.limited:
+            self._release(node)
+        self.board[node] = CANCELLED
+        if self.timed[node]:
+            self.finished[node] = _clock()
+        if self.trace:
+            self.emit(EventKind.CANCELLED, node)
+        self.left -= 1
+        if not self.left and self._done is not None:
+            self._done.set()
+
+    def settle(self, node: int, status: int) -> None:
+        """``node`` reached final ``status``: tell its dependents, transitively."""
+        plan = self.plan
+        succ_ptr = plan.succ_ptr
+        succ_idx = plan.succ_idx
+        remaining = self.remaining
+        board = self.board
+        stack = [node]
+        statuses = [status]
+        while stack:
+            node = stack.pop()
+            status = statuses.pop()
+            self.left -= 1
+            for s in succ_idx[succ_ptr[node] : succ_ptr[node + 1]]:
+                if status == SUCCEEDED:
+                    self.succeeded[s] += 1
+                elif status == FAILED:
+                    self.failed[s] += 1
+                left = remaining[s] - 1
+                remaining[s] = left
+                if left or board[s] != PENDING:
+                    continue
+                trigger = plan.trigger[s]
+                deps = plan.pred_ptr[s + 1] - plan.pred_ptr[s]
+                if (self.succeeded[s] == deps) if trigger == 0 else holds(
+                    trigger, deps, self.succeeded[s], self.failed[s]
+                ):
+                    board[s] = READY
+                    self.ready.append(s)
+                    if self.trace:
+                        self.emit(EventKind.READY, s)
+                else:
+                    board[s] = SKIPPED
+                    if self.trace:
+                        self.emit(EventKind.SKIPPED, s)
+                    stack.append(s)
+                    statuses.append(SKIPPED)
+        if not self.left and self._done is not None:
+            self._done.set()
+
+    # -- limits ---------------------------------------------------------------------
+
+    def _acquire(self, node: int) -> bool:
+        """Take a slot of every limit ``node`` is under, or wait in the first full one."""
+        i = self.plan.limit_of[node]
+        gates = self._caps if i < 0 or self._named[i] is None else [*self._caps, self._named[i]]
+        taken: list[Limit] = []
+        for gate in gates:
+            assert gate is not None
+            if not gate.try_acquire():
+                gate.waiters.append((self, node))
+                for t in taken:
+                    t.release(self)
+                return False
+            taken.append(gate)
+        if taken:
+            self.held[node] = taken
+        return True
+
+    def _release(self, node: int) -> None:
+        taken = self.held.pop(node, None)
+        if taken:
+            for gate in taken:
+                gate.release(self)
+
+    # -- events ---------------------------------------------------------------------
+
+    def emit(self, kind: EventKind, node: int, error: BaseException | None = None,
+             status: str | None = None) -> None:
+        """Log ``kind`` and pass it to the hooks (callers check ``self.trace`` first)."""
+        name = self.plan.names[node] if node >= 0 else None
+        attempt = self.attempts[node] if node >= 0 else 0
+        if node >= 0 and self._log_nodes:
+            self.log.debug(str(kind), node=name, attempt=attempt,
+                           error=None if error is None else repr(error))
+        if self._hooks:
+            event = Event(kind, self.plan.workflow, self.run_id, name, attempt, time.time(),
+                          error, status)
+            for hook in self._hooks:
+                try:
+                    hook(event)
+                except Exception as hook_error:  # a bug in a hook must not break the run
+                    self.hook_errors.append((event, hook_error))
+                    report_hook_error(hook, event, hook_error, len(self.hook_errors) == 1)

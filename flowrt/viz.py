@@ -1,0 +1,75 @@
+"""Mermaid and Graphviz DOT export of a plan, optionally coloured by a run's statuses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from .status import Status
+
+if TYPE_CHECKING:
+    from .plan import Plan
+
+__all__ = ["to_dot", "to_mermaid"]
+
+#: fill colour per status (SVG / DOT / Mermaid all take CSS colours)
+COLOURS: Mapping[Status, str] = {
+    Status.PENDING: "#e0e0e0",
+    Status.READY: "#fff3b0",
+    Status.RUNNING: "#9ecbff",
+    Status.SUCCEEDED: "#a6e3a1",
+    Status.FAILED: "#f38ba8",
+    Status.SKIPPED: "#f5f5f5",
+    Status.CANCELLED: "#fab387",
+}
+
+
+def _mermaid_id(i: int) -> str:
+    return f"n{i}"
+
+
+def _label(name: str) -> str:
+    return name.replace('"', "#quot;")
+
+
+def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
+    """A Mermaid ``flowchart TD`` of ``plan``; nodes coloured by ``statuses`` if given."""
+    lines = ["flowchart TD"]
+    for i, name in enumerate(plan.names):
+        lines.append(f'    {_mermaid_id(i)}["{_label(name)}"]')
+    for dep, node in plan.edges():
+        lines.append(f"    {_mermaid_id(plan.index[dep])} --> {_mermaid_id(plan.index[node])}")
+    if statuses:
+        for status in Status:
+            ids = [_mermaid_id(plan.index[n]) for n, s in statuses.items()
+                   if s == status and n in plan.index]
+            if ids:
+                lines.append(f"    classDef {status} fill:{COLOURS[status]},stroke:#555")
+                lines.append(f"    class {','.join(ids)} {status}")
+    return "\n".join(lines) + "\n"
+
+
+_DOT_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _dot_id(name: str) -> str:
+    if _DOT_ID.match(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
+    """A Graphviz ``digraph`` of ``plan``; nodes filled by ``statuses`` if given."""
+    lines = [f"digraph {_dot_id(plan.workflow)} {{", "    rankdir=TB;",
+             '    node [shape=box, style="rounded,filled", fillcolor="#ffffff"];']
+    for name in plan.names:
+        attrs = ""
+        if statuses and name in statuses:
+            status = statuses[name]
+            attrs = f' [fillcolor="{COLOURS[status]}", tooltip="{status}"]'
+        lines.append(f"    {_dot_id(name)}{attrs};")
+    for dep, node in plan.edges():
+        lines.append(f"    {_dot_id(dep)} -> {_dot_id(node)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
