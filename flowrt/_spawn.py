@@ -38,10 +38,11 @@ class Spawner(Protocol):
 
 
 class _AsyncioSpawner:
-    __slots__ = ("_error", "_idle", "_loop", "_tasks")
+    __slots__ = ("_error", "_host", "_idle", "_loop", "_tasks")
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._host = asyncio.current_task()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -56,8 +57,10 @@ class _AsyncioSpawner:
         if not task.cancelled():
             error = task.exception()
             if error is not None and self._error is None:
-                self._error = error
+                self._error = error  # a bug: runners catch every node error
                 self.cancel()
+                if self._host is not None:
+                    self._host.cancel()
         if not self._tasks and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
 
@@ -88,7 +91,7 @@ class _AsyncioSpawner:
             self.cancel()
             with anyio.CancelScope(shield=True):
                 await self._wait()
-        if self._error is not None and e is None:
+        if self._error is not None:
             raise self._error
         return None
 

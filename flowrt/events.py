@@ -111,7 +111,7 @@ def normalize_hooks(on_event: Hook | Sequence[Hook] | None) -> tuple[Hook, ...]:
 
 def report_hook_error(hook: Hook, event: Event, error: BaseException, first: bool) -> None:
     """Make a failing hook visible: logged at ERROR, and a warning for the first per run."""
-    logger().error("on_event hook failed", hook=repr(hook), event=str(event.kind),
+    logger().error("on_event hook failed", hook=repr(hook), on=str(event.kind),
                    node=event.node, run_id=event.run_id, exc_info=error)
     if first:
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()

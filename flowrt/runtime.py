@@ -204,9 +204,9 @@ class Runtime:
         await sup.run(timeout)
         wall_time = time.perf_counter() - clock_start
         board = sup.board
-        if sup.stopped_by_failure or board.count(Status.FAILED):
+        if sup.stopped_by_failure or (board.count(Status.FAILED) and not sup.timed_out):
             status = RunStatus.FAILED
-        elif board.count(Status.CANCELLED):
+        elif sup.timed_out or board.count(Status.CANCELLED):
             status = RunStatus.CANCELLED
         else:
             status = RunStatus.SUCCEEDED

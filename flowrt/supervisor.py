@@ -40,6 +40,7 @@ from .data import WorkflowData
 from .events import Event, EventKind, Hook, is_enabled, logger, report_hook_error
 from .limits import Limit
 from .status import Status
+from ._spawn import open_spawner
 from .trigger import holds
 
 if TYPE_CHECKING:
@@ -112,6 +113,8 @@ class Supervisor:
         self.fail_fast = fail_fast
         self.stopping = False  # no new attempts start: the run is being cancelled
         self.stopped_by_failure = False
+        self.timed_out = False
+        self._timer_scope: anyio.CancelScope | None = None
         self.hook_errors: list[tuple[Event, BaseException]] = []
         self._hooks = hooks
         self._executor = executor
@@ -157,17 +160,25 @@ class Supervisor:
         try:
             with anyio.CancelScope() as scope:
                 self._scope = scope
-                if timeout is not None:
-                    scope.deadline = anyio.current_time() + timeout
-                from ._spawn import open_spawner
-
                 async with open_spawner() as spawner:
                     self._spawner = spawner
+                    if timeout is not None:
+                        spawner.spawn(self._timer, timeout)
                     await self.runner()
                     if self.left:
                         await self._done.wait()
+                    if self._timer_scope is not None:
+                        self._timer_scope.cancel()
         finally:
             self._finish_cancelled()
+
+    async def _timer(self, timeout: float) -> None:
+        """The run's ``timeout=``: stop the run when it expires."""
+        with anyio.CancelScope() as self._timer_scope:
+            await anyio.sleep(timeout)
+            if self.left:
+                self.timed_out = True
+                self.stop()
 
     def _finish_cancelled(self) -> None:
         """Every node that is not final now ends CANCELLED (the run was cancelled)."""
@@ -264,6 +275,12 @@ class Supervisor:
             except StopIteration as stop:
                 self.succeed(node, stop.value)
                 continue
+            except self._cancel_exc as error:  # the run's scope is cancelled (trio)
+                if self._really_cancelled():
+                    self._cancelled(node)
+                    raise
+                self.attempt_failed(node, error)
+                continue
             except AttributeError as error:
                 if hasattr(coro, "send"):
                     self.attempt_failed(node, error)
@@ -342,7 +359,12 @@ class Supervisor:
         self.settle(node, SUCCEEDED)
 
     def attempt_failed(self, node: int, error: BaseException) -> None:
-        """The attempt raised ``error``: retry the node, or it FAILED."""
+        """The attempt raised ``error``: retry the node, or it FAILED.
+
+        KeyboardInterrupt and SystemExit are not node failures: they stop the run.
+        """
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise error
         plan = self.plan
         if self.limited:
             self._release(node)
@@ -382,6 +404,7 @@ class Supervisor:
             await self.runner()
 
     def _cancelled(self, node: int) -> None:
+        self.stopping = True  # the run is being cancelled: start nothing new
         if self.limited:
             self._release(node)
         self.board[node] = CANCELLED

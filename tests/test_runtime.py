@@ -1,0 +1,257 @@
+"""Running workflows: outputs, sync and async nodes, context, inputs, results.
+
+Every test runs on both anyio backends (asyncio and trio).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import pytest
+
+import flowrt
+from flowrt import RunStatus, Status
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_outputs_flow_along_edges() -> None:
+    wf = flowrt.Workflow("arith")
+
+    @wf.node
+    async def x(seed: int) -> int:
+        return seed + 1
+
+    @wf.node
+    def y(x: int) -> int:  # sync: runs in a worker thread
+        return x * 10
+
+    wf.add("total", lambda a, b: a + b, deps=["x", "y"])
+
+    result = await wf.run({"seed": 1})
+    assert result.ok and result.status is RunStatus.SUCCEEDED
+    assert result["x"] == 2 and result["y"] == 20 and result["total"] == 22
+    assert dict(result.outputs) == {"x": 2, "y": 20, "total": 22}
+    assert result.nodes["total"].status is Status.SUCCEEDED
+    assert result.nodes["total"].attempts == 1
+    assert result.nodes["total"].duration is not None
+
+
+async def test_sync_nodes_run_in_worker_threads_and_loop_executor_in_loop() -> None:
+    wf = flowrt.Workflow("threads")
+    main = threading.get_ident()
+
+    @wf.node
+    def in_thread() -> int:
+        return threading.get_ident()
+
+    @wf.node(executor="loop")
+    def in_loop() -> int:
+        return threading.get_ident()
+
+    result = await wf.run()
+    assert result["in_thread"] != main
+    assert result["in_loop"] == main
+
+
+async def test_sync_node_returning_a_coroutine_is_not_awaited() -> None:
+    wf = flowrt.Workflow("coro")
+
+    async def inner() -> int:
+        return 1
+
+    @wf.node(executor="loop")
+    def make() -> object:
+        return inner()
+
+    result = await wf.run()
+    value = result["make"]
+    assert hasattr(value, "send")
+    value.close()
+
+
+async def test_context_is_injected() -> None:
+    wf = flowrt.Workflow("ctx")
+    seen = {}
+
+    @wf.node
+    async def first(ctx: flowrt.Context) -> str:
+        seen["first"] = (ctx.run_id, ctx.node, ctx.attempt)
+        ctx.data.set("note", "hello")
+        return "x"
+
+    @wf.node
+    def second(first: str, ctx: flowrt.Context) -> str:
+        ctx.log.info("working", value=first)
+        return ctx.data["note"] + first
+
+    result = await wf.run(run_id="run-1")
+    assert seen["first"] == ("run-1", "first", 1)
+    assert result["second"] == "hellox"
+    assert result.data["note"] == "hello"
+
+
+async def test_missing_inputs_fail_before_any_node_runs() -> None:
+    wf = flowrt.Workflow("inputs")
+    ran = []
+
+    @wf.node
+    async def a() -> None:
+        ran.append("a")
+
+    @wf.node
+    async def b(customer: str, region: str = "eu") -> str:
+        ran.append("b")
+        return customer + region
+
+    with pytest.raises(flowrt.MissingInputError, match=r"'customer'.*needed by 'b'") as info:
+        await wf.run({})
+    assert info.value.missing == {"customer": ["b"]}
+    assert ran == []
+
+    result = await wf.run({"customer": "c", "region": "us"})
+    assert result["b"] == "cus"
+    result = await wf.run({"customer": "c"})
+    assert result["b"] == "ceu"
+
+
+async def test_inputs_are_readable_in_data_and_inputs_mapping() -> None:
+    wf = flowrt.Workflow("in")
+
+    @wf.node(inputs={"value": "source"})
+    async def doubled(value: int) -> int:
+        return value * 2
+
+    @wf.node
+    async def source(n: int) -> int:
+        return n
+
+    result = await wf.run({"n": 4})
+    assert result["doubled"] == 8
+    assert result.data["n"] == 4
+
+
+async def test_node_output_reachable_through_data_by_name() -> None:
+    wf = flowrt.Workflow("data")
+    wf.add("a", lambda: {"k": 1})
+    result = await wf.run()
+    assert result.data["a"] == {"k": 1}
+
+
+async def test_data_reused_across_runs() -> None:
+    wf = flowrt.Workflow("reuse")
+    wf.add("a", lambda n: n + 1, deps={"n": "n0"})
+    wf.add("n0", lambda seed: seed)
+    data = flowrt.WorkflowData()
+    first = await wf.run({"seed": 1}, data=data)
+    assert first["a"] == 2
+    capacity = data.capacity
+    data.reset()
+    second = await wf.run({"seed": 5}, data=data)
+    assert second["a"] == 6
+    assert first["a"] == 2  # a result keeps its own outputs
+    assert data.capacity == capacity
+
+
+@pytest.mark.skipif(not hasattr(__import__("inspect"), "markcoroutinefunction"),
+                    reason="inspect.markcoroutinefunction is Python 3.12+")
+async def test_awaitable_that_is_not_a_coroutine() -> None:
+    import inspect
+
+    wf = flowrt.Workflow("awaitable")
+
+    class Later:
+        def __await__(self):  # type: ignore[no-untyped-def]
+            yield from anyio.sleep(0).__await__()
+            return 7
+
+    def node() -> Later:
+        return Later()
+
+    inspect.markcoroutinefunction(node)  # type: ignore[attr-defined]
+    wf.add("a", node)
+    result = await wf.run()
+    assert result["a"] == 7
+
+
+async def test_result_views() -> None:
+    wf = flowrt.Workflow("views")
+    wf.add("ok", lambda: 1)
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    wf.add("bad", boom)
+    wf.add("after_bad", lambda b: b, deps=["bad"])
+    result = await wf.run()
+    assert not result.ok and result.status is RunStatus.FAILED
+    assert result["ok"] == 1
+    with pytest.raises(flowrt.NodeFailed) as failed:
+        result["bad"]
+    assert isinstance(failed.value.__cause__, ValueError)
+    assert isinstance(failed.value, flowrt.NoOutput)
+    assert isinstance(failed.value, LookupError)
+    with pytest.raises(flowrt.NoOutput, match="skipped"):
+        result["after_bad"]
+    assert result.get("after_bad", "default") == "default"
+    assert set(result.errors) == {"bad"}
+    with pytest.raises(flowrt.WorkflowFailed) as wf_failed:
+        result.raise_for_status()
+    assert set(wf_failed.value.errors) == {"bad"}
+    assert result.counts() == {"succeeded": 1, "failed": 1, "skipped": 1}
+    metrics = result.metrics
+    assert metrics.nodes == 3 and metrics.attempts == 2 and metrics.retries == 0
+    assert "classDef failed" in result.to_mermaid()
+    assert "fillcolor" in result.to_dot()
+    with pytest.raises(KeyError):
+        result.nodes["nope"]
+
+
+def test_run_sync_on_both_backends() -> None:
+    wf = flowrt.Workflow("sync")
+    wf.add("a", lambda: 1)
+
+    @wf.node
+    async def b(a: int) -> int:
+        await anyio.sleep(0)
+        return a + 1
+
+    assert wf.run_sync().get("b") == 2
+    assert wf.run_sync(backend="trio")["b"] == 2
+
+
+async def test_empty_workflow() -> None:
+    result = await flowrt.Workflow("empty").run()
+    assert result.ok and len(result.nodes) == 0
+
+
+async def test_metrics_off_and_sampled() -> None:
+    wf = flowrt.Workflow("m")
+    for i in range(20):
+        wf.add(f"n{i}", lambda: None)
+    async with flowrt.Runtime(metrics=False) as rt:
+        result = await rt.run(wf)
+    assert result.nodes["n0"].duration is None
+    assert result.metrics.timed_nodes == 0
+    async with flowrt.Runtime(metrics=0.25) as rt:
+        result = await rt.run(wf)
+    assert result.metrics.timed_nodes == 5
+
+
+async def test_runtime_must_be_opened() -> None:
+    wf = flowrt.Workflow("closed")
+    wf.add("a", lambda: 1)
+    with pytest.raises(RuntimeError, match="async with"):
+        await flowrt.Runtime().run(wf)
+
+
+async def test_invalid_run_arguments() -> None:
+    wf = flowrt.Workflow("args")
+    wf.add("a", lambda: 1)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        await wf.run(max_concurrency=0)
+    with pytest.raises(ValueError, match="timeout"):
+        await wf.run(timeout=0)
+    with pytest.raises(ValueError, match="limit 'x'"):
+        await wf.run(limits={"x": 0})
