@@ -221,6 +221,32 @@ class Supervisor:
             self._spawner.spawn(self.runner)
         return True
 
+    def _spawn_runners(self) -> None:
+        """Start runners for the ready queue while this one stays with a suspended node.
+
+        How many: up to ``_burst``, which doubles (to 64) while suspending nodes keep coming
+        and falls back to 1 when a runner finds nothing to do. Runners started in one
+        go begin in the same event loop iteration, so a wave of I/O nodes does not cost
+        one loop iteration per node; nodes that finish inline need only one runner.
+        """
+        want = min(len(self.ready), self._burst) - self._pending
+        if want > 0:
+            self._pending += want
+            for _ in range(want):
+                self._spawner.spawn(self._spawned_runner)
+        if self._burst < 64:
+            self._burst *= 2
+
+    async def _spawned_runner(self) -> None:
+        self._pending -= 1
+        if not self.ready:
+            self._burst = 1  # started for nothing: stop growing the bursts
+            return
+        await self.runner()
+
+    _pending = 0  # runners spawned that have not begun yet
+    _burst = 1
+
     async def runner(self) -> None:
         """Take READY nodes from the queue and run them until the queue is empty."""
         plan = self.plan
@@ -301,7 +327,7 @@ class Supervisor:
             # The attempt really suspends: this runner stays with it; another takes
             # the rest of the queue.
             if ready and not self.stopping:
-                self._spawner.spawn(self.runner)
+                self._spawn_runners()
             try:
                 value = await actor.Resume(coro, yielded)
             except BaseException as error:
