@@ -195,7 +195,8 @@ def _node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     if limit is not None and (not isinstance(limit, str) or not limit):
         raise bad("limit", "must be the name of a limit (a non-empty str)", limit)
     try:
-        trigger = Trigger(trigger)
+        # The values are the lowercase names; accept a name in any case as well.
+        trigger = Trigger(trigger.lower() if isinstance(trigger, str) else trigger)
     except ValueError:
         choices = ", ".join(t.name for t in Trigger)
         raise bad("trigger", f"must be a flowrt.Trigger ({choices})", trigger) from None
@@ -206,14 +207,14 @@ def _node_options(node: str, options: dict[str, Any]) -> NodeOptions:
         raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
                   executor)
     key = (retry, None if timeout is None else float(timeout), limit, trigger, executor)
+    if executor is not None and not isinstance(executor, str):
+        return NodeOptions(*key)  # not cached: the cache would keep the executor alive
     try:
         return _options_cache[key]
     except KeyError:
         opts = NodeOptions(*key)
         _options_cache[key] = opts
         return opts
-    except TypeError:  # an unhashable executor object
-        return NodeOptions(*key)
 
 
 class Workflow:
@@ -345,6 +346,8 @@ class Workflow:
         if inputs:
             inputs = {p: self._name_of(n) for p, n in inputs.items()}
         if after:
+            if isinstance(after, str):
+                raise TypeError(f"node {name!r}: after= takes a list of node names, not a str")
             after = tuple(map(self._name_of, after))
         # tuple.__new__ skips NamedTuple's Python-level __new__ (this is the hot path).
         spec: NodeSpec = tuple.__new__(
@@ -379,7 +382,8 @@ class Workflow:
         self._succ.append([])
         if spec[5] is not DEFAULT_OPTIONS:
             self._custom.append(i)
-        if sig.params and (len(sig.params) > len(spec[2]) or spec[3]):
+        # Positional deps fill the first positional parameters (any more go to *args).
+        if spec[3] or len(sig.params) > min(len(spec[2]), sig.positional):
             self._open.append(i)  # named parameters: bound at compile
 
     def remove(self, name: str) -> NodeSpec:

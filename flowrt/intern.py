@@ -23,7 +23,12 @@ class Interner:
 
     __slots__ = ("_base", "_frozen", "_ids", "_keys", "_offset")
 
+    _frozen: bool
+
     def __init__(self, keys: Iterable[str] = (), *, base: Interner | None = None) -> None:
+        if base is not None and not base._frozen:
+            # A base that grew later would hand out the ids this interner already has.
+            raise ValueError("the base of an interner must be frozen (call base.freeze())")
         self._base = base
         self._offset = len(base) if base is not None else 0
         self._ids: dict[str, int] = {}
@@ -83,6 +88,8 @@ class Interner:
 
     def key(self, i: int) -> str:
         """The string whose id is ``i``."""
+        if i < 0:
+            raise IndexError(f"no key has id {i}")
         if i < self._offset:
             assert self._base is not None
             return self._base.key(i)

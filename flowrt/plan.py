@@ -131,8 +131,9 @@ class Plan:
         return tuple(self._optional)
 
     def input_users(self, name: str) -> list[str]:
-        """The nodes that take run input ``name``."""
-        return list(self._required.get(name, ()) or self._optional.get(name, ()))
+        """The nodes that take run input ``name`` (with or without a default), in node order."""
+        users = {*self._required.get(name, ()), *self._optional.get(name, ())}
+        return sorted(users, key=self.index.__getitem__)
 
     def missing_inputs(self, given: Container[str]) -> dict[str, list[str]]:
         """Required inputs absent from ``given``, with the nodes that need them."""
@@ -303,7 +304,7 @@ def _bind_named(
     name = spec.name
     mapped = dict(spec.inputs) if spec.inputs else {}
     bound: list[tuple[str, int, Any]] = []
-    for p in sig.params[len(spec.args):]:
+    for p in sig.params[min(len(spec.args), sig.positional) :]:
         source: Any
         src = mapped.pop(p.name, None)
         if src is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import attrs
@@ -10,9 +11,9 @@ __all__ = ["Retry"]
 
 
 def _exception_types(
-    value: type[BaseException] | tuple[type[BaseException], ...],
+    value: type[BaseException] | tuple[type[BaseException], ...] | list[type[BaseException]],
 ) -> tuple[type[BaseException], ...]:
-    types = value if isinstance(value, tuple) else (value,)
+    types = tuple(value) if isinstance(value, tuple | list) else (value,)
     for t in types:
         if not (isinstance(t, type) and issubclass(t, BaseException)):
             raise TypeError(f"Retry(on=...) takes exception types, got {t!r}")
@@ -25,7 +26,7 @@ def _positive_int(inst: Retry, attr: attrs.Attribute[int], value: int) -> None:
 
 
 def _non_negative(inst: Retry, attr: attrs.Attribute[float], value: float) -> None:
-    if not isinstance(value, int | float) or value < 0:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
         raise ValueError(f"Retry.{attr.name} must be a number >= 0, got {value!r}")
 
 
@@ -56,7 +57,11 @@ class Retry:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (from 1)."""
-        base = min(self.delay * self.factor ** (attempt - 1), self.max_delay)
+        try:
+            base = self.delay * self.factor ** (attempt - 1) if self.delay else 0.0
+        except OverflowError:  # a float power past 1e308: far beyond any cap
+            base = math.inf
+        base = min(base, self.max_delay)
         if self.jitter and base:
             base *= 1.0 + self.jitter * (2.0 * random.random() - 1.0)
         return base

@@ -70,10 +70,10 @@ class StatusBoard:
         """Move ``node`` to status ``new``; raise ValueError if that move is illegal."""
         board = self._board
         old = board[node]
-        if not _LEGAL[old * _N + new]:
-            raise ValueError(
-                f"illegal status change for node {node}: {Status(old)} -> {Status(new)}"
-            )
+        # The range check: an out-of-range ``new`` would read another row of the table.
+        if not (0 <= new < _N and _LEGAL[old * _N + new]):
+            shown = Status(new) if 0 <= new < _N else f"{new!r} (not a status)"
+            raise ValueError(f"illegal status change for node {node}: {Status(old)} -> {shown}")
         board[node] = new
 
     def restore(self, node: int, status: int) -> None:

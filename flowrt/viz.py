@@ -30,7 +30,10 @@ def _mermaid_id(i: int) -> str:
 
 
 def _label(name: str) -> str:
-    return name.replace('"', "#quot;")
+    # Mermaid entity codes (#quot; #35; ...); '#' first, or the codes would be mangled.
+    # A newline would end the statement.
+    return (name.replace("#", "#35;").replace('"', "#quot;")
+            .replace("<", "#lt;").replace(">", "#gt;").replace("\n", "#10;"))
 
 
 def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
@@ -51,12 +54,15 @@ def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
 
 
 _DOT_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: DOT's keywords (case-insensitive) cannot be bare ids.
+_DOT_KEYWORDS = frozenset({"node", "edge", "graph", "digraph", "subgraph", "strict"})
 
 
 def _dot_id(name: str) -> str:
-    if _DOT_ID.match(name):
+    if _DOT_ID.match(name) and name.lower() not in _DOT_KEYWORDS:
         return name
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # A newline becomes DOT's line break escape, so that a statement stays on one line.
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def to_dot(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
