@@ -30,7 +30,10 @@ from .errors import (
     MissingInputError,
     NodeFailed,
     NoOutput,
+    RunLeased,
+    StoreError,
     UnknownNodeError,
+    WorkflowChanged,
     WorkflowFailed,
 )
 from .events import Event, EventKind, HookError
@@ -41,7 +44,10 @@ from .plan import Plan
 from .result import NodeResult, RunMetrics, RunResult, RunStatus
 from .retry import Retry
 from .runtime import Runtime
+from .serialize import JSONSerializer, PickleSerializer, SerializationError
+from .sqlite_store import SQLiteStore
 from .status import Status, StatusBoard
+from .store import MemoryStore, NodeRecord, RunRecord, Store, StoredRun
 from .trigger import Trigger
 
 __version__ = "0.1.0"
@@ -58,25 +64,37 @@ __all__ = [
     "GraphError",
     "HookError",
     "Interner",
+    "JSONSerializer",
+    "MemoryStore",
     "MissingInputError",
     "NoOutput",
     "NodeFailed",
     "NodeOptions",
+    "NodeRecord",
     "NodeResult",
     "NodeSpec",
+    "PickleSerializer",
     "Plan",
     "ProcessExecutor",
     "Retry",
+    "RunLeased",
     "RunMetrics",
+    "RunRecord",
     "RunResult",
     "RunStatus",
     "Runtime",
     "Status",
     "StatusBoard",
+    "SQLiteStore",
+    "SerializationError",
+    "Store",
+    "StoreError",
+    "StoredRun",
     "ThreadExecutor",
     "Trigger",
     "UnknownNodeError",
     "Workflow",
+    "WorkflowChanged",
     "WorkflowData",
     "WorkflowFailed",
     "__version__",

@@ -74,7 +74,8 @@ class WorkflowData:
     sample of them).
     """
 
-    __slots__ = ("_base", "_high", "_ids", "_interner", "_saved_statuses", "_values", "statuses")
+    __slots__ = ("_base", "_high", "_ids", "_interner", "_saved_statuses", "_values",
+                 "_version", "statuses")
 
     def __new__(cls, capacity: int = 64, *, metrics: bool | float = False) -> WorkflowData:
         # Metering is a subclass, so that unmetered data pays nothing for it.
@@ -90,6 +91,7 @@ class WorkflowData:
         self._base: dict[str, int] = {}  # the attached plan's node names -> id
         self._values: list[Any] = [MISSING] * capacity
         self._high = 0  # one past the highest slot ever written since the last reset
+        self._version = 0  # changes whenever a key is set or deleted (checkpoints read it)
         self.statuses = StatusBoard(0)
         self._saved_statuses: dict[str, str] = {}  # from a snapshot, while not attached
 
@@ -126,6 +128,7 @@ class WorkflowData:
             self._values[i] = value
         if i >= self._high:
             self._high = i + 1
+        self._version += 1
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default`` when there is none."""
@@ -158,13 +161,14 @@ class WorkflowData:
         if i is None or i >= len(self._values) or self._values[i] is MISSING:
             return False
         self._values[i] = MISSING
+        self._version += 1
         return True
 
     # -- by id ----------------------------------------------------------------------
 
     def set_at(self, i: int, value: Any) -> None:
         """Store ``value`` in slot ``i`` (an id from :meth:`key`)."""
-        if i >= len(self._interner):
+        if not 0 <= i < len(self._interner):
             raise IndexError(f"no key has id {i}")
         try:
             self._values[i] = value
@@ -173,9 +177,12 @@ class WorkflowData:
             self._values[i] = value
         if i >= self._high:
             self._high = i + 1
+        self._version += 1
 
     def get_at(self, i: int, default: Any = None) -> Any:
         """The value in slot ``i``, or ``default`` when it is empty."""
+        if i < 0:  # not a key id: no reading another slot from the end
+            return default
         try:
             v = self._values[i]
         except IndexError:
@@ -200,6 +207,15 @@ class WorkflowData:
             if v is not MISSING:
                 yield key(i), v
 
+    def items_from(self, first: int) -> Iterator[tuple[str, Any]]:
+        """``(key, value)`` for the keys with id ``first`` or more (past a plan's nodes)."""
+        values = self._values
+        key = self._interner.key
+        for i in range(first, self._high):
+            v = values[i]
+            if v is not MISSING:
+                yield key(i), v
+
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of every key and value."""
         return dict(self.items())
@@ -214,6 +230,8 @@ class WorkflowData:
             self._values[:high] = [MISSING] * high
             self._high = 0
         self.statuses.reset()
+        self._saved_statuses = {}
+        self._version += 1
 
     def _grow(self, need: int) -> None:
         values = self._values
@@ -244,13 +262,16 @@ class WorkflowData:
             self._ids = self._interner._ids
             self._base = plan.index
             self._values = [MISSING] * max(len(self._values), n + len(kept) + 16)
-            self._high = 0
+            # The runtime writes node outputs straight into slots 0 .. n-1.
+            self._high = n
             for k, v in kept:
                 self.set(k, v)
         else:
             self._values[:n] = [MISSING] * n
             if len(self._values) < n:
                 self._grow(n)
+            if self._high < n:
+                self._high = n
         self._saved_statuses = {}
         if len(self.statuses) != n:
             self.statuses.resize(n)
@@ -345,6 +366,14 @@ class _MeteredWorkflowData(WorkflowData):
 
     def delete(self, key: str) -> bool:
         self._counts[3] += 1
+        self._tick += 1
+        if self._tick >= self._every:
+            self._tick = 0
+            t = self._clock()
+            found = WorkflowData.delete(self, key)
+            self._timed_ns += self._clock() - t
+            self._counts[4] += 1
+            return found
         return WorkflowData.delete(self, key)
 
     @property

@@ -10,16 +10,29 @@ The tree::
     ├── MissingInputError (also ValueError)    run inputs nobody gave
     ├── NoOutput (also LookupError)        the node has no output (skipped, cancelled)
     │   └── NodeFailed                     the node failed; its exception is __cause__
-    └── WorkflowFailed                     raise_for_status(): carries every node error
+    ├── WorkflowFailed                     raise_for_status(): carries every node error
+    ├── WorkflowChanged (also ValueError)  resuming a run whose workflow changed
+    └── StoreError                         a store file that is no flowrt store, or too new
+        └── RunLeased                      the run is being run elsewhere right now
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class FlowError(Exception):
     """Base class of every error flowrt raises on purpose."""
+
+    # Subclasses take their own constructor arguments, not the message that
+    # ``Exception.__reduce__`` would pass back: they say how to rebuild themselves, so
+    # that they survive pickling (a process pool sends exceptions back so) and copying.
+    def _init_args(self) -> tuple[Any, ...]:
+        return self.args
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self._init_args(), self.__dict__ or None)
 
 
 class GraphError(FlowError, ValueError):
@@ -38,6 +51,9 @@ class CycleError(GraphError):
         self.cycle: list[str] = list(cycle)
         super().__init__(f"dependency cycle: {' -> '.join(self.cycle)}")
 
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.cycle,)
+
 
 class UnknownNodeError(GraphError):
     """A node names a dependency that is not a node of the workflow."""
@@ -45,7 +61,11 @@ class UnknownNodeError(GraphError):
     def __init__(self, node: str, missing: str, how: str = "depends on") -> None:
         self.node = node
         self.missing = missing
+        self.how = how
         super().__init__(f"node {node!r} {how} {missing!r}, which is not a node of the workflow")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.missing, self.how)
 
 
 class DuplicateNodeError(GraphError):
@@ -53,7 +73,11 @@ class DuplicateNodeError(GraphError):
 
     def __init__(self, node: str, workflow: str) -> None:
         self.node = node
+        self.workflow = workflow
         super().__init__(f"workflow {workflow!r} already has a node named {node!r}")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.workflow)
 
 
 class MissingInputError(FlowError, ValueError):
@@ -69,6 +93,9 @@ class MissingInputError(FlowError, ValueError):
         super().__init__("missing run input" + ("s" if len(parts) > 1 else "") + ": "
                          + "; ".join(parts))
 
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.missing,)
+
 
 class NoOutput(FlowError, LookupError):
     """The node produced no output: it was skipped, cancelled or never ran."""
@@ -77,6 +104,9 @@ class NoOutput(FlowError, LookupError):
         self.node = node
         self.status = status
         super().__init__(f"node {node!r} has no output: it ended {status}")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.status)
 
 
 class NodeFailed(NoOutput):
@@ -88,6 +118,9 @@ class NodeFailed(NoOutput):
         self.error = error
         LookupError.__init__(self, f"node {node!r} failed: {type(error).__name__}: {error}")
 
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.error)
+
 
 class WorkflowFailed(FlowError):
     """Raised by ``RunResult.raise_for_status()``; ``errors`` maps node -> exception."""
@@ -98,3 +131,48 @@ class WorkflowFailed(FlowError):
         self.errors: dict[str, BaseException] = dict(errors)
         detail = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in self.errors.items())
         super().__init__(f"workflow {workflow!r} {status}" + (f" ({detail})" if detail else ""))
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.workflow, self.status, self.errors)
+
+
+class StoreError(FlowError):
+    """A durable store cannot be used: not a flowrt store, corrupt, or too new."""
+
+
+class RunLeased(StoreError):
+    """Another process (or task) is running this run id right now."""
+
+    def __init__(self, run_id: str, holder: str) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        super().__init__(f"run {run_id!r} is being run by {holder}; refusing to run it twice "
+                         "at once (it can be resumed once that process stops)")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.run_id, self.holder)
+
+
+class WorkflowChanged(FlowError, ValueError):
+    """A stored run was made by a workflow whose structure has changed since."""
+
+    def __init__(self, run_id: str, added: list[str], removed: list[str],
+                 changed: list[str]) -> None:
+        self.run_id = run_id
+        self.added = added
+        self.removed = removed
+        self.changed = changed
+        parts = []
+        if added:
+            parts.append("added " + ", ".join(map(repr, added)))
+        if removed:
+            parts.append("removed " + ", ".join(map(repr, removed)))
+        if changed:
+            parts.append("changed " + ", ".join(map(repr, changed)))
+        detail = "; ".join(parts) or "options or parameter bindings changed"
+        super().__init__(f"run {run_id!r} was stored by a different version of the workflow "
+                         f"({detail}); pass resume='force' to resume it anyway, or use a new "
+                         "run_id")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.run_id, self.added, self.removed, self.changed)

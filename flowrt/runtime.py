@@ -148,10 +148,6 @@ class Runtime:
         if not self._open:
             raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
         plan = workflow if not hasattr(workflow, "compile") else workflow.compile()
-        given = dict(inputs) if inputs else {}
-        missing = plan.missing_inputs(given)
-        if missing:
-            raise MissingInputError(missing)
         if max_concurrency is not None and (
             not isinstance(max_concurrency, int) or max_concurrency < 1
         ):
@@ -160,6 +156,27 @@ class Runtime:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         hooks = normalize_hooks(on_event)
         run_id = run_id or uuid.uuid4().hex
+        options = dict(max_concurrency=max_concurrency, limits=limits, fail_fast=fail_fast,
+                       hooks=hooks, executor=executor, metrics=metrics)
+        if self.store is not None:
+            from .durable import durable_run
+
+            result: RunResult = await durable_run(self, plan, run_id, inputs, data, timeout,
+                                                  resume, options)
+            return result
+        if resume is not None:
+            raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
+        given, data = self.prepare(plan, inputs, data)
+        sup = self.supervisor(plan, run_id, given, data, **options)
+        return await self.drive(sup, timeout)
+
+    def prepare(self, plan: Plan, inputs: Mapping[str, Any] | None,
+                data: WorkflowData | None) -> tuple[dict[str, Any], WorkflowData]:
+        """Check the inputs and lay the run's data out for ``plan``."""
+        given = dict(inputs) if inputs else {}
+        missing = plan.missing_inputs(given)
+        if missing:
+            raise MissingInputError(missing)
         if data is None:
             data = WorkflowData(len(plan) + len(given) + 8)
         data.attach(plan)
@@ -167,20 +184,7 @@ class Runtime:
         for k, v in given.items():
             if k not in index:
                 data.set(k, v)
-
-        if self.store is not None:
-            from .store import durable_run
-
-            result: RunResult = await durable_run(self, plan, run_id, given, data, resume=resume,
-                                     max_concurrency=max_concurrency, limits=limits,
-                                     fail_fast=fail_fast, timeout=timeout, hooks=hooks,
-                                     executor=executor, metrics=metrics)
-            return result
-
-        sup = self.supervisor(plan, run_id, given, data, max_concurrency=max_concurrency,
-                              limits=limits, fail_fast=fail_fast, hooks=hooks,
-                              executor=executor, metrics=metrics)
-        return await self.drive(sup, timeout)
+        return given, data
 
     def supervisor(self, plan: Plan, run_id: str, inputs: Mapping[str, Any],
                    data: WorkflowData, *, max_concurrency: int | None,
@@ -213,7 +217,8 @@ class Runtime:
         n = len(plan)
         result = RunResult(plan, sup.run_id, status, bytearray(board), sup.values[:n],
                            sup.attempts, sup.started, sup.finished, sup.errors, sup.data,
-                           wall_start, clock_start, wall_time, sup.timed, sup.hook_errors)
+                           wall_start, wall_start - sup.time_base, wall_time, sup.timed,
+                           sup.hook_errors)
         log = sup.log.warning if status is RunStatus.FAILED else sup.log.info
         log("run finished", status=str(status), seconds=round(wall_time, 6))
         if sup.trace:

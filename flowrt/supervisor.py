@@ -36,11 +36,12 @@ import anyio
 import sniffio
 
 from . import actor
+from ._spawn import open_spawner
 from .data import WorkflowData
 from .events import Event, EventKind, Hook, is_enabled, logger, report_hook_error
 from .limits import Limit
+from .serialize import SerializationError
 from .status import Status
-from ._spawn import open_spawner
 from .trigger import holds
 
 if TYPE_CHECKING:
@@ -119,6 +120,10 @@ class Supervisor:
         self._hooks = hooks
         self._executor = executor
         self.metrics = metrics
+        #: wall-clock time minus perf_counter: node times are perf_counter readings
+        self.time_base = time.time() - _clock()
+        #: where durable runs record node ends (see flowrt.durable); None otherwise
+        self.checkpoint: Any = None
         #: per node, 1 when its attempts are timed (metrics on, or sampled)
         self.timed = _timed_nodes(n, metrics)
         self._spawner: Any = None
@@ -153,10 +158,14 @@ class Supervisor:
         plan = self.plan
         board = self.board
         ready = self.ready
+        remaining = self.remaining
         for i in range(len(plan)):
-            if board[i] == PENDING and not self.remaining[i]:
-                board[i] = READY
-                ready.append(i)
+            if board[i] == PENDING and not remaining[i]:
+                if self._rule_holds(i):
+                    board[i] = READY
+                    ready.append(i)
+                else:  # dependencies restored from a store may not satisfy the rule
+                    self._skip(i)
         try:
             with anyio.CancelScope() as scope:
                 self._scope = scope
@@ -196,6 +205,8 @@ class Supervisor:
                 self.left -= 1
                 if self.trace:
                     self.emit(EventKind.CANCELLED, i)
+                if self.checkpoint is not None:
+                    self.checkpoint.ended(i, CANCELLED, None)
         self.ready.clear()
 
     def stop(self) -> None:
@@ -374,17 +385,23 @@ class Supervisor:
 
     def succeed(self, node: int, value: Any) -> None:
         """The attempt returned ``value``: the node SUCCEEDED."""
-        self.values[node] = value
-        self.board[node] = SUCCEEDED
         if self.timed[node]:
             self.finished[node] = _clock()
+        if self.checkpoint is not None:
+            try:
+                self.checkpoint.succeeded(node, value)
+            except SerializationError as error:  # the store cannot keep this output
+                self.attempt_failed(node, error, retry=False)
+                return
+        self.values[node] = value
+        self.board[node] = SUCCEEDED
         if self.limited:
             self._release(node)
         if self.trace:
             self.emit(EventKind.SUCCEEDED, node)
         self.settle(node, SUCCEEDED)
 
-    def attempt_failed(self, node: int, error: BaseException) -> None:
+    def attempt_failed(self, node: int, error: BaseException, retry: bool = True) -> None:
         """The attempt raised ``error``: retry the node, or it FAILED.
 
         KeyboardInterrupt and SystemExit are not node failures: they stop the run.
@@ -395,14 +412,14 @@ class Supervisor:
         if self.limited:
             self._release(node)
         attempt = self.attempts[node]
-        if attempt < plan.attempts[node] and not self.stopping:
-            retry = plan.specs[node].options.retry
-            assert retry is not None
-            if retry.retries(error):
+        if retry and attempt < plan.attempts[node] and not self.stopping:
+            policy = plan.specs[node].options.retry
+            assert policy is not None
+            if policy.retries(error):
                 self.board[node] = READY
                 if self.trace:
                     self.emit(EventKind.RETRYING, node, error)
-                delay = retry.backoff(attempt)
+                delay = policy.backoff(attempt)
                 if delay > 0:
                     self._spawner.spawn(self._retry_later, node, delay)
                 else:
@@ -416,6 +433,8 @@ class Supervisor:
                          error=f"{type(error).__name__}: {error}")
         if self.trace:
             self.emit(EventKind.FAILED, node, error)
+        if self.checkpoint is not None:
+            self.checkpoint.ended(node, FAILED, error)
         if self.fail_fast:
             self.stopped_by_failure = True
             self.settle(node, FAILED)
@@ -438,6 +457,8 @@ class Supervisor:
             self.finished[node] = _clock()
         if self.trace:
             self.emit(EventKind.CANCELLED, node)
+        if self.checkpoint is not None:
+            self.checkpoint.ended(node, CANCELLED, None)
         self.left -= 1
         if not self.left and self._done is not None:
             self._done.set()
@@ -477,10 +498,47 @@ class Supervisor:
                     board[s] = SKIPPED
                     if self.trace:
                         self.emit(EventKind.SKIPPED, s)
+                    if self.checkpoint is not None:
+                        self.checkpoint.ended(s, SKIPPED, None)
                     stack.append(s)
                     statuses.append(SKIPPED)
         if not self.left and self._done is not None:
             self._done.set()
+
+    def _rule_holds(self, node: int) -> bool:
+        """The trigger rule of ``node``, all of whose dependencies are final."""
+        plan = self.plan
+        deps = plan.pred_ptr[node + 1] - plan.pred_ptr[node]
+        return holds(plan.trigger[node], deps, self.succeeded[node], self.failed[node])
+
+    def _skip(self, node: int) -> None:
+        self.board[node] = SKIPPED
+        if self.trace:
+            self.emit(EventKind.SKIPPED, node)
+        if self.checkpoint is not None:
+            self.checkpoint.ended(node, SKIPPED, None)
+        self.settle(node, SKIPPED)
+
+    def restore(self, node: int, value: Any, attempts: int, started: float | None,
+                finished: float | None) -> None:
+        """Before the run starts: ``node`` already SUCCEEDED (a resumed durable run).
+
+        ``started``/``finished`` are wall-clock times. The node is not run again; its
+        dependents see a succeeded dependency.
+        """
+        self.board[node] = SUCCEEDED
+        self.values[node] = value
+        self.attempts[node] = attempts
+        if started is not None:
+            self.started[node] = started - self.time_base
+            self.timed[node] = 1
+        if finished is not None:
+            self.finished[node] = finished - self.time_base
+        self.left -= 1
+        plan = self.plan
+        for s in plan.succ_idx[plan.succ_ptr[node] : plan.succ_ptr[node + 1]]:
+            self.remaining[s] -= 1
+            self.succeeded[s] += 1
 
     # -- limits ---------------------------------------------------------------------
 

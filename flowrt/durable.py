@@ -1,0 +1,259 @@
+"""Durable runs: resume by run id, checkpoints as nodes end, one runner per run id.
+
+What is guaranteed (with a store):
+
+- A node the store records as SUCCEEDED is never executed again for that run: a run
+  started again with the same ``run_id`` reads its output back instead.
+- Everything else runs again on resume: nodes that were running when the process died
+  (at-least-once: ``ctx.run_id``, ``ctx.node`` and ``ctx.attempt`` make idempotency
+  keys), and failed, skipped and cancelled nodes (fix the cause, run again: only the
+  failed part runs).
+- Node ends are recorded in the order they happen, so when a node's success is on disk,
+  so are those of the nodes it depended on.
+- A run that SUCCEEDED returns its stored result when run again; nothing runs.
+- A run is run by one process at a time (a lease in the store); a second one is refused
+  with :class:`~flowrt.RunLeased`. A lease whose process died on this host, or that was
+  not renewed within the store's ``lease_ttl``, is taken over.
+- A stored run whose workflow structure changed is refused with
+  :class:`~flowrt.WorkflowChanged`, unless ``resume="force"``: then nodes that still
+  exist keep their stored outputs and the rest runs.
+- Keys set on the run's ``WorkflowData`` are snapshotted with the node records, so a
+  resumed run sees what the crashed one had set.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from .data import WorkflowData
+from .errors import FlowError, WorkflowChanged
+from .result import RunResult, RunStatus
+from .serialize import SerializationError, Serializer
+from .status import Status
+from .store import Lease, NodeRecord, RunRecord, StoredRun
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .plan import Plan
+    from .runtime import Runtime
+    from .store import Store
+    from .supervisor import Supervisor
+
+__all__ = ["Checkpoint", "durable_run"]
+
+RESUME_MODES = (None, "auto", "force")
+_STATUS_NAMES = {int(s): str(s) for s in Status}
+
+
+class StoredError(FlowError):
+    """A node error read back from a store: its type name, message and traceback."""
+
+    def __init__(self, type_name: str, message: str, tb: str | None) -> None:
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = tb
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.type_name, self.message, self.traceback_text)
+
+
+class Checkpoint:
+    """Writes a run's node ends to its store as they happen (called by the supervisor)."""
+
+    __slots__ = ("_data_seen", "data", "names", "plan_size", "run_id", "serializer",
+                 "store", "sup")
+
+    def __init__(self, store: Store, run_id: str, sup: Supervisor) -> None:
+        self.store = store
+        self.serializer: Serializer = store.serializer
+        self.run_id = run_id
+        self.sup = sup
+        self.names = sup.plan.names
+        self.plan_size = len(sup.plan)
+        self.data = sup.data
+        self._data_seen = self.data._version
+
+    def _times(self, node: int) -> tuple[float | None, float | None]:
+        sup = self.sup
+        if not sup.timed[node] or not sup.attempts[node]:
+            return None, None
+        base = sup.time_base
+        finished = sup.finished[node]
+        return sup.started[node] + base, (finished + base) if finished else None
+
+    def _data_snapshot(self) -> bytes | None:
+        data = self.data
+        if data._version == self._data_seen:
+            return None
+        try:
+            blob = self.serializer.dumps(dict(data.items_from(self.plan_size)))
+        except SerializationError as error:
+            raise SerializationError(f"the run's WorkflowData holds a value that cannot be "
+                                     f"stored: {error}") from None
+        self._data_seen = data._version
+        return blob
+
+    def succeeded(self, node: int, value: Any) -> None:
+        """Record a success; raises SerializationError when the output cannot be stored."""
+        try:
+            blob = self.serializer.dumps(value)
+        except SerializationError as error:
+            raise SerializationError(f"node {self.names[node]!r} returned {error}") from None
+        data = self._data_snapshot()
+        started, finished = self._times(node)
+        self.store.write(self.run_id, [NodeRecord(
+            self.names[node], "succeeded", self.sup.attempts[node], blob, None, None,
+            started, finished)], data)
+
+    def ended(self, node: int, status: int, error: BaseException | None) -> None:
+        """Record a failure, a skip or a cancellation."""
+        try:
+            data = self._data_snapshot()
+        except SerializationError:
+            data = None
+        started, finished = self._times(node)
+        text = tb = None
+        if error is not None:
+            text = f"{type(error).__name__}: {error}"
+            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self.store.write(self.run_id, [NodeRecord(
+            self.names[node], _STATUS_NAMES[status], self.sup.attempts[node], None, text, tb,
+            started, finished)], data)
+
+
+def structure_diff(old: Mapping[str, list[str]], new: Mapping[str, list[str]]
+                   ) -> tuple[list[str], list[str], list[str]]:
+    """Nodes added, removed, and whose dependencies changed, from ``old`` to ``new``."""
+    added = [n for n in new if n not in old]
+    removed = [n for n in old if n not in new]
+    changed = [n for n in new if n in old and sorted(new[n]) != sorted(old[n])]
+    return added, removed, changed
+
+
+async def durable_run(rt: Runtime, plan: Plan, run_id: str,
+                      inputs: Mapping[str, Any] | None, data: WorkflowData | None,
+                      timeout: float | None, resume: str | None,
+                      options: dict[str, Any]) -> RunResult:
+    """Run ``plan`` as run ``run_id`` of the runtime's store: start, resume or replay."""
+    store = rt.store
+    assert store is not None
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume must be 'auto' (the default) or 'force', got {resume!r}")
+    serializer = store.serializer
+    existing = await anyio.to_thread.run_sync(store.get_run, run_id)
+    stored: StoredRun | None = None
+    if existing is not None:
+        structure = plan.describe()["nodes"]
+        if existing.workflow != plan.workflow:
+            raise WorkflowChanged(run_id, [], [], [f"workflow {existing.workflow!r} is now "
+                                                   f"{plan.workflow!r}"])
+        same = existing.fingerprint == plan.fingerprint
+        if not same and resume != "force":
+            raise WorkflowChanged(run_id, *structure_diff(existing.structure, structure))
+        if existing.serializer != serializer.name:
+            raise ValueError(f"run {run_id!r} was stored with serializer "
+                             f"{existing.serializer!r}, this store uses {serializer.name!r}")
+        stored_inputs = serializer.loads(existing.inputs)
+        if inputs and dict(inputs) != stored_inputs:
+            raise ValueError(f"run {run_id!r} was started with other inputs "
+                             f"({sorted(stored_inputs)}); resume it without inputs or with "
+                             "the same ones, or use a new run_id")
+        inputs = stored_inputs
+        stored = await anyio.to_thread.run_sync(store.load, run_id)
+        assert stored is not None
+        if existing.status == "succeeded" and same:
+            return result_from_store(plan, stored, serializer, data)
+
+    given, data = rt.prepare(plan, inputs, data)
+    try:
+        inputs_blob = serializer.dumps(given)
+    except SerializationError as error:
+        raise SerializationError(f"run inputs cannot be stored: {error}") from None
+    now = time.time()
+    lease = Lease.mine()
+    record = RunRecord(run_id, plan.workflow, plan.fingerprint, plan.describe()["nodes"],
+                       inputs_blob, "running", serializer.name, now, now)
+    await anyio.to_thread.run_sync(store.begin, record, lease, existing is not None)
+
+    sup = rt.supervisor(plan, run_id, given, data, **options)
+    if stored is not None:
+        _restore(sup, plan, stored, serializer, data)
+    sup.checkpoint = Checkpoint(store, run_id, sup)
+    finished = False
+    try:
+        result = await rt.drive(sup, timeout)
+        finished = True
+    finally:
+        # Runs even when the caller is cancelled: the store must say how this ended.
+        with anyio.CancelScope(shield=True):
+            status = str(result.status) if finished else "cancelled"
+            store.finish(run_id, status, time.time(), lease)
+            await anyio.to_thread.run_sync(store.flush)
+    return result
+
+
+def _restore(sup: Supervisor, plan: Plan, stored: StoredRun, serializer: Serializer,
+             data: WorkflowData) -> None:
+    """Put a stored run's succeeded nodes and data keys back into ``sup`` and ``data``."""
+    index = plan.index
+    if stored.data is not None:
+        for key, value in serializer.loads(stored.data).items():
+            if key not in index:
+                data.set(key, value)
+    for name, rec in stored.nodes.items():
+        i = index.get(name)
+        if i is None or rec.status != "succeeded" or rec.output is None:
+            continue
+        sup.restore(i, serializer.loads(rec.output), rec.attempts, rec.started, rec.finished)
+
+
+def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
+                      data: WorkflowData | None = None) -> RunResult:
+    """The :class:`RunResult` of a finished stored run, without running anything."""
+    from array import array
+
+    n = len(plan)
+    board = bytearray(n)
+    values: list[Any] = [None] * n
+    attempts = [0] * n
+    started = array("d", bytes(8 * n))
+    finished = array("d", bytes(8 * n))
+    timed = bytearray(n)
+    errors: dict[int, BaseException] = {}
+    by_name = {str(s): s for s in Status}
+    if data is None:
+        data = WorkflowData(n + 8)
+    data.attach(plan)
+    for name, rec in stored.nodes.items():
+        i = plan.index.get(name)
+        if i is None:
+            continue
+        board[i] = by_name[rec.status]
+        attempts[i] = rec.attempts
+        if rec.started is not None:
+            started[i] = rec.started
+            timed[i] = 1
+        if rec.finished is not None:
+            finished[i] = rec.finished
+        if rec.status == "succeeded" and rec.output is not None:
+            values[i] = serializer.loads(rec.output)
+            data.set_at(i, values[i])
+        if rec.error is not None:
+            type_name, _, message = rec.error.partition(": ")
+            errors[i] = StoredError(type_name, message, rec.traceback)
+    if stored.data is not None:
+        for key, value in serializer.loads(stored.data).items():
+            if key not in plan.index:
+                data.set(key, value)
+    record = stored.record
+    status = RunStatus(record.status) if record.status != "running" else RunStatus.CANCELLED
+    return RunResult(plan, record.run_id, status, board, values, attempts, started, finished,
+                     errors, data, record.started, record.started,
+                     (record.finished or record.started) - record.started, timed)

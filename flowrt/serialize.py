@@ -1,0 +1,178 @@
+"""Serializers of durable state: JSON by default, pickle when the user opts in.
+
+The JSON serializer stores what node outputs usually are -- dict, list, str, int,
+float, bool, None -- and tags the rest so that it comes back as it went in: tuple, set,
+frozenset, bytes, datetime, date, time, timedelta, Decimal, UUID, dicts with non-str
+keys. Instances of dataclasses, attrs classes and pydantic models are stored as their
+fields and come back as plain dicts (rebuilding them would mean importing classes named
+in the file). Anything else fails with :class:`SerializationError`, naming the type:
+never a silent pickle. Pickle (``serializer="pickle"``) stores anything picklable, and
+loading it runs code chosen by whoever wrote the file: use it only for files you trust.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import decimal
+import json
+import pickle
+import uuid
+from typing import Any, Protocol
+
+from .errors import FlowError
+
+__all__ = ["JSONSerializer", "PickleSerializer", "SerializationError", "Serializer",
+           "get_serializer"]
+
+TAG = "__flowrt__"
+
+
+class SerializationError(FlowError, TypeError):
+    """A value cannot be stored by the store's serializer."""
+
+
+class Serializer(Protocol):
+    """Turns values into bytes and back."""
+
+    name: str
+
+    def dumps(self, value: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+def _encode(value: Any) -> Any:
+    """A JSON-ready form of ``value`` (containers walked, other types tagged)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            return {TAG: "float", "v": repr(value)}
+        return value
+    if t is list:
+        return [_encode(v) for v in value]
+    if t is dict:
+        if all(type(k) is str for k in value) and TAG not in value:
+            return {k: _encode(v) for k, v in value.items()}
+        return {TAG: "dict", "v": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if t is tuple:
+        return {TAG: "tuple", "v": [_encode(v) for v in value]}
+    if t is set or t is frozenset:
+        return {TAG: t.__name__, "v": [_encode(v) for v in value]}
+    if t is bytes or t is bytearray:
+        return {TAG: "bytes", "v": base64.b64encode(value).decode("ascii")}
+    if t is dt.datetime:
+        return {TAG: "datetime", "v": value.isoformat()}
+    if t is dt.date:
+        return {TAG: "date", "v": value.isoformat()}
+    if t is dt.time:
+        return {TAG: "time", "v": value.isoformat()}
+    if t is dt.timedelta:
+        return {TAG: "timedelta", "v": value.total_seconds()}
+    if t is decimal.Decimal:
+        return {TAG: "decimal", "v": str(value)}
+    if t is uuid.UUID:
+        return {TAG: "uuid", "v": str(value)}
+    # subclasses of the plain types (IntEnum, str enums, OrderedDict, named tuples...)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, float):
+        return _encode(float(value))
+    if isinstance(value, dict):
+        return _encode(dict(value))
+    if isinstance(value, list):
+        return _encode(list(value))
+    if isinstance(value, tuple):
+        if hasattr(value, "_asdict"):  # a named tuple: its fields
+            return _encode(dict(value._asdict()))
+        return _encode(tuple(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encode({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if hasattr(type(value), "__attrs_attrs__"):
+        return _encode({a.name: getattr(value, a.name) for a in type(value).__attrs_attrs__})
+    dump = getattr(value, "model_dump", None)  # pydantic v2
+    if callable(dump):
+        return _encode(dump())
+    raise SerializationError(
+        f"a value of type {t.__module__}.{t.__qualname__} cannot be stored as JSON; "
+        "return plain data (dict, list, str, numbers, bool, None, tuples, datetimes, "
+        "Decimal, UUID, bytes, dataclasses) or use serializer='pickle' (trusted files only)"
+    )
+
+
+_DECODERS: dict[str, Any] = {
+    "tuple": lambda v: tuple(_decode(x) for x in v),
+    "set": lambda v: {_decode(x) for x in v},
+    "frozenset": lambda v: frozenset(_decode(x) for x in v),
+    "dict": lambda v: {_decode(k): _decode(x) for k, x in v},
+    "bytes": lambda v: base64.b64decode(v),
+    "datetime": dt.datetime.fromisoformat,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "timedelta": lambda v: dt.timedelta(seconds=v),
+    "decimal": decimal.Decimal,
+    "uuid": uuid.UUID,
+    "float": float,
+}
+
+
+def _decode(value: Any) -> Any:
+    t = type(value)
+    if t is list:
+        return [_decode(v) for v in value]
+    if t is dict:
+        tag = value.get(TAG)
+        if tag is not None and len(value) == 2:
+            return _DECODERS[tag](value["v"])
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+class JSONSerializer:
+    """JSON with tags for the common non-JSON types (see the module docs)."""
+
+    name = "json"
+
+    def dumps(self, value: Any) -> bytes:
+        try:
+            return json.dumps(_encode(value), separators=(",", ":"),
+                              ensure_ascii=False, allow_nan=False).encode()
+        except RecursionError:
+            raise SerializationError("the value is nested too deeply (or refers to "
+                                     "itself) to be stored as JSON") from None
+
+    def loads(self, data: bytes) -> Any:
+        return _decode(json.loads(data))
+
+
+class PickleSerializer:
+    """Pickle: stores anything picklable. Loading runs code: trusted files only."""
+
+    name = "pickle"
+
+    def dumps(self, value: Any) -> bytes:
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            raise SerializationError(f"the value cannot be pickled: {error}") from error
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)
+
+
+def get_serializer(name: str | Serializer) -> Serializer:
+    """A serializer by name ("json", "pickle") or the object itself."""
+    if not isinstance(name, str):
+        return name
+    if name == "json":
+        return JSONSerializer()
+    if name == "pickle":
+        return PickleSerializer()
+    raise ValueError(f"unknown serializer {name!r}; expected 'json' or 'pickle'")

@@ -1,0 +1,253 @@
+"""Durable run state: the ``Store`` protocol, its records, ``MemoryStore``.
+
+A store keeps, per run: a :class:`RunRecord` (workflow name, structure fingerprint,
+inputs, status, times, lease) and a :class:`NodeRecord` per node that reached a final
+status, with the serialized output of succeeded nodes; plus a snapshot of the run's
+``WorkflowData`` keys. :mod:`flowrt.durable` decides what to write when; a store only
+keeps it. :class:`~flowrt.sqlite_store.SQLiteStore` is the embedded default
+(``store="runs.db"``); :class:`MemoryStore` keeps everything in the process (tests,
+and resuming within one process).
+
+Node writes may be batched by the store (``write`` returns before the data is on
+disk), in the order they were made; ``flush`` waits until all of it is.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from .errors import RunLeased
+from .serialize import Serializer, get_serializer
+
+__all__ = ["Lease", "MemoryStore", "NodeRecord", "RunRecord", "Store", "StoredRun",
+           "open_store"]
+
+RUNNING = "running"
+
+
+@attrs.frozen
+class RunRecord:
+    """One run as stored."""
+
+    run_id: str
+    workflow: str
+    fingerprint: str
+    structure: dict[str, list[str]]  #: node -> its dependencies, when the run was made
+    inputs: bytes  #: serialized run inputs
+    status: str  #: "running", "succeeded", "failed" or "cancelled"
+    serializer: str
+    created: float
+    started: float
+    finished: float | None = None
+    resumes: int = 0  #: times the run was started again after the first
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the latest start to the end, or None while running."""
+        return None if self.finished is None else self.finished - self.started
+
+
+@attrs.frozen
+class NodeRecord:
+    """One node of a run that reached a final status."""
+
+    node: str
+    status: str
+    attempts: int
+    output: bytes | None = None  #: serialized output, for succeeded nodes
+    error: str | None = None  #: "Type: message" of a failed node
+    traceback: str | None = None
+    started: float | None = None
+    finished: float | None = None
+
+
+@attrs.frozen
+class StoredRun:
+    """A run read back: its record, node records and data snapshot."""
+
+    record: RunRecord
+    nodes: dict[str, NodeRecord]
+    data: bytes | None
+
+    def outputs(self, serializer: Serializer | None = None) -> dict[str, Any]:
+        """Deserialized outputs of the succeeded nodes."""
+        ser = serializer or get_serializer(self.record.serializer)
+        return {n: ser.loads(r.output) for n, r in self.nodes.items()
+                if r.status == "succeeded" and r.output is not None}
+
+
+@attrs.frozen
+class Lease:
+    """Who runs a run: a process (host, pid) and one run call in it (token)."""
+
+    host: str
+    pid: int
+    token: str
+
+    @classmethod
+    def mine(cls) -> Lease:
+        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex)
+
+    def describe(self) -> str:
+        return f"process {self.pid} on {self.host}"
+
+    def is_stale(self, expires: float, now: float) -> bool:
+        """Whether the holder is gone: the lease expired, or its process is dead here."""
+        if expires < now:
+            return True
+        if self.host == socket.gethostname():
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where durable runs are kept. See :class:`MemoryStore` for the contract."""
+
+    serializer: Serializer
+    lease_ttl: float
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def begin(self, record: RunRecord, lease: Lease, resume: bool) -> None: ...
+    def write(self, run_id: str, nodes: list[NodeRecord], data: bytes | None) -> None: ...
+    def finish(self, run_id: str, status: str, finished: float, lease: Lease) -> None: ...
+    def flush(self) -> None: ...
+    def load(self, run_id: str) -> StoredRun | None: ...
+    def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]: ...
+    def delete(self, run_id: str) -> bool: ...
+    def prune(self, *, older_than: float | None = None, keep: int | None = None,
+              statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int: ...
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """A store that lives in this process: nothing survives it.
+
+    The reference for the contract: ``begin`` creates or restarts a run and takes its
+    lease (raising :class:`~flowrt.RunLeased` when a live holder has it); ``write``
+    upserts node records and the data snapshot; ``finish`` sets the final status and
+    gives the lease back; ``load`` / ``runs`` / ``delete`` / ``prune`` read and tidy.
+    """
+
+    def __init__(self, serializer: str | Serializer = "json", lease_ttl: float = 60.0) -> None:
+        self.serializer = get_serializer(serializer)
+        self.lease_ttl = lease_ttl
+        self._runs: dict[str, RunRecord] = {}
+        self._nodes: dict[str, dict[str, NodeRecord]] = {}
+        self._data: dict[str, bytes | None] = {}
+        self._leases: dict[str, tuple[Lease, float]] = {}
+        self._lock = threading.Lock()
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        return self._runs.get(run_id)
+
+    def begin(self, record: RunRecord, lease: Lease, resume: bool) -> None:
+        with self._lock:
+            held = self._leases.get(record.run_id)
+            now = time.time()
+            if held is not None and held[0].token != lease.token and (
+                not held[0].is_stale(held[1], now) or held[0].pid == os.getpid()
+            ):
+                raise RunLeased(record.run_id, held[0].describe())
+            self._leases[record.run_id] = (lease, now + self.lease_ttl)
+            old = self._runs.get(record.run_id)
+            if old is None or not resume:
+                self._runs[record.run_id] = record
+                self._nodes[record.run_id] = {}
+                self._data[record.run_id] = None
+            else:
+                self._runs[record.run_id] = attrs.evolve(
+                    old, status=RUNNING, started=record.started, finished=None,
+                    resumes=old.resumes + 1, fingerprint=record.fingerprint,
+                    structure=record.structure)
+
+    def write(self, run_id: str, nodes: list[NodeRecord], data: bytes | None) -> None:
+        with self._lock:
+            table = self._nodes.setdefault(run_id, {})
+            for r in nodes:
+                table[r.node] = r
+            if data is not None:
+                self._data[run_id] = data
+
+    def finish(self, run_id: str, status: str, finished: float, lease: Lease) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None:
+                self._runs[run_id] = attrs.evolve(run, status=status, finished=finished)
+            held = self._leases.get(run_id)
+            if held is not None and held[0].token == lease.token:
+                del self._leases[run_id]
+
+    def flush(self) -> None:
+        pass
+
+    def load(self, run_id: str) -> StoredRun | None:
+        run = self._runs.get(run_id)
+        if run is None:
+            return None
+        return StoredRun(run, dict(self._nodes.get(run_id, {})), self._data.get(run_id))
+
+    def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]:
+        found = [r for r in self._runs.values()
+                 if (workflow is None or r.workflow == workflow)
+                 and (status is None or r.status == status)]
+        return sorted(found, key=lambda r: r.created)
+
+    def delete(self, run_id: str) -> bool:
+        with self._lock:
+            self._nodes.pop(run_id, None)
+            self._data.pop(run_id, None)
+            self._leases.pop(run_id, None)
+            return self._runs.pop(run_id, None) is not None
+
+    def prune(self, *, older_than: float | None = None, keep: int | None = None,
+              statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
+        doomed = select_prunable(self.runs(), older_than, keep, statuses)
+        for run_id in doomed:
+            self.delete(run_id)
+        return len(doomed)
+
+    def close(self) -> None:
+        pass
+
+
+def select_prunable(runs: list[RunRecord], older_than: float | None, keep: int | None,
+                    statuses: Iterable[str]) -> list[str]:
+    """Run ids that ``prune`` deletes: finished, older than ``older_than`` seconds (by
+    their end), and beyond the newest ``keep``. Running runs are never pruned."""
+    wanted = set(statuses) - {RUNNING}
+    finished = sorted((r for r in runs if r.status in wanted),
+                      key=lambda r: r.finished or r.created, reverse=True)
+    if keep is not None:
+        finished = finished[keep:]
+    if older_than is not None:
+        cutoff = time.time() - older_than
+        finished = [r for r in finished if (r.finished or r.created) < cutoff]
+    return [r.run_id for r in finished]
+
+
+def open_store(store: Store | str | os.PathLike[str]) -> Store:
+    """A store object from ``store=``: a path means SQLite (``"runs.db"``)."""
+    if isinstance(store, str | os.PathLike):
+        if str(store) == ":memory:":
+            return MemoryStore()
+        from .sqlite_store import SQLiteStore
+
+        return SQLiteStore(Path(store))
+    if not isinstance(store, Store):
+        raise TypeError(f"store= takes a path or a flowrt Store, got {store!r}")
+    return store
