@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from .context import Context
+from .context import Context as NodeContext
 from .plan import BIND_CONTEXT, BIND_INPUT, BIND_NODE
 
 if TYPE_CHECKING:
+    from contextvars import Context
+
     from .supervisor import Supervisor
 
 __all__ = ["Resume", "call_kwargs"]
@@ -33,17 +35,20 @@ class Resume:
 
     Forwards every value the coroutine yields to the event loop and every value or
     exception the loop sends back, exactly as ``await`` would; works on any backend
-    because it never looks at what is yielded.
+    because it never looks at what is yielded. Each step runs in ``context``, the
+    node's own copy of the context variables (as an asyncio task would have).
     """
 
-    __slots__ = ("coro", "first")
+    __slots__ = ("context", "coro", "first")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any, context: Context) -> None:
         self.coro = coro
         self.first = first
+        self.context = context
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coro = self.coro
+        run = self.context.run
         value = self.first
         self.first = None
         while True:
@@ -54,12 +59,12 @@ class Resume:
                 raise
             except BaseException as exc:  # thrown in by the loop: cancellation, mostly
                 try:
-                    value = coro.throw(exc)
+                    value = run(coro.throw, exc)
                 except StopIteration as stop:
                     return stop.value
             else:
                 try:
-                    value = coro.send(sent)
+                    value = run(coro.send, sent)
                 except StopIteration as stop:
                     return stop.value
 
@@ -76,7 +81,7 @@ def call_kwargs(sup: Supervisor, node: int, bound: tuple[tuple[str, int, Any], .
         elif kind == BIND_INPUT:
             kwargs[param] = inputs[source]
         elif kind == BIND_CONTEXT:
-            kwargs[param] = Context(sup.plan.workflow, sup.run_id, sup.plan.names[node],
+            kwargs[param] = NodeContext(sup.plan.workflow, sup.run_id, sup.plan.names[node],
                                     sup.attempts[node], sup.data)
         elif source in inputs:  # BIND_OPTIONAL
             kwargs[param] = inputs[source]

@@ -23,6 +23,7 @@ What is guaranteed (with a store):
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ import anyio
 import anyio.to_thread
 
 from .data import WorkflowData
-from .errors import FlowError, WorkflowChanged
+from .errors import FlowError, MissingInputError, WorkflowChanged
 from .result import RunResult, RunStatus
 from .serialize import SerializationError, Serializer
 from .status import Status
@@ -67,8 +68,8 @@ class StoredError(FlowError):
 class Checkpoint:
     """Writes a run's node ends to its store as they happen (called by the supervisor)."""
 
-    __slots__ = ("_data_seen", "data", "names", "plan_size", "run_id", "serializer",
-                 "store", "sup")
+    __slots__ = ("_data_blob", "_data_seen", "data", "names", "pending", "plan_size",
+                 "run_id", "serializer", "store", "sup")
 
     def __init__(self, store: Store, run_id: str, sup: Supervisor) -> None:
         self.store = store
@@ -79,6 +80,18 @@ class Checkpoint:
         self.plan_size = len(sup.plan)
         self.data = sup.data
         self._data_seen = self.data._version
+        #: records not handed to the store yet; the supervisor calls flush() whenever a
+        #: runner is about to wait, so the store sees one batch per event loop turn
+        self.pending: list[NodeRecord] = []
+        self._data_blob: bytes | None = None  # a data snapshot not handed over yet
+
+    def flush(self) -> None:
+        """Hand the pending records (and the data snapshot, if it changed) to the store."""
+        pending, data = self.pending, self._data_blob
+        if pending or data is not None:
+            self.pending = []
+            self._data_blob = None
+            self.store.write(self.run_id, pending, data)
 
     def _times(self, node: int) -> tuple[float | None, float | None]:
         sup = self.sup
@@ -88,17 +101,21 @@ class Checkpoint:
         finished = sup.finished[node]
         return sup.started[node] + base, (finished + base) if finished else None
 
-    def _data_snapshot(self) -> bytes | None:
+    def snapshot_data(self) -> None:
+        """Serialize the run's data keys if they changed since the last snapshot.
+
+        Called as each node ends, so that a value that cannot be stored fails the node
+        that just set it (raises SerializationError).
+        """
         data = self.data
         if data._version == self._data_seen:
-            return None
+            return
         try:
-            blob = self.serializer.dumps(dict(data.items_from(self.plan_size)))
+            self._data_blob = self.serializer.dumps(dict(data.items_from(self.plan_size)))
         except SerializationError as error:
             raise SerializationError(f"the run's WorkflowData holds a value that cannot be "
                                      f"stored: {error}") from None
         self._data_seen = data._version
-        return blob
 
     def succeeded(self, node: int, value: Any) -> None:
         """Record a success; raises SerializationError when the output cannot be stored."""
@@ -106,26 +123,28 @@ class Checkpoint:
             blob = self.serializer.dumps(value)
         except SerializationError as error:
             raise SerializationError(f"node {self.names[node]!r} returned {error}") from None
-        data = self._data_snapshot()
+        self.snapshot_data()
         started, finished = self._times(node)
-        self.store.write(self.run_id, [NodeRecord(
-            self.names[node], "succeeded", self.sup.attempts[node], blob, None, None,
-            started, finished)], data)
+        self.pending.append(NodeRecord(self.names[node], "succeeded", self.sup.attempts[node],
+                                       blob, None, None, started, finished))
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None:
         """Record a failure, a skip or a cancellation."""
-        try:
-            data = self._data_snapshot()
-        except SerializationError:
-            data = None
+        with contextlib.suppress(SerializationError):  # reported by succeeded() or the end
+            self.snapshot_data()
         started, finished = self._times(node)
         text = tb = None
         if error is not None:
             text = f"{type(error).__name__}: {error}"
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        self.store.write(self.run_id, [NodeRecord(
-            self.names[node], _STATUS_NAMES[status], self.sup.attempts[node], None, text, tb,
-            started, finished)], data)
+        self.pending.append(NodeRecord(self.names[node], _STATUS_NAMES[status],
+                                       self.sup.attempts[node], None, text, tb, started,
+                                       finished))
+
+
+def _look_up(store: Store, run_id: str) -> tuple[RunRecord | None, StoredRun | None]:
+    existing = store.get_run(run_id)
+    return existing, (store.load(run_id) if existing is not None else None)
 
 
 def structure_diff(old: Mapping[str, list[str]], new: Mapping[str, list[str]]
@@ -146,9 +165,48 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
     assert store is not None
     if resume not in RESUME_MODES:
         raise ValueError(f"resume must be 'auto' (the default) or 'force', got {resume!r}")
+    plan_inputs = dict(inputs) if inputs else {}
+    lease = Lease.mine()
+    # One trip to a worker thread: read the run, decide, take the lease.
+    stored, given, replay = await anyio.to_thread.run_sync(
+        _open_run, store, plan, run_id, plan_inputs, resume, lease)
+    if replay:
+        assert stored is not None
+        return result_from_store(plan, stored, store.serializer, data)
+    given, data = rt.prepare(plan, given, data)
+    sup = rt.supervisor(plan, run_id, given, data, **options)
+    if stored is not None:
+        _restore(sup, plan, stored, store.serializer, data)
+    sup.checkpoint = Checkpoint(store, run_id, sup)
+    finished = False
+    try:
+        result = await rt.drive(sup, timeout)
+        finished = True
+    finally:
+        # Runs even when the caller is cancelled: the store must say how this ended.
+        with anyio.CancelScope(shield=True):
+            status = str(result.status) if finished else "cancelled"
+            try:
+                sup.checkpoint.snapshot_data()
+            except SerializationError as error:  # data set after the last node ended
+                sup.log.error("the run's WorkflowData cannot be stored", error=str(error))
+            sup.checkpoint.flush()
+            store.finish(run_id, status, time.time(), lease)
+            await anyio.to_thread.run_sync(store.flush)
+    return result
+
+
+def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
+              resume: str | None, lease: Lease
+              ) -> tuple[StoredRun | None, dict[str, Any], bool]:
+    """Look the run up and start it: ``(stored run or None, inputs, replay?)``.
+
+    ``replay`` is True for a run that already succeeded with this structure: its stored
+    result is the answer and nothing is started.
+    """
     serializer = store.serializer
-    existing = await anyio.to_thread.run_sync(store.get_run, run_id)
-    stored: StoredRun | None = None
+    existing = store.get_run(run_id)
+    stored = None
     if existing is not None:
         structure = plan.describe()["nodes"]
         if existing.workflow != plan.workflow:
@@ -161,42 +219,26 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
             raise ValueError(f"run {run_id!r} was stored with serializer "
                              f"{existing.serializer!r}, this store uses {serializer.name!r}")
         stored_inputs = serializer.loads(existing.inputs)
-        if inputs and dict(inputs) != stored_inputs:
+        if inputs and inputs != stored_inputs:
             raise ValueError(f"run {run_id!r} was started with other inputs "
                              f"({sorted(stored_inputs)}); resume it without inputs or with "
                              "the same ones, or use a new run_id")
         inputs = stored_inputs
-        stored = await anyio.to_thread.run_sync(store.load, run_id)
-        assert stored is not None
-        if existing.status == "succeeded" and same:
-            return result_from_store(plan, stored, serializer, data)
-
-    given, data = rt.prepare(plan, inputs, data)
+        stored = store.load(run_id)
+        if existing.status == "succeeded" and same and stored is not None:
+            return stored, inputs, True
+    missing = plan.missing_inputs(inputs)
+    if missing:
+        raise MissingInputError(missing)
     try:
-        inputs_blob = serializer.dumps(given)
+        inputs_blob = serializer.dumps(inputs)
     except SerializationError as error:
         raise SerializationError(f"run inputs cannot be stored: {error}") from None
     now = time.time()
-    lease = Lease.mine()
     record = RunRecord(run_id, plan.workflow, plan.fingerprint, plan.describe()["nodes"],
                        inputs_blob, "running", serializer.name, now, now)
-    await anyio.to_thread.run_sync(store.begin, record, lease, existing is not None)
-
-    sup = rt.supervisor(plan, run_id, given, data, **options)
-    if stored is not None:
-        _restore(sup, plan, stored, serializer, data)
-    sup.checkpoint = Checkpoint(store, run_id, sup)
-    finished = False
-    try:
-        result = await rt.drive(sup, timeout)
-        finished = True
-    finally:
-        # Runs even when the caller is cancelled: the store must say how this ended.
-        with anyio.CancelScope(shield=True):
-            status = str(result.status) if finished else "cancelled"
-            store.finish(run_id, status, time.time(), lease)
-            await anyio.to_thread.run_sync(store.flush)
-    return result
+    store.begin(record, lease, existing is not None)
+    return stored, inputs, False
 
 
 def _restore(sup: Supervisor, plan: Plan, stored: StoredRun, serializer: Serializer,

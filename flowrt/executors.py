@@ -7,10 +7,12 @@ else in a worker thread. An executor is any object with::
     async def run(self, fn, args: tuple, kwargs: dict) -> Any
 
 that calls ``fn(*args, **kwargs)`` somewhere and returns its result; cancelling the
-``run`` call must give the work up (and cancel it where that is possible). Optional
-``async def start(self)`` and ``async def aclose(self)`` are called by the runtime that
-uses it, around its use. Built in: :class:`ThreadExecutor`, :class:`ProcessExecutor`;
-``flowrt.dask.DaskExecutor`` in the ``dask`` extra.
+``run`` call must give the work up (and cancel it where that is possible). Executors
+start what they need on first use. Whoever makes an executor closes it: a runtime
+closes the ones it made from a name (``executor="process"``); an object you pass is
+yours to close (``await executor.aclose()``, or ``async with executor``). Built in:
+:class:`ThreadExecutor`, :class:`ProcessExecutor`; ``flowrt.dask.DaskExecutor`` in the
+``dask`` extra.
 """
 
 from __future__ import annotations
@@ -130,6 +132,12 @@ class ProcessExecutor:
         if self._pool is pool:
             self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> ProcessExecutor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None

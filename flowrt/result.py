@@ -28,8 +28,8 @@ class RunStatus(enum.StrEnum):
     """How a run ended."""
 
     SUCCEEDED = "succeeded"  #: no node failed and the run was not cancelled
-    FAILED = "failed"  #: at least one node failed
-    CANCELLED = "cancelled"  #: the run was cancelled (``timeout=``) before it finished
+    FAILED = "failed"  #: a node failed (and the run was not stopped by its timeout)
+    CANCELLED = "cancelled"  #: the run's ``timeout=`` expired (or nodes were cancelled)
 
 
 @attrs.frozen

@@ -45,6 +45,9 @@ class Runtime:
     ``threads`` caps the worker threads for sync nodes (40 by default); ``executor``
     is where sync nodes run by default (``"thread"``, ``"process"``, ``"loop"`` or an
     executor object); ``metrics`` is True (time every node), False, or a sampling rate.
+
+    Executors the runtime makes from a name (``"process"``...) are its own and closed with
+    it; an executor object you pass stays yours to close (``async with`` it).
     """
 
     def __init__(
@@ -57,7 +60,8 @@ class Runtime:
         threads: int = 40,
         metrics: bool | float = True,
     ) -> None:
-        self._cap = Limit("max_concurrency", max_concurrency) if max_concurrency else None
+        self._cap = (Limit("max_concurrency", max_concurrency)
+                     if max_concurrency is not None else None)
         self._limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
         self._store_arg = store
         self.store: Store | None = None
@@ -76,10 +80,6 @@ class Runtime:
             from .store import open_store
 
             self.store = open_store(self._store_arg)
-        if self.executor is not None and not isinstance(self.executor, str):
-            start = getattr(self.executor, "start", None)
-            if start is not None:
-                await start()
         self._open = True
         return self
 
@@ -134,7 +134,8 @@ class Runtime:
         ``inputs``: values of the run inputs (parameters that are no node).
         ``run_id``: the run's id (a new one by default); with a store, an id the store
         knows resumes that run. ``max_concurrency``: nodes of this run running at once.
-        ``limits``: capacities of named limits for this run (beside the runtime's).
+        ``limits``: capacities of named limits for this run; a name the runtime also
+        limits gets this run's own limit instead of the shared one.
         ``fail_fast``: cancel everything at the first node failure. ``timeout``: seconds
         after which the run is cancelled and returned with status CANCELLED.
         ``data``: the :class:`~flowrt.WorkflowData` to use (reused across runs, it
@@ -177,13 +178,16 @@ class Runtime:
         missing = plan.missing_inputs(given)
         if missing:
             raise MissingInputError(missing)
+        index = plan.index
+        clash = [k for k in given if k in index]
+        if clash:
+            raise ValueError(f"run input {clash[0]!r} is the name of a node: a node's output "
+                             "cannot be given as an input (rename the input or the node)")
         if data is None:
             data = WorkflowData(len(plan) + len(given) + 8)
         data.attach(plan)
-        index = plan.index
         for k, v in given.items():
-            if k not in index:
-                data.set(k, v)
+            data.set(k, v)
         return given, data
 
     def supervisor(self, plan: Plan, run_id: str, inputs: Mapping[str, Any],

@@ -135,15 +135,21 @@ def _decode(value: Any) -> Any:
     return value
 
 
+_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                               allow_nan=False).encode
+_NULL = b"null"
+
+
 class JSONSerializer:
     """JSON with tags for the common non-JSON types (see the module docs)."""
 
     name = "json"
 
     def dumps(self, value: Any) -> bytes:
+        if value is None:  # the most common output of all: no work
+            return _NULL
         try:
-            return json.dumps(_encode(value), separators=(",", ":"),
-                              ensure_ascii=False, allow_nan=False).encode()
+            return _json_encode(_encode(value)).encode()
         except RecursionError:
             raise SerializationError("the value is nested too deeply (or refers to "
                                      "itself) to be stored as JSON") from None

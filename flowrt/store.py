@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -56,9 +56,11 @@ class RunRecord:
         return None if self.finished is None else self.finished - self.started
 
 
-@attrs.frozen
-class NodeRecord:
-    """One node of a run that reached a final status."""
+class NodeRecord(NamedTuple):
+    """One node of a run that reached a final status.
+
+    A NamedTuple: one is made per node of a durable run, on the run's hot path.
+    """
 
     node: str
     status: str

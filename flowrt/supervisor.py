@@ -30,9 +30,11 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Mapping
+from contextvars import copy_context
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import sniffio
 
 from . import actor
@@ -164,6 +166,8 @@ class Supervisor:
                 if self._rule_holds(i):
                     board[i] = READY
                     ready.append(i)
+                    if self.trace:
+                        self.emit(EventKind.READY, i)
                 else:  # dependencies restored from a store may not satisfy the rule
                     self._skip(i)
         try:
@@ -275,16 +279,25 @@ class Supervisor:
         started = self.started
         timed = self.timed
         limited = self.limited
+        streak = 0  # nodes finished inline since this runner last let the loop run
         while ready:
             if self.stopping:
                 return
+            streak += 1
+            if streak > 1000:
+                # A long stretch of nodes that never suspend must not starve the rest of
+                # the application (nor delay a cancellation): let the loop run once.
+                streak = 0
+                await anyio.lowlevel.checkpoint()
+                if self.stopping or not ready:
+                    break
             node = ready.popleft()
             if limited and not self._acquire(node):
                 continue
             # start the attempt
             board[node] = RUNNING
-            attempts[node] += 1
-            if timed[node]:
+            attempt = attempts[node] = attempts[node] + 1
+            if timed[node] and attempt == 1:  # a node's time runs from its first attempt
                 started[node] = _clock()
             if self.trace:
                 self.emit(EventKind.STARTED, node)
@@ -307,8 +320,11 @@ class Supervisor:
             except BaseException as error:  # the call itself failed (bad arguments...)
                 self.attempt_failed(node, error)
                 continue
+            # Each node runs in its own copy of the context variables, as an asyncio
+            # task would: what one node sets is not seen by others, nor by the caller.
+            context = copy_context()
             try:
-                yielded = coro.send(None)
+                yielded = context.run(coro.send, None)
             except StopIteration as stop:
                 self.succeed(node, stop.value)
                 continue
@@ -325,7 +341,7 @@ class Supervisor:
                 # A function marked async that returned another kind of awaitable.
                 coro = actor.awaiting(coro)
                 try:
-                    yielded = coro.send(None)
+                    yielded = context.run(coro.send, None)
                 except StopIteration as stop:
                     self.succeed(node, stop.value)
                     continue
@@ -339,8 +355,11 @@ class Supervisor:
             # the rest of the queue.
             if ready and not self.stopping:
                 self._spawn_runners()
+            if self.checkpoint is not None:
+                self.checkpoint.flush()
+            streak = 0
             try:
-                value = await actor.Resume(coro, yielded)
+                value = await actor.Resume(coro, yielded, context)
             except BaseException as error:
                 if isinstance(error, self._cancel_exc) and self._really_cancelled():
                     self._cancelled(node)
@@ -348,6 +367,8 @@ class Supervisor:
                 self.attempt_failed(node, error)
                 continue
             self.succeed(node, value)
+        if self.checkpoint is not None:
+            self.checkpoint.flush()
 
     def _really_cancelled(self) -> bool:
         # On asyncio a node may raise CancelledError on its own (it awaited something

@@ -56,7 +56,7 @@ async def test_retry_events() -> None:
     events: list[flowrt.Event] = []
     await wf.run(on_event=[events.append])
     kinds = [str(e.kind) for e in events if e.node == "flaky"]
-    assert kinds == ["started", "retrying", "started", "succeeded"]
+    assert kinds == ["ready", "started", "retrying", "started", "succeeded"]
 
 
 async def test_failing_hook_is_reported_and_run_goes_on() -> None:

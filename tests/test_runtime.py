@@ -255,3 +255,57 @@ async def test_invalid_run_arguments() -> None:
         await wf.run(timeout=0)
     with pytest.raises(ValueError, match="limit 'x'"):
         await wf.run(limits={"x": 0})
+
+
+async def test_context_variables_set_by_a_node_stay_in_that_node() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    wf = flowrt.Workflow("cv")
+
+    @wf.node
+    async def setter() -> str:
+        var.set("from setter")
+        await anyio.sleep(0)
+        return var.get()
+
+    @wf.node
+    async def reader(setter: str) -> str:
+        return var.get()
+
+    @wf.node
+    def sync_reader(setter: str) -> str:
+        return var.get()
+
+    var.set("caller")
+    result = await wf.run()
+    assert result["setter"] == "from setter"
+    assert result["reader"] == "caller"  # nodes see the caller's values, not each other's
+    assert result["sync_reader"] == "caller"
+    assert var.get() == "caller"
+
+
+async def test_long_inline_stretches_let_the_loop_run() -> None:
+    wf = flowrt.Workflow("chain")
+
+    async def step(*_: object) -> None:
+        return None
+
+    for i in range(5000):
+        wf.add(f"n{i}", step, deps=[f"n{i - 1}"] if i else [])
+    ticks = 0
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.sleep(0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(heartbeat)
+        await anyio.sleep(0)
+        before = ticks
+        result = await wf.run()
+        tg.cancel_scope.cancel()
+    assert result.ok
+    assert ticks - before >= 4  # the loop ran during the run, not only after it
