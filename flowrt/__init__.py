@@ -37,7 +37,7 @@ from .errors import (
     WorkflowFailed,
 )
 from .events import Event, EventKind, HookError
-from .executors import Executor, ProcessExecutor, ThreadExecutor
+from .executors import Executor, ProcessExecutor, Remote, ThreadExecutor
 from .graph import NodeOptions, NodeSpec, Workflow
 from .intern import Interner, intern, intern_many
 from .plan import Plan
@@ -52,9 +52,20 @@ from .trigger import Trigger
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # DaskExecutor needs the 'dask' extra: import it only when asked for.
+    if name == "DaskExecutor":
+        from .dask import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module 'flowrt' has no attribute {name!r}")
+
+
 __all__ = [
     "Context",
     "CycleError",
+    "DaskExecutor",
     "DataMetrics",
     "DuplicateNodeError",
     "Event",
@@ -76,6 +87,7 @@ __all__ = [
     "PickleSerializer",
     "Plan",
     "ProcessExecutor",
+    "Remote",
     "Retry",
     "RunLeased",
     "RunMetrics",

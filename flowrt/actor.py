@@ -96,8 +96,14 @@ async def in_thread(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], args
 
 
 async def in_executor(executor: Any, fn: Callable[..., Any], args: Any,
-                      kwargs: Mapping[str, Any] | None) -> Any:
-    """Call a sync function through an executor object (see :mod:`flowrt.executors`)."""
+                      kwargs: Mapping[str, Any] | None, keep: bool = False) -> Any:
+    """Call a sync function through an executor object (see :mod:`flowrt.executors`).
+
+    ``keep``: the executor may leave the output where it is (a :class:`Remote`), because
+    only nodes on that same executor will read it.
+    """
+    if keep:
+        return await executor.run(fn, tuple(args), dict(kwargs) if kwargs else {}, keep=True)
     return await executor.run(fn, tuple(args), dict(kwargs) if kwargs else {})
 
 

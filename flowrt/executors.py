@@ -29,7 +29,26 @@ import anyio
 import anyio.to_thread
 import sniffio
 
-__all__ = ["Executor", "ProcessExecutor", "ThreadExecutor"]
+__all__ = ["Executor", "ProcessExecutor", "Remote", "ThreadExecutor"]
+
+
+class Remote:
+    """An output left where it was computed (on a cluster), with the executor that has it.
+
+    An executor that can pass outputs between its own nodes (``DaskExecutor``) returns
+    one from ``run(..., keep=True)``; given back to the same executor as an argument, it
+    stays remote. flowrt asks for the value (``executor.fetch_many``) only when a node
+    elsewhere, the store or the run's result needs it.
+    """
+
+    __slots__ = ("executor", "handle")
+
+    def __init__(self, executor: Any, handle: Any) -> None:
+        self.executor = executor
+        self.handle = handle
+
+    def __repr__(self) -> str:
+        return f"<Remote {self.handle!r}>"
 
 
 @runtime_checkable
@@ -63,10 +82,12 @@ class ThreadExecutor:
         return f"<ThreadExecutor max_workers={self.max_workers}>"
 
 
-async def wait_future(future: concurrent.futures.Future[Any]) -> Any:
-    """Await a ``concurrent.futures.Future`` on any backend; cancelling cancels it."""
-    if future.done():
-        return future.result()
+async def until_called(register: Callable[[Callable[[Any], None]], None]) -> None:
+    """Wait, without blocking the loop, until the callback given to ``register`` is called.
+
+    ``register`` is a future's ``add_done_callback``; the callback may be called from any
+    thread (a process pool's, a Dask client's). Works on asyncio and trio.
+    """
     done = anyio.Event()
     if sniffio.current_async_library() == "asyncio":
         import asyncio
@@ -74,7 +95,8 @@ async def wait_future(future: concurrent.futures.Future[Any]) -> Any:
         loop = asyncio.get_running_loop()
 
         def wake(_: Any) -> None:
-            loop.call_soon_threadsafe(done.set)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(done.set)
     else:
         import trio
 
@@ -84,12 +106,18 @@ async def wait_future(future: concurrent.futures.Future[Any]) -> Any:
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(done.set)
 
-    future.add_done_callback(wake)
-    try:
-        await done.wait()
-    except BaseException:
-        future.cancel()  # a call already running in a process cannot be stopped
-        raise
+    register(wake)
+    await done.wait()
+
+
+async def wait_future(future: concurrent.futures.Future[Any]) -> Any:
+    """Await a ``concurrent.futures.Future`` on any backend; cancelling cancels it."""
+    if not future.done():
+        try:
+            await until_called(future.add_done_callback)
+        except BaseException:
+            future.cancel()  # a call already running in a process cannot be stopped
+            raise
     return future.result()
 
 

@@ -132,6 +132,7 @@ class Supervisor:
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None
         self._cancel_exc: type[BaseException] = BaseException
+        self._keep_remote: bytearray | None = None
         self._asyncio = False
 
         # Limits: the run's own cap, the runtime's cap, and one per named limit.
@@ -155,6 +156,7 @@ class Supervisor:
         """Run every node to a final status, or until cancelled."""
         self._cancel_exc = anyio.get_cancelled_exc_class()
         self._asyncio = sniffio.current_async_library() == "asyncio"
+        self._keep_remote = self._plan_remote_outputs()
         self._done = anyio.Event()
         self.emit(EventKind.RUN_STARTED, -1)
         plan = self.plan
@@ -184,6 +186,64 @@ class Supervisor:
                         self._timer_scope.cancel()
         finally:
             self._finish_cancelled()
+        if self._keep_remote is not None:
+            await self._fetch_remote_outputs()
+
+    def _executor_of(self, node: int) -> Any:
+        """Where sync ``node`` runs: None (a thread), "loop", or an executor object."""
+        where = self.plan.specs[node].options.executor
+        if where is None:
+            where = self._executor
+        if where is None or where == "thread":
+            return None
+        if where == "loop":
+            return where
+        return self.runtime.executor_for(where)
+
+    def _plan_remote_outputs(self) -> bytearray | None:
+        """Per node, 1 when its output may stay on its executor's cluster.
+
+        That is when the executor can keep outputs (it has ``fetch_many``), no store
+        needs the value as the node ends, and every node that depends on it runs on that
+        same executor. None when no node qualifies (the usual case: nothing to do).
+        """
+        plan = self.plan
+        if self.checkpoint is not None:
+            return None
+        if not any(s.options.executor not in (None, "thread", "loop") for s in plan.specs) and (
+            self._executor in (None, "thread", "loop")
+        ):
+            return None
+        keep = bytearray(len(plan))
+        where = [self._executor_of(i) if plan.mode[i] else "async" for i in range(len(plan))]
+        any_kept = False
+        for i, ex in enumerate(where):
+            if ex is None or isinstance(ex, str) or not hasattr(ex, "fetch_many"):
+                continue
+            succ = plan.succ_idx[plan.succ_ptr[i] : plan.succ_ptr[i + 1]]
+            if succ and all(where[s] is ex for s in succ):
+                keep[i] = 1
+                any_kept = True
+        return keep if any_kept else None
+
+    async def _fetch_remote_outputs(self) -> None:
+        """Bring outputs left on a cluster back for the result, in one batch per executor."""
+        from .executors import Remote
+
+        values = self.values
+        by_executor: dict[int, tuple[Any, list[int]]] = {}
+        for i in range(len(self.plan)):
+            v = values[i]
+            if type(v) is Remote:
+                by_executor.setdefault(id(v.executor), (v.executor, []))[1].append(i)
+        for executor, nodes in by_executor.values():
+            handles = [values[i].handle for i in nodes]
+            fetched = await executor.fetch_many(handles)
+            for i, value in zip(nodes, fetched, strict=True):
+                values[i] = value
+            release = getattr(executor, "release", None)
+            if release is not None:
+                release(handles)
 
     async def _timer(self, timeout: float) -> None:
         """The run's ``timeout=``: stop the run when it expires."""
@@ -394,7 +454,8 @@ class Supervisor:
             elif where == "loop":
                 coro = actor.in_loop(fn, args, kw)
             else:
-                coro = actor.in_executor(self.runtime.executor_for(where), fn, args, kw)
+                keep = self._keep_remote is not None and self._keep_remote[node] == 1
+                coro = actor.in_executor(self.runtime.executor_for(where), fn, args, kw, keep)
         else:
             coro = fn(*args, **kw) if kw else fn(*args)
         timeout = plan.specs[node].options.timeout
