@@ -232,7 +232,6 @@ class Workflow:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a workflow's name must be a non-empty str, got {name!r}")
         self.name = name
-        self._nodes: dict[str, NodeSpec] = {}
         self._names_by_fn: dict[Any, str] = {}  # decorated function -> its node
         self._signatures: dict[Any, Signature] = {}  # analysed once per callable
         self._sync: dict[Any, int] = {}  # callable -> 1 if sync, 0 if async
@@ -244,7 +243,9 @@ class Workflow:
         # ids as it is added, when they already exist (the common case: dependencies
         # are defined first). compile() then only resolves what was left open. See
         # docs/decisions/002-incremental-compilation.md.
+        self._specs: list[NodeSpec] = []  # node id -> its spec
         self._index: dict[str, int] = {}  # node name -> id, in order of addition
+        self._index_shared = False  # a compiled plan uses _index: copy it before changing
         self._preds: list[int] = []  # every node's dependencies, in node order
         self._succ: list[list[int]] = []  # dependents of each node
         self._deferred = False  # a dependency could not be resolved when added
@@ -309,8 +310,7 @@ class Workflow:
         order, or a mapping ``parameter -> node name``. ``after``, ``inputs`` and the
         other options are as for :meth:`node`.
         """
-        nodes = self._nodes
-        if name in nodes:
+        if name in self._index:
             raise DuplicateNodeError(name, self.name)
         if type(name) is not str or not name:
             raise ValueError(f"a node's name must be a non-empty str, got {name!r}")
@@ -353,7 +353,6 @@ class Workflow:
         spec: NodeSpec = tuple.__new__(
             NodeSpec, (name, fn, deps, inputs or None, after or (), opts)
         )
-        nodes[name] = spec
         self._plan = None
         self._link(spec, sig)
         return spec
@@ -366,6 +365,9 @@ class Workflow:
         dependency that does not exist yet (or a self-dependency) makes the workflow
         *deferred*: compile then rebuilds the lists from the specs.
         """
+        if self._index_shared:
+            self._index = dict(self._index)
+            self._index_shared = False
         index = self._index
         i = len(index)
         if not self._deferred and (spec[2] or spec[4]):
@@ -379,6 +381,7 @@ class Workflow:
                 for j in ids:
                     succ[j].append(i)
         index[spec[0]] = i
+        self._specs.append(spec)
         self._succ.append([])
         if spec[5] is not DEFAULT_OPTIONS:
             self._custom.append(i)
@@ -388,14 +391,15 @@ class Workflow:
 
     def remove(self, name: str) -> NodeSpec:
         """Remove node ``name`` and return its spec (dependents will fail to compile)."""
-        try:
-            spec = self._nodes.pop(name)
-        except KeyError:
-            raise KeyError(f"workflow {self.name!r} has no node {name!r}") from None
+        i = self._index.get(name)
+        if i is None:
+            raise KeyError(f"workflow {self.name!r} has no node {name!r}")
+        specs = self._specs
+        spec = specs[i]
         self._names_by_fn = {f: n for f, n in self._names_by_fn.items() if n != name}
         self._plan = None
         self._reset_adjacency()
-        for other in self._nodes.values():
+        for other in specs[:i] + specs[i + 1 :]:
             self._link(other, self._signature(other.fn))
         return spec
 
@@ -425,22 +429,22 @@ class Workflow:
 
     @property
     def nodes(self) -> Mapping[str, NodeSpec]:
-        """The node specs by name, in the order they were added (read-only view)."""
+        """The node specs by name, in the order they were added (a read-only copy)."""
         from types import MappingProxyType
 
-        return MappingProxyType(self._nodes)
+        return MappingProxyType(dict(zip(self._index, self._specs, strict=True)))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._nodes
+        return name in self._index
 
     def __len__(self) -> int:
-        return len(self._nodes)
+        return len(self._specs)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._nodes)
+        return iter(self._index)
 
     def __repr__(self) -> str:
-        return f"<Workflow {self.name!r} with {len(self._nodes)} nodes>"
+        return f"<Workflow {self.name!r} with {len(self._specs)} nodes>"
 
     # -- compiling ------------------------------------------------------------------
 

@@ -37,10 +37,14 @@ class Interner:
         self.intern_many(keys)
 
     @classmethod
-    def from_ids(cls, ids: dict[str, int]) -> Interner:
-        """An interner with a copy of ``ids``, whose values must be 0, 1, 2, ... in order."""
+    def from_ids(cls, ids: dict[str, int], *, copy: bool = True) -> Interner:
+        """An interner of ``ids``, whose values must be 0, 1, 2, ... in order.
+
+        With ``copy=False`` it takes the dict itself: the caller promises never to change
+        it again (a workflow hands its name index to the plan it compiles so).
+        """
         self = cls()
-        self._ids = ids.copy()
+        self._ids = ids.copy() if copy else ids
         self._keys = list(ids)
         return self
 

@@ -213,7 +213,7 @@ def compile_plan(wf: Workflow) -> Plan:
     are bound by name, and -- only when a dependency was added after its dependent, or
     a parameter named a node -- the lists are rebuilt and sorted (Kahn's algorithm).
     """
-    specs = tuple(wf._nodes.values())
+    specs = tuple(wf._specs)
     n = len(specs)
     index = wf._index
     kwargs: list[tuple[tuple[str, int, Any], ...] | None] = [None] * n
@@ -269,7 +269,10 @@ def compile_plan(wf: Workflow) -> Plan:
     succ_ptr = list(accumulate(map(len, succ), initial=0))
     succ_idx = list(chain.from_iterable(succ))
     nargs = list(map(len, map(itemgetter(2), specs)))
-    interner = Interner.from_ids(index)
+    # The plan takes the workflow's name index as it is; the workflow copies it before
+    # changing it again (copy on write: compiling costs no copy of n names).
+    interner = Interner.from_ids(index, copy=False)
+    wf._index_shared = True
     return Plan(wf.name, specs, interner.freeze(), ptr, idx, succ_ptr, succ_idx, nargs, kwargs,
                 _modes(wf, specs), order, wf._custom, required, optional)
 

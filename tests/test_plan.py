@@ -346,3 +346,16 @@ def test_large_random_dag_compiles() -> None:
     plan = _build(n, deps, order, [i % 3 for i in range(n)]).compile()
     _assert_topological(plan)
     assert len(plan.topological()) == n
+
+
+def test_a_compiled_plan_does_not_change_when_the_workflow_grows() -> None:
+    wf = flowrt.Workflow("grow")
+    wf.add("a", lambda: 1)
+    wf.add("b", lambda a: a, deps=["a"])
+    plan = wf.compile()
+    wf.add("c", lambda b: b, deps=["b"])
+    assert "c" not in plan.index and len(plan) == 2 and plan.names == ("a", "b")
+    bigger = wf.compile()
+    assert bigger is not plan and bigger.index["c"] == 2
+    wf.remove("c")
+    assert wf.compile().names == ("a", "b") and plan.index == {"a": 0, "b": 1}
