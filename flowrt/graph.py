@@ -365,14 +365,15 @@ class Workflow:
         dependency that does not exist yet (or a self-dependency) makes the workflow
         *deferred*: compile then rebuilds the lists from the specs.
         """
-        if self._index_shared:
+        name, _, deps, inputs, after, opts = spec
+        if self._index_shared:  # a compiled plan holds the index: copy before changing
             self._index = dict(self._index)
             self._index_shared = False
         index = self._index
         i = len(index)
-        if not self._deferred and (spec[2] or spec[4]):
+        if (deps or after) and not self._deferred:
             try:  # before the node has an id, so that a self-dependency is deferred
-                ids = list(map(index.__getitem__, spec[2] + spec[4] if spec[4] else spec[2]))
+                ids = list(map(index.__getitem__, deps + after if after else deps))
             except (KeyError, TypeError):  # added later, or given as a function
                 self._deferred = True
             else:
@@ -380,14 +381,14 @@ class Workflow:
                 succ = self._succ
                 for j in ids:
                     succ[j].append(i)
-        index[spec[0]] = i
+        index[name] = i
         self._specs.append(spec)
         self._succ.append([])
-        if spec[5] is not DEFAULT_OPTIONS:
+        if opts is not DEFAULT_OPTIONS:
             self._custom.append(i)
-        # Positional deps fill the first positional parameters (any more go to *args).
-        if spec[3] or len(sig.params) > min(len(spec[2]), sig.positional):
-            self._open.append(i)  # named parameters: bound at compile
+        # Named parameters that positional deps leave open are bound at compile.
+        if inputs or (sig.params and len(sig.params) > min(len(deps), sig.positional)):
+            self._open.append(i)
 
     def remove(self, name: str) -> NodeSpec:
         """Remove node ``name`` and return its spec (dependents will fail to compile)."""
