@@ -68,8 +68,8 @@ class StoredError(FlowError):
 class Checkpoint:
     """Writes a run's node ends to its store as they happen (called by the supervisor)."""
 
-    __slots__ = ("_data_blob", "_data_seen", "data", "names", "pending", "plan_size",
-                 "run_id", "serializer", "store", "sup")
+    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "data", "names",
+                 "pending", "plan_size", "run_id", "serializer", "store", "sup")
 
     def __init__(self, store: Store, run_id: str, sup: Supervisor) -> None:
         self.store = store
@@ -80,13 +80,22 @@ class Checkpoint:
         self.plan_size = len(sup.plan)
         self.data = sup.data
         self._data_seen = self.data._version
-        #: records not handed to the store yet; the supervisor calls flush() whenever a
-        #: runner is about to wait, so the store sees one batch per event loop turn
+        #: records not handed to the store yet: they go in one batch per event loop
+        #: turn (flush() is scheduled when the first one of a turn arrives)
         self.pending: list[NodeRecord] = []
         self._data_blob: bytes | None = None  # a data snapshot not handed over yet
+        self._scheduled = False
+        self._call_soon = _call_soon_function()
+
+    def _add(self, record: NodeRecord) -> None:
+        self.pending.append(record)
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self.flush)
 
     def flush(self) -> None:
         """Hand the pending records (and the data snapshot, if it changed) to the store."""
+        self._scheduled = False
         pending, data = self.pending, self._data_blob
         if pending or data is not None:
             self.pending = []
@@ -125,8 +134,8 @@ class Checkpoint:
             raise SerializationError(f"node {self.names[node]!r} returned {error}") from None
         self.snapshot_data()
         started, finished = self._times(node)
-        self.pending.append(NodeRecord(self.names[node], "succeeded", self.sup.attempts[node],
-                                       blob, None, None, started, finished))
+        self._add(NodeRecord(self.names[node], "succeeded", self.sup.attempts[node], blob, None,
+                             None, started, finished))
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None:
         """Record a failure, a skip or a cancellation."""
@@ -137,14 +146,21 @@ class Checkpoint:
         if error is not None:
             text = f"{type(error).__name__}: {error}"
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        self.pending.append(NodeRecord(self.names[node], _STATUS_NAMES[status],
-                                       self.sup.attempts[node], None, text, tb, started,
-                                       finished))
+        self._add(NodeRecord(self.names[node], _STATUS_NAMES[status], self.sup.attempts[node],
+                             None, text, tb, started, finished))
 
 
-def _look_up(store: Store, run_id: str) -> tuple[RunRecord | None, StoredRun | None]:
-    existing = store.get_run(run_id)
-    return existing, (store.load(run_id) if existing is not None else None)
+def _call_soon_function() -> Any:
+    """The running loop's "call this on the next turn" (asyncio or trio)."""
+    import sniffio
+
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        return asyncio.get_running_loop().call_soon
+    import trio
+
+    return trio.lowlevel.current_trio_token().run_sync_soon
 
 
 def structure_diff(old: Mapping[str, list[str]], new: Mapping[str, list[str]]
@@ -208,7 +224,7 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
     existing = store.get_run(run_id)
     stored = None
     if existing is not None:
-        structure = plan.describe()["nodes"]
+        structure = plan.structure
         if existing.workflow != plan.workflow:
             raise WorkflowChanged(run_id, [], [], [f"workflow {existing.workflow!r} is now "
                                                    f"{plan.workflow!r}"])
@@ -235,8 +251,9 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
     except SerializationError as error:
         raise SerializationError(f"run inputs cannot be stored: {error}") from None
     now = time.time()
-    record = RunRecord(run_id, plan.workflow, plan.fingerprint, plan.describe()["nodes"],
-                       inputs_blob, "running", serializer.name, now, now)
+    record = RunRecord(run_id, plan.workflow, plan.fingerprint, plan.structure,
+                       inputs_blob, "running", serializer.name, now, now,
+                       structure_json=plan.structure_json)
     store.begin(record, lease, existing is not None)
     return stored, inputs, False
 

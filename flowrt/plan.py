@@ -202,7 +202,19 @@ class Plan:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description of the structure: node -> its dependencies."""
-        return {"workflow": self.workflow, "nodes": {n: self.deps(n) for n in self.names}}
+        return {"workflow": self.workflow, "nodes": self.structure}
+
+    @cached_property
+    def structure(self) -> dict[str, list[str]]:
+        """Node -> the names of its dependencies (computed once; do not modify)."""
+        return {n: self.deps(n) for n in self.names}
+
+    @cached_property
+    def structure_json(self) -> str:
+        """:attr:`structure` as JSON (what a store keeps; computed once)."""
+        import json
+
+        return json.dumps(self.structure, separators=(",", ":"))
 
 
 def compile_plan(wf: Workflow) -> Plan:

@@ -197,22 +197,22 @@ class SQLiteStore:
                         raise RunLeased(record.run_id, holder.describe())
                 lease_json = json.dumps(attrs.asdict(lease))
                 expires = now + self.lease_ttl
+                structure = record.structure_json or json.dumps(record.structure)
                 if row is None or not resume:
                     conn.execute("DELETE FROM nodes WHERE run_id = ?", (record.run_id,))
                     conn.execute("DELETE FROM data WHERE run_id = ?", (record.run_id,))
                     conn.execute(
                         "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (record.run_id, record.workflow, record.fingerprint,
-                         json.dumps(record.structure), record.inputs, record.status,
-                         record.serializer, record.created, record.started, None, 0,
-                         lease_json, expires))
+                        (record.run_id, record.workflow, record.fingerprint, structure,
+                         record.inputs, record.status, record.serializer, record.created,
+                         record.started, None, 0, lease_json, expires))
                 else:
                     conn.execute(
                         "UPDATE runs SET status = 'running', started = ?, finished = NULL, "
                         "resumes = resumes + 1, fingerprint = ?, structure = ?, lease = ?, "
                         "lease_expires = ? WHERE run_id = ?",
-                        (record.started, record.fingerprint, json.dumps(record.structure),
-                         lease_json, expires, record.run_id))
+                        (record.started, record.fingerprint, structure, lease_json, expires,
+                         record.run_id))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -49,6 +49,8 @@ class RunRecord:
     started: float
     finished: float | None = None
     resumes: int = 0  #: times the run was started again after the first
+    #: ``structure`` as JSON, when the caller has it at hand (saves encoding it again)
+    structure_json: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def duration(self) -> float | None:

@@ -415,8 +415,6 @@ class Supervisor:
             # the rest of the queue.
             if ready and not self.stopping:
                 self._spawn_runners()
-            if self.checkpoint is not None:
-                self.checkpoint.flush()
             streak = 0
             try:
                 value = await actor.Resume(coro, yielded, context)
@@ -427,8 +425,6 @@ class Supervisor:
                 self.attempt_failed(node, error)
                 continue
             self.succeed(node, value)
-        if self.checkpoint is not None:
-            self.checkpoint.flush()
 
     def _really_cancelled(self) -> bool:
         # On asyncio a node may raise CancelledError on its own (it awaited something

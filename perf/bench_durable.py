@@ -1,0 +1,175 @@
+"""Durable versus in-memory runs, and resuming a crashed run (issue 4's figures).
+
+pyperf harness: ``python perf/bench_durable.py [--quick] [pyperf options]``.
+
+- ``durable/sleep1ms-1000/...``: 1,000 independent nodes that each ``await
+  anyio.sleep(0.001)`` under ``max_concurrency=50``: in memory; with a SQLite store kept
+  open by a ``flowrt.Runtime`` (a service); with ``store="runs.db"`` given to each
+  ``wf.run`` (the file is opened and closed by every run).
+- ``durable/noop-10000/...``: 10,000 no-op async nodes (random DAG), in memory and with a
+  store kept open: the time per committed node.
+- ``durable/resume-10000``: a 10,000-node run whose node n5000 failed (half the nodes
+  had succeeded, as after a crash at the halfway mark) is resumed: the time to read the
+  stored run and restore its 5,000 succeeded nodes (the run itself is not timed).
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from _common import Harness, build_workflow, clock, noop
+from graphs import independent, random_dag
+
+import flowrt
+
+
+async def nap(*_: Any) -> None:
+    await anyio.sleep(0.001)
+
+
+@functools.cache
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="flowrt-bench-durable-"))
+
+
+@functools.cache
+def sleepy() -> flowrt.Workflow:
+    wf = build_workflow(independent(1000), nap, "sleepy")
+    wf.compile()
+    return wf
+
+
+@functools.cache
+def noops() -> flowrt.Workflow:
+    wf = build_workflow(random_dag(10_000), noop, "noops")
+    wf.compile()
+    return wf
+
+
+def time_runs(loops: int, wf: flowrt.Workflow, mode: str, **options: Any) -> float:
+    db = str(workdir() / f"{mode}-{uuid.uuid4().hex}.db")
+
+    async def main() -> float:
+        total = 0.0
+        if mode == "memory":
+            async with flowrt.Runtime() as rt:
+                for _ in range(loops):
+                    t0 = clock()
+                    result = await rt.run(wf, **options)
+                    total += clock() - t0
+                    assert result.ok
+        elif mode == "runtime-store":
+            async with flowrt.Runtime(store=db) as rt:
+                for _ in range(loops):
+                    t0 = clock()
+                    result = await rt.run(wf, run_id=uuid.uuid4().hex, **options)
+                    total += clock() - t0
+                    assert result.ok
+        else:  # "run-store": wf.run(store=path) opens and closes the file each time
+            for _ in range(loops):
+                t0 = clock()
+                result = await wf.run(store=db, run_id=uuid.uuid4().hex, **options)
+                total += clock() - t0
+                assert result.ok
+        return total
+
+    return anyio.run(main)
+
+
+@functools.cache
+def crashed_store() -> tuple[str, flowrt.Workflow]:
+    """A store holding a 10,000-node run that stopped half way (node n5000 failed)."""
+    graph = {f"n{i}": ([f"n{i - 1}"] if i else []) for i in range(10_000)}
+
+    def step(prev: int | None = None) -> int:
+        return 0 if prev is None else prev + 1
+
+    def halfway(prev: int) -> int:
+        raise RuntimeError("crash at the halfway mark")
+
+    broken = flowrt.Workflow("resume")
+    fixed = flowrt.Workflow("resume")
+    for name, deps in graph.items():
+        fn = halfway if name == "n5000" else step
+        broken.add(name, fn, deps=deps, executor="loop")
+        fixed.add(name, step, deps=deps, executor="loop")
+    db = str(workdir() / "crashed.db")
+    result = broken.run_sync(store=db, run_id="crashed")
+    assert result.nodes["n4999"].status is flowrt.Status.SUCCEEDED
+    return db, fixed
+
+
+def time_resume_load(loops: int) -> float:
+    from flowrt.durable import _open_run, _restore
+    from flowrt.store import Lease
+
+    db, wf = crashed_store()
+    plan = wf.compile()
+    total = 0.0
+
+    async def main() -> float:
+        nonlocal total
+        async with flowrt.Runtime(store=db) as rt:
+            store = rt.store
+            assert store is not None
+            for _ in range(loops):
+                t0 = clock()
+                stored, given, _ = _open_run(store, plan, "crashed", {}, None, Lease.mine())
+                given, data = rt.prepare(plan, given, None)
+                sup = rt.supervisor(plan, "crashed", given, data, max_concurrency=None,
+                                    limits=None, fail_fast=False, hooks=(), executor=None,
+                                    metrics=None)
+                assert stored is not None
+                _restore(sup, plan, stored, store.serializer, data)
+                total += clock() - t0
+                assert sup.left == 5000
+                store.finish("crashed", "failed", 0.0, Lease.mine())
+        return total
+
+    return anyio.run(main)
+
+
+def main() -> None:
+    h = Harness(__doc__.splitlines()[0])
+    cap = {"max_concurrency": 50}
+    h.bench("durable/sleep1ms-1000/memory",
+            functools.partial(time_runs, wf=sleepy(), mode="memory", **cap))
+    h.bench("durable/sleep1ms-1000/runtime-store",
+            functools.partial(time_runs, wf=sleepy(), mode="runtime-store", **cap))
+    h.bench("durable/sleep1ms-1000/run-store",
+            functools.partial(time_runs, wf=sleepy(), mode="run-store", **cap))
+    h.bench("durable/noop-10000/memory",
+            functools.partial(time_runs, wf=noops(), mode="memory"))
+    h.bench("durable/noop-10000/runtime-store",
+            functools.partial(time_runs, wf=noops(), mode="runtime-store"))
+    h.bench("durable/resume-10000/load", time_resume_load)
+    h.summary("durable vs in-memory, 1,000 nodes x 1 ms, max_concurrency=50", [
+        ("in memory", "durable/sleep1ms-1000/memory", None),
+        ("store kept open (Runtime)", "durable/sleep1ms-1000/runtime-store",
+         "durable/sleep1ms-1000/memory"),
+        ("store opened per run", "durable/sleep1ms-1000/run-store",
+         "durable/sleep1ms-1000/memory"),
+    ], unit="ms", note="target: at most 1.15x in memory")
+    h.summary("durable vs in-memory, 10,000 no-op nodes", [
+        ("in memory", "durable/noop-10000/memory", None),
+        ("store kept open (Runtime)", "durable/noop-10000/runtime-store",
+         "durable/noop-10000/memory"),
+    ], unit="ms")
+    per = h.median("durable/noop-10000/runtime-store")
+    if per is not None and not h.worker:
+        print(f"   time per committed node: {per / 10_000 * 1e6:.2f} us")
+    load = h.median("durable/resume-10000/load")
+    if load is not None and not h.worker:
+        print(f"\n== resume of a 10,000-node run stopped half way\n"
+              f"   load + restore: {load * 1e3:.2f} ms, {load / 5000 * 1e6:.2f} us per "
+              "restored node")
+
+
+if __name__ == "__main__":
+    main()
