@@ -18,16 +18,21 @@ class Context:
     """The run, node and attempt a node call belongs to.
 
     ``run_id``: the run's id (stable across resumes of a durable run);
-    ``node``: this node's name; ``attempt``: the attempt number, from 1;
-    ``data``: the run's :class:`~flowrt.WorkflowData`; ``log``: a structlog logger bound
-    with run_id, node and attempt. ``run_id`` with ``node`` and ``attempt`` make an
-    idempotency key for calls to the outside world.
+    ``node``: this node's name; ``attempt``: the attempt number, from 1 (it starts again
+    at 1 when a durable run is resumed); ``data``: the run's
+    :class:`~flowrt.WorkflowData`; ``log``: a structlog logger bound with run_id, node
+    and attempt. ``run_id`` with ``node`` makes an idempotency key for a call to the
+    outside world that must happen once per run.
+
+    A node that runs in another process (``executor="process"``, Dask) gets a copy
+    without ``data`` (None there): what it set would be lost, and the run's data may
+    hold values that do not travel.
     """
 
     __slots__ = ("_log", "attempt", "data", "node", "run_id", "workflow")
 
     def __init__(
-        self, workflow: str, run_id: str, node: str, attempt: int, data: WorkflowData
+        self, workflow: str, run_id: str, node: str, attempt: int, data: WorkflowData | None
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
@@ -35,6 +40,10 @@ class Context:
         self.attempt = attempt
         self.data = data
         self._log: Any = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent to another process: no data (see the class docs), no logger.
+        return (Context, (self.workflow, self.run_id, self.node, self.attempt, None))
 
     @property
     def log(self) -> Any:

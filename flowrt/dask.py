@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import traceback
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +67,7 @@ class DaskExecutor:
         self._owns_client = client is None
         self._lock: anyio.Lock | None = None
         self._counter = 0
+        self._token = uuid.uuid4().hex[:12]  # task keys unique across drivers
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -126,7 +128,7 @@ class DaskExecutor:
         self._counter += 1
         name = getattr(fn, "__name__", "node")
         future = client.submit(_call, fn, args, kwargs, pure=False, retries=0,
-                               key=f"flowrt-{name}-{id(self):x}-{self._counter}")
+                               key=f"flowrt-{name}-{self._token}-{self._counter}")
         try:
             if not future.done():
                 await until_called(future.add_done_callback)
@@ -136,7 +138,10 @@ class DaskExecutor:
                 await anyio.to_thread.run_sync(functools.partial(future.cancel, force=True))
             raise
         if future.status == "error":
-            raise await anyio.to_thread.run_sync(_error_of, future)
+            try:
+                raise await anyio.to_thread.run_sync(_error_of, future)
+            finally:
+                future.release()
         if keep:
             return Remote(self, future)
         try:

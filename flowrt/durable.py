@@ -32,8 +32,9 @@ import anyio
 import anyio.to_thread
 
 from .data import WorkflowData
-from .errors import FlowError, MissingInputError, WorkflowChanged
+from .errors import FlowError, StoreError, WorkflowChanged
 from .result import RunResult, RunStatus
+from .runtime import check_inputs
 from .serialize import SerializationError, Serializer
 from .status import Status
 from .store import Lease, NodeRecord, RunRecord, StoredRun
@@ -68,8 +69,8 @@ class StoredError(FlowError):
 class Checkpoint:
     """Writes a run's node ends to its store as they happen (called by the supervisor)."""
 
-    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "data", "names",
-                 "pending", "plan_size", "run_id", "serializer", "store", "sup")
+    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "data", "error",
+                 "names", "pending", "plan_size", "run_id", "serializer", "store", "sup")
 
     def __init__(self, store: Store, run_id: str, sup: Supervisor) -> None:
         self.store = store
@@ -86,6 +87,8 @@ class Checkpoint:
         self._data_blob: bytes | None = None  # a data snapshot not handed over yet
         self._scheduled = False
         self._call_soon = _call_soon_function()
+        #: a failure of the store itself, raised when the run ends
+        self.error: BaseException | None = None
 
     def _add(self, record: NodeRecord) -> None:
         self.pending.append(record)
@@ -100,7 +103,11 @@ class Checkpoint:
         if pending or data is not None:
             self.pending = []
             self._data_blob = None
-            self.store.write(self.run_id, pending, data)
+            try:
+                self.store.write(self.run_id, pending, data)
+            except Exception as error:  # called from the loop: never raise there
+                if self.error is None:
+                    self.error = error
 
     def _times(self, node: int) -> tuple[float | None, float | None]:
         sup = self.sup
@@ -119,12 +126,16 @@ class Checkpoint:
         data = self.data
         if data._version == self._data_seen:
             return
+        self._data_seen = data._version  # report a bad value once, not at every node
+        keys = dict(data.items_from(self.plan_size))
         try:
-            self._data_blob = self.serializer.dumps(dict(data.items_from(self.plan_size)))
-        except SerializationError as error:
-            raise SerializationError(f"the run's WorkflowData holds a value that cannot be "
-                                     f"stored: {error}") from None
-        self._data_seen = data._version
+            self._data_blob = self.serializer.dumps(keys)
+        except SerializationError:
+            bad = next((k for k, v in keys.items() if not _storable(self.serializer, v)), "?")
+            raise SerializationError(
+                f"WorkflowData key {bad!r} holds a value that cannot be stored "
+                f"({type(keys.get(bad)).__name__}); the run's data is not saved until "
+                "that key is changed or deleted") from None
 
     def succeeded(self, node: int, value: Any) -> None:
         """Record a success; raises SerializationError when the output cannot be stored."""
@@ -148,6 +159,14 @@ class Checkpoint:
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         self._add(NodeRecord(self.names[node], _STATUS_NAMES[status], self.sup.attempts[node],
                              None, text, tb, started, finished))
+
+
+def _storable(serializer: Serializer, value: Any) -> bool:
+    try:
+        serializer.dumps(value)
+    except SerializationError:
+        return False
+    return True
 
 
 def _call_soon_function() -> Any:
@@ -189,11 +208,16 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
     if replay:
         assert stored is not None
         return result_from_store(plan, stored, store.serializer, data)
-    given, data = rt.prepare(plan, given, data)
-    sup = rt.supervisor(plan, run_id, given, data, **options)
-    if stored is not None:
-        _restore(sup, plan, stored, store.serializer, data)
-    sup.checkpoint = Checkpoint(store, run_id, sup)
+    try:
+        given, data = rt.prepare(plan, given, data)
+        sup = rt.supervisor(plan, run_id, given, data, **options)
+        if stored is not None:
+            _restore(sup, plan, stored, store.serializer, data)
+        sup.checkpoint = Checkpoint(store, run_id, sup)
+    except BaseException:
+        # Nothing ran: give the lease back and leave the run resumable.
+        store.finish(run_id, "cancelled", time.time(), lease)
+        raise
     finished = False
     try:
         result = await rt.drive(sup, timeout)
@@ -209,6 +233,9 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
             sup.checkpoint.flush()
             store.finish(run_id, status, time.time(), lease)
             await anyio.to_thread.run_sync(store.flush)
+    if sup.checkpoint.error is not None:
+        raise StoreError(f"run {run_id!r} ran, but the store failed to record it: "
+                         f"{sup.checkpoint.error}") from sup.checkpoint.error
     return result
 
 
@@ -235,17 +262,22 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
             raise ValueError(f"run {run_id!r} was stored with serializer "
                              f"{existing.serializer!r}, this store uses {serializer.name!r}")
         stored_inputs = serializer.loads(existing.inputs)
-        if inputs and inputs != stored_inputs:
-            raise ValueError(f"run {run_id!r} was started with other inputs "
-                             f"({sorted(stored_inputs)}); resume it without inputs or with "
-                             "the same ones, or use a new run_id")
-        inputs = stored_inputs
+        if inputs:
+            # Compared as stored: a dataclass given again equals the dict it was saved as.
+            try:
+                same_inputs = serializer.loads(serializer.dumps(inputs)) == stored_inputs
+            except SerializationError:
+                same_inputs = False
+            if not same_inputs:
+                raise ValueError(f"run {run_id!r} was started with other inputs "
+                                 f"({sorted(stored_inputs)}); resume it without inputs or "
+                                 "with the same ones, or use a new run_id")
+        else:
+            inputs = stored_inputs  # as stored (dataclasses come back as dicts)
         stored = store.load(run_id)
         if existing.status == "succeeded" and same and stored is not None:
             return stored, inputs, True
-    missing = plan.missing_inputs(inputs)
-    if missing:
-        raise MissingInputError(missing)
+    check_inputs(plan, inputs)
     try:
         inputs_blob = serializer.dumps(inputs)
     except SerializationError as error:

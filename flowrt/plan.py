@@ -191,13 +191,18 @@ class Plan:
         Two plans with the same fingerprint run the same graph; a durable store uses it
         to refuse resuming a run with a changed workflow.
         """
+        # By names, in name order: the order nodes were added in does not matter.
         h = hashlib.sha256()
-        ptr, idx = self.pred_ptr, self.pred_idx
-        for i, spec in enumerate(self.specs):
-            o = spec.options
-            h.update(repr((spec.name, list(idx[ptr[i] : ptr[i + 1]]), self.nargs[i],
-                           self.kwargs[i], o.attempts, o.timeout, o.limit, str(o.trigger)
-                           )).encode())
+        names, ptr, idx = self.names, self.pred_ptr, self.pred_idx
+        for name in sorted(names):
+            i = self.index[name]
+            o = self.specs[i].options
+            deps = [names[j] for j in idx[ptr[i] : ptr[i + 1]]]
+            args = deps[: self.nargs[i]]
+            bound = sorted((p, kind, names[src] if kind == BIND_NODE else src)
+                           for p, kind, src in (self.kwargs[i] or ()))
+            h.update(repr((name, args, sorted(deps), bound, o.attempts, o.timeout, o.limit,
+                           str(o.trigger))).encode())
         return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:

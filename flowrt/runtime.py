@@ -37,6 +37,25 @@ if TYPE_CHECKING:
 __all__ = ["Runtime"]
 
 
+def check_inputs(plan: Plan, inputs: Mapping[str, Any]) -> None:
+    """Refuse missing run inputs (naming them) and inputs named like nodes."""
+    missing = plan.missing_inputs(inputs)
+    if missing:
+        raise MissingInputError(missing)
+    clash = [k for k in inputs if k in plan.index]
+    if clash:
+        raise ValueError(f"run input {clash[0]!r} is the name of a node: a node's output "
+                         "cannot be given as an input (rename the input or the node)")
+
+
+def _check_executor(executor: Any) -> None:
+    if executor is None or executor in ("thread", "loop", "process"):
+        return
+    if isinstance(executor, str) or not hasattr(executor, "run"):
+        raise ValueError(f"executor must be 'thread', 'loop', 'process' or an executor object "
+                         f"(with an async run method), got {executor!r}")
+
+
 class Runtime:
     """Shared resources for runs; use as ``async with Runtime(...) as rt``.
 
@@ -60,6 +79,7 @@ class Runtime:
         threads: int = 40,
         metrics: bool | float = True,
     ) -> None:
+        _check_executor(executor)
         self._cap = (Limit("max_concurrency", max_concurrency)
                      if max_concurrency is not None else None)
         self._limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
@@ -156,6 +176,9 @@ class Runtime:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         hooks = normalize_hooks(on_event)
+        for name, capacity in (limits or {}).items():
+            Limit(name, capacity)  # raises ValueError for a bad capacity, before anything
+        _check_executor(executor)
         run_id = run_id or uuid.uuid4().hex
         options = dict(max_concurrency=max_concurrency, limits=limits, fail_fast=fail_fast,
                        hooks=hooks, executor=executor, metrics=metrics)
@@ -175,14 +198,7 @@ class Runtime:
                 data: WorkflowData | None) -> tuple[dict[str, Any], WorkflowData]:
         """Check the inputs and lay the run's data out for ``plan``."""
         given = dict(inputs) if inputs else {}
-        missing = plan.missing_inputs(given)
-        if missing:
-            raise MissingInputError(missing)
-        index = plan.index
-        clash = [k for k in given if k in index]
-        if clash:
-            raise ValueError(f"run input {clash[0]!r} is the name of a node: a node's output "
-                             "cannot be given as an input (rename the input or the node)")
+        check_inputs(plan, given)
         if data is None:
             data = WorkflowData(len(plan) + len(given) + 8)
         data.attach(plan)

@@ -11,9 +11,9 @@ them: a node's end reaches the disk within a few milliseconds, and a run with
 thousands of short nodes costs a few hundred commits a second, not one per node.
 
 ``synchronous`` is SQLite's: "NORMAL" (the default) survives a crash of the process at
-any moment, but a power cut or OS crash may lose the last commits (never corrupt the
-file); "FULL" fsyncs each commit, which survives those too, at the price of one fsync
-per group commit.
+any moment; a power cut or OS crash may roll back what the OS had not yet written to
+disk since the last WAL checkpoint (never corrupting the file); "FULL" fsyncs each
+group commit, which survives those too, at the price of one fsync per commit.
 
 Schema (version 1)::
 
@@ -119,7 +119,9 @@ class SQLiteStore:
             os.chmod(self.path, 0o600)  # whatever the umask says
         try:
             # Read-only first: a foreign or corrupt file must not be touched.
-            ro = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self._busy)
+            # immutable: no -wal/-shm files appear beside someone else's WAL database
+            ro = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True,
+                                 timeout=self._busy)
             try:
                 tables = {r[0] for r in ro.execute(
                     "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -150,6 +152,7 @@ class SQLiteStore:
                     raise StoreError(f"{self.path} is not a flowrt store")
                 version = int(meta.get("schema_version", "0"))
             if not tables:
+                os.chmod(self.path, 0o600)  # an empty file becoming a store: ours only
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.executemany("INSERT INTO meta VALUES (?, ?)",

@@ -39,7 +39,7 @@ import sniffio
 
 from . import actor
 from ._spawn import open_spawner
-from .data import WorkflowData
+from .data import MISSING, WorkflowData
 from .events import Event, EventKind, Hook, is_enabled, logger, report_hook_error
 from .limits import Limit
 from .serialize import SerializationError
@@ -238,7 +238,17 @@ class Supervisor:
                 by_executor.setdefault(id(v.executor), (v.executor, []))[1].append(i)
         for executor, nodes in by_executor.values():
             handles = [values[i].handle for i in nodes]
-            fetched = await executor.fetch_many(handles)
+            try:
+                fetched = await executor.fetch_many(handles)
+            except Exception as error:  # the outputs are lost: those nodes failed
+                for i in nodes:
+                    values[i] = MISSING
+                    self.board[i] = FAILED
+                    self.errors[i] = error
+                self.log.warning("outputs left on the cluster could not be fetched",
+                                 nodes=[self.plan.names[i] for i in nodes],
+                                 error=f"{type(error).__name__}: {error}")
+                continue
             for i, value in zip(nodes, fetched, strict=True):
                 values[i] = value
             release = getattr(executor, "release", None)

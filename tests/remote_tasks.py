@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import flowrt
+
 
 def pid(*_: object) -> int:
     return os.getpid()
@@ -63,3 +65,9 @@ def logged_square(i: int, log: str, seconds: float = 0.3) -> int:
         f.write(f"sq{i}\n")
     time.sleep(seconds)
     return i * i
+
+
+def context_info(value: object, ctx: flowrt.Context) -> tuple[object, ...]:
+    """What a remote node sees of its context (no data: it does not travel)."""
+    size = len(value) if isinstance(value, bytes | str) else value
+    return (ctx.run_id, ctx.node, ctx.attempt, ctx.data is None, size)

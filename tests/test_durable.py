@@ -395,3 +395,84 @@ def test_resume_with_trigger_rules_after_restore(tmp_path: Path) -> None:
     fail[0] = False
     second = wf.run_sync(store=db, run_id="t")
     assert second.ok and second.nodes["refund"].status is Status.SKIPPED
+
+
+def test_fingerprint_ignores_the_order_nodes_were_added_in(tmp_path: Path) -> None:
+    def build(order: list[str]) -> flowrt.Workflow:
+        wf = flowrt.Workflow("fp")
+        makers = {
+            "a": lambda: wf.add("a", lambda: 1),
+            "b": lambda: wf.add("b", lambda: 2),
+            "c": lambda: wf.add("c", lambda a, b: a + b, deps=["a", "b"]),
+        }
+        for name in order:
+            makers[name]()
+        return wf
+
+    assert build(["a", "b", "c"]).compile().fingerprint == \
+        build(["b", "a", "c"]).compile().fingerprint
+    assert build(["c", "a", "b"]).compile().fingerprint == \
+        build(["a", "b", "c"]).compile().fingerprint
+
+
+def test_an_error_before_the_run_starts_gives_the_lease_back(tmp_path: Path) -> None:
+    wf = flowrt.Workflow("lease")
+    wf.add("a", lambda x: x)
+
+    async def main() -> None:
+        async with flowrt.Runtime(store=str(tmp_path / "runs.db")) as rt:
+            with pytest.raises(ValueError, match="name of a node"):
+                await rt.run(wf, {"x": 1, "a": 2}, run_id="r")
+            with pytest.raises(ValueError, match="limit 'db'"):
+                await rt.run(wf, {"x": 1}, run_id="r", limits={"db": 0})
+            result = await rt.run(wf, {"x": 1}, run_id="r")
+            assert result["a"] == 1
+
+    anyio.run(main)
+
+
+def test_unstorable_data_fails_only_the_node_that_set_it(tmp_path: Path) -> None:
+    wf = flowrt.Workflow("bad-data")
+
+    @wf.node
+    def setter(ctx: flowrt.Context) -> None:
+        ctx.data.set("handle", object())
+
+    @wf.node
+    def later(setter: None) -> str:
+        return "fine"
+
+    @wf.node
+    async def independent() -> str:
+        await anyio.sleep(0.05)
+        return "fine too"
+
+    result = wf.run_sync(store=str(tmp_path / "runs.db"))
+    error = result.errors["setter"]
+    assert "key 'handle'" in str(error) and "object" in str(error)
+    assert set(result.errors) == {"setter"}
+    assert result["independent"] == "fine too"
+
+
+def test_resuming_with_the_same_dataclass_inputs(tmp_path: Path) -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Order:
+        id: str
+        qty: int
+
+    wf = flowrt.Workflow("dc")
+    fail = [True]
+
+    def check(order: Order) -> int:
+        if fail[0]:
+            raise RuntimeError("not yet")
+        return order.qty
+
+    wf.add("check", check)
+    db = str(tmp_path / "runs.db")
+    assert not wf.run_sync({"order": Order("A", 3)}, store=db, run_id="r").ok
+    fail[0] = False
+    result = wf.run_sync({"order": Order("A", 3)}, store=db, run_id="r")
+    assert result["check"] == 3  # the caller's object, not the stored dict

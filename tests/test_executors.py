@@ -305,3 +305,15 @@ async def test_killed_pool_worker_fails_the_attempt_and_the_retry_succeeds(
     assert result.ok, result.errors
     assert result.nodes["victim"].attempts == 2
     assert result.nodes["victim"].status is Status.SUCCEEDED
+
+
+async def test_remote_nodes_get_a_context_without_data(dask_executor: Any) -> None:
+    wf = flowrt.Workflow("remote-ctx")
+    wf.add("blob", rt.big, deps={"n": "n"}, executor=dask_executor)
+    wf.add("n", lambda: 1000)
+    wf.add("info", rt.context_info, deps=["blob"], executor=dask_executor)
+    async with flowrt.ProcessExecutor(1) as pool:
+        wf.add("info_pool", rt.context_info, deps=["n"], executor=pool)
+        result = await wf.run(run_id="ctx-run")
+    assert result["info"] == ("ctx-run", "info", 1, True, 1000)
+    assert result["info_pool"][:4] == ("ctx-run", "info_pool", 1, True)

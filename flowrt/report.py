@@ -1,0 +1,712 @@
+"""A run as one self-contained HTML page: the graph, a timeline and the node table.
+
+``python -m flowrt report RUN_ID --store runs.db -o run.html`` writes one; from Python,
+:func:`render` takes a stored run (``SQLiteStore(...).load(run_id)``) or a
+:class:`~flowrt.RunResult`::
+
+    from flowrt.report import write
+    write(result, "run.html")
+
+The page has no script and loads nothing: styles and pictures (inline SVG) are in the
+file, so it opens anywhere, offline, and can be mailed or kept as a CI artifact.
+
+- **The graph**, layered by level (roots on top, each node one level below its deepest
+  dependency), nodes coloured by status with :data:`flowrt.viz.COLOURS`; hovering a
+  node shows its status, attempts, time and error.
+- **The timeline**: one bar per node from the start of its first attempt to its end,
+  labelled with its attempts when it had more than one.
+- **The node table**: status, attempts, start, duration and error (with the stored
+  traceback) of every node.
+
+Runs of more than ``max_nodes`` nodes (300 by default) are summarised so that the page
+stays readable and small: the graph becomes one bar per level showing how its nodes
+ended, the timeline shows how many nodes ran at once plus the longest nodes, and the
+table lists the nodes that did not succeed and the slowest ones.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import math
+import os
+import time
+import traceback as tb_module
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .status import Status
+from .viz import COLOURS
+
+if TYPE_CHECKING:
+    from .result import RunResult
+    from .store import StoredRun
+
+__all__ = ["render", "write"]
+
+#: Runs with more nodes than this are summarised (see the module docs).
+MAX_NODES = 300
+#: At most this many bars on the timeline of a summarised run.
+LONGEST = 50
+#: At most this many rows of nodes that did not succeed in a summarised run's table.
+MAX_UNSUCCESSFUL_ROWS = 500
+
+_STATUS_BY_NAME = {str(s): s for s in Status}
+_DASH = "\u2013"  # what an empty cell shows
+_DOT = " \u00b7 "  # between the parts of a label
+_ORDER = ("succeeded", "failed", "cancelled", "skipped", "running", "pending")
+
+
+@attrs.frozen
+class NodeView:
+    """One node as the report shows it."""
+
+    name: str
+    status: str  # a Status name; "pending" for a node with no record
+    attempts: int
+    started: float | None
+    finished: float | None
+    error: str | None
+    traceback: str | None
+    deps: tuple[str, ...]
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+
+@attrs.frozen
+class RunView:
+    """A run as the report shows it, from a store or from a result."""
+
+    workflow: str
+    run_id: str
+    status: str
+    created: float
+    started: float
+    finished: float | None
+    resumes: int
+    inputs: Any
+    nodes: tuple[NodeView, ...]
+
+
+def view_of_stored(stored: StoredRun) -> RunView:
+    """The :class:`RunView` of a run read from a store (no workflow needed)."""
+    record = stored.record
+    inputs: Any
+    try:
+        from .serialize import get_serializer
+
+        inputs = get_serializer(record.serializer).loads(record.inputs)
+    except Exception:  # a pickle store: do not unpickle for a report
+        inputs = None
+    names = list(record.structure)
+    names += [n for n in stored.nodes if n not in record.structure]
+    nodes = []
+    for name in names:
+        rec = stored.nodes.get(name)
+        deps = tuple(d for d in record.structure.get(name, ()))
+        if rec is None:
+            nodes.append(NodeView(name, "pending", 0, None, None, None, None, deps))
+        else:
+            nodes.append(NodeView(name, rec.status, rec.attempts, rec.started, rec.finished,
+                                  rec.error, rec.traceback, deps))
+    return RunView(record.workflow, record.run_id, record.status, record.created,
+                   record.started, record.finished, record.resumes, inputs, tuple(nodes))
+
+
+def view_of_result(result: RunResult) -> RunView:
+    """The :class:`RunView` of a :class:`~flowrt.RunResult`."""
+    plan = result.plan
+    structure = plan.describe()["nodes"]
+    nodes = []
+    for name, node in result.nodes.items():
+        error = tb = None
+        if node.error is not None:
+            e = node.error
+            error = f"{type(e).__name__}: {e}"
+            tb = getattr(e, "traceback_text", None) or "".join(
+                tb_module.format_exception(type(e), e, e.__traceback__))
+        nodes.append(NodeView(name, str(node.status), node.attempts, node.started,
+                              node.finished, error, tb, tuple(structure.get(name, ()))))
+    return RunView(result.workflow, result.run_id, str(result.status), result.started,
+                   result.started, result.started + result.duration, 0, None, tuple(nodes))
+
+
+def render(run: StoredRun | RunResult | RunView, *, max_nodes: int = MAX_NODES,
+           title: str | None = None) -> str:
+    """The HTML page of ``run`` (a stored run, a result, or a :class:`RunView`)."""
+    from .store import StoredRun
+
+    if isinstance(run, RunView):
+        view = run
+    elif isinstance(run, StoredRun):
+        view = view_of_stored(run)
+    else:
+        view = view_of_result(run)
+    return _Page(view, max_nodes, title).html()
+
+
+def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
+          max_nodes: int = MAX_NODES) -> Path:
+    """Write the HTML page of ``run`` to ``path`` (see :func:`render`); return the path."""
+    out = Path(path)
+    text = render(run, max_nodes=max_nodes)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _colour(status: str) -> str:
+    s = _STATUS_BY_NAME.get(status)
+    return COLOURS[s] if s is not None else COLOURS[Status.PENDING]
+
+
+def _secs(s: float | None) -> str:
+    if s is None:
+        return _DASH
+    if s < 0.001:
+        return f"{s * 1e6:.0f} \u00b5s"
+    if s < 1:
+        return f"{s * 1000:.1f} ms"
+    if s < 60:
+        return f"{s:.2f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {s % 60:.0f} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return _DASH
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+
+
+def _fit(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: max(1, chars - 1)] + "\u2026"
+
+
+def _levels(nodes: Iterable[NodeView]) -> dict[str, int]:
+    """Per node, the length of the longest dependency chain above it (roots: 0)."""
+    nodes = list(nodes)
+    deps = {n.name: [d for d in n.deps if d != n.name] for n in nodes}
+    known = set(deps)
+    dependents: dict[str, list[str]] = {n: [] for n in deps}
+    indegree = dict.fromkeys(deps, 0)
+    for name, ds in deps.items():
+        for d in ds:
+            if d in known:
+                dependents[d].append(name)
+                indegree[name] += 1
+    level = dict.fromkeys(deps, 0)
+    queue = [n for n, k in indegree.items() if k == 0]
+    seen = 0
+    while queue:
+        nxt: list[str] = []
+        for name in queue:
+            seen += 1
+            for s in dependents[name]:
+                if level[s] < level[name] + 1:
+                    level[s] = level[name] + 1
+                indegree[s] -= 1
+                if indegree[s] == 0:
+                    nxt.append(s)
+        queue = nxt
+    return level  # nodes on a cycle (a damaged store) keep what they reached
+
+
+def _nice_step(span: float, ticks: int = 8) -> float:
+    if span <= 0:
+        return 1.0
+    raw = span / ticks
+    mag = 10.0 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def _tick_label(t: float, step: float) -> str:
+    if step >= 1:
+        return f"{t:.0f}s" if t < 120 else f"{t / 60:.1f}m"
+    digits = max(0, -math.floor(math.log10(step)))
+    if step < 0.001:
+        return f"{t * 1000:.{max(0, digits - 3)}f}ms"
+    return f"{t:.{digits}f}s"
+
+
+_CSS = """
+:root { --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --bg: #ffffff; --soft: #f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 24px 32px 48px; font: 14px/1.45 system-ui, -apple-system,
+  "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--fg);
+  background: var(--bg); }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 8px; padding-bottom: 4px;
+  border-bottom: 1px solid var(--line); }
+.sub { color: var(--muted); margin: 0 0 12px; }
+.badge { display: inline-block; padding: 1px 10px; border-radius: 12px; font-weight: 600;
+  border: 1px solid rgba(0,0,0,.15); vertical-align: 2px; font-size: 13px; }
+.facts { display: flex; flex-wrap: wrap; gap: 8px 28px; margin: 12px 0; }
+.facts div { min-width: 120px; }
+.facts b { display: block; font-size: 11px; text-transform: uppercase; letter-spacing: .04em;
+  color: var(--muted); font-weight: 600; }
+.chips span { display: inline-block; margin: 0 10px 4px 0; }
+.chip { display: inline-block; width: 12px; height: 12px; border-radius: 3px;
+  border: 1px solid rgba(0,0,0,.25); vertical-align: -1px; margin-right: 4px; }
+.scroll { overflow: auto; border: 1px solid var(--line); border-radius: 6px;
+  background: var(--soft); max-height: 80vh; }
+.scroll svg { display: block; margin: 0 auto; }
+.note { color: var(--muted); font-size: 13px; margin: 6px 0; }
+table.nodes { border-collapse: collapse; width: 100%; font-size: 13px; }
+table.nodes th { text-align: left; font-weight: 600; background: var(--soft);
+  position: sticky; top: 0; }
+table.nodes th, table.nodes td { padding: 4px 8px; border-bottom: 1px solid var(--line);
+  vertical-align: top; }
+table.nodes td.num { text-align: right; font-variant-numeric: tabular-nums;
+  white-space: nowrap; }
+table.nodes td.name { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  word-break: break-all; }
+.err { color: #b42318; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  font-size: 12px; word-break: break-word; }
+details pre { white-space: pre-wrap; font-size: 11.5px; background: var(--soft);
+  padding: 8px; border-radius: 4px; max-height: 320px; overflow: auto; }
+svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
+.footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+"""
+
+
+class _Page:
+    def __init__(self, run: RunView, max_nodes: int, title: str | None) -> None:
+        self.run = run
+        self.max_nodes = max_nodes
+        self.title = title
+        self.big = len(run.nodes) > max_nodes
+        self.level = _levels(run.nodes)
+        timed = [n for n in run.nodes if n.started is not None]
+        starts = [n.started for n in timed if n.started is not None]
+        ends = [n.finished for n in timed if n.finished is not None]
+        self.t0 = min([run.created, run.started, *starts])
+        end = run.finished if run.finished is not None else max([self.t0, *ends, *starts])
+        self.t1 = max([end, *ends]) if ends else end
+        self.timed = timed
+
+    # -- the page ---------------------------------------------------------------------
+
+    def html(self) -> str:
+        run = self.run
+        title = self.title or f"{run.workflow} \u00b7 run {run.run_id}"
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            '<meta name="generator" content="flowrt">',
+            f"<title>{_e(title)} \u00b7 flowrt</title>",
+            f"<style>{_CSS}</style></head><body>",
+            self.header(),
+            '<h2 id="graph">Graph</h2>',
+            self.graph(),
+            '<h2 id="timeline">Timeline</h2>',
+            self.timeline(),
+            '<h2 id="nodes">Nodes</h2>',
+            self.table(),
+            f'<p class="footer">Written by flowrt on {_e(_when(time.time()))}. '
+            "This page is self-contained: no scripts, nothing loaded from elsewhere.</p>",
+            "</body></html>",
+        ]
+        return "\n".join(parts) + "\n"
+
+    def header(self) -> str:
+        run = self.run
+        counts = Counter(n.status for n in run.nodes)
+        attempts = sum(n.attempts for n in run.nodes)
+        ran = sum(1 for n in run.nodes if n.attempts)
+        duration = None if run.finished is None else run.finished - run.started
+        status = run.status
+        badge = (f'<span class="badge" style="background:{_colour(status)}">{_e(status)}</span>'
+                 if status in _STATUS_BY_NAME else
+                 f'<span class="badge" style="background:#fff3b0">{_e(status)}</span>')
+        facts = [
+            ("run id", _e(run.run_id)),
+            ("status", _e(status)),
+            ("nodes", f"{len(run.nodes):,}"),
+            ("levels", f"{max(self.level.values(), default=-1) + 1:,}"),
+            ("attempts", f"{attempts:,}"),
+            ("retries", f"{attempts - ran:,}"),
+            ("created", _e(_when(run.created))),
+            ("last started", _e(_when(run.started))),
+            ("finished", _e(_when(run.finished))),
+            ("duration (last start to end)", _e(_secs(duration))),
+            ("times resumed", f"{run.resumes}"),
+        ]
+        chips = "".join(
+            f'<span><i class="chip" style="background:{_colour(s)}"></i>'
+            f"{_e(s)} {counts[s]:,}</span>"
+            for s in _ORDER if counts.get(s))
+        out = [f"<h1>{_e(run.workflow)} {badge}</h1>",
+               f'<p class="sub">flowrt run report \u00b7 run <code>{_e(run.run_id)}</code></p>',
+               '<div class="facts">'
+               + "".join(f"<div><b>{k}</b>{v}</div>" for k, v in facts) + "</div>",
+               f'<div class="chips">{chips}</div>']
+        if run.inputs is not None:
+            try:
+                text = json.dumps(run.inputs, indent=2, default=repr, ensure_ascii=False)
+            except Exception:  # inputs of odd types: still a page
+                text = repr(run.inputs)
+            if len(text) > 4000:
+                text = text[:4000] + "\n\u2026"
+            out.append(f"<details><summary>Run inputs</summary><pre>{_e(text)}</pre></details>")
+        return "\n".join(out)
+
+    # -- the graph --------------------------------------------------------------------
+
+    def graph(self) -> str:
+        if not self.run.nodes:
+            return '<p class="note">The workflow has no nodes.</p>'
+        if self.big:
+            return self.level_summary()
+        return self.dag()
+
+    def _layout(self) -> tuple[list[list[str]], dict[str, list[str]]]:
+        """Layers of node names (and of ``"\\0k"`` waypoints that carry edges spanning
+        several levels), each ordered to cross few edges; and each edge's path of names."""
+        names = [n.name for n in self.run.nodes]
+        depth = max(self.level.values(), default=0) + 1
+        layers: list[list[str]] = [[] for _ in range(depth)]
+        for name in names:
+            layers[self.level[name]].append(name)
+        preds: dict[str, list[str]] = {name: [] for name in names}
+        succs: dict[str, list[str]] = {name: [] for name in names}
+        paths: dict[str, list[str]] = {}  # "dep\0node" -> [dep, waypoints..., node]
+        waypoints = 0
+        for n in self.run.nodes:
+            for d in dict.fromkeys(n.deps):
+                if d not in preds or d == n.name:
+                    continue
+                a, b = self.level[d], self.level[n.name]
+                chain = [d]
+                if b - a > 1 and waypoints < 3000:
+                    for level in range(a + 1, b):
+                        w = f"\0{waypoints}"
+                        waypoints += 1
+                        layers[level].append(w)
+                        preds[w], succs[w] = [], []
+                        chain.append(w)
+                chain.append(n.name)
+                for x, y in itertools.pairwise(chain):
+                    succs[x].append(y)
+                    preds[y].append(x)
+                paths[f"{d}\0{n.name}"] = chain
+        # Order each layer by the mean position of its neighbours (barycentre sweeps).
+        pos: dict[str, float] = {}
+
+        def place() -> None:
+            for layer in layers:
+                k = len(layer)
+                for i, item in enumerate(layer):
+                    pos[item] = (i + 0.5) / k
+
+        place()
+        for _ in range(6):
+            for layer in layers[1:]:
+                layer.sort(key=lambda v: _mean([pos[p] for p in preds[v]], pos[v]))
+                place()
+            for layer in reversed(layers[:-1]):
+                layer.sort(key=lambda v: _mean([pos[s] for s in succs[v]], pos[v]))
+                place()
+        return layers, paths
+
+    def dag(self) -> str:
+        layers, paths = self._layout()
+        by_name = {n.name: n for n in self.run.nodes}
+        widest_real = max(sum(1 for v in layer if v in by_name) for layer in layers)
+        box_w = 168 if widest_real <= 8 else 132 if widest_real <= 20 else 104
+        way_w = 10
+        box_h, gap_x, gap_y, margin = 44, 22, 58, 24
+        chars = int((box_w - 16) / 7)
+
+        def span(layer: list[str]) -> float:
+            return sum(box_w if v in by_name else way_w for v in layer) + gap_x * (
+                len(layer) - 1)
+
+        width = max(span(layer) for layer in layers) + 2 * margin
+        height = len(layers) * (box_h + gap_y) - gap_y + 2 * margin
+        centre: dict[str, float] = {}
+        top: dict[str, float] = {}
+        for li, layer in enumerate(layers):
+            x = (width - span(layer)) / 2
+            y: float = margin + li * (box_h + gap_y)
+            for v in layer:
+                w = box_w if v in by_name else way_w
+                centre[v] = x + w / 2
+                top[v] = y
+                x += w + gap_x
+        edges = []
+        for chain in paths.values():
+            x0, y0 = centre[chain[0]], top[chain[0]] + box_h
+            d = [f"M{x0:.1f},{y0:.1f}"]
+            for v in chain[1:]:
+                x1, y1 = centre[v], top[v] - (2 if v in by_name else 0)
+                mid = (y1 - y0) / 2
+                d.append(f"C{x0:.1f},{y0 + mid:.1f} {x1:.1f},{y1 - mid:.1f} {x1:.1f},{y1:.1f}")
+                if v not in by_name:  # a waypoint: straight down through its level
+                    y1 = top[v] + box_h
+                    d.append(f"L{x1:.1f},{y1:.1f}")
+                x0, y0 = x1, y1
+            edges.append(f'<path d="{" ".join(d)}" />')
+        boxes = []
+        for n in self.run.nodes:
+            x, y = centre[n.name] - box_w / 2, top[n.name]
+            detail = [n.status]
+            if n.attempts > 1:
+                detail.append(f"\u00d7{n.attempts}")
+            if n.duration is not None:
+                detail.append(_secs(n.duration))
+            tip = f"{n.name}\n{n.status}"
+            if n.attempts:
+                tip += f", {n.attempts} attempt{'s' if n.attempts > 1 else ''}"
+            if n.duration is not None:
+                tip += f", {_secs(n.duration)}"
+            if n.error:
+                tip += f"\n{n.error}"
+            stroke = "#b42318" if n.status == "failed" else "#57606a"
+            dash = ' stroke-dasharray="4 3"' if n.status in ("skipped", "pending") else ""
+            boxes.append(
+                f'<g class="node"><title>{_e(tip)}</title>'
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="7" '
+                f'fill="{_colour(n.status)}" stroke="{stroke}" stroke-width="1.3"{dash} />'
+                f'<text x="{x + box_w / 2:.1f}" y="{y + 18:.1f}" text-anchor="middle" '
+                f'font-size="12.5" font-weight="600" fill="#1f2328">{_e(_fit(n.name, chars))}'
+                f"</text>"
+                f'<text x="{x + box_w / 2:.1f}" y="{y + 34:.1f}" text-anchor="middle" '
+                f'font-size="10.5" fill="#424a53">{_e(_fit(_DOT.join(detail), chars + 4))}'
+                f"</text></g>")
+        svg = (f'<svg width="{width:.0f}" height="{height:.0f}" '
+               f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+               f'aria-label="graph of workflow {_e(self.run.workflow)}">'
+               '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" '
+               'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+               '<path d="M0,0 L10,5 L0,10 z" fill="#8c959f" /></marker></defs>'
+               '<g fill="none" stroke="#8c959f" stroke-width="1.3" marker-end="url(#arrow)">'
+               + "".join(edges) + "</g>" + "".join(boxes) + "</svg>")
+        return (self.legend()
+                + f'<div class="scroll" id="dag">{svg}</div>'
+                + '<p class="note">Roots on top; each node sits one level below its deepest '
+                "dependency. Hover a node for its details.</p>")
+
+    def legend(self) -> str:
+        present = {n.status for n in self.run.nodes}
+        return '<div class="chips">' + "".join(
+            f'<span><i class="chip" style="background:{_colour(s)}"></i>{_e(s)}</span>'
+            for s in _ORDER if s in present) + "</div>"
+
+    def level_summary(self) -> str:
+        depth = max(self.level.values(), default=0) + 1
+        per = max(1, math.ceil(depth / 200))  # at most 200 rows: group levels if deeper
+        rows: list[tuple[str, Counter[str]]] = []
+        counts: list[Counter[str]] = [Counter() for _ in range(depth)]
+        for n in self.run.nodes:
+            counts[self.level[n.name]][n.status] += 1
+        for start in range(0, depth, per):
+            c: Counter[str] = Counter()
+            for k in range(start, min(depth, start + per)):
+                c.update(counts[k])
+            last = min(depth, start + per) - 1
+            label = f"level {start}" if per == 1 else f"levels {start}{_DASH}{last}"
+            rows.append((label, c))
+        widest = max(sum(c.values()) for _, c in rows)
+        label_w, bar_w, row_h, margin = 190, 720, 22, 16
+        width = label_w + bar_w + 2 * margin + 60
+        height = len(rows) * row_h + 2 * margin
+        parts = []
+        for i, (label, c) in enumerate(rows):
+            y = margin + i * row_h
+            total = sum(c.values())
+            parts.append(f'<text x="{margin}" y="{y + 15}" font-size="12" fill="#1f2328">'
+                         f"{_e(label)} \u00b7 {total:,}</text>")
+            x: float = margin + label_w
+            scale = bar_w / widest
+            for s in _ORDER:
+                k = c.get(s, 0)
+                if not k:
+                    continue
+                w = max(1.0, k * scale)
+                parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
+                             f'fill="{_colour(s)}" stroke="#57606a" stroke-width="0.6">'
+                             f"<title>{_e(label)}: {k:,} {_e(s)}</title></rect>")
+                x += w
+        svg = (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+               f'role="img" aria-label="nodes per level">' + "".join(parts) + "</svg>")
+        return (f'<p class="note">{len(self.run.nodes):,} nodes are too many to draw one by one '
+                f"(more than {self.max_nodes:,}): each bar is one level of the graph (roots "
+                "first), as wide as its number of nodes, coloured by how they ended.</p>"
+                + self.legend() + f'<div class="scroll" id="dag">{svg}</div>')
+
+    # -- the timeline -----------------------------------------------------------------
+
+    def timeline(self) -> str:
+        timed = sorted(self.timed, key=lambda n: (n.started or 0.0, n.name))
+        if not timed:
+            return '<p class="note">No node was timed in this run.</p>'
+        note = ""
+        profile = ""
+        if len(timed) > self.max_nodes:
+            profile = self.concurrency(timed)
+            longest = sorted(timed, key=lambda n: -(n.duration or 0.0))[:LONGEST]
+            timed = sorted(longest, key=lambda n: (n.started or 0.0, n.name))
+            note = (f'<p class="note">{len(self.timed):,} timed nodes: above, how many ran at '
+                    f"once; below, the {len(timed)} longest.</p>")
+        label_w, plot_w, row_h, top, margin = 200, 760, 20, 30, 12
+        t0, t1 = self.t0, max(self.t1, self.t0 + 1e-6)
+        scale = plot_w / (t1 - t0)
+        width = label_w + plot_w + 2 * margin + 90
+        bottom = top + len(timed) * row_h + 4
+        height = bottom + margin + (14 if self.run.resumes else 0)
+        parts = self._axis(t0, t1, scale, label_w + margin, top, bottom)
+        for i, n in enumerate(timed):
+            y = top + i * row_h
+            assert n.started is not None
+            x = label_w + margin + (n.started - t0) * scale
+            end = n.finished if n.finished is not None else t1
+            w = max(2.0, (end - n.started) * scale)
+            tip = f"{n.name}: {n.status}, {_secs(n.duration)}"
+            if n.attempts > 1:
+                tip += f", {n.attempts} attempts"
+            if n.error:
+                tip += f"\n{n.error}"
+            parts.append(f'<text x="{label_w + margin - 6}" y="{y + 14}" text-anchor="end" '
+                         f'font-size="11.5" fill="#1f2328">{_e(_fit(n.name, 30))}</text>')
+            dash = ' stroke-dasharray="3 2"' if n.finished is None else ""
+            parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
+                         f'rx="2" fill="{_colour(n.status)}" stroke="#57606a" '
+                         f'stroke-width="0.8"{dash}><title>{_e(tip)}</title></rect>')
+            label = _secs(n.duration) if n.duration is not None else n.status
+            if n.attempts > 1:
+                label = f"\u00d7{n.attempts} \u00b7 {label}"
+            parts.append(f'<text x="{x + w + 4:.1f}" y="{y + 14}" font-size="10.5" '
+                         f'fill="#57606a">{_e(label)}</text>')
+        svg = (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+               f'role="img" aria-label="timeline of the nodes">' + "".join(parts) + "</svg>")
+        return (profile + note + f'<div class="scroll" id="gantt">{svg}</div>'
+                + '<p class="note">A bar runs from the start of a node\'s first attempt to its '
+                "end; \u00d7n marks a node that took n attempts. Times are from the start of the "
+                "run" + (" (its first start: the run was resumed)" if self.run.resumes else "")
+                + ".</p>")
+
+    def _axis(self, t0: float, t1: float, scale: float, x0: float, top: float,
+              bottom: float) -> list[str]:
+        step = _nice_step(t1 - t0)
+        parts = []
+        k = 0
+        while True:
+            t = k * step
+            if t > (t1 - t0) + 1e-9 or k > 100:
+                break
+            x = x0 + t * scale
+            parts.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{bottom}" '
+                         'stroke="#d0d7de" stroke-width="1" />')
+            parts.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" '
+                         f'font-size="10.5" fill="#656d76">{_tick_label(t, step)}</text>')
+            k += 1
+        run = self.run
+        if run.resumes and run.started > t0:
+            x = x0 + (run.started - t0) * scale
+            parts.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{bottom}" '
+                         'stroke="#8250df" stroke-width="1.5" stroke-dasharray="5 3" />')
+            parts.append(f'<text x="{x:.1f}" y="{bottom + 13}" font-size="10.5" '
+                         'text-anchor="middle" fill="#8250df">resumed</text>')
+        return parts
+
+    def concurrency(self, timed: list[NodeView]) -> str:
+        """A step chart of how many nodes were running at each moment."""
+        t0, t1 = self.t0, max(self.t1, self.t0 + 1e-6)
+        buckets = 600
+        width_s = (t1 - t0) / buckets
+        running = [0] * buckets
+        for n in timed:
+            assert n.started is not None
+            end = n.finished if n.finished is not None else t1
+            a = min(buckets - 1, max(0, int((n.started - t0) / width_s)))
+            b = min(buckets - 1, max(a, int((end - t0) / width_s)))
+            for i in range(a, b + 1):
+                running[i] += 1
+        peak = max(running) or 1
+        plot_w, plot_h, left, top = 760, 120, 212, 24
+        width, height = left + plot_w + 100, top + plot_h + 12
+        points = [f"{left},{top + plot_h}"]
+        for i, k in enumerate(running):
+            x = left + i * plot_w / buckets
+            y = top + plot_h - k / peak * plot_h
+            points.append(f"{x:.1f},{y:.1f} {x + plot_w / buckets:.1f},{y:.1f}")
+        points.append(f"{left + plot_w},{top + plot_h}")
+        parts = self._axis(t0, t1, plot_w / (t1 - t0), left, top, top + plot_h)
+        parts.append(f'<polygon points="{" ".join(points)}" fill="{COLOURS[Status.RUNNING]}" '
+                     'stroke="#0969da" stroke-width="1" />')
+        parts.append(f'<text x="{left - 8}" y="{top + 10}" text-anchor="end" font-size="11" '
+                     f'fill="#1f2328">{peak:,} running</text>')
+        parts.append(f'<text x="{left - 8}" y="{top + plot_h}" text-anchor="end" '
+                     'font-size="11" fill="#1f2328">0</text>')
+        return (f'<div class="scroll" id="running"><svg width="{width}" height="{height}" '
+                f'viewBox="0 0 {width} {height}" role="img" aria-label="nodes running over '
+                f'time">{"".join(parts)}</svg></div>')
+
+    # -- the table --------------------------------------------------------------------
+
+    def table(self) -> str:
+        nodes = list(self.run.nodes)
+        note = ""
+        if self.big:
+            bad = [n for n in nodes if n.status != "succeeded"]
+            good = [n for n in nodes if n.status == "succeeded"]
+            shown_bad = bad[:MAX_UNSUCCESSFUL_ROWS]
+            slowest = sorted(good, key=lambda n: -(n.duration or 0.0))[:LONGEST]
+            nodes = shown_bad + slowest
+            left_out = len(self.run.nodes) - len(nodes)
+            note = (f'<p class="note">{len(self.run.nodes):,} nodes: listed here are the '
+                    f"{len(shown_bad):,} that did not succeed"
+                    + (f" (of {len(bad):,})" if len(bad) > len(shown_bad) else "")
+                    + f" and the {len(slowest)} slowest that did; {left_out:,} more are "
+                    "not listed.</p>")
+        rows = []
+        for i, n in enumerate(nodes, 1):
+            offset = None if n.started is None else n.started - self.t0
+            error = ""
+            if n.error:
+                error = f'<div class="err">{_e(n.error)}</div>'
+                if n.traceback:
+                    error += (f"<details><summary>traceback</summary>"
+                              f"<pre>{_e(n.traceback)}</pre></details>")
+            rows.append(
+                f"<tr><td class=\"num\">{i}</td><td class=\"name\">{_e(n.name)}</td>"
+                f'<td class="num">{self.level.get(n.name, 0)}</td>'
+                f'<td><i class="chip" style="background:{_colour(n.status)}"></i>'
+                f"{_e(n.status)}</td><td class=\"num\">{n.attempts}</td>"
+                f'<td class="num">{_DASH if offset is None else "+" + _e(_secs(offset))}</td>'
+                f'<td class="num">{_e(_secs(n.duration))}</td><td>{error}</td></tr>')
+        return (note + '<table class="nodes"><thead><tr><th>#</th><th>node</th><th>level</th>'
+                "<th>status</th><th>attempts</th><th>start</th><th>duration</th>"
+                "<th>error</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _mean(values: list[float], default: float) -> float:
+    return sum(values) / len(values) if values else default
+
+
+def statuses_of(view: RunView) -> Mapping[str, str]:
+    """Node name -> status name of a :class:`RunView` (for tests and tools)."""
+    return {n.name: n.status for n in view.nodes}
