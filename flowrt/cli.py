@@ -128,10 +128,18 @@ def run_interruptible(make: Callable[[], Awaitable[T]]) -> T:
     raise Interrupted(box.get("signal", signal.SIGINT))
 
 
-def _abandoned_threads() -> int:
-    """Worker threads still running a sync node that a cancelled run gave up on."""
-    return sum(1 for t in threading.enumerate()
-               if t.name.startswith("AnyIO worker thread") and t.is_alive() and not t.daemon)
+def _abandoned_threads(grace: float = 0.5) -> int:
+    """Worker threads still running a sync node that a cancelled run gave up on.
+
+    Idle workers stop by themselves once the event loop has ended; give them ``grace``
+    seconds to do so, so that only the busy ones are counted.
+    """
+    workers = [t for t in threading.enumerate()
+               if t.name.startswith("AnyIO worker thread") and not t.daemon]
+    deadline = time.monotonic() + grace
+    for t in workers:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return sum(1 for t in workers if t.is_alive())
 
 
 # -- targets -------------------------------------------------------------------------------
@@ -498,7 +506,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             hint = (f"; the run is recorded as cancelled in {args.store}: resume it with "
                     f"{PROG} run {args.target} --store {args.store} --run-id {run_id}")
         err(f"{how}: run {run_id} of {wf.name!r} cancelled{hint}")
-        _exit_code_hint(stop.exit_code)
+        _exit_now_if_threads_left(stop.exit_code)
         return stop.exit_code
     finally:
         if store is not None:
@@ -509,10 +517,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_json(result_json(result))
     else:
         print_result(result, store_path=args.store, target=args.target, traceback=args.traceback)
-    return EXIT_OK if result.ok else EXIT_FAILED
+    code = EXIT_OK if result.ok else EXIT_FAILED
+    if str(result.status) == "cancelled":  # its timeout may have abandoned sync nodes
+        _exit_now_if_threads_left(code)
+    return code
 
 
-def _exit_code_hint(code: int) -> None:
+def _exit_now_if_threads_left(code: int) -> None:
     """Before exiting on a signal: do not wait for abandoned worker threads."""
     left = _abandoned_threads()
     if left:
@@ -559,13 +570,16 @@ def print_result(result: Any, *, store_path: str | None, target: str, traceback:
     counts = ", ".join(f"{c} {k}" for k, c in result.counts().items())
     retries = (f"; {metrics.retries} retr{'y' if metrics.retries == 1 else 'ies'}"
                if metrics.retries else "")
+    n = len(result.plan)
     print(f"run {result.run_id} of {result.workflow!r} {result.status} in "
-          f"{seconds(result.duration)} ({len(result.plan)} nodes: {counts}{retries})", file=out)
+          f"{seconds(result.duration)} ({n} node{'s' if n != 1 else ''}: {counts}{retries})",
+          file=out)
     names = list(result.nodes)
     if len(names) > TABLE_ROWS:
         shown = [n for n in names if str(result.nodes[n].status) != "succeeded"][:TABLE_ROWS]
-        note = (f"({len(names) - len(shown)} more nodes not listed: "
-                "--json lists every node)" if shown or len(names) else "")
+        left = len(names) - len(shown)
+        note = (f"({left} {'more ' if shown else ''}nodes not listed: --json lists every "
+                "node)")
     else:
         shown, note = names, ""
     if shown:
@@ -828,7 +842,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if interrupted is not None:
         err("interrupted")
-        _exit_code_hint(interrupted.exit_code)
+        _exit_now_if_threads_left(interrupted.exit_code)
         return interrupted.exit_code
     return EXIT_OK if ok == len(outcomes) else EXIT_FAILED
 

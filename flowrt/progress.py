@@ -227,7 +227,8 @@ class PlainDisplay(Display):
             if now < run._next_line:
                 return
             run._next_line = now + 1.0
-            self._write(f"{_tag(run)} {seconds(run.elapsed()):>7} {run.done}/{run.total} nodes done, "
+            at = seconds(run.elapsed())
+            self._write(f"{_tag(run)} {at:>7} {run.done}/{run.total} nodes done, "
                         f"{len(run.running)} running, {run.counts['failed']} failed, "
                         f"{run.retries} retries")
             return

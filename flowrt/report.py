@@ -278,7 +278,7 @@ table.nodes th { text-align: left; font-weight: 600; background: var(--soft);
   position: sticky; top: 0; }
 table.nodes th, table.nodes td { padding: 4px 8px; border-bottom: 1px solid var(--line);
   vertical-align: top; }
-table.nodes td.num { text-align: right; font-variant-numeric: tabular-nums;
+table.nodes .num { text-align: right; font-variant-numeric: tabular-nums;
   white-space: nowrap; }
 table.nodes td.name { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
   word-break: break-all; }
@@ -637,14 +637,24 @@ class _Page:
         t0, t1 = self.t0, max(self.t1, self.t0 + 1e-6)
         buckets = 600
         width_s = (t1 - t0) / buckets
-        running = [0] * buckets
+        # Sweep the starts and ends in time order; each bucket gets the most nodes that
+        # were running at once during it.
+        moves: list[tuple[float, int]] = []
         for n in timed:
             assert n.started is not None
-            end = n.finished if n.finished is not None else t1
-            a = min(buckets - 1, max(0, int((n.started - t0) / width_s)))
-            b = min(buckets - 1, max(a, int((end - t0) / width_s)))
-            for i in range(a, b + 1):
-                running[i] += 1
+            moves.append((n.started, 1))
+            moves.append((n.finished if n.finished is not None else t1, -1))
+        moves.sort()  # at equal times an end (-1) comes before a start
+        running = [0] * buckets
+        current = i = 0
+        for b in range(buckets):
+            end = t0 + (b + 1) * width_s
+            most = current
+            while i < len(moves) and (moves[i][0] < end or b == buckets - 1):
+                current += moves[i][1]
+                most = max(most, current)
+                i += 1
+            running[b] = most
         peak = max(running) or 1
         plot_w, plot_h, left, top = 760, 120, 212, 24
         width, height = left + plot_w + 100, top + plot_h + 12
@@ -698,9 +708,10 @@ class _Page:
                 f"{_e(n.status)}</td><td class=\"num\">{n.attempts}</td>"
                 f'<td class="num">{_DASH if offset is None else "+" + _e(_secs(offset))}</td>'
                 f'<td class="num">{_e(_secs(n.duration))}</td><td>{error}</td></tr>')
-        return (note + '<table class="nodes"><thead><tr><th>#</th><th>node</th><th>level</th>'
-                "<th>status</th><th>attempts</th><th>start</th><th>duration</th>"
-                "<th>error</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        return (note + '<table class="nodes"><thead><tr><th class="num">#</th><th>node</th>'
+                '<th class="num">level</th><th>status</th><th class="num">attempts</th>'
+                '<th class="num">start</th><th class="num">duration</th><th>error</th></tr>'
+                "</thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def _mean(values: list[float], default: float) -> float:

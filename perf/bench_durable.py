@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-
 from _common import Harness, build_workflow, clock, noop
 from graphs import independent, random_dag
 

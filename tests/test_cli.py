@@ -1,0 +1,665 @@
+"""The command line, tried as a new user would: a fresh virtualenv with a plain
+(non-editable) ``pip install`` of this repository, every subcommand run in a subprocess
+from a temporary directory, every bad input with its exit status, Ctrl-C during a
+durable run and the resume after it.
+
+The virtualenv is built once per test session (pip may use its cache); the rest of the
+module runs the CLI in-process where a subprocess would add nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import flowrt
+from flowrt import cli
+from flowrt.progress import LiveDisplay, PlainDisplay, QuietDisplay, make_display
+
+REPO = Path(__file__).resolve().parent.parent
+
+# -- the fresh install -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Install:
+    python: Path
+    script: Path
+    home: Path  # a scratch directory outside the repository
+
+
+def _copy_source(dest: Path) -> None:
+    """What a user's checkout has, without build leftovers (stale build/ or egg-info)."""
+    dest.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "*.db")
+    for name in ("pyproject.toml", "README.md", "LICENSE", "flowrt", "examples"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+
+
+@pytest.fixture(scope="session")
+def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
+    root = tmp_path_factory.mktemp("fresh-install")
+    src = root / "src"
+    _copy_source(src)
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    python = bin_dir / "python"
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+         "-q", str(src)], capture_output=True, text=True, timeout=900, env=_clean_env())
+    assert proc.returncode == 0, f"pip install failed:\n{proc.stdout}\n{proc.stderr}"
+    home = root / "home"
+    home.mkdir()
+    return Install(python, bin_dir / "flowrt", home)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def flowrt_cli(install: Install, *args: str, cwd: Path | None = None, timeout: float = 120,
+               stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m flowrt ARGS`` with the fresh install, in ``cwd``."""
+    return subprocess.run([str(install.python), "-m", "flowrt", *args], cwd=cwd or install.home,
+                          capture_output=True, text=True, timeout=timeout, env=_clean_env(),
+                          input=stdin)
+
+
+def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stdout, proc.stdout
+
+
+# -- workflow files a user would write -------------------------------------------------------
+
+FLOWS = '''
+import os
+import time
+
+import anyio
+
+import flowrt
+
+wf = flowrt.Workflow("demo")
+
+@wf.node
+async def a(n: int) -> int:
+    return n * 2
+
+@wf.node(retry=flowrt.Retry(attempts=2, delay=0))
+def b(a: int, ctx: flowrt.Context) -> int:
+    if ctx.attempt == 1:
+        raise ConnectionError("flaky")
+    return a + 1
+
+@wf.node
+async def c(a: int) -> str:
+    return f"c{a}"
+
+@wf.node
+def d(b: int, c: str) -> dict:
+    return {"b": b, "c": c}
+
+
+types_wf = flowrt.Workflow("types")
+
+@types_wf.node
+def echo(n, s, flag, items, obj, text, nothing):
+    values = dict(n=n, s=s, flag=flag, items=items, obj=obj, text=text, nothing=nothing)
+    return {k: [type(v).__name__, v] for k, v in values.items()}
+
+
+broken = flowrt.Workflow("broken")
+
+@broken.node
+def load() -> int:
+    return 1
+
+@broken.node
+def check(load: int) -> int:
+    raise ValueError("row 7 is bad")
+
+@broken.node
+def save(check: int) -> None:
+    pass
+
+
+sensor = flowrt.Workflow("sensor")
+
+def note(journal: str, what: str) -> None:
+    with open(journal, "a") as f:
+        f.write(what + "\\n")
+
+@sensor.node
+async def first(journal: str) -> int:
+    note(journal, "first")
+    return 1
+
+@sensor.node
+async def gate(first: int, journal: str, marker: str) -> int:
+    note(journal, "gate")
+    while not os.path.exists(marker):
+        await anyio.sleep(0.02)
+    return first + 1
+
+@sensor.node
+def last(gate: int, journal: str) -> int:
+    note(journal, "last")
+    return gate + 1
+
+
+blocking = flowrt.Workflow("blocking")
+
+@blocking.node
+def stuck(journal: str) -> None:
+    note(journal, "stuck")
+    time.sleep(60)
+
+
+cyclic = flowrt.Workflow("cyclic")
+cyclic.add("x", lambda y: y, deps=["y"])
+cyclic.add("y", lambda x: x, deps=["x"])
+
+not_a_workflow = 42
+
+def helper() -> None:
+    pass
+'''
+
+
+@pytest.fixture
+def work(install: Install, tmp_path: Path) -> Path:
+    """A scratch directory with flows.py, a package, and files of the wrong kind."""
+    (tmp_path / "flows.py").write_text(FLOWS)
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "pipelines.py").write_text(
+        "import flowrt\n\nflow = flowrt.Workflow('pkgflow')\n"
+        "flow.add('hello', lambda name: f'hello {name}')\n")
+    (tmp_path / "bad_import.py").write_text("import flowrt\nwf = flowrt.Workflow('x')\n"
+                                            "raise RuntimeError('config missing')\n")
+    (tmp_path / "notastore.txt").write_text("just some notes\n")
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("CREATE TABLE customers (id INTEGER)")
+    other.commit()
+    other.close()
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "inputs.json").write_text(json.dumps({"n": 5, "s": "from-file", "flag": False,
+                                                      "items": [], "obj": {}, "text": "t",
+                                                      "nothing": 1}))
+    flowrt.SQLiteStore(tmp_path / "empty-store.db").close()
+    return tmp_path
+
+
+# -- basics ----------------------------------------------------------------------------------
+
+
+def test_help_version_and_console_script(install: Install) -> None:
+    proc = flowrt_cli(install, "--help")
+    assert proc.returncode == 0
+    for command in ("examples", "run", "graph", "runs", "show", "report"):
+        assert command in proc.stdout
+    proc = flowrt_cli(install, "--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("flowrt ")
+    script = subprocess.run([str(install.script), "run", "--help"], capture_output=True,
+                            text=True, timeout=60, cwd=install.home, env=_clean_env())
+    assert script.returncode == 0 and "--inputs-json" in script.stdout
+    proc = flowrt_cli(install)
+    assert proc.returncode == 2 and "usage" in proc.stderr
+
+
+def test_installed_copy_is_used(install: Install) -> None:
+    """The tests run the installed package, not the checkout."""
+    proc = subprocess.run([str(install.python), "-c",
+                           "import flowrt, flowrt.examples; print(flowrt.__file__); "
+                           "print(flowrt.examples.__file__)"],
+                          capture_output=True, text=True, cwd=install.home, env=_clean_env(),
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for line in proc.stdout.splitlines():
+        assert "site-packages" in line and not line.startswith(str(REPO)), line
+
+
+# -- examples --------------------------------------------------------------------------------
+
+
+def test_examples_list(install: Install) -> None:
+    proc = flowrt_cli(install, "examples", "--list")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("checkout", "etl", "api", "durable"):
+        assert name in proc.stdout
+
+
+def test_examples_all_succeed_from_anywhere(install: Install) -> None:
+    proc = flowrt_cli(install, "examples", timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    no_traceback(proc)
+    summary = proc.stdout[proc.stdout.index("example   status"):]
+    for name in ("checkout", "etl", "api", "durable"):
+        assert any(line.split()[:2] == [name, "succeeded"] for line in summary.splitlines())
+    assert "4 of 4 examples succeeded" in proc.stdout
+    # progress: one line per event on stderr, when not on a terminal
+    assert "retrying" in proc.stderr and "run succeeded" in proc.stderr
+
+
+def test_examples_by_name_and_unknown(install: Install) -> None:
+    proc = flowrt_cli(install, "examples", "checkout", "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "checkout  succeeded" in proc.stdout and "etl" not in proc.stdout.split("example")[-1]
+    assert proc.stderr == ""  # quiet: no progress
+    proc = flowrt_cli(install, "examples", "checkout", "nosuch")
+    assert proc.returncode == 2
+    assert "no example named 'nosuch'" in proc.stderr and "durable" in proc.stderr
+    no_traceback(proc)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def test_run_a_file_target(install: Install, work: Path) -> None:
+    proc = flowrt_cli(install, "run", "flows.py:wf", "-i", "n=3", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "run " in proc.stdout and "'demo' succeeded" in proc.stdout
+    assert "d = {'b': 7, 'c': 'c6'}" in proc.stdout
+    assert "1 retry" in proc.stdout
+    assert "started    a" in proc.stderr  # plain progress lines
+
+
+def test_run_json_and_input_parsing(install: Install, work: Path) -> None:
+    proc = flowrt_cli(install, "run", "flows.py:types_wf", "--json", "-i", "n=3",
+                      "-i", "s=abc", "-i", "flag=true", "-i", "items=[1, 2]",
+                      "-i", 'obj={"k": null}', "-i", 'text="3"', "-i", "nothing=",
+                      cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["status"] == "succeeded" and data["ok"] is True
+    assert data["workflow"] == "types" and data["nodes"]["echo"]["attempts"] == 1
+    echo = data["outputs"]["echo"]
+    assert echo == {"n": ["int", 3], "s": ["str", "abc"], "flag": ["bool", True],
+                    "items": ["list", [1, 2]], "obj": ["dict", {"k": None}],
+                    "text": ["str", "3"], "nothing": ["str", ""]}
+    assert proc.stderr == ""  # --json: no progress
+
+
+def test_run_inputs_json_file_and_stdin(install: Install, work: Path) -> None:
+    proc = flowrt_cli(install, "run", "flows.py:types_wf", "--json", "--inputs-json",
+                      "inputs.json", "-i", "s=override", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    echo = json.loads(proc.stdout)["outputs"]["echo"]
+    assert echo["n"] == ["int", 5] and echo["s"] == ["str", "override"]
+    proc = flowrt_cli(install, "run", "flows.py:wf", "--json", "--inputs-json", "-",
+                      cwd=work, stdin='{"n": 10}')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"]["d"] == {"b": 21, "c": "c20"}
+
+
+def test_run_a_module_target(install: Install, work: Path) -> None:
+    proc = flowrt_cli(install, "run", "mypkg.pipelines:flow", "-i", "name=ada", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "hello = 'hello ada'" in proc.stdout
+    proc = flowrt_cli(install, "run", "mypkg.pipelines", "-i", "name=bob", cwd=work)
+    assert proc.returncode == 0 and "hello bob" in proc.stdout  # the module's only workflow
+
+
+def test_a_failed_run_exits_1(install: Install, work: Path) -> None:
+    proc = flowrt_cli(install, "run", "flows.py:broken", cwd=work)
+    assert proc.returncode == 1
+    no_traceback(proc)
+    assert "'broken' failed" in proc.stdout
+    assert "ValueError: row 7 is bad" in proc.stdout and "skipped" in proc.stdout
+    proc = flowrt_cli(install, "run", "flows.py:broken", "--traceback", cwd=work)
+    assert proc.returncode == 1
+    assert 'raise ValueError("row 7 is bad")' in proc.stdout  # asked for: where it raised
+    proc = flowrt_cli(install, "run", "flows.py:broken", "--json", cwd=work)
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    assert data["status"] == "failed" and data["nodes"]["check"]["error"] == (
+        "ValueError: row 7 is bad")
+
+
+def test_a_run_past_its_timeout_is_cancelled_exit_1(install: Install, work: Path) -> None:
+    proc = flowrt_cli(install, "run", "flows.py:sensor", "-i", f"journal={work / 'j'}",
+                      "-i", f"marker={work / 'never'}", "--timeout", "0.3", cwd=work)
+    assert proc.returncode == 1, proc.stderr
+    assert "'sensor' cancelled" in proc.stdout
+    no_traceback(proc)
+
+
+def test_a_timeout_does_not_wait_for_a_blocked_thread(install: Install, work: Path) -> None:
+    started = time.monotonic()
+    proc = flowrt_cli(install, "run", "flows.py:blocking", "-i", f"journal={work / 'j'}",
+                      "--timeout", "0.3", cwd=work)
+    assert proc.returncode == 1, proc.stderr
+    assert time.monotonic() - started < 15  # not the 60 s the node sleeps
+    assert "'blocking' cancelled" in proc.stdout and "not waiting for 1 sync node" in proc.stderr
+
+
+BAD_INPUTS: list[tuple[list[str], str]] = [
+    (["run", "missing.py:wf"], "no such file: missing.py"),
+    (["run", "no_such_module:wf"], "no module named 'no_such_module'"),
+    (["run", "flows.py:nope"], "has no attribute 'nope'"),
+    (["run", "flows.py:not_a_workflow"], "not a flowrt.Workflow"),
+    (["run", "flows.py:helper"], "is a function (helper), not a flowrt.Workflow"),
+    (["run", "flows.py"], "several workflows"),
+    (["run", "bad_import.py:wf"], "RuntimeError: config missing"),
+    (["run", "flows.py:cyclic"], "cycle"),
+    (["run", "flows.py:wf", "-i", "n"], "-i takes KEY=VALUE, got 'n'"),
+    (["run", "flows.py:wf", "-i", "=3"], "-i takes KEY=VALUE"),
+    (["run", "flows.py:wf", "-i", "no-good=3"], "not a valid input name"),
+    (["run", "flows.py:wf"], "missing run input: 'n' (needed by 'a'); give it with -i n=VALUE"),
+    (["run", "flows.py:types_wf", "-i", "n=1"], "missing run inputs"),
+    (["run", "flows.py:wf", "-i", "n=1", "--store", "notastore.txt"], "is not a flowrt store"),
+    (["run", "flows.py:wf", "-i", "n=1", "--store", "other.db"], "is not a flowrt store"),
+    (["run", "flows.py:wf", "-i", "n=1", "--inputs-json", "bad.json"], "is not valid JSON"),
+    (["run", "flows.py:wf", "--inputs-json", "list.json"], "must hold a JSON object"),
+    (["run", "flows.py:wf", "--inputs-json", "nowhere.json"], "cannot read nowhere.json"),
+    (["run", "flows.py:wf", "-i", "n=1", "--max-concurrency", "0"], "expected a whole number"),
+    (["run", "flows.py:wf", "-i", "n=1", "--timeout", "-1"], "expected seconds > 0"),
+    (["run", "flows.py:wf", "-i", "n=1", "-i", "a=2"], "is the name of a node"),
+    (["graph", "flows.py:nope"], "has no attribute 'nope'"),
+    (["graph", "flows.py:wf", "--format", "svg"], "invalid choice"),
+    (["runs", "--store", "missing.db"], "no store at missing.db"),
+    (["runs", "--store", "notastore.txt"], "is not a flowrt store"),
+    (["runs", "--store", "other.db"], "is not a flowrt store"),
+    (["runs"], "required: --store"),
+    (["show", "nope", "--store", "empty-store.db"], "no run 'nope' in empty-store.db"),
+    (["show", "nope", "--store", "notastore.txt"], "is not a flowrt store"),
+    (["report", "nope", "--store", "empty-store.db", "-o", "x.html"], "no run 'nope'"),
+    (["report", "nope", "--store", "other.db", "-o", "x.html"], "is not a flowrt store"),
+    (["examples", "nosuch"], "no example named"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS,
+                         ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_a_message(install: Install, work: Path, args: list[str],
+                                          message: str) -> None:
+    before = {p: p.read_bytes() for p in (work / "notastore.txt", work / "other.db")}
+    proc = flowrt_cli(install, *args, cwd=work)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert message in proc.stderr, proc.stderr
+    no_traceback(proc)
+    for path, content in before.items():  # files that are no store are left untouched
+        assert path.read_bytes() == content
+    assert not (work / "missing.db").exists()
+
+
+# -- graph -----------------------------------------------------------------------------------
+
+
+def test_graph(install: Install, work: Path) -> None:
+    proc = flowrt_cli(install, "graph", "flows.py:wf", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("flowchart TD") and "-->" in proc.stdout
+    proc = flowrt_cli(install, "graph", "flows.py:wf", "--format", "dot", cwd=work)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("digraph demo {") and "a -> b;" in proc.stdout
+
+
+# -- durable runs: run, runs, show, report, resume -------------------------------------------
+
+
+def test_durable_run_then_runs_show_report(install: Install, work: Path) -> None:
+    proc = flowrt_cli(install, "run", "flows.py:wf", "-i", "n=3", "--store", "runs.db",
+                      "--run-id", "first", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "stored in runs.db as run first" in proc.stdout
+    flowrt_cli(install, "run", "flows.py:broken", "--store", "runs.db", "--run-id", "second",
+               cwd=work)
+
+    proc = flowrt_cli(install, "runs", "--store", "runs.db", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["run", "id", "workflow"]
+    assert lines[2].split()[:3] == ["first", "demo", "succeeded"]
+    assert lines[3].split()[:3] == ["second", "broken", "failed"]
+    proc = flowrt_cli(install, "runs", "--store", "runs.db", "--json", "--status", "failed",
+                      cwd=work)
+    assert [r["run_id"] for r in json.loads(proc.stdout)] == ["second"]
+
+    proc = flowrt_cli(install, "show", "first", "--store", "runs.db", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "run first of 'demo': succeeded" in proc.stdout
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[6:] if line}
+    assert rows["b"][1:3] == ["succeeded", "2"] and rows["a"][1:3] == ["succeeded", "1"]
+    proc = flowrt_cli(install, "show", "second", "--store", "runs.db", "--traceback",
+                      cwd=work)
+    assert "ValueError: row 7 is bad" in proc.stdout and "Traceback" in proc.stdout
+    proc = flowrt_cli(install, "show", "second", "--store", "runs.db", "--json", cwd=work)
+    data = json.loads(proc.stdout)
+    assert data["nodes"]["save"]["status"] == "skipped"
+    assert data["nodes"]["check"]["deps"] == ["load"]
+
+    proc = flowrt_cli(install, "report", "second", "--store", "runs.db", "-o", "second.html",
+                      cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    page = (work / "second.html").read_text("utf-8")
+    assert "<svg" in page and ">check<" in page and "row 7 is bad" in page
+
+    proc = flowrt_cli(install, "run", "flows.py:wf", "--store", "runs.db", "--run-id", "first",
+                      cwd=work)
+    assert proc.returncode == 0
+    assert "already succeeded" in proc.stderr
+
+
+def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def _journal(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a subprocess is POSIX")
+def test_ctrl_c_cancels_a_durable_run_which_resumes(install: Install, work: Path) -> None:
+    journal, marker = work / "journal", work / "marker"
+    cmd = [str(install.python), "-m", "flowrt", "run", "flows.py:sensor", "--store", "runs.db",
+           "--run-id", "nightly", "-i", f"journal={journal}", "-i", f"marker={marker}"]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_clean_env())
+    try:
+        _wait_for(lambda: "gate" in _journal(journal))
+        proc.send_signal(signal.SIGINT)
+        out, errors = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, errors)
+    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors
+    assert "interrupted: run nightly of 'sensor' cancelled" in errors
+    assert "--run-id nightly" in errors  # how to resume
+
+    runs = flowrt_cli(install, "runs", "--store", "runs.db", "--json", cwd=work)
+    assert [(r["run_id"], r["status"]) for r in json.loads(runs.stdout)] == [
+        ("nightly", "cancelled")]
+    shown = json.loads(flowrt_cli(install, "show", "nightly", "--store", "runs.db", "--json",
+                                  cwd=work).stdout)
+    assert shown["nodes"]["first"]["status"] == "succeeded"
+    assert shown["nodes"]["gate"]["status"] == "cancelled"
+
+    marker.write_text("go")
+    resumed = flowrt_cli(install, "run", "flows.py:sensor", "--store", "runs.db",
+                         "--run-id", "nightly", cwd=work)  # the inputs come from the store
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming run nightly (cancelled): 1 of 3 nodes already succeeded" in resumed.stderr
+    assert _journal(journal) == ["first", "gate", "gate", "last"]  # 'first' ran once
+    assert "last = 3" in resumed.stdout
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a subprocess is POSIX")
+def test_ctrl_c_does_not_wait_for_a_blocked_thread(install: Install, work: Path) -> None:
+    journal = work / "journal"
+    cmd = [str(install.python), "-m", "flowrt", "run", "flows.py:blocking",
+           "-i", f"journal={journal}"]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_clean_env())
+    try:
+        _wait_for(lambda: "stuck" in _journal(journal))
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, errors = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, errors
+    assert time.monotonic() - started < 10  # not the 60 s the node sleeps
+    assert "Traceback" not in errors and "not waiting for 1 sync node" in errors
+
+
+# -- in-process: pieces of the CLI -----------------------------------------------------------
+
+
+def test_split_target() -> None:
+    assert cli.split_target("a/b.py:wf") == ("a/b.py", "wf")
+    assert cli.split_target("pkg.mod:wf.inner") == ("pkg.mod", "wf.inner")
+    assert cli.split_target("pkg.mod") == ("pkg.mod", None)
+    assert cli.split_target(r"C:\flows\x.py") == (r"C:\flows\x.py", None)
+    with pytest.raises(cli.UsageError):
+        cli.split_target("  ")
+    with pytest.raises(cli.UsageError):
+        cli.split_target(":wf")
+
+
+def test_parse_value() -> None:
+    assert cli.parse_value("3") == 3
+    assert cli.parse_value("3.5") == 3.5
+    assert cli.parse_value("true") is True
+    assert cli.parse_value("null") is None
+    assert cli.parse_value("[1, 2]") == [1, 2]
+    assert cli.parse_value("hello") == "hello"
+    assert cli.parse_value('"007"') == "007"
+    assert cli.parse_value("007") == "007"  # not JSON (leading zero): kept as is
+
+
+def _events_of(wf: flowrt.Workflow, display: Any) -> flowrt.RunResult:
+    display.expect(wf.name, len(wf))
+    return wf.run_sync(on_event=display, run_id="r1")
+
+
+def _small() -> flowrt.Workflow:
+    wf = flowrt.Workflow("small")
+    wf.add("a", lambda: 1)
+
+    def b(a: int, ctx: flowrt.Context) -> int:
+        if ctx.attempt == 1:
+            raise ConnectionError("try again")
+        return a
+
+    wf.add("b", b, deps=["a"], retry=flowrt.Retry(attempts=2, delay=0))
+    wf.add("c", lambda b: 1 / 0, deps=["b"])
+    return wf
+
+
+def test_plain_display_lines() -> None:
+    stream, out = io.StringIO(), io.StringIO()
+    display = PlainDisplay(stream, out)
+    _events_of(_small(), display)
+    display.say("narration")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "[small r1] run started (3 nodes)"
+    assert any("retrying   b: attempt 1 failed: ConnectionError: try again" in x for x in lines)
+    assert any("failed     c: ZeroDivisionError: division by zero" in x for x in lines)
+    assert lines[-1].startswith("[small r1] run failed in ")
+    assert lines[-1].endswith("3 nodes: 2 succeeded, 1 failed; 1 retry")
+    assert not any(" ready " in x for x in lines)
+    assert out.getvalue() == "narration\n"
+
+
+def test_plain_display_of_a_big_run_is_short() -> None:
+    wf = flowrt.Workflow("wide")
+    for i in range(2000):
+        wf.add(f"n{i}", lambda: None, executor="loop")
+    wf.add("bad", lambda: 1 / 0)
+    stream = io.StringIO()
+    _events_of(wf, PlainDisplay(stream, io.StringIO()))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) < 20
+    assert any("failed     bad" in x for x in lines)
+
+
+def test_quiet_display_and_choice() -> None:
+    assert isinstance(make_display("off"), QuietDisplay)
+    assert isinstance(make_display("auto", stream=io.StringIO()), PlainDisplay)
+    assert isinstance(make_display("plain"), PlainDisplay)
+
+
+def test_live_display_draws_and_stops() -> None:
+    pytest.importorskip("rich")
+    stream = io.StringIO()
+    display = LiveDisplay(stream, io.StringIO())
+    display.console.force_terminal = True
+    try:
+        result = _events_of(_small(), display)
+    finally:
+        display.close()
+    text = stream.getvalue()
+    assert str(result.status) == "failed"
+    assert "small" in text and "failed" in text and "ZeroDivisionError" in text
+
+
+def test_examples_package_is_found_in_process() -> None:
+    package = cli.examples_package()
+    assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable"}
+    files = {p.stem for p in (REPO / "examples").glob("*.py")} - {"__init__"}
+    assert files == set(package.EXAMPLES)  # every example module is registered
+
+
+def test_main_in_process_graph(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "inproc_flows.py").write_text("import flowrt\nw = flowrt.Workflow('w')\n"
+                                              "w.add('only', lambda: 1)\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["graph", "inproc_flows.py:w", "--format", "dot"]) == 0
+    assert "only;" in capsys.readouterr().out
+    assert cli.main(["graph", "inproc_flows.py:x"]) == 2
+    assert "has no attribute 'x'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def _restore_logging() -> Iterator[None]:
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_main_in_process_run(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "inproc_run.py").write_text(
+        "import flowrt\nw = flowrt.Workflow('w')\nw.add('double', lambda x: 2 * x)\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "inproc_run.py:w", "-i", "x=21", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"] == {"double": 42}
