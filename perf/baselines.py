@@ -120,3 +120,30 @@ class DictStore:
 
     def reset(self) -> None:
         self._d.clear()
+
+
+class DictInterner:
+    """The hand-written interner baseline: a dict of key -> next id."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def intern(self, key: str) -> int:
+        ids = self._ids
+        i = ids.get(key)
+        if i is None:
+            i = ids[key] = len(ids)
+        return i
+
+    def intern_many(self, keys: Sequence[str]) -> list[int]:
+        ids = self._ids
+        get = ids.get
+        out = []
+        for key in keys:
+            i = get(key)
+            if i is None:
+                i = ids[key] = len(ids)
+            out.append(i)
+        return out
