@@ -50,10 +50,9 @@ class Interner:
 
     def intern(self, key: str) -> int:
         """Return the id of ``key``, giving it the next id if it is new."""
-        try:
-            return self._ids[key]
-        except KeyError:
-            pass
+        i = self._ids.get(key)  # not try/except: a miss would cost a raised KeyError
+        if i is not None:
+            return i
         base = self._base
         if base is not None:
             i = base.get(key)

@@ -18,7 +18,11 @@ __all__ = ["Limit"]
 
 
 class Limit:
-    """At most ``capacity`` holders at once; the others wait in order."""
+    """At most ``capacity`` holders at once; the others wait in order.
+
+    The supervisor takes a slot by ``in_use += 1`` when ``in_use < capacity`` (inline,
+    on its hot path) and gives it back with :meth:`release`.
+    """
 
     __slots__ = ("capacity", "in_use", "name", "waiters")
 
@@ -29,13 +33,6 @@ class Limit:
         self.capacity = capacity
         self.in_use = 0
         self.waiters: deque[tuple[Supervisor, int]] = deque()
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free."""
-        if self.in_use < self.capacity:
-            self.in_use += 1
-            return True
-        return False
 
     def release(self, by: Supervisor) -> None:
         """Free a slot (held by a node of run ``by``) and wake the longest waiter."""

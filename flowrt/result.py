@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import NodeFailed, NoOutput, WorkflowFailed
-from .status import Status
+from .status import BY_VALUE, Status
 
 if TYPE_CHECKING:
     from .data import WorkflowData
@@ -214,7 +214,7 @@ class RunResult:
             started = self._started[i] + base
             if self._finished[i]:
                 finished = self._finished[i] + base
-        return NodeResult(self.plan.names[i], Status(self._board[i]), self._attempts[i],
+        return NodeResult(self.plan.names[i], BY_VALUE[self._board[i]], self._attempts[i],
                           self._errors.get(i), started, finished)
 
     @property
@@ -226,7 +226,7 @@ class RunResult:
     def statuses(self) -> dict[str, Status]:
         """Every node's final status, by name."""
         names = self.plan.names
-        return {names[i]: Status(s) for i, s in enumerate(self._board)}
+        return dict(zip(names, map(BY_VALUE.__getitem__, self._board), strict=True))
 
     def counts(self) -> dict[str, int]:
         """Nodes per status (statuses with none left out)."""

@@ -36,6 +36,8 @@ class Status(enum.IntEnum):
 FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
 
 _N = len(Status)
+#: Status by its byte value (0 .. 6): a tuple index, where Status(b) is an enum lookup
+BY_VALUE: tuple[Status, ...] = tuple(Status)
 
 # _LEGAL[old * _N + new] is 1 when old -> new is a legal move.
 _legal = bytearray(_N * _N)
@@ -81,7 +83,7 @@ class StatusBoard:
         self._board[node] = status
 
     def __getitem__(self, node: int) -> Status:
-        return Status(self._board[node])
+        return BY_VALUE[self._board[node]]
 
     def count(self, status: int) -> int:
         """How many nodes have ``status`` now."""
@@ -110,7 +112,7 @@ class StatusBoard:
         return len(self._board)
 
     def __iter__(self) -> Iterator[Status]:
-        return (Status(b) for b in self._board)
+        return map(BY_VALUE.__getitem__, self._board)
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{s}={c}" for s, c in self.counts().items() if c)

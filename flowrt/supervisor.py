@@ -137,13 +137,15 @@ class Supervisor:
 
         # Limits: the run's own cap, the runtime's cap, and one per named limit.
         run_cap = Limit("max_concurrency", max_concurrency) if max_concurrency else None
-        self._caps = [c for c in (run_cap, runtime._cap) if c is not None]
+        caps = tuple(c for c in (run_cap, runtime._cap) if c is not None)
         own = {name: Limit(name, k) for name, k in (limits or {}).items()}
-        self._named: list[Limit | None] = [
-            own.get(name) or runtime._limits.get(name) for name in plan.limit_names
-        ]
-        self.limited = bool(self._caps) or any(lim is not None for lim in self._named)
-        self.held: dict[int, list[Limit]] = {}  # node -> limits it holds a slot of
+        named = [own.get(name) or runtime._limits.get(name) for name in plan.limit_names]
+        #: the limits a node is under, by its plan.limit_of index; the last entry (index
+        #: -1, nodes that name no limit) is the caps alone
+        self._gates: list[tuple[Limit, ...]] = [
+            caps + ((lim,) if lim is not None else ()) for lim in named
+        ] + [caps]
+        self.limited = any(self._gates)
 
         # Logging and events are built only when someone listens.
         self.log = logger().bind(workflow=plan.workflow, run_id=run_id)
@@ -271,8 +273,9 @@ class Supervisor:
         now = _clock()
         for i in range(len(board)):
             if board[i] < SUCCEEDED:
-                self._release(i)
                 was_running = board[i] == RUNNING
+                if was_running and self.limited:
+                    self._release(i)
                 board[i] = CANCELLED
                 if was_running and self.timed[i]:
                     self.finished[i] = now
@@ -632,26 +635,21 @@ class Supervisor:
 
     def _acquire(self, node: int) -> bool:
         """Take a slot of every limit ``node`` is under, or wait in the first full one."""
-        i = self.plan.limit_of[node]
-        gates = self._caps if i < 0 or self._named[i] is None else [*self._caps, self._named[i]]
-        taken: list[Limit] = []
-        for gate in gates:
-            assert gate is not None
-            if not gate.try_acquire():
+        gates = self._gates[self.plan.limit_of[node]]
+        for k, gate in enumerate(gates):
+            if gate.in_use < gate.capacity:
+                gate.in_use += 1
+            else:
                 gate.waiters.append((self, node))
-                for t in taken:
-                    t.release(self)
+                for taken in gates[:k]:
+                    taken.release(self)
                 return False
-            taken.append(gate)
-        if taken:
-            self.held[node] = taken
         return True
 
     def _release(self, node: int) -> None:
-        taken = self.held.pop(node, None)
-        if taken:
-            for gate in taken:
-                gate.release(self)
+        """Give back the slots a RUNNING ``node`` holds (what _acquire took)."""
+        for gate in self._gates[self.plan.limit_of[node]]:
+            gate.release(self)
 
     # -- events ---------------------------------------------------------------------
 
