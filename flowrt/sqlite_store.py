@@ -41,7 +41,7 @@ import attrs
 
 from .errors import RunLeased, StoreError
 from .serialize import Serializer, get_serializer
-from .store import Lease, NodeRecord, RunRecord, StoredRun, select_prunable
+from .store import Lease, NodeRecord, RunRecord, StoredRun, prune
 
 __all__ = ["SQLiteStore"]
 
@@ -368,10 +368,7 @@ class SQLiteStore:
 
     def prune(self, *, older_than: float | None = None, keep: int | None = None,
               statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
-        doomed = select_prunable(self.runs(), older_than, keep, statuses)
-        for run_id in doomed:
-            self.delete(run_id)
-        return len(doomed)
+        return prune(self, older_than, keep, statuses)
 
     def close(self) -> None:
         if self._closed:

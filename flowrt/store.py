@@ -220,28 +220,27 @@ class MemoryStore:
 
     def prune(self, *, older_than: float | None = None, keep: int | None = None,
               statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
-        doomed = select_prunable(self.runs(), older_than, keep, statuses)
-        for run_id in doomed:
-            self.delete(run_id)
-        return len(doomed)
+        return prune(self, older_than, keep, statuses)
 
     def close(self) -> None:
         pass
 
 
-def select_prunable(runs: list[RunRecord], older_than: float | None, keep: int | None,
-                    statuses: Iterable[str]) -> list[str]:
-    """Run ids that ``prune`` deletes: finished, older than ``older_than`` seconds (by
-    their end), and beyond the newest ``keep``. Running runs are never pruned."""
+def prune(store: Store, older_than: float | None, keep: int | None,
+          statuses: Iterable[str]) -> int:
+    """Delete the finished runs older than ``older_than`` seconds (by their end) and
+    beyond the newest ``keep``; return how many. Running runs are never pruned."""
     wanted = set(statuses) - {RUNNING}
-    finished = sorted((r for r in runs if r.status in wanted),
+    finished = sorted((r for r in store.runs() if r.status in wanted),
                       key=lambda r: r.finished or r.created, reverse=True)
     if keep is not None:
         finished = finished[keep:]
     if older_than is not None:
         cutoff = time.time() - older_than
         finished = [r for r in finished if (r.finished or r.created) < cutoff]
-    return [r.run_id for r in finished]
+    for record in finished:
+        store.delete(record.run_id)
+    return len(finished)
 
 
 def open_store(store: Store | str | os.PathLike[str]) -> Store:
