@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Callable, Container, Iterator, Sequence
 from functools import cached_property
 from itertools import accumulate, chain
-from operator import add, itemgetter
+from operator import add, itemgetter, sub
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import CycleError, GraphError, UnknownNodeError
@@ -163,6 +163,12 @@ class Plan:
         """Node names in a topological order (each after all its dependencies)."""
         names = self.names
         return [names[i] for i in self.order]
+
+    @cached_property
+    def indegree(self) -> list[int]:
+        """Per node, how many dependencies it has (edges, duplicates counted)."""
+        ptr = self.pred_ptr
+        return list(map(sub, ptr[1:], ptr))
 
     @cached_property
     def levels(self) -> list[int]:

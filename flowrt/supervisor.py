@@ -103,8 +103,7 @@ class Supervisor:
         self.data = data
         self.values = data._values
         self.board = data.statuses.raw
-        pp = plan.pred_ptr
-        self.remaining = [pp[i + 1] - pp[i] for i in range(n)] if n else []
+        self.remaining = plan.indegree.copy()  # a memcpy, not a loop
         self.succeeded = [0] * n
         self.failed = [0] * n
         self.attempts = [0] * n
