@@ -63,6 +63,11 @@ class NodeOptions:
         """How many attempts the node gets in all."""
         return 1 if self.retry is None else self.retry.attempts
 
+    def as_options(self) -> dict[str, Any]:
+        """The options that differ from the defaults, as keyword arguments of ``add``."""
+        return {k: v for k, v in attrs.asdict(self, recurse=False).items()
+                if v != getattr(DEFAULT_OPTIONS, k)}
+
 
 DEFAULT_OPTIONS: Final = NodeOptions()
 _options_cache: dict[tuple[Any, ...], NodeOptions] = {}
@@ -354,18 +359,9 @@ class Workflow:
             NodeSpec, (name, fn, deps, inputs or None, after or (), opts)
         )
         self._plan = None
-        self._link(spec, sig)
-        return spec
-
-    def _link(self, spec: NodeSpec, sig: Signature) -> None:
-        """Give ``spec`` the next id and resolve its dependencies to ids, if it can.
-
-        The workflow keeps its dependency lists flat as nodes are added (``_preds``, in
-        node order; ``compile`` adds the pointers) with every node's dependents. A
-        dependency that does not exist yet (or a self-dependency) makes the workflow
-        *deferred*: compile then rebuilds the lists from the specs.
-        """
-        name, _, deps, inputs, after, opts = spec
+        # Compile as we go: give the node the next id and resolve its dependencies to
+        # ids when they exist already (the common case: dependencies come first). See
+        # docs/decisions/002-incremental-compilation.md.
         if self._index_shared:  # a compiled plan holds the index: copy before changing
             self._index = dict(self._index)
             self._index_shared = False
@@ -375,7 +371,7 @@ class Workflow:
             try:  # before the node has an id, so that a self-dependency is deferred
                 ids = list(map(index.__getitem__, deps + after if after else deps))
             except (KeyError, TypeError):  # added later, or given as a function
-                self._deferred = True
+                self._deferred = True  # compile rebuilds the lists from the specs
             else:
                 self._preds += ids
                 succ = self._succ
@@ -389,6 +385,7 @@ class Workflow:
         # Named parameters that positional deps leave open are bound at compile.
         if inputs or (sig.params and len(sig.params) > min(len(deps), sig.positional)):
             self._open.append(i)
+        return spec
 
     def remove(self, name: str) -> NodeSpec:
         """Remove node ``name`` and return its spec (dependents will fail to compile)."""
@@ -398,10 +395,11 @@ class Workflow:
         specs = self._specs
         spec = specs[i]
         self._names_by_fn = {f: n for f, n in self._names_by_fn.items() if n != name}
-        self._plan = None
         self._reset_adjacency()
-        for other in specs[:i] + specs[i + 1 :]:
-            self._link(other, self._signature(other.fn))
+        for other in specs[:i] + specs[i + 1 :]:  # added again, in their order
+            self.add(other.name, other.fn, deps=other.args, after=other.after,
+                     inputs=other.inputs, **other.options.as_options())
+        self._plan = None
         return spec
 
     def _name_of(self, ref: str | Callable[..., Any]) -> str:

@@ -231,7 +231,7 @@ class Plan:
 def compile_plan(wf: Workflow) -> Plan:
     """Compile ``wf``; see :meth:`flowrt.Workflow.compile`.
 
-    Most of the work happened as nodes were added (``Workflow._link``): ids, resolved
+    Most of the work happened as nodes were added (``Workflow.add``): ids, resolved
     dependencies, dependents, in an order that is already topological. Here parameters
     are bound by name, and -- only when a dependency was added after its dependent, or
     a parameter named a node -- the lists are rebuilt and sorted (Kahn's algorithm).
