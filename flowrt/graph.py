@@ -369,7 +369,7 @@ class Workflow:
         i = len(index)
         if (deps or after) and not self._deferred:
             try:  # before the node has an id, so that a self-dependency is deferred
-                ids = list(map(index.__getitem__, deps + after if after else deps))
+                ids = list(map(index.__getitem__, spec.args + spec.after if after else deps))
             except (KeyError, TypeError):  # added later, or given as a function
                 self._deferred = True  # compile rebuilds the lists from the specs
             else:
