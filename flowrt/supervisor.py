@@ -205,8 +205,8 @@ class Supervisor:
         """Per node, 1 when its output may stay on its executor's cluster.
 
         That is when the executor can keep outputs (it has ``fetch_many``), no store
-        needs the value as the node ends, and every node that depends on it runs on that
-        same executor. None when no node qualifies (the usual case: nothing to do).
+        needs the value as the node ends, and every node that depends on it (if any)
+        runs on that same executor. None when no node qualifies (the usual case).
         """
         plan = self.plan
         if self.checkpoint is not None:
@@ -222,7 +222,7 @@ class Supervisor:
             if ex is None or isinstance(ex, str) or not hasattr(ex, "fetch_many"):
                 continue
             succ = plan.succ_idx[plan.succ_ptr[i] : plan.succ_ptr[i + 1]]
-            if succ and all(where[s] is ex for s in succ):
+            if all(where[s] is ex for s in succ):  # sinks too: fetched in one batch
                 keep[i] = 1
                 any_kept = True
         return keep if any_kept else None

@@ -161,8 +161,8 @@ async def test_outputs_stay_on_the_cluster_between_remote_nodes(client: Any) -> 
     result = await wf.run()
     assert result["length"] == 5_000_000
     assert result["blob"] == b"x" * 5_000_000  # the result still has every output
-    assert ex.kept == [True, False, "remote-arg"]  # blob kept; length got the future
-    assert ex.fetched == [1]  # once, at the end, for the result
+    assert ex.kept == [True, True, "remote-arg"]  # both kept; length got blob's future
+    assert ex.fetched == [2]  # once, at the end, for the result
 
 
 async def test_durable_run_keeps_no_remote_values(dask_executor: Any, tmp_path: Path) -> None:
