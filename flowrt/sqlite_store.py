@@ -137,6 +137,8 @@ class SQLiteStore:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer flowrt (store schema "
                              f"{version}; this flowrt reads up to {SCHEMA_VERSION})")
+        if version == SCHEMA_VERSION:
+            return  # a store of this version: nothing to create or migrate
         conn = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")

@@ -118,8 +118,9 @@ def time_resume_load(loops: int) -> float:
             store = rt.store
             assert store is not None
             for _ in range(loops):
+                lease = Lease.mine()
                 t0 = clock()
-                stored, given, _ = _open_run(store, plan, "crashed", {}, None, Lease.mine())
+                stored, given, _ = _open_run(store, plan, "crashed", {}, None, lease)
                 given, data = rt.prepare(plan, given, None)
                 sup = rt.supervisor(plan, "crashed", given, data, max_concurrency=None,
                                     limits=None, fail_fast=False, hooks=(), executor=None,
@@ -128,7 +129,8 @@ def time_resume_load(loops: int) -> float:
                 _restore(sup, plan, stored, store.serializer, data)
                 total += clock() - t0
                 assert sup.left == 5000
-                store.finish("crashed", "failed", 0.0, Lease.mine())
+                store.finish("crashed", "failed", 0.0, lease)  # give the lease back
+                store.flush()
         return total
 
     return anyio.run(main)
