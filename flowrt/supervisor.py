@@ -557,6 +557,11 @@ class Supervisor:
         """``node`` reached final ``status``: tell its dependents, transitively."""
         plan = self.plan
         succ_ptr = plan.succ_ptr
+        if succ_ptr[node] == succ_ptr[node + 1]:  # no dependents: nothing to tell
+            self.left -= 1
+            if not self.left and self._done is not None:
+                self._done.set()
+            return
         succ_idx = plan.succ_idx
         remaining = self.remaining
         board = self.board
