@@ -80,7 +80,7 @@ class WorkflowData:
     def __new__(cls, capacity: int = 64, *, metrics: bool | float = False) -> WorkflowData:
         # Metering is a subclass, so that unmetered data pays nothing for it.
         if metrics is not False and cls is WorkflowData:
-            cls = _MeteredWorkflowData
+            cls = _FullyMeteredWorkflowData if metrics is True else _MeteredWorkflowData
         return object.__new__(cls)
 
     def __init__(self, capacity: int = 64, *, metrics: bool | float = False) -> None:
@@ -317,10 +317,16 @@ class WorkflowData:
         return f"<WorkflowData {len(self)} keys, capacity {self.capacity}>"
 
 
-class _MeteredWorkflowData(WorkflowData):
-    """``WorkflowData`` that counts (and times, for a sample) its operations."""
+_ns = time.perf_counter_ns
+_set = WorkflowData.set
+_get = WorkflowData.get
+_delete = WorkflowData.delete
 
-    __slots__ = ("_clock", "_counts", "_every", "_tick", "_timed_ns")
+
+class _MeteredWorkflowData(WorkflowData):
+    """``WorkflowData`` that counts its operations and times a sample of them."""
+
+    __slots__ = ("_counts", "_every", "_tick", "_timed_ns")
 
     def __init__(self, capacity: int = 64, *, metrics: bool | float = True) -> None:
         super().__init__(capacity)
@@ -332,7 +338,6 @@ class _MeteredWorkflowData(WorkflowData):
         self._tick = 0
         self._counts = [0, 0, 0, 0, 0]  # sets, gets, misses, deletes, timed
         self._timed_ns = 0
-        self._clock = time.perf_counter_ns
 
     def set(self, key: str, value: Any) -> None:
         counts = self._counts
@@ -340,12 +345,12 @@ class _MeteredWorkflowData(WorkflowData):
         self._tick += 1
         if self._tick >= self._every:
             self._tick = 0
-            t = self._clock()
-            WorkflowData.set(self, key, value)
-            self._timed_ns += self._clock() - t
+            t = _ns()
+            _set(self, key, value)
+            self._timed_ns += _ns() - t
             counts[4] += 1
         else:
-            WorkflowData.set(self, key, value)
+            _set(self, key, value)
 
     def get(self, key: str, default: Any = None) -> Any:
         counts = self._counts
@@ -353,30 +358,66 @@ class _MeteredWorkflowData(WorkflowData):
         self._tick += 1
         if self._tick >= self._every:
             self._tick = 0
-            t = self._clock()
-            v = WorkflowData.get(self, key, MISSING)
-            self._timed_ns += self._clock() - t
+            t = _ns()
+            v = _get(self, key, MISSING)
+            self._timed_ns += _ns() - t
             counts[4] += 1
         else:
-            v = WorkflowData.get(self, key, MISSING)
+            v = _get(self, key, MISSING)
         if v is MISSING:
             counts[2] += 1
             return default
         return v
 
     def delete(self, key: str) -> bool:
-        self._counts[3] += 1
+        counts = self._counts
+        counts[3] += 1
         self._tick += 1
         if self._tick >= self._every:
             self._tick = 0
-            t = self._clock()
-            found = WorkflowData.delete(self, key)
-            self._timed_ns += self._clock() - t
-            self._counts[4] += 1
+            t = _ns()
+            found = _delete(self, key)
+            self._timed_ns += _ns() - t
+            counts[4] += 1
             return found
-        return WorkflowData.delete(self, key)
+        return _delete(self, key)
 
     @property
     def metrics(self) -> DataMetrics:
         sets, gets, misses, deletes, timed = self._counts
         return DataMetrics(sets, gets, misses, deletes, timed, self._timed_ns)
+
+
+class _FullyMeteredWorkflowData(_MeteredWorkflowData):
+    """``metrics=True``: every operation is timed, so no sampling tick to keep."""
+
+    __slots__ = ()
+
+    def set(self, key: str, value: Any) -> None:
+        t = _ns()
+        _set(self, key, value)
+        self._timed_ns += _ns() - t
+        self._counts[0] += 1
+
+    def get(self, key: str, default: Any = None) -> Any:
+        t = _ns()
+        v = _get(self, key, MISSING)
+        self._timed_ns += _ns() - t
+        counts = self._counts
+        counts[1] += 1
+        if v is MISSING:
+            counts[2] += 1
+            return default
+        return v
+
+    def delete(self, key: str) -> bool:
+        t = _ns()
+        found = _delete(self, key)
+        self._timed_ns += _ns() - t
+        self._counts[3] += 1
+        return found
+
+    @property
+    def metrics(self) -> DataMetrics:
+        sets, gets, misses, deletes, _ = self._counts
+        return DataMetrics(sets, gets, misses, deletes, sets + gets + deletes, self._timed_ns)
