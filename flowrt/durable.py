@@ -138,15 +138,29 @@ class Checkpoint:
                 "that key is changed or deleted") from None
 
     def succeeded(self, node: int, value: Any) -> None:
-        """Record a success; raises SerializationError when the output cannot be stored."""
+        """Record a success; raises SerializationError when the output cannot be stored.
+
+        Called for every node of a durable run: kept to a few plain steps.
+        """
         try:
             blob = self.serializer.dumps(value)
         except SerializationError as error:
             raise SerializationError(f"node {self.names[node]!r} returned {error}") from None
-        self.snapshot_data()
-        started, finished = self._times(node)
-        self._add(NodeRecord(self.names[node], "succeeded", self.sup.attempts[node], blob, None,
-                             None, started, finished))
+        if self.data._version != self._data_seen:
+            self.snapshot_data()
+        sup = self.sup
+        started = finished = None
+        if sup.timed[node]:
+            base = sup.time_base
+            started = sup.started[node] + base
+            finished = sup.finished[node] + base
+        # tuple.__new__ skips NamedTuple's Python-level __new__
+        self.pending.append(tuple.__new__(NodeRecord, (
+            self.names[node], "succeeded", sup.attempts[node], blob, None, None, started,
+            finished)))
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self.flush)
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None:
         """Record a failure, a skip or a cancellation."""
