@@ -5,8 +5,10 @@ of pyperf's own options each one takes:
 
 ``--quick``
     pyperf's ``--fast`` with at most ``QUICK_PROCESSES`` worker processes, and no
-    100,000-node sizes. Without it a harness runs in *full* mode: pyperf's default
-    statistics and the 100,000-node sizes too.
+    100,000-node sizes. When pyperf's statistics are given explicitly (``-p``, ``-n``,
+    ``-w``, ``-l``, ``--min-time``, ``--fast``, ...), they are kept and ``--quick`` only
+    drops the large sizes (``perf/run.py --quick`` does so). Without it a harness runs
+    in *full* mode: pyperf's default statistics and the 100,000-node sizes too.
 ``--select SUBSTR``
     only the benchmarks whose name contains SUBSTR (repeatable).
 
@@ -34,6 +36,10 @@ QUICK_PROCESSES = 3
 HEAVY_PROCESSES = 6
 
 clock = time.perf_counter
+
+#: This process is pyperf's loop-calibration worker: its runs are not kept as values, so
+#: a harness may skip its once-per-process result checks here (the value workers check).
+CALIBRATING = "--calibrate-loops" in sys.argv
 
 
 async def noop(*args: Any) -> None:
@@ -68,6 +74,20 @@ def check_outputs(out: Mapping[str, Any] | Sequence[Any], n: int, who: str) -> N
         raise RuntimeError(f"{who} produced {len(out)} outputs, expected {n}")
 
 
+#: pyperf options that choose how many values are taken; given, --quick adds no --fast
+STATISTICS_OPTIONS = ("--fast", "--rigorous", "--debug-single-value", "-p", "--processes",
+                      "-n", "--values", "-w", "--warmups", "-l", "--loops", "--min-time")
+
+
+def _explicit_statistics(argv: Sequence[str]) -> bool:
+    for a in argv:
+        opt = a.split("=", 1)[0]
+        if opt in STATISTICS_OPTIONS or (len(a) > 2 and a[:2] in ("-p", "-n", "-w", "-l")
+                                         and a[2:].isdigit()):
+            return True
+    return False
+
+
 class Harness:
     """A pyperf ``Runner`` with ``--quick``/``--select``, result collection and a summary."""
 
@@ -75,8 +95,9 @@ class Harness:
         argv = sys.argv
         self.worker = "--worker" in argv
         quick = "--quick" in argv
-        if quick and not self.worker and not {"--fast", "--rigorous",
-                                               "--debug-single-value"} & set(argv):
+        # --quick means pyperf's --fast, unless the caller chose the statistics itself
+        # (perf/run.py passes -p/-n/-w/--min-time for its lighter quick mode).
+        if quick and not self.worker and not _explicit_statistics(argv):
             argv.append("--fast")
         self.runner = pyperf.Runner(add_cmdline_args=self._worker_args)
         parser = self.runner.argparser

@@ -76,7 +76,8 @@ def main() -> None:
 
     def record(name: str, times: list[float], nodes: int) -> None:
         rows[name] = {"median_s": statistics.median(times), "min_s": min(times),
-                      "per_node_ms": statistics.median(times) / nodes * 1e3}
+                      "per_node_ms": statistics.median(times) / nodes * 1e3,
+                      "times_s": times, "nodes": nodes}
         print(f"{name:34s} median {statistics.median(times):8.3f} s   "
               f"min {min(times):8.3f} s   {rows[name]['per_node_ms']:7.2f} ms/node", flush=True)
 

@@ -11,6 +11,12 @@
 - ``ArenaReset/Count_{10,100,1000}``: the seed's ArenaReset. One op = ``reset()`` and
   ``count`` sets (``ResetArena``), or a new ``WorkflowData()`` and ``count`` sets
   (``NewArena``); beside ``DictStore.reset()`` / ``DictStore()``. Time per op.
+- ``ArenaComparison/Size_{10,100,1000}``: the seed's WorkflowDataArenaComparison
+  (standard allocation versus its arena), as a run uses its store: one op = a new store,
+  N ``set(key, output)`` then N ``get(key)``. ``Standard`` is ``DictStore``; ``Arena``
+  is flowrt's slab (``WorkflowData()``, 64 slots to start, grown as needed);
+  ``ArenaCustomBlock`` is ``WorkflowData(capacity=N)`` (the slab sized up front, the
+  seed's custom block size). Time per op.
 - ``Snapshot/Size_N``: ``data.snapshot()`` and ``WorkflowData.from_snapshot(snap)``
   beside copying a plain dict (``dict(d)``). Time per op.
 
@@ -33,6 +39,11 @@ CONFIGS = ("flowrt", "flowrt_metrics", "flowrt_sampled_0.1", "DictStore", "dict"
 #: "WorkflowData Set/Get Performance" and "Arena Reset Performance".
 SEED_SETGET_NS = {10: 790.6, 100: 621.3, 1_000: 631.0}
 SEED_RESET_NS = {10: (149.6, 3640), 100: (1395, 5146), 1_000: (13857, 17592)}
+#: "Arena vs. Standard Memory Management" (BenchmarkWorkflowDataArenaComparison), ns/op.
+SEED_ARENA_NS = {10: {"Standard": 16929, "Arena": 18286, "ArenaCustomBlock": 17926},
+                 100: {"Standard": 171867, "Arena": 185446},
+                 1_000: {"Standard": 2859790, "Arena": 2482775}}
+ARENA_VARIANTS = ("Standard", "Arena", "ArenaCustomBlock")
 
 
 @functools.cache
@@ -110,6 +121,31 @@ def time_new(loops: int, config: str, count: int) -> float:
     return clock() - t0
 
 
+def time_arena_comparison(loops: int, variant: str, n: int) -> float:
+    ks = keys(n)
+    if variant == "Standard":
+        new: Any = DictStore
+    elif variant == "Arena":
+        new = flowrt.WorkflowData
+    elif variant == "ArenaCustomBlock":
+        new = functools.partial(flowrt.WorkflowData, n)
+    else:
+        raise ValueError(variant)
+    check = new()
+    for i, k in enumerate(ks):
+        check.set(k, i)
+    if [check.get(k) for k in ks] != list(range(n)):
+        raise RuntimeError(f"{variant} lost a value")
+    t0 = clock()
+    for _ in range(loops):
+        store = new()
+        for i, k in enumerate(ks):
+            store.set(k, i)
+        for k in ks:
+            store.get(k)
+    return clock() - t0
+
+
 def time_snapshot(loops: int, n: int) -> float:
     data = make_store("flowrt", n)
     t0 = clock()
@@ -146,6 +182,9 @@ def main() -> None:
             h.bench(f"ArenaReset/Count_{n}/{config}_ResetArena", time_reset, config, n)
             h.bench(f"ArenaReset/Count_{n}/{config}_NewArena", time_new, config, n)
     for n in SIZES:
+        for variant in ARENA_VARIANTS:
+            h.bench(f"ArenaComparison/Size_{n}/{variant}", time_arena_comparison, variant, n)
+    for n in SIZES:
         h.bench(f"Snapshot/Size_{n}/flowrt_snapshot", time_snapshot, n)
         h.bench(f"Snapshot/Size_{n}/flowrt_from_snapshot", time_from_snapshot, n)
         h.bench(f"Snapshot/Size_{n}/dict_copy", time_dict_copy, n)
@@ -176,6 +215,16 @@ def main() -> None:
               note="ratios: flowrt reset / flowrt new; DictStore / the same flowrt op. "
                    "The seed's Go (reset / new): " + ", ".join(
                        f"Count_{k} {a:.0f} / {b:.0f} ns" for k, (a, b) in SEED_RESET_NS.items()))
+    rows = []
+    for n in SIZES:
+        base = f"ArenaComparison/Size_{n}"
+        rows += [(f"Size_{n:<5} {v}", f"{base}/{v}", None if v == "Standard" else
+                  f"{base}/Standard") for v in ARENA_VARIANTS]
+    h.summary("ArenaComparison: new store, N sets, N gets; time per op", rows,
+              note="Standard = DictStore, Arena = WorkflowData(), ArenaCustomBlock = "
+                   "WorkflowData(capacity=N); ratio against Standard. The seed's Go: " +
+                   "; ".join(f"Size_{k} " + ", ".join(f"{v} {ns:,} ns" for v, ns in d.items())
+                             for k, d in SEED_ARENA_NS.items()))
     rows = []
     for n in SIZES:
         base = f"Snapshot/Size_{n}"
