@@ -41,26 +41,21 @@ def graph(topology: str, n: int) -> graphs.Graph:
     return graphs.TOPOLOGIES[topology](n)
 
 
-def time_flowrt(loops: int, topology: str, n: int) -> float:
+def time_flowrt(loops: int, topology: str, n: int, compile: bool = True) -> float:
+    """``wf.add`` per node, then ``wf.compile()`` (without it: how the time splits)."""
     g = graph(topology, n)
     t0 = clock()
     for _ in range(loops):
         wf = flowrt.Workflow("dag")
         for name, deps in g.items():
             wf.add(name, noop, deps=deps)
-        wf.compile()
+        if compile:
+            wf.compile()
     return clock() - t0
 
 
 def time_flowrt_add_only(loops: int, topology: str, n: int) -> float:
-    """``wf.add`` per node without ``compile()``: how the build/compile time splits."""
-    g = graph(topology, n)
-    t0 = clock()
-    for _ in range(loops):
-        wf = flowrt.Workflow("dag")
-        for name, deps in g.items():
-            wf.add(name, noop, deps=deps)
-    return clock() - t0
+    return time_flowrt(loops, topology, n, compile=False)
 
 
 def time_graphlib(loops: int, topology: str, n: int) -> float:
