@@ -88,14 +88,14 @@ class Runtime:
         self.executor = executor
         self.threads = threads
         self.metrics = metrics
-        self._threads: Any = None
+        self._threads: anyio.CapacityLimiter | None = None
         self._owned: dict[str, Any] = {}  # executors this runtime created, by name
         self._open = False
 
     async def __aenter__(self) -> Runtime:
         if self._open:
             raise RuntimeError("this Runtime is already open")
-        self._threads = anyio.CapacityLimiter(self.threads)
+        self._threads = None  # made at the first sync node (most runs have none)
         if self._store_arg is not None:
             from .store import open_store
 
@@ -116,6 +116,12 @@ class Runtime:
             if self.store is not None and self.store is not self._store_arg:
                 self.store.close()  # a store this runtime opened from a path
             self.store = None
+
+    def thread_limiter(self) -> anyio.CapacityLimiter:
+        """The limiter of this runtime's worker threads (made on first use)."""
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(self.threads)
+        return self._threads
 
     def executor_for(self, where: Any) -> Any:
         """The executor object for an ``executor=`` value."""
@@ -224,7 +230,8 @@ class Runtime:
         plan = sup.plan
         wall_start = time.time()
         clock_start = time.perf_counter()
-        sup.log.info("run started", nodes=len(plan))
+        if sup.log_runs:
+            sup.log.info("run started", nodes=len(plan))
         await sup.run(timeout)
         wall_time = time.perf_counter() - clock_start
         board = sup.board
@@ -239,8 +246,11 @@ class Runtime:
                            sup.attempts, sup.started, sup.finished, sup.errors, sup.data,
                            wall_start, wall_start - sup.time_base, wall_time, sup.timed,
                            sup.hook_errors)
-        log = sup.log.warning if status is RunStatus.FAILED else sup.log.info
-        log("run finished", status=str(status), seconds=round(wall_time, 6))
+        if status is RunStatus.FAILED:
+            if sup.log_failures:
+                sup.log.warning("run finished", status=str(status), seconds=round(wall_time, 6))
+        elif sup.log_runs:
+            sup.log.info("run finished", status=str(status), seconds=round(wall_time, 6))
         if sup.trace:
             sup.emit(EventKind.RUN_FINISHED, -1, status=str(status))
         return result

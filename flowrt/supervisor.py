@@ -148,7 +148,10 @@ class Supervisor:
 
         # Logging and events are built only when someone listens.
         self.log = logger().bind(workflow=plan.workflow, run_id=run_id)
+        # Levels are read once per run: a disabled level costs nothing per call.
         self._log_nodes = is_enabled(self.log, logging.DEBUG)
+        self.log_runs = self._log_nodes or is_enabled(self.log, logging.INFO)
+        self.log_failures = self.log_runs or is_enabled(self.log, logging.WARNING)
         self.trace = bool(hooks) or self._log_nodes
 
     # -- running --------------------------------------------------------------------
@@ -458,7 +461,7 @@ class Supervisor:
             if where is None:
                 where = self._executor
             if where is None or where == "thread":
-                coro = actor.in_thread(self.runtime._threads, fn, args, kw)
+                coro = actor.in_thread(self.runtime.thread_limiter(), fn, args, kw)
             elif where == "loop":
                 coro = actor.in_loop(fn, args, kw)
             else:
@@ -519,8 +522,9 @@ class Supervisor:
         self.board[node] = FAILED
         if self.timed[node]:
             self.finished[node] = _clock()
-        self.log.warning("node failed", node=plan.names[node], attempt=attempt,
-                         error=f"{type(error).__name__}: {error}")
+        if self.log_failures:
+            self.log.warning("node failed", node=plan.names[node], attempt=attempt,
+                             error=f"{type(error).__name__}: {error}")
         if self.trace:
             self.emit(EventKind.FAILED, node, error)
         if self.checkpoint is not None:
