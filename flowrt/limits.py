@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Limit"]
 
+GONE, WOKEN, HANDED = 0, 1, 2  # what Supervisor.wake did with a waiter
+
 
 class Limit:
     """At most ``capacity`` holders at once; the others wait in order.
@@ -35,13 +37,20 @@ class Limit:
         self.waiters: deque[tuple[Supervisor, int]] = deque()
 
     def release(self, by: Supervisor) -> None:
-        """Free a slot (held by a node of run ``by``) and wake the longest waiter."""
-        self.in_use -= 1
+        """Give up a slot (held by a node of run ``by``) to the longest waiter, if any.
+
+        A waiter under this limit alone takes the slot as it is (it will not ask again);
+        one under several limits is woken to take them all itself.
+        """
         waiters = self.waiters
         while waiters:
             sup, node = waiters.popleft()
-            if sup.wake(node, by):
+            woken = sup.wake(node, by, self)
+            if woken == HANDED:
                 return
+            if woken == WOKEN:
+                break
+        self.in_use -= 1
 
     def __repr__(self) -> str:
         return (f"<Limit {self.name!r} {self.in_use}/{self.capacity}, "

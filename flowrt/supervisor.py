@@ -41,7 +41,7 @@ from . import actor
 from ._spawn import open_spawner
 from .data import MISSING, WorkflowData
 from .events import Event, EventKind, Hook, is_enabled, logger, report_hook_error
-from .limits import Limit
+from .limits import GONE, HANDED, WOKEN, Limit
 from .serialize import SerializationError
 from .status import Status
 from .trigger import holds
@@ -145,6 +145,8 @@ class Supervisor:
             caps + ((lim,) if lim is not None else ()) for lim in named
         ] + [caps]
         self.limited = any(self._gates)
+        #: per node, 1 while it holds a slot handed over by Limit.release (not yet RUNNING)
+        self._granted = bytearray(n)
 
         # Logging and events are built only when someone listens.
         self.log = logger().bind(workflow=plan.workflow, run_id=run_id)
@@ -276,7 +278,8 @@ class Supervisor:
         for i in range(len(board)):
             if board[i] < SUCCEEDED:
                 was_running = board[i] == RUNNING
-                if was_running and self.limited:
+                if self.limited and (was_running or self._granted[i]):
+                    self._granted[i] = 0
                     self._release(i)
                 board[i] = CANCELLED
                 if was_running and self.timed[i]:
@@ -298,18 +301,24 @@ class Supervisor:
         if self._spawner is not None:
             self._spawner.cancel()
 
-    def wake(self, node: int, by: Supervisor) -> bool:
-        """A limit slot freed: ``node`` may try again. False if it no longer waits.
+    def wake(self, node: int, by: Supervisor, gate: Limit) -> int:
+        """A slot of ``gate`` is free for ``node``, waiting in its queue.
 
-        ``by`` is the run whose node freed the slot. When that is this run, the runner
-        that freed it goes on to take the node; another run needs a runner started.
+        A node under ``gate`` alone is handed the slot (HANDED: it will not ask again);
+        another is put back on the ready queue to take all its slots (WOKEN); a node that
+        no longer waits is GONE. ``by`` is the run whose node freed the slot: when that
+        is this run, its runner goes on to take the node; another run needs a runner.
         """
         if self.board[node] != READY or self.stopping:
-            return False
+            return GONE
+        gates = self._gates[self.plan.limit_of[node]]
+        handed = len(gates) == 1 and gates[0] is gate
+        if handed:
+            self._granted[node] = 1
         self.ready.append(node)
         if by is not self and self._spawner is not None:
             self._spawner.spawn(self.runner)
-        return True
+        return HANDED if handed else WOKEN
 
     def _spawn_runners(self) -> None:
         """Start runners for the ready queue while this one stays with a suspended node.
@@ -643,6 +652,9 @@ class Supervisor:
 
     def _acquire(self, node: int) -> bool:
         """Take a slot of every limit ``node`` is under, or wait in the first full one."""
+        if self._granted[node]:  # handed its only slot by the node that freed it
+            self._granted[node] = 0
+            return True
         gates = self._gates[self.plan.limit_of[node]]
         for k, gate in enumerate(gates):
             if gate.in_use < gate.capacity:

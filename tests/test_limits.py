@@ -219,3 +219,20 @@ async def test_io_bound_nodes_scale_with_the_limit() -> None:
     start = time.monotonic()
     assert (await wf.run(max_concurrency=16)).ok
     assert time.monotonic() - start < 0.6
+
+
+async def test_cancelled_run_gives_every_shared_slot_back() -> None:
+    wf = flowrt.Workflow("hog")
+    for i in range(20):
+
+        async def slow() -> None:
+            await anyio.sleep(0.02)
+
+        wf.add(f"n{i}", slow, limit="l")
+    async with flowrt.Runtime(limits={"l": 2}) as rt:
+        first = await rt.run(wf, timeout=0.05)  # cancelled with nodes waiting and running
+        assert first.status is flowrt.RunStatus.CANCELLED
+        assert rt._limits["l"].in_use == 0 and not rt._limits["l"].waiters
+        second = await rt.run(wf)
+        assert second.ok
+        assert rt._limits["l"].in_use == 0
