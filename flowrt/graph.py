@@ -254,6 +254,7 @@ class Workflow:
         self._preds: list[int] = []  # every node's dependencies, in node order
         self._succ: list[list[int]] = []  # dependents of each node
         self._deferred = False  # a dependency could not be resolved when added
+        self._any_after = False  # some node has after= dependencies
         self._open: list[int] = []  # nodes with named parameters to bind at compile
         self._custom: list[int] = []  # nodes whose options are not the defaults
 
@@ -354,6 +355,7 @@ class Workflow:
             if isinstance(after, str):
                 raise TypeError(f"node {name!r}: after= takes a list of node names, not a str")
             after = tuple(map(self._name_of, after))
+            self._any_after = True
         # tuple.__new__ skips NamedTuple's Python-level __new__ (this is the hot path).
         spec: NodeSpec = tuple.__new__(
             NodeSpec, (name, fn, deps, inputs or None, after or (), opts)

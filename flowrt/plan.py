@@ -252,19 +252,21 @@ def compile_plan(wf: Workflow) -> Plan:
         if found:
             named[i] = found
 
+    # Dependencies per node as added: positional deps, then after= (in this order).
+    nargs = list(map(len, map(itemgetter(2), specs)))
+    counts = (list(map(add, nargs, map(len, map(itemgetter(4), specs)))) if wf._any_after
+              else nargs)
     order: Sequence[int]
     if not wf._deferred and not named:
         # Every dependency was resolved when its dependent was added, so it came first:
         # insertion order is topological and there can be no cycle.
-        ndeps = map(add, map(len, map(itemgetter(2), specs)), map(len, map(itemgetter(4), specs)))
-        ptr = list(accumulate(ndeps, initial=0))
+        ptr = list(accumulate(counts, initial=0))
         idx = wf._preds.copy()
         succ = wf._succ
         order = range(n)
     else:
         if not wf._deferred:
-            pred_ptr = list(accumulate(map(add, map(len, map(itemgetter(2), specs)),
-                                           map(len, map(itemgetter(4), specs))), initial=0))
+            pred_ptr = list(accumulate(counts, initial=0))
             pred_idx = wf._preds
         lists: list[list[int]] = []
         for i, spec in enumerate(specs):
@@ -291,7 +293,6 @@ def compile_plan(wf: Workflow) -> Plan:
             raise CycleError(_find_cycle(n, ptr, idx, order, list(index)))
     succ_ptr = list(accumulate(map(len, succ), initial=0))
     succ_idx = list(chain.from_iterable(succ))
-    nargs = list(map(len, map(itemgetter(2), specs)))
     # The plan takes the workflow's name index as it is; the workflow copies it before
     # changing it again (copy on write: compiling costs no copy of n names).
     interner = Interner.from_ids(index, copy=False)
