@@ -137,6 +137,19 @@ async def semaphore(n: int, fn: AsyncNode, limit: int) -> list[Any]:
     return await asyncio.gather(*(limited() for _ in range(n)))
 
 
+async def workers_floor(workers: int, per_worker: int, fn: AsyncNode) -> int:
+    """The floor of the I/O scaling benchmark: ``workers`` tasks, each awaiting ``fn()``
+    ``per_worker`` times in a row. No graph, no limit, no bookkeeping: what the event
+    loop alone costs for the same sleeps. Returns how many calls ran."""
+
+    async def worker() -> int:
+        for _ in range(per_worker):
+            await fn()
+        return per_worker
+
+    return sum(await asyncio.gather(*(worker() for _ in range(workers))))
+
+
 class DictStore:
     """The plain-dict baseline of ``WorkflowData``: set / get / delete / clear."""
 

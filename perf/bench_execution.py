@@ -253,14 +253,15 @@ def io_scaling(h: Harness, repeats: int | None = None) -> None:
     print(f"   plain timed loop, not pyperf: median of {repeats} runs after one warm-up "
           "run per W; the workflow is built before timing")
     print(f"   {'W':>4} {'nodes':>6} {'flowrt s':>9} {'over ideal':>10} "
-          f"{'semaphore s':>11} {'over ideal':>10} {'flowrt/sem':>10}")
+          f"{'semaphore s':>11} {'over ideal':>10} {'flowrt/sem':>10} {'floor s':>8} "
+          f"{'over ideal':>10}")
     rows: list[dict[str, Any]] = []
     for w in SCALING_WORKERS:
         n = SCALING_PER_WORKER * w
         wf = build_workflow(graphs.independent(n), sleepy_10ms)
         wf.compile()
         check_result(wf.run_sync(max_concurrency=w), n)
-        ours, theirs = [], []
+        ours, theirs, floor = [], [], []
         for _ in range(repeats):
             t0 = clock()
             wf.run_sync(max_concurrency=w)
@@ -268,11 +269,16 @@ def io_scaling(h: Harness, repeats: int | None = None) -> None:
             t0 = clock()
             asyncio.run(baselines.semaphore(n, sleepy_10ms, w))
             theirs.append(clock() - t0)
-        a, b = statistics.median(ours), statistics.median(theirs)
+            t0 = clock()
+            asyncio.run(baselines.workers_floor(w, SCALING_PER_WORKER, sleepy_10ms))
+            floor.append(clock() - t0)
+        a, b, c = statistics.median(ours), statistics.median(theirs), statistics.median(floor)
         rows.append({"workers": w, "nodes": n, "flowrt_s": ours, "semaphore_s": theirs,
-                     "flowrt_median_s": a, "semaphore_median_s": b, "ideal_s": ideal})
+                     "floor_s": floor, "flowrt_median_s": a, "semaphore_median_s": b,
+                     "floor_median_s": c, "ideal_s": ideal})
         print(f"   {w:>4} {n:>6} {a:>9.4f} {100 * (a / ideal - 1):>9.1f}% "
-              f"{b:>11.4f} {100 * (b / ideal - 1):>9.1f}% {a / b:>10.3f}")
+              f"{b:>11.4f} {100 * (b / ideal - 1):>9.1f}% {a / b:>10.3f} {c:>8.4f} "
+              f"{100 * (c / ideal - 1):>9.1f}%")
         del wf
     worst = max(r["flowrt_median_s"] / ideal - 1 for r in rows)
     print(f"   worst flowrt overhead over ideal: {100 * worst:.1f}% (target <= 15%): "
@@ -288,7 +294,8 @@ def io_scaling(h: Harness, repeats: int | None = None) -> None:
     output = h.args.output or h.args.append
     if output:  # also into the pyperf JSON, so that compare_to sees it
         for r in rows:
-            for runner, key in (("flowrt", "flowrt_s"), ("semaphore", "semaphore_s")):
+            for runner, key in (("flowrt", "flowrt_s"), ("semaphore", "semaphore_s"),
+                                ("floor", "floor_s")):
                 run = pyperf.Run(r[key], metadata={
                     "name": f"IOScaling/W={r['workers']}/{runner}", "loops": 1,
                     "unit": "second", "description": "plain timed loop, not a pyperf run"})
