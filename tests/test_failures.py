@@ -198,11 +198,11 @@ async def test_timeout_on_sync_node() -> None:
 
     @wf.node(timeout=0.05)
     def blocking() -> None:
-        time.sleep(0.5)
+        time.sleep(2.0)
 
     start = time.monotonic()
     result = await wf.run()
-    assert time.monotonic() - start < 0.4  # the thread is abandoned, not waited for
+    assert time.monotonic() - start < 1.5  # the thread is abandoned, not waited for
     assert isinstance(result.errors["blocking"], TimeoutError)
 
 
