@@ -12,12 +12,10 @@ from the start.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.to_thread
 
 from .context import Context as NodeContext
 from .plan import BIND_CONTEXT, BIND_INPUT, BIND_NODE
@@ -86,13 +84,6 @@ def call_kwargs(sup: Supervisor, node: int, bound: tuple[tuple[str, int, Any], .
         elif source in inputs:  # BIND_OPTIONAL
             kwargs[param] = inputs[source]
     return kwargs
-
-
-async def in_thread(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], args: Any,
-                    kwargs: Mapping[str, Any] | None) -> Any:
-    """Call a sync function in a worker thread; a cancelled call abandons the thread."""
-    call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
-    return await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
 
 
 async def in_executor(executor: Any, fn: Callable[..., Any], args: Any,

@@ -22,7 +22,7 @@ import contextlib
 import functools
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
@@ -59,6 +59,13 @@ class Executor(Protocol):
                   kwargs: dict[str, Any]) -> Any: ...
 
 
+async def run_in_thread(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], args: Any,
+                        kwargs: Mapping[str, Any] | None) -> Any:
+    """Call a sync function in a worker thread; a cancelled call abandons the thread."""
+    call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
+    return await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
+
+
 class ThreadExecutor:
     """Worker threads (anyio's), at most ``max_workers`` busy at once.
 
@@ -74,9 +81,7 @@ class ThreadExecutor:
                   kwargs: dict[str, Any]) -> Any:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.max_workers)
-        call = functools.partial(fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True,
-                                              limiter=self._limiter)
+        return await run_in_thread(self._limiter, fn, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<ThreadExecutor max_workers={self.max_workers}>"

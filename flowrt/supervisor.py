@@ -41,6 +41,7 @@ from . import actor
 from ._spawn import open_spawner
 from .data import MISSING, WorkflowData
 from .events import Event, EventKind, Hook, is_enabled, logger, report_hook_error
+from .executors import run_in_thread
 from .limits import GONE, HANDED, WOKEN, Limit
 from .serialize import SerializationError
 from .status import Status
@@ -72,8 +73,9 @@ def _timed_nodes(n: int, metrics: bool | float) -> bytearray:
     if not 0.0 < rate <= 1.0:
         raise ValueError(f"metrics must be True, False or a sampling rate in (0, 1], "
                          f"got {metrics!r}")
+    every = max(1, round(1.0 / rate))
     timed = bytearray(n)
-    timed[:: max(1, round(1.0 / rate))] = b"\x01" * len(range(0, n, max(1, round(1.0 / rate))))
+    timed[::every] = b"\x01" * len(range(0, n, every))
     return timed
 
 
@@ -466,16 +468,14 @@ class Supervisor:
         fn = plan.fns[node]
         kw = actor.call_kwargs(self, node, bound) if bound is not None else None
         if plan.mode[node]:
-            where = plan.specs[node].options.executor
+            where = self._executor_of(node)
             if where is None:
-                where = self._executor
-            if where is None or where == "thread":
-                coro = actor.in_thread(self.runtime.thread_limiter(), fn, args, kw)
+                coro = run_in_thread(self.runtime.thread_limiter(), fn, args, kw)
             elif where == "loop":
                 coro = actor.in_loop(fn, args, kw)
             else:
                 keep = self._keep_remote is not None and self._keep_remote[node] == 1
-                coro = actor.in_executor(self.runtime.executor_for(where), fn, args, kw, keep)
+                coro = actor.in_executor(where, fn, args, kw, keep)
         else:
             coro = fn(*args, **kw) if kw else fn(*args)
         timeout = plan.specs[node].options.timeout
