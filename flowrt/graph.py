@@ -114,10 +114,16 @@ class Signature:
     known: bool  # False when the signature could not be read (some builtins)
     #: how many positional deps it can take (inf with ``*args`` or when not known)
     max_args: float = attrs.field(init=False)
+    #: a node with fewer positional deps than this has named parameters left to bind
+    bind_from: float = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         max_args = self.positional if self.known and not self.varargs else float("inf")
         object.__setattr__(self, "max_args", max_args)
+        # Keyword-only parameters are always bound by name; positional ones only when
+        # no positional dep fills them.
+        n = len(self.params)
+        object.__setattr__(self, "bind_from", n if n <= self.positional else float("inf"))
 
     @classmethod
     def of(cls, fn: Callable[..., Any]) -> Signature:
@@ -241,22 +247,25 @@ class Workflow:
         self._signatures: dict[Any, Signature] = {}  # analysed once per callable
         self._sync: dict[Any, int] = {}  # callable -> 1 if sync, 0 if async
         self._plan: Plan | None = None
-        self._reset_adjacency()
+        self._clear()
 
-    def _reset_adjacency(self) -> None:
-        # The graph is compiled incrementally: each node's dependencies are resolved to
-        # ids as it is added, when they already exist (the common case: dependencies
-        # are defined first). compile() then only resolves what was left open. See
-        # docs/decisions/002-incremental-compilation.md.
-        self._specs: list[NodeSpec] = []  # node id -> its spec
+    def _clear(self) -> None:
+        # A node is a few entries in flat, parallel lists, not an object: adding one is
+        # the hot path of generated graphs. compile() resolves the names and builds the
+        # plan's arrays in bulk; NodeSpec objects are built only when asked for (nodes).
+        # See docs/decisions/002-bulk-compilation.md.
         self._index: dict[str, int] = {}  # node name -> id, in order of addition
         self._index_shared = False  # a compiled plan uses _index: copy it before changing
-        self._preds: list[int] = []  # every node's dependencies, in node order
-        self._succ: list[list[int]] = []  # dependents of each node
-        self._deferred = False  # a dependency could not be resolved when added
-        self._any_after = False  # some node has after= dependencies
+        self._fns: list[Callable[..., Any]] = []  # node id -> its callable
+        self._nargs: list[int] = []  # node id -> how many positional deps it has
+        self._arg_refs: list[Any] = []  # every node's positional deps, flat, in node order
+        self._after: dict[int, tuple[str, ...]] = {}  # node id -> after= names (sparse)
+        self._inputs: dict[int, dict[str, str]] = {}  # node id -> inputs= mapping (sparse)
+        self._options: dict[int, NodeOptions] = {}  # node id -> non-default options (sparse)
         self._open: list[int] = []  # nodes with named parameters to bind at compile
-        self._custom: list[int] = []  # nodes whose options are not the defaults
+        self._spec_list: list[NodeSpec] = []  # NodeSpecs built so far, by node id
+        self._spec_refs = 0  # how far into _arg_refs _spec_list has read
+        self._plan = None
 
     # -- defining -------------------------------------------------------------------
 
@@ -309,99 +318,85 @@ class Workflow:
         after: Sequence[str | Callable[..., Any]] = (),
         inputs: Mapping[str, str | Callable[..., Any]] | None = None,
         **options: Any,
-    ) -> NodeSpec:
-        """Add node ``name`` calling ``fn``; return its spec.
+    ) -> None:
+        """Add node ``name`` calling ``fn``.
 
         ``deps`` is a sequence of node names whose outputs are passed positionally, in
         order, or a mapping ``parameter -> node name``. ``after``, ``inputs`` and the
-        other options are as for :meth:`node`.
+        other options are as for :meth:`node`. The node's :class:`NodeSpec` is
+        ``wf.nodes[name]``. A rejected node leaves the workflow as it was.
         """
-        if name in self._index:
-            raise DuplicateNodeError(name, self.name)
+        # This is the hot path of generated graphs: validate, then append to flat lists.
         if type(name) is not str or not name:
             raise ValueError(f"a node's name must be a non-empty str, got {name!r}")
-        if type(deps) is not tuple:
-            if type(deps) is list:  # the common case, without ABC checks
-                deps = tuple(deps)
-            elif isinstance(deps, Mapping):
+        if type(deps) is not list and type(deps) is not tuple:
+            if isinstance(deps, Mapping):
                 inputs = {**deps, **(inputs or {})}
                 deps = ()
             elif isinstance(deps, str):
                 raise TypeError(f"node {name!r}: deps= takes a list of node names, not a str")
             else:
                 deps = tuple(deps)
-        sig = self._signatures.get(fn)
+        try:
+            sig = self._signatures.get(fn)
+        except TypeError:  # an unhashable callable
+            sig = None
         if sig is None:  # a callable seen for the first time
             if not callable(fn):
                 raise TypeError(f"node {name!r}: fn must be callable, got {fn!r}")
             sig = self._signature(fn)
-        if len(deps) > sig.max_args:
+        k = len(deps)
+        if k > sig.max_args:
             raise GraphError(
-                f"node {name!r} has {len(deps)} positional deps but its function takes "
+                f"node {name!r} has {k} positional deps but its function takes "
                 f"{sig.positional} positional parameter" + ("" if sig.positional == 1 else "s")
             )
-        if options:
-            opts = _node_options(name, options)
-            if opts.executor is not None and sig.is_async:
-                raise GraphError(
-                    f"node {name!r}: option executor= is for sync functions; "
-                    "async nodes always run in the event loop"
-                )
-        else:
-            opts = DEFAULT_OPTIONS
+        opts = _node_options(name, options) if options else DEFAULT_OPTIONS
+        if opts.executor is not None and sig.is_async:
+            raise GraphError(
+                f"node {name!r}: option executor= is for sync functions; "
+                "async nodes always run in the event loop"
+            )
         if inputs:
             inputs = {p: self._name_of(n) for p, n in inputs.items()}
         if after:
             if isinstance(after, str):
                 raise TypeError(f"node {name!r}: after= takes a list of node names, not a str")
             after = tuple(map(self._name_of, after))
-            self._any_after = True
-        # tuple.__new__ skips NamedTuple's Python-level __new__ (this is the hot path).
-        spec: NodeSpec = tuple.__new__(
-            NodeSpec, (name, fn, deps, inputs or None, after or (), opts)
-        )
-        self._plan = None
-        # Compile as we go: give the node the next id and resolve its dependencies to
-        # ids when they exist already (the common case: dependencies come first). See
-        # docs/decisions/002-incremental-compilation.md.
+        # Valid: from here on nothing raises but a duplicate name, checked before any
+        # change (the node takes the next id unless the name has one already).
         if self._index_shared:  # a compiled plan holds the index: copy before changing
             self._index = dict(self._index)
             self._index_shared = False
         index = self._index
         i = len(index)
-        if (deps or after) and not self._deferred:
-            try:  # before the node has an id, so that a self-dependency is deferred
-                ids = list(map(index.__getitem__, spec.args + spec.after if after else deps))
-            except (KeyError, TypeError):  # added later, or given as a function
-                self._deferred = True  # compile rebuilds the lists from the specs
-            else:
-                self._preds += ids
-                succ = self._succ
-                for j in ids:
-                    succ[j].append(i)
-        index[name] = i
-        self._specs.append(spec)
-        self._succ.append([])
+        if index.setdefault(name, i) is not i:
+            raise DuplicateNodeError(name, self.name)
+        self._fns.append(fn)
+        self._nargs.append(k)
+        self._arg_refs += deps
         if opts is not DEFAULT_OPTIONS:
-            self._custom.append(i)
+            self._options[i] = opts
+        if after:
+            self._after[i] = after  # type: ignore[assignment]
+        if inputs:
+            self._inputs[i] = inputs  # type: ignore[assignment]
         # Named parameters that positional deps leave open are bound at compile.
-        if inputs or (sig.params and len(sig.params) > min(len(deps), sig.positional)):
+        if inputs or k < sig.bind_from:
             self._open.append(i)
-        return spec
 
     def remove(self, name: str) -> NodeSpec:
         """Remove node ``name`` and return its spec (dependents will fail to compile)."""
         i = self._index.get(name)
         if i is None:
             raise KeyError(f"workflow {self.name!r} has no node {name!r}")
-        specs = self._specs
+        specs = self._specs()
         spec = specs[i]
         self._names_by_fn = {f: n for f, n in self._names_by_fn.items() if n != name}
-        self._reset_adjacency()
+        self._clear()
         for other in specs[:i] + specs[i + 1 :]:  # added again, in their order
             self.add(other.name, other.fn, deps=other.args, after=other.after,
                      inputs=other.inputs, **other.options.as_options())
-        self._plan = None
         return spec
 
     def _name_of(self, ref: str | Callable[..., Any]) -> str:
@@ -426,6 +421,24 @@ class Workflow:
         except TypeError:  # unhashable callable
             return Signature.of(fn)
 
+    def _specs(self) -> list[NodeSpec]:
+        """Every node's spec, by id: built on first use, then kept (nodes only append)."""
+        specs = self._spec_list
+        if len(specs) < len(self._fns):
+            refs, at = self._arg_refs, self._spec_refs
+            names = list(self._index)
+            fns, nargs = self._fns, self._nargs
+            options, after, inputs = self._options, self._after, self._inputs
+            for i in range(len(specs), len(fns)):
+                k = nargs[i]
+                # tuple.__new__ skips NamedTuple's Python-level __new__.
+                specs.append(tuple.__new__(NodeSpec, (
+                    names[i], fns[i], tuple(refs[at : at + k]), inputs.get(i),
+                    after.get(i, ()), options.get(i, DEFAULT_OPTIONS))))
+                at += k
+            self._spec_refs = at
+        return specs
+
     # -- reading --------------------------------------------------------------------
 
     @property
@@ -433,19 +446,19 @@ class Workflow:
         """The node specs by name, in the order they were added (a read-only copy)."""
         from types import MappingProxyType
 
-        return MappingProxyType(dict(zip(self._index, self._specs, strict=True)))
+        return MappingProxyType(dict(zip(self._index, self._specs(), strict=True)))
 
     def __contains__(self, name: object) -> bool:
         return name in self._index
 
     def __len__(self) -> int:
-        return len(self._specs)
+        return len(self._fns)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
 
     def __repr__(self) -> str:
-        return f"<Workflow {self.name!r} with {len(self._specs)} nodes>"
+        return f"<Workflow {self.name!r} with {len(self._fns)} nodes>"
 
     # -- compiling ------------------------------------------------------------------
 
@@ -457,7 +470,9 @@ class Workflow:
         :class:`~flowrt.GraphError` naming the culprit.
         """
         plan = self._plan
-        if plan is None:
+        # Nodes are only ever appended (remove() starts afresh), so a plan of as many
+        # nodes as the workflow has is the plan of the workflow as it is.
+        if plan is None or len(plan) != len(self._fns):
             from .plan import compile_plan
 
             plan = self._plan = compile_plan(self)

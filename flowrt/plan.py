@@ -6,27 +6,30 @@ Node ``i`` is the ``i``-th node added. Its dependencies are
 reads only these arrays and a few per-node byte arrays: no object per node, no dict of
 objects on the hot path. The integer arrays are Python lists, not ``array.array``:
 indexing a list hands back an int object that already exists, while indexing an
-``array`` builds a new one every time (see docs/decisions/002-incremental-compilation.md).
+``array`` builds a new one every time (see docs/decisions/002-bulk-compilation.md).
 
-Compilation is one pass over the nodes to resolve names to ids and bind parameters,
-then Kahn's algorithm for the order, the levels, and -- when nodes are left over --
-the cycle they hide.
+Compilation binds named parameters, then resolves every dependency name in bulk; when
+each dependency was added before its dependent, insertion order is the topological
+order. Otherwise Kahn's algorithm orders the nodes and -- when nodes are left over --
+the cycle they hide is reported.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Container, Iterator, Sequence
 from functools import cached_property
-from itertools import accumulate, chain
-from operator import add, itemgetter, sub
+from itertools import accumulate, chain, repeat
+from operator import ge, sub
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import CycleError, GraphError, UnknownNodeError
+from .graph import DEFAULT_OPTIONS, NodeOptions, NodeSpec
 from .intern import Interner
 
 if TYPE_CHECKING:
-    from .graph import NodeSpec, Signature, Workflow
+    from .graph import Signature, Workflow
 
 __all__ = ["Plan", "compile_plan"]
 
@@ -54,8 +57,11 @@ class Plan:
     def __init__(
         self,
         workflow: str,
-        specs: tuple[NodeSpec, ...],
         interner: Interner,
+        fns: list[Callable[..., Any]],
+        options: dict[int, NodeOptions],
+        after: dict[int, tuple[str, ...]],
+        inputs: dict[int, dict[str, str]],
         pred_ptr: list[int],
         pred_idx: list[int],
         succ_ptr: list[int],
@@ -64,18 +70,20 @@ class Plan:
         kwargs: list[tuple[tuple[str, int, Any], ...] | None],
         mode: bytearray,
         order: Sequence[int],
-        custom: list[int],
         required_inputs: dict[str, list[str]],
         optional_inputs: dict[str, list[str]],
     ) -> None:
-        n = len(specs)
+        n = len(fns)
         self.workflow = workflow
-        self.specs = specs
         self.interner = interner
         #: node name -> id
         self.index: dict[str, int] = interner._ids
         self.names: tuple[str, ...] = tuple(interner._keys)
-        self.fns: list[Callable[..., Any]] = list(map(itemgetter(1), specs))
+        self.fns = fns
+        #: node id -> its options, for the nodes whose options are not the defaults
+        self.node_options = options
+        self._after = after
+        self._inputs = inputs
         self.pred_ptr = pred_ptr
         self.pred_idx = pred_idx
         self.nargs = nargs
@@ -88,15 +96,14 @@ class Plan:
         self._required = required_inputs
         self._optional = optional_inputs
         # Options flattened to what the runtime checks per node; only the nodes with
-        # non-default options (``custom``) are visited.
+        # non-default options are visited.
         self.attempts = [1] * n
         self.trigger = bytearray(n)
         self.limit_of = [-1] * n
         #: 1 for nodes with a retry, timeout or executor: the runtime's slow path
         self.special = bytearray(n)
         limit_names: dict[str, int] = {}
-        for i in custom:
-            o = specs[i].options
+        for i, o in options.items():
             self.attempts[i] = o.attempts
             self.trigger[i] = o.trigger.code
             if o.limit is not None:
@@ -106,10 +113,25 @@ class Plan:
         #: the distinct limit names nodes use; ``limit_of[i]`` indexes it (-1: none)
         self.limit_names: tuple[str, ...] = tuple(limit_names)
 
+    def options_of(self, i: int) -> NodeOptions:
+        """The options of node ``i``."""
+        return self.node_options.get(i, DEFAULT_OPTIONS)
+
+    @cached_property
+    def specs(self) -> tuple[NodeSpec, ...]:
+        """Every node's :class:`~flowrt.NodeSpec`, by id (dependencies by name)."""
+        names, ptr, idx, nargs = self.names, self.pred_ptr, self.pred_idx, self.nargs
+        return tuple(
+            NodeSpec(names[i], self.fns[i],
+                     tuple([names[j] for j in idx[ptr[i] : ptr[i] + nargs[i]]]),
+                     self._inputs.get(i), self._after.get(i, ()), self.options_of(i))
+            for i in range(len(names))
+        )
+
     # -- reading --------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self.specs)
+        return len(self.fns)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
@@ -202,7 +224,7 @@ class Plan:
         names, ptr, idx = self.names, self.pred_ptr, self.pred_idx
         for name in sorted(names):
             i = self.index[name]
-            o = self.specs[i].options
+            o = self.options_of(i)
             deps = [names[j] for j in idx[ptr[i] : ptr[i + 1]]]
             args = deps[: self.nargs[i]]
             bound = sorted((p, kind, names[src] if kind == BIND_NODE else src)
@@ -231,96 +253,117 @@ class Plan:
 def compile_plan(wf: Workflow) -> Plan:
     """Compile ``wf``; see :meth:`flowrt.Workflow.compile`.
 
-    Most of the work happened as nodes were added (``Workflow.add``): ids, resolved
-    dependencies, dependents, in an order that is already topological. Here parameters
-    are bound by name, and -- only when a dependency was added after its dependent, or
-    a parameter named a node -- the lists are rebuilt and sorted (Kahn's algorithm).
+    The common case -- every dependency given by name and added before its dependent,
+    no ``after=`` and no parameter naming a node -- is done in bulk: the names are
+    resolved in one pass, one comparison per edge shows the insertion order is already
+    topological (so there is no cycle), and the dependents are counted out. Otherwise
+    each node's dependencies are resolved one by one (naming the culprit of an unknown
+    name) and Kahn's algorithm orders them; nodes it cannot order hide a cycle.
     """
-    specs = tuple(wf._specs)
-    n = len(specs)
     index = wf._index
+    names = list(index)
+    n = len(names)
+    fns = wf._fns.copy()
+    nargs = wf._nargs.copy()
+    after, inputs = wf._after.copy(), wf._inputs.copy()
     kwargs: list[tuple[tuple[str, int, Any], ...] | None] = [None] * n
     required: dict[str, list[str]] = {}
     optional: dict[str, list[str]] = {}
     named: dict[int, list[int]] = {}  # node -> dependencies found by parameter name
     for i in wf._open:
-        spec = specs[i]
         found: list[int] = []
-        bound = _bind_named(spec, wf._signature(spec.fn), index, found, required, optional)
+        bound = _bind_named(names[i], nargs[i], inputs.get(i), wf._signature(fns[i]), index,
+                            found, required, optional)
         if bound:
             kwargs[i] = bound
         if found:
             named[i] = found
 
-    # Dependencies per node as added: positional deps, then after= (in this order).
-    nargs = list(map(len, map(itemgetter(2), specs)))
-    counts = (list(map(add, nargs, map(len, map(itemgetter(4), specs)))) if wf._any_after
-              else nargs)
-    order: Sequence[int]
-    if not wf._deferred and not named:
-        # Every dependency was resolved when its dependent was added, so it came first:
-        # insertion order is topological and there can be no cycle.
-        ptr = list(accumulate(counts, initial=0))
-        idx = wf._preds.copy()
-        succ = wf._succ
-        order = range(n)
-    else:
-        if not wf._deferred:
-            pred_ptr = list(accumulate(counts, initial=0))
-            pred_idx = wf._preds
+    order: Sequence[int] | None = None
+    refs = wf._arg_refs
+    if not after and not named:
+        try:
+            idx = list(map(index.__getitem__, refs))
+        except (KeyError, TypeError):  # a dependency given as a function, or unknown
+            pass
+        else:
+            owner = list(chain.from_iterable(map(repeat, range(n), nargs)))  # edge -> node
+            if not any(map(ge, idx, owner)):  # every dependency was added before its dependent
+                ptr = list(accumulate(nargs, initial=0))
+                succ_ptr, succ_idx = _dependents(n, idx, owner)
+                order = range(n)
+    if order is None:
         lists: list[list[int]] = []
-        for i, spec in enumerate(specs):
-            if wf._deferred:
-                ids = [_resolve(wf, spec, a, index) for a in spec.args]
-                for a in spec.after:
-                    j = index.get(a)
-                    if j is None:
-                        raise UnknownNodeError(spec.name, a, "runs after")
-                    ids.append(j)
-            else:
-                ids = pred_idx[pred_ptr[i] : pred_ptr[i + 1]]
+        at = 0
+        for i in range(n):
+            k = nargs[i]
+            ids = [_resolve(wf, names[i], ref, index) for ref in refs[at : at + k]]
+            at += k
+            for a in after.get(i, ()):
+                dep = index.get(a)
+                if dep is None:
+                    raise UnknownNodeError(names[i], a, "runs after")
+                ids.append(dep)
             if i in named:
                 ids += named[i]
             lists.append(ids)
         ptr = list(accumulate(map(len, lists), initial=0))
         idx = list(chain.from_iterable(lists))
-        succ = [[] for _ in range(n)]
+        succ: list[list[int]] = [[] for _ in range(n)]
         for i, ids in enumerate(lists):
             for j in ids:
                 succ[j].append(i)
         order = _toposort(n, succ, ptr)
         if len(order) < n:
-            raise CycleError(_find_cycle(n, ptr, idx, order, list(index)))
-    succ_ptr = list(accumulate(map(len, succ), initial=0))
-    succ_idx = list(chain.from_iterable(succ))
+            raise CycleError(_find_cycle(n, ptr, idx, order, names))
+        succ_ptr = list(accumulate(map(len, succ), initial=0))
+        succ_idx = list(chain.from_iterable(succ))
     # The plan takes the workflow's name index as it is; the workflow copies it before
     # changing it again (copy on write: compiling costs no copy of n names).
     interner = Interner.from_ids(index, copy=False)
     wf._index_shared = True
-    return Plan(wf.name, specs, interner.freeze(), ptr, idx, succ_ptr, succ_idx, nargs, kwargs,
-                _modes(wf, specs), order, wf._custom, required, optional)
+    return Plan(wf.name, interner.freeze(), fns, wf._options.copy(), after, inputs, ptr, idx,
+                succ_ptr, succ_idx, nargs, kwargs, _modes(wf, fns), order, required, optional)
 
 
-def _modes(wf: Workflow, specs: tuple[NodeSpec, ...]) -> bytearray:
+def _dependents(n: int, pred_idx: list[int], owner: list[int]) -> tuple[list[int], list[int]]:
+    """The dependents of each node as CSR arrays, from the edges ``pred_idx[e] -> owner[e]``.
+
+    A counting sort into two preallocated lists: no list per node, so building a large
+    plan does not set off the garbage collector.
+    """
+    counts = Counter(pred_idx)
+    succ_ptr = list(accumulate(map(counts.get, range(n), repeat(0)), initial=0))
+    at = succ_ptr.copy()  # where each node's next dependent goes
+    succ_idx = [0] * len(pred_idx)
+    for j, i in zip(pred_idx, owner, strict=True):
+        k = at[j]
+        succ_idx[k] = i
+        at[j] = k + 1
+    return succ_ptr, succ_idx
+
+
+def _modes(wf: Workflow, fns: list[Callable[..., Any]]) -> bytearray:
     """Per node, MODE_ASYNC or MODE_SYNC (a C-speed map for hashable callables)."""
-    sync = wf._sync
     try:
-        return bytearray(map(sync.__getitem__, map(itemgetter(1), specs)))
+        return bytearray(map(wf._sync.__getitem__, fns))
     except (KeyError, TypeError):  # an unhashable callable
-        return bytearray(0 if wf._signature(s.fn).is_async else 1 for s in specs)
+        return bytearray(0 if wf._signature(fn).is_async else 1 for fn in fns)
 
 
-def _resolve(wf: Workflow, spec: NodeSpec, ref: Any, index: dict[str, int]) -> int:
+def _resolve(wf: Workflow, node: str, ref: Any, index: dict[str, int]) -> int:
     """The id of a dependency given as a name or a node's function (the slow path)."""
     name = wf._name_of(ref)
     j = index.get(name)
     if j is None:
-        raise UnknownNodeError(spec.name, name)
+        raise UnknownNodeError(node, name)
     return j
 
 
 def _bind_named(
-    spec: NodeSpec,
+    name: str,
+    nargs: int,
+    inputs: dict[str, str] | None,
     sig: Signature,
     index: dict[str, int],
     preds: list[int],
@@ -328,10 +371,9 @@ def _bind_named(
     optional: dict[str, list[str]],
 ) -> tuple[tuple[str, int, Any], ...]:
     """Bind the parameters that positional deps left open; see the module docstring."""
-    name = spec.name
-    mapped = dict(spec.inputs) if spec.inputs else {}
+    mapped = dict(inputs) if inputs else {}
     bound: list[tuple[str, int, Any]] = []
-    for p in sig.params[min(len(spec.args), sig.positional) :]:
+    for p in sig.params[min(nargs, sig.positional) :]:
         source: Any
         src = mapped.pop(p.name, None)
         if src is not None:

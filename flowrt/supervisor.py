@@ -199,7 +199,7 @@ class Supervisor:
 
     def _executor_of(self, node: int) -> Any:
         """Where sync ``node`` runs: None (a thread), "loop", or an executor object."""
-        where = self.plan.specs[node].options.executor
+        where = self.plan.options_of(node).executor
         if where is None:
             where = self._executor
         if where is None or where == "thread":
@@ -218,7 +218,8 @@ class Supervisor:
         plan = self.plan
         if self.checkpoint is not None:
             return None
-        if not any(s.options.executor not in (None, "thread", "loop") for s in plan.specs) and (
+        local = (None, "thread", "loop")
+        if not any(o.executor not in local for o in plan.node_options.values()) and (
             self._executor in (None, "thread", "loop")
         ):
             return None
@@ -478,7 +479,7 @@ class Supervisor:
                 coro = actor.in_executor(where, fn, args, kw, keep)
         else:
             coro = fn(*args, **kw) if kw else fn(*args)
-        timeout = plan.specs[node].options.timeout
+        timeout = plan.options_of(node).timeout
         if timeout is not None:
             coro = actor.with_timeout(timeout, coro)
         return coro
@@ -515,7 +516,7 @@ class Supervisor:
             self._release(node)
         attempt = self.attempts[node]
         if retry and attempt < plan.attempts[node] and not self.stopping:
-            policy = plan.specs[node].options.retry
+            policy = plan.options_of(node).retry
             assert policy is not None
             if policy.retries(error):
                 self.board[node] = READY

@@ -839,19 +839,16 @@ class Note:
 #: the report prints each note beside the figures of the run that wrote it.
 NOTES: tuple[Note, ...] = (
     Note(("DAGConstruction/*", "DAGTopologyCreation/*"), "Build + compile",
-         "`wf.add` does per node what `graphlib` never does: duplicate and name checks, deps "
-         "to a tuple, the (cached) signature lookup and its arity check, a `NodeSpec`, the "
-         "name index, a successor list, and resolving the deps to ids as it goes "
-         "(docs/decisions/002). The `wf.add`-only row shows that this loop alone costs "
-         "about what `graphlib`'s whole `prepare()` does (one `_NodeInfo` per node and a "
-         "cycle check); `compile()` then binds named parameters and packs the CSR arrays. "
-         "At 10 nodes the fixed cost of a `Workflow` and a `Plan` dominates; at 10,000 the "
-         "per-node objects also make the cyclic GC run more often (see the spread).",
-         "A bulk path (`wf.add_many(mapping, fn)` or a constructor from a mapping) that "
-         "looks the signature up once, builds the index and the flat predecessor list in "
-         "one pass and derives the successor lists at compile time, with no per-node "
-         "successor list or spec object until one is asked for; or compile the `add` hot "
-         "path (mypyc). The design's prototype, with flat arrays only, met the 0.8x bar."),
+         "Per node, `wf.add` validates the call (name, deps, the cached signature and its "
+         "arity, options) and appends to flat lists: the callable, the number of deps and "
+         "the dep names; no object per node. `compile()` then resolves every name in one "
+         "C-level pass, checks with one comparison per edge that each dependency came "
+         "first (so the order is topological and there is no cycle) and counts the "
+         "dependents out into CSR arrays (docs/decisions/002). `graphlib` builds a "
+         "`_NodeInfo` and a list per node and walks the graph for cycles. Behind only at "
+         "10 nodes, where the fixed cost of a `Workflow` and a `Plan` (~10 us) dominates.",
+         "A smaller `Plan` constructor for tiny graphs (most of its fixed cost is arrays "
+         "and dicts sized for the general case)."),
     Note(("Execution/*",), "Running small graphs; building every time",
          "`sequential_await` is a floor: one coroutine after another, no concurrency, no "
          "statuses, no result object. A `run_sync()` has a fixed cost (an anyio event "
@@ -968,15 +965,14 @@ NOTES: tuple[Note, ...] = (
          "The smaller fixed cost per run (see Execution); a `Runtime.run_many` that shares "
          "one supervisor's arrays among runs of the same plan."),
     Note(("Memory/*",), "Memory per node",
-         "flowrt keeps what a workflow needs later: per node a `NodeSpec`, its name in the "
-         "index, the dependency ids and the successor lists kept while building "
-         "(docs/decisions/002, 'What it costs'), and the compiled `Plan`'s CSR arrays and "
-         "topological order; a run adds the status board, counters, output slots and "
-         "timings. `graphlib`'s `prepare()` keeps one `_NodeInfo` per node; "
-         "`graphlib_wait` keeps the outputs dict, and its tasks only while they run.",
-         "Drop the workflow's building-time adjacency lists once compiled (the plan's CSR "
-         "arrays hold the same edges) and rebuild them only if the workflow changes "
-         "again."),
+         "flowrt keeps what a workflow needs later: per node its name in the index, its "
+         "callable, its dep count and dep names in flat lists (docs/decisions/002), and the "
+         "compiled `Plan`'s CSR arrays (dependencies and dependents), per-node option "
+         "arrays and modes; a run adds the status board, counters, output slots and "
+         "timings. `graphlib`'s `prepare()` keeps one `_NodeInfo` and a successor list per "
+         "node; `graphlib_wait` keeps the outputs dict, and its tasks only while they run.",
+         "Share the plan's dependency ids with the workflow instead of keeping the dep "
+         "names twice; `array('l')` for the arrays a run reads rarely."),
     Note(("Executors/*",), "Executors",
          "With threads, 64 pure-Python CPU nodes run one at a time under the GIL; plain "
          "Dask uses two processes. On Dask, each flowrt node is one `client.submit` and "

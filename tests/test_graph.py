@@ -128,7 +128,7 @@ def test_executor_option_accepts_names_and_executor_objects_for_sync_functions()
     assert [wf.nodes[n].options.executor for n in "abcd"] == ["thread", "process", "loop", ex]
 
 
-def test_add_returns_the_spec() -> None:
+def test_the_added_node_has_a_spec() -> None:
     wf = Workflow("w")
     wf.add("x", lambda: 1)
     wf.add("y", lambda: 2)
@@ -136,8 +136,9 @@ def test_add_returns_the_spec() -> None:
     def total(a: int, b: int) -> int:
         return a + b
 
-    spec = wf.add("total", total, deps=["x", "y"])
-    assert spec is wf.nodes["total"]
+    assert wf.add("total", total, deps=["x", "y"]) is None
+    spec = wf.nodes["total"]
+    assert spec is wf.nodes["total"]  # built once
     assert spec.name == "total"
     assert spec.fn is total
     assert spec.args == ("x", "y")

@@ -73,6 +73,32 @@ def test_a_failed_add_keeps_the_cached_plan() -> None:
     assert wf.compile() is plan
 
 
+async def _async_step() -> int:
+    return 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"fn": lambda: 1, "retries": -1}, flowrt.GraphError),
+        ({"fn": lambda: 1, "colour": "red"}, TypeError),
+        ({"fn": lambda: 1, "after": "a"}, TypeError),
+        ({"fn": lambda: 1, "deps": "a"}, TypeError),
+        ({"fn": lambda: 1, "deps": ["a", "b"]}, flowrt.GraphError),
+        ({"fn": _async_step, "executor": "thread"}, flowrt.GraphError),
+        ({"fn": 42}, TypeError),
+    ],
+)
+def test_a_rejected_node_leaves_no_trace(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    wf = _diamond()
+    before = dict(wf.nodes)
+    with pytest.raises(error):
+        wf.add("x", **kwargs)
+    assert "x" not in wf and len(wf) == len(before) and dict(wf.nodes) == before
+    wf.add("x", lambda d: d, deps=["d"])  # the name is still free
+    assert wf.compile().deps("x") == ["d"]
+
+
 def test_an_invalid_workflow_raises_on_every_compile_until_fixed() -> None:
     wf = Workflow("w")
     wf.add("b", lambda a: a, deps=["a"])
