@@ -38,7 +38,7 @@ class Spawner(Protocol):
 
 
 class _AsyncioSpawner:
-    __slots__ = ("_error", "_host", "_idle", "_loop", "_tasks")
+    __slots__ = ("_error", "_host", "_host_cancelled", "_idle", "_loop", "_tasks")
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -46,23 +46,34 @@ class _AsyncioSpawner:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
+        self._host_cancelled = False
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        task: asyncio.Task[Any] = self._loop.create_task(fn(*args))  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        self._tasks.add(self._loop.create_task(self._run(fn, args)))
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled():
-            error = task.exception()
-            if error is not None and self._error is None:
+    async def _run(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        # The bookkeeping a done callback would do, done by the task itself as it ends:
+        # a done callback costs a loop callback per task, and a run may start one task
+        # per node that suspends.
+        try:
+            await fn(*args)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            if self._error is None:
                 self._error = error  # a bug: runners catch every node error
+                self._tasks.discard(asyncio.current_task())
                 self.cancel()
                 if self._host is not None:
+                    self._host_cancelled = True
                     self._host.cancel()
-        if not self._tasks and self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
+            if not isinstance(error, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the loop deals with them
+        finally:
+            tasks = self._tasks
+            tasks.discard(asyncio.current_task())
+            if not tasks and self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
 
     def cancel(self) -> None:
         for task in list(self._tasks):
@@ -79,19 +90,19 @@ class _AsyncioSpawner:
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        if e is None:
-            try:
-                await self._wait()
-            except BaseException:
-                self.cancel()
-                with anyio.CancelScope(shield=True):
-                    await self._wait()
-                raise
-        else:
+        if e is not None:
+            self.cancel()
+        try:
+            await self._wait()
+        except BaseException:  # cancelled while waiting: the tasks must end all the same
             self.cancel()
             with anyio.CancelScope(shield=True):
                 await self._wait()
+            if self._error is None:
+                raise
         if self._error is not None:
+            if self._host_cancelled and self._host is not None:
+                self._host.uncancel()  # that cancellation only served to raise the error
             raise self._error
         return None
 

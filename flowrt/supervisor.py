@@ -335,22 +335,23 @@ class Supervisor:
         if want > 0:
             self._pending += want
             for _ in range(want):
-                self._spawner.spawn(self._spawned_runner)
+                self._spawner.spawn(self.runner, True)
         if self._burst < 64:
             self._burst *= 2
-
-    async def _spawned_runner(self) -> None:
-        self._pending -= 1
-        if not self.ready:
-            self._burst = 1  # started for nothing: stop growing the bursts
-            return
-        await self.runner()
 
     _pending = 0  # runners spawned that have not begun yet
     _burst = 1
 
-    async def runner(self) -> None:
-        """Take READY nodes from the queue and run them until the queue is empty."""
+    async def runner(self, spawned: bool = False) -> None:
+        """Take READY nodes from the queue and run them until the queue is empty.
+
+        ``spawned``: started by :meth:`_spawn_runners` (which counts it as pending).
+        """
+        if spawned:
+            self._pending -= 1
+            if not self.ready:
+                self._burst = 1  # started for nothing: stop growing the bursts
+                return
         plan = self.plan
         ready = self.ready
         board = self.board
