@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import anyio
 import pytest
 
 from flowrt._spawn import open_spawner
 
 pytestmark = pytest.mark.anyio
+
+
+def _sleeper(ended: list[int]) -> Callable[[int], Awaitable[None]]:
+    """A task that sleeps until cancelled and notes in ``ended`` that it ended."""
+
+    async def sleeper(i: int) -> None:
+        try:
+            await anyio.sleep(10)
+        finally:
+            ended.append(i)
+
+    return sleeper
 
 
 async def test_the_block_ends_after_every_task() -> None:
@@ -66,12 +80,7 @@ async def test_an_error_in_a_task_cancels_the_others_and_is_raised() -> None:
 
 async def test_cancel_cancels_every_task_and_the_block_still_waits_for_them() -> None:
     ended: list[int] = []
-
-    async def sleeper(i: int) -> None:
-        try:
-            await anyio.sleep(10)
-        finally:
-            ended.append(i)
+    sleeper = _sleeper(ended)
 
     with anyio.fail_after(5):
         async with open_spawner() as spawner:
@@ -84,12 +93,7 @@ async def test_cancel_cancels_every_task_and_the_block_still_waits_for_them() ->
 
 async def test_cancelling_the_host_cancels_the_tasks() -> None:
     ended: list[int] = []
-
-    async def sleeper(i: int) -> None:
-        try:
-            await anyio.sleep(10)
-        finally:
-            ended.append(i)
+    sleeper = _sleeper(ended)
 
     with anyio.move_on_after(0.05) as scope:
         async with open_spawner() as spawner:
