@@ -16,7 +16,10 @@
 4. I/O scaling (the seed's ConcurrencyScaling): ``32 * W`` independent nodes that each
    ``await anyio.sleep(0.01)`` under ``max_concurrency=W``, W = 1, 2, 4, ..., 256. The
    ideal is 0.32 s at every W. A plain timed loop (a few repeats, median), not a pyperf
-   run: each run takes ~0.35 s of mostly sleeping. Beside it, ``baselines.semaphore``.
+   run: each run takes ~0.35 s of mostly sleeping. Beside it, ``baselines.semaphore``,
+   the floor (``baselines.workers_floor``: W bare tasks doing the same sleeps) and, when
+   uvloop is installed, flowrt and the floor again on uvloop
+   (``backend_options={"use_uvloop": True}``).
    Its runs go into the ``-o``/``--append`` pyperf file as ``IOScaling/W=*/...`` and, with
    the medians, into ``perf/results/io_scaling_rows.json``.
 
@@ -32,6 +35,7 @@ import json
 import os
 import statistics
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -245,44 +249,80 @@ def dag_rows(topology: str, n: int, names: list[str]) -> list[tuple[str, str, st
 # -- I/O scaling: a plain timed loop ---------------------------------------------------
 
 
+def _uvloop_run() -> Any:
+    """``uvloop.run`` when uvloop is installed (the ``perf`` extra has it), else None."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.run
+
+
+def _io_runners(wf: flowrt.Workflow, w: int, uv_run: Any) -> dict[str, Callable[[], object]]:
+    """One I/O-scaling run of each runner at ``w`` workers, by name."""
+    n = SCALING_PER_WORKER * w
+    calls: dict[str, Callable[[], object]] = {
+        "flowrt": lambda: wf.run_sync(max_concurrency=w),
+        "semaphore": lambda: asyncio.run(baselines.semaphore(n, sleepy_10ms, w)),
+        "floor": lambda: asyncio.run(
+            baselines.workers_floor(w, SCALING_PER_WORKER, sleepy_10ms)),
+    }
+    if uv_run is not None:
+        calls["flowrt_uvloop"] = lambda: wf.run_sync(
+            max_concurrency=w, backend_options={"use_uvloop": True})
+        calls["floor_uvloop"] = lambda: uv_run(
+            baselines.workers_floor(w, SCALING_PER_WORKER, sleepy_10ms))
+    return calls
+
+
 def io_scaling(h: Harness, repeats: int | None = None) -> None:
     repeats = repeats or (3 if h.quick else 5)
     ideal = SCALING_PER_WORKER * SCALING_SLEEP
+    uv_run = _uvloop_run()
+    runners = ["flowrt", "semaphore", "floor"] + (["flowrt_uvloop", "floor_uvloop"]
+                                                  if uv_run is not None else [])
     print(f"\n== I/O scaling: 32*W nodes, each `await anyio.sleep({SCALING_SLEEP})`, "
           f"max_concurrency=W; ideal {ideal:.2f} s")
     print(f"   plain timed loop, not pyperf: median of {repeats} runs after one warm-up "
-          "run per W; the workflow is built before timing")
-    print(f"   {'W':>4} {'nodes':>6} {'flowrt s':>9} {'over ideal':>10} "
-          f"{'semaphore s':>11} {'over ideal':>10} {'flowrt/sem':>10} {'floor s':>8} "
-          f"{'over ideal':>10}")
+          "run per W; the workflow is built before timing. Per runner: seconds and % over "
+          "ideal")
+    print("   floor = W bare tasks doing the same sleeps; *_uvloop = the same on uvloop"
+          + ("" if uv_run is not None else " (not installed: skipped)"))
+    print(f"   {'W':>4} {'nodes':>6} " + " ".join(f"{r:>21}" for r in runners))
     rows: list[dict[str, Any]] = []
     for w in SCALING_WORKERS:
         n = SCALING_PER_WORKER * w
         wf = build_workflow(graphs.independent(n), sleepy_10ms)
         wf.compile()
         check_result(wf.run_sync(max_concurrency=w), n)
-        ours, theirs, floor = [], [], []
+        if uv_run is not None:
+            check_result(wf.run_sync(max_concurrency=w,
+                                     backend_options={"use_uvloop": True}), n)
+        calls = _io_runners(wf, w, uv_run)
+        times: dict[str, list[float]] = {r: [] for r in runners}
         for _ in range(repeats):
-            t0 = clock()
-            wf.run_sync(max_concurrency=w)
-            ours.append(clock() - t0)
-            t0 = clock()
-            asyncio.run(baselines.semaphore(n, sleepy_10ms, w))
-            theirs.append(clock() - t0)
-            t0 = clock()
-            asyncio.run(baselines.workers_floor(w, SCALING_PER_WORKER, sleepy_10ms))
-            floor.append(clock() - t0)
-        a, b, c = statistics.median(ours), statistics.median(theirs), statistics.median(floor)
-        rows.append({"workers": w, "nodes": n, "flowrt_s": ours, "semaphore_s": theirs,
-                     "floor_s": floor, "flowrt_median_s": a, "semaphore_median_s": b,
-                     "floor_median_s": c, "ideal_s": ideal})
-        print(f"   {w:>4} {n:>6} {a:>9.4f} {100 * (a / ideal - 1):>9.1f}% "
-              f"{b:>11.4f} {100 * (b / ideal - 1):>9.1f}% {a / b:>10.3f} {c:>8.4f} "
-              f"{100 * (c / ideal - 1):>9.1f}%")
+            for r in runners:  # interleaved, so that a slow moment hits every runner
+                t0 = clock()
+                calls[r]()
+                times[r].append(clock() - t0)
+        row: dict[str, Any] = {"workers": w, "nodes": n, "ideal_s": ideal}
+        for r in runners:
+            row[f"{r}_s"] = times[r]
+            row[f"{r}_median_s"] = statistics.median(times[r])
+        rows.append(row)
+        print(f"   {w:>4} {n:>6} " + " ".join(
+            f"{row[f'{r}_median_s']:>12.4f} {100 * (row[f'{r}_median_s'] / ideal - 1):>7.1f}%"
+            for r in runners))
         del wf
-    worst = max(r["flowrt_median_s"] / ideal - 1 for r in rows)
-    print(f"   worst flowrt overhead over ideal: {100 * worst:.1f}% (target <= 15%): "
-          f"{'met' if worst <= 0.15 else 'NOT met'}")
+    for r in ("flowrt", "flowrt_uvloop"):
+        if r not in runners:
+            continue
+        worst = max(row[f"{r}_median_s"] / ideal - 1 for row in rows)
+        floor = "floor" if r == "flowrt" else "floor_uvloop"
+        worst_floor = max(row[f"{floor}_median_s"] / ideal - 1 for row in rows)
+        print(f"   worst {r} overhead over ideal: {100 * worst:.1f}% (target <= 15%): "
+              f"{'met' if worst <= 0.15 else 'NOT met'}; its floor's worst: "
+              f"{100 * worst_floor:.1f}%")
 
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
@@ -293,11 +333,10 @@ def io_scaling(h: Harness, repeats: int | None = None) -> None:
     print(f"   written: {path}")
     output = h.args.output or h.args.append
     if output:  # also into the pyperf JSON, so that compare_to sees it
-        for r in rows:
-            for runner, key in (("flowrt", "flowrt_s"), ("semaphore", "semaphore_s"),
-                                ("floor", "floor_s")):
-                run = pyperf.Run(r[key], metadata={
-                    "name": f"IOScaling/W={r['workers']}/{runner}", "loops": 1,
+        for row in rows:
+            for r in runners:
+                run = pyperf.Run(row[f"{r}_s"], metadata={
+                    "name": f"IOScaling/W={row['workers']}/{r}", "loops": 1,
                     "unit": "second", "description": "plain timed loop, not a pyperf run"})
                 pyperf.add_runs(output, pyperf.Benchmark([run]))
 

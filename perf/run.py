@@ -495,11 +495,14 @@ def io_scaling_tables(r: Results) -> list[Table]:
         if w in SEED_WORKERS:
             seed = Seed(f"ConcurrencyScaling/Workers={w}", None,
                         f"{SEED_WORKERS[w]:,} ns/op (its ideal)")
+        target = (Target("I/O scaling within 15% of ideal (0.32 s) up to W=256", 0.15,
+                         kind="over_ideal", ideal=0.32),) if w <= 256 else ()
         rows.append(Row(f"W={w}: {32 * w:,} x sleep(10 ms)", f"{base}/flowrt",
                         {"Semaphore(W)": f"{base}/semaphore",
-                         "floor: W bare tasks": f"{base}/floor"}, seed,
-                        (Target("I/O scaling within 15% of ideal (0.32 s) up to W=256", 0.15,
-                                kind="over_ideal", ideal=0.32),) if w <= 256 else ()))
+                         "floor: W bare tasks": f"{base}/floor"}, seed, target))
+        if r.get(f"{base}/flowrt_uvloop") is not None:
+            rows.append(Row(f"W={w}, on uvloop", f"{base}/flowrt_uvloop",
+                            {"floor: W bare tasks": f"{base}/floor_uvloop"}, None, target))
     return [Table("32 x W independent nodes, each `await anyio.sleep(0.01)`, "
                   "`max_concurrency=W`; wall time per run (ideal 0.32 s at every W)",
                   ["Semaphore(W)", "floor: W bare tasks"], rows, unit="per run",
@@ -513,7 +516,11 @@ def io_scaling_tables(r: Results) -> list[Table]:
                              "sleep 32 times in a row: no graph, no limit, no bookkeeping, "
                              "only what the event loop and anyio.sleep cost. flowrt cannot "
                              "be under it; the 15% target is only reachable where the floor "
-                             "is well under it."])]
+                             "is well under it.",
+                             "'on uvloop' rows: the same workflow run with "
+                             "`wf.run_sync(..., backend_options={\"use_uvloop\": True})`, "
+                             "beside the floor run by `uvloop.run` (the `perf` extra "
+                             "installs uvloop; without it these rows are absent)."])]
 
 
 def dependency_tables(r: Results) -> list[Table]:
@@ -1363,7 +1370,11 @@ def plot_all(r: Results, out_dir: Path) -> dict[str, Path]:
                                      ("semaphore", "asyncio.Semaphore(W)",
                                       dict(color="C0", marker="s")),
                                      ("floor", "floor: W bare asyncio tasks",
-                                      dict(color="C7", marker="^", ls=":"))):
+                                      dict(color="C7", marker="^", ls=":")),
+                                     ("flowrt_uvloop", "flowrt on uvloop",
+                                      dict(color="C1", marker="o")),
+                                     ("floor_uvloop", "floor on uvloop",
+                                      dict(color="C1", marker="^", ls=":"))):
             ys = [r.median(f"IOScaling/W={w}/{runner}") for w in ws]
             if all(y is not None for y in ys):
                 ax.plot(ws, ys, label=label, **style)

@@ -5,6 +5,7 @@ Every test runs on both anyio backends (asyncio and trio).
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import anyio
@@ -219,6 +220,32 @@ def test_run_sync_on_both_backends() -> None:
 
     assert wf.run_sync().get("b") == 2
     assert wf.run_sync(backend="trio")["b"] == 2
+
+
+def test_run_sync_on_uvloop() -> None:
+    pytest.importorskip("uvloop")
+    import asyncio
+
+    wf = flowrt.Workflow("fast loop")
+
+    @wf.node
+    async def loop_type() -> str:
+        await anyio.sleep(0.001)
+        return type(asyncio.get_running_loop()).__module__
+
+    result = wf.run_sync(backend_options={"use_uvloop": True}, max_concurrency=2)
+    assert result.ok and result["loop_type"].startswith("uvloop")
+    assert wf.run_sync()["loop_type"].startswith("asyncio")  # the default loop otherwise
+
+
+def test_run_sync_says_what_is_wrong_with_its_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    wf = flowrt.Workflow("w")
+    wf.add("a", lambda: 1)
+    with pytest.raises(ValueError, match="backend must be 'asyncio' or 'trio', got 'curio'"):
+        wf.run_sync(backend="curio")
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    with pytest.raises(ValueError, match=r"needs uvloop: pip install 'flowrt\[uvloop\]'"):
+        wf.run_sync(backend_options={"use_uvloop": True})
 
 
 async def test_empty_workflow() -> None:
