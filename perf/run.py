@@ -887,20 +887,20 @@ NOTES: tuple[Note, ...] = (
          "smaller fixed cost per run (see Execution)."),
     Note(("IOScaling/*",), "I/O scaling at the largest worker counts",
          "At W = 256, 8,192 nodes sleep 10 ms each in 32 waves of 256. Every wave wakes "
-         "256 timers; the loop's own work (the timer heap, anyio's sleep, the callbacks) "
-         "and flowrt's per-node work (status, timing, result slot, starting the next "
-         "node) run on one thread between waves, so each wave ends a little late, and 32 "
-         "waves add that up. The hand-written `Semaphore(W)` pays more (all 8,192 tasks "
-         "exist from the start and queue on the semaphore), so flowrt is ahead of it; "
-         "the target is about the ideal, not the baseline, and at W = 256 it sits near "
-         "the bar (the verdict can change from one quick run to the next). The floor "
-         "column -- W bare asyncio tasks doing the same sleeps, nothing else -- shows how "
-         "much of the overshoot is the event loop's own: on this machine most of it.",
-         "Less work per wake-up: settle all the nodes that finished in one loop turn in "
-         "one pass (one scan of the ready queue and one limit update per turn rather than "
-         "per node), and keep per-node work off the wake-up path when metrics and event "
-         "hooks are off; past that the asyncio timer heap is the limit (uvloop lowers "
-         "it)."),
+         "256 timers; the loop's own work (a `TimerHandle` pushed on a heap whose "
+         "comparisons are a Python `__lt__`, the callbacks, anyio's sleep) and flowrt's "
+         "per-node work (settle, hand the freed slot over, start the next node) run on one "
+         "thread between waves, so each wave ends a little late, and 32 waves add that "
+         "up. The floor column -- W bare asyncio tasks doing the same sleeps, nothing else "
+         "-- is itself about 15% over the ideal on the standard loop here: the target is "
+         "below what the loop alone costs, and flowrt adds 1-5% to the floor. On uvloop "
+         "(the 'on uvloop' rows, `backend_options={\"use_uvloop\": True}`) the loop's part "
+         "is done in C and flowrt stays well inside the target (docs/decisions/007). "
+         "The hand-written `Semaphore(W)` pays more (all 8,192 tasks exist from the start "
+         "and queue on the semaphore).",
+         "On the standard loop nothing above the floor is left to gain but flowrt's few "
+         "percent: settle all the nodes that finished in one loop turn in one pass, and "
+         "skip the limit hand-over when only `max_concurrency` applies."),
     Note(("DependencyResolution/*",), "Dependency resolution on small graphs",
          "The time per node is flat from 1,000 to 10,000 nodes (O(1) per status change, "
          "as the growth check shows); what makes 10 and 100 nodes cost more per node is "
