@@ -62,7 +62,7 @@ class _AsyncioSpawner:
         except BaseException as error:
             if self._error is None:
                 self._error = error  # a bug: runners catch every node error
-                self._tasks.discard(asyncio.current_task())
+                self._tasks.discard(asyncio.current_task())  # cancel the others only
                 self.cancel()
                 if self._host is not None:
                     self._host_cancelled = True

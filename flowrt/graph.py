@@ -246,7 +246,6 @@ class Workflow:
         self._names_by_fn: dict[Any, str] = {}  # decorated function -> its node
         self._signatures: dict[Any, Signature] = {}  # analysed once per callable
         self._sync: dict[Any, int] = {}  # callable -> 1 if sync, 0 if async
-        self._plan: Plan | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -265,7 +264,7 @@ class Workflow:
         self._open: list[int] = []  # nodes with named parameters to bind at compile
         self._spec_list: list[NodeSpec] = []  # NodeSpecs built so far, by node id
         self._spec_refs = 0  # how far into _arg_refs _spec_list has read
-        self._plan = None
+        self._plan: Plan | None = None
 
     # -- defining -------------------------------------------------------------------
 
@@ -357,12 +356,11 @@ class Workflow:
                 f"node {name!r}: option executor= is for sync functions; "
                 "async nodes always run in the event loop"
             )
-        if inputs:
-            inputs = {p: self._name_of(n) for p, n in inputs.items()}
+        input_names = {p: self._name_of(n) for p, n in inputs.items()} if inputs else None
         if after:
             if isinstance(after, str):
                 raise TypeError(f"node {name!r}: after= takes a list of node names, not a str")
-            after = tuple(map(self._name_of, after))
+            after_names = tuple(map(self._name_of, after))
         # Valid: from here on nothing raises but a duplicate name, checked before any
         # change (the node takes the next id unless the name has one already).
         if self._index_shared:  # a compiled plan holds the index: copy before changing
@@ -378,11 +376,11 @@ class Workflow:
         if opts is not DEFAULT_OPTIONS:
             self._options[i] = opts
         if after:
-            self._after[i] = after  # type: ignore[assignment]
-        if inputs:
-            self._inputs[i] = inputs  # type: ignore[assignment]
+            self._after[i] = after_names
+        if input_names:
+            self._inputs[i] = input_names
         # Named parameters that positional deps leave open are bound at compile.
-        if inputs or k < sig.bind_from:
+        if input_names or k < sig.bind_from:
             self._open.append(i)
 
     def remove(self, name: str) -> NodeSpec:
