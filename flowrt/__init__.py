@@ -20,45 +20,53 @@ and observability::
     print(result["greeting"])  # hello user-7
 """
 
-from .context import Context
-from .data import DataMetrics, WorkflowData
+from . import _compat
+from ._engine.result import NodeResult, RunMetrics, RunResult
+from ._types import Event, EventKind, Retry, RunStatus, Status, Trigger
+from .data import DataMetrics, Interner, WorkflowData, intern, intern_many
+from .durable import (
+    JSONSerializer,
+    MemoryStore,
+    NodeRecord,
+    PickleSerializer,
+    RunRecord,
+    SQLiteStore,
+    Store,
+    StoredRun,
+)
 from .errors import (
     CycleError,
     DuplicateNodeError,
     FlowError,
     GraphError,
+    HookError,
     MissingInputError,
     NodeFailed,
     NoOutput,
     RunLeased,
+    SerializationError,
     StoreError,
     UnknownNodeError,
     WorkflowChanged,
     WorkflowFailed,
 )
-from .events import Event, EventKind, HookError
 from .executors import Executor, ProcessExecutor, Remote, ThreadExecutor
-from .graph import NodeOptions, NodeSpec, Workflow
-from .intern import Interner, intern, intern_many
-from .plan import Plan
-from .result import NodeResult, RunMetrics, RunResult, RunStatus
-from .retry import Retry
 from .runtime import Runtime
-from .serialize import JSONSerializer, PickleSerializer, SerializationError
-from .sqlite_store import SQLiteStore
-from .status import Status, StatusBoard
-from .store import MemoryStore, NodeRecord, RunRecord, Store, StoredRun
-from .trigger import Trigger
+from .workflow import Context, Workflow
 
 __version__ = "0.1.0"
+
+_compat.install()
 
 
 def __getattr__(name: str) -> object:
     # DaskExecutor needs the 'dask' extra: import it only when asked for.
     if name == "DaskExecutor":
-        from .dask import DaskExecutor
+        from .executors import DaskExecutor
 
         return DaskExecutor
+    if name in _compat.MOVED_NAMES:
+        return _compat.moved_name(name)
     raise AttributeError(f"module 'flowrt' has no attribute {name!r}")
 
 
@@ -80,12 +88,9 @@ __all__ = [
     "MissingInputError",
     "NoOutput",
     "NodeFailed",
-    "NodeOptions",
     "NodeRecord",
     "NodeResult",
-    "NodeSpec",
     "PickleSerializer",
-    "Plan",
     "ProcessExecutor",
     "Remote",
     "Retry",
@@ -95,10 +100,9 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "Runtime",
-    "Status",
-    "StatusBoard",
     "SQLiteStore",
     "SerializationError",
+    "Status",
     "Store",
     "StoreError",
     "StoredRun",

@@ -1,5 +1,5 @@
-"""``python -m flowrt``: the command line (see :mod:`flowrt.cli`)."""
+"""``python -m flowrt``: the command line (see :mod:`flowrt.tools.cli`)."""
 
-from .cli import main
+from .tools.cli import main
 
 raise SystemExit(main())

@@ -12,8 +12,12 @@ The tree::
     │   └── NodeFailed                     the node failed; its exception is __cause__
     ├── WorkflowFailed                     raise_for_status(): carries every node error
     ├── WorkflowChanged (also ValueError)  resuming a run whose workflow changed
+    ├── SerializationError (also TypeError)    a value the store's serializer cannot keep
+    ├── StoredError                        a node's error as read back from a store
     └── StoreError                         a store file that is no flowrt store, or too new
         └── RunLeased                      the run is being run elsewhere right now
+
+    HookError (a RuntimeWarning)           an on_event hook raised (the run goes on)
 """
 
 from __future__ import annotations
@@ -176,3 +180,24 @@ class WorkflowChanged(FlowError, ValueError):
 
     def _init_args(self) -> tuple[Any, ...]:
         return (self.run_id, self.added, self.removed, self.changed)
+
+
+class SerializationError(FlowError, TypeError):
+    """A value cannot be stored by the store's serializer."""
+
+
+class StoredError(FlowError):
+    """A node error read back from a store: its type name, message and traceback."""
+
+    def __init__(self, type_name: str, message: str, tb: str | None) -> None:
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = tb
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.type_name, self.message, self.traceback_text)
+
+
+class HookError(RuntimeWarning):
+    """Warning issued (once per run) when an ``on_event`` hook raised."""

@@ -12,40 +12,72 @@ workflows keeps one runtime open and starts every run through it, so that a limi
 
 from __future__ import annotations
 
+import difflib
+import functools
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 
+from ._engine.events import normalize_hooks
+from ._engine.limits import Limit
+from ._engine.result import RunResult
+from ._engine.supervisor import Supervisor
+from ._types import EventKind, Hook, RunStatus, Status
 from .data import WorkflowData
-from .errors import MissingInputError
-from .events import EventKind, Hook, normalize_hooks
+from .durable import open_store
+from .durable._run import durable_run
 from .executors import ProcessExecutor, ThreadExecutor
-from .limits import Limit
-from .result import RunResult, RunStatus
-from .status import Status
-from .supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from .graph import Workflow
-    from .plan import Plan
-    from .store import Store
+    from .durable import Store
+    from .workflow import Plan, Workflow
 
-__all__ = ["Runtime"]
+__all__ = ["RunOptions", "Runtime", "run", "run_sync"]
 
 
-def check_inputs(plan: Plan, inputs: Mapping[str, Any]) -> None:
-    """Refuse missing run inputs (naming them) and inputs named like nodes."""
-    missing = plan.missing_inputs(inputs)
-    if missing:
-        raise MissingInputError(missing)
-    clash = [k for k in inputs if k in plan.index]
-    if clash:
-        raise ValueError(f"run input {clash[0]!r} is the name of a node: a node's output "
-                         "cannot be given as an input (rename the input or the node)")
+class RunOptions(TypedDict, total=False):
+    """The options of one run: what ``Runtime.run``, ``Workflow.run`` and ``run_sync`` take.
+
+    ``run_id``: the run's id (a new one by default); with a store, an id the store knows
+    resumes that run. ``max_concurrency``: nodes of this run running at once.
+    ``limits``: capacities of named limits for this run; a name the runtime also limits
+    gets this run's own limit instead of the shared one. ``fail_fast``: cancel
+    everything at the first node failure. ``timeout``: seconds after which the run is
+    cancelled and returned with status CANCELLED. ``data``: the
+    :class:`~flowrt.WorkflowData` to use (reused across runs, it allocates nothing new).
+    ``executor``: where sync nodes run by default (``"thread"``, ``"process"``,
+    ``"loop"`` or an executor object). ``on_event``: a hook or hooks called with every
+    :class:`~flowrt.Event`. ``resume``: ``"force"`` resumes a stored run whose workflow
+    changed. ``metrics``: time every node (True), none (False) or a sampled share.
+    """
+
+    run_id: str | None
+    max_concurrency: int | None
+    limits: Mapping[str, int] | None
+    fail_fast: bool
+    timeout: float | None
+    data: WorkflowData | None
+    executor: Any
+    on_event: Hook | Sequence[Hook] | None
+    resume: str | None
+    metrics: bool | float | None
+
+
+#: the names RunOptions takes
+RUN_OPTIONS = frozenset(RunOptions.__annotations__)
+
+
+def check_run_options(options: Mapping[str, Any]) -> None:
+    """Refuse an option that is no run option, naming the near match for a typo."""
+    for name in options:
+        if name not in RUN_OPTIONS:
+            near = difflib.get_close_matches(name, RUN_OPTIONS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise TypeError(f"run() got an unexpected keyword argument {name!r}{hint}")
 
 
 def _check_executor(executor: Any) -> None:
@@ -97,8 +129,6 @@ class Runtime:
             raise RuntimeError("this Runtime is already open")
         self._threads = None  # made at the first sync node (most runs have none)
         if self._store_arg is not None:
-            from .store import open_store
-
             self.store = open_store(self._store_arg)
         self._open = True
         return self
@@ -139,72 +169,60 @@ class Runtime:
             return executor
         return where
 
-    async def run(
-        self,
-        workflow: Workflow | Plan,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
-        limits: Mapping[str, int] | None = None,
-        fail_fast: bool = False,
-        timeout: float | None = None,
-        data: WorkflowData | None = None,
-        executor: Any = None,
-        on_event: Hook | Sequence[Hook] | None = None,
-        resume: str | None = None,
-        metrics: bool | float | None = None,
-    ) -> RunResult:
+    async def run(self, workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
+                  **options: Unpack[RunOptions]) -> RunResult:
         """Run ``workflow`` once and return its :class:`~flowrt.RunResult`.
 
-        ``inputs``: values of the run inputs (parameters that are no node).
-        ``run_id``: the run's id (a new one by default); with a store, an id the store
-        knows resumes that run. ``max_concurrency``: nodes of this run running at once.
-        ``limits``: capacities of named limits for this run; a name the runtime also
-        limits gets this run's own limit instead of the shared one.
-        ``fail_fast``: cancel everything at the first node failure. ``timeout``: seconds
-        after which the run is cancelled and returned with status CANCELLED.
-        ``data``: the :class:`~flowrt.WorkflowData` to use (reused across runs, it
-        allocates nothing new). ``executor``: where sync nodes run by default.
-        ``on_event``: a hook or hooks called with every :class:`~flowrt.Event`.
+        ``inputs``: values of the run inputs (parameters that are no node). The options
+        are :class:`RunOptions`' (the same for ``Workflow.run`` and ``run_sync``).
 
         Raises :class:`~flowrt.MissingInputError` before any node runs when a required
-        input is missing. Cancelling the caller cancels every running node and the
-        cancellation propagates; the nodes end CANCELLED.
+        input is missing, ``TypeError`` for an unknown option and ``ValueError`` for a
+        bad value. Cancelling the caller cancels every running node and the cancellation
+        propagates; the nodes end CANCELLED.
         """
         if not self._open:
             raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
+        check_run_options(options)
         plan = workflow if not hasattr(workflow, "compile") else workflow.compile()
+        max_concurrency = options.get("max_concurrency")
         if max_concurrency is not None and (
             not isinstance(max_concurrency, int) or max_concurrency < 1
         ):
             raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        timeout = options.get("timeout")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        hooks = normalize_hooks(on_event)
+        hooks = normalize_hooks(options.get("on_event"))
+        limits = options.get("limits")
         for name, capacity in (limits or {}).items():
             Limit(name, capacity)  # raises ValueError for a bad capacity, before anything
+        executor = options.get("executor")
         _check_executor(executor)
+        data = options.get("data")
+        resume = options.get("resume")
+        metrics = options.get("metrics")
+        fail_fast = options.get("fail_fast", False)
+        run_id = options.get("run_id")
         run_id = run_id or uuid.uuid4().hex
-        options = dict(max_concurrency=max_concurrency, limits=limits, fail_fast=fail_fast,
-                       hooks=hooks, executor=executor, metrics=metrics)
+        settings: dict[str, Any] = dict(max_concurrency=max_concurrency, limits=limits,
+                                        fail_fast=fail_fast,
+                                        hooks=hooks, executor=executor, metrics=metrics)
         if self.store is not None:
-            from .durable import durable_run
-
             result: RunResult = await durable_run(self, plan, run_id, inputs, data, timeout,
-                                                  resume, options)
+                                                  resume, settings)
             return result
         if resume is not None:
             raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
         given, data = self.prepare(plan, inputs, data)
-        sup = self.supervisor(plan, run_id, given, data, **options)
+        sup = self.supervisor(plan, run_id, given, data, **settings)
         return await self.drive(sup, timeout)
 
     def prepare(self, plan: Plan, inputs: Mapping[str, Any] | None,
                 data: WorkflowData | None) -> tuple[dict[str, Any], WorkflowData]:
         """Check the inputs and lay the run's data out for ``plan``."""
         given = dict(inputs) if inputs else {}
-        check_inputs(plan, given)
+        plan.check_inputs(given)
         if data is None:
             data = WorkflowData(len(plan) + len(given) + 8)
         data.attach(plan)
@@ -254,3 +272,35 @@ class Runtime:
         if sup.trace:
             sup.emit(EventKind.RUN_FINISHED, -1, status=str(status))
         return result
+
+
+async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,
+              store: Store | str | None = None, **options: Unpack[RunOptions]) -> RunResult:
+    """Run ``workflow`` once on a private :class:`Runtime` (what ``Workflow.run`` does)."""
+    check_run_options(options)
+    async with Runtime(store=store) as rt:
+        return await rt.run(workflow, inputs, **options)
+
+
+def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,
+             backend: str = "asyncio", backend_options: Mapping[str, Any] | None = None,
+             store: Store | str | None = None, **options: Unpack[RunOptions]) -> RunResult:
+    """:func:`run` in a new event loop (``anyio.run``): what ``Workflow.run_sync`` does.
+
+    ``backend`` is ``"asyncio"`` or ``"trio"``; ``backend_options`` go to
+    :func:`anyio.run` as they are: ``{"use_uvloop": True}`` runs the asyncio backend on
+    uvloop (``pip install 'flowrt[uvloop]'``), whose timers and callbacks cost a
+    fraction of the standard loop's.
+    """
+    if backend not in ("asyncio", "trio"):
+        raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
+    check_run_options(options)
+    backend_opts = dict(backend_options) if backend_options else None
+    if backend_opts and backend_opts.get("use_uvloop") and backend_opts.get("loop_factory") is None:
+        try:
+            import uvloop  # noqa: F401 -- only to say what is missing
+        except ImportError:
+            raise ValueError("backend_options={'use_uvloop': True} needs uvloop: "
+                             "pip install 'flowrt[uvloop]'") from None
+    return anyio.run(functools.partial(run, workflow, inputs, store=store, **options),
+                     backend=backend, backend_options=backend_opts)

@@ -15,7 +15,7 @@ pyperf harness: ``python perf/bench_durable.py [--quick] [pyperf options]``.
   them, runs the other 5,000 and commits them; ``from-scratch`` is the same workflow run
   to the end into a new store, all 10,000 nodes (what a resume saves). ``load`` times
   only reading the stored run and restoring its 5,000 nodes, through flowrt's internals
-  (``flowrt.durable``); it is skipped with a note when those internals change.
+  (``flowrt.durable._run``); it is skipped with a note when those internals change.
 """
 
 from __future__ import annotations
@@ -147,17 +147,17 @@ def time_resume(loops: int, mode: str) -> float:
 def internals_available() -> bool:
     """Whether the private names ``time_resume_load`` reaches for are still there."""
     try:
-        from flowrt.durable import _open_run, _restore  # noqa: F401
+        from flowrt.durable._run import _open_run, _restore  # noqa: F401
         from flowrt.runtime import Runtime
-        from flowrt.store import Lease  # noqa: F401
+        from flowrt.durable import Lease  # noqa: F401
     except ImportError:
         return False
     return hasattr(Runtime, "prepare") and hasattr(Runtime, "supervisor")
 
 
 def time_resume_load(loops: int) -> float:
-    from flowrt.durable import _open_run, _restore
-    from flowrt.store import Lease
+    from flowrt.durable import Lease
+    from flowrt.durable._run import _open_run, _restore
 
     db, wf = crashed_store()
     plan = wf.compile()

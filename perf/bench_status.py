@@ -1,4 +1,4 @@
-"""Node status: ``flowrt.StatusBoard`` beside a dict of name -> ``flowrt.Status``.
+"""Node status: ``flowrt.data.StatusBoard`` beside a dict of name -> ``flowrt.Status``.
 
 For N = 10 / 100 / 1,000 nodes:
 
@@ -22,7 +22,8 @@ import functools
 
 from _common import Harness, clock, python_line
 
-from flowrt import Status, StatusBoard
+from flowrt import Status
+from flowrt.data import StatusBoard
 
 SIZES = (10, 100, 1_000)
 PENDING, READY, RUNNING, SUCCEEDED = (Status.PENDING, Status.READY, Status.RUNNING,

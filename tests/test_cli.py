@@ -26,8 +26,8 @@ import attrs
 import pytest
 
 import flowrt
-from flowrt import cli
-from flowrt.progress import LiveDisplay, PlainDisplay, QuietDisplay, make_display
+from flowrt.tools.cli import _main as cli
+from flowrt.tools._progress import LiveDisplay, PlainDisplay, QuietDisplay, make_display
 
 REPO = Path(__file__).resolve().parent.parent
 

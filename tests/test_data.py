@@ -174,7 +174,7 @@ def test_reset_of_attached_data_clears_outputs_and_statuses() -> None:
 # -- attached to a plan ------------------------------------------------------------------
 
 
-def _plan() -> flowrt.Plan:
+def _plan() -> flowrt.workflow.Plan:
     wf = Workflow("w")
     wf.add("a", lambda: 1)
     wf.add("b", lambda a: a + 1)

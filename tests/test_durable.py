@@ -19,8 +19,7 @@ import pytest
 
 import flowrt
 from flowrt import RunStatus, Status
-from flowrt.sqlite_store import SQLiteStore
-from flowrt.store import MemoryStore
+from flowrt import MemoryStore, SQLiteStore
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

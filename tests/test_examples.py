@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import flowrt
-from flowrt import cli
+from flowrt.tools.cli import _main as cli
 
 REPO = Path(__file__).resolve().parent.parent
 NAMES = list(cli.examples_package().EXAMPLES)

@@ -64,7 +64,7 @@ def test_decorator_with_empty_parentheses_works() -> None:
         return 1
 
     assert "a" in wf
-    assert wf.nodes["a"].options == flowrt.NodeOptions()
+    assert wf.nodes["a"].options == flowrt.workflow.NodeOptions()
 
 
 def test_name_option_names_the_node() -> None:
@@ -105,7 +105,7 @@ def test_nodes_with_the_same_options_share_one_options_instance() -> None:
     wf.add("b", lambda: 1, retries=2, timeout=1.0)
     wf.add("c", lambda: 1)
     assert wf.nodes["a"].options is wf.nodes["b"].options
-    assert wf.nodes["c"].options is flowrt.graph.DEFAULT_OPTIONS
+    assert wf.nodes["c"].options is flowrt.workflow._options.DEFAULT_OPTIONS
 
 
 def test_trigger_option_accepts_a_trigger_its_value_or_its_name() -> None:
@@ -652,7 +652,7 @@ def _assert_real_cycle(wf: Workflow, cycle: list[str]) -> None:
     assert len(set(cycle[:-1])) == len(cycle) - 1
     for node, dep in itertools.pairwise(cycle):
         spec = wf.nodes[node]
-        params = {p.name for p in flowrt.graph.Signature.of(spec.fn).params}
+        params = {p.name for p in flowrt.workflow._signature.Signature.of(spec.fn).params}
         declared = {*spec.args, *spec.after, *(spec.inputs or {}).values(), *params}
         assert dep in declared, (node, dep)
 

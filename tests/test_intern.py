@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import flowrt
 from flowrt import Interner
-from flowrt.intern import GLOBAL
+from flowrt.data._interner import GLOBAL
 
 
 def test_ids_are_dense_in_order_of_first_sight() -> None:

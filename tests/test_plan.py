@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import flowrt
-from flowrt import CycleError, MissingInputError, Plan, Workflow
+from flowrt import CycleError, MissingInputError, Workflow
+from flowrt.workflow import Plan
 
 
 def _diamond() -> Workflow:

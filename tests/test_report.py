@@ -15,10 +15,10 @@ import anyio
 import pytest
 
 import flowrt
-from flowrt.report import MAX_NODES, render, view_of_stored, write
-from flowrt.status import Status
-from flowrt.store import NodeRecord, RunRecord, StoredRun
-from flowrt.viz import COLOURS
+from flowrt.tools.report import MAX_NODES, render, view_of_stored, write
+from flowrt import Status
+from flowrt.durable import NodeRecord, RunRecord, StoredRun
+from flowrt.tools.viz import COLOURS
 
 # -- a workflow with every kind of ending ----------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 
-from flowrt._spawn import open_spawner
+from flowrt._engine.spawn import open_spawner
 
 pytestmark = pytest.mark.anyio
 

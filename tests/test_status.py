@@ -4,8 +4,9 @@ import itertools
 
 import pytest
 
-from flowrt import Status, StatusBoard, Trigger
-from flowrt.status import FINAL
+from flowrt import Status, Trigger
+from flowrt.data import StatusBoard
+from flowrt._types import FINAL
 
 P, RD, RN, S, F, SK, C = (
     Status.PENDING,

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from flowrt import Status, Workflow
-from flowrt.viz import COLOURS, to_dot, to_mermaid
+from flowrt.tools.viz import COLOURS, to_dot, to_mermaid
 
 # A DOT id: a bare identifier that is no keyword, or a double-quoted string (\" escapes).
 DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}

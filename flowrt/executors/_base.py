@@ -11,7 +11,7 @@ that calls ``fn(*args, **kwargs)`` somewhere and returns its result; cancelling 
 start what they need on first use. Whoever makes an executor closes it: a runtime
 closes the ones it made from a name (``executor="process"``); an object you pass is
 yours to close (``await executor.aclose()``, or ``async with executor``). Built in:
-:class:`ThreadExecutor`, :class:`ProcessExecutor`; ``flowrt.dask.DaskExecutor`` in the
+:class:`ThreadExecutor`, :class:`ProcessExecutor`; ``flowrt.executors.DaskExecutor`` in the
 ``dask`` extra.
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
-import multiprocessing
-import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,7 +27,7 @@ import anyio
 import anyio.to_thread
 import sniffio
 
-__all__ = ["Executor", "ProcessExecutor", "Remote", "ThreadExecutor"]
+__all__ = ["Executor", "Remote", "run_in_thread", "until_called", "wait_future"]
 
 
 class Remote:
@@ -64,27 +62,6 @@ async def run_in_thread(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], 
     """Call a sync function in a worker thread; a cancelled call abandons the thread."""
     call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
     return await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
-
-
-class ThreadExecutor:
-    """Worker threads (anyio's), at most ``max_workers`` busy at once.
-
-    A cancelled call abandons its thread: Python cannot interrupt a thread, so the
-    function runs to its end and its result is thrown away.
-    """
-
-    def __init__(self, max_workers: int = 40) -> None:
-        self.max_workers = max_workers
-        self._limiter: anyio.CapacityLimiter | None = None
-
-    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> Any:
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.max_workers)
-        return await run_in_thread(self._limiter, fn, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<ThreadExecutor max_workers={self.max_workers}>"
 
 
 async def until_called(register: Callable[[Callable[[Any], None]], None]) -> None:
@@ -124,59 +101,3 @@ async def wait_future(future: concurrent.futures.Future[Any]) -> Any:
             future.cancel()  # a call already running in a process cannot be stopped
             raise
     return future.result()
-
-
-class ProcessExecutor:
-    """A pool of worker processes (``concurrent.futures.ProcessPoolExecutor``).
-
-    The callable, its arguments and its result must pickle. A worker that dies fails
-    the attempt it ran with ``BrokenProcessPool`` (so a node with retries is retried)
-    and the pool is replaced for the next calls. ``mp_context`` defaults to "spawn"
-    (safe with threads, the same on every OS); pass "fork" or "forkserver" to choose.
-    """
-
-    def __init__(self, max_workers: int | None = None, mp_context: str = "spawn") -> None:
-        self.max_workers = max_workers or os.cpu_count() or 1
-        self.mp_context = mp_context
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-
-    def _get_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                self.max_workers, mp_context=multiprocessing.get_context(self.mp_context)
-            )
-        return self._pool
-
-    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> Any:
-        pool = self._get_pool()
-        try:
-            future = pool.submit(fn, *args, **kwargs)
-        except concurrent.futures.process.BrokenProcessPool:
-            self._discard(pool)
-            future = self._get_pool().submit(fn, *args, **kwargs)
-        try:
-            return await wait_future(future)
-        except concurrent.futures.process.BrokenProcessPool:
-            self._discard(pool)
-            raise
-
-    def _discard(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
-        if self._pool is pool:
-            self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    async def __aenter__(self) -> ProcessExecutor:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await anyio.to_thread.run_sync(functools.partial(pool.shutdown, wait=True,
-                                                             cancel_futures=True))
-
-    def __repr__(self) -> str:
-        return f"<ProcessExecutor max_workers={self.max_workers} {self.mp_context}>"

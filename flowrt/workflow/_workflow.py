@@ -15,217 +15,28 @@ may be added in any order):
    (the default is used unless the run gives a value) if it has one.
 
 :meth:`Workflow.compile` validates all of it and returns an immutable
-:class:`~flowrt.plan.Plan`, cached until the workflow changes.
+:class:`~flowrt.workflow.Plan`, cached until the workflow changes.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
-import attrs
-
-from .errors import DuplicateNodeError, GraphError
-from .retry import Retry
-from .trigger import Trigger
+from .._types import Retry, Trigger
+from ..errors import DuplicateNodeError, GraphError
+from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, node_options
+from ._signature import Signature
 
 if TYPE_CHECKING:
-    from .data import WorkflowData
-    from .events import Hook
-    from .plan import Plan
-    from .result import RunResult
-    from .store import Store
+    from .._engine.result import RunResult
+    from ..durable import Store
+    from ..runtime import RunOptions
+    from ._plan import Plan
 
-__all__ = ["NodeOptions", "NodeSpec", "Signature", "Workflow"]
+__all__ = ["Workflow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Where a sync node may run, by name; an executor object is accepted too.
-EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
-
-
-@attrs.frozen
-class NodeOptions:
-    """How a node runs: retries, timeout, limit, trigger rule and executor.
-
-    Nodes with the same options share one instance.
-    """
-
-    retry: Retry | None = None
-    timeout: float | None = None
-    limit: str | None = None
-    trigger: Trigger = Trigger.ALL_SUCCESS
-    executor: Any = None  # None (the run's default), "loop", "thread", "process" or an object
-
-    @property
-    def attempts(self) -> int:
-        """How many attempts the node gets in all."""
-        return 1 if self.retry is None else self.retry.attempts
-
-    def as_options(self) -> dict[str, Any]:
-        """The options that differ from the defaults, as keyword arguments of ``add``."""
-        return {k: v for k, v in attrs.asdict(self, recurse=False).items()
-                if v != getattr(DEFAULT_OPTIONS, k)}
-
-
-DEFAULT_OPTIONS: Final = NodeOptions()
-_options_cache: dict[tuple[Any, ...], NodeOptions] = {}
-
-
-class NodeSpec(NamedTuple):
-    """One node as defined: its name, callable, declared dependencies and options.
-
-    A NamedTuple rather than an attrs class: one is built per node on the definition
-    path, and a tuple builds in half the time of a frozen attrs instance.
-    """
-
-    name: str
-    fn: Callable[..., Any]
-    #: node names whose outputs fill the first positional parameters, in order
-    args: tuple[str, ...]
-    #: parameter -> node name, for parameters not named after the node they take
-    inputs: Mapping[str, str] | None
-    #: ordering-only dependencies: the node runs after them, without their outputs
-    after: tuple[str, ...]
-    options: NodeOptions
-
-
-@attrs.frozen
-class Param:
-    """A named parameter of a node's callable."""
-
-    name: str
-    positional: bool  # may be passed positionally
-    keyword: bool  # may be passed by keyword
-    has_default: bool
-    is_context: bool
-
-
-@attrs.frozen
-class Signature:
-    """What flowrt needs to know of a callable to call it; analysed once per callable."""
-
-    params: tuple[Param, ...]
-    positional: int  # how many leading params may be passed positionally
-    varargs: bool
-    varkw: bool
-    is_async: bool
-    known: bool  # False when the signature could not be read (some builtins)
-    #: how many positional deps it can take (inf with ``*args`` or when not known)
-    max_args: float = attrs.field(init=False)
-    #: a node with fewer positional deps than this has named parameters left to bind
-    bind_from: float = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        max_args = self.positional if self.known and not self.varargs else float("inf")
-        object.__setattr__(self, "max_args", max_args)
-        # Keyword-only parameters are always bound by name; positional ones only when
-        # no positional dep fills them.
-        n = len(self.params)
-        object.__setattr__(self, "bind_from", n if n <= self.positional else float("inf"))
-
-    @classmethod
-    def of(cls, fn: Callable[..., Any]) -> Signature:
-        is_async = _is_async(fn)
-        try:
-            sig = inspect.signature(fn)
-        except (TypeError, ValueError):
-            return cls((), 0, True, True, is_async, False)
-        params: list[Param] = []
-        positional = 0
-        varargs = varkw = False
-        P = inspect.Parameter
-        for p in sig.parameters.values():
-            if p.kind is P.VAR_POSITIONAL:
-                varargs = True
-                continue
-            if p.kind is P.VAR_KEYWORD:
-                varkw = True
-                continue
-            is_pos = p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)
-            if is_pos:
-                positional += 1
-            params.append(
-                Param(
-                    p.name,
-                    is_pos,
-                    p.kind is not P.POSITIONAL_ONLY,
-                    p.default is not P.empty,
-                    _is_context(p.annotation),
-                )
-            )
-        return cls(tuple(params), positional, varargs, varkw, is_async, True)
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    if inspect.isasyncgenfunction(fn):
-        raise TypeError(f"{fn!r} is an async generator function; a node must return a value")
-    if inspect.iscoroutinefunction(fn):
-        return True
-    call = getattr(type(fn), "__call__", None)  # noqa: B004 -- a callable object
-    return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
-
-
-def _is_context(annotation: Any) -> bool:
-    from .context import Context
-
-    if annotation is Context:
-        return True
-    # String annotations (from __future__ import annotations) are not evaluated.
-    return isinstance(annotation, str) and annotation.rsplit(".", 1)[-1] == "Context"
-
-
-def _node_options(node: str, options: dict[str, Any]) -> NodeOptions:
-    """Validate a node's options and return the shared NodeOptions instance for them."""
-    retries = options.pop("retries", None)
-    retry = options.pop("retry", None)
-    timeout = options.pop("timeout", None)
-    limit = options.pop("limit", None)
-    trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
-    executor = options.pop("executor", None)
-    if options:
-        unknown = ", ".join(sorted(options))
-        raise TypeError(f"node {node!r}: unknown option(s) {unknown}")
-
-    def bad(option: str, expected: str, value: Any) -> GraphError:
-        return GraphError(f"node {node!r}: option {option}= {expected}, got {value!r}")
-
-    if retries is not None:
-        if retry is not None:
-            raise GraphError(f"node {node!r}: give retries= or retry=, not both")
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise bad("retries", "must be an int >= 0", retries)
-        retry = Retry(attempts=retries + 1) if retries else None
-    elif retry is not None and not isinstance(retry, Retry):
-        raise bad("retry", "must be a flowrt.Retry", retry)
-    if timeout is not None and (
-        not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0
-    ):
-        raise bad("timeout", "must be a number of seconds > 0", timeout)
-    if limit is not None and (not isinstance(limit, str) or not limit):
-        raise bad("limit", "must be the name of a limit (a non-empty str)", limit)
-    try:
-        # The values are the lowercase names; accept a name in any case as well.
-        trigger = Trigger(trigger.lower() if isinstance(trigger, str) else trigger)
-    except ValueError:
-        choices = ", ".join(t.name for t in Trigger)
-        raise bad("trigger", f"must be a flowrt.Trigger ({choices})", trigger) from None
-    if isinstance(executor, str) and executor not in EXECUTOR_NAMES:
-        raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
-                  executor)
-    if executor is not None and not isinstance(executor, str) and not hasattr(executor, "run"):
-        raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
-                  executor)
-    key = (retry, None if timeout is None else float(timeout), limit, trigger, executor)
-    if executor is not None and not isinstance(executor, str):
-        return NodeOptions(*key)  # not cached: the cache would keep the executor alive
-    try:
-        return _options_cache[key]
-    except KeyError:
-        opts = NodeOptions(*key)
-        _options_cache[key] = opts
-        return opts
 
 
 class Workflow:
@@ -350,7 +161,7 @@ class Workflow:
                 f"node {name!r} has {k} positional deps but its function takes "
                 f"{sig.positional} positional parameter" + ("" if sig.positional == 1 else "s")
             )
-        opts = _node_options(name, options) if options else DEFAULT_OPTIONS
+        opts = node_options(name, options) if options else DEFAULT_OPTIONS
         if opts.executor is not None and sig.is_async:
             raise GraphError(
                 f"node {name!r}: option executor= is for sync functions; "
@@ -461,7 +272,7 @@ class Workflow:
     # -- compiling ------------------------------------------------------------------
 
     def compile(self) -> Plan:
-        """Validate the workflow and return its :class:`~flowrt.plan.Plan`.
+        """Validate the workflow and return its :class:`~flowrt.workflow.Plan`.
 
         The plan is cached until the workflow changes, so calling this again is free.
         Raises :class:`~flowrt.CycleError`, :class:`~flowrt.UnknownNodeError` or another
@@ -471,7 +282,7 @@ class Workflow:
         # Nodes are only ever appended (remove() starts afresh), so a plan of as many
         # nodes as the workflow has is the plan of the workflow as it is.
         if plan is None or len(plan) != len(self._fns):
-            from .plan import compile_plan
+            from ._plan import compile_plan
 
             plan = self._plan = compile_plan(self)
         return plan
@@ -480,80 +291,43 @@ class Workflow:
 
     def to_mermaid(self) -> str:
         """The workflow as a Mermaid flowchart."""
-        from .viz import to_mermaid
+        from ..tools.viz import to_mermaid
 
         return to_mermaid(self.compile())
 
     def to_dot(self) -> str:
         """The workflow as a Graphviz DOT digraph."""
-        from .viz import to_dot
+        from ..tools.viz import to_dot
 
         return to_dot(self.compile())
 
     # -- running --------------------------------------------------------------------
 
-    async def run(
-        self,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
-        limits: Mapping[str, int] | None = None,
-        fail_fast: bool = False,
-        timeout: float | None = None,
-        store: Store | str | None = None,
-        data: WorkflowData | None = None,
-        executor: Any = None,
-        on_event: Hook | Sequence[Hook] | None = None,
-        resume: str | None = None,
-    ) -> RunResult:
+    async def run(self, inputs: Mapping[str, Any] | None = None, *,
+                  store: Store | str | None = None,
+                  **options: Unpack[RunOptions]) -> RunResult:
         """Run the workflow in the current event loop and return its result.
 
-        See :meth:`flowrt.Runtime.run` for the arguments; this uses a private runtime.
+        ``store``: keep the run in this store (a path means SQLite) so that it can be
+        resumed. The options are :class:`~flowrt.runtime.RunOptions`' (see
+        :meth:`flowrt.Runtime.run`); this uses a private runtime.
         """
-        from .runtime import Runtime
+        from ..runtime import run
 
-        async with Runtime(store=store, executor=executor) as rt:
-            return await rt.run(
-                self,
-                inputs,
-                run_id=run_id,
-                max_concurrency=max_concurrency,
-                limits=limits,
-                fail_fast=fail_fast,
-                timeout=timeout,
-                data=data,
-                on_event=on_event,
-                resume=resume,
-            )
+        return await run(self, inputs, store=store, **options)
 
-    def run_sync(
-        self,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        backend: str = "asyncio",
-        backend_options: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> RunResult:
+    def run_sync(self, inputs: Mapping[str, Any] | None = None, *, backend: str = "asyncio",
+                 backend_options: Mapping[str, Any] | None = None,
+                 store: Store | str | None = None,
+                 **options: Unpack[RunOptions]) -> RunResult:
         """Run the workflow to completion in a new event loop (``anyio.run``).
 
         ``backend`` is ``"asyncio"`` or ``"trio"``; ``backend_options`` go to
         :func:`anyio.run` as they are: ``{"use_uvloop": True}`` runs the asyncio backend
-        on uvloop (``pip install 'flowrt[uvloop]'``), whose timers and callbacks cost a
-        fraction of the standard loop's. The other arguments are :meth:`run`'s.
+        on uvloop (``pip install 'flowrt[uvloop]'``). The other arguments are
+        :meth:`run`'s.
         """
-        import functools
+        from ..runtime import run_sync
 
-        import anyio
-
-        if backend not in ("asyncio", "trio"):
-            raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
-        options = dict(backend_options) if backend_options else None
-        if options and options.get("use_uvloop") and options.get("loop_factory") is None:
-            try:
-                import uvloop  # noqa: F401 -- only to say what is missing
-            except ImportError:
-                raise ValueError("backend_options={'use_uvloop': True} needs uvloop: "
-                                 "pip install 'flowrt[uvloop]'") from None
-        return anyio.run(functools.partial(self.run, inputs, **kwargs), backend=backend,
-                         backend_options=options)
+        return run_sync(self, inputs, backend=backend, backend_options=backend_options,
+                        store=store, **options)

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterator, Sequence
 from functools import cached_property
 from itertools import accumulate, chain, repeat
 from operator import ge, sub
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import CycleError, GraphError, UnknownNodeError
-from .graph import DEFAULT_OPTIONS, NodeOptions, NodeSpec
-from .intern import Interner
+from ..data import Interner
+from ..errors import CycleError, GraphError, MissingInputError, UnknownNodeError
+from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec
 
 if TYPE_CHECKING:
-    from .graph import Signature, Workflow
+    from ._signature import Signature
+    from ._workflow import Workflow
 
 __all__ = ["Plan", "compile_plan"]
 
@@ -160,6 +161,20 @@ class Plan:
     def missing_inputs(self, given: Container[str]) -> dict[str, list[str]]:
         """Required inputs absent from ``given``, with the nodes that need them."""
         return {k: v for k, v in self._required.items() if k not in given}
+
+    def check_inputs(self, inputs: Collection[str]) -> None:
+        """Refuse missing run inputs (naming them) and inputs named like nodes.
+
+        Raises :class:`~flowrt.MissingInputError`, or ValueError for an input that is
+        the name of a node.
+        """
+        missing = self.missing_inputs(inputs)
+        if missing:
+            raise MissingInputError(missing)
+        clash = [k for k in inputs if k in self.index]
+        if clash:
+            raise ValueError(f"run input {clash[0]!r} is the name of a node: a node's output "
+                             "cannot be given as an input (rename the input or the node)")
 
     def deps(self, name: str) -> list[str]:
         """Names of the direct dependencies of node ``name`` (each once)."""

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .context import Context as NodeContext
-from .plan import BIND_CONTEXT, BIND_INPUT, BIND_NODE
+from ..workflow._context import Context as NodeContext
+from ..workflow._plan import BIND_CONTEXT, BIND_INPUT, BIND_NODE
 
 if TYPE_CHECKING:
     from contextvars import Context

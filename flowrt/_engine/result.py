@@ -6,30 +6,21 @@ per-node objects only when asked: a 100,000-node run costs no 100,000 result obj
 
 from __future__ import annotations
 
-import enum
 from array import array
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .errors import NodeFailed, NoOutput, WorkflowFailed
-from .status import BY_VALUE, Status
+from .._types import BY_VALUE, RunStatus, Status
+from ..errors import NodeFailed, NoOutput, WorkflowFailed
 
 if TYPE_CHECKING:
-    from .data import WorkflowData
-    from .events import Event
-    from .plan import Plan
+    from .._types import Event
+    from ..data import WorkflowData
+    from ..workflow import Plan
 
-__all__ = ["NodeResult", "RunMetrics", "RunResult", "RunStatus"]
-
-
-class RunStatus(enum.StrEnum):
-    """How a run ended."""
-
-    SUCCEEDED = "succeeded"  #: no node failed and the run was not cancelled
-    FAILED = "failed"  #: a node failed (and the run was not stopped by its timeout)
-    CANCELLED = "cancelled"  #: the run's ``timeout=`` expired (or nodes were cancelled)
+__all__ = ["NodeResult", "RunMetrics", "RunResult"]
 
 
 @attrs.frozen
@@ -256,13 +247,13 @@ class RunResult:
 
     def to_mermaid(self) -> str:
         """The workflow as a Mermaid flowchart, nodes coloured by their status."""
-        from .viz import to_mermaid
+        from ..tools.viz import to_mermaid
 
         return to_mermaid(self.plan, self.statuses())
 
     def to_dot(self) -> str:
         """The workflow as a Graphviz digraph, nodes filled by their status."""
-        from .viz import to_dot
+        from ..tools.viz import to_dot
 
         return to_dot(self.plan, self.statuses())
 

@@ -38,9 +38,12 @@ from typing import IO, Any, TypeVar
 
 import anyio
 
-from .errors import FlowError, GraphError, MissingInputError, StoreError
-from .graph import Workflow
-from .progress import Display, LiveDisplay, error_text, make_display, seconds
+from ... import __version__
+from ...durable import SQLiteStore
+from ...errors import FlowError, GraphError, MissingInputError, StoreError
+from ...workflow import Workflow
+from .._progress import Display, LiveDisplay, error_text, make_display, seconds
+from ..report import write as write_report
 
 __all__ = ["main"]
 
@@ -311,8 +314,6 @@ def parse_inputs(pairs: Sequence[str], json_file: str | None) -> dict[str, Any]:
 
 def open_store(path_text: str, *, must_exist: bool) -> Any:
     """An SQLiteStore at ``path_text``; UsageError when it is none (the file untouched)."""
-    from .sqlite_store import SQLiteStore
-
     path = Path(path_text)
     if path.is_dir():
         raise UsageError(f"--store {path_text} is a directory, not a flowrt store file")
@@ -726,8 +727,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write
-
     store = open_store(args.store, must_exist=True)
     try:
         stored = _load_run(store, args.run_id, args.store)
@@ -735,7 +734,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         store.close()
     out = args.output or f"{args.run_id}.html"
     try:
-        path = write(stored, out)
+        path = write_report(stored, out)
     except OSError as error:
         raise UsageError(f"cannot write {out}: {error.strerror or error}") from None
     print(f"wrote {path} (run {stored.record.run_id} of {stored.record.workflow!r}, "
@@ -747,24 +746,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def examples_package() -> types.ModuleType:
-    """``flowrt.examples``: installed with flowrt, or the repository's ``examples/``."""
-    try:
-        return importlib.import_module("flowrt.examples")
-    except ModuleNotFoundError as error:
-        if error.name not in ("flowrt.examples", None):
-            raise
-    # An older editable install that predates the packaged examples: the checkout's.
-    folder = Path(__file__).resolve().parent.parent / "examples"
-    init = folder / "__init__.py"
-    if not init.is_file():
-        raise UsageError("the bundled examples are not installed with this flowrt")
-    spec = importlib.util.spec_from_file_location("flowrt.examples", init,
-                                                  submodule_search_locations=[str(folder)])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["flowrt.examples"] = module
-    spec.loader.exec_module(module)
-    return module
+    """``flowrt.examples``, installed with flowrt (packaged from the repository's examples/)."""
+    return importlib.import_module("flowrt.examples")
 
 
 class _Outcome:
@@ -858,8 +841,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
     parser = _Parser(
         prog=PROG,
         description="flowrt: run workflows (DAGs of Python functions) and look at their runs.",

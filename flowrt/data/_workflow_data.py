@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from .intern import Interner
-from .status import Status, StatusBoard
+from .._types import Status
+from ._interner import Interner
+from ._status_board import StatusBoard
 
 if TYPE_CHECKING:
-    from .plan import Plan
+    from ..workflow import Plan
 
 __all__ = ["DataMetrics", "WorkflowData"]
 

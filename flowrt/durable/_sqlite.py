@@ -39,9 +39,9 @@ from typing import Any
 
 import attrs
 
-from .errors import RunLeased, StoreError
-from .serialize import Serializer, get_serializer
-from .store import Lease, NodeRecord, RunRecord, StoredRun, prune
+from ..errors import RunLeased, StoreError
+from ._serialize import Serializer, get_serializer
+from ._store import Lease, NodeRecord, RunRecord, StoredRun, prune
 
 __all__ = ["SQLiteStore"]
 

@@ -1,4 +1,4 @@
-"""Node statuses and the status board of a run.
+"""The status board of a run: a status byte per node.
 
 The board is one ``bytearray`` with a byte per node: no object per node, counts by
 C-speed ``bytearray.count``, and a transition check that is one table lookup.
@@ -6,39 +6,14 @@ C-speed ``bytearray.count``, and a transition check that is one table lookup.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 
-__all__ = ["FINAL", "Status", "StatusBoard"]
+from .._types import BY_VALUE, Status
 
+__all__ = ["StatusBoard"]
 
-class Status(enum.IntEnum):
-    """Where a node is in its life. Values are the bytes stored on the board."""
-
-    PENDING = 0  #: waiting for its dependencies
-    READY = 1  #: dependencies done and trigger holds; waiting for a runner, a limit or a retry
-    RUNNING = 2  #: an attempt is executing
-    SUCCEEDED = 3  #: final: produced its output
-    FAILED = 4  #: final: the last attempt raised
-    SKIPPED = 5  #: final: its trigger rule could not hold
-    CANCELLED = 6  #: final: the run was cancelled before the node finished
-
-    def __str__(self) -> str:
-        return self.name.lower()
-
-    @property
-    def final(self) -> bool:
-        """True for SUCCEEDED, FAILED, SKIPPED and CANCELLED."""
-        return self >= Status.SUCCEEDED
-
-
-#: The final statuses.
-FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
 
 _N = len(Status)
-#: Status by its byte value (0 .. 6): a tuple index, where Status(b) is an enum lookup
-BY_VALUE: tuple[Status, ...] = tuple(Status)
-
 # _LEGAL[old * _N + new] is 1 when old -> new is a legal move.
 _legal = bytearray(_N * _N)
 for _old, _news in {

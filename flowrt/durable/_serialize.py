@@ -21,16 +21,12 @@ import pickle
 import uuid
 from typing import Any, Protocol
 
-from .errors import FlowError
+from ..errors import SerializationError
 
 __all__ = ["JSONSerializer", "PickleSerializer", "SerializationError", "Serializer",
            "get_serializer"]
 
 TAG = "__flowrt__"
-
-
-class SerializationError(FlowError, TypeError):
-    """A value cannot be stored by the store's serializer."""
 
 
 class Serializer(Protocol):

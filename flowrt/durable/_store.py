@@ -3,8 +3,8 @@
 A store keeps, per run: a :class:`RunRecord` (workflow name, structure fingerprint,
 inputs, status, times, lease) and a :class:`NodeRecord` per node that reached a final
 status, with the serialized output of succeeded nodes; plus a snapshot of the run's
-``WorkflowData`` keys. :mod:`flowrt.durable` decides what to write when; a store only
-keeps it. :class:`~flowrt.sqlite_store.SQLiteStore` is the embedded default
+``WorkflowData`` keys. :mod:`flowrt.durable._run` decides what to write when; a store only
+keeps it. :class:`~flowrt.SQLiteStore` is the embedded default
 (``store="runs.db"``); :class:`MemoryStore` keeps everything in the process (tests,
 and resuming within one process).
 
@@ -20,16 +20,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
-from .errors import RunLeased
-from .serialize import Serializer, get_serializer
+from ..errors import RunLeased
+from ._serialize import Serializer, get_serializer
 
-__all__ = ["Lease", "MemoryStore", "NodeRecord", "RunRecord", "Store", "StoredRun",
-           "open_store"]
+__all__ = ["Lease", "MemoryStore", "NodeRecord", "RunRecord", "Store", "StoredRun", "prune"]
 
 RUNNING = "running"
 
@@ -241,16 +239,3 @@ def prune(store: Store, older_than: float | None, keep: int | None,
     for record in finished:
         store.delete(record.run_id)
     return len(finished)
-
-
-def open_store(store: Store | str | os.PathLike[str]) -> Store:
-    """A store object from ``store=``: a path means SQLite (``"runs.db"``)."""
-    if isinstance(store, str | os.PathLike):
-        if str(store) == ":memory:":
-            return MemoryStore()
-        from .sqlite_store import SQLiteStore
-
-        return SQLiteStore(Path(store))
-    if not isinstance(store, Store):
-        raise TypeError(f"store= takes a path or a flowrt Store, got {store!r}")
-    return store

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._logging import logger
+
 if TYPE_CHECKING:
-    from .data import WorkflowData
+    from ..data import WorkflowData
 
 __all__ = ["Context"]
 
@@ -49,8 +51,6 @@ class Context:
     def log(self) -> Any:
         """A structlog logger of the ``flowrt`` logger, bound with run_id, node, attempt."""
         if self._log is None:
-            from .events import logger
-
             self._log = logger().bind(
                 workflow=self.workflow, run_id=self.run_id, node=self.node, attempt=self.attempt
             )

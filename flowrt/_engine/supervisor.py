@@ -37,19 +37,19 @@ import anyio
 import anyio.lowlevel
 import sniffio
 
-from . import actor
-from ._spawn import open_spawner
-from .data import MISSING, WorkflowData
-from .events import Event, EventKind, Hook, is_enabled, logger, report_hook_error
-from .executors import run_in_thread
+from .._logging import is_enabled, logger
+from .._types import Event, EventKind, Hook, Status, holds
+from ..data._workflow_data import MISSING, WorkflowData
+from ..errors import SerializationError
+from ..executors._base import Remote, run_in_thread
+from . import invoke as actor
+from .events import report_hook_error
 from .limits import GONE, HANDED, WOKEN, Limit
-from .serialize import SerializationError
-from .status import Status
-from .trigger import holds
+from .spawn import open_spawner
 
 if TYPE_CHECKING:
-    from .plan import Plan
-    from .runtime import Runtime
+    from ..runtime import Runtime
+    from ..workflow import Plan
 
 __all__ = ["Supervisor"]
 
@@ -237,8 +237,6 @@ class Supervisor:
 
     async def _fetch_remote_outputs(self) -> None:
         """Bring outputs left on a cluster back for the result, in one batch per executor."""
-        from .executors import Remote
-
         values = self.values
         by_executor: dict[int, tuple[Any, list[int]]] = {}
         for i in range(len(self.plan)):

@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .executors import Remote, until_called
+from ._base import Remote, until_called
 
 __all__ = ["DaskExecutor"]
 

@@ -40,12 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .status import Status
+from .._types import Status
+from ..durable import StoredRun, get_serializer
 from .viz import COLOURS
 
 if TYPE_CHECKING:
-    from .result import RunResult
-    from .store import StoredRun
+    from .._engine.result import RunResult
 
 __all__ = ["render", "write"]
 
@@ -102,8 +102,6 @@ def view_of_stored(stored: StoredRun) -> RunView:
     record = stored.record
     inputs: Any
     try:
-        from .serialize import get_serializer
-
         inputs = get_serializer(record.serializer).loads(record.inputs)
     except Exception:  # a pickle store: do not unpickle for a report
         inputs = None
@@ -143,8 +141,6 @@ def view_of_result(result: RunResult) -> RunView:
 def render(run: StoredRun | RunResult | RunView, *, max_nodes: int = MAX_NODES,
            title: str | None = None) -> str:
     """The HTML page of ``run`` (a stored run, a result, or a :class:`RunView`)."""
-    from .store import StoredRun
-
     if isinstance(run, RunView):
         view = run
     elif isinstance(run, StoredRun):

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from typing import IO, Any
 
-from .events import Event, EventKind
+from .._types import Event, EventKind
 
 __all__ = ["PLAIN_EVENTS_UP_TO", "Display", "LiveDisplay", "PlainDisplay", "QuietDisplay",
            "RunProgress", "make_display", "rich_available"]

@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .status import Status
+from .._types import Status
 
 if TYPE_CHECKING:
-    from .plan import Plan
+    from ..workflow import Plan
 
 __all__ = ["to_dot", "to_mermaid"]
 

@@ -31,39 +31,25 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from .data import WorkflowData
-from .errors import FlowError, StoreError, WorkflowChanged
-from .result import RunResult, RunStatus
-from .runtime import check_inputs
-from .serialize import SerializationError, Serializer
-from .status import Status
-from .store import Lease, NodeRecord, RunRecord, StoredRun
+from .._engine.result import RunResult
+from .._types import RunStatus, Status
+from ..data import WorkflowData
+from ..errors import SerializationError, StoredError, StoreError, WorkflowChanged
+from ._serialize import Serializer
+from ._store import Lease, NodeRecord, RunRecord, StoredRun
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .plan import Plan
-    from .runtime import Runtime
-    from .store import Store
-    from .supervisor import Supervisor
+    from .._engine.supervisor import Supervisor
+    from ..runtime import Runtime
+    from ..workflow import Plan
+    from ._store import Store
 
 __all__ = ["Checkpoint", "durable_run"]
 
 RESUME_MODES = (None, "auto", "force")
 _STATUS_NAMES = {int(s): str(s) for s in Status}
-
-
-class StoredError(FlowError):
-    """A node error read back from a store: its type name, message and traceback."""
-
-    def __init__(self, type_name: str, message: str, tb: str | None) -> None:
-        self.type_name = type_name
-        self.message = message
-        self.traceback_text = tb
-        super().__init__(f"{type_name}: {message}" if message else type_name)
-
-    def _init_args(self) -> tuple[Any, ...]:
-        return (self.type_name, self.message, self.traceback_text)
 
 
 class Checkpoint:
@@ -291,7 +277,7 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
         stored = store.load(run_id)
         if existing.status == "succeeded" and same and stored is not None:
             return stored, inputs, True
-    check_inputs(plan, inputs)
+    plan.check_inputs(inputs)
     try:
         inputs_blob = serializer.dumps(inputs)
     except SerializationError as error:

@@ -1,0 +1,211 @@
+"""The plain value types of flowrt: statuses, trigger rules, retry policy, events.
+
+Everything here is data with a little behaviour of its own and no dependency on the
+rest of the package, so that every layer may use it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+__all__ = ["BY_VALUE", "FINAL", "Event", "EventKind", "Hook", "Retry", "RunStatus", "Status",
+           "Trigger", "holds"]
+
+
+# -- node and run statuses -----------------------------------------------------------
+
+
+class Status(enum.IntEnum):
+    """Where a node is in its life. Values are the bytes stored on the board."""
+
+    PENDING = 0  #: waiting for its dependencies
+    READY = 1  #: dependencies done and trigger holds; waiting for a runner, a limit or a retry
+    RUNNING = 2  #: an attempt is executing
+    SUCCEEDED = 3  #: final: produced its output
+    FAILED = 4  #: final: the last attempt raised
+    SKIPPED = 5  #: final: its trigger rule could not hold
+    CANCELLED = 6  #: final: the run was cancelled before the node finished
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @property
+    def final(self) -> bool:
+        """True for SUCCEEDED, FAILED, SKIPPED and CANCELLED."""
+        return self >= Status.SUCCEEDED
+
+
+#: The final statuses.
+FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
+
+#: Status by its byte value (0 .. 6): a tuple index, where Status(b) is an enum lookup
+BY_VALUE: tuple[Status, ...] = tuple(Status)
+
+
+class RunStatus(enum.StrEnum):
+    """How a run ended."""
+
+    SUCCEEDED = "succeeded"  #: no node failed and the run was not cancelled
+    FAILED = "failed"  #: a node failed (and the run was not stopped by its timeout)
+    CANCELLED = "cancelled"  #: the run's ``timeout=`` expired (or nodes were cancelled)
+
+
+# -- trigger rules ------------------------------------------------------------------
+
+
+class Trigger(enum.StrEnum):
+    """When a node runs, given its direct dependencies' final statuses.
+
+    The rules and their names are Airflow's. A rule is checked once, when every direct
+    dependency of the node has reached a final status; a node whose rule does not hold
+    is SKIPPED (and its own dependents see a skipped dependency). A node without
+    dependencies always runs.
+    """
+
+    ALL_SUCCESS = "all_success"  #: every dependency succeeded (the default)
+    ALL_DONE = "all_done"  #: every dependency is final, however it ended
+    ONE_SUCCESS = "one_success"  #: at least one dependency succeeded
+    ONE_FAILED = "one_failed"  #: at least one dependency failed
+    NONE_FAILED = "none_failed"  #: no dependency failed (skipped ones are fine)
+    ALL_FAILED = "all_failed"  #: every dependency failed
+
+    @property
+    def code(self) -> int:
+        """A small int for the plan's per-node byte array (ALL_SUCCESS is 0)."""
+        return _CODES[self]
+
+    def holds(self, deps: int, succeeded: int, failed: int) -> bool:
+        """Whether the rule holds for ``deps`` dependencies of which so many ended so."""
+        return holds(_CODES[self], deps, succeeded, failed)
+
+
+_CODES = {t: i for i, t in enumerate(Trigger)}
+
+
+def holds(code: int, deps: int, succeeded: int, failed: int) -> bool:
+    """The rule with ``code`` for ``deps`` final dependencies, ``succeeded``/``failed`` of them."""
+    if deps == 0:
+        return True
+    if code == 0:  # ALL_SUCCESS
+        return succeeded == deps
+    if code == 1:  # ALL_DONE
+        return True
+    if code == 2:  # ONE_SUCCESS
+        return succeeded > 0
+    if code == 3:  # ONE_FAILED
+        return failed > 0
+    if code == 4:  # NONE_FAILED
+        return failed == 0
+    return failed == deps  # ALL_FAILED
+
+
+# -- retry policy -------------------------------------------------------------------
+
+
+def _exception_types(
+    value: type[BaseException] | tuple[type[BaseException], ...] | list[type[BaseException]],
+) -> tuple[type[BaseException], ...]:
+    types = tuple(value) if isinstance(value, tuple | list) else (value,)
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, BaseException)):
+            raise TypeError(f"Retry(on=...) takes exception types, got {t!r}")
+    return types
+
+
+def _positive_int(inst: Retry, attr: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"Retry.{attr.name} must be an int >= 1, got {value!r}")
+
+
+def _non_negative(inst: Retry, attr: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f"Retry.{attr.name} must be a number >= 0, got {value!r}")
+
+
+@attrs.frozen
+class Retry:
+    """Retry a failing node.
+
+    ``attempts`` counts every attempt, the first included: ``Retry(attempts=3)`` runs a
+    node at most three times. (``retries=n`` on a node means ``Retry(attempts=n + 1)``.)
+    Before attempt ``k + 1`` the node waits ``delay * factor ** (k - 1)`` seconds, capped
+    at ``max_delay``, then scaled by a random factor in ``[1 - jitter, 1 + jitter]`` so
+    that many failing nodes do not retry in lockstep. Only exceptions that are instances
+    of ``on`` are retried; any other fails the node at once.
+    """
+
+    attempts: int = attrs.field(default=3, validator=_positive_int)
+    delay: float = attrs.field(default=0.1, validator=_non_negative)
+    factor: float = attrs.field(default=2.0, validator=_non_negative)
+    max_delay: float = attrs.field(default=30.0, validator=_non_negative)
+    jitter: float = attrs.field(default=0.1, validator=_non_negative)
+    on: tuple[type[BaseException], ...] = attrs.field(
+        default=(Exception,), converter=_exception_types
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.jitter > 1:
+            raise ValueError(f"Retry.jitter must be between 0 and 1, got {self.jitter!r}")
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (from 1)."""
+        try:
+            base = self.delay * self.factor ** (attempt - 1) if self.delay else 0.0
+        except OverflowError:  # a float power past 1e308: far beyond any cap
+            base = math.inf
+        base = min(base, self.max_delay)
+        if self.jitter and base:
+            base *= 1.0 + self.jitter * (2.0 * random.random() - 1.0)
+        return base
+
+    def retries(self, error: BaseException) -> bool:
+        """Whether ``error`` is one this policy retries."""
+        return isinstance(error, self.on)
+
+
+# -- events -------------------------------------------------------------------------
+
+
+class EventKind(enum.StrEnum):
+    """What happened. ``str(kind)`` names the step: ``"started"``, ``"succeeded"``..."""
+
+    RUN_STARTED = "run_started"
+    READY = "ready"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    RUN_FINISHED = "run_finished"
+
+
+@attrs.frozen
+class Event:
+    """One state change of a run.
+
+    ``node`` is None for run events; ``attempt`` is the node's attempt number (0 before
+    its first attempt and for run events); ``time`` is the wall-clock time (seconds
+    since the epoch); ``error`` is the exception of a failed or retried attempt.
+    """
+
+    kind: EventKind
+    workflow: str
+    run_id: str
+    node: str | None = None
+    attempt: int = 0
+    time: float = 0.0
+    error: BaseException | None = None
+    #: the run's final status, on RUN_FINISHED
+    status: str | None = None
+
+
+#: An ``on_event`` hook: a plain function called with each event, in the event loop.
+#: Keep it quick; it runs between node steps.
+Hook = Callable[[Event], Any]

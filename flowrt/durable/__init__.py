@@ -1,0 +1,16 @@
+"""Durable runs: the :class:`Store` protocol, the SQLite and in-memory stores, the
+serializers, and the run records a store keeps.
+
+A run given a store (``store="runs.db"`` or a :class:`Store` object) records each node
+as it ends, so that running it again with the same ``run_id`` resumes it. See
+docs/durable.md for what is guaranteed.
+"""
+
+from ._open import open_store
+from ._serialize import JSONSerializer, PickleSerializer, Serializer, get_serializer
+from ._sqlite import SQLiteStore
+from ._store import Lease, MemoryStore, NodeRecord, RunRecord, Store, StoredRun
+
+__all__ = ["JSONSerializer", "Lease", "MemoryStore", "NodeRecord", "PickleSerializer",
+           "RunRecord", "SQLiteStore", "Serializer", "Store", "StoredRun", "get_serializer",
+           "open_store"]
