@@ -307,6 +307,80 @@ async def test_killed_pool_worker_fails_the_attempt_and_the_retry_succeeds(
     assert result.nodes["victim"].status is Status.SUCCEEDED
 
 
+def _gone(pid: int, within: float = 5.0) -> bool:
+    """Whether process ``pid`` has exited (waiting up to ``within`` seconds)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+async def test_a_timed_out_process_call_does_not_hold_the_run(tmp_path: Path) -> None:
+    # Before the fix: timeout=0.5 on a node sleeping 4 s returned after ~4.3 s, the pool
+    # being shut down with wait=True. Now the worker is killed: the run returns within
+    # the usual bound, and the pool's other calls are not disturbed.
+    marker = tmp_path / "pid"
+    async with flowrt.ProcessExecutor(max_workers=2) as ex:
+        wf = flowrt.Workflow("proc-timeout-prompt")
+        wf.add("slow", rt.sleep_then, deps={"seconds": "s", "marker": "m"}, timeout=0.5,
+               executor=ex)
+        wf.add("sibling", rt.sleep_then, deps={"seconds": "one"}, executor=ex)
+        wf.add("after", rt.square, deps=["n"], executor=ex, after=["slow"],
+               trigger=flowrt.Trigger.ALL_DONE)
+        wf.add("s", lambda: 4.0)
+        wf.add("one", lambda: 1.0)
+        wf.add("m", lambda: str(marker))
+        wf.add("n", lambda: 7)
+        await ex.run(rt.pid, (), {})  # the pool's workers are up: time the run alone
+        start = time.monotonic()
+        result = await wf.run()
+        elapsed = time.monotonic() - start
+        # the worker of the abandoned call is gone before the executor is closed
+        assert _gone(int(marker.read_text()), within=2.0)
+    assert elapsed < 2.0, elapsed
+    assert isinstance(result.errors["slow"], TimeoutError)
+    assert result["sibling"] == "slept"  # on the same pool, not disturbed
+    assert result["after"] == 49  # started after the timeout: on a fresh pool
+
+
+@pytest.mark.parametrize("how", ["run timeout", "cancel scope"])
+async def test_a_cancelled_process_call_stops_its_worker(tmp_path: Path, how: str) -> None:
+    marker = tmp_path / "pid"
+    wf = flowrt.Workflow("proc-cancel")
+    wf.add("slow", rt.sleep_then, deps={"seconds": "s", "marker": "m"}, executor="process")
+    wf.add("s", lambda: 30.0)
+    wf.add("m", lambda: str(marker))
+    data = flowrt.WorkflowData()
+    timeout = 3.0  # past the start of the pool's first worker
+    async with anyio.create_task_group() as tg:
+        if how == "run timeout":
+            start = time.monotonic()
+            result = await wf.run(timeout=timeout, data=data)
+            latency = time.monotonic() - start - timeout
+            assert result.status is flowrt.RunStatus.CANCELLED
+        else:
+
+            async def run() -> None:
+                with scope:
+                    await wf.run(data=data)
+
+            scope = anyio.CancelScope()
+            tg.start_soon(run)
+            while not marker.exists() or not marker.read_text():  # running in the worker
+                await anyio.sleep(0.01)
+            cancelled_at = time.monotonic()
+            scope.cancel()
+    if how == "cancel scope":
+        latency = time.monotonic() - cancelled_at
+    assert latency < 1.0, latency
+    assert data.node_statuses()["slow"] is Status.CANCELLED
+    assert _gone(int(marker.read_text()))
+
+
 async def test_remote_nodes_get_a_context_without_data(dask_executor: Any) -> None:
     wf = flowrt.Workflow("remote-ctx")
     wf.add("blob", rt.big, deps={"n": "n"}, executor=dask_executor)
