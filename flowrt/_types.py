@@ -10,12 +10,12 @@ import enum
 import math
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["BY_VALUE", "FINAL", "Event", "EventKind", "Hook", "Retry", "RunStatus", "Status",
-           "Trigger", "holds"]
+__all__ = ["BY_VALUE", "FINAL", "Event", "EventKind", "Executor", "ExecutorChoice", "Hook",
+           "RemoteExecutor", "Retry", "RunStatus", "Status", "Trigger", "holds"]
 
 
 # -- node and run statuses -----------------------------------------------------------
@@ -209,3 +209,50 @@ class Event:
 #: An ``on_event`` hook: a plain function called with each event, in the event loop.
 #: Keep it quick; it runs between node steps.
 Hook = Callable[[Event], Any]
+
+
+# -- executors ----------------------------------------------------------------------
+# The protocols live here, below every layer, because a node's options name an executor
+# (flowrt.workflow) and the engine calls one; the executors themselves are in
+# flowrt.executors.
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs a sync callable somewhere and awaits its result.
+
+    ``run`` calls ``fn(*args, **kwargs)`` and returns what it returned, or raises what it
+    raised; cancelling the ``run`` call must give the work up (and stop it where that is
+    possible).
+    """
+
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class RemoteExecutor(Executor, Protocol):
+    """An executor that can leave outputs where it computed them (a cluster's memory).
+
+    ``run(..., keep=True)`` returns a :class:`flowrt.executors.Remote` instead of the
+    value, and accepts the Remotes it made as arguments (they stay remote). flowrt asks
+    for that only when every node reading the output runs on the same executor, brings
+    the outputs back with one :meth:`fetch_many` per executor at the end of the run, then
+    :meth:`release` s them.
+    """
+
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                  kwargs: dict[str, Any], keep: bool = False) -> Any: ...
+
+    async def fetch_many(self, handles: list[Any]) -> list[Any]:
+        """The values behind ``handles`` (the ``Remote.handle`` of outputs it kept)."""
+        ...
+
+    def release(self, handles: list[Any]) -> None:
+        """Let the executor forget those outputs."""
+        ...
+
+
+#: An ``executor=`` value: where sync nodes run. None is the default (the run's, else
+#: worker threads).
+ExecutorChoice = Literal["thread", "loop", "process"] | Executor | None

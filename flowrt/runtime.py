@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -25,16 +24,17 @@ import anyio
 from ._engine.events import normalize_hooks
 from ._engine.limits import Limit
 from ._engine.result import RunResult
-from ._engine.supervisor import Supervisor
-from ._types import EventKind, Hook, RunStatus, Status
+from ._engine.run import RunSettings, prepare_run
+from ._engine.shared import Shared
+from ._types import Executor, ExecutorChoice, Hook
 from .data import WorkflowData
 from .durable import open_store
 from .durable._run import durable_run
-from .executors import ProcessExecutor, ThreadExecutor
+from .workflow import Plan
 
 if TYPE_CHECKING:
     from .durable import Store
-    from .workflow import Plan, Workflow
+    from .workflow import Workflow
 
 __all__ = ["RunOptions", "Runtime", "run", "run_sync"]
 
@@ -61,7 +61,7 @@ class RunOptions(TypedDict, total=False):
     fail_fast: bool
     timeout: float | None
     data: WorkflowData | None
-    executor: Any
+    executor: ExecutorChoice
     on_event: Hook | Sequence[Hook] | None
     resume: str | None
     metrics: bool | float | None
@@ -80,10 +80,10 @@ def check_run_options(options: Mapping[str, Any]) -> None:
             raise TypeError(f"run() got an unexpected keyword argument {name!r}{hint}")
 
 
-def _check_executor(executor: Any) -> None:
+def _check_executor(executor: object) -> None:
     if executor is None or executor in ("thread", "loop", "process"):
         return
-    if isinstance(executor, str) or not hasattr(executor, "run"):
+    if isinstance(executor, str) or not isinstance(executor, Executor):
         raise ValueError(f"executor must be 'thread', 'loop', 'process' or an executor object "
                          f"(with an async run method), got {executor!r}")
 
@@ -97,8 +97,17 @@ class Runtime:
     is where sync nodes run by default (``"thread"``, ``"process"``, ``"loop"`` or an
     executor object); ``metrics`` is True (time every node), False, or a sampling rate.
 
+    Leaving the ``async with`` block shuts the runtime down: ``run`` refuses new runs
+    (``RuntimeError``); runs still going on get ``shutdown_grace`` seconds to finish (0
+    by default; None waits for them however long they take), then they are stopped as
+    a run timeout stops a run (their nodes end CANCELLED and each ``run`` call returns a
+    :class:`~flowrt.RunResult` with status CANCELLED, recorded so in the store); the
+    block ends when they have, and only then are the store and executors closed.
+
     Executors the runtime makes from a name (``"process"``...) are its own and closed with
     it; an executor object you pass stays yours to close (``async with`` it).
+
+    Raises ``ValueError`` for a bad limit capacity, executor or ``shutdown_grace``.
     """
 
     def __init__(
@@ -107,67 +116,68 @@ class Runtime:
         max_concurrency: int | None = None,
         limits: Mapping[str, int] | None = None,
         store: Store | str | None = None,
-        executor: Any = None,
+        executor: ExecutorChoice = None,
         threads: int = 40,
         metrics: bool | float = True,
+        shutdown_grace: float | None = 0.0,
     ) -> None:
         _check_executor(executor)
-        self._cap = (Limit("max_concurrency", max_concurrency)
-                     if max_concurrency is not None else None)
-        self._limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
+        if shutdown_grace is not None and (
+            not isinstance(shutdown_grace, int | float) or isinstance(shutdown_grace, bool)
+            or not shutdown_grace >= 0
+        ):
+            raise ValueError(f"shutdown_grace must be seconds >= 0 or None, "
+                             f"got {shutdown_grace!r}")
+        self._shared = Shared(max_concurrency=max_concurrency, limits=limits, threads=threads)
         self._store_arg = store
         self.store: Store | None = None
         self.executor = executor
         self.threads = threads
         self.metrics = metrics
-        self._threads: anyio.CapacityLimiter | None = None
-        self._owned: dict[str, Any] = {}  # executors this runtime created, by name
+        self.shutdown_grace = shutdown_grace
         self._open = False
+        self._closed = False
+        self._in_flight = 0  # rt.run calls going on
+        self._idle: anyio.Event | None = None  # set when _in_flight drops to 0 (shutdown)
+
+    @property
+    def _limits(self) -> dict[str, Limit]:
+        """The shared limits, by name."""
+        return self._shared.limits
 
     async def __aenter__(self) -> Runtime:
         if self._open:
             raise RuntimeError("this Runtime is already open")
-        self._threads = None  # made at the first sync node (most runs have none)
+        self._shared.open()
         if self._store_arg is not None:
             self.store = open_store(self._store_arg)
         self._open = True
+        self._closed = False
         return self
 
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._open = False
-        with anyio.CancelScope(shield=True):
-            for executor in self._owned.values():
-                close = getattr(executor, "aclose", None)
-                if close is not None:
-                    await close()
-            self._owned.clear()
-            if self.store is not None and self.store is not self._store_arg:
-                self.store.close()  # a store this runtime opened from a path
-            self.store = None
-
-    def thread_limiter(self) -> anyio.CapacityLimiter:
-        """The limiter of this runtime's worker threads (made on first use)."""
-        if self._threads is None:
-            self._threads = anyio.CapacityLimiter(self.threads)
-        return self._threads
-
-    def executor_for(self, where: Any) -> Any:
-        """The executor object for an ``executor=`` value."""
-        if isinstance(where, str):
-            executor = self._owned.get(where)
-            if executor is None:
-                if where == "process":
-                    executor = ProcessExecutor()
-                elif where == "thread":
-                    executor = ThreadExecutor(self.threads)
-                else:
-                    raise ValueError(f"unknown executor {where!r}; expected 'loop', 'thread', "
-                                     "'process' or an executor object")
-                self._owned[where] = executor
-            return executor
-        return where
+        self._open = False  # run() refuses new runs from here on
+        self._closed = True
+        try:
+            if self._in_flight and self.shutdown_grace != 0:
+                self._idle = anyio.Event()
+                with anyio.move_on_after(self.shutdown_grace):
+                    await self._idle.wait()
+        finally:
+            # Even when the block was left by a cancellation: the runs must record how
+            # they ended before the store closes under them.
+            with anyio.CancelScope(shield=True):
+                if self._in_flight:
+                    self._idle = self._idle or anyio.Event()
+                    self._shared.stop_runs()
+                    await self._idle.wait()
+                self._idle = None
+                await self._shared.aclose()
+                if self.store is not None and self.store is not self._store_arg:
+                    self.store.close()  # a store this runtime opened from a path
+                self.store = None
 
     async def run(self, workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
                   **options: Unpack[RunOptions]) -> RunResult:
@@ -177,14 +187,17 @@ class Runtime:
         are :class:`RunOptions`' (the same for ``Workflow.run`` and ``run_sync``).
 
         Raises :class:`~flowrt.MissingInputError` before any node runs when a required
-        input is missing, ``TypeError`` for an unknown option and ``ValueError`` for a
-        bad value. Cancelling the caller cancels every running node and the cancellation
+        input is missing, ``TypeError`` for an unknown option, ``ValueError`` for a
+        bad value, and ``RuntimeError`` outside the runtime's ``async with`` block.
+        Cancelling the caller cancels every running node and the cancellation
         propagates; the nodes end CANCELLED.
         """
         if not self._open:
+            if self._closed:
+                raise RuntimeError("this Runtime is closed: its 'async with' block has ended")
             raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
         check_run_options(options)
-        plan = workflow if not hasattr(workflow, "compile") else workflow.compile()
+        plan = workflow if isinstance(workflow, Plan) else workflow.compile()
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is not None and (
             not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -202,76 +215,26 @@ class Runtime:
         data = options.get("data")
         resume = options.get("resume")
         metrics = options.get("metrics")
-        fail_fast = options.get("fail_fast", False)
-        run_id = options.get("run_id")
-        run_id = run_id or uuid.uuid4().hex
-        settings: dict[str, Any] = dict(max_concurrency=max_concurrency, limits=limits,
-                                        fail_fast=fail_fast,
-                                        hooks=hooks, executor=executor, metrics=metrics)
-        if self.store is not None:
-            result: RunResult = await durable_run(self, plan, run_id, inputs, data, timeout,
-                                                  resume, settings)
-            return result
-        if resume is not None:
-            raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
-        given, data = self.prepare(plan, inputs, data)
-        sup = self.supervisor(plan, run_id, given, data, **settings)
-        return await self.drive(sup, timeout)
-
-    def prepare(self, plan: Plan, inputs: Mapping[str, Any] | None,
-                data: WorkflowData | None) -> tuple[dict[str, Any], WorkflowData]:
-        """Check the inputs and lay the run's data out for ``plan``."""
-        given = dict(inputs) if inputs else {}
-        plan.check_inputs(given)
-        if data is None:
-            data = WorkflowData(len(plan) + len(given) + 8)
-        data.attach(plan)
-        for k, v in given.items():
-            data.set(k, v)
-        return given, data
-
-    def supervisor(self, plan: Plan, run_id: str, inputs: Mapping[str, Any],
-                   data: WorkflowData, *, max_concurrency: int | None,
-                   limits: Mapping[str, int] | None, fail_fast: bool,
-                   hooks: tuple[Hook, ...], executor: Any, metrics: bool | float | None
-                   ) -> Supervisor:
-        """The supervisor of one run (used by :meth:`run` and durable runs)."""
-        return Supervisor(
-            self, plan, run_id, inputs, data, max_concurrency=max_concurrency, limits=limits,
-            fail_fast=fail_fast, hooks=hooks,
+        run_id = options.get("run_id") or uuid.uuid4().hex
+        settings = RunSettings(
+            max_concurrency=max_concurrency, limits=limits,
+            fail_fast=options.get("fail_fast", False), timeout=timeout, hooks=hooks,
             executor=executor if executor is not None else self.executor,
             metrics=self.metrics if metrics is None else metrics,
         )
-
-    async def drive(self, sup: Supervisor, timeout: float | None) -> RunResult:
-        """Run ``sup`` to the end and build the result."""
-        plan = sup.plan
-        wall_start = time.time()
-        clock_start = time.perf_counter()
-        if sup.log_runs:
-            sup.log.info("run started", nodes=len(plan))
-        await sup.run(timeout)
-        wall_time = time.perf_counter() - clock_start
-        board = sup.board
-        if sup.stopped_by_failure or (board.count(Status.FAILED) and not sup.timed_out):
-            status = RunStatus.FAILED
-        elif sup.timed_out or board.count(Status.CANCELLED):
-            status = RunStatus.CANCELLED
-        else:
-            status = RunStatus.SUCCEEDED
-        n = len(plan)
-        result = RunResult(plan, sup.run_id, status, bytearray(board), sup.values[:n],
-                           sup.attempts, sup.started, sup.finished, sup.errors, sup.data,
-                           wall_start, wall_start - sup.time_base, wall_time, sup.timed,
-                           sup.hook_errors)
-        if status is RunStatus.FAILED:
-            if sup.log_failures:
-                sup.log.warning("run finished", status=str(status), seconds=round(wall_time, 6))
-        elif sup.log_runs:
-            sup.log.info("run finished", status=str(status), seconds=round(wall_time, 6))
-        if sup.trace:
-            sup.emit(EventKind.RUN_FINISHED, -1, status=str(status))
-        return result
+        self._in_flight += 1
+        try:
+            if self.store is not None:
+                return await durable_run(self.store, self._shared, plan, run_id, inputs, data,
+                                         settings, resume)
+            if resume is not None:
+                raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
+            return await prepare_run(self._shared, plan, run_id, inputs, data,
+                                     settings).execute()
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight and self._idle is not None:
+                self._idle.set()
 
 
 async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,

@@ -147,15 +147,16 @@ def time_resume(loops: int, mode: str) -> float:
 def internals_available() -> bool:
     """Whether the private names ``time_resume_load`` reaches for are still there."""
     try:
-        from flowrt.durable._run import _open_run, _restore  # noqa: F401
-        from flowrt.runtime import Runtime
+        from flowrt._engine.run import RunSettings, prepare_run  # noqa: F401
         from flowrt.durable import Lease  # noqa: F401
+        from flowrt.durable._run import _open_run, _restore  # noqa: F401
     except ImportError:
         return False
-    return hasattr(Runtime, "prepare") and hasattr(Runtime, "supervisor")
+    return True
 
 
 def time_resume_load(loops: int) -> float:
+    from flowrt._engine.run import RunSettings, prepare_run
     from flowrt.durable import Lease
     from flowrt.durable._run import _open_run, _restore
 
@@ -172,14 +173,11 @@ def time_resume_load(loops: int) -> float:
                 lease = Lease.mine()
                 t0 = clock()
                 stored, given, _ = _open_run(store, plan, "crashed", {}, None, lease)
-                given, data = rt.prepare(plan, given, None)
-                sup = rt.supervisor(plan, "crashed", given, data, max_concurrency=None,
-                                    limits=None, fail_fast=False, hooks=(), executor=None,
-                                    metrics=None)
+                run = prepare_run(rt._shared, plan, "crashed", given, None, RunSettings())
                 assert stored is not None
-                _restore(sup, plan, stored, store.serializer, data)
+                _restore(run, plan, stored, store.serializer, run.state.data)
                 total += clock() - t0
-                assert sup.left == 5000
+                assert run.state.board.count(flowrt.Status.SUCCEEDED) == 5000
                 store.finish("crashed", "failed", 0.0, lease)  # give the lease back
                 store.flush()
         return total

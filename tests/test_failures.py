@@ -86,6 +86,41 @@ async def test_all_failed_runs_a_handler() -> None:
     assert result.status is RunStatus.FAILED
 
 
+async def test_a_dependency_without_output_gives_the_default_or_none() -> None:
+    # Before the fix the node received flowrt's internal '<missing>' marker (issue 11,
+    # item 18; design.md, "Control flow").
+    wf = flowrt.Workflow("missing")
+    wf.add("bad", _boom)
+    wf.add("good", lambda: 2)
+    wf.add("skipped", lambda bad: bad, deps=["bad"])  # skipped: its dependency failed
+    seen: dict[str, object] = {}
+
+    @wf.node(trigger=Trigger.ALL_DONE)
+    def named(bad: object, good: int, skipped: object = "default") -> None:  # by name
+        seen["named"] = (bad, good, skipped)
+
+    @wf.node(trigger=Trigger.ALL_DONE)
+    async def named_async(bad: str = "fallback", *, good: int) -> None:
+        seen["named_async"] = (bad, good)
+
+    def positional(a: object, b: object = 5, *rest: object) -> None:
+        seen["positional"] = (a, b, rest)
+
+    wf.add("positional", positional, deps=["bad", "skipped", "good", "bad"],
+           trigger=Trigger.ALL_DONE)
+    wf.add("mapped", lambda value=None, other="x": seen.setdefault("mapped", (value, other)),
+           deps={"value": "skipped", "other": "good"}, trigger=Trigger.NONE_FAILED)
+    wf.add("timed", lambda bad=3.5: seen.setdefault("timed", bad), deps=["bad"], timeout=5,
+           trigger=Trigger.ONE_FAILED, executor="loop")
+    result = await wf.run()
+    assert result.nodes["skipped"].status is Status.SKIPPED
+    assert seen["named"] == (None, 2, "default")
+    assert seen["named_async"] == ("fallback", 2)
+    assert seen["positional"] == (None, 5, (2, None))
+    assert seen["mapped"] == (None, 2)  # NONE_FAILED runs after a skipped dependency
+    assert seen["timed"] == 3.5
+
+
 async def test_compensation_only_when_a_step_fails() -> None:
     def build(fail: bool) -> flowrt.Workflow:
         wf = flowrt.Workflow("checkout")

@@ -7,9 +7,15 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 
-from flowrt._engine.spawn import open_spawner
+from flowrt._backends import Spawner
+from flowrt._backends import current as current_backend
 
 pytestmark = pytest.mark.anyio
+
+
+def open_spawner() -> Spawner:
+    """The running backend's spawner (what a run's supervisor opens)."""
+    return current_backend().open_spawner()
 
 
 def _sleeper(ended: list[int]) -> Callable[[int], Awaitable[None]]:

@@ -1,9 +1,11 @@
 """The node actor: how one attempt of a node is called.
 
-A node is an actor whose mailbox is a few slots in the supervisor's arrays (see
-:mod:`flowrt.supervisor`): while it waits it costs no task and no coroutine frame. When
-its dependencies are done, a runner takes it and calls :func:`start_attempt`, which
-returns a coroutine for the attempt. The runner steps that coroutine inline once
+A node is an actor whose mailbox is a few slots in the run's arrays (see
+:mod:`flowrt._engine.supervisor`): while it waits it costs no task and no coroutine
+frame. When its dependencies are done, a runner takes it and makes a coroutine for the
+attempt (its arguments come from :func:`call_kwargs`; a sync callable is wrapped by
+:func:`in_loop`, :func:`in_executor` or a thread call). The runner steps that coroutine
+inline once
 (:meth:`coroutine.send`); most attempts that do no real I/O finish right there. Only
 an attempt that really suspends is awaited, through :class:`Resume`, which hands the
 object the coroutine yielded to the event loop as if the coroutine had been awaited
@@ -12,20 +14,24 @@ from the start.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..data._workflow_data import MISSING
 from ..workflow._context import Context as NodeContext
 from ..workflow._plan import BIND_CONTEXT, BIND_INPUT, BIND_NODE
 
 if TYPE_CHECKING:
     from contextvars import Context
 
-    from .supervisor import Supervisor
+    from .._types import Executor, RemoteExecutor
+    from .state import RunState
 
-__all__ = ["Resume", "call_kwargs"]
+__all__ = ["Resume", "awaiting", "call_kwargs", "fill_missing", "in_executor", "in_loop",
+           "keeping_output", "with_timeout"]
 
 
 class Resume:
@@ -67,11 +73,11 @@ class Resume:
                     return stop.value
 
 
-def call_kwargs(sup: Supervisor, node: int, bound: tuple[tuple[str, int, Any], ...]
+def call_kwargs(state: RunState, node: int, bound: tuple[tuple[str, int, Any], ...]
                 ) -> dict[str, Any]:
     """The keyword arguments of one attempt of ``node``, from its bindings."""
-    values = sup.values
-    inputs = sup.inputs
+    values = state.values
+    inputs = state.inputs
     kwargs: dict[str, Any] = {}
     for param, kind, source in bound:
         if kind == BIND_NODE:
@@ -79,23 +85,53 @@ def call_kwargs(sup: Supervisor, node: int, bound: tuple[tuple[str, int, Any], .
         elif kind == BIND_INPUT:
             kwargs[param] = inputs[source]
         elif kind == BIND_CONTEXT:
-            kwargs[param] = NodeContext(sup.plan.workflow, sup.run_id, sup.plan.names[node],
-                                    sup.attempts[node], sup.data)
+            kwargs[param] = NodeContext(state.plan.workflow, state.run_id,
+                                        state.plan.names[node], state.attempts[node],
+                                        state.data)
         elif source in inputs:  # BIND_OPTIONAL
             kwargs[param] = inputs[source]
     return kwargs
 
 
-async def in_executor(executor: Any, fn: Callable[..., Any], args: Any,
-                      kwargs: Mapping[str, Any] | None, keep: bool = False) -> Any:
-    """Call a sync function through an executor object (see :mod:`flowrt.executors`).
+def fill_missing(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any] | None
+                 ) -> tuple[Any, dict[str, Any] | None]:
+    """The arguments of a node that runs although a dependency left no output.
 
-    ``keep``: the executor may leave the output where it is (a :class:`Remote`), because
-    only nodes on that same executor will read it.
+    A trigger rule such as ``ALL_DONE`` runs a node after a dependency failed or was
+    skipped; that dependency's argument is the parameter's default when it has one, else
+    None (design.md, "Control flow"), never the output slot's internal marker.
     """
-    if keep:
-        return await executor.run(fn, tuple(args), dict(kwargs) if kwargs else {}, keep=True)
+    if not (any(a is MISSING for a in args)
+            or (kwargs and any(v is MISSING for v in kwargs.values()))):
+        return args, kwargs
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a callable whose signature cannot be read
+        params = []
+    empty = inspect.Parameter.empty
+    defaults = {p.name: None if p.default is empty else p.default for p in params}
+    positional = [p.name for p in params
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(a is MISSING for a in args):
+        args = [(defaults[positional[k]] if k < len(positional) else None)
+                if a is MISSING else a for k, a in enumerate(args)]
+    if kwargs:
+        kwargs = {name: defaults.get(name) if v is MISSING else v
+                  for name, v in kwargs.items()}
+    return args, kwargs
+
+
+async def in_executor(executor: Executor, fn: Callable[..., Any], args: Any,
+                      kwargs: Mapping[str, Any] | None) -> Any:
+    """Call a sync function through an executor object (see :mod:`flowrt.executors`)."""
     return await executor.run(fn, tuple(args), dict(kwargs) if kwargs else {})
+
+
+async def keeping_output(executor: RemoteExecutor, fn: Callable[..., Any], args: Any,
+                         kwargs: Mapping[str, Any] | None) -> Any:
+    """:func:`in_executor`, leaving the output where it is computed (a
+    :class:`~flowrt.executors.Remote`): only nodes on that same executor read it."""
+    return await executor.run(fn, tuple(args), dict(kwargs) if kwargs else {}, keep=True)
 
 
 async def in_loop(fn: Callable[..., Any], args: Any, kwargs: Mapping[str, Any] | None) -> Any:

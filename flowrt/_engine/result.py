@@ -118,6 +118,7 @@ class RunResult:
 
     def __init__(
         self,
+        *,
         plan: Plan,
         run_id: str,
         status: RunStatus,
@@ -126,14 +127,21 @@ class RunResult:
         attempts: list[int],
         started: array[float],
         finished: array[float],
+        timed: bytearray,
         errors: Mapping[int, BaseException],
         data: WorkflowData,
         wall_start: float,
-        clock_start: float,
+        time_base: float,
         wall_time: float,
-        timed: bytearray,
         hook_errors: list[tuple[Event, BaseException]] | None = None,
     ) -> None:
+        """Built by the engine (and by a store for a finished run), not by users.
+
+        Per node ``i`` (plan order): ``board[i]`` its final status byte, ``values[i]`` its
+        output, ``attempts[i]``, ``started[i]``/``finished[i]`` clock readings kept when
+        ``timed[i]`` is 1 (``+ time_base`` makes them wall-clock times); ``errors`` by
+        node id. ``wall_start`` is the run's wall-clock start, ``wall_time`` its length.
+        """
         self.plan = plan
         self.workflow = plan.workflow
         self.run_id = run_id
@@ -145,10 +153,10 @@ class RunResult:
         self._finished = finished
         self._errors = errors
         self._timed = timed
+        self._time_base = time_base
         self.data = data
         #: wall-clock time the run started (seconds since the epoch)
         self.started = wall_start
-        self._clock_start = clock_start
         #: seconds the run took
         self.duration = wall_time
         #: ``(event, exception)`` for every time an ``on_event`` hook raised
@@ -201,7 +209,7 @@ class RunResult:
     def _node(self, i: int) -> NodeResult:
         started = finished = None
         if self._timed[i] and self._attempts[i]:
-            base = self.started - self._clock_start
+            base = self._time_base
             started = self._started[i] + base
             if self._finished[i]:
                 finished = self._finished[i] + base

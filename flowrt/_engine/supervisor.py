@@ -1,6 +1,7 @@
 """The supervisor: one per run. It owns the run's arrays and routes its messages.
 
-State, per node id, in preallocated arrays (no object per node):
+State, per node id, in preallocated arrays (no object per node; see
+:class:`~flowrt._engine.state.RunState`):
 
 - ``board``: the status byte (:class:`~flowrt.Status`);
 - ``remaining``: dependencies not final yet; ``succeeded``/``failed``: how many of the
@@ -17,41 +18,44 @@ is the run's cancel scope; "retry now" puts a node back on the ready queue.
 Runners are tasks that take READY nodes from the queue and run them. The task that
 called ``run`` is the first runner. A runner steps each node's coroutine inline; only
 when one really suspends does the runner stay with it and start a new runner for the
-rest of the queue (when the queue is not empty). Runners exit when the queue is empty,
-so there are never more runners than nodes suspended at once, plus one. A node that
-cannot get a limit slot waits in that limit's queue, not in a runner. See
-docs/decisions/003-runners-not-tasks.md for the measurements behind this shape.
+rest of the queue (when the queue is not empty). Either way the attempt's outcome goes
+to the same two places: :meth:`Supervisor.succeed` or :meth:`Supervisor.raised`.
+Runners exit when the queue is empty, so there are never more runners than nodes
+suspended at once, plus one. A node that cannot get a limit slot waits in that limit's
+queue, not in a runner. See docs/decisions/003-runners-not-tasks.md for the
+measurements behind this shape.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from array import array
 from collections import deque
-from collections.abc import Mapping
 from contextvars import copy_context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import anyio
 import anyio.lowlevel
-import sniffio
 
-from .._logging import is_enabled, logger
-from .._types import Event, EventKind, Hook, Status, holds
-from ..data._workflow_data import MISSING, WorkflowData
+from .. import _backends
+from .._logging import is_enabled
+from .._types import Event, EventKind, RemoteExecutor, RunStatus, Status, holds
+from ..data._workflow_data import MISSING
 from ..errors import SerializationError
 from ..executors._base import Remote, run_in_thread
 from . import invoke as actor
 from .events import report_hook_error
 from .limits import GONE, HANDED, WOKEN, Limit
-from .spawn import open_spawner
+from .state import clock
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
-    from ..workflow import Plan
+    from collections.abc import Mapping
 
-__all__ = ["Supervisor"]
+    from .._types import Executor, ExecutorChoice, Hook
+    from .shared import Shared
+    from .state import Checkpoint, RunState
+
+__all__ = ["BURST_MAX", "INLINE_STREAK", "Supervisor"]
 
 PENDING = Status.PENDING.value
 READY = Status.READY.value
@@ -61,86 +65,64 @@ FAILED = Status.FAILED.value
 SKIPPED = Status.SKIPPED.value
 CANCELLED = Status.CANCELLED.value
 
-_clock = time.perf_counter
-
-
-def _timed_nodes(n: int, metrics: bool | float) -> bytearray:
-    if metrics is True:
-        return bytearray(b"\x01") * n
-    if metrics is False or n == 0:
-        return bytearray(n)
-    rate = float(metrics)
-    if not 0.0 < rate <= 1.0:
-        raise ValueError(f"metrics must be True, False or a sampling rate in (0, 1], "
-                         f"got {metrics!r}")
-    every = max(1, round(1.0 / rate))
-    timed = bytearray(n)
-    timed[::every] = b"\x01" * len(range(0, n, every))
-    return timed
+#: Nodes a runner finishes inline in a row before it lets the event loop run once, so
+#: that a long stretch of nodes that never suspend neither starves the application nor
+#: delays a cancellation (docs/decisions/003-runners-not-tasks.md, "A turn for the loop").
+INLINE_STREAK: Final = 1000
+#: The most runners started in one go while suspending nodes keep coming
+#: (docs/decisions/003-runners-not-tasks.md, "Bursts of runners").
+BURST_MAX: Final = 64
 
 
 class Supervisor:
-    """Runs one plan once. Built and driven by :meth:`flowrt.Runtime.run`."""
+    """Runs one plan once. Built by :func:`flowrt._engine.run.prepare_run`."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        plan: Plan,
-        run_id: str,
-        inputs: Mapping[str, Any],
-        data: WorkflowData,
-        *,
-        max_concurrency: int | None,
-        limits: Mapping[str, int] | None,
-        fail_fast: bool,
-        hooks: tuple[Hook, ...],
-        executor: Any,
-        metrics: bool | float,
-    ) -> None:
+    def __init__(self, shared: Shared, state: RunState, *, max_concurrency: int | None,
+                 limits: Mapping[str, int] | None, fail_fast: bool, timeout: float | None,
+                 hooks: tuple[Hook, ...], executor: ExecutorChoice) -> None:
+        plan = state.plan
         n = len(plan)
-        self.runtime = runtime
+        self.shared = shared
+        self.state = state
         self.plan = plan
-        self.run_id = run_id
-        self.inputs = inputs
-        self.data = data
-        self.values = data._values
-        self.board = data.statuses.raw
+        self.run_id = state.run_id
+        # The state's arrays, under the names the hot paths use.
+        self.values = state.values
+        self.board = state.board
+        self.attempts = state.attempts
+        self.started = state.started
+        self.finished = state.finished
+        self.timed = state.timed
+        self.errors = state.errors
         self.remaining = plan.indegree.copy()  # a memcpy, not a loop
         self.succeeded = [0] * n
         self.failed = [0] * n
-        self.attempts = [0] * n
-        self.started = array("d", bytes(8 * n))
-        self.finished = array("d", bytes(8 * n))
-        self.errors: dict[int, BaseException] = {}
         self.ready: deque[int] = deque()
         self.left = n  # nodes not final yet
         self.fail_fast = fail_fast
-        self.stopping = False  # no new attempts start: the run is being cancelled
+        self.timeout = timeout
+        self.stopping = False  # no new attempts start: the run is being cancelled or is over
         self.stopped_by_failure = False
-        self.timed_out = False
+        #: stopped by its timeout or its runtime shutting down: the run ends CANCELLED
+        self.interrupted = False
         self._timer_scope: anyio.CancelScope | None = None
         self.hook_errors: list[tuple[Event, BaseException]] = []
         self._hooks = hooks
         self._executor = executor
-        self.metrics = metrics
-        #: wall-clock time minus perf_counter: node times are perf_counter readings
-        self.time_base = time.time() - _clock()
-        #: where durable runs record node ends (see flowrt.durable); None otherwise
-        self.checkpoint: Any = None
-        #: per node, 1 when its attempts are timed (metrics on, or sampled)
-        self.timed = _timed_nodes(n, metrics)
-        self._spawner: Any = None
+        #: where a durable run records node ends (see flowrt.durable); None otherwise
+        self.checkpoint: Checkpoint | None = None
+        self._backend: _backends.Backend | None = None
+        self._spawner: _backends.Spawner | None = None
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None
         self._cancel_exc: type[BaseException] = BaseException
         self._keep_remote: bytearray | None = None
-        self._asyncio = False
 
         # Limits: the run's own cap, the runtime's cap, and one per named limit.
         run_cap = Limit("max_concurrency", max_concurrency) if max_concurrency else None
-        caps = tuple(c for c in (run_cap, runtime._cap) if c is not None)
+        caps = tuple(c for c in (run_cap, shared.cap) if c is not None)
         own = {name: Limit(name, k) for name, k in (limits or {}).items()}
-        named = [own.get(name) or runtime._limits.get(name) for name in plan.limit_names]
+        named = [own.get(name) or shared.limits.get(name) for name in plan.limit_names]
         #: the limits a node is under, by its plan.limit_of index; the last entry (index
         #: -1, nodes that name no limit) is the caps alone
         self._gates: list[tuple[Limit, ...]] = [
@@ -151,7 +133,7 @@ class Supervisor:
         self._granted = bytearray(n)
 
         # Logging and events are built only when someone listens.
-        self.log = logger().bind(workflow=plan.workflow, run_id=run_id)
+        self.log = state.log
         # Levels are read once per run: a disabled level costs nothing per call.
         self._log_nodes = is_enabled(self.log, logging.DEBUG)
         self.log_runs = self._log_nodes or is_enabled(self.log, logging.INFO)
@@ -160,12 +142,17 @@ class Supervisor:
 
     # -- running --------------------------------------------------------------------
 
-    async def run(self, timeout: float | None) -> None:
+    async def run(self) -> None:
         """Run every node to a final status, or until cancelled."""
+        # The backend is chosen once per run; node by node the calls are direct.
+        backend = self._backend = _backends.current()
         self._cancel_exc = anyio.get_cancelled_exc_class()
-        self._asyncio = sniffio.current_async_library() == "asyncio"
         self._keep_remote = self._plan_remote_outputs()
         self._done = anyio.Event()
+        shared = self.shared
+        shared.runs.add(self)
+        if shared.stopping:  # its runtime is shutting down: the run starts nothing
+            self.stopping = self.interrupted = True
         self.emit(EventKind.RUN_STARTED, -1)
         plan = self.plan
         board = self.board
@@ -181,53 +168,72 @@ class Supervisor:
                 else:  # dependencies restored from a store may not satisfy the rule
                     self._skip(i)
         try:
-            with anyio.CancelScope() as scope:
-                self._scope = scope
-                async with open_spawner() as spawner:
-                    self._spawner = spawner
-                    if timeout is not None:
-                        spawner.spawn(self._timer, timeout)
-                    await self.runner()
-                    if self.left:
-                        await self._done.wait()
-                    if self._timer_scope is not None:
-                        self._timer_scope.cancel()
+            if not self.stopping:
+                with anyio.CancelScope() as scope:
+                    self._scope = scope
+                    async with backend.open_spawner() as spawner:
+                        self._spawner = spawner
+                        try:
+                            if self.timeout is not None:
+                                spawner.spawn(self._timer, self.timeout)
+                            await self.runner()
+                            if self.left:
+                                await self._done.wait()
+                            if self._timer_scope is not None:
+                                self._timer_scope.cancel()
+                        finally:
+                            # Over or being cancelled: from here on nothing starts in this
+                            # run, and a slot another run frees is not handed to one of
+                            # its nodes (a runner spawned now could outlive the spawner).
+                            self.stopping = True
         finally:
+            shared.runs.discard(self)
             self._finish_cancelled()
         if self._keep_remote is not None:
             await self._fetch_remote_outputs()
 
-    def _executor_of(self, node: int) -> Any:
+    def status(self) -> RunStatus:
+        """How the run ended (once :meth:`run` has returned)."""
+        board = self.board
+        if self.stopped_by_failure or (board.count(FAILED) and not self.interrupted):
+            return RunStatus.FAILED
+        if self.interrupted or board.count(CANCELLED):
+            return RunStatus.CANCELLED
+        return RunStatus.SUCCEEDED
+
+    def _executor_of(self, node: int) -> Executor | str | None:
         """Where sync ``node`` runs: None (a thread), "loop", or an executor object."""
-        where = self.plan.options_of(node).executor
+        where: ExecutorChoice = self.plan.options_of(node).executor
         if where is None:
             where = self._executor
         if where is None or where == "thread":
             return None
         if where == "loop":
             return where
-        return self.runtime.executor_for(where)
+        return self.shared.executor_for(where)
 
     def _plan_remote_outputs(self) -> bytearray | None:
         """Per node, 1 when its output may stay on its executor's cluster.
 
-        That is when the executor can keep outputs (it has ``fetch_many``), no store
-        needs the value as the node ends, and every node that depends on it (if any)
-        runs on that same executor. None when no node qualifies (the usual case).
+        That is when the executor can keep outputs (a
+        :class:`~flowrt.executors.RemoteExecutor`), no store needs the value as the node
+        ends, and every node that depends on it (if any) runs on that same executor.
+        None when no node qualifies (the usual case).
         """
         plan = self.plan
         if self.checkpoint is not None:
             return None
         local = (None, "thread", "loop")
         if not any(o.executor not in local for o in plan.node_options.values()) and (
-            self._executor in (None, "thread", "loop")
+            self._executor in local
         ):
             return None
         keep = bytearray(len(plan))
         where = [self._executor_of(i) if plan.mode[i] else "async" for i in range(len(plan))]
+        remote = {id(ex): isinstance(ex, RemoteExecutor) for ex in where}
         any_kept = False
         for i, ex in enumerate(where):
-            if ex is None or isinstance(ex, str) or not hasattr(ex, "fetch_many"):
+            if not remote[id(ex)]:
                 continue
             succ = plan.succ_idx[plan.succ_ptr[i] : plan.succ_ptr[i + 1]]
             if all(where[s] is ex for s in succ):  # sinks too: fetched in one batch
@@ -238,7 +244,7 @@ class Supervisor:
     async def _fetch_remote_outputs(self) -> None:
         """Bring outputs left on a cluster back for the result, in one batch per executor."""
         values = self.values
-        by_executor: dict[int, tuple[Any, list[int]]] = {}
+        by_executor: dict[int, tuple[RemoteExecutor, list[int]]] = {}
         for i in range(len(self.plan)):
             v = values[i]
             if type(v) is Remote:
@@ -258,24 +264,21 @@ class Supervisor:
                 continue
             for i, value in zip(nodes, fetched, strict=True):
                 values[i] = value
-            release = getattr(executor, "release", None)
-            if release is not None:
-                release(handles)
+            executor.release(handles)
 
     async def _timer(self, timeout: float) -> None:
         """The run's ``timeout=``: stop the run when it expires."""
         with anyio.CancelScope() as self._timer_scope:
             await anyio.sleep(timeout)
             if self.left:
-                self.timed_out = True
-                self.stop()
+                self.interrupt()
 
     def _finish_cancelled(self) -> None:
         """Every node that is not final now ends CANCELLED (the run was cancelled)."""
         if not self.left:
             return
         board = self.board
-        now = _clock()
+        now = clock()
         for i in range(len(board)):
             if board[i] < SUCCEEDED:
                 was_running = board[i] == RUNNING
@@ -291,6 +294,8 @@ class Supervisor:
                 if self.checkpoint is not None:
                     self.checkpoint.ended(i, CANCELLED, None)
         self.ready.clear()
+        if self.limited:
+            self._leave_queues()
 
     def stop(self) -> None:
         """Cancel the run: no new attempt starts, running ones are cancelled."""
@@ -302,13 +307,20 @@ class Supervisor:
         if self._spawner is not None:
             self._spawner.cancel()
 
+    def interrupt(self) -> None:
+        """Stop the run from outside its nodes (its timeout, a shutdown): it ends CANCELLED."""
+        if not self.stopping:
+            self.interrupted = True
+            self.stop()
+
     def wake(self, node: int, by: Supervisor, gate: Limit) -> int:
         """A slot of ``gate`` is free for ``node``, waiting in its queue.
 
         A node under ``gate`` alone is handed the slot (HANDED: it will not ask again);
         another is put back on the ready queue to take all its slots (WOKEN); a node that
-        no longer waits is GONE. ``by`` is the run whose node freed the slot: when that
-        is this run, its runner goes on to take the node; another run needs a runner.
+        no longer waits, or whose run is over or being cancelled, is GONE. ``by`` is the
+        run whose node freed the slot: when that is this run, its runner goes on to take
+        the node; another run needs a runner.
         """
         if self.board[node] != READY or self.stopping:
             return GONE
@@ -324,17 +336,19 @@ class Supervisor:
     def _spawn_runners(self) -> None:
         """Start runners for the ready queue while this one stays with a suspended node.
 
-        How many: up to ``_burst``, which doubles (to 64) while suspending nodes keep coming
-        and falls back to 1 when a runner finds nothing to do. Runners started in one
-        go begin in the same event loop iteration, so a wave of I/O nodes does not cost
-        one loop iteration per node; nodes that finish inline need only one runner.
+        How many: up to ``_burst``, which doubles (to BURST_MAX) while suspending nodes
+        keep coming and falls back to 1 when a runner finds nothing to do. Runners
+        started in one go begin in the same event loop iteration, so a wave of I/O nodes
+        does not cost one loop iteration per node; nodes that finish inline need only
+        one runner.
         """
         want = min(len(self.ready), self._burst) - self._pending
         if want > 0:
             self._pending += want
+            spawn = self._spawner.spawn  # type: ignore[union-attr]  # set while runners run
             for _ in range(want):
-                self._spawner.spawn(self.runner, True)
-        if self._burst < 64:
+                spawn(self.runner, True)
+        if self._burst < BURST_MAX:
             self._burst *= 2
 
     _pending = 0  # runners spawned that have not begun yet
@@ -370,9 +384,7 @@ class Supervisor:
             if self.stopping:
                 return
             streak += 1
-            if streak > 1000:
-                # A long stretch of nodes that never suspend must not starve the rest of
-                # the application (nor delay a cancellation): let the loop run once.
+            if streak > INLINE_STREAK:
                 streak = 0
                 await anyio.lowlevel.checkpoint()
                 if self.stopping or not ready:
@@ -384,7 +396,7 @@ class Supervisor:
             board[node] = RUNNING
             attempt = attempts[node] = attempts[node] + 1
             if timed[node] and attempt == 1:  # a node's time runs from its first attempt
-                started[node] = _clock()
+                started[node] = clock()
             if self.trace:
                 self.emit(EventKind.STARTED, node)
             k = pred_ptr[node]
@@ -402,40 +414,29 @@ class Supervisor:
                 elif bound is None:
                     coro = fns[node](*args)
                 else:
-                    coro = fns[node](*args, **actor.call_kwargs(self, node, bound))
+                    coro = fns[node](*args, **actor.call_kwargs(self.state, node, bound))
             except BaseException as error:  # the call itself failed (bad arguments...)
-                self.attempt_failed(node, error)
+                if self.raised(node, error):
+                    raise
                 continue
             # Each node runs in its own copy of the context variables, as an asyncio
             # task would: what one node sets is not seen by others, nor by the caller.
             context = copy_context()
-            try:
-                yielded = context.run(coro.send, None)
+            try:  # step the attempt inline: most finish right here
+                try:
+                    yielded = context.run(coro.send, None)
+                except AttributeError:
+                    if hasattr(coro, "send"):
+                        raise
+                    # A function marked async that returned another kind of awaitable.
+                    coro = actor.awaiting(coro)
+                    yielded = context.run(coro.send, None)
             except StopIteration as stop:
                 self.succeed(node, stop.value)
                 continue
-            except self._cancel_exc as error:  # the run's scope is cancelled (trio)
-                if self._really_cancelled():
-                    self._cancelled(node)
-                    raise
-                self.attempt_failed(node, error)
-                continue
-            except AttributeError as error:
-                if hasattr(coro, "send"):
-                    self.attempt_failed(node, error)
-                    continue
-                # A function marked async that returned another kind of awaitable.
-                coro = actor.awaiting(coro)
-                try:
-                    yielded = context.run(coro.send, None)
-                except StopIteration as stop:
-                    self.succeed(node, stop.value)
-                    continue
-                except BaseException as error2:
-                    self.attempt_failed(node, error2)
-                    continue
             except BaseException as error:
-                self.attempt_failed(node, error)
+                if self.raised(node, error):
+                    raise
                 continue
             # The attempt really suspends: this runner stays with it; another takes
             # the rest of the queue.
@@ -445,37 +446,30 @@ class Supervisor:
             try:
                 value = await actor.Resume(coro, yielded, context)
             except BaseException as error:
-                if isinstance(error, self._cancel_exc) and self._really_cancelled():
-                    self._cancelled(node)
+                if self.raised(node, error):
                     raise
-                self.attempt_failed(node, error)
                 continue
             self.succeed(node, value)
-
-    def _really_cancelled(self) -> bool:
-        # On asyncio a node may raise CancelledError on its own (it awaited something
-        # that was cancelled); only a cancel request to this task cancels the node.
-        if self.stopping or not self._asyncio:
-            return True
-        import asyncio
-
-        task = asyncio.current_task()
-        return task is None or task.cancelling() > 0
 
     def _attempt(self, node: int, args: Any, bound: Any) -> Any:
         """The coroutine of one attempt of a node that is not a plain async call."""
         plan = self.plan
         fn = plan.fns[node]
-        kw = actor.call_kwargs(self, node, bound) if bound is not None else None
+        kw = actor.call_kwargs(self.state, node, bound) if bound is not None else None
+        if plan.trigger[node]:  # it may run without some dependency's output
+            args, kw = actor.fill_missing(fn, args, kw)
         if plan.mode[node]:
             where = self._executor_of(node)
             if where is None:
-                coro = run_in_thread(self.runtime.thread_limiter(), fn, args, kw)
-            elif where == "loop":
+                coro = run_in_thread(self.shared.thread_limiter(), fn, args, kw)
+            elif isinstance(where, str):  # "loop"
                 coro = actor.in_loop(fn, args, kw)
             else:
-                keep = self._keep_remote is not None and self._keep_remote[node] == 1
-                coro = actor.in_executor(where, fn, args, kw, keep)
+                keep = self._keep_remote
+                if keep is not None and keep[node]:  # where is a RemoteExecutor
+                    coro = actor.keeping_output(cast("RemoteExecutor", where), fn, args, kw)
+                else:
+                    coro = actor.in_executor(where, fn, args, kw)
         else:
             coro = fn(*args, **kw) if kw else fn(*args)
         timeout = plan.options_of(node).timeout
@@ -488,7 +482,7 @@ class Supervisor:
     def succeed(self, node: int, value: Any) -> None:
         """The attempt returned ``value``: the node SUCCEEDED."""
         if self.timed[node]:
-            self.finished[node] = _clock()
+            self.finished[node] = clock()
         if self.checkpoint is not None:
             try:
                 self.checkpoint.succeeded(node, value)
@@ -502,6 +496,26 @@ class Supervisor:
         if self.trace:
             self.emit(EventKind.SUCCEEDED, node)
         self.settle(node, SUCCEEDED)
+
+    def raised(self, node: int, error: BaseException) -> bool:
+        """The attempt raised ``error``: True when that is the run's cancellation.
+
+        Then the node ends CANCELLED and the caller re-raises ``error``; otherwise the
+        attempt failed (retried or FAILED). A cancellation is the cancel exception of the
+        running backend, or a group of nothing else (a node's own nursery or task group
+        cancelled with it), delivered to this task: on asyncio a node may raise
+        ``CancelledError`` by itself (it awaited something that was cancelled), and
+        that is a failure like any other exception.
+        """
+        cancel = self._cancel_exc
+        if (isinstance(error, cancel) or (
+                isinstance(error, BaseExceptionGroup) and error.split(cancel)[1] is None)
+                ) and (self.stopping or self._backend is None
+                       or self._backend.really_cancelled()):
+            self._cancelled(node)
+            return True
+        self.attempt_failed(node, error)
+        return False
 
     def attempt_failed(self, node: int, error: BaseException, retry: bool = True) -> None:
         """The attempt raised ``error``: retry the node, or it FAILED.
@@ -523,14 +537,14 @@ class Supervisor:
                     self.emit(EventKind.RETRYING, node, error)
                 delay = policy.backoff(attempt)
                 if delay > 0:
-                    self._spawner.spawn(self._retry_later, node, delay)
+                    self._spawner.spawn(self._retry_later, node, delay)  # type: ignore[union-attr]
                 else:
                     self.ready.append(node)
                 return
         self.errors[node] = error
         self.board[node] = FAILED
         if self.timed[node]:
-            self.finished[node] = _clock()
+            self.finished[node] = clock()
         if self.log_failures:
             self.log.warning("node failed", node=plan.names[node], attempt=attempt,
                              error=f"{type(error).__name__}: {error}")
@@ -557,7 +571,7 @@ class Supervisor:
             self._release(node)
         self.board[node] = CANCELLED
         if self.timed[node]:
-            self.finished[node] = _clock()
+            self.finished[node] = clock()
         if self.trace:
             self.emit(EventKind.CANCELLED, node)
         if self.checkpoint is not None:
@@ -637,11 +651,12 @@ class Supervisor:
         self.board[node] = SUCCEEDED
         self.values[node] = value
         self.attempts[node] = attempts
+        base = self.state.time_base
         if started is not None:
-            self.started[node] = started - self.time_base
+            self.started[node] = started - base
             self.timed[node] = 1
         if finished is not None:
-            self.finished[node] = finished - self.time_base
+            self.finished[node] = finished - base
         self.left -= 1
         plan = self.plan
         for s in plan.succ_idx[plan.succ_ptr[node] : plan.succ_ptr[node + 1]]:
@@ -670,6 +685,24 @@ class Supervisor:
         """Give back the slots a RUNNING ``node`` holds (what _acquire took)."""
         for gate in self._gates[self.plan.limit_of[node]]:
             gate.release(self)
+
+    def _leave_queues(self) -> None:
+        """Take this run's waiting nodes out of the limits' queues (the run is over).
+
+        They would be passed over anyway (``wake`` says GONE); a runtime's shared limit
+        would keep this run alive until then.
+        """
+        seen: set[int] = set()
+        for gates in self._gates:
+            for gate in gates:
+                if id(gate) in seen:
+                    continue
+                seen.add(id(gate))
+                waiters = gate.waiters
+                if any(sup is self for sup, _ in waiters):
+                    kept = [w for w in waiters if w[0] is not self]
+                    waiters.clear()
+                    waiters.extend(kept)
 
     # -- events ---------------------------------------------------------------------
 

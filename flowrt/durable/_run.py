@@ -26,12 +26,15 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
+from array import array
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 
+from .. import _backends
 from .._engine.result import RunResult
+from .._engine.run import Run, RunSettings, prepare_run
 from .._types import RunStatus, Status
 from ..data import WorkflowData
 from ..errors import SerializationError, StoredError, StoreError, WorkflowChanged
@@ -41,8 +44,8 @@ from ._store import Lease, NodeRecord, RunRecord, StoredRun
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .._engine.supervisor import Supervisor
-    from ..runtime import Runtime
+    from .._engine.shared import Shared
+    from .._engine.state import RunState
     from ..workflow import Plan
     from ._store import Store
 
@@ -53,26 +56,31 @@ _STATUS_NAMES = {int(s): str(s) for s in Status}
 
 
 class Checkpoint:
-    """Writes a run's node ends to its store as they happen (called by the supervisor)."""
+    """Writes a run's node ends to its store as they happen (called by the supervisor).
+
+    The engine's :class:`~flowrt._engine.state.Checkpoint` protocol (:meth:`succeeded`,
+    :meth:`ended`), plus what :func:`durable_run` calls around the run: :meth:`flush`,
+    :meth:`snapshot_data` and ``error``.
+    """
 
     __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "data", "error",
-                 "names", "pending", "plan_size", "run_id", "serializer", "store", "sup")
+                 "names", "pending", "plan_size", "run_id", "serializer", "state", "store")
 
-    def __init__(self, store: Store, run_id: str, sup: Supervisor) -> None:
+    def __init__(self, store: Store, state: RunState) -> None:
         self.store = store
         self.serializer: Serializer = store.serializer
-        self.run_id = run_id
-        self.sup = sup
-        self.names = sup.plan.names
-        self.plan_size = len(sup.plan)
-        self.data = sup.data
+        self.run_id = state.run_id
+        self.state = state
+        self.names = state.plan.names
+        self.plan_size = len(state.plan)
+        self.data = state.data
         self._data_seen = self.data._version
         #: records not handed to the store yet: they go in one batch per event loop
         #: turn (flush() is scheduled when the first one of a turn arrives)
         self.pending: list[NodeRecord] = []
         self._data_blob: bytes | None = None  # a data snapshot not handed over yet
         self._scheduled = False
-        self._call_soon = _call_soon_function()
+        self._call_soon = _backends.current().call_soon()
         #: a failure of the store itself, raised when the run ends
         self.error: BaseException | None = None
 
@@ -94,14 +102,6 @@ class Checkpoint:
             except Exception as error:  # called from the loop: never raise there
                 if self.error is None:
                     self.error = error
-
-    def _times(self, node: int) -> tuple[float | None, float | None]:
-        sup = self.sup
-        if not sup.timed[node] or not sup.attempts[node]:
-            return None, None
-        base = sup.time_base
-        finished = sup.finished[node]
-        return sup.started[node] + base, (finished + base) if finished else None
 
     def snapshot_data(self) -> None:
         """Serialize the run's data keys if they changed since the last snapshot.
@@ -134,15 +134,15 @@ class Checkpoint:
             raise SerializationError(f"node {self.names[node]!r} returned {error}") from None
         if self.data._version != self._data_seen:
             self.snapshot_data()
-        sup = self.sup
+        state = self.state
         started = finished = None
-        if sup.timed[node]:
-            base = sup.time_base
-            started = sup.started[node] + base
-            finished = sup.finished[node] + base
+        if state.timed[node]:
+            base = state.time_base
+            started = state.started[node] + base
+            finished = state.finished[node] + base
         # tuple.__new__ skips NamedTuple's Python-level __new__
         self.pending.append(tuple.__new__(NodeRecord, (
-            self.names[node], "succeeded", sup.attempts[node], blob, None, None, started,
+            self.names[node], "succeeded", state.attempts[node], blob, None, None, started,
             finished)))
         if not self._scheduled:
             self._scheduled = True
@@ -152,13 +152,13 @@ class Checkpoint:
         """Record a failure, a skip or a cancellation."""
         with contextlib.suppress(SerializationError):  # reported by succeeded() or the end
             self.snapshot_data()
-        started, finished = self._times(node)
+        started, finished = self.state.times(node)
         text = tb = None
         if error is not None:
             text = f"{type(error).__name__}: {error}"
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        self._add(NodeRecord(self.names[node], _STATUS_NAMES[status], self.sup.attempts[node],
-                             None, text, tb, started, finished))
+        self._add(NodeRecord(self.names[node], _STATUS_NAMES[status],
+                             self.state.attempts[node], None, text, tb, started, finished))
 
 
 def _storable(serializer: Serializer, value: Any) -> bool:
@@ -167,19 +167,6 @@ def _storable(serializer: Serializer, value: Any) -> bool:
     except SerializationError:
         return False
     return True
-
-
-def _call_soon_function() -> Any:
-    """The running loop's "call this on the next turn" (asyncio or trio)."""
-    import sniffio
-
-    if sniffio.current_async_library() == "asyncio":
-        import asyncio
-
-        return asyncio.get_running_loop().call_soon
-    import trio
-
-    return trio.lowlevel.current_trio_token().run_sync_soon
 
 
 def structure_diff(old: Mapping[str, list[str]], new: Mapping[str, list[str]]
@@ -191,13 +178,15 @@ def structure_diff(old: Mapping[str, list[str]], new: Mapping[str, list[str]]
     return added, removed, changed
 
 
-async def durable_run(rt: Runtime, plan: Plan, run_id: str,
+async def durable_run(store: Store, shared: Shared, plan: Plan, run_id: str,
                       inputs: Mapping[str, Any] | None, data: WorkflowData | None,
-                      timeout: float | None, resume: str | None,
-                      options: dict[str, Any]) -> RunResult:
-    """Run ``plan`` as run ``run_id`` of the runtime's store: start, resume or replay."""
-    store = rt.store
-    assert store is not None
+                      settings: RunSettings, resume: str | None) -> RunResult:
+    """Run ``plan`` as run ``run_id`` of ``store``: start, resume or replay.
+
+    The engine's run (:func:`~flowrt._engine.run.prepare_run`, on the runtime's
+    ``shared`` resources) with what the store recorded put back and a
+    :class:`Checkpoint` attached.
+    """
     if resume not in RESUME_MODES:
         raise ValueError(f"resume must be 'auto' (the default) or 'force', got {resume!r}")
     plan_inputs = dict(inputs) if inputs else {}
@@ -209,33 +198,34 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
         assert stored is not None
         return result_from_store(plan, stored, store.serializer, data)
     try:
-        given, data = rt.prepare(plan, given, data)
-        sup = rt.supervisor(plan, run_id, given, data, **options)
+        run = prepare_run(shared, plan, run_id, given, data, settings)
         if stored is not None:
-            _restore(sup, plan, stored, store.serializer, data)
-        sup.checkpoint = Checkpoint(store, run_id, sup)
+            _restore(run, plan, stored, store.serializer, run.state.data)
+        checkpoint = Checkpoint(store, run.state)
+        run.attach(checkpoint)
     except BaseException:
         # Nothing ran: give the lease back and leave the run resumable.
         store.finish(run_id, "cancelled", time.time(), lease)
         raise
     finished = False
     try:
-        result = await rt.drive(sup, timeout)
+        result = await run.execute()
         finished = True
     finally:
         # Runs even when the caller is cancelled: the store must say how this ended.
         with anyio.CancelScope(shield=True):
             status = str(result.status) if finished else "cancelled"
             try:
-                sup.checkpoint.snapshot_data()
+                checkpoint.snapshot_data()
             except SerializationError as error:  # data set after the last node ended
-                sup.log.error("the run's WorkflowData cannot be stored", error=str(error))
-            sup.checkpoint.flush()
+                run.state.log.error("the run's WorkflowData cannot be stored",
+                                    error=str(error))
+            checkpoint.flush()
             store.finish(run_id, status, time.time(), lease)
             await anyio.to_thread.run_sync(store.flush)
-    if sup.checkpoint.error is not None:
+    if checkpoint.error is not None:
         raise StoreError(f"run {run_id!r} ran, but the store failed to record it: "
-                         f"{sup.checkpoint.error}") from sup.checkpoint.error
+                         f"{checkpoint.error}") from checkpoint.error
     return result
 
 
@@ -290,9 +280,9 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
     return stored, inputs, False
 
 
-def _restore(sup: Supervisor, plan: Plan, stored: StoredRun, serializer: Serializer,
+def _restore(run: Run, plan: Plan, stored: StoredRun, serializer: Serializer,
              data: WorkflowData) -> None:
-    """Put a stored run's succeeded nodes and data keys back into ``sup`` and ``data``."""
+    """Put a stored run's succeeded nodes and data keys back into ``run`` and ``data``."""
     index = plan.index
     if stored.data is not None:
         for key, value in serializer.loads(stored.data).items():
@@ -302,14 +292,12 @@ def _restore(sup: Supervisor, plan: Plan, stored: StoredRun, serializer: Seriali
         i = index.get(name)
         if i is None or rec.status != "succeeded" or rec.output is None:
             continue
-        sup.restore(i, serializer.loads(rec.output), rec.attempts, rec.started, rec.finished)
+        run.restore(i, serializer.loads(rec.output), rec.attempts, rec.started, rec.finished)
 
 
 def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
                       data: WorkflowData | None = None) -> RunResult:
     """The :class:`RunResult` of a finished stored run, without running anything."""
-    from array import array
-
     n = len(plan)
     board = bytearray(n)
     values: list[Any] = [None] * n
@@ -345,6 +333,9 @@ def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
                 data.set(key, value)
     record = stored.record
     status = RunStatus(record.status) if record.status != "running" else RunStatus.CANCELLED
-    return RunResult(plan, record.run_id, status, board, values, attempts, started, finished,
-                     errors, data, record.started, record.started,
-                     (record.finished or record.started) - record.started, timed)
+    # The stored times are wall-clock times already: a time base of 0.
+    return RunResult(plan=plan, run_id=record.run_id, status=status, board=board,
+                     values=values, attempts=attempts, started=started, finished=finished,
+                     timed=timed, errors=errors, data=data, wall_start=record.started,
+                     time_base=0.0,
+                     wall_time=(record.finished or record.started) - record.started)

@@ -1,14 +1,15 @@
 """Where a sync node's callable runs: a thread (the default), a process, a Dask cluster.
 
 An executor is any object with ``async def run(self, fn, args, kwargs)`` (the
-:class:`Executor` protocol). Built in: :class:`ThreadExecutor`,
-:class:`ProcessExecutor`, and :class:`DaskExecutor` (the ``dask`` extra, imported
-when first asked for). See docs/executors.md.
+:class:`Executor` protocol); one that can leave outputs on its cluster is a
+:class:`RemoteExecutor` (``run(..., keep=True)``, ``fetch_many``, ``release``). Built
+in: :class:`ThreadExecutor`, :class:`ProcessExecutor`, and :class:`DaskExecutor` (the
+``dask`` extra, imported when first asked for). See docs/executors.md.
 """
 
 from typing import TYPE_CHECKING
 
-from ._base import Executor, Remote
+from ._base import Executor, Remote, RemoteExecutor
 from ._local import ProcessExecutor, ThreadExecutor
 
 if TYPE_CHECKING:
@@ -24,4 +25,5 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'flowrt.executors' has no attribute {name!r}")
 
 
-__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "Remote", "ThreadExecutor"]
+__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "Remote", "RemoteExecutor",
+           "ThreadExecutor"]

@@ -18,43 +18,38 @@ yours to close (``await executor.aclose()``, or ``async with executor``). Built 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import anyio
 import anyio.to_thread
-import sniffio
 
-__all__ = ["Executor", "Remote", "run_in_thread", "until_called", "wait_future"]
+from .._backends import current as current_backend
+from .._types import Executor, RemoteExecutor
+
+__all__ = ["Executor", "Remote", "RemoteExecutor", "run_in_thread", "until_called",
+           "wait_future"]
 
 
 class Remote:
     """An output left where it was computed (on a cluster), with the executor that has it.
 
-    An executor that can pass outputs between its own nodes (``DaskExecutor``) returns
-    one from ``run(..., keep=True)``; given back to the same executor as an argument, it
-    stays remote. flowrt asks for the value (``executor.fetch_many``) only when a node
-    elsewhere, the store or the run's result needs it.
+    An executor that can pass outputs between its own nodes (a :class:`RemoteExecutor`
+    such as ``DaskExecutor``) returns one from ``run(..., keep=True)``; given back to the
+    same executor as an argument, it stays remote. flowrt asks for the value
+    (``executor.fetch_many``) only when a node elsewhere, the store or the run's result
+    needs it.
     """
 
     __slots__ = ("executor", "handle")
 
-    def __init__(self, executor: Any, handle: Any) -> None:
+    def __init__(self, executor: RemoteExecutor, handle: Any) -> None:
         self.executor = executor
         self.handle = handle
 
     def __repr__(self) -> str:
         return f"<Remote {self.handle!r}>"
-
-
-@runtime_checkable
-class Executor(Protocol):
-    """Runs a sync callable somewhere and awaits its result."""
-
-    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> Any: ...
 
 
 async def run_in_thread(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], args: Any,
@@ -71,22 +66,10 @@ async def until_called(register: Callable[[Callable[[Any], None]], None]) -> Non
     thread (a process pool's, a Dask client's). Works on asyncio and trio.
     """
     done = anyio.Event()
-    if sniffio.current_async_library() == "asyncio":
-        import asyncio
+    call_soon = current_backend().threadsafe_call_soon()
 
-        loop = asyncio.get_running_loop()
-
-        def wake(_: Any) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(done.set)
-    else:
-        import trio
-
-        token = trio.lowlevel.current_trio_token()
-
-        def wake(_: Any) -> None:
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(done.set)
+    def wake(_: Any) -> None:
+        call_soon(done.set)
 
     register(wake)
     await done.wait()

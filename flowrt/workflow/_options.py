@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 import attrs
 
-from .._types import Retry, Trigger
+from .._types import Executor, ExecutorChoice, Retry, Trigger
 from ..errors import GraphError
 
 __all__ = ["DEFAULT_OPTIONS", "EXECUTOR_NAMES", "NodeOptions", "NodeSpec", "node_options"]
@@ -27,7 +27,7 @@ class NodeOptions:
     timeout: float | None = None
     limit: str | None = None
     trigger: Trigger = Trigger.ALL_SUCCESS
-    executor: Any = None  # None (the run's default), "loop", "thread", "process" or an object
+    executor: ExecutorChoice = None  # None: the run's default
 
     @property
     def attempts(self) -> int:
@@ -97,13 +97,12 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     except ValueError:
         choices = ", ".join(t.name for t in Trigger)
         raise bad("trigger", f"must be a flowrt.Trigger ({choices})", trigger) from None
-    if isinstance(executor, str) and executor not in EXECUTOR_NAMES:
+    if (executor is not None and not isinstance(executor, str | Executor)) or (
+            isinstance(executor, str) and executor not in EXECUTOR_NAMES):
         raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
                   executor)
-    if executor is not None and not isinstance(executor, str) and not hasattr(executor, "run"):
-        raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
-                  executor)
-    key = (retry, None if timeout is None else float(timeout), limit, trigger, executor)
+    where = cast(ExecutorChoice, executor)
+    key = (retry, None if timeout is None else float(timeout), limit, trigger, where)
     if executor is not None and not isinstance(executor, str):
         return NodeOptions(*key)  # not cached: the cache would keep the executor alive
     try:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..data import Interner
 from ..errors import CycleError, GraphError, MissingInputError, UnknownNodeError
-from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec
+from ._options import DEFAULT_OPTIONS, NodeOptions
 
 if TYPE_CHECKING:
     from ._signature import Signature
@@ -57,12 +57,11 @@ class Plan:
 
     def __init__(
         self,
+        *,
         workflow: str,
         interner: Interner,
         fns: list[Callable[..., Any]],
         options: dict[int, NodeOptions],
-        after: dict[int, tuple[str, ...]],
-        inputs: dict[int, dict[str, str]],
         pred_ptr: list[int],
         pred_idx: list[int],
         succ_ptr: list[int],
@@ -83,8 +82,6 @@ class Plan:
         self.fns = fns
         #: node id -> its options, for the nodes whose options are not the defaults
         self.node_options = options
-        self._after = after
-        self._inputs = inputs
         self.pred_ptr = pred_ptr
         self.pred_idx = pred_idx
         self.nargs = nargs
@@ -101,7 +98,8 @@ class Plan:
         self.attempts = [1] * n
         self.trigger = bytearray(n)
         self.limit_of = [-1] * n
-        #: 1 for nodes with a retry, timeout or executor: the runtime's slow path
+        #: 1 for nodes with a retry, timeout, executor or a trigger rule that may run
+        #: them without some dependency's output: the runtime's slow path
         self.special = bytearray(n)
         limit_names: dict[str, int] = {}
         for i, o in options.items():
@@ -109,7 +107,8 @@ class Plan:
             self.trigger[i] = o.trigger.code
             if o.limit is not None:
                 self.limit_of[i] = limit_names.setdefault(o.limit, len(limit_names))
-            if o.retry is not None or o.timeout is not None or o.executor is not None:
+            if (o.retry is not None or o.timeout is not None or o.executor is not None
+                    or self.trigger[i]):
                 self.special[i] = 1
         #: the distinct limit names nodes use; ``limit_of[i]`` indexes it (-1: none)
         self.limit_names: tuple[str, ...] = tuple(limit_names)
@@ -117,17 +116,6 @@ class Plan:
     def options_of(self, i: int) -> NodeOptions:
         """The options of node ``i``."""
         return self.node_options.get(i, DEFAULT_OPTIONS)
-
-    @cached_property
-    def specs(self) -> tuple[NodeSpec, ...]:
-        """Every node's :class:`~flowrt.NodeSpec`, by id (dependencies by name)."""
-        names, ptr, idx, nargs = self.names, self.pred_ptr, self.pred_idx, self.nargs
-        return tuple(
-            NodeSpec(names[i], self.fns[i],
-                     tuple([names[j] for j in idx[ptr[i] : ptr[i] + nargs[i]]]),
-                     self._inputs.get(i), self._after.get(i, ()), self.options_of(i))
-            for i in range(len(names))
-        )
 
     # -- reading --------------------------------------------------------------------
 
@@ -337,8 +325,11 @@ def compile_plan(wf: Workflow) -> Plan:
     # changing it again (copy on write: compiling costs no copy of n names).
     interner = Interner.from_ids(index, copy=False)
     wf._index_shared = True
-    return Plan(wf.name, interner.freeze(), fns, wf._options.copy(), after, inputs, ptr, idx,
-                succ_ptr, succ_idx, nargs, kwargs, _modes(wf, fns), order, required, optional)
+    return Plan(workflow=wf.name, interner=interner.freeze(), fns=fns,
+                options=wf._options.copy(), pred_ptr=ptr,
+                pred_idx=idx, succ_ptr=succ_ptr, succ_idx=succ_idx, nargs=nargs, kwargs=kwargs,
+                mode=_modes(wf, fns), order=order, required_inputs=required,
+                optional_inputs=optional)
 
 
 def _dependents(n: int, pred_idx: list[int], owner: list[int]) -> tuple[list[int], list[int]]:

@@ -1,0 +1,129 @@
+"""One run, from a plan to its result: the engine's entry point.
+
+:func:`prepare_run` checks a run's inputs, lays its data out and builds its supervisor;
+the :class:`Run` it returns is started with :meth:`Run.execute`, which returns the
+:class:`~flowrt.RunResult`. Between the two, a durable run puts back what its store
+recorded (:meth:`Run.restore`) and attaches its checkpoint (:meth:`Run.attach`): that is
+how ``flowrt.durable`` wraps a run; ``flowrt.Runtime`` runs one as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._types import EventKind, ExecutorChoice, Hook, RunStatus
+from ..data import WorkflowData
+from .result import RunResult
+from .shared import Shared
+from .state import Checkpoint, RunState, clock
+from .supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from ..workflow import Plan
+
+__all__ = ["Run", "RunSettings", "prepare_run"]
+
+
+@attrs.frozen(kw_only=True)
+class RunSettings:
+    """How one run goes: the run options the engine reads, the runtime's defaults applied.
+
+    See :class:`flowrt.runtime.RunOptions` for their meaning; ``hooks`` is ``on_event`` as
+    a tuple.
+    """
+
+    max_concurrency: int | None = None
+    limits: Mapping[str, int] | None = None
+    fail_fast: bool = False
+    timeout: float | None = None
+    hooks: tuple[Hook, ...] = ()
+    executor: ExecutorChoice = None
+    metrics: bool | float = True
+
+
+class Run:
+    """One run of a plan, ready to start. Made by :func:`prepare_run`."""
+
+    __slots__ = ("_sup", "state")
+
+    def __init__(self, sup: Supervisor) -> None:
+        self._sup = sup
+        #: the run's plan, inputs, data and per-node arrays (read them, do not change them)
+        self.state: RunState = sup.state
+
+    def restore(self, node: int, value: Any, attempts: int, started: float | None,
+                finished: float | None) -> None:
+        """Before the run starts: ``node`` already SUCCEEDED (a resumed durable run).
+
+        ``started``/``finished`` are wall-clock times. The node is not run again; its
+        dependents see a succeeded dependency with output ``value``.
+        """
+        self._sup.restore(node, value, attempts, started, finished)
+
+    def attach(self, checkpoint: Checkpoint) -> None:
+        """Before the run starts: record node ends through ``checkpoint``."""
+        self._sup.checkpoint = checkpoint
+
+    def stop(self) -> None:
+        """Stop the run from outside (it ends CANCELLED, as when its timeout expires)."""
+        self._sup.interrupt()
+
+    async def execute(self) -> RunResult:
+        """Run every node to a final status and return the result.
+
+        Cancelling the caller cancels every running node; the cancellation propagates
+        and the nodes end CANCELLED.
+        """
+        sup = self._sup
+        state = self.state
+        wall_start = time.time()
+        clock_start = clock()
+        if sup.log_runs:
+            state.log.info("run started", nodes=len(state.plan))
+        await sup.run()
+        wall_time = clock() - clock_start
+        status = sup.status()
+        n = len(state.plan)
+        result = RunResult(
+            plan=state.plan, run_id=state.run_id, status=status,
+            board=bytearray(state.board), values=state.values[:n], attempts=state.attempts,
+            started=state.started, finished=state.finished, timed=state.timed,
+            errors=state.errors, data=state.data, wall_start=wall_start,
+            time_base=state.time_base, wall_time=wall_time, hook_errors=sup.hook_errors,
+        )
+        if status is RunStatus.FAILED:
+            if sup.log_failures:
+                state.log.warning("run finished", status=str(status),
+                                  seconds=round(wall_time, 6))
+        elif sup.log_runs:
+            state.log.info("run finished", status=str(status), seconds=round(wall_time, 6))
+        if sup.trace:
+            sup.emit(EventKind.RUN_FINISHED, -1, status=str(status))
+        return result
+
+
+def prepare_run(shared: Shared, plan: Plan, run_id: str, inputs: Mapping[str, Any] | None,
+                data: WorkflowData | None, settings: RunSettings) -> Run:
+    """Check the inputs of a run of ``plan``, lay its data out, and build the run.
+
+    ``data``: the :class:`~flowrt.WorkflowData` to use (a new one when None); the inputs
+    are set in it. Raises :class:`~flowrt.MissingInputError` when a required input is
+    missing, ``ValueError`` for an input named like a node or a bad ``metrics`` rate.
+    """
+    given = dict(inputs) if inputs else {}
+    plan.check_inputs(given)
+    if data is None:
+        data = WorkflowData(len(plan) + len(given) + 8)
+    data.attach(plan)
+    for k, v in given.items():
+        data.set(k, v)
+    state = RunState(plan=plan, run_id=run_id, inputs=given, data=data,
+                     metrics=settings.metrics)
+    return Run(Supervisor(shared, state, max_concurrency=settings.max_concurrency,
+                          limits=settings.limits, fail_fast=settings.fail_fast,
+                          timeout=settings.timeout, hooks=settings.hooks,
+                          executor=settings.executor))

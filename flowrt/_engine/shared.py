@@ -1,0 +1,87 @@
+"""What the runs of one runtime share: limits, worker threads, executors, and each other.
+
+A :class:`flowrt.Runtime` holds one :class:`Shared`; every run it starts is built on it
+(:func:`flowrt._engine.run.prepare_run`). ``wf.run`` makes a runtime, so a :class:`Shared`,
+for its one run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .._types import Executor, ExecutorChoice
+from ..executors import ProcessExecutor
+from .limits import Limit
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+__all__ = ["ExecutorChoice", "Shared"]
+
+
+class Shared:
+    """Limits, worker threads and executors shared by runs, and the runs going on.
+
+    ``max_concurrency`` caps the nodes running at once across the runs; ``limits`` maps a
+    limit name to its capacity; ``threads`` caps the worker threads of sync nodes.
+    Raises ``ValueError`` for a capacity that is not an int >= 1.
+    """
+
+    __slots__ = ("_thread_limiter", "cap", "limits", "owned", "runs", "stopping", "threads")
+
+    def __init__(self, *, max_concurrency: int | None = None,
+                 limits: Mapping[str, int] | None = None, threads: int = 40) -> None:
+        self.cap = (Limit("max_concurrency", max_concurrency)
+                    if max_concurrency is not None else None)
+        self.limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
+        self.threads = threads
+        self._thread_limiter: anyio.CapacityLimiter | None = None
+        #: executors made from a name (``executor="process"``): closed by :meth:`aclose`
+        self.owned: dict[str, ProcessExecutor] = {}
+        #: the supervisors of the runs going on now
+        self.runs: set[Supervisor] = set()
+        #: set by :meth:`stop_runs`: a run that starts now ends CANCELLED at once
+        self.stopping = False
+
+    def open(self) -> None:
+        """Ready for runs in the running event loop (again, after :meth:`aclose`)."""
+        self._thread_limiter = None  # made at the first sync node (most runs have none)
+        self.stopping = False
+
+    def thread_limiter(self) -> anyio.CapacityLimiter:
+        """The limiter of the worker threads (made on first use, in the running loop)."""
+        if self._thread_limiter is None:
+            self._thread_limiter = anyio.CapacityLimiter(self.threads)
+        return self._thread_limiter
+
+    def executor_for(self, where: str | Executor) -> Executor:
+        """The executor object for an ``executor=`` value other than "thread" or "loop".
+
+        Raises ``ValueError`` for an unknown name.
+        """
+        if not isinstance(where, str):
+            return where
+        executor = self.owned.get(where)
+        if executor is None:
+            if where != "process":
+                raise ValueError(f"unknown executor {where!r}; expected 'loop', 'thread', "
+                                 "'process' or an executor object")
+            executor = self.owned[where] = ProcessExecutor()
+        return executor
+
+    def stop_runs(self) -> None:
+        """Stop every run going on, and any that starts from now on: they end CANCELLED."""
+        self.stopping = True
+        for sup in list(self.runs):
+            sup.interrupt()
+
+    async def aclose(self) -> None:
+        """Close the executors made from a name (shielded from cancellation)."""
+        with anyio.CancelScope(shield=True):
+            owned = list(self.owned.values())
+            self.owned.clear()
+            for executor in owned:
+                await executor.aclose()
