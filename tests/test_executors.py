@@ -347,6 +347,27 @@ async def test_a_timed_out_process_call_does_not_hold_the_run(tmp_path: Path) ->
     assert result["after"] == 49  # started after the timeout: on a fresh pool
 
 
+async def test_a_call_waiting_behind_a_timed_out_one_is_not_held_up() -> None:
+    async with flowrt.ProcessExecutor(max_workers=1) as ex:
+        wf = flowrt.Workflow("one-worker")
+        wf.add("slow", rt.sleep_then, deps=["s"], timeout=0.5, executor=ex)
+        wf.add("queued", rt.sleep_then, deps=["q"], executor=ex)
+        wf.add("s", lambda: 4.0)
+
+        @wf.node
+        async def q() -> float:
+            await anyio.sleep(0.2)  # queued is submitted while slow runs
+            return 0.1
+
+        await ex.run(rt.pid, (), {})  # the worker is up
+        start = time.monotonic()
+        result = await wf.run()
+        elapsed = time.monotonic() - start
+    assert isinstance(result.errors["slow"], TimeoutError)
+    assert result["queued"] == "slept"
+    assert elapsed < 2.5, elapsed  # not after the 4 s of the abandoned call
+
+
 @pytest.mark.parametrize("how", ["run timeout", "cancel scope"])
 async def test_a_cancelled_process_call_stops_its_worker(tmp_path: Path, how: str) -> None:
     marker = tmp_path / "pid"

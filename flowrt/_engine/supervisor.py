@@ -49,7 +49,7 @@ from .limits import GONE, HANDED, WOKEN, Limit
 from .state import clock
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from .._types import Executor, ExecutorChoice, Hook
     from .shared import Shared
@@ -72,6 +72,10 @@ INLINE_STREAK: Final = 1000
 #: The most runners started in one go while suspending nodes keep coming
 #: (docs/decisions/003-runners-not-tasks.md, "Bursts of runners").
 BURST_MAX: Final = 64
+
+
+def _always() -> bool:
+    return True
 
 
 class Supervisor:
@@ -111,7 +115,8 @@ class Supervisor:
         self._executor = executor
         #: where a durable run records node ends (see flowrt.durable); None otherwise
         self.checkpoint: Checkpoint | None = None
-        self._backend: _backends.Backend | None = None
+        #: the backend's check (see flowrt._backends), set when the run starts
+        self._really_cancelled: Callable[[], bool] = _always
         self._spawner: _backends.Spawner | None = None
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None
@@ -145,14 +150,11 @@ class Supervisor:
     async def run(self) -> None:
         """Run every node to a final status, or until cancelled."""
         # The backend is chosen once per run; node by node the calls are direct.
-        backend = self._backend = _backends.current()
+        backend = _backends.current()
+        self._really_cancelled = backend.really_cancelled
         self._cancel_exc = anyio.get_cancelled_exc_class()
         self._keep_remote = self._plan_remote_outputs()
         self._done = anyio.Event()
-        shared = self.shared
-        shared.runs.add(self)
-        if shared.stopping:  # its runtime is shutting down: the run starts nothing
-            self.stopping = self.interrupted = True
         self.emit(EventKind.RUN_STARTED, -1)
         plan = self.plan
         board = self.board
@@ -167,7 +169,11 @@ class Supervisor:
                         self.emit(EventKind.READY, i)
                 else:  # dependencies restored from a store may not satisfy the rule
                     self._skip(i)
+        shared = self.shared
+        shared.runs.add(self)
         try:
+            if shared.stopping:  # its runtime is shutting down: the run starts nothing
+                self.stopping = self.interrupted = True
             if not self.stopping:
                 with anyio.CancelScope() as scope:
                     self._scope = scope
@@ -510,8 +516,7 @@ class Supervisor:
         cancel = self._cancel_exc
         if (isinstance(error, cancel) or (
                 isinstance(error, BaseExceptionGroup) and error.split(cancel)[1] is None)
-                ) and (self.stopping or self._backend is None
-                       or self._backend.really_cancelled()):
+                ) and (self.stopping or self._really_cancelled()):
             self._cancelled(node)
             return True
         self.attempt_failed(node, error)

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,18 +49,21 @@ class ProcessExecutor:
     and the pool is replaced for the next calls. ``mp_context`` defaults to "spawn"
     (safe with threads, the same on every OS); pass "fork" or "forkserver" to choose.
 
-    A call cancelled while it runs (a node's timeout, a cancelled run) cannot be stopped
-    inside its worker, so the worker is stopped: the pool is retired at once (new calls
-    go to a new pool, and calls of the old one that have not started move there), and
-    its processes are killed as soon as no call still waits on it. So a timeout or a
-    cancellation takes effect when it happens, and no abandoned call keeps a worker busy.
+    At most ``max_workers`` calls are in the pool at once; the others wait here, where
+    cancelling them costs nothing. A call cancelled while in the pool (a node's timeout,
+    a cancelled run) cannot be stopped inside its worker, so the worker is: the pool is
+    retired at once (new calls go to a new pool) and its processes are killed as soon as
+    the calls still running on it have ended. So a timeout or a cancellation takes effect
+    when it happens, and no abandoned call keeps a worker busy.
     """
 
     def __init__(self, max_workers: int | None = None, mp_context: str = "spawn") -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
         self.mp_context = mp_context
         self._pool: ProcessPoolExecutor | None = None
-        #: per pool, the futures of the calls someone awaits
+        self._in_pool = 0  # calls submitted and not over (at most max_workers)
+        self._queue: deque[anyio.Event] = deque()  # calls waiting for room in the pool
+        #: per pool, the calls someone awaits
         self._waiting: dict[ProcessPoolExecutor, set[Future[Any]]] = {}
         #: pools running a cancelled call: killed when nobody waits on them any more
         self._retired: set[ProcessPoolExecutor] = set()
@@ -73,7 +77,10 @@ class ProcessExecutor:
 
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> Any:
-        while True:
+        # Room first: a call submitted to the pool may sit in its queue, where a worker
+        # busy with a cancelled call would hold it up; here waiting costs nothing.
+        await self._enter()
+        try:
             pool = self._get_pool()
             try:
                 future = pool.submit(fn, *args, **kwargs)
@@ -87,8 +94,8 @@ class ProcessExecutor:
                 if not future.done():
                     await until_called(future.add_done_callback)
             except BaseException:
-                # Cancelled: a call that has not started is dropped; one that runs in a
-                # worker cannot be stopped there, so that worker must go.
+                # Cancelled. The call runs in a worker (or is about to): it cannot be
+                # stopped there, so that worker must go.
                 if not future.cancel() and not future.done():
                     self._retire(pool)
                 raise
@@ -99,25 +106,43 @@ class ProcessExecutor:
                     if pool in self._retired:
                         self._retired.discard(pool)
                         _kill_workers(pool)
-            if future.cancelled() and pool is not self._pool and self._pool is not None:
-                continue  # moved off a retired pool before it started: run it on the new one
-            try:
-                return future.result()
-            except BrokenProcessPool:
-                self._discard(pool)
-                raise
+        finally:
+            self._leave()
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._discard(pool)
+            raise
+
+    async def _enter(self) -> None:
+        """Wait until fewer than ``max_workers`` calls are in the pool, and count this one."""
+        if self._in_pool < self.max_workers and not self._queue:
+            self._in_pool += 1
+            return
+        ready = anyio.Event()
+        self._queue.append(ready)
+        try:
+            await ready.wait()  # _leave hands its place over: _in_pool stays counted
+        except BaseException:
+            if ready.is_set():
+                self._leave()  # handed a place while being cancelled: pass it on
+            else:
+                self._queue.remove(ready)
+            raise
+
+    def _leave(self) -> None:
+        if self._queue:
+            self._queue.popleft().set()
+        else:
+            self._in_pool -= 1
 
     def _retire(self, pool: ProcessPoolExecutor) -> None:
         """``pool`` runs a call nobody waits for: stop using it, kill it when it is idle."""
         if self._pool is pool:
             self._pool = None
-            self._get_pool()  # the calls moved off the old pool go to the new one
-        self._retired.add(pool)
-        waiting = self._waiting.get(pool, ())
-        for future in list(waiting):
-            future.cancel()  # those that have not started yet: their callers resubmit
-        if not waiting:
-            self._retired.discard(pool)
+        if self._waiting.get(pool):
+            self._retired.add(pool)
+        else:
             _kill_workers(pool)
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
