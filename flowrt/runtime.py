@@ -148,6 +148,7 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         if self._open:
             raise RuntimeError("this Runtime is already open")
+        self._shared.threads = self.threads
         self._shared.open()
         if self._store_arg is not None:
             self.store = open_store(self._store_arg)

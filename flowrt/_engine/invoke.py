@@ -30,12 +30,17 @@ if TYPE_CHECKING:
     from .._types import Executor, RemoteExecutor
     from .state import RunState
 
-__all__ = ["Resume", "awaiting", "call_kwargs", "fill_missing", "in_executor", "in_loop",
-           "keeping_output", "with_timeout"]
+__all__ = ["NOT_STARTED", "Resume", "awaiting", "call_kwargs", "fill_missing", "in_executor",
+           "in_loop", "keeping_output", "with_timeout"]
+
+
+#: ``Resume(coro, NOT_STARTED, ...)``: the coroutine has not been stepped yet
+NOT_STARTED: Any = object()
 
 
 class Resume:
-    """Await a coroutine that has already been stepped once and yielded ``first``.
+    """Await a coroutine that has already been stepped once and yielded ``first``
+    (or, with ``first=NOT_STARTED``, one that has not been stepped yet).
 
     Forwards every value the coroutine yields to the event loop and every value or
     exception the loop sends back, exactly as ``await`` would; works on any backend
@@ -55,6 +60,11 @@ class Resume:
         run = self.context.run
         value = self.first
         self.first = None
+        if value is NOT_STARTED:
+            try:
+                value = run(coro.send, None)
+            except StopIteration as stop:
+                return stop.value
         while True:
             try:
                 sent = yield value

@@ -428,18 +428,22 @@ class Supervisor:
             # Each node runs in its own copy of the context variables, as an asyncio
             # task would: what one node sets is not seen by others, nor by the caller.
             context = copy_context()
-            try:  # step the attempt inline: most finish right here
-                try:
-                    yielded = context.run(coro.send, None)
-                except AttributeError:
-                    if hasattr(coro, "send"):
-                        raise
-                    # A function marked async that returned another kind of awaitable.
-                    coro = actor.awaiting(coro)
-                    yielded = context.run(coro.send, None)
+            # Step the attempt inline: most finish right here. (One try, no nesting: a
+            # nested one would pass every node's StopIteration through two handlers.)
+            try:
+                yielded = context.run(coro.send, None)
             except StopIteration as stop:
                 self.succeed(node, stop.value)
                 continue
+            except AttributeError as error:
+                if hasattr(coro, "send"):  # raised by the node
+                    if self.raised(node, error):
+                        raise
+                    continue
+                # A function marked async that returned another kind of awaitable:
+                # awaited below, like an attempt that suspended.
+                coro = actor.awaiting(coro)
+                yielded = actor.NOT_STARTED
             except BaseException as error:
                 if self.raised(node, error):
                     raise
