@@ -11,7 +11,6 @@ import json
 import math
 import os
 import sys
-import time
 import traceback
 import types
 from collections.abc import Iterable, Sequence
@@ -21,12 +20,12 @@ from typing import IO, Any
 from ...durable import SQLiteStore, Store, StoredRun
 from ...errors import GraphError, StoreError
 from ...workflow import Plan, Workflow
-from .._progress import error_text
+from .._format import error_text
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError",
            "compile_or_fail", "err", "format_table", "load_run", "load_workflow",
            "open_store", "parse_inputs", "parse_value", "positive_float", "positive_int",
-           "print_json", "prog", "jsonable", "short", "split_target", "when"]
+           "print_json", "prog", "split_target"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -268,40 +267,22 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
                       *(line(r) for r in text_rows)])
 
 
-def when(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
-
-
-def short(value: Any, limit: int = 160) -> str:
-    text = repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-ready data: containers walked, other types as their repr."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
-    return repr(value)
-
-
 def print_json(data: Any, out: IO[str] | None = None) -> None:
+    """``data`` as indented JSON on stdout (``data`` is JSON-ready: see ``jsonable``).
+
+    Text is written as it is when the stream is UTF-8, escaped to ASCII otherwise; a
+    lone surrogate (a file name decoded with ``surrogateescape``) becomes the JSON
+    escape ``\\udcXX``, which any JSON reader reads back as the same string.
+    """
     out = out or sys.stdout
-    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("-", "")
+    if encoding in ("utf8", "utf_8"):
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+        if not text.isascii():
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    else:
+        text = json.dumps(data, indent=2)
+    out.write(text + "\n")
     out.flush()
 
 

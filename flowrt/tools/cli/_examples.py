@@ -12,7 +12,8 @@ import types
 from typing import Any
 
 from ...workflow import Workflow
-from .._progress import error_text, make_display, seconds
+from .. import _format as fmt
+from .._progress import make_display
 from ._common import EXIT_FAILED, EXIT_OK, UsageError, err, format_table, prog
 from ._running import (
     Interrupted,
@@ -84,7 +85,7 @@ def command(args: argparse.Namespace) -> int:
                 outcome.status = "succeeded"
             except Exception as error:
                 outcome.status = "failed"
-                outcome.error = error_text(error, 300)
+                outcome.error = fmt.error_text(error, 300)
                 display.say(f"example {name} failed: {outcome.error}")
                 traceback.print_exception(type(error), error, error.__traceback__,
                                           file=sys.stderr)
@@ -108,7 +109,7 @@ def command(args: argparse.Namespace) -> int:
         nodes = sum(len(r.plan) for r in o.runs)
         retries = sum(r.metrics.retries for r in o.runs)
         table.append([o.name, o.status, len(o.runs), nodes, retries,
-                      seconds(o.wall) if o.status != "not run" else "-"])
+                      fmt.duration(o.wall) if o.status != "not run" else "-"])
     print()
     print(format_table(["example", "status", "runs", "nodes", "retries", "wall time"], table,
                        right=(2, 3, 4, 5)))

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..._engine.result import RunResult
 from ...errors import FlowError, MissingInputError
-from .._progress import error_text, make_display, seconds
+from .. import _format as fmt
+from .._progress import make_display
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -20,7 +21,6 @@ from ._common import (
     compile_or_fail,
     err,
     format_table,
-    jsonable,
     load_workflow,
     open_store,
     parse_inputs,
@@ -28,7 +28,6 @@ from ._common import (
     positive_int,
     print_json,
     prog,
-    short,
 )
 from ._running import (
     Interrupted,
@@ -38,7 +37,7 @@ from ._running import (
     setup_logging,
 )
 
-__all__ = ["add_parser", "command", "print_result", "result_json"]
+__all__ = ["add_parser", "command", "print_result"]
 
 #: Node tables longer than this show only the nodes that did not succeed.
 TABLE_ROWS = 60
@@ -127,40 +126,13 @@ def command(args: argparse.Namespace) -> int:
         logging.getLogger().removeHandler(handler)
 
     if args.json:
-        print_json(result_json(result))
+        print_json(result.to_dict())
     else:
         print_result(result, store_path=args.store, target=args.target, traceback=args.traceback)
     code = EXIT_OK if result.ok else EXIT_FAILED
     if str(result.status) == "cancelled":  # its timeout may have abandoned sync nodes
         exit_now_if_threads_left(code)
     return code
-
-
-def result_json(result: RunResult) -> dict[str, Any]:
-    """What ``run --json`` prints."""
-    nodes = {}
-    for name, node in result.nodes.items():
-        nodes[name] = {
-            "status": str(node.status),
-            "attempts": node.attempts,
-            "started": node.started,
-            "duration": node.duration,
-            "error": None if node.error is None else error_text(node.error, 10_000),
-        }
-    metrics = result.metrics
-    return {
-        "workflow": result.workflow,
-        "run_id": result.run_id,
-        "status": str(result.status),
-        "ok": result.ok,
-        "started": result.started,
-        "duration": result.duration,
-        "counts": result.counts(),
-        "attempts": metrics.attempts,
-        "retries": metrics.retries,
-        "nodes": nodes,
-        "outputs": {k: jsonable(v) for k, v in result.outputs.items()},
-    }
 
 
 def print_result(result: RunResult, *, store_path: str | None, target: str,
@@ -173,7 +145,7 @@ def print_result(result: RunResult, *, store_path: str | None, target: str,
                if metrics.retries else "")
     n = len(result.plan)
     print(f"run {result.run_id} of {result.workflow!r} {result.status} in "
-          f"{seconds(result.duration)} ({n} node{'s' if n != 1 else ''}: {counts}{retries})",
+          f"{fmt.duration(result.duration)} ({n} node{'s' if n != 1 else ''}: {counts}{retries})",
           file=out)
     names = list(result.nodes)
     if len(names) > TABLE_ROWS:
@@ -187,8 +159,8 @@ def print_result(result: RunResult, *, store_path: str | None, target: str,
         rows = []
         for name in shown:
             node = result.nodes[name]
-            rows.append([name, str(node.status), node.attempts, seconds(node.duration),
-                         error_text(node.error, 100)])
+            rows.append([name, str(node.status), node.attempts, fmt.duration(node.duration),
+                         fmt.error_text(node.error, 100)])
         print("", file=out)
         print(format_table(["node", "status", "attempts", "duration", "error"], rows,
                            right=(2, 3)), file=out)
@@ -206,7 +178,7 @@ def print_result(result: RunResult, *, store_path: str | None, target: str,
     if sinks and len(sinks) <= 10:
         print("", file=out)
         for name in sinks:
-            print(f"{name} = {short(result.outputs[name])}", file=out)
+            print(f"{name} = {fmt.one_line(repr(result.outputs[name]), 160)}", file=out)
     if store_path:
         print(f"\nstored in {store_path} as run {result.run_id}: "
               f"{prog()} show {result.run_id} --store {store_path}; "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._progress import seconds
-from ._common import EXIT_OK, format_table, open_store, positive_int, print_json, when
+from .. import _format as fmt
+from ._common import EXIT_OK, format_table, open_store, positive_int, print_json
 
 __all__ = ["add_parser", "command"]
 
@@ -35,15 +35,12 @@ def command(args: argparse.Namespace) -> int:
     if args.last is not None:
         records = records[-args.last:]
     if args.json:
-        print_json([{"run_id": r.run_id, "workflow": r.workflow, "status": r.status,
-                     "created": r.created, "started": r.started, "finished": r.finished,
-                     "duration": r.duration, "nodes": len(r.structure),
-                     "resumes": r.resumes} for r in records])
+        print_json([r.to_dict() for r in records])
         return EXIT_OK
     if not records:
         print(f"no runs in {args.store}")
         return EXIT_OK
-    rows = [[r.run_id, r.workflow, r.status, when(r.created), seconds(r.duration),
+    rows = [[r.run_id, r.workflow, r.status, fmt.timestamp(r.created), fmt.duration(r.duration),
              len(r.structure), r.resumes] for r in records]
     print(format_table(["run id", "workflow", "status", "started", "duration", "nodes",
                         "resumes"], rows, right=(4, 5, 6)))
