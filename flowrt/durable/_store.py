@@ -33,6 +33,13 @@ __all__ = ["Lease", "MemoryStore", "NodeRecord", "RunRecord", "Store", "StoredRu
 RUNNING = "running"
 
 
+def _span(start: Any, end: Any) -> float | None:
+    """``end - start`` when both are times (a damaged row may hold anything)."""
+    if isinstance(start, int | float) and isinstance(end, int | float):
+        return end - start
+    return None
+
+
 @attrs.frozen
 class RunRecord:
     """One run as stored."""
@@ -63,7 +70,7 @@ class RunRecord:
         latest start), ``resumes`` and ``node_count``."""
         return {"run_id": self.run_id, "workflow": self.workflow, "status": self.status,
                 "created": self.created, "started": self.started, "finished": self.finished,
-                "duration": self.duration, "resumes": self.resumes,
+                "duration": _span(self.started, self.finished), "resumes": self.resumes,
                 "node_count": len(self.structure)}
 
 
@@ -116,14 +123,13 @@ class StoredRun:
                                "finished": None, "duration": None, "error": None,
                                "traceback": None, "deps": deps}
             else:
-                duration = (rec.finished - rec.started if rec.started is not None
-                            and rec.finished is not None else None)
                 nodes[name] = {"status": rec.status, "attempts": rec.attempts,
                                "started": rec.started, "finished": rec.finished,
-                               "duration": duration, "error": rec.error,
-                               "traceback": rec.traceback, "deps": deps}
-                attempts += rec.attempts
-                ran += rec.attempts > 0
+                               "duration": _span(rec.started, rec.finished),
+                               "error": rec.error, "traceback": rec.traceback, "deps": deps}
+                if isinstance(rec.attempts, int) and rec.attempts > 0:
+                    attempts += rec.attempts
+                    ran += 1
             status = nodes[name]["status"]
             counts[status] = counts.get(status, 0) + 1
         inputs = None

@@ -35,15 +35,15 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from .._engine.result import jsonable
 from .._types import BY_NAME, Status
 from ..durable import StoredRun
 from . import _format as fmt
+from ._view import NodeView, RunView
 from .viz import COLOURS
 
 if TYPE_CHECKING:
@@ -64,86 +64,6 @@ DEFAULT_MODE = 0o600
 _DASH = "\u2013"  # what an empty cell shows
 _DOT = " \u00b7 "  # between the parts of a label
 _ORDER = ("succeeded", "failed", "cancelled", "skipped", "running", "pending")
-
-
-def _number(value: Any) -> float | None:
-    """A time or duration read from a store: a finite float, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _count(value: Any) -> int:
-    """A count read from a store: a non-negative int, else 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-@attrs.frozen
-class NodeView:
-    """One node as the report shows it."""
-
-    name: str
-    status: str  # a Status name; "pending" for a node with no record
-    attempts: int
-    started: float | None
-    finished: float | None
-    error: str | None
-    traceback: str | None
-    deps: tuple[str, ...]
-
-    @property
-    def duration(self) -> float | None:
-        if self.started is None or self.finished is None:
-            return None
-        return self.finished - self.started
-
-
-@attrs.frozen
-class RunView:
-    """A run as the report shows it, from a store or from a result.
-
-    Built by :meth:`from_dict` from ``RunResult.to_dict()`` or ``StoredRun.to_dict()``,
-    which checks every value's type on the way in: a store is a file anyone with
-    access may have written, so a count is an int and a time a float here, and every
-    text is escaped on the way out.
-    """
-
-    workflow: str
-    run_id: str
-    status: str
-    created: float
-    started: float
-    finished: float | None
-    resumes: int
-    inputs: Any
-    nodes: tuple[NodeView, ...]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunView:
-        """The view of a run given as ``to_dict()`` data (of a result or a stored run)."""
-        raw_nodes = data.get("nodes")
-        nodes = []
-        for name, node in (raw_nodes.items() if isinstance(raw_nodes, Mapping) else ()):
-            node = node if isinstance(node, Mapping) else {}
-            deps = node.get("deps")
-            nodes.append(NodeView(
-                str(name), str(node.get("status", "pending")), _count(node.get("attempts")),
-                _number(node.get("started")), _number(node.get("finished")),
-                _text(node.get("error")), _text(node.get("traceback")),
-                tuple(str(d) for d in deps) if isinstance(deps, list | tuple) else ()))
-        started = _number(data.get("started"))
-        created = _number(data.get("created"))
-        if started is None:
-            started = created if created is not None else 0.0
-        return cls(str(data.get("workflow", "")), str(data.get("run_id", "")),
-                   str(data.get("status", "")), started if created is None else created,
-                   started, _number(data.get("finished")), _count(data.get("resumes")),
-                   data.get("inputs"), tuple(nodes))
 
 
 def view_of_stored(stored: StoredRun) -> RunView:
@@ -196,7 +116,9 @@ def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
     text = render(run, max_nodes=max_nodes)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        # backslashreplace: a lone surrogate (a name decoded with surrogateescape) is
+        # shown as \\udcXX rather than failing the page
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode & 0o777)
             f.write(text)
@@ -368,10 +290,7 @@ class RunPage:
         """The run's name, status, facts, node counts and inputs."""
         run = self.run
         counts = Counter(n.status for n in run.nodes)
-        attempts = sum(n.attempts for n in run.nodes)
-        ran = sum(1 for n in run.nodes if n.attempts)
-        duration = None if run.finished is None else run.finished - run.started
-        status = run.status
+        status = run.state
         badge = (f'<span class="badge" style="background:{_colour(status)}">{_e(status)}</span>'
                  if status in BY_NAME else
                  f'<span class="badge" style="background:#fff3b0">{_e(status)}</span>')
@@ -380,12 +299,12 @@ class RunPage:
             ("status", _e(status)),
             ("nodes", f"{len(run.nodes):,}"),
             ("levels", f"{max(self.level.values(), default=-1) + 1:,}"),
-            ("attempts", f"{attempts:,}"),
-            ("retries", f"{attempts - ran:,}"),
+            ("attempts", f"{run.attempts:,}"),
+            ("retries", f"{run.retries:,}"),
             ("started", _e(fmt.timestamp(run.created, millis=True))),
             ("finished", _e(fmt.timestamp(run.finished, millis=True))),
             ("duration" + (" (since the last resume)" if run.resumes else ""),
-             _e(fmt.duration(duration))),
+             _e(fmt.duration(run.duration))),
             ("resumed", _e(f"{run.resumes} time{'s' if run.resumes > 1 else ''}, last at "
                            f"{fmt.timestamp(run.started, millis=True)}"
                            if run.resumes else "never")),
@@ -399,11 +318,16 @@ class RunPage:
                '<div class="facts">'
                + "".join(f"<div><b>{k}</b>{v}</div>" for k, v in facts) + "</div>",
                f'<div class="chips">{chips}</div>']
+        if run.interrupted:
+            out.append(f'<p class="note"><b>Interrupted</b>: stored as running, but '
+                       f"{_e(run.why_interrupted())}. Run it again with the same store and "
+                       f"run id (<code>--run-id {_e(run.run_id)}</code>) to resume it: the "
+                       "nodes that succeeded are not run again.</p>")
         if run.inputs is not None:
             try:
-                text = json.dumps(run.inputs, indent=2, default=repr, ensure_ascii=False)
+                text = json.dumps(jsonable(run.inputs), indent=2, ensure_ascii=False)
             except Exception:  # inputs of odd types: still a page
-                text = repr(run.inputs)
+                text = fmt.short_repr(run.inputs, 4000)
             if len(text) > 4000:
                 text = text[:4000] + "\n\u2026"
             out.append(f"<details><summary>Run inputs</summary><pre>{_e(text)}</pre></details>")
