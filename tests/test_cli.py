@@ -211,6 +211,8 @@ def work(install: Install, tmp_path: Path) -> Path:
     other.close()
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "latin1.json").write_bytes(b'{"n": "caf\xe9"}')
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (tmp_path / "inputs.json").write_text(json.dumps({"n": 5, "s": "from-file", "flag": False,
                                                       "items": [], "obj": {}, "text": "t",
                                                       "nothing": 1}))
@@ -380,6 +382,13 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["run", "flows.py:wf", "-i", "n=1", "--inputs-json", "bad.json"], "is not valid JSON"),
     (["run", "flows.py:wf", "--inputs-json", "list.json"], "must hold a JSON object"),
     (["run", "flows.py:wf", "--inputs-json", "nowhere.json"], "cannot read nowhere.json"),
+    (["run", "flows.py:wf", "--inputs-json", "latin1.json"], "latin1.json is not UTF-8 text"),
+    (["run", "flows.py:wf", "--inputs-json", "deep.json"], "deep.json is not valid JSON"),
+    (["run", "flows.py:wf", "-i", "n=1", "--store", ""], "--store: expected a value"),
+    (["run", "flows.py:wf", "-i", "n=1", "--run-id", ""], "--run-id: expected a value"),
+    (["run", "flows.py:wf", "-i", "n=1", "--limit", "api=1"],
+     "no node of 'demo' uses a limit named 'api'; none of its nodes has a limit="),
+    (["runs", "--store", ""], "--store: expected a value"),
     (["run", "flows.py:wf", "-i", "n=1", "--max-concurrency", "0"], "expected a whole number"),
     (["run", "flows.py:wf", "-i", "n=1", "--timeout", "-1"], "expected seconds > 0"),
     (["run", "flows.py:wf", "-i", "n=1", "-i", "a=2"], "is the name of a node"),

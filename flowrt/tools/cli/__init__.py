@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ... import __version__
+from ...errors import StoreError
 from . import _examples, _graph, _report, _run, _runs, _show
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, err, prog
 
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except UsageError as error:
+    except (UsageError, StoreError) as error:  # a store that cannot be read is bad input
         err(f"error: {error}")
         return EXIT_USAGE
     except KeyboardInterrupt:  # before the run's own handler was installed, or after

@@ -198,7 +198,7 @@ def parse_value(raw: str) -> Any:
     """JSON when it parses (``3``, ``true``, ``[1,2]``, ``"x"``), else the string."""
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw
 
 
@@ -211,9 +211,11 @@ def parse_inputs(pairs: Sequence[str], json_file: str | None) -> dict[str, Any]:
         except OSError as error:
             raise UsageError(f"--inputs-json: cannot read {json_file}: "
                              f"{error.strerror or error}") from None
+        except UnicodeDecodeError as error:
+            raise UsageError(f"--inputs-json: {json_file} is not UTF-8 text: {error}") from None
         try:
             loaded = json.loads(text)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise UsageError(f"--inputs-json: {json_file} is not valid JSON: {error}") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"--inputs-json: {json_file} must hold a JSON object "
