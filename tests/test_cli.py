@@ -29,6 +29,7 @@ import pytest
 import flowrt
 from flowrt.tools import cli
 from flowrt.tools._progress import LiveDisplay, PlainDisplay, QuietDisplay, make_display
+from flowrt.tools.cli import _common as cli_common
 from flowrt.tools.cli._common import UsageError, parse_value, split_target
 from flowrt.tools.cli._examples import examples_package
 
@@ -1009,3 +1010,30 @@ def test_a_killed_run_shows_interrupted_not_running(install: Install, work: Path
                                  cwd=work).stdout)
     assert data["created"] < data["started"] and data["resumes"] == 1
     assert data["interrupted"] is False
+
+
+def test_json_output_takes_any_value() -> None:
+    """What nodes return is printed as JSON whatever it is (``--json``)."""
+    import dataclasses
+
+    from flowrt._engine.result import jsonable
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: float
+
+    class Sulky:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    value = {"nan": float("nan"), "big": 10 ** 5000, "bytes": b"caf\xe9", "set": {1},
+             "point": Point(1, 2.5), "sulky": Sulky(), 3: (1, "s\udce9")}
+    data = jsonable(value)
+    out = io.StringIO()
+    cli_common.print_json(data, out)
+    back = json.loads(out.getvalue())
+    assert back["nan"] == "nan" and back["big"].startswith("<int of 16610 bits")
+    assert back["bytes"] == "caf\ufffd" and back["set"] == [1]
+    assert back["point"] == {"x": 1, "y": 2.5} and back["sulky"].endswith("Sulky object>")
+    assert back["3"] == [1, "s\udce9"]
