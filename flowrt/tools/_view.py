@@ -41,14 +41,17 @@ def _text(value: Any) -> str | None:
 
 @attrs.frozen
 class NodeView:
-    """One node as the tools show it."""
+    """One node as the tools show it: its ``name``, ``status``, ``attempts``, the
+    wall-clock times it ``started`` (its first attempt) and ``finished``, its ``error``
+    ("Type: message") and ``traceback`` when it failed, its ``deps`` (the names of its
+    dependencies) and whether it was ``restored``."""
 
     name: str
     status: str  #: a Status name; "pending" for a node with no record
     attempts: int
-    started: float | None  #: wall-clock start of its first attempt
+    started: float | None
     finished: float | None
-    error: str | None  #: "Type: message"
+    error: str | None
     traceback: str | None
     deps: tuple[str, ...]
     #: read back from the store by the latest start of the run, not run by it
@@ -66,8 +69,11 @@ class NodeView:
 class RunView:
     """A run as the tools show it (see the module docs); made by :meth:`from_dict`.
 
-    ``created`` is when the run was first started, ``started`` its latest start (the
-    same unless it was resumed), ``resumes`` how many times it was started again.
+    ``workflow`` and ``run_id`` name it; ``created`` is when the run was first started,
+    ``started`` its latest start (the same unless it was resumed), ``finished`` its end
+    (None while it runs), ``resumes`` how many times it was started again; ``inputs``
+    are its run inputs as JSON-ready data (None when unknown) and ``nodes`` its
+    :class:`NodeView` in the workflow's order.
     """
 
     workflow: str
@@ -82,12 +88,15 @@ class RunView:
     #: stored as running, but nobody runs it any more (its lease ran out or its
     #: process is gone): it can be resumed
     interrupted: bool = False
-    #: who holds a running run: (host, pid), and until when unless renewed
+    #: who holds a running run: (host, pid)
     owner: tuple[str, int] | None = None
+    #: until when the holder's lease lasts unless renewed (wall-clock seconds)
     lease_expires: float | None = None
 
     def why_interrupted(self, now: float | None = None) -> str:
-        """Why an interrupted run is: ``"process 41 on web-1 is gone"``, ..."""
+        """Why an interrupted run is (``""`` for another): ``"process 41 on web-1, which
+        ran it, is gone"``, or that its lease ran out before ``now`` (default: the
+        current time)."""
         if not self.interrupted:
             return ""
         if self.owner is None:

@@ -106,6 +106,9 @@ def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
     the page or its temporary file goes is replaced, never written through.
 
     Args:
+        run: what to draw (a stored run, a result, or a :class:`RunView`).
+        path: where the page goes.
+        max_nodes: runs of more nodes are summarised (see the module docs).
         mode: the file's permission bits (default 0o600: readable by its owner only,
             like a store; ``flowrt report`` gives the page its store's mode).
 
@@ -340,8 +343,8 @@ class RunPage:
         if not self.run.nodes:
             return '<p class="note">The workflow has no nodes.</p>'
         if self.big:
-            return self.level_summary()
-        return self.dag()
+            return self._level_summary()
+        return self._dag()
 
     def _layout(self) -> tuple[list[list[str]], dict[str, list[str]]]:
         """Layers of node names (and of ``"\\0k"`` waypoints that carry edges spanning
@@ -392,7 +395,7 @@ class RunPage:
                 place()
         return layers, paths
 
-    def dag(self) -> str:
+    def _dag(self) -> str:
         layers, paths = self._layout()
         by_name = {n.name: n for n in self.run.nodes}
         widest_real = max(sum(1 for v in layer if v in by_name) for layer in layers)
@@ -466,18 +469,18 @@ class RunPage:
                '<path d="M0,0 L10,5 L0,10 z" fill="#8c959f" /></marker></defs>'
                '<g fill="none" stroke="#8c959f" stroke-width="1.3" marker-end="url(#arrow)">'
                + "".join(edges) + "</g>" + "".join(boxes) + "</svg>")
-        return (self.legend()
+        return (self._legend()
                 + f'<div class="scroll" id="dag">{svg}</div>'
                 + '<p class="note">Roots on top; each node sits one level below its deepest '
                 "dependency. Hover a node for its details.</p>")
 
-    def legend(self) -> str:
+    def _legend(self) -> str:
         present = {n.status for n in self.run.nodes}
         return '<div class="chips">' + "".join(
             f'<span><i class="chip" style="background:{_colour(s)}"></i>{_e(s)}</span>'
             for s in _ORDER if s in present) + "</div>"
 
-    def level_summary(self) -> str:
+    def _level_summary(self) -> str:
         depth = max(self.level.values(), default=0) + 1
         per = max(1, math.ceil(depth / 200))  # at most 200 rows: group levels if deeper
         rows: list[tuple[str, Counter[str]]] = []
@@ -517,7 +520,7 @@ class RunPage:
         return (f'<p class="note">{len(self.run.nodes):,} nodes are too many to draw one by one '
                 f"(more than {self.max_nodes:,}): each bar is one level of the graph (roots "
                 "first), as wide as its number of nodes, coloured by how they ended.</p>"
-                + self.legend() + f'<div class="scroll" id="dag">{svg}</div>')
+                + self._legend() + f'<div class="scroll" id="dag">{svg}</div>')
 
     # -- the timeline -----------------------------------------------------------------
 
@@ -529,7 +532,7 @@ class RunPage:
         note = ""
         profile = ""
         if len(timed) > self.max_nodes:
-            profile = self.concurrency(timed)
+            profile = self._concurrency(timed)
             longest = sorted(timed, key=lambda n: -(n.duration or 0.0))[:LONGEST]
             timed = sorted(longest, key=lambda n: (n.started or 0.0, n.name))
             note = (f'<p class="note">{len(self.timed):,} timed nodes: above, how many ran at '
@@ -595,7 +598,7 @@ class RunPage:
                          'text-anchor="middle" fill="#8250df">resumed</text>')
         return parts
 
-    def concurrency(self, timed: list[NodeView]) -> str:
+    def _concurrency(self, timed: list[NodeView]) -> str:
         """A step chart of how many nodes were running at each moment."""
         t0, t1 = self.t0, max(self.t1, self.t0 + 1e-6)
         buckets = 600
