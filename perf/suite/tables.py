@@ -134,7 +134,7 @@ def dag_tables(r: Results) -> list[Table]:
             ns = SEED_DAG[n]
             seed = Seed(f"DAGConstruction_{n}_Nodes", ns / n,
                         f"{ns:,} ns/op = {ns / n:.0f} ns/node")
-        targets = ()
+        targets: tuple[Target, ...] = ()
         if n >= from_nodes:
             targets = (target("dag_construction", "build_compile",
                               ref=f"{base}/graphlib_prepare"),)
@@ -174,7 +174,7 @@ def execution_tables(r: Results) -> list[Table]:
                 ns = SEED_SCALABILITY[n]
                 seed = Seed(f"Scalability/Nodes_{n}", ns / n,
                             f"{ns:,} ns/op = {ns / n:,.0f} ns/node")
-            targets = ()
+            targets: tuple[Target, ...] = ()
             if (topo, n) == (random_10k["topology"], random_10k["nodes"]):
                 targets = (target("execution", "random_10k", ref=f"{base}/graphlib_wait"),)
             rows.append(Row(f"{topo} {n:,}: `run_sync()`, compiled workflow", f"{base}/flowrt",
@@ -351,11 +351,11 @@ def workflow_data_tables(r: Results) -> list[Table]:
         base = f"ArenaComparison/Size_{n}"
         for variant, label in (("Arena", "`WorkflowData()`"),
                                ("ArenaCustomBlock", f"`WorkflowData(capacity={n})`")):
-            ns = SEED_ARENA[n].get(variant)
-            seed = Seed(f"WorkflowDataArenaComparison/Size_{n}/{variant}", ns,
-                        f"{ns:,} ns/op") if ns else None
+            cited = SEED_ARENA[n].get(variant)
+            arena_seed = Seed(f"WorkflowDataArenaComparison/Size_{n}/{variant}", cited,
+                              f"{cited:,} ns/op") if cited else None
             rows.append(Row(f"Size_{n}: {label}: new, {n} sets, {n} gets", f"{base}/{variant}",
-                            {"DictStore (Standard)": f"{base}/Standard"}, seed))
+                            {"DictStore (Standard)": f"{base}/Standard"}, arena_seed))
     t3 = Table("Arena versus standard: a new store, N sets and N gets, time per op",
                ["DictStore (Standard)"], rows, unit="per op",
                footnotes=["The seed's op does more per key than set + get (16.9 us for 10 "
