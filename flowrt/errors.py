@@ -157,6 +157,23 @@ class RunLeased(StoreError):
         return (self.run_id, self.holder)
 
 
+class LeaseLost(RunLeased):
+    """This process was running the run, but another one took it over.
+
+    Its lease ran out (the process was paused, or too busy to renew it within the
+    store's ``lease_ttl``) and another process claimed the run with a newer fencing
+    token: the store refuses every later write of this one, and the run was stopped.
+    """
+
+    def __init__(self, run_id: str, holder: str) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        StoreError.__init__(
+            self, f"run {run_id!r} was taken over by {holder} while this process ran it "
+            "(its lease ran out before this process renewed it: it was paused or too busy); "
+            "this process stopped the run, and the store refused its later writes")
+
+
 class WorkflowChanged(FlowError, ValueError):
     """A stored run was made by a workflow whose structure has changed since."""
 

@@ -29,7 +29,9 @@ class NodeResult:
 
     ``started``/``finished`` are wall-clock times (seconds since the epoch) of the
     node's first attempt start and its end; None when the node never ran or was not
-    timed (metrics off or sampled out). ``duration`` is in seconds.
+    timed (metrics off or sampled out). ``duration`` is in seconds. ``restored`` is True
+    for a node of a durable run that succeeded in an earlier start of the run and was
+    read back from the store instead of running again.
     """
 
     name: str
@@ -38,6 +40,7 @@ class NodeResult:
     error: BaseException | None
     started: float | None
     finished: float | None
+    restored: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -153,6 +156,9 @@ class RunResult:
         self.duration = wall_time
         #: ``(event, exception)`` for every time an ``on_event`` hook raised
         self.hook_errors = hook_errors or []
+        #: per node, 1 when a durable run read it back from its store (set by
+        #: flowrt.durable); None for a run without a store
+        self._restored: bytearray | None = None
 
     # -- status ---------------------------------------------------------------------
 
@@ -205,8 +211,9 @@ class RunResult:
             started = self._started[i] + base
             if self._finished[i]:
                 finished = self._finished[i] + base
+        restored = self._restored is not None and self._restored[i] == 1
         return NodeResult(self.plan.names[i], BY_VALUE[self._board[i]], self._attempts[i],
-                          self._errors.get(i), started, finished)
+                          self._errors.get(i), started, finished, restored)
 
     @property
     def errors(self) -> dict[str, BaseException]:

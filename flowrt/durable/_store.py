@@ -1,12 +1,19 @@
-"""Durable run state: the ``Store`` protocol, its records, ``MemoryStore``.
+"""Durable run state: the ``Store`` protocol, its records, ``Claim``, ``MemoryStore``.
 
 A store keeps, per run: a :class:`RunRecord` (workflow name, structure fingerprint,
-inputs, status, times, lease) and a :class:`NodeRecord` per node that reached a final
-status, with the serialized output of succeeded nodes; plus a snapshot of the run's
-``WorkflowData`` keys. :mod:`flowrt.durable._run` decides what to write when; a store only
-keeps it. :class:`~flowrt.SQLiteStore` is the embedded default
-(``store="runs.db"``); :class:`MemoryStore` keeps everything in the process (tests,
-and resuming within one process).
+inputs, status, times, lease and fencing token) and a :class:`NodeRecord` per node
+that reached a final status, with the serialized output of succeeded nodes; plus a
+snapshot of the run's ``WorkflowData`` keys. :mod:`flowrt.durable._run` decides what
+to write when; a store only keeps it. :class:`~flowrt.SQLiteStore` is the embedded
+default (``store="runs.db"``); :class:`MemoryStore` keeps everything in the process
+(tests, and resuming within one process).
+
+Who may write a run (docs/decisions/009-fencing.md): a process *claims* a run --
+reads it, checks that nobody live holds it, and takes its lease with a new fencing
+token, all in one transaction -- and every later write of that process carries the
+token; the store refuses, in the transaction of the write, any write whose token is
+not the run's latest. A holder that lost its run hears of it through its
+:class:`Claim` and stops.
 
 Node writes may be batched by the store (``write`` returns before the data is on
 disk), in the order they were made; ``flush`` waits until all of it is.
@@ -14,77 +21,24 @@ disk), in the order they were made; ``flush`` waits until all of it is.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
-from ..errors import RunLeased
-from ._serialize import Serializer, get_serializer
+from ..errors import LeaseLost, RunLeased, StoreError
+from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
-__all__ = ["Lease", "MemoryStore", "NodeRecord", "RunRecord", "Store", "StoredRun", "prune"]
+__all__ = ["Claim", "Decide", "Lease", "MemoryStore", "NodeRecord", "RunRecord", "Store",
+           "StoredRun", "decode", "prune"]
 
 RUNNING = "running"
-
-
-@attrs.frozen
-class RunRecord:
-    """One run as stored."""
-
-    run_id: str
-    workflow: str
-    fingerprint: str
-    structure: dict[str, list[str]]  #: node -> its dependencies, when the run was made
-    inputs: bytes  #: serialized run inputs
-    status: str  #: "running", "succeeded", "failed" or "cancelled"
-    serializer: str
-    created: float
-    started: float
-    finished: float | None = None
-    resumes: int = 0  #: times the run was started again after the first
-    #: ``structure`` as JSON, when the caller has it at hand (saves encoding it again)
-    structure_json: str | None = attrs.field(default=None, eq=False, repr=False)
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from the latest start to the end, or None while running."""
-        return None if self.finished is None else self.finished - self.started
-
-
-class NodeRecord(NamedTuple):
-    """One node of a run that reached a final status.
-
-    A NamedTuple: one is made per node of a durable run, on the run's hot path.
-    """
-
-    node: str
-    status: str
-    attempts: int
-    output: bytes | None = None  #: serialized output, for succeeded nodes
-    error: str | None = None  #: "Type: message" of a failed node
-    traceback: str | None = None
-    started: float | None = None
-    finished: float | None = None
-
-
-@attrs.frozen
-class StoredRun:
-    """A run read back: its record, node records and data snapshot."""
-
-    record: RunRecord
-    nodes: dict[str, NodeRecord]
-    data: bytes | None
-
-    def outputs(self, serializer: Serializer | None = None) -> dict[str, Any]:
-        """Deserialized outputs of the succeeded nodes."""
-        ser = serializer or get_serializer(self.record.serializer)
-        return {n: ser.loads(r.output) for n, r in self.nodes.items()
-                if r.status == "succeeded" and r.output is not None}
 
 
 @attrs.frozen
@@ -106,14 +60,204 @@ class Lease:
         """Whether the holder is gone: the lease expired, or its process is dead here."""
         if expires < now:
             return True
+        return not self.process_alive()
+
+    def process_alive(self) -> bool:
+        """False when the process is known to be gone (checked on this host only)."""
         if self.host == socket.gethostname():
             try:
                 os.kill(self.pid, 0)
             except ProcessLookupError:
-                return True
-            except PermissionError:
                 return False
-        return False
+            except PermissionError:
+                return True
+        return True
+
+    def to_json(self) -> str:
+        return json.dumps(attrs.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Lease:
+        """The lease stored as ``text``; ValueError when it is none."""
+        try:
+            fields = json.loads(text)
+            return cls(str(fields["host"]), int(fields["pid"]), str(fields["token"]))
+        except (TypeError, KeyError, ValueError) as error:
+            raise ValueError(f"not a lease: {text[:80]!r} ({error})") from None
+
+
+@attrs.frozen
+class RunRecord:
+    """One run as stored.
+
+    ``owner`` and ``lease_expires`` say who holds a ``"running"`` run and until when
+    (wall-clock seconds); :meth:`is_interrupted` tells a live run from one whose
+    process died. ``fence`` is the run's fencing token: it grows by one each time a
+    process claims the run.
+    """
+
+    run_id: str
+    workflow: str
+    fingerprint: str
+    structure: dict[str, list[str]]  #: node -> its dependencies, when the run was made
+    inputs: bytes  #: serialized run inputs
+    status: str  #: "running", "succeeded", "failed" or "cancelled"
+    serializer: str
+    created: float
+    started: float
+    finished: float | None = None
+    resumes: int = 0  #: times the run was started again after the first
+    #: ``structure`` as JSON, when the caller has it at hand (saves encoding it again)
+    structure_json: str | None = attrs.field(default=None, eq=False, repr=False)
+    owner: Lease | None = None  #: the process holding the run's lease, if any
+    lease_expires: float | None = None  #: when that lease runs out unless renewed
+    fence: int = 0  #: the fencing token of the latest claim
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the latest start to the end, or None while running."""
+        return None if self.finished is None else self.finished - self.started
+
+    def is_interrupted(self, now: float | None = None) -> bool:
+        """True for a ``"running"`` run that nobody runs any more.
+
+        That is when its lease ran out (``lease_expires`` passed: its process stopped
+        renewing it) or its process is gone on this host; it can be resumed. A run whose
+        holder lives on another host is trusted until its lease runs out.
+        """
+        if self.status != RUNNING:
+            return False
+        if self.owner is None:
+            return True
+        return self.owner.is_stale(self.lease_expires or 0.0,
+                                   time.time() if now is None else now)
+
+
+class NodeRecord(NamedTuple):
+    """One node of a run that reached a final status.
+
+    A NamedTuple: one is made per node of a durable run, on the run's hot path.
+    """
+
+    node: str
+    status: str
+    attempts: int
+    output: bytes | None = None  #: serialized output, for succeeded nodes
+    error: str | None = None  #: "Type: message" of a failed node
+    traceback: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    #: the fencing token of the claim that wrote it: below the run's ``fence``, the
+    #: node ended in an earlier start and was read back (not run) in the latest one
+    fence: int = 0
+
+
+def decode(serializer: Serializer, blob: bytes, what: str) -> Any:
+    """``serializer.loads(blob)``; a blob it cannot read is a StoreError naming ``what``."""
+    try:
+        return serializer.loads(blob)
+    except Exception as error:
+        raise StoreError(f"{what} is damaged and cannot be read: "
+                         f"{type(error).__name__}: {error}") from None
+
+
+@attrs.frozen
+class StoredRun:
+    """A run read back: its record, node records and data snapshot.
+
+    ``serializer`` is the serializer of the store it was read from: the outputs and
+    inputs are read with it (:func:`~flowrt.durable.reader_for`: a pickle only when
+    the store was opened with ``serializer="pickle"``).
+    """
+
+    record: RunRecord
+    nodes: dict[str, NodeRecord]
+    data: bytes | None
+    serializer: Serializer | None = attrs.field(default=None, eq=False, repr=False)
+
+    def _reader(self, serializer: Serializer | None) -> Serializer:
+        if serializer is not None:
+            return serializer
+        try:
+            return reader_for(self.record.serializer, self.serializer or JSONSerializer())
+        except StoreError as error:
+            raise StoreError(f"run {self.record.run_id!r}: {error}") from None
+
+    def outputs(self, serializer: Serializer | None = None) -> dict[str, Any]:
+        """Deserialized outputs of the succeeded nodes (StoreError when one is damaged,
+        or is a pickle and the store was not opened with ``serializer="pickle"``)."""
+        ser = self._reader(serializer)
+        run = self.record.run_id
+        return {n: decode(ser, r.output, f"the stored output of node {n!r} of run {run!r}")
+                for n, r in self.nodes.items()
+                if r.status == "succeeded" and r.output is not None}
+
+    def inputs(self, serializer: Serializer | None = None) -> Any:
+        """The run's inputs, deserialized (StoreError as for :meth:`outputs`)."""
+        return decode(self._reader(serializer), self.record.inputs,
+                      f"the stored inputs of run {self.record.run_id!r}")
+
+    def restored(self, node: str) -> bool:
+        """True when ``node`` ended in an earlier start of the run than the latest: the
+        latest start read its record back instead of running it."""
+        rec = self.nodes.get(node)
+        return rec is not None and rec.fence < self.record.fence
+
+
+#: ``decide(stored run or None) -> the record to start, or None to leave the run be``
+Decide = Callable[["StoredRun | None"], "RunRecord | None"]
+
+
+class Claim:
+    """A run this process holds: its lease, its fencing token, and how it is doing.
+
+    Made by :meth:`Store.claim`; passed back with every write. The store keeps
+    ``valid_until`` (a ``time.monotonic()`` reading) at most as late as the lease's end
+    in the store, and sets it to 0 when the claim is lost or a write of it failed, so
+    that one comparison per node tells the run whether it may go on
+    (:class:`~flowrt.durable._run.Checkpoint`).
+    """
+
+    __slots__ = ("_callbacks", "_lock", "error", "fence", "lease", "run_id", "valid_until")
+
+    def __init__(self, run_id: str, lease: Lease, fence: int, valid_until: float) -> None:
+        self.run_id = run_id
+        self.lease = lease
+        self.fence = fence
+        self.valid_until = valid_until
+        #: LeaseLost when another process took the run over; StoreError when a write of
+        #: this claim failed (what was written after it is refused, to keep the order)
+        self.error: BaseException | None = None
+        self._callbacks: list[Callable[[], object]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def lost(self) -> bool:
+        """True when another process took the run over."""
+        return isinstance(self.error, LeaseLost)
+
+    def on_trouble(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` (from any thread) once the claim is lost or a write fails."""
+        with self._lock:
+            if self.error is None:
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def fail(self, error: BaseException) -> None:
+        """Called by the store: the claim is lost (LeaseLost) or cannot write."""
+        with self._lock:
+            self.valid_until = 0.0
+            if self.error is not None:
+                return
+            self.error = error
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def __repr__(self) -> str:
+        state = "ok" if self.error is None else type(self.error).__name__
+        return f"<Claim {self.run_id!r} fence={self.fence} {state}>"
 
 
 @runtime_checkable
@@ -124,9 +268,11 @@ class Store(Protocol):
     lease_ttl: float
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
-    def begin(self, record: RunRecord, lease: Lease, resume: bool) -> None: ...
-    def write(self, run_id: str, nodes: list[NodeRecord], data: bytes | None) -> None: ...
-    def finish(self, run_id: str, status: str, finished: float, lease: Lease) -> None: ...
+    def claim(self, run_id: str, lease: Lease, decide: Decide
+              ) -> tuple[StoredRun | None, Claim | None]: ...
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None: ...
+    def finish(self, claim: Claim, status: str, finished: float) -> None: ...
+    def renew(self, claim: Claim) -> bool: ...
     def flush(self) -> None: ...
     def load(self, run_id: str) -> StoredRun | None: ...
     def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]: ...
@@ -136,13 +282,46 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def refuse_live_holder(record: RunRecord, lease: Lease, now: float, *,
+                       same_process_is_live: bool = False) -> None:
+    """Raise RunLeased when someone else holds ``record``'s lease and is alive."""
+    holder = record.owner
+    if holder is None or holder.token == lease.token:
+        return
+    if not holder.is_stale(record.lease_expires or 0.0, now) or (
+        same_process_is_live and holder.pid == os.getpid()
+        and holder.host == lease.host
+    ):
+        raise RunLeased(record.run_id, holder.describe())
+
+
+def restarted(old: RunRecord, new: RunRecord, lease: Lease, expires: float) -> RunRecord:
+    """``old`` started again as ``new`` says, under ``lease``, with the next fence."""
+    return attrs.evolve(old, status=RUNNING, started=new.started, finished=None,
+                        resumes=old.resumes + 1, fingerprint=new.fingerprint,
+                        structure=new.structure, structure_json=new.structure_json,
+                        owner=lease, lease_expires=expires, fence=old.fence + 1)
+
+
 class MemoryStore:
     """A store that lives in this process: nothing survives it.
 
-    The reference for the contract: ``begin`` creates or restarts a run and takes its
-    lease (raising :class:`~flowrt.RunLeased` when a live holder has it); ``write``
-    upserts node records and the data snapshot; ``finish`` sets the final status and
-    gives the lease back; ``load`` / ``runs`` / ``delete`` / ``prune`` read and tidy.
+    The reference for the contract:
+
+    - ``claim(run_id, lease, decide)`` reads the run, refuses it with
+      :class:`~flowrt.RunLeased` when a live holder has it, calls ``decide(stored run
+      or None)``, and -- when that returns a record -- creates or restarts the run with
+      it under ``lease`` and the next fencing token, all atomically (nothing is written
+      when ``decide`` raises or returns None). It returns ``(stored run, Claim or
+      None)``.
+    - ``write(claim, nodes, data)`` upserts node records and the data snapshot;
+      ``finish(claim, status, finished)`` sets the final status and gives the lease
+      back; ``renew(claim)`` extends the lease now. Each of them first checks, in the
+      same atomic step, that ``claim.fence`` is still the run's: if not, nothing is
+      written and the claim fails with :class:`~flowrt.LeaseLost`.
+    - ``load`` / ``runs`` / ``delete`` / ``prune`` read and tidy.
+
+    In one process a lease never expires (there is no other process to take over).
     """
 
     def __init__(self, serializer: str | Serializer = "json", lease_ttl: float = 60.0) -> None:
@@ -151,48 +330,67 @@ class MemoryStore:
         self._runs: dict[str, RunRecord] = {}
         self._nodes: dict[str, dict[str, NodeRecord]] = {}
         self._data: dict[str, bytes | None] = {}
-        self._leases: dict[str, tuple[Lease, float]] = {}
         self._lock = threading.Lock()
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 
-    def begin(self, record: RunRecord, lease: Lease, resume: bool) -> None:
+    def claim(self, run_id: str, lease: Lease, decide: Decide
+              ) -> tuple[StoredRun | None, Claim | None]:
         with self._lock:
-            held = self._leases.get(record.run_id)
             now = time.time()
-            if held is not None and held[0].token != lease.token and (
-                not held[0].is_stale(held[1], now) or held[0].pid == os.getpid()
-            ):
-                raise RunLeased(record.run_id, held[0].describe())
-            self._leases[record.run_id] = (lease, now + self.lease_ttl)
-            old = self._runs.get(record.run_id)
-            if old is None or not resume:
-                self._runs[record.run_id] = record
-                self._nodes[record.run_id] = {}
-                self._data[record.run_id] = None
+            old = self._runs.get(run_id)
+            stored = None
+            if old is not None:
+                refuse_live_holder(old, lease, now, same_process_is_live=True)
+                stored = StoredRun(old, dict(self._nodes.get(run_id, {})),
+                                   self._data.get(run_id), self.serializer)
+            record = decide(stored)
+            if record is None:
+                return stored, None
+            expires = now + self.lease_ttl
+            if old is None:
+                record = attrs.evolve(record, owner=lease, lease_expires=expires, fence=1,
+                                      resumes=0)
+                self._nodes[run_id] = {}
+                self._data[run_id] = None
             else:
-                self._runs[record.run_id] = attrs.evolve(
-                    old, status=RUNNING, started=record.started, finished=None,
-                    resumes=old.resumes + 1, fingerprint=record.fingerprint,
-                    structure=record.structure)
+                record = restarted(old, record, lease, expires)
+            self._runs[run_id] = record
+            return stored, Claim(run_id, lease, record.fence, float("inf"))
 
-    def write(self, run_id: str, nodes: list[NodeRecord], data: bytes | None) -> None:
+    def _holds(self, claim: Claim) -> bool:
+        """Whether ``claim`` is the run's latest (called with the lock held)."""
+        run = self._runs.get(claim.run_id)
+        if run is not None and run.fence == claim.fence:
+            return True
+        if claim.error is None:
+            holder = run.owner.describe() if run is not None and run.owner else "nobody"
+            claim.fail(LeaseLost(claim.run_id, holder))
+        return False
+
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
         with self._lock:
-            table = self._nodes.setdefault(run_id, {})
+            if not self._holds(claim):
+                return
+            table = self._nodes.setdefault(claim.run_id, {})
+            fence = claim.fence
             for r in nodes:
-                table[r.node] = r
+                table[r[0]] = NodeRecord(*r[:8], fence)
             if data is not None:
-                self._data[run_id] = data
+                self._data[claim.run_id] = data
 
-    def finish(self, run_id: str, status: str, finished: float, lease: Lease) -> None:
+    def finish(self, claim: Claim, status: str, finished: float) -> None:
         with self._lock:
-            run = self._runs.get(run_id)
-            if run is not None:
-                self._runs[run_id] = attrs.evolve(run, status=status, finished=finished)
-            held = self._leases.get(run_id)
-            if held is not None and held[0].token == lease.token:
-                del self._leases[run_id]
+            if not self._holds(claim):
+                return
+            run = self._runs[claim.run_id]
+            self._runs[claim.run_id] = attrs.evolve(run, status=status, finished=finished,
+                                                    owner=None, lease_expires=None)
+
+    def renew(self, claim: Claim) -> bool:
+        with self._lock:
+            return self._holds(claim)
 
     def flush(self) -> None:
         pass
@@ -201,7 +399,8 @@ class MemoryStore:
         run = self._runs.get(run_id)
         if run is None:
             return None
-        return StoredRun(run, dict(self._nodes.get(run_id, {})), self._data.get(run_id))
+        return StoredRun(run, dict(self._nodes.get(run_id, {})), self._data.get(run_id),
+                         self.serializer)
 
     def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]:
         found = [r for r in self._runs.values()
@@ -213,7 +412,6 @@ class MemoryStore:
         with self._lock:
             self._nodes.pop(run_id, None)
             self._data.pop(run_id, None)
-            self._leases.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None
 
     def prune(self, *, older_than: float | None = None, keep: int | None = None,
