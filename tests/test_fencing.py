@@ -56,6 +56,18 @@ def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def _write_lock_free(db: Path) -> bool:
+    conn = sqlite3.connect(db, timeout=0.05, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
 TRIALS = 60  # per kind; before the fix ~30% of the trials ran nodes twice
 
 
@@ -107,7 +119,12 @@ def test_a_paused_holder_is_fenced_out_and_stops(tmp_path: Path) -> None:
     try:
         _wait_for(lambda: any(e[0] == "start" and e[2] == "n1" for e in _events(log)))
         time.sleep(0.1)
-        holder.send_signal(signal.SIGSTOP)
+        while True:  # paused while holding SQLite's write lock, it would block everyone
+            holder.send_signal(signal.SIGSTOP)
+            if _write_lock_free(db):
+                break
+            holder.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
         stopped_at = time.time()
         time.sleep(ttl + 0.5)  # its lease runs out
         taker = _spawn("run", db, "r", log, "trio", ttl, 6, 0.4)
