@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._types import Status
-from ..durable import StoredRun, get_serializer
+from ..durable import StoredRun
 from .viz import COLOURS
 
 if TYPE_CHECKING:
@@ -102,8 +102,9 @@ def view_of_stored(stored: StoredRun) -> RunView:
     record = stored.record
     inputs: Any
     try:
-        inputs = get_serializer(record.serializer).loads(record.inputs)
-    except Exception:  # a pickle store: do not unpickle for a report
+        # never a pickle unless the store was opened for pickles (StoredRun.inputs)
+        inputs = stored.inputs()
+    except Exception:  # damaged, or a pickle: the report goes on without the inputs
         inputs = None
     names = list(record.structure)
     names += [n for n in stored.nodes if n not in record.structure]

@@ -938,7 +938,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except UsageError as error:
+    except (UsageError, StoreError) as error:  # a damaged store is a bad input too
         err(f"error: {error}")
         return EXIT_USAGE
     except KeyboardInterrupt:  # before the run's own handler was installed, or after
