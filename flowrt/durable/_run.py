@@ -40,9 +40,16 @@ import anyio.to_thread
 import attrs
 
 from .._engine.result import RunResult
-from .._types import RunStatus, Status
+from .._types import BY_NAME, NAMES, RunStatus, Status
 from ..data import WorkflowData
-from ..errors import LeaseLost, SerializationError, StoredError, StoreError, WorkflowChanged
+from ..errors import (
+    LeaseLost,
+    SerializationError,
+    StoredError,
+    StoreError,
+    WorkflowChanged,
+    describe_error,
+)
 from ._rebuild import input_rebuilders, return_rebuilder
 from ._serialize import Serializer, reader_for
 from ._store import Claim, Lease, NodeRecord, RunRecord, StoredRun, decode
@@ -58,7 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["Checkpoint", "durable_run"]
 
 RESUME_MODES = (None, "auto", "force")
-_STATUS_NAMES = {int(s): str(s) for s in Status}
 _monotonic = time.monotonic
 
 
@@ -171,9 +177,9 @@ class Checkpoint:
         started, finished = self._times(node)
         text = tb = None
         if error is not None:
-            text = f"{type(error).__name__}: {error}"
+            text = describe_error(error)
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        self._add(NodeRecord(self.names[node], _STATUS_NAMES[status], self.sup.attempts[node],
+        self._add(NodeRecord(self.names[node], NAMES[status], self.sup.attempts[node],
                              None, _utf8(text), _utf8(tb), started, finished))
         if _monotonic() >= self.claim.valid_until:
             self.claim_trouble()
@@ -493,7 +499,6 @@ def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = No
     finished = array("d", bytes(8 * n))
     timed = bytearray(n)
     errors: dict[int, BaseException] = {}
-    by_name = {str(s): s for s in Status}
     if data is None:
         data = WorkflowData(n + 8)
     data.attach(plan)
@@ -501,7 +506,7 @@ def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = No
         i = plan.index.get(name)
         if i is None:
             continue
-        board[i] = by_name.get(rec.status, Status.CANCELLED)
+        board[i] = BY_NAME.get(rec.status, Status.CANCELLED)
         attempts[i] = rec.attempts
         if rec.started is not None:
             started[i] = rec.started

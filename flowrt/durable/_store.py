@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
+from .._engine.result import jsonable
 from ..errors import LeaseLost, RunLeased, StoreError
 from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
@@ -118,6 +119,21 @@ class RunRecord:
         """Seconds from the latest start to the end, or None while running."""
         return None if self.finished is None else self.finished - self.started
 
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        """The run's summary as JSON-ready data (what ``flowrt runs --json`` prints):
+        ``run_id``, ``workflow``, ``status``, ``created`` (its first start, seconds since
+        the epoch), ``started`` (its latest start), ``finished``, ``duration`` (from the
+        latest start), ``resumes``, ``node_count``; and for a running run, ``owner``
+        (who holds it: "process 4242 on build-7"), ``lease_expires`` and
+        ``interrupted`` (:meth:`is_interrupted`)."""
+        return {"run_id": self.run_id, "workflow": self.workflow, "status": self.status,
+                "created": self.created, "started": self.started, "finished": self.finished,
+                "duration": self.duration, "resumes": self.resumes,
+                "node_count": len(self.structure),
+                "owner": None if self.owner is None else self.owner.describe(),
+                "lease_expires": self.lease_expires,
+                "interrupted": self.is_interrupted(now)}
+
     def is_interrupted(self, now: float | None = None) -> bool:
         """True for a ``"running"`` run that nobody runs any more.
 
@@ -174,6 +190,51 @@ class StoredRun:
     nodes: dict[str, NodeRecord]
     data: bytes | None
     serializer: Serializer | None = attrs.field(default=None, eq=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data, with the keys of :meth:`flowrt.RunResult.to_dict`
+        that a store knows (what ``flowrt show --json`` prints and the HTML report draws).
+
+        :meth:`RunRecord.to_dict`, plus ``counts`` (nodes per status), ``attempts``,
+        ``retries``, ``inputs`` (None when they cannot be read: damaged, or a pickle and
+        the store was not opened for pickles -- nothing is unpickled otherwise) and
+        ``nodes``: per node of the run's structure, in its order, ``status`` ("pending"
+        for a node with no record yet), ``attempts``, ``started``, ``finished``,
+        ``duration``, ``error``, ``traceback``, ``deps`` and ``restored`` (:meth:`restored`:
+        read back, not run, in the latest start). Outputs are left out (:meth:`outputs`
+        reads them).
+        """
+        record = self.record
+        structure = record.structure
+        names = list(structure) + [n for n in self.nodes if n not in structure]
+        nodes: dict[str, dict[str, Any]] = {}
+        counts: dict[str, int] = {}
+        attempts = ran = 0
+        for name in names:
+            rec = self.nodes.get(name)
+            deps = list(structure.get(name, ()))
+            if rec is None:
+                nodes[name] = {"status": "pending", "attempts": 0, "started": None,
+                               "finished": None, "duration": None, "error": None,
+                               "traceback": None, "deps": deps, "restored": False}
+            else:
+                duration = (rec.finished - rec.started if rec.started is not None
+                            and rec.finished is not None else None)
+                nodes[name] = {"status": rec.status, "attempts": rec.attempts,
+                               "started": rec.started, "finished": rec.finished,
+                               "duration": duration, "error": rec.error,
+                               "traceback": rec.traceback, "deps": deps,
+                               "restored": rec.fence < record.fence}
+                attempts += rec.attempts
+                ran += rec.attempts > 0
+            status = nodes[name]["status"]
+            counts[status] = counts.get(status, 0) + 1
+        try:
+            inputs = jsonable(self.inputs())
+        except StoreError:  # damaged, or a pickle: the rest of the run is worth showing
+            inputs = None
+        return {**record.to_dict(), "counts": counts, "attempts": attempts,
+                "retries": attempts - ran, "inputs": inputs, "nodes": nodes}
 
     def _reader(self, serializer: Serializer | None) -> Serializer:
         if serializer is not None:
