@@ -140,6 +140,17 @@ def _describe(error: BaseException) -> str:
     return text
 
 
+def _blob(value: Any) -> Any:
+    """A BLOB column's value as bytes (SQLite does not enforce column types: text put
+    there by another tool is read as its UTF-8; anything else is left for the reader
+    to find damaged)."""
+    if type(value) is bytes or value is None:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return value
+
+
 def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
     """The RunRecord of a ``runs`` row (``_RUN_COLUMNS``); StoreError when damaged."""
     run_id = row[0]
@@ -159,9 +170,10 @@ def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
             owner = Lease.from_json(row[11])
         except ValueError as error:
             raise StoreError(f"run {run_id!r} in {where} is damaged: {error}") from None
-    if type(row[4]) is not bytes:
+    inputs = _blob(row[4])
+    if type(inputs) is not bytes:
         raise StoreError(f"run {run_id!r} in {where} is damaged: its inputs are not a blob")
-    return RunRecord(run_id, row[1], row[2], structure, row[4], row[5], row[6], row[7],
+    return RunRecord(run_id, row[1], row[2], structure, inputs, row[5], row[6], row[7],
                      row[8], row[9], row[10], row[3], owner, row[12], row[13])
 
 
@@ -280,10 +292,10 @@ class SQLiteStore:
         code = _primary(error)
         if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
             return StoreError(f"{self.path} is not a flowrt store: {error}")
-        if code == sqlite3.SQLITE_CANTOPEN:
-            writable = self._not_writable()
-            if writable:
-                return StoreError(f"cannot open the store {self.path}: {writable}")
+        if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+            problem = self._not_writable()
+            if problem:
+                return StoreError(f"cannot open the store {self.path}: {problem}")
         return StoreError(f"cannot open the store {self.path}: {_describe(error)}")
 
     def _not_writable(self) -> str | None:
@@ -411,13 +423,12 @@ class SQLiteStore:
 
     def _load(self, conn: sqlite3.Connection, record: RunRecord) -> StoredRun:
         run_id = record.run_id
-        nodes = {r[0]: NodeRecord(r[0], r[1], r[2], None if r[3] is None else bytes(r[3]),
-                                  r[4], r[5], r[6], r[7], r[8])
+        nodes = {r[0]: NodeRecord(r[0], r[1], r[2], _blob(r[3]), r[4], r[5], r[6], r[7], r[8])
                  for r in conn.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE run_id = ?",
                                        (run_id,))}
         data = conn.execute("SELECT snapshot FROM data WHERE run_id = ?", (run_id,)).fetchone()
-        return StoredRun(record, nodes, None if data is None or data[0] is None
-                         else bytes(data[0]), self.serializer)
+        return StoredRun(record, nodes, None if data is None else _blob(data[0]),
+                         self.serializer)
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
               ) -> tuple[StoredRun | None, Claim | None]:
