@@ -353,7 +353,7 @@ class SQLiteStore:
         while True:
             try:
                 return step()
-            except sqlite3.OperationalError as error:
+            except sqlite3.Error as error:
                 if _primary(error) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or (
                     time.monotonic() >= deadline
                 ):
@@ -519,7 +519,7 @@ class SQLiteStore:
         if holder is not None:
             claim.fail(LeaseLost(claim.run_id, holder))
             return False
-        claim.valid_until = valid_until
+        claim.extend(valid_until)
         return True
 
     def flush(self) -> None:
@@ -647,8 +647,8 @@ class SQLiteStore:
             return
         self._deferred = []
         for claim, ok in held.items():
-            if ok and claim.error is None:
-                claim.valid_until = valid_until
+            if ok:
+                claim.extend(valid_until)
         for claim, holder in refused.items():
             claim.fail(LeaseLost(claim.run_id, holder))
 

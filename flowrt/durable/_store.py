@@ -305,6 +305,13 @@ class Claim:
                 return
         callback()
 
+    def extend(self, valid_until: float) -> None:
+        """Called by the store: the lease held until ``valid_until`` (monotonic), unless
+        the claim failed meanwhile."""
+        with self._lock:
+            if self.error is None:
+                self.valid_until = valid_until
+
     def fail(self, error: BaseException) -> None:
         """Called by the store: the claim is lost (LeaseLost) or cannot write."""
         with self._lock:
