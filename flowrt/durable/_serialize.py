@@ -35,13 +35,21 @@ TAG = "__flowrt__"
 
 
 class Serializer(Protocol):
-    """Turns values into bytes and back."""
+    """Turns values into bytes and back; ``name`` is what a store records with a run."""
 
     name: str
 
-    def dumps(self, value: Any) -> bytes: ...
+    def dumps(self, value: Any) -> bytes:
+        """``value`` as bytes.
 
-    def loads(self, data: bytes) -> Any: ...
+        Raises:
+            SerializationError: the value cannot be stored by this serializer.
+        """
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """The value that :meth:`dumps` turned into ``data``."""
+        ...
 
 
 def _encode(value: Any) -> Any:
@@ -188,8 +196,11 @@ def reader_for(name: str, serializer: Serializer) -> Serializer:
     ``serializer`` column), for a store opened with ``serializer``.
 
     A file says what it holds, but only the caller may decide to run code from it: a
-    pickle is read only by a store opened with ``serializer="pickle"``; anything else
-    raises :class:`~flowrt.StoreError`. JSON is read by any store.
+    pickle is read only by a store opened with ``serializer="pickle"``. JSON is read by
+    any store.
+
+    Raises:
+        StoreError: ``name`` is "pickle" and ``serializer`` is not, or is unknown.
     """
     if name == serializer.name:
         return serializer
@@ -206,7 +217,11 @@ def reader_for(name: str, serializer: Serializer) -> Serializer:
 
 
 def get_serializer(name: str | Serializer) -> Serializer:
-    """A serializer by name ("json", "pickle") or the object itself."""
+    """A serializer by ``name`` ("json", "pickle"), or the serializer object itself.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if not isinstance(name, str):
         return name
     if name == "json":

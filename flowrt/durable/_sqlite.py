@@ -178,19 +178,29 @@ def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
 
 
 class SQLiteStore:
-    """Durable runs in the SQLite file at ``path`` (created if missing).
+    """Durable runs in the SQLite file at ``path`` (created if missing, mode 0600).
 
-    ``serializer``: "json" (default) or "pickle" (trusted files only: reading a pickle
-    runs code); ``synchronous``: SQLite's, "NORMAL" or "FULL"; ``lease_ttl``: seconds a
-    run's lease lasts without renewal (the writer renews it every third of that);
-    ``busy_timeout``: seconds to wait for another process's write lock;
-    ``commit_interval``: seconds a group commit gathers writes.
+    Args:
+        path: the database file; several processes on one machine may share it.
+        serializer: ``"json"`` (the default), ``"pickle"`` (trusted files only: reading
+            a pickle runs code) or a serializer object.
+        synchronous: SQLite's setting: ``"NORMAL"`` (the default: a process crash
+            loses nothing committed), ``"FULL"`` (an fsync per group commit, survives
+            power loss), ``"EXTRA"`` or ``"OFF"``.
+        lease_ttl: seconds a run's lease lasts without renewal (the writer renews it
+            every third of that); a holder that stopped renewing it is taken over after.
+        busy_timeout: seconds to wait for another process's write lock.
+        commit_interval: seconds a group commit waits to gather node records.
 
-    Raises :class:`~flowrt.StoreError` when the file is not a flowrt store (another
-    application's database, a corrupt file, a file that is not SQLite), is a damaged
-    one (a table or column missing, an unknown schema version), was written by a newer
-    flowrt, or cannot be written (a read-only file or directory) -- leaving the file
-    untouched.
+    Raises:
+        StoreError: the file is not a flowrt store (another application's database, a
+            corrupt file, a file that is not SQLite), is a damaged one (a table or
+            column missing, an unknown schema version), was written by a newer flowrt,
+            or cannot be written (a read-only file or directory) -- left untouched.
+        ValueError: an unknown ``synchronous`` or serializer name, a ``lease_ttl``
+            that is not positive.
+
+    Close it (``store.close()`` or ``with SQLiteStore(...) as store``) when done.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, serializer: str | Serializer = "json",

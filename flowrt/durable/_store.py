@@ -46,19 +46,22 @@ RUNNING = "running"
 class Lease:
     """Who runs a run: a process (host, pid) and one run call in it (token)."""
 
-    host: str
-    pid: int
-    token: str
+    host: str  #: the holder's host name
+    pid: int  #: the holder's process id
+    token: str  #: one run call in that process
 
     @classmethod
     def mine(cls) -> Lease:
+        """A new lease for this process (a fresh token per run call)."""
         return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex)
 
     def describe(self) -> str:
+        """Who holds it, for messages: "process 4242 on build-7"."""
         return f"process {self.pid} on {self.host}"
 
     def is_stale(self, expires: float, now: float) -> bool:
-        """Whether the holder is gone: the lease expired, or its process is dead here."""
+        """Whether the holder is gone at time ``now``: the lease ``expires`` before it,
+        or the holder's process is dead on this host."""
         if expires < now:
             return True
         return not self.process_alive()
@@ -75,11 +78,16 @@ class Lease:
         return True
 
     def to_json(self) -> str:
+        """The lease as a store keeps it (a JSON object)."""
         return json.dumps(attrs.asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> Lease:
-        """The lease stored as ``text``; ValueError when it is none."""
+        """The lease stored as ``text``.
+
+        Raises:
+            ValueError: ``text`` is not a stored lease.
+        """
         try:
             fields = json.loads(text)
             return cls(str(fields["host"]), int(fields["pid"]), str(fields["token"]))
@@ -89,24 +97,24 @@ class Lease:
 
 @attrs.frozen
 class RunRecord:
-    """One run as stored.
+    """One run as stored: ``store.get_run(run_id)``, ``store.runs()``.
 
-    ``owner`` and ``lease_expires`` say who holds a ``"running"`` run and until when
-    (wall-clock seconds); :meth:`is_interrupted` tells a live run from one whose
-    process died. ``fence`` is the run's fencing token: it grows by one each time a
-    process claims the run.
+    Times are wall-clock seconds since the epoch. ``owner`` and ``lease_expires`` say
+    who holds a ``"running"`` run and until when; :meth:`is_interrupted` tells a live
+    run from one whose process died. ``fence`` is the run's fencing token: it grows by
+    one each time a process claims the run.
     """
 
-    run_id: str
-    workflow: str
-    fingerprint: str
+    run_id: str  #: the run's id
+    workflow: str  #: the workflow's name
+    fingerprint: str  #: the workflow's structure hash (``Plan.fingerprint``)
     structure: dict[str, list[str]]  #: node -> its dependencies, when the run was made
     inputs: bytes  #: serialized run inputs
     status: str  #: "running", "succeeded", "failed" or "cancelled"
-    serializer: str
-    created: float
-    started: float
-    finished: float | None = None
+    serializer: str  #: the name of the serializer of its outputs and inputs
+    created: float  #: when the run was first started
+    started: float  #: when it was started last (resumed runs start again)
+    finished: float | None = None  #: when it ended, None while running
     resumes: int = 0  #: times the run was started again after the first
     #: ``structure`` as JSON, when the caller has it at hand (saves encoding it again)
     structure_json: str | None = attrs.field(default=None, eq=False, repr=False)
@@ -120,22 +128,25 @@ class RunRecord:
         return None if self.finished is None else self.finished - self.started
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
-        """The run's summary as JSON-ready data (what ``flowrt runs --json`` prints):
+        """The run's summary as JSON-ready data (what ``flowrt runs --json`` prints),
+        ``interrupted`` as of ``now`` (default: the current time):
         ``run_id``, ``workflow``, ``status``, ``created`` (its first start, seconds since
         the epoch), ``started`` (its latest start), ``finished``, ``duration`` (from the
-        latest start), ``resumes``, ``node_count``; and for a running run, ``owner``
-        (who holds it: "process 4242 on build-7"), ``lease_expires`` and
+        latest start), ``resumes``, ``node_count``; and who holds a running run:
+        ``owner`` (``{"host": ..., "pid": ...}`` or None), ``lease_expires`` and
         ``interrupted`` (:meth:`is_interrupted`)."""
         return {"run_id": self.run_id, "workflow": self.workflow, "status": self.status,
                 "created": self.created, "started": self.started, "finished": self.finished,
                 "duration": self.duration, "resumes": self.resumes,
                 "node_count": len(self.structure),
-                "owner": None if self.owner is None else self.owner.describe(),
+                "owner": None if self.owner is None else {"host": self.owner.host,
+                                                          "pid": self.owner.pid},
                 "lease_expires": self.lease_expires,
                 "interrupted": self.is_interrupted(now)}
 
     def is_interrupted(self, now: float | None = None) -> bool:
-        """True for a ``"running"`` run that nobody runs any more.
+        """True for a ``"running"`` run that nobody runs any more, at time ``now``
+        (default: the current time).
 
         That is when its lease ran out (``lease_expires`` passed: its process stopped
         renewing it) or its process is gone on this host; it can be resumed. A run whose
@@ -155,21 +166,25 @@ class NodeRecord(NamedTuple):
     A NamedTuple: one is made per node of a durable run, on the run's hot path.
     """
 
-    node: str
-    status: str
-    attempts: int
+    node: str  #: the node's name
+    status: str  #: "succeeded", "failed", "skipped" or "cancelled"
+    attempts: int  #: attempts started (in the latest start of the run)
     output: bytes | None = None  #: serialized output, for succeeded nodes
     error: str | None = None  #: "Type: message" of a failed node
-    traceback: str | None = None
-    started: float | None = None
-    finished: float | None = None
+    traceback: str | None = None  #: the formatted traceback of a failed node
+    started: float | None = None  #: wall-clock start of its first attempt
+    finished: float | None = None  #: wall-clock end
     #: the fencing token of the claim that wrote it: below the run's ``fence``, the
     #: node ended in an earlier start and was read back (not run) in the latest one
     fence: int = 0
 
 
 def decode(serializer: Serializer, blob: bytes, what: str) -> Any:
-    """``serializer.loads(blob)``; a blob it cannot read is a StoreError naming ``what``."""
+    """``serializer.loads(blob)``.
+
+    Raises:
+        StoreError: ``blob`` cannot be read (the message names ``what``).
+    """
     try:
         return serializer.loads(blob)
     except Exception as error:
@@ -179,16 +194,17 @@ def decode(serializer: Serializer, blob: bytes, what: str) -> Any:
 
 @attrs.frozen
 class StoredRun:
-    """A run read back: its record, node records and data snapshot.
+    """A run read back by ``store.load(run_id)``.
 
-    ``serializer`` is the serializer of the store it was read from: the outputs and
-    inputs are read with it (:func:`~flowrt.durable.reader_for`: a pickle only when
-    the store was opened with ``serializer="pickle"``).
+    The outputs and inputs are read with the serializer of the store it was read from
+    (:func:`~flowrt.durable.reader_for`: a pickle only when the store was opened with
+    ``serializer="pickle"``).
     """
 
-    record: RunRecord
-    nodes: dict[str, NodeRecord]
-    data: bytes | None
+    record: RunRecord  #: the run
+    nodes: dict[str, NodeRecord]  #: node name -> record, for nodes that reached a final status
+    data: bytes | None  #: the serialized snapshot of the run's WorkflowData keys
+    #: the serializer of the store it was read from (None: JSON only)
     serializer: Serializer | None = attrs.field(default=None, eq=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,8 +261,13 @@ class StoredRun:
             raise StoreError(f"run {self.record.run_id!r}: {error}") from None
 
     def outputs(self, serializer: Serializer | None = None) -> dict[str, Any]:
-        """Deserialized outputs of the succeeded nodes (StoreError when one is damaged,
-        or is a pickle and the store was not opened with ``serializer="pickle"``)."""
+        """Deserialized outputs of the succeeded nodes, read with ``serializer`` (by
+        default the store's, for the serializer the run was stored with).
+
+        Raises:
+            StoreError: an output is damaged, or is a pickle and the store was not
+                opened with ``serializer="pickle"``.
+        """
         ser = self._reader(serializer)
         run = self.record.run_id
         return {n: decode(ser, r.output, f"the stored output of node {n!r} of run {run!r}")
@@ -254,7 +275,11 @@ class StoredRun:
                 if r.status == "succeeded" and r.output is not None}
 
     def inputs(self, serializer: Serializer | None = None) -> Any:
-        """The run's inputs, deserialized (StoreError as for :meth:`outputs`)."""
+        """The run's inputs, read with ``serializer`` as for :meth:`outputs`.
+
+        Raises:
+            StoreError: as for :meth:`outputs`.
+        """
         return decode(self._reader(serializer), self.record.inputs,
                       f"the stored inputs of run {self.record.run_id!r}")
 
@@ -282,6 +307,8 @@ class Claim:
     __slots__ = ("_callbacks", "_lock", "error", "fence", "lease", "run_id", "valid_until")
 
     def __init__(self, run_id: str, lease: Lease, fence: int, valid_until: float) -> None:
+        """Run ``run_id``, held under ``lease`` with fencing token ``fence`` until
+        ``valid_until`` (a ``time.monotonic()`` reading) at least."""
         self.run_id = run_id
         self.lease = lease
         self.fence = fence
@@ -313,7 +340,8 @@ class Claim:
                 self.valid_until = valid_until
 
     def fail(self, error: BaseException) -> None:
-        """Called by the store: the claim is lost (LeaseLost) or cannot write."""
+        """Called by the store: the claim is lost (``error`` is a LeaseLost) or cannot
+        write (a StoreError); the callbacks are called once."""
         with self._lock:
             self.valid_until = 0.0
             if self.error is not None:
@@ -330,24 +358,100 @@ class Claim:
 
 @runtime_checkable
 class Store(Protocol):
-    """Where durable runs are kept. See :class:`MemoryStore` for the contract."""
+    """Where durable runs are kept. See :class:`MemoryStore` for the contract.
+
+    ``serializer`` turns outputs, inputs and data into bytes and back; ``lease_ttl`` is
+    how long (seconds) a run's lease lasts without renewal. ``get_run``, ``load``,
+    ``runs``, ``delete`` and ``prune`` are what users call to inspect and tidy a store;
+    ``claim``, ``write``, ``finish``, ``renew`` and ``flush`` are what durable runs call
+    (the protocol of docs/decisions/009-fencing.md).
+    """
 
     serializer: Serializer
     lease_ttl: float
 
-    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The record of run ``run_id``, or None when the store has no such run.
+
+        Raises:
+            StoreError: the store, or that run, cannot be read.
+        """
+        ...
+
     def claim(self, run_id: str, lease: Lease, decide: Decide
-              ) -> tuple[StoredRun | None, Claim | None]: ...
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None: ...
-    def finish(self, claim: Claim, status: str, finished: float) -> None: ...
-    def renew(self, claim: Claim) -> bool: ...
-    def flush(self) -> None: ...
-    def load(self, run_id: str) -> StoredRun | None: ...
-    def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]: ...
-    def delete(self, run_id: str) -> bool: ...
+              ) -> tuple[StoredRun | None, Claim | None]:
+        """Take run ``run_id`` for ``lease``, atomically: read it, refuse it when a live
+        holder has it, call ``decide(stored run or None)``, and when that returns a
+        record, create or restart the run with it under the next fencing token.
+
+        Nothing is written when ``decide`` raises (the error propagates) or returns
+        None. Returns the stored run (or None) and the :class:`Claim` (or None).
+
+        Raises:
+            RunLeased: another process (or run call) holds the run and is alive.
+            StoreError: the store cannot be read or written.
+        """
+        ...
+
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
+        """Record ``nodes`` (upserted by name) and the ``data`` snapshot (None: keep the
+        last one) of ``claim``'s run, in the order written; the store may batch them.
+
+        Refused when ``claim``'s fencing token is no longer the run's (the claim then
+        fails with :class:`~flowrt.LeaseLost`).
+        """
+        ...
+
+    def finish(self, claim: Claim, status: str, finished: float) -> None:
+        """Set ``claim``'s run to final ``status`` at wall-clock time ``finished`` and give
+        its lease back (refused like :meth:`write`)."""
+        ...
+
+    def renew(self, claim: Claim) -> bool:
+        """Extend ``claim``'s lease now; False when it is lost or cannot be written (the
+        claim's ``error`` says which)."""
+        ...
+
+    def flush(self) -> None:
+        """Return once everything written so far is in the store (on disk, for a file)."""
+        ...
+
+    def load(self, run_id: str) -> StoredRun | None:
+        """Run ``run_id`` with its node records and data snapshot, or None.
+
+        Raises:
+            StoreError: the store, or that run, cannot be read.
+        """
+        ...
+
+    def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]:
+        """The runs, oldest first; only those of ``workflow`` and in ``status`` if given.
+
+        Raises:
+            StoreError: the store, or one of its runs, cannot be read.
+        """
+        ...
+
+    def delete(self, run_id: str) -> bool:
+        """Remove run ``run_id`` with its nodes and data; True if it existed.
+
+        It does not check whether the run is running: delete finished runs.
+        """
+        ...
+
     def prune(self, *, older_than: float | None = None, keep: int | None = None,
-              statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int: ...
-    def close(self) -> None: ...
+              statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
+        """Delete finished runs; return how many.
+
+        A run goes when it ended more than ``older_than`` seconds ago and is not among
+        the ``keep`` newest (both conditions when both are given), and its status is in
+        ``statuses``. Running runs are never pruned.
+        """
+        ...
+
+    def close(self) -> None:
+        """Flush and release the store (a store from a path is closed by its runtime)."""
+        ...
 
 
 def refuse_live_holder(record: RunRecord, lease: Lease, now: float, *,
@@ -390,6 +494,14 @@ class MemoryStore:
     - ``load`` / ``runs`` / ``delete`` / ``prune`` read and tidy.
 
     In one process a lease never expires (there is no other process to take over).
+
+    Args:
+        serializer: ``"json"`` (the default), ``"pickle"`` (trusted use only) or a
+            serializer object.
+        lease_ttl: seconds a lease lasts without renewal.
+
+    Raises:
+        ValueError: an unknown serializer name.
     """
 
     def __init__(self, serializer: str | Serializer = "json", lease_ttl: float = 60.0) -> None:
