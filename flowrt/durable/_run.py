@@ -14,7 +14,7 @@ What is guaranteed (with a store):
 - A run is run by one process at a time (a lease in the store); a second one is refused
   with :class:`~flowrt.RunLeased`. A lease whose process died on this host, or that was
   not renewed within the store's ``lease_ttl``, is taken over; the process that lost it
-  can write nothing more (fencing: docs/decisions/009-fencing.md), stops its run and
+  can write nothing more (fencing: docs/decisions/012-fencing.md), stops its run and
   raises :class:`~flowrt.LeaseLost`.
 - A run stops at the first checkpoint its store cannot write (a full disk): nothing it
   did after that is recorded, so nothing it would do next could be resumed from.

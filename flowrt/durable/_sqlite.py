@@ -10,7 +10,7 @@ The thread gathers writes for ``commit_interval`` seconds (5 ms) before committi
 them: a node's end reaches the disk within a few milliseconds, and a run with
 thousands of short nodes costs a few hundred commits a second, not one per node.
 
-Fencing (docs/decisions/009-fencing.md): each group commit first moves the lease of
+Fencing (docs/decisions/012-fencing.md): each group commit first moves the lease of
 every run it writes for with ``UPDATE runs SET lease_expires = ? WHERE run_id = ? AND
 fence = ?``, in the same transaction as the writes; a run whose row did not change
 (another process claimed it since: its ``fence`` grew) gets none of its writes, and

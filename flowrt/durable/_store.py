@@ -8,7 +8,7 @@ to write when; a store only keeps it. :class:`~flowrt.SQLiteStore` is the embedd
 default (``store="runs.db"``); :class:`MemoryStore` keeps everything in the process
 (tests, and resuming within one process).
 
-Who may write a run (docs/decisions/009-fencing.md): a process *claims* a run --
+Who may write a run (docs/decisions/012-fencing.md): a process *claims* a run --
 reads it, checks that nobody live holds it, and takes its lease with a new fencing
 token, all in one transaction -- and every later write of that process carries the
 token; the store refuses, in the transaction of the write, any write whose token is
@@ -364,7 +364,7 @@ class Store(Protocol):
     how long (seconds) a run's lease lasts without renewal. ``get_run``, ``load``,
     ``runs``, ``delete`` and ``prune`` are what users call to inspect and tidy a store;
     ``claim``, ``write``, ``finish``, ``renew`` and ``flush`` are what durable runs call
-    (the protocol of docs/decisions/009-fencing.md).
+    (the protocol of docs/decisions/012-fencing.md).
     """
 
     serializer: Serializer
