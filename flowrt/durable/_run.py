@@ -71,14 +71,13 @@ _monotonic = time.monotonic
 class Checkpoint:
     """Writes a run's node ends to its store as they happen (called by the supervisor)."""
 
+    # claim and stop_run are set by hold()
     __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "claim", "data",
-                 "error", "names", "pending", "plan_size", "run_id", "serializer", "store",
-                 "sup")
+                 "error", "names", "pending", "plan_size", "run_id", "serializer", "stop_run",
+                 "store", "sup")
 
-    def __init__(self, store: Store, run_id: str, sup: Supervisor, claim: Claim) -> None:
+    def __init__(self, store: Store, run_id: str, sup: Supervisor) -> None:
         self.store = store
-        #: the run as this process holds it: every write carries it (its fencing token)
-        self.claim = claim
         self.serializer: Serializer = store.serializer
         self.run_id = run_id
         self.sup = sup
@@ -113,7 +112,7 @@ class Checkpoint:
             except Exception as error:  # called from the loop: never raise there
                 if self.error is None:
                     self.error = error
-                self.sup.stop()  # a checkpoint that cannot be written: stop here
+                self.stop_run()  # a checkpoint that cannot be written: stop here
 
     def _times(self, node: int) -> tuple[float | None, float | None]:
         sup = self.sup
@@ -184,6 +183,14 @@ class Checkpoint:
         if _monotonic() >= self.claim.valid_until:
             self.claim_trouble()
 
+    # -- the claim: who may write (docs/decisions/012-fencing.md) -------------------------
+
+    def hold(self, claim: Claim, stop_run: Callable[[], object]) -> None:
+        """Write as ``claim`` (its fencing token); call ``stop_run()`` to stop the run when
+        the claim is lost or a write fails. Called once, before the run starts."""
+        self.claim = claim
+        self.stop_run = stop_run
+
     def claim_trouble(self) -> None:
         """The run's lease may have run out, is lost, or a write failed: go on only when
         the store confirms the lease (one renewal, on this thread: this happens only
@@ -194,7 +201,7 @@ class Checkpoint:
             return
         if self.error is None:
             self.error = claim.error
-        self.sup.stop()
+        self.stop_run()
 
 
 def _utf8(text: str | None) -> str | None:
@@ -284,7 +291,8 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
         given, data = rt.prepare(plan, opened.inputs, data)
         sup = rt.supervisor(plan, run_id, given, data, **options)
         restored = _restore(sup, plan, opened, data)
-        checkpoint = sup.checkpoint = Checkpoint(store, run_id, sup, claim)
+        checkpoint = sup.checkpoint = Checkpoint(store, run_id, sup)
+        checkpoint.hold(claim, sup.stop)
         claim.on_trouble(_from_any_thread(checkpoint.claim_trouble))
     except BaseException:
         # Nothing ran: give the lease back and leave the run resumable.
