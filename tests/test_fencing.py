@@ -196,7 +196,7 @@ async def test_renewal_that_updates_nothing_stops_the_run(tmp_path: Path) -> Non
                 await rt.run(wf, run_id="r")
     finally:
         store.close()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0  # not the 5 s of the node
     with SQLiteStore(db) as check:
         stored = check.load("r")
         assert stored is not None
