@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from .._types import Retry, Trigger
 from ..errors import DuplicateNodeError, GraphError
-from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, node_options
+from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, name_of, node_options
 from ._signature import Signature
 
 if TYPE_CHECKING:
@@ -109,6 +109,10 @@ class Workflow:
             node = name if name is not None else getattr(fn, "__name__", None)
             if not isinstance(node, str):
                 raise TypeError(f"cannot name a node after {fn!r}; pass name=")
+            if name is None and not node.isidentifier():  # '<lambda>', '<genexpr>'...
+                what = "a lambda" if node == "<lambda>" else f"{fn!r}"
+                raise TypeError(f"@wf.node cannot name a node after {what}: give the node a "
+                                "name with @wf.node(name=...) or wf.add(name, fn)")
             self.add(node, fn, **options)
             self._names_by_fn[fn] = node
             return fn
@@ -209,16 +213,7 @@ class Workflow:
         return spec
 
     def _name_of(self, ref: str | Callable[..., Any]) -> str:
-        if isinstance(ref, str):
-            return ref
-        try:
-            return self._names_by_fn[ref]
-        except (KeyError, TypeError):
-            pass
-        name = getattr(ref, "__name__", None)
-        if isinstance(name, str):
-            return name
-        raise TypeError(f"a dependency must be a node name or a node's function, got {ref!r}")
+        return name_of(ref, self._names_by_fn)
 
     def _signature(self, fn: Callable[..., Any]) -> Signature:
         try:
