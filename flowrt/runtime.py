@@ -12,6 +12,7 @@ workflows keeps one runtime open and starts every run through it, so that a limi
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import functools
 import time
@@ -21,6 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
+import sniffio
 
 from ._engine.events import normalize_hooks
 from ._engine.limits import Limit
@@ -53,6 +55,8 @@ class RunOptions(TypedDict, total=False):
     ``"loop"`` or an executor object). ``on_event``: a hook or hooks called with every
     :class:`~flowrt.Event`. ``resume``: ``"force"`` resumes a stored run whose workflow
     changed. ``metrics``: time every node (True), none (False) or a sampled share.
+    ``strict_inputs``: refuse run inputs that no node takes (True, the default: they are
+    usually typos) or store them in the run's data for nodes to read (False).
     """
 
     run_id: str | None
@@ -65,6 +69,7 @@ class RunOptions(TypedDict, total=False):
     on_event: Hook | Sequence[Hook] | None
     resume: str | None
     metrics: bool | float | None
+    strict_inputs: bool
 
 
 #: the names RunOptions takes
@@ -78,6 +83,18 @@ def check_run_options(options: Mapping[str, Any]) -> None:
             near = difflib.get_close_matches(name, RUN_OPTIONS, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise TypeError(f"run() got an unexpected keyword argument {name!r}{hint}")
+
+
+def _check_limits(limits: object) -> None:
+    """Refuse ``limits=`` that is no mapping of limit names to capacities."""
+    if limits is None:
+        return
+    if not isinstance(limits, Mapping):
+        raise TypeError("limits= takes a mapping of limit name to capacity, such as "
+                        f"{{'api': 3}}, got {limits!r}")
+    for name in limits:
+        if not isinstance(name, str):
+            raise TypeError(f"limits= takes limit names as str keys, got {name!r}")
 
 
 def _check_executor(executor: Any) -> None:
@@ -112,6 +129,7 @@ class Runtime:
         metrics: bool | float = True,
     ) -> None:
         _check_executor(executor)
+        _check_limits(limits)
         self._cap = (Limit("max_concurrency", max_concurrency)
                      if max_concurrency is not None else None)
         self._limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
@@ -185,6 +203,8 @@ class Runtime:
             raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
         check_run_options(options)
         plan = workflow if not hasattr(workflow, "compile") else workflow.compile()
+        if inputs and options.get("strict_inputs", True):
+            plan.check_unknown_inputs(inputs)
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is not None and (
             not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -195,6 +215,7 @@ class Runtime:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         hooks = normalize_hooks(options.get("on_event"))
         limits = options.get("limits")
+        _check_limits(limits)
         for name, capacity in (limits or {}).items():
             Limit(name, capacity)  # raises ValueError for a bad capacity, before anything
         executor = options.get("executor")
@@ -295,6 +316,7 @@ def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
     if backend not in ("asyncio", "trio"):
         raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
     check_run_options(options)
+    _refuse_running_loop()
     backend_opts = dict(backend_options) if backend_options else None
     if backend_opts and backend_opts.get("use_uvloop") and backend_opts.get("loop_factory") is None:
         try:
@@ -304,3 +326,18 @@ def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
                              "pip install 'flowrt[uvloop]'") from None
     return anyio.run(functools.partial(run, workflow, inputs, store=store, **options),
                      backend=backend, backend_options=backend_opts)
+
+
+def _refuse_running_loop() -> None:
+    """Say what to do instead when ``run_sync`` is called inside a running event loop."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        try:  # a plain callback of a running asyncio loop has no current task
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop in this thread: run_sync may start one
+        library = "asyncio"
+    raise RuntimeError(f"run_sync() cannot start an event loop inside the running {library} "
+                       "loop; in async code use 'await wf.run(...)' (or 'await rt.run(wf, "
+                       "...)') instead")
