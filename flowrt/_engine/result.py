@@ -7,7 +7,7 @@ per-node objects only when asked: a 100,000-node run costs no 100,000 result obj
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -72,12 +72,8 @@ class _Nodes(Mapping[str, NodeResult]):
     def __init__(self, result: RunResult) -> None:
         self._r = result
 
-    def __getitem__(self, name: str) -> NodeResult:
-        r = self._r
-        i = r.plan.index.get(name)
-        if i is None:
-            raise KeyError(f"workflow {r.workflow!r} has no node {name!r}")
-        return r._node(i)
+    def __getitem__(self, name: str | Callable[..., Any]) -> NodeResult:
+        return self._r._node(self._r._id(name))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._r.plan.names)
@@ -169,10 +165,18 @@ class RunResult:
 
     # -- nodes ----------------------------------------------------------------------
 
-    def __getitem__(self, name: str) -> Any:
+    def _id(self, name: str | Callable[..., Any]) -> int:
+        """The id of node ``name``: a node's name, or its function as in ``deps=[fn]``."""
+        if type(name) is not str:
+            name = self.plan.name_of(name)
         i = self.plan.index.get(name)
         if i is None:
             raise KeyError(f"workflow {self.workflow!r} has no node {name!r}")
+        return i
+
+    def __getitem__(self, name: str | Callable[..., Any]) -> Any:
+        i = self._id(name)
+        name = self.plan.names[i]
         status = self._board[i]
         if status == Status.SUCCEEDED:
             return self._values[i]
@@ -181,8 +185,8 @@ class RunResult:
             raise NodeFailed(name, error) from error
         raise NoOutput(name, str(Status(status)))
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """A succeeded node's output, or ``default``."""
+    def get(self, name: str | Callable[..., Any], default: Any = None) -> Any:
+        """A succeeded node's output, or ``default`` (also for a name that is no node)."""
         try:
             return self[name]
         except LookupError:
