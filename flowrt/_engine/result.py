@@ -154,7 +154,12 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """True when the run SUCCEEDED."""
+        """True when the run SUCCEEDED: no node failed and none was cancelled.
+
+        Nodes skipped because their trigger rule did not hold (an alert under
+        ``ONE_FAILED`` when nothing failed) leave a run ok, as in Airflow
+        (docs/decisions/009-run-ok.md).
+        """
         return self.status is RunStatus.SUCCEEDED
 
     def raise_for_status(self) -> RunResult:
