@@ -278,7 +278,7 @@ async def test_wrong_arguments_fail_the_node() -> None:
 
 
 async def test_a_run_with_a_node_skipped_by_its_trigger_rule_is_ok() -> None:
-    # docs/decisions/009-run-ok.md: as in Airflow and Prefect, a node whose rule did not
+    # docs/decisions/010-run-ok.md: as in Airflow and Prefect, a node whose rule did not
     # hold (an alert under ONE_FAILED when nothing failed) does not fail the run.
     wf = flowrt.Workflow("happy")
     wf.add("charge", lambda: "charged")

@@ -158,7 +158,7 @@ class RunResult:
 
         Nodes skipped because their trigger rule did not hold (an alert under
         ``ONE_FAILED`` when nothing failed) leave a run ok, as in Airflow
-        (docs/decisions/009-run-ok.md).
+        (docs/decisions/010-run-ok.md).
         """
         return self.status is RunStatus.SUCCEEDED
 
