@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
-__all__ = ["BY_VALUE", "FINAL", "Event", "EventKind", "Hook", "Retry", "RunStatus", "Status",
-           "Trigger", "holds"]
+__all__ = ["BY_NAME", "BY_VALUE", "FINAL", "NAMES", "Event", "EventKind", "Hook", "Retry",
+           "RunStatus", "Status", "Trigger", "holds"]
 
 
 # -- node and run statuses -----------------------------------------------------------
@@ -46,6 +46,10 @@ FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCE
 
 #: Status by its byte value (0 .. 6): a tuple index, where Status(b) is an enum lookup
 BY_VALUE: tuple[Status, ...] = tuple(Status)
+#: Status name by its byte value: what stores and tools write ("succeeded", ...)
+NAMES: tuple[str, ...] = tuple(map(str, Status))
+#: Status by its name: what stores and tools read back
+BY_NAME: dict[str, Status] = {str(s): s for s in Status}
 
 
 class RunStatus(enum.StrEnum):

@@ -239,3 +239,13 @@ class StoredError(FlowError):
 
 class HookError(RuntimeWarning):
     """Warning issued (once per run) when an ``on_event`` hook raised."""
+
+
+def describe_error(error: BaseException) -> str:
+    """``"Type: message"`` of ``error`` (just ``"Type"`` when the message is empty), as
+    stores keep it and the tools show it; an error read back from a store is shown as
+    it was recorded, not as a ``StoredError``."""
+    if isinstance(error, StoredError):
+        return str(error)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -147,9 +147,9 @@ def time_resume(loops: int, mode: str) -> float:
 def internals_available() -> bool:
     """Whether the private names ``time_resume_load`` reaches for are still there."""
     try:
+        from flowrt.durable import Lease  # noqa: F401
         from flowrt.durable._run import _open_run, _restore  # noqa: F401
         from flowrt.runtime import Runtime
-        from flowrt.durable import Lease  # noqa: F401
     except ImportError:
         return False
     return hasattr(Runtime, "prepare") and hasattr(Runtime, "supervisor")

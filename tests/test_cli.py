@@ -26,8 +26,10 @@ import attrs
 import pytest
 
 import flowrt
-from flowrt.tools.cli import _main as cli
+from flowrt.tools import cli
 from flowrt.tools._progress import LiveDisplay, PlainDisplay, QuietDisplay, make_display
+from flowrt.tools.cli._common import UsageError, parse_value, split_target
+from flowrt.tools.cli._examples import examples_package
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -539,25 +541,25 @@ def test_ctrl_c_does_not_wait_for_a_blocked_thread(install: Install, work: Path)
 
 
 def test_split_target() -> None:
-    assert cli.split_target("a/b.py:wf") == ("a/b.py", "wf")
-    assert cli.split_target("pkg.mod:wf.inner") == ("pkg.mod", "wf.inner")
-    assert cli.split_target("pkg.mod") == ("pkg.mod", None)
-    assert cli.split_target(r"C:\flows\x.py") == (r"C:\flows\x.py", None)
-    with pytest.raises(cli.UsageError):
-        cli.split_target("  ")
-    with pytest.raises(cli.UsageError):
-        cli.split_target(":wf")
+    assert split_target("a/b.py:wf") == ("a/b.py", "wf")
+    assert split_target("pkg.mod:wf.inner") == ("pkg.mod", "wf.inner")
+    assert split_target("pkg.mod") == ("pkg.mod", None)
+    assert split_target(r"C:\flows\x.py") == (r"C:\flows\x.py", None)
+    with pytest.raises(UsageError):
+        split_target("  ")
+    with pytest.raises(UsageError):
+        split_target(":wf")
 
 
 def test_parse_value() -> None:
-    assert cli.parse_value("3") == 3
-    assert cli.parse_value("3.5") == 3.5
-    assert cli.parse_value("true") is True
-    assert cli.parse_value("null") is None
-    assert cli.parse_value("[1, 2]") == [1, 2]
-    assert cli.parse_value("hello") == "hello"
-    assert cli.parse_value('"007"') == "007"
-    assert cli.parse_value("007") == "007"  # not JSON (leading zero): kept as is
+    assert parse_value("3") == 3
+    assert parse_value("3.5") == 3.5
+    assert parse_value("true") is True
+    assert parse_value("null") is None
+    assert parse_value("[1, 2]") == [1, 2]
+    assert parse_value("hello") == "hello"
+    assert parse_value('"007"') == "007"
+    assert parse_value("007") == "007"  # not JSON (leading zero): kept as is
 
 
 def _events_of(wf: flowrt.Workflow, display: Any) -> flowrt.RunResult:
@@ -627,7 +629,7 @@ def test_live_display_draws_and_stops() -> None:
 
 
 def test_examples_package_is_found_in_process() -> None:
-    package = cli.examples_package()
+    package = examples_package()
     assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable"}
     files = {p.stem for p in (REPO / "examples").glob("*.py")} - {"__init__"}
     assert files == set(package.EXAMPLES)  # every example module is registered

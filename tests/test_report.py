@@ -15,9 +15,9 @@ import anyio
 import pytest
 
 import flowrt
-from flowrt.tools.report import MAX_NODES, render, view_of_stored, write
 from flowrt import Status
 from flowrt.durable import NodeRecord, RunRecord, StoredRun
+from flowrt.tools.report import MAX_NODES, render, view_of_stored, write
 from flowrt.tools.viz import COLOURS
 
 # -- a workflow with every kind of ending ----------------------------------------------------

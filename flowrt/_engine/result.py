@@ -6,6 +6,9 @@ per-node objects only when asked: a 100,000-node run costs no 100,000 result obj
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import traceback
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -13,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._types import BY_VALUE, RunStatus, Status
-from ..errors import NodeFailed, NoOutput, WorkflowFailed
+from ..errors import NodeFailed, NoOutput, WorkflowFailed, describe_error
 
 if TYPE_CHECKING:
     from .._types import Event
     from ..data import WorkflowData
     from ..workflow import Plan
 
-__all__ = ["NodeResult", "RunMetrics", "RunResult"]
+__all__ = ["NodeResult", "RunMetrics", "RunResult", "jsonable"]
 
 
 @attrs.frozen
@@ -45,6 +48,19 @@ class NodeResult:
         if self.started is None or self.finished is None:
             return None
         return self.finished - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        """The node as JSON-ready data: ``status``, ``attempts``, ``started``,
+        ``finished``, ``duration``, ``error`` ("Type: message") and ``traceback``."""
+        error = tb = None
+        if self.error is not None:
+            e = self.error
+            error = describe_error(e)
+            tb = getattr(e, "traceback_text", None) or "".join(
+                traceback.format_exception(type(e), e, e.__traceback__))
+        return {"status": str(self.status), "attempts": self.attempts, "started": self.started,
+                "finished": self.finished, "duration": self.duration, "error": error,
+                "traceback": tb}
 
 
 @attrs.frozen
@@ -254,6 +270,42 @@ class RunResult:
 
     # -- export ---------------------------------------------------------------------
 
+    def to_dict(self, *, outputs: bool = True) -> dict[str, Any]:
+        """The run as JSON-ready data (what ``flowrt run --json`` prints).
+
+        Keys: ``run_id``, ``workflow``, ``status``, ``ok``, ``started`` (wall-clock
+        seconds since the epoch), ``finished``, ``duration``, ``node_count``, ``counts``
+        (nodes per status), ``attempts``, ``retries``, ``nodes`` (name ->
+        :meth:`NodeResult.to_dict` plus ``deps``, the node's dependencies) and, unless
+        ``outputs=False``, ``outputs`` (the succeeded nodes' outputs; values JSON cannot
+        hold become their ``repr``, see :func:`jsonable`). Stored runs have the same
+        keys (:meth:`flowrt.StoredRun.to_dict`), so tools read either.
+        """
+        structure = self.plan.structure
+        nodes = {}
+        for name, node in self.nodes.items():
+            entry = node.to_dict()
+            entry["deps"] = list(structure[name])
+            nodes[name] = entry
+        metrics = self.metrics
+        data: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": str(self.status),
+            "ok": self.ok,
+            "started": self.started,
+            "finished": self.started + self.duration,
+            "duration": self.duration,
+            "node_count": len(self.plan),
+            "counts": self.counts(),
+            "attempts": metrics.attempts,
+            "retries": metrics.retries,
+            "nodes": nodes,
+        }
+        if outputs:
+            data["outputs"] = {k: jsonable(v) for k, v in self.outputs.items()}
+        return data
+
     def to_mermaid(self) -> str:
         """The workflow as a Mermaid flowchart, nodes coloured by their status."""
         from ..tools.viz import to_mermaid
@@ -269,3 +321,29 @@ class RunResult:
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
         return f"<RunResult {self.workflow!r} run={self.run_id} {self.status}: {counts}>"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as data that :func:`json.dumps` takes: dicts, lists, tuples and sets are
+    walked (keys made strings), dataclasses become dicts, bytes are decoded (invalid
+    UTF-8 replaced); floats that JSON has no word for (``nan``, ``inf``), ints too long
+    to write in decimal, and every other type become a string (their ``repr``)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        # Python refuses to write ints of more than 4,300 digits (sys.int_info)
+        return value if value.bit_length() < 14_000 else f"<int of {value.bit_length()} bits>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    try:
+        return repr(value)
+    except Exception:  # a user's __repr__ that raises: still a JSON document
+        return f"<{type(value).__qualname__} object>"

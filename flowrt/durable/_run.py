@@ -32,9 +32,15 @@ import anyio
 import anyio.to_thread
 
 from .._engine.result import RunResult
-from .._types import RunStatus, Status
+from .._types import BY_NAME, NAMES, RunStatus
 from ..data import WorkflowData
-from ..errors import SerializationError, StoredError, StoreError, WorkflowChanged
+from ..errors import (
+    SerializationError,
+    StoredError,
+    StoreError,
+    WorkflowChanged,
+    describe_error,
+)
 from ._serialize import Serializer
 from ._store import Lease, NodeRecord, RunRecord, StoredRun
 
@@ -49,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["Checkpoint", "durable_run"]
 
 RESUME_MODES = (None, "auto", "force")
-_STATUS_NAMES = {int(s): str(s) for s in Status}
 
 
 class Checkpoint:
@@ -155,9 +160,9 @@ class Checkpoint:
         started, finished = self._times(node)
         text = tb = None
         if error is not None:
-            text = f"{type(error).__name__}: {error}"
+            text = describe_error(error)
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        self._add(NodeRecord(self.names[node], _STATUS_NAMES[status], self.sup.attempts[node],
+        self._add(NodeRecord(self.names[node], NAMES[status], self.sup.attempts[node],
                              None, text, tb, started, finished))
 
 
@@ -318,7 +323,6 @@ def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
     finished = array("d", bytes(8 * n))
     timed = bytearray(n)
     errors: dict[int, BaseException] = {}
-    by_name = {str(s): s for s in Status}
     if data is None:
         data = WorkflowData(n + 8)
     data.attach(plan)
@@ -326,7 +330,7 @@ def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
         i = plan.index.get(name)
         if i is None:
             continue
-        board[i] = by_name[rec.status]
+        board[i] = BY_NAME[rec.status]
         attempts[i] = rec.attempts
         if rec.started is not None:
             started[i] = rec.started

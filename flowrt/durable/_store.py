@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
+from .._engine.result import jsonable
 from ..errors import RunLeased
 from ._serialize import Serializer, get_serializer
 
@@ -55,6 +56,16 @@ class RunRecord:
         """Seconds from the latest start to the end, or None while running."""
         return None if self.finished is None else self.finished - self.started
 
+    def to_dict(self) -> dict[str, Any]:
+        """The run's summary as JSON-ready data (what ``flowrt runs --json`` prints):
+        ``run_id``, ``workflow``, ``status``, ``created`` (its first start, seconds since
+        the epoch), ``started`` (its latest start), ``finished``, ``duration`` (from the
+        latest start), ``resumes`` and ``node_count``."""
+        return {"run_id": self.run_id, "workflow": self.workflow, "status": self.status,
+                "created": self.created, "started": self.started, "finished": self.finished,
+                "duration": self.duration, "resumes": self.resumes,
+                "node_count": len(self.structure)}
+
 
 class NodeRecord(NamedTuple):
     """One node of a run that reached a final status.
@@ -79,6 +90,50 @@ class StoredRun:
     record: RunRecord
     nodes: dict[str, NodeRecord]
     data: bytes | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data, with the keys of :meth:`flowrt.RunResult.to_dict`
+        that a store knows (what ``flowrt show --json`` prints and the HTML report draws).
+
+        :meth:`RunRecord.to_dict`, plus ``counts`` (nodes per status), ``attempts``,
+        ``retries``, ``inputs`` (None unless the run was stored with the JSON serializer:
+        nothing is unpickled here) and ``nodes``: per node of the run's structure, in its
+        order, ``status`` ("pending" for a node with no record yet), ``attempts``,
+        ``started``, ``finished``, ``duration``, ``error``, ``traceback`` and ``deps``.
+        Outputs are left out (:meth:`outputs` reads them).
+        """
+        record = self.record
+        structure = record.structure
+        names = list(structure) + [n for n in self.nodes if n not in structure]
+        nodes: dict[str, dict[str, Any]] = {}
+        counts: dict[str, int] = {}
+        attempts = ran = 0
+        for name in names:
+            rec = self.nodes.get(name)
+            deps = list(structure.get(name, ()))
+            if rec is None:
+                nodes[name] = {"status": "pending", "attempts": 0, "started": None,
+                               "finished": None, "duration": None, "error": None,
+                               "traceback": None, "deps": deps}
+            else:
+                duration = (rec.finished - rec.started if rec.started is not None
+                            and rec.finished is not None else None)
+                nodes[name] = {"status": rec.status, "attempts": rec.attempts,
+                               "started": rec.started, "finished": rec.finished,
+                               "duration": duration, "error": rec.error,
+                               "traceback": rec.traceback, "deps": deps}
+                attempts += rec.attempts
+                ran += rec.attempts > 0
+            status = nodes[name]["status"]
+            counts[status] = counts.get(status, 0) + 1
+        inputs = None
+        if record.serializer == "json":
+            try:
+                inputs = jsonable(get_serializer("json").loads(record.inputs))
+            except Exception:  # damaged inputs: the rest of the run is still worth showing
+                inputs = None
+        return {**record.to_dict(), "counts": counts, "attempts": attempts,
+                "retries": attempts - ran, "inputs": inputs, "nodes": nodes}
 
     def outputs(self, serializer: Serializer | None = None) -> dict[str, Any]:
         """Deserialized outputs of the succeeded nodes."""
