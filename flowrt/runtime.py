@@ -108,14 +108,33 @@ def _check_executor(executor: Any) -> None:
 class Runtime:
     """Shared resources for runs; use as ``async with Runtime(...) as rt``.
 
-    ``max_concurrency`` caps the nodes running at once across every run of this
-    runtime; ``limits`` maps a limit name to its capacity, shared by every run;
-    ``threads`` caps the worker threads for sync nodes (40 by default); ``executor``
-    is where sync nodes run by default (``"thread"``, ``"process"``, ``"loop"`` or an
-    executor object); ``metrics`` is True (time every node), False, or a sampling rate.
+    Args:
+        max_concurrency: caps the nodes running at once across every run of this
+            runtime.
+        limits: maps a limit name to its capacity, shared by every run.
+        store: where runs are kept, so that they can be resumed (a path means
+            SQLite); a store object stays yours to close.
+        executor: where sync nodes run by default (``"thread"``, ``"process"``,
+            ``"loop"`` or an executor object).
+        threads: caps the worker threads for sync nodes (40 by default).
+        metrics: True (time every node), False, or a sampling rate.
+
+    Raises:
+        TypeError: ``limits`` is not a mapping of names to capacities.
+        ValueError: a bad capacity or ``executor``.
 
     Executors the runtime makes from a name (``"process"``...) are its own and closed with
     it; an executor object you pass stays yours to close (``async with`` it).
+
+    >>> import anyio
+    >>> import flowrt
+    >>> wf = flowrt.Workflow("w")
+    >>> wf.add("a", lambda: 1, limit="api")
+    >>> async def main():
+    ...     async with Runtime(limits={"api": 2}) as rt:
+    ...         return (await rt.run(wf))["a"]
+    >>> anyio.run(main)
+    1
     """
 
     def __init__(
@@ -172,7 +191,11 @@ class Runtime:
         return self._threads
 
     def executor_for(self, where: Any) -> Any:
-        """The executor object for an ``executor=`` value."""
+        """The executor object for ``where``, an ``executor=`` value.
+
+        Raises:
+            ValueError: ``where`` is a str that names no executor.
+        """
         if isinstance(where, str):
             executor = self._owned.get(where)
             if executor is None:
@@ -191,13 +214,23 @@ class Runtime:
                   **options: Unpack[RunOptions]) -> RunResult:
         """Run ``workflow`` once and return its :class:`~flowrt.RunResult`.
 
-        ``inputs``: values of the run inputs (parameters that are no node). The options
-        are :class:`RunOptions`' (the same for ``Workflow.run`` and ``run_sync``).
+        Args:
+            workflow: a :class:`~flowrt.Workflow` or its compiled plan.
+            inputs: values of the run inputs (parameters that are no node), by name.
+            options: :class:`RunOptions` (the same for ``Workflow.run`` and
+                ``run_sync``).
 
-        Raises :class:`~flowrt.MissingInputError` before any node runs when a required
-        input is missing, ``TypeError`` for an unknown option and ``ValueError`` for a
-        bad value. Cancelling the caller cancels every running node and the cancellation
-        propagates; the nodes end CANCELLED.
+        Raises:
+            RuntimeError: the runtime is not open (``async with`` it first).
+            MissingInputError: a required input is missing.
+            UnknownInputError: an input that no node takes (unless
+                ``strict_inputs=False``).
+            TypeError: an unknown option (naming the near match), or ``limits`` that is
+                not a mapping.
+            ValueError: a bad option value, or an input named like a node.
+
+        All of these are raised before any node runs. Cancelling the caller cancels
+        every running node and the cancellation propagates; the nodes end CANCELLED.
         """
         if not self._open:
             raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
@@ -297,7 +330,11 @@ class Runtime:
 
 async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,
               store: Store | str | None = None, **options: Unpack[RunOptions]) -> RunResult:
-    """Run ``workflow`` once on a private :class:`Runtime` (what ``Workflow.run`` does)."""
+    """Run ``workflow`` once on a private :class:`Runtime` (what ``Workflow.run`` does).
+
+    ``inputs``, ``store`` and the ``options`` are :meth:`Workflow.run`'s, which lists
+    what it raises.
+    """
     check_run_options(options)
     async with Runtime(store=store) as rt:
         return await rt.run(workflow, inputs, **options)
@@ -308,10 +345,16 @@ def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
              store: Store | str | None = None, **options: Unpack[RunOptions]) -> RunResult:
     """:func:`run` in a new event loop (``anyio.run``): what ``Workflow.run_sync`` does.
 
+    ``workflow``, ``inputs``, ``store`` and the ``options`` are :func:`run`'s.
     ``backend`` is ``"asyncio"`` or ``"trio"``; ``backend_options`` go to
     :func:`anyio.run` as they are: ``{"use_uvloop": True}`` runs the asyncio backend on
     uvloop (``pip install 'flowrt[uvloop]'``), whose timers and callbacks cost a
     fraction of the standard loop's.
+
+    Raises:
+        RuntimeError: called inside a running event loop (``await run(...)`` there).
+        ValueError: an unknown ``backend``, or uvloop asked for and not installed; and
+            what :func:`run` raises.
     """
     if backend not in ("asyncio", "trio"):
         raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")

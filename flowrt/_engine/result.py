@@ -28,11 +28,13 @@ __all__ = ["NodeResult", "RunMetrics", "RunResult", "jsonable"]
 
 @attrs.frozen
 class NodeResult:
-    """One node of a finished run.
+    """One node of a finished run: ``result.nodes[name]``.
 
-    ``started``/``finished`` are wall-clock times (seconds since the epoch) of the
-    node's first attempt start and its end; None when the node never ran or was not
-    timed (metrics off or sampled out). ``duration`` is in seconds.
+    ``name`` and ``status`` are the node's; ``attempts`` counts the attempts started
+    (0 if the node never ran); ``error`` is the exception of a failed node's last
+    attempt, else None. ``started``/``finished`` are wall-clock times (seconds since
+    the epoch) of the node's first attempt start and its end; None when the node never
+    ran or was not timed (metrics off or sampled out). ``duration`` is in seconds.
     """
 
     name: str
@@ -65,16 +67,16 @@ class NodeResult:
 
 @attrs.frozen
 class RunMetrics:
-    """Counts and times of a run."""
+    """Counts and times of a run: ``result.metrics``."""
 
-    nodes: int
+    nodes: int  #: nodes in the workflow
     counts: Mapping[str, int]  #: nodes per final status
     attempts: int  #: attempts started, retries included
     retries: int  #: attempts after a first one
     wall_time: float  #: seconds from run start to run end
     timed_nodes: int  #: nodes with a duration (all, unless metrics were off or sampled)
     node_time_total: float  #: sum of the timed nodes' durations
-    node_time_max: float
+    node_time_max: float  #: the longest timed node's duration
 
     @property
     def node_time_mean(self) -> float:

@@ -47,14 +47,16 @@ def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> st
 class NodeOptions:
     """How a node runs: retries, timeout, limit, trigger rule and executor.
 
-    Nodes with the same options share one instance.
+    Nodes with the same options share one instance. ``wf.nodes[name].options`` is one.
     """
 
-    retry: Retry | None = None
-    timeout: float | None = None
-    limit: str | None = None
-    trigger: Trigger = Trigger.ALL_SUCCESS
-    executor: Any = None  # None (the run's default), "loop", "thread", "process" or an object
+    retry: Retry | None = None  #: the retry policy (``retries=n`` is ``Retry(attempts=n + 1)``)
+    timeout: float | None = None  #: seconds per attempt
+    limit: str | None = None  #: the name of the concurrency limit the node takes a slot of
+    trigger: Trigger = Trigger.ALL_SUCCESS  #: when the node runs, given how its deps ended
+    #: where a sync node runs: None (the run's default), "loop", "thread", "process" or
+    #: an executor object
+    executor: Any = None
 
     @property
     def attempts(self) -> int:
@@ -78,8 +80,8 @@ class NodeSpec(NamedTuple):
     path, and a tuple builds in half the time of a frozen attrs instance.
     """
 
-    name: str
-    fn: Callable[..., Any]
+    name: str  #: the node's name
+    fn: Callable[..., Any]  #: the callable the node calls
     #: node names whose outputs fill the first positional parameters, in order
     args: tuple[str, ...]
     #: parameter -> node name, for parameters not named after the node they take
