@@ -44,7 +44,19 @@ EXEMPT = {
     "Runtime.prepare": "engine-facing",
     "Runtime.supervisor": "engine-facing",
     "Runtime.drive": "engine-facing",
+    # Replaced by claim / write(claim) / finish(claim) / renew on the stores branch (issue 11,
+    # item 6: fencing tokens); to be documented with that protocol.
+    "Store.begin": "being replaced", "Store.write": "being replaced",
+    "Store.finish": "being replaced",
+    "MemoryStore.begin": "being replaced", "MemoryStore.write": "being replaced",
+    "MemoryStore.finish": "being replaced",
+    "SQLiteStore.begin": "being replaced", "SQLiteStore.write": "being replaced",
+    "SQLiteStore.finish": "being replaced",
 }
+
+#: whole classes whose docstrings another branch is rewriting (moved to
+#: flowrt/tools/_view.py on the tools branch); checked again once it lands
+PENDING = {"NodeView", "RunView", "RunPage"}
 
 #: protocol -> the classes that implement it (their methods share its docstrings)
 IMPLEMENTS = {
@@ -175,6 +187,8 @@ def class_problems(name: str, cls: type) -> list[str]:
 def test_public_callables_document_their_arguments_and_errors() -> None:
     problems: list[str] = []
     for name, obj in public_objects():
+        if name in PENDING:
+            continue
         if inspect.isclass(obj):
             problems += class_problems(name, obj)
         elif callable(obj):

@@ -1,13 +1,14 @@
 """``WorkflowData``: a run's key/value store, laid out as a slab of slots.
 
-Keys are interned to dense ids (:mod:`flowrt.intern`), and a value lives in the slot of
-its key's id in one preallocated list. Reading or writing a key is one dict lookup and
-one list index; reading by id (:meth:`WorkflowData.get_at`) skips the lookup.
+Keys are interned to dense ids (by an :class:`~flowrt.Interner` of its own), and a value
+lives in the slot of its key's id in one preallocated list. Reading or writing a key is
+one dict lookup and one list index; reading by id (:meth:`WorkflowData.get_at`) skips
+the lookup.
 
 When a run uses a ``WorkflowData``, the data is *attached* to the run's plan: the
 plan's node names take ids ``0 .. n-1`` (without copying the plan's table), so node
 ``i``'s output is slot ``i`` and ``data["charge"]`` reads the output of node ``charge``.
-The node statuses of the run live beside them on a :class:`~flowrt.status.StatusBoard`.
+The node statuses of the run live beside them on a :class:`~flowrt.data.StatusBoard`.
 
 :meth:`WorkflowData.reset` clears only the slots that were used and keeps the capacity,
 so reusing one ``WorkflowData`` for repeated runs allocates nothing new (the Go

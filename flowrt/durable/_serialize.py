@@ -30,13 +30,21 @@ TAG = "__flowrt__"
 
 
 class Serializer(Protocol):
-    """Turns values into bytes and back."""
+    """Turns values into bytes and back; ``name`` is what a store records with a run."""
 
     name: str
 
-    def dumps(self, value: Any) -> bytes: ...
+    def dumps(self, value: Any) -> bytes:
+        """``value`` as bytes.
 
-    def loads(self, data: bytes) -> Any: ...
+        Raises:
+            SerializationError: the value cannot be stored by this serializer.
+        """
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """The value that :meth:`dumps` turned into ``data``."""
+        ...
 
 
 def _encode(value: Any) -> Any:
@@ -170,7 +178,11 @@ class PickleSerializer:
 
 
 def get_serializer(name: str | Serializer) -> Serializer:
-    """A serializer by name ("json", "pickle") or the object itself."""
+    """A serializer by ``name`` ("json", "pickle"), or the serializer object itself.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if not isinstance(name, str):
         return name
     if name == "json":

@@ -76,11 +76,27 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
 
 
 class SQLiteStore:
-    """Durable runs in the SQLite file at ``path`` (created if missing).
+    """Durable runs in the SQLite file at ``path`` (created if missing, mode 0600).
 
-    Raises :class:`~flowrt.StoreError` when the file is not a flowrt store (another
-    application's database, a corrupt file, a file that is not SQLite) -- leaving it
-    untouched -- or was written by a newer flowrt.
+    Args:
+        path: the database file; several processes on one machine may share it.
+        serializer: ``"json"`` (the default), ``"pickle"`` (trusted files only) or a
+            serializer object.
+        synchronous: SQLite's setting: ``"NORMAL"`` (the default: a process crash
+            loses nothing committed), ``"FULL"`` (an fsync per group commit, survives
+            power loss), ``"EXTRA"`` or ``"OFF"``.
+        lease_ttl: seconds before the lease of a holder that stopped renewing it may be
+            taken over.
+        busy_timeout: seconds to wait for another writer's lock.
+        commit_interval: seconds a group commit waits to gather node records.
+
+    Raises:
+        StoreError: the file is not a flowrt store (another application's database, a
+            corrupt file, a file that is not SQLite) -- left untouched -- or was
+            written by a newer flowrt.
+        ValueError: an unknown ``synchronous`` or serializer name.
+
+    Close it (``store.close()`` or ``with SQLiteStore(...) as store``) when done.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, serializer: str | Serializer = "json",

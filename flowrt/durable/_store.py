@@ -35,18 +35,21 @@ RUNNING = "running"
 
 @attrs.frozen
 class RunRecord:
-    """One run as stored."""
+    """One run as stored: ``store.get_run(run_id)``, ``store.runs()``.
 
-    run_id: str
-    workflow: str
-    fingerprint: str
+    Times are wall-clock seconds since the epoch.
+    """
+
+    run_id: str  #: the run's id
+    workflow: str  #: the workflow's name
+    fingerprint: str  #: the workflow's structure hash (``Plan.fingerprint``)
     structure: dict[str, list[str]]  #: node -> its dependencies, when the run was made
     inputs: bytes  #: serialized run inputs
     status: str  #: "running", "succeeded", "failed" or "cancelled"
-    serializer: str
-    created: float
-    started: float
-    finished: float | None = None
+    serializer: str  #: the name of the serializer of its outputs and inputs
+    created: float  #: when the run was first started
+    started: float  #: when it was started last (resumed runs start again)
+    finished: float | None = None  #: when it ended, None while running
     resumes: int = 0  #: times the run was started again after the first
     #: ``structure`` as JSON, when the caller has it at hand (saves encoding it again)
     structure_json: str | None = attrs.field(default=None, eq=False, repr=False)
@@ -73,23 +76,23 @@ class NodeRecord(NamedTuple):
     A NamedTuple: one is made per node of a durable run, on the run's hot path.
     """
 
-    node: str
-    status: str
-    attempts: int
+    node: str  #: the node's name
+    status: str  #: "succeeded", "failed", "skipped" or "cancelled"
+    attempts: int  #: attempts started (in the latest start of the run)
     output: bytes | None = None  #: serialized output, for succeeded nodes
     error: str | None = None  #: "Type: message" of a failed node
-    traceback: str | None = None
-    started: float | None = None
-    finished: float | None = None
+    traceback: str | None = None  #: the formatted traceback of a failed node
+    started: float | None = None  #: wall-clock start of its first attempt
+    finished: float | None = None  #: wall-clock end
 
 
 @attrs.frozen
 class StoredRun:
-    """A run read back: its record, node records and data snapshot."""
+    """A run read back by ``store.load(run_id)``."""
 
-    record: RunRecord
-    nodes: dict[str, NodeRecord]
-    data: bytes | None
+    record: RunRecord  #: the run
+    nodes: dict[str, NodeRecord]  #: node name -> record, for nodes that reached a final status
+    data: bytes | None  #: the serialized snapshot of the run's WorkflowData keys
 
     def to_dict(self) -> dict[str, Any]:
         """The run as JSON-ready data, with the keys of :meth:`flowrt.RunResult.to_dict`
@@ -136,7 +139,8 @@ class StoredRun:
                 "retries": attempts - ran, "inputs": inputs, "nodes": nodes}
 
     def outputs(self, serializer: Serializer | None = None) -> dict[str, Any]:
-        """Deserialized outputs of the succeeded nodes."""
+        """Deserialized outputs of the succeeded nodes, read with ``serializer`` (by
+        default the one the run was stored with)."""
         ser = serializer or get_serializer(self.record.serializer)
         return {n: ser.loads(r.output) for n, r in self.nodes.items()
                 if r.status == "succeeded" and r.output is not None}
@@ -152,13 +156,16 @@ class Lease:
 
     @classmethod
     def mine(cls) -> Lease:
+        """A new lease for this process (a fresh token per run call)."""
         return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex)
 
     def describe(self) -> str:
+        """Who holds it, for messages: "process 4242 on build-7"."""
         return f"process {self.pid} on {self.host}"
 
     def is_stale(self, expires: float, now: float) -> bool:
-        """Whether the holder is gone: the lease expired, or its process is dead here."""
+        """Whether the holder is gone at time ``now``: the lease ``expires`` before it,
+        or the holder's process is dead on this host."""
         if expires < now:
             return True
         if self.host == socket.gethostname():
@@ -173,22 +180,57 @@ class Lease:
 
 @runtime_checkable
 class Store(Protocol):
-    """Where durable runs are kept. See :class:`MemoryStore` for the contract."""
+    """Where durable runs are kept. See :class:`MemoryStore` for the contract.
+
+    ``serializer`` turns outputs, inputs and data into bytes and back; ``lease_ttl`` is
+    how long (seconds) a run's lease lasts without renewal. The methods below are what
+    users call to inspect and tidy a store; ``begin``, ``write`` and ``finish`` are
+    what durable runs call (see :class:`MemoryStore`).
+    """
 
     serializer: Serializer
     lease_ttl: float
 
-    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The record of run ``run_id``, or None when the store has no such run."""
+        ...
+
     def begin(self, record: RunRecord, lease: Lease, resume: bool) -> None: ...
     def write(self, run_id: str, nodes: list[NodeRecord], data: bytes | None) -> None: ...
     def finish(self, run_id: str, status: str, finished: float, lease: Lease) -> None: ...
-    def flush(self) -> None: ...
-    def load(self, run_id: str) -> StoredRun | None: ...
-    def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]: ...
-    def delete(self, run_id: str) -> bool: ...
+
+    def flush(self) -> None:
+        """Return once everything written so far is in the store (on disk, for a file)."""
+        ...
+
+    def load(self, run_id: str) -> StoredRun | None:
+        """Run ``run_id`` with its node records and data snapshot, or None."""
+        ...
+
+    def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]:
+        """The runs, oldest first; only those of ``workflow`` and in ``status`` if given."""
+        ...
+
+    def delete(self, run_id: str) -> bool:
+        """Remove run ``run_id`` with its nodes and data; True if it existed.
+
+        It does not check whether the run is running: delete finished runs.
+        """
+        ...
+
     def prune(self, *, older_than: float | None = None, keep: int | None = None,
-              statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int: ...
-    def close(self) -> None: ...
+              statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
+        """Delete finished runs; return how many.
+
+        A run goes when it ended more than ``older_than`` seconds ago and is not among
+        the ``keep`` newest (both conditions when both are given), and its status is in
+        ``statuses``. Running runs are never pruned.
+        """
+        ...
+
+    def close(self) -> None:
+        """Flush and release the store (a store from a path is closed by its runtime)."""
+        ...
 
 
 class MemoryStore:
@@ -198,6 +240,14 @@ class MemoryStore:
     lease (raising :class:`~flowrt.RunLeased` when a live holder has it); ``write``
     upserts node records and the data snapshot; ``finish`` sets the final status and
     gives the lease back; ``load`` / ``runs`` / ``delete`` / ``prune`` read and tidy.
+
+    Args:
+        serializer: ``"json"`` (the default), ``"pickle"`` (trusted use only) or a
+            serializer object.
+        lease_ttl: seconds a lease lasts without renewal.
+
+    Raises:
+        ValueError: an unknown serializer name.
     """
 
     def __init__(self, serializer: str | Serializer = "json", lease_ttl: float = 60.0) -> None:
