@@ -186,6 +186,7 @@ def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
     the page or its temporary file goes is replaced, never written through.
 
     Args:
+        max_nodes: as for :func:`render`.
         mode: the file's permission bits (default 0o600: readable by its owner only,
             like a store; ``flowrt report`` gives the page its store's mode).
 
