@@ -192,11 +192,13 @@ class EventKind(enum.StrEnum):
 
 @attrs.frozen
 class Event:
-    """One state change of a run.
+    """One state change of a run, as ``on_event`` hooks receive it.
 
-    ``node`` is None for run events; ``attempt`` is the node's attempt number (0 before
-    its first attempt and for run events); ``time`` is the wall-clock time (seconds
-    since the epoch); ``error`` is the exception of a failed or retried attempt.
+    ``kind`` says what happened (``str(kind)`` names it); ``workflow`` and ``run_id``
+    name the run; ``node`` is None for run events; ``attempt`` is the node's attempt
+    number (0 before its first attempt and for run events); ``time`` is the wall-clock
+    time (seconds since the epoch); ``error`` is the exception of a failed or retried
+    attempt.
     """
 
     kind: EventKind

@@ -12,6 +12,7 @@ workflows keeps one runtime open and starts every run through it, so that a limi
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import functools
 import time
@@ -21,6 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
+import sniffio
 
 from ._engine.events import normalize_hooks
 from ._engine.limits import Limit
@@ -53,6 +55,8 @@ class RunOptions(TypedDict, total=False):
     ``"loop"`` or an executor object). ``on_event``: a hook or hooks called with every
     :class:`~flowrt.Event`. ``resume``: ``"force"`` resumes a stored run whose workflow
     changed. ``metrics``: time every node (True), none (False) or a sampled share.
+    ``strict_inputs``: refuse run inputs that no node takes (True, the default: they are
+    usually typos) or store them in the run's data for nodes to read (False).
     """
 
     run_id: str | None
@@ -65,6 +69,7 @@ class RunOptions(TypedDict, total=False):
     on_event: Hook | Sequence[Hook] | None
     resume: str | None
     metrics: bool | float | None
+    strict_inputs: bool
 
 
 #: the names RunOptions takes
@@ -80,6 +85,18 @@ def check_run_options(options: Mapping[str, Any]) -> None:
             raise TypeError(f"run() got an unexpected keyword argument {name!r}{hint}")
 
 
+def _check_limits(limits: object) -> None:
+    """Refuse ``limits=`` that is no mapping of limit names to capacities."""
+    if limits is None:
+        return
+    if not isinstance(limits, Mapping):
+        raise TypeError("limits= takes a mapping of limit name to capacity, such as "
+                        f"{{'api': 3}}, got {limits!r}")
+    for name in limits:
+        if not isinstance(name, str):
+            raise TypeError(f"limits= takes limit names as str keys, got {name!r}")
+
+
 def _check_executor(executor: Any) -> None:
     if executor is None or executor in ("thread", "loop", "process"):
         return
@@ -91,14 +108,33 @@ def _check_executor(executor: Any) -> None:
 class Runtime:
     """Shared resources for runs; use as ``async with Runtime(...) as rt``.
 
-    ``max_concurrency`` caps the nodes running at once across every run of this
-    runtime; ``limits`` maps a limit name to its capacity, shared by every run;
-    ``threads`` caps the worker threads for sync nodes (40 by default); ``executor``
-    is where sync nodes run by default (``"thread"``, ``"process"``, ``"loop"`` or an
-    executor object); ``metrics`` is True (time every node), False, or a sampling rate.
+    Args:
+        max_concurrency: caps the nodes running at once across every run of this
+            runtime.
+        limits: maps a limit name to its capacity, shared by every run.
+        store: where runs are kept, so that they can be resumed (a path means
+            SQLite); a store object stays yours to close.
+        executor: where sync nodes run by default (``"thread"``, ``"process"``,
+            ``"loop"`` or an executor object).
+        threads: caps the worker threads for sync nodes (40 by default).
+        metrics: True (time every node), False, or a sampling rate.
+
+    Raises:
+        TypeError: ``limits`` is not a mapping of names to capacities.
+        ValueError: a bad capacity or ``executor``.
 
     Executors the runtime makes from a name (``"process"``...) are its own and closed with
     it; an executor object you pass stays yours to close (``async with`` it).
+
+    >>> import anyio
+    >>> import flowrt
+    >>> wf = flowrt.Workflow("w")
+    >>> wf.add("a", lambda: 1, limit="api")
+    >>> async def main():
+    ...     async with Runtime(limits={"api": 2}) as rt:
+    ...         return (await rt.run(wf))["a"]
+    >>> anyio.run(main)
+    1
     """
 
     def __init__(
@@ -112,6 +148,7 @@ class Runtime:
         metrics: bool | float = True,
     ) -> None:
         _check_executor(executor)
+        _check_limits(limits)
         self._cap = (Limit("max_concurrency", max_concurrency)
                      if max_concurrency is not None else None)
         self._limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
@@ -154,7 +191,11 @@ class Runtime:
         return self._threads
 
     def executor_for(self, where: Any) -> Any:
-        """The executor object for an ``executor=`` value."""
+        """The executor object for ``where``, an ``executor=`` value.
+
+        Raises:
+            ValueError: ``where`` is a str that names no executor.
+        """
         if isinstance(where, str):
             executor = self._owned.get(where)
             if executor is None:
@@ -173,18 +214,30 @@ class Runtime:
                   **options: Unpack[RunOptions]) -> RunResult:
         """Run ``workflow`` once and return its :class:`~flowrt.RunResult`.
 
-        ``inputs``: values of the run inputs (parameters that are no node). The options
-        are :class:`RunOptions`' (the same for ``Workflow.run`` and ``run_sync``).
+        Args:
+            workflow: a :class:`~flowrt.Workflow` or its compiled plan.
+            inputs: values of the run inputs (parameters that are no node), by name.
+            options: :class:`RunOptions` (the same for ``Workflow.run`` and
+                ``run_sync``).
 
-        Raises :class:`~flowrt.MissingInputError` before any node runs when a required
-        input is missing, ``TypeError`` for an unknown option and ``ValueError`` for a
-        bad value. Cancelling the caller cancels every running node and the cancellation
-        propagates; the nodes end CANCELLED.
+        Raises:
+            RuntimeError: the runtime is not open (``async with`` it first).
+            MissingInputError: a required input is missing.
+            UnknownInputError: an input that no node takes (unless
+                ``strict_inputs=False``).
+            TypeError: an unknown option (naming the near match), or ``limits`` that is
+                not a mapping.
+            ValueError: a bad option value, or an input named like a node.
+
+        All of these are raised before any node runs. Cancelling the caller cancels
+        every running node and the cancellation propagates; the nodes end CANCELLED.
         """
         if not self._open:
             raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
         check_run_options(options)
         plan = workflow if not hasattr(workflow, "compile") else workflow.compile()
+        if inputs and options.get("strict_inputs", True):
+            plan.check_unknown_inputs(inputs)
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is not None and (
             not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -195,6 +248,7 @@ class Runtime:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         hooks = normalize_hooks(options.get("on_event"))
         limits = options.get("limits")
+        _check_limits(limits)
         for name, capacity in (limits or {}).items():
             Limit(name, capacity)  # raises ValueError for a bad capacity, before anything
         executor = options.get("executor")
@@ -276,7 +330,11 @@ class Runtime:
 
 async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,
               store: Store | str | None = None, **options: Unpack[RunOptions]) -> RunResult:
-    """Run ``workflow`` once on a private :class:`Runtime` (what ``Workflow.run`` does)."""
+    """Run ``workflow`` once on a private :class:`Runtime` (what ``Workflow.run`` does).
+
+    ``inputs``, ``store`` and the ``options`` are :meth:`Workflow.run`'s, which lists
+    what it raises.
+    """
     check_run_options(options)
     async with Runtime(store=store) as rt:
         return await rt.run(workflow, inputs, **options)
@@ -287,14 +345,21 @@ def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
              store: Store | str | None = None, **options: Unpack[RunOptions]) -> RunResult:
     """:func:`run` in a new event loop (``anyio.run``): what ``Workflow.run_sync`` does.
 
+    ``workflow``, ``inputs``, ``store`` and the ``options`` are :func:`run`'s.
     ``backend`` is ``"asyncio"`` or ``"trio"``; ``backend_options`` go to
     :func:`anyio.run` as they are: ``{"use_uvloop": True}`` runs the asyncio backend on
     uvloop (``pip install 'flowrt[uvloop]'``), whose timers and callbacks cost a
     fraction of the standard loop's.
+
+    Raises:
+        RuntimeError: called inside a running event loop (``await run(...)`` there).
+        ValueError: an unknown ``backend``, or uvloop asked for and not installed; and
+            what :func:`run` raises.
     """
     if backend not in ("asyncio", "trio"):
         raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
     check_run_options(options)
+    _refuse_running_loop()
     backend_opts = dict(backend_options) if backend_options else None
     if backend_opts and backend_opts.get("use_uvloop") and backend_opts.get("loop_factory") is None:
         try:
@@ -304,3 +369,18 @@ def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
                              "pip install 'flowrt[uvloop]'") from None
     return anyio.run(functools.partial(run, workflow, inputs, store=store, **options),
                      backend=backend, backend_options=backend_opts)
+
+
+def _refuse_running_loop() -> None:
+    """Say what to do instead when ``run_sync`` is called inside a running event loop."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        try:  # a plain callback of a running asyncio loop has no current task
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop in this thread: run_sync may start one
+        library = "asyncio"
+    raise RuntimeError(f"run_sync() cannot start an event loop inside the running {library} "
+                       "loop; in async code use 'await wf.run(...)' (or 'await rt.run(wf, "
+                       "...)') instead")

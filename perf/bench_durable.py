@@ -14,8 +14,9 @@ pyperf harness: ``python perf/bench_durable.py [--quick] [pyperf options]``.
   timing), which reads the stored run, restores the 5,000 succeeded nodes without running
   them, runs the other 5,000 and commits them; ``from-scratch`` is the same workflow run
   to the end into a new store, all 10,000 nodes (what a resume saves). ``load`` times
-  only reading the stored run and restoring its 5,000 nodes, through flowrt's internals
-  (``flowrt.durable._run``); it is skipped with a note when those internals change.
+  only claiming the stored run (reading and decoding it in the claim's transaction) and
+  restoring its 5,000 nodes, through flowrt's internals (``flowrt.durable._run``); it is
+  skipped with a note when those internals change.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def internals_available() -> bool:
     """Whether the private names ``time_resume_load`` reaches for are still there."""
     try:
         from flowrt.durable import Lease  # noqa: F401
-        from flowrt.durable._run import _open_run, _restore  # noqa: F401
+        from flowrt.durable._run import Opened, _open_run, _restore  # noqa: F401
         from flowrt.runtime import Runtime
     except ImportError:
         return False
@@ -171,16 +172,16 @@ def time_resume_load(loops: int) -> float:
             for _ in range(loops):
                 lease = Lease.mine()
                 t0 = clock()
-                stored, given, _ = _open_run(store, plan, "crashed", {}, None, lease)
-                given, data = rt.prepare(plan, given, None)
+                opened = _open_run(store, plan, "crashed", {}, None, lease)
+                given, data = rt.prepare(plan, opened.inputs, None)
                 sup = rt.supervisor(plan, "crashed", given, data, max_concurrency=None,
                                     limits=None, fail_fast=False, hooks=(), executor=None,
                                     metrics=None)
-                assert stored is not None
-                _restore(sup, plan, stored, store.serializer, data)
+                assert opened.claim is not None
+                _restore(sup, plan, opened, data)
                 total += clock() - t0
                 assert sup.left == 5000
-                store.finish("crashed", "failed", 0.0, lease)  # give the lease back
+                store.finish(opened.claim, "failed", 0.0)  # give the lease back
                 store.flush()
         return total
 

@@ -10,7 +10,7 @@ import dataclasses
 import math
 import traceback
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,11 +28,15 @@ __all__ = ["NodeResult", "RunMetrics", "RunResult", "jsonable"]
 
 @attrs.frozen
 class NodeResult:
-    """One node of a finished run.
+    """One node of a finished run: ``result.nodes[name]``.
 
-    ``started``/``finished`` are wall-clock times (seconds since the epoch) of the
-    node's first attempt start and its end; None when the node never ran or was not
-    timed (metrics off or sampled out). ``duration`` is in seconds.
+    ``name`` and ``status`` are the node's; ``attempts`` counts the attempts started
+    (0 if the node never ran); ``error`` is the exception of a failed node's last
+    attempt, else None. ``started``/``finished`` are wall-clock times (seconds since
+    the epoch) of the node's first attempt start and its end; None when the node never
+    ran or was not timed (metrics off or sampled out). ``duration`` is in seconds.
+    ``restored`` is True for a node of a durable run that succeeded in an earlier start
+    of the run and was read back from the store instead of running again.
     """
 
     name: str
@@ -41,6 +45,7 @@ class NodeResult:
     error: BaseException | None
     started: float | None
     finished: float | None
+    restored: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -51,7 +56,8 @@ class NodeResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The node as JSON-ready data: ``status``, ``attempts``, ``started``,
-        ``finished``, ``duration``, ``error`` ("Type: message") and ``traceback``."""
+        ``finished``, ``duration``, ``error`` ("Type: message"), ``traceback`` and
+        ``restored``."""
         error = tb = None
         if self.error is not None:
             e = self.error
@@ -60,21 +66,21 @@ class NodeResult:
                 traceback.format_exception(type(e), e, e.__traceback__))
         return {"status": str(self.status), "attempts": self.attempts, "started": self.started,
                 "finished": self.finished, "duration": self.duration, "error": error,
-                "traceback": tb}
+                "traceback": tb, "restored": self.restored}
 
 
 @attrs.frozen
 class RunMetrics:
-    """Counts and times of a run."""
+    """Counts and times of a run: ``result.metrics``."""
 
-    nodes: int
+    nodes: int  #: nodes in the workflow
     counts: Mapping[str, int]  #: nodes per final status
     attempts: int  #: attempts started, retries included
     retries: int  #: attempts after a first one
     wall_time: float  #: seconds from run start to run end
     timed_nodes: int  #: nodes with a duration (all, unless metrics were off or sampled)
     node_time_total: float  #: sum of the timed nodes' durations
-    node_time_max: float
+    node_time_max: float  #: the longest timed node's duration
 
     @property
     def node_time_mean(self) -> float:
@@ -88,12 +94,8 @@ class _Nodes(Mapping[str, NodeResult]):
     def __init__(self, result: RunResult) -> None:
         self._r = result
 
-    def __getitem__(self, name: str) -> NodeResult:
-        r = self._r
-        i = r.plan.index.get(name)
-        if i is None:
-            raise KeyError(f"workflow {r.workflow!r} has no node {name!r}")
-        return r._node(i)
+    def __getitem__(self, name: str | Callable[..., Any]) -> NodeResult:
+        return self._r._node(self._r._id(name))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._r.plan.names)
@@ -169,12 +171,20 @@ class RunResult:
         self.duration = wall_time
         #: ``(event, exception)`` for every time an ``on_event`` hook raised
         self.hook_errors = hook_errors or []
+        #: per node, 1 when a durable run read it back from its store (set by
+        #: flowrt.durable); None for a run without a store
+        self._restored: bytearray | None = None
 
     # -- status ---------------------------------------------------------------------
 
     @property
     def ok(self) -> bool:
-        """True when the run SUCCEEDED."""
+        """True when the run SUCCEEDED: no node failed and none was cancelled.
+
+        Nodes skipped because their trigger rule did not hold (an alert under
+        ``ONE_FAILED`` when nothing failed) leave a run ok, as in Airflow
+        (docs/decisions/010-run-ok.md).
+        """
         return self.status is RunStatus.SUCCEEDED
 
     def raise_for_status(self) -> RunResult:
@@ -185,10 +195,18 @@ class RunResult:
 
     # -- nodes ----------------------------------------------------------------------
 
-    def __getitem__(self, name: str) -> Any:
+    def _id(self, name: str | Callable[..., Any]) -> int:
+        """The id of node ``name``: a node's name, or its function as in ``deps=[fn]``."""
+        if type(name) is not str:
+            name = self.plan.name_of(name)
         i = self.plan.index.get(name)
         if i is None:
             raise KeyError(f"workflow {self.workflow!r} has no node {name!r}")
+        return i
+
+    def __getitem__(self, name: str | Callable[..., Any]) -> Any:
+        i = self._id(name)
+        name = self.plan.names[i]
         status = self._board[i]
         if status == Status.SUCCEEDED:
             return self._values[i]
@@ -197,8 +215,8 @@ class RunResult:
             raise NodeFailed(name, error) from error
         raise NoOutput(name, str(Status(status)))
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """A succeeded node's output, or ``default``."""
+    def get(self, name: str | Callable[..., Any], default: Any = None) -> Any:
+        """A succeeded node's output, or ``default`` (also for a name that is no node)."""
         try:
             return self[name]
         except LookupError:
@@ -221,8 +239,9 @@ class RunResult:
             started = self._started[i] + base
             if self._finished[i]:
                 finished = self._finished[i] + base
+        restored = self._restored is not None and self._restored[i] == 1
         return NodeResult(self.plan.names[i], BY_VALUE[self._board[i]], self._attempts[i],
-                          self._errors.get(i), started, finished)
+                          self._errors.get(i), started, finished, restored)
 
     @property
     def errors(self) -> dict[str, BaseException]:

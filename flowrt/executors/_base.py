@@ -36,7 +36,8 @@ class Remote:
     An executor that can pass outputs between its own nodes (``DaskExecutor``) returns
     one from ``run(..., keep=True)``; given back to the same executor as an argument, it
     stays remote. flowrt asks for the value (``executor.fetch_many``) only when a node
-    elsewhere, the store or the run's result needs it.
+    elsewhere, the store or the run's result needs it. ``handle`` is whatever names the
+    output on the executor's cluster (a Dask future).
     """
 
     __slots__ = ("executor", "handle")
@@ -51,10 +52,22 @@ class Remote:
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs a sync callable somewhere and awaits its result."""
+    """Runs a sync callable somewhere and awaits its result.
+
+    Any object with this ``run`` method is an executor (``isinstance(x, Executor)``
+    checks it); see docs/executors.md, "Writing an executor".
+    """
 
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> Any: ...
+                  kwargs: dict[str, Any]) -> Any:
+        """Call ``fn(*args, **kwargs)`` somewhere and return its result.
+
+        Awaited in the run's event loop, on asyncio or trio. The exception ``fn`` raises
+        is raised here (it fails or retries the node's attempt). Cancelling this call
+        (a timeout, a cancelled run) must give the work up, and cancel it where that
+        is possible.
+        """
+        ...
 
 
 async def run_in_thread(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], args: Any,

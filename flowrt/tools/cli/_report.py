@@ -10,7 +10,6 @@ from typing import Any
 from .._view import RunView
 from ..report import write as write_report
 from ._common import EXIT_OK, UsageError, echo, load_run, nonempty, open_store
-from ._liveness import add_liveness
 
 __all__ = ["add_parser", "command"]
 
@@ -34,7 +33,6 @@ def command(args: argparse.Namespace) -> int:
     try:
         stored = load_run(store, args.run_id, args.store)
         data = stored.to_dict()
-        add_liveness(store, [data])
         # The page shows what the store holds: whoever may not read the store may not
         # read the page either.
         mode = stat.S_IMODE(os.stat(store.path).st_mode) & 0o666

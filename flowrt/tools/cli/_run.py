@@ -141,10 +141,6 @@ def command(args: argparse.Namespace) -> int:
     plan = compile_or_fail(wf)
     inputs = parse_inputs(args.input or [], args.inputs_json)
     limits = parse_limits(args.limit or [], plan)
-    known = set(plan.required_inputs) | set(plan.optional_inputs)
-    for key in inputs:
-        if key not in known and key not in plan.index:
-            err(f"warning: input {key!r} is not a parameter of any node of {wf.name!r}")
     store = open_store(args.store, must_exist=False) if args.store is not None else None
     run_id = args.run_id or uuid.uuid4().hex[:12]
     display = make_display("off" if args.quiet or args.json else args.progress)

@@ -17,7 +17,6 @@ from ._common import (
     print_json,
     resume_command,
 )
-from ._liveness import add_liveness
 
 __all__ = ["add_parser", "command"]
 
@@ -44,7 +43,6 @@ def command(args: argparse.Namespace) -> int:
     try:
         records = store.runs(workflow=args.workflow, status=stored_status)
         runs = [r.to_dict() for r in sorted(records, key=lambda r: r.created)]
-        add_liveness(store, runs)
     finally:
         store.close()
     if args.status in ("running", "interrupted"):

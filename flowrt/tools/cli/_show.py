@@ -17,7 +17,6 @@ from ._common import (
     print_json,
     resume_command,
 )
-from ._liveness import add_liveness
 
 __all__ = ["add_parser", "command"]
 
@@ -41,7 +40,6 @@ def command(args: argparse.Namespace) -> int:
     try:
         stored = load_run(store, args.run_id, args.store)
         data = stored.to_dict()
-        add_liveness(store, [data])
     finally:
         store.close()
     if args.json:
