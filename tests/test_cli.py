@@ -1037,3 +1037,39 @@ def test_json_output_takes_any_value() -> None:
     assert back["bytes"] == "caf\ufffd" and back["set"] == [1]
     assert back["point"] == {"x": 1, "y": 2.5} and back["sulky"].endswith("Sulky object>")
     assert back["3"] == [1, "s\udce9"]
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_resumed_runs_tell_restored_nodes_from_nodes_run_again(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "resumable.py").write_text(
+        "import os\nimport flowrt\nwf = flowrt.Workflow('resumable')\n"
+        "wf.add('a', lambda: 1)\n"
+        "def b(a):\n    if not os.path.exists('go'):\n        raise ValueError('not yet')\n"
+        "    return a + 1\n"
+        "wf.add('b', b, deps=['a'])\nwf.add('c', lambda b: b + 1, deps=['b'])\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "resumable.py:wf", "--store", "r.db", "--run-id", "r", "-q"]
+    assert cli.main(args) == 1
+    shown = capsys.readouterr().out
+    assert "latest start" not in shown and "restored" not in shown  # nothing was resumed
+    (tmp_path / "go").write_text("")
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "(3 nodes: 3 succeeded; 1 restored from the store)" in out
+    table = {line.split()[0]: line.split() for line in out.splitlines()[4:7]}
+    assert table["a"][1:] == ["succeeded", "1", table["a"][3], "restored"]
+    assert table["b"][4] == table["c"][4] == "ran"
+
+    assert cli.main(["show", "r", "--store", "r.db"]) == 0
+    shown = capsys.readouterr().out
+    assert "3 succeeded (1 restored from the store by the latest start" in shown
+    rows = {line.split()[0]: line.split() for line in shown.splitlines()[8:11]}
+    assert rows["a"][4] == "restored" and rows["b"][4] == rows["c"][4] == "ran"
+    assert cli.main(["show", "r", "--store", "r.db", "--json"]) == 0
+    nodes = json.loads(capsys.readouterr().out)["nodes"]
+    assert {n: v["restored"] for n, v in nodes.items()} == {"a": True, "b": False, "c": False}
+    assert cli.main(["report", "r", "--store", "r.db", "-o", "r.html"]) == 0
+    page = Path("r.html").read_text("utf-8")
+    assert page.count('class="tag"') == 1 and "restored from the store" in page

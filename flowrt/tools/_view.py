@@ -19,7 +19,7 @@ import attrs
 
 from . import _format as fmt
 
-__all__ = ["NodeView", "RunView"]
+__all__ = ["NodeView", "RunView", "latest_start"]
 
 
 def _number(value: Any) -> float | None:
@@ -63,6 +63,21 @@ class NodeView:
         if self.started is None or self.finished is None:
             return None
         return self.finished - self.started
+
+    @property
+    def latest_start(self) -> str:
+        """What the run's latest start did with the node (see :func:`latest_start`)."""
+        return latest_start(self.status, self.attempts, self.restored)
+
+
+def latest_start(status: str, attempts: int, restored: bool) -> str:
+    """What the latest start of a resumed run did with a node, for a table:
+    ``"restored"`` (it succeeded in an earlier start and was read back, not run again),
+    ``"earlier"`` (it ended otherwise in an earlier start and this one did not reach
+    it), ``"ran"`` (it ran in this start), ``"-"`` (it did not run)."""
+    if restored:
+        return "restored" if status == "succeeded" else "earlier"
+    return "ran" if attempts and status != "pending" else "-"
 
 
 @attrs.frozen
@@ -117,6 +132,11 @@ class RunView:
     def duration(self) -> float | None:
         """Seconds from the latest start to the end, or None while running."""
         return None if self.finished is None else self.finished - self.started
+
+    @property
+    def restored(self) -> int:
+        """Nodes read back from the store by the latest start, not run again."""
+        return sum(1 for n in self.nodes if n.restored and n.status == "succeeded")
 
     def counts(self) -> dict[str, int]:
         """Nodes per status, in the order statuses first appear."""

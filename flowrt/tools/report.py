@@ -235,6 +235,8 @@ details pre { white-space: pre-wrap; font-size: 11.5px; background: var(--soft);
   padding: 8px; border-radius: 4px; max-height: 320px; overflow: auto; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
 .footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+.tag { font-size: 11px; color: #8250df; border: 1px solid #d8b9ff; border-radius: 8px;
+  padding: 0 6px; margin-left: 4px; }
 """
 
 
@@ -304,6 +306,7 @@ class RunPage:
             ("levels", f"{max(self.level.values(), default=-1) + 1:,}"),
             ("attempts", f"{run.attempts:,}"),
             ("retries", f"{run.retries:,}"),
+            *([("restored from the store", f"{run.restored:,}")] if run.restored else []),
             ("started", _e(fmt.timestamp(run.created, millis=True))),
             ("finished", _e(fmt.timestamp(run.finished, millis=True))),
             ("duration" + (" (since the last resume)" if run.resumes else ""),
@@ -436,12 +439,14 @@ class RunPage:
         boxes = []
         for n in self.run.nodes:
             x, y = centre[n.name] - box_w / 2, top[n.name]
-            detail = [n.status]
+            detail = [n.status if n.latest_start != "restored" else "restored"]
             if n.attempts > 1:
                 detail.append(f"\u00d7{n.attempts}")
             if n.duration is not None:
                 detail.append(fmt.duration(n.duration))
             tip = f"{n.name}\n{n.status}"
+            if n.latest_start == "restored":
+                tip += " (restored from the store: the latest start did not run it)"
             if n.attempts:
                 tip += f", {n.attempts} attempt{'s' if n.attempts > 1 else ''}"
             if n.duration is not None:
@@ -668,12 +673,16 @@ class RunPage:
                 if n.traceback:
                     error += (f"<details><summary>traceback</summary>"
                               f"<pre>{_e(n.traceback)}</pre></details>")
+            resumed = ""
+            if n.restored:
+                resumed = (' <span class="tag" title="ended in an earlier start of the run; '
+                           f'the latest start did not run it">{n.latest_start}</span>')
             rows.append(
                 f'<tr><td class="num">{i}</td>'
                 f'<td class="name" data-node="{_e(n.name)}">{_e(n.name)}</td>'
                 f'<td class="num">{self.level.get(n.name, 0)}</td>'
                 f'<td><i class="chip" style="background:{_colour(n.status)}"></i>'
-                f'{_e(n.status)}</td><td class="num">{_e(n.attempts)}</td>'
+                f"{_e(n.status)}{resumed}</td><td class=\"num\">{_e(n.attempts)}</td>"
                 f'<td class="num">{"-" if offset is None else "+" + _e(fmt.duration(offset))}</td>'
                 f'<td class="num">{_e(fmt.duration(n.duration))}</td><td>{error}</td></tr>')
         return (note + '<table class="nodes"><thead><tr><th class="num">#</th><th>node</th>'

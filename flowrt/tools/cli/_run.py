@@ -18,6 +18,7 @@ from ...errors import FlowError, MissingInputError
 from ...workflow import Plan
 from .. import _format as fmt
 from .._progress import Display, make_display
+from .._view import latest_start
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -210,9 +211,12 @@ def print_result(result: RunResult, *, store_path: str | None, target: str,
     retries = (f"; {metrics.retries} retr{'y' if metrics.retries == 1 else 'ies'}"
                if metrics.retries else "")
     n = len(result.plan)
+    nodes = result.nodes
+    restored = sum(1 for name in nodes if nodes[name].restored)
+    from_store = f"; {restored} restored from the store" if restored else ""
     echo(f"run {result.run_id} of {result.workflow!r} {result.status} in "
          f"{fmt.duration(result.duration)} ({n} node{'s' if n != 1 else ''}: "
-         f"{counts}{retries})")
+         f"{counts}{retries}{from_store})")
     names = list(result.nodes)
     if len(names) > TABLE_ROWS:
         shown = [n for n in names if str(result.nodes[n].status) != "succeeded"][:TABLE_ROWS]
@@ -224,11 +228,15 @@ def print_result(result: RunResult, *, store_path: str | None, target: str,
     if shown:
         rows = []
         for name in shown:
-            node = result.nodes[name]
-            rows.append([name, str(node.status), node.attempts, fmt.duration(node.duration),
+            node = nodes[name]
+            status = str(node.status)
+            rows.append([name, status, node.attempts, fmt.duration(node.duration),
+                         *([latest_start(status, node.attempts, node.restored)]
+                           if restored else []),
                          fmt.error_text(node.error, 100)])
         echo()
-        echo(format_table(["node", "status", "attempts", "duration", "error"], rows,
+        echo(format_table(["node", "status", "attempts", "duration",
+                           *(["latest start"] if restored else []), "error"], rows,
                           right=(2, 3)))
     if note:
         echo(note)

@@ -58,12 +58,17 @@ def command(args: argparse.Namespace) -> int:
          + ("  (since the last resume)" if resumes else ""))
     echo("  resumed  " + (f"{resumes} time{'s' if resumes > 1 else ''}, last at "
                           f"{fmt.timestamp(run.started)}" if resumes else "never"))
-    echo("  nodes    " + ", ".join(f"{c} {s}" for s, c in run.counts().items()))
+    restored = (f" ({run.restored} restored from the store by the latest start, not run "
+                "again)" if run.restored else "")
+    echo("  nodes    " + ", ".join(f"{c} {s}" for s, c in run.counts().items()) + restored)
+    # A resumed run says, per node, whether its latest start ran it or read it back.
+    headers = ["node", "status", "attempts", "duration",
+               *(["latest start"] if resumes else []), "error"]
     rows = [[n.name, n.status, n.attempts, fmt.duration(n.duration),
-             fmt.one_line(n.error or "", 100)] for n in run.nodes]
+             *([n.latest_start] if resumes else []), fmt.one_line(n.error or "", 100)]
+            for n in run.nodes]
     echo()
-    echo(format_table(["node", "status", "attempts", "duration", "error"], rows,
-                      right=(2, 3)))
+    echo(format_table(headers, rows, right=(2, 3)))
     if args.traceback:
         for n in run.nodes:
             if n.traceback:
