@@ -2,22 +2,19 @@
 
 A workflow is a static DAG of Python callables (async or sync) run inside your own
 event loop, with concurrency limits, retries, timeouts, cancellation, durable resume
-and observability::
+and observability:
 
-    import flowrt
-
-    wf = flowrt.Workflow("greet")
-
-    @wf.node
-    async def name(user_id: int) -> str:
-        return f"user-{user_id}"
-
-    @wf.node
-    def greeting(name: str) -> str:
-        return f"hello {name}"
-
-    result = wf.run_sync({"user_id": 7})
-    print(result["greeting"])  # hello user-7
+>>> import flowrt
+>>> wf = flowrt.Workflow("greet")
+>>> @wf.node
+... async def name(user_id: int) -> str:
+...     return f"user-{user_id}"
+>>> @wf.node
+... def greeting(name: str) -> str:
+...     return f"hello {name}"
+>>> result = wf.run_sync({"user_id": 7})
+>>> print(result["greeting"])
+hello user-7
 """
 
 from . import _compat
@@ -40,12 +37,14 @@ from .errors import (
     FlowError,
     GraphError,
     HookError,
+    LeaseLost,
     MissingInputError,
     NodeFailed,
     NoOutput,
     RunLeased,
     SerializationError,
     StoreError,
+    UnknownInputError,
     UnknownNodeError,
     WorkflowChanged,
     WorkflowFailed,
@@ -84,6 +83,7 @@ __all__ = [
     "HookError",
     "Interner",
     "JSONSerializer",
+    "LeaseLost",
     "MemoryStore",
     "MissingInputError",
     "NoOutput",
@@ -108,6 +108,7 @@ __all__ = [
     "StoredRun",
     "ThreadExecutor",
     "Trigger",
+    "UnknownInputError",
     "UnknownNodeError",
     "Workflow",
     "WorkflowChanged",

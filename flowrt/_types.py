@@ -14,8 +14,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["BY_VALUE", "FINAL", "Event", "EventKind", "Executor", "ExecutorChoice", "Hook",
-           "RemoteExecutor", "Retry", "RunStatus", "Status", "Trigger", "holds"]
+__all__ = ["BY_NAME", "BY_VALUE", "FINAL", "NAMES", "Event", "EventKind", "Executor",
+           "ExecutorChoice", "Hook", "RemoteExecutor", "Retry", "RunStatus", "Status",
+           "Trigger", "holds"]
 
 
 # -- node and run statuses -----------------------------------------------------------
@@ -46,6 +47,10 @@ FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCE
 
 #: Status by its byte value (0 .. 6): a tuple index, where Status(b) is an enum lookup
 BY_VALUE: tuple[Status, ...] = tuple(Status)
+#: Status name by its byte value: what stores and tools write ("succeeded", ...)
+NAMES: tuple[str, ...] = tuple(map(str, Status))
+#: Status by its name: what stores and tools read back
+BY_NAME: dict[str, Status] = {str(s): s for s in Status}
 
 
 class RunStatus(enum.StrEnum):
@@ -188,11 +193,13 @@ class EventKind(enum.StrEnum):
 
 @attrs.frozen
 class Event:
-    """One state change of a run.
+    """One state change of a run, as ``on_event`` hooks receive it.
 
-    ``node`` is None for run events; ``attempt`` is the node's attempt number (0 before
-    its first attempt and for run events); ``time`` is the wall-clock time (seconds
-    since the epoch); ``error`` is the exception of a failed or retried attempt.
+    ``kind`` says what happened (``str(kind)`` names it); ``workflow`` and ``run_id``
+    name the run; ``node`` is None for run events; ``attempt`` is the node's attempt
+    number (0 before its first attempt and for run events); ``time`` is the wall-clock
+    time (seconds since the epoch); ``error`` is the exception of a failed or retried
+    attempt.
     """
 
     kind: EventKind
@@ -221,13 +228,20 @@ Hook = Callable[[Event], Any]
 class Executor(Protocol):
     """Runs a sync callable somewhere and awaits its result.
 
-    ``run`` calls ``fn(*args, **kwargs)`` and returns what it returned, or raises what it
-    raised; cancelling the ``run`` call must give the work up (and stop it where that is
-    possible).
+    Any object with this ``run`` method is an executor (``isinstance(x, Executor)``
+    checks it); see docs/executors.md, "Writing an executor".
     """
 
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> Any: ...
+                  kwargs: dict[str, Any]) -> Any:
+        """Call ``fn(*args, **kwargs)`` somewhere and return its result.
+
+        Awaited in the run's event loop, on asyncio or trio. The exception ``fn`` raises
+        is raised here (it fails or retries the node's attempt). Cancelling this call
+        (a timeout, a cancelled run) must give the work up, and cancel it where that
+        is possible.
+        """
+        ...
 
 
 @runtime_checkable
@@ -242,14 +256,19 @@ class RemoteExecutor(Executor, Protocol):
     """
 
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                  kwargs: dict[str, Any], keep: bool = False) -> Any: ...
+                  kwargs: dict[str, Any], keep: bool = False) -> Any:
+        """Call ``fn(*args, **kwargs)`` on the cluster; with ``keep``, leave the output
+        there and return a :class:`flowrt.executors.Remote` for it. Arguments may be
+        Remotes this executor made."""
+        ...
 
     async def fetch_many(self, handles: list[Any]) -> list[Any]:
-        """The values behind ``handles`` (the ``Remote.handle`` of outputs it kept)."""
+        """The values behind ``handles`` (the ``Remote.handle`` of outputs it kept), in
+        order."""
         ...
 
     def release(self, handles: list[Any]) -> None:
-        """Let the executor forget those outputs."""
+        """Let the executor forget the outputs behind ``handles``."""
         ...
 
 

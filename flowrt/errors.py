@@ -8,6 +8,7 @@ The tree::
     │   ├── UnknownNodeError               .node asked for .missing
     │   └── DuplicateNodeError             .node was added twice
     ├── MissingInputError (also ValueError)    run inputs nobody gave
+    ├── UnknownInputError (also ValueError)    run inputs no node takes
     ├── NoOutput (also LookupError)        the node has no output (skipped, cancelled)
     │   └── NodeFailed                     the node failed; its exception is __cause__
     ├── WorkflowFailed                     raise_for_status(): carries every node error
@@ -85,20 +86,57 @@ class DuplicateNodeError(GraphError):
 
 
 class MissingInputError(FlowError, ValueError):
-    """Run inputs that some node needs were not given; raised before any node runs."""
+    """Run inputs that some node needs were not given; raised before any node runs.
 
-    def __init__(self, missing: Mapping[str, Sequence[str]]) -> None:
+    ``missing`` maps each missing input to the nodes whose parameter needs it; ``hints``
+    maps some of them to a likely fix, shown in the message: a parameter named close to
+    a node (``lod2`` for node ``load2``) was probably meant to take that node's output.
+    """
+
+    def __init__(self, missing: Mapping[str, Sequence[str]],
+                 hints: Mapping[str, str] | None = None) -> None:
         #: input name -> the nodes whose parameter needs it
         self.missing: dict[str, list[str]] = {k: list(v) for k, v in missing.items()}
-        parts = [
-            f"{name!r} (needed by {', '.join(repr(n) for n in nodes)})"
-            for name, nodes in self.missing.items()
-        ]
+        #: input name -> a likely fix ("did you mean node 'load2'?"), for some of them
+        self.hints: dict[str, str] = dict(hints or {})
+        parts = []
+        for name, nodes in self.missing.items():
+            hint = self.hints.get(name)
+            parts.append(f"{name!r} (needed by {', '.join(repr(n) for n in nodes)}"
+                         + (f"; {hint})" if hint else ")"))
         super().__init__("missing run input" + ("s" if len(parts) > 1 else "") + ": "
                          + "; ".join(parts))
 
     def _init_args(self) -> tuple[Any, ...]:
-        return (self.missing,)
+        return (self.missing, self.hints)
+
+
+class UnknownInputError(FlowError, ValueError):
+    """Run inputs that no node takes; raised before any node runs.
+
+    Usually a typo: ``near`` maps such an input to the input name it is close to. Runs
+    whose nodes read extra inputs from ``ctx.data`` pass ``strict_inputs=False``.
+    """
+
+    def __init__(self, workflow: str, unknown: Sequence[str],
+                 near: Mapping[str, str] | None = None) -> None:
+        self.workflow = workflow
+        #: the inputs no node takes, in the order they were given
+        self.unknown: list[str] = list(unknown)
+        #: input given -> the input a node takes that it is close to, for some of them
+        self.near: dict[str, str] = dict(near or {})
+        many = len(self.unknown) > 1
+        message = (f"run input{'s' if many else ''} {', '.join(map(repr, self.unknown))} "
+                   f"{'are' if many else 'is'} taken by no node of workflow {workflow!r}")
+        if self.near:
+            message += "; did you mean " + ", ".join(
+                f"{near!r}" + (f" for {given!r}" if many else "")
+                for given, near in self.near.items()) + "?"
+        super().__init__(message + " (pass strict_inputs=False to give inputs that nodes "
+                         "read from ctx.data)")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.workflow, self.unknown, self.near)
 
 
 class NoOutput(FlowError, LookupError):
@@ -157,6 +195,23 @@ class RunLeased(StoreError):
         return (self.run_id, self.holder)
 
 
+class LeaseLost(RunLeased):
+    """This process was running the run, but another one took it over.
+
+    Its lease ran out (the process was paused, or too busy to renew it within the
+    store's ``lease_ttl``) and another process claimed the run with a newer fencing
+    token: the store refuses every later write of this one, and the run was stopped.
+    """
+
+    def __init__(self, run_id: str, holder: str) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        StoreError.__init__(
+            self, f"run {run_id!r} was taken over by {holder} while this process ran it "
+            "(its lease ran out before this process renewed it: it was paused or too busy); "
+            "this process stopped the run, and the store refused its later writes")
+
+
 class WorkflowChanged(FlowError, ValueError):
     """A stored run was made by a workflow whose structure has changed since."""
 
@@ -201,3 +256,13 @@ class StoredError(FlowError):
 
 class HookError(RuntimeWarning):
     """Warning issued (once per run) when an ``on_event`` hook raised."""
+
+
+def describe_error(error: BaseException) -> str:
+    """``"Type: message"`` of ``error`` (just ``"Type"`` when the message is empty), as
+    stores keep it and the tools show it; an error read back from a store is shown as
+    it was recorded, not as a ``StoredError``."""
+    if isinstance(error, StoredError):
+        return str(error)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

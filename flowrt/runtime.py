@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 
+from . import _backends
 from ._engine.events import normalize_hooks
 from ._engine.limits import Limit
 from ._engine.result import RunResult
@@ -53,6 +54,8 @@ class RunOptions(TypedDict, total=False):
     ``"loop"`` or an executor object). ``on_event``: a hook or hooks called with every
     :class:`~flowrt.Event`. ``resume``: ``"force"`` resumes a stored run whose workflow
     changed. ``metrics``: time every node (True), none (False) or a sampled share.
+    ``strict_inputs``: refuse run inputs that no node takes (True, the default: they are
+    usually typos) or store them in the run's data for nodes to read (False).
     """
 
     run_id: str | None
@@ -65,6 +68,7 @@ class RunOptions(TypedDict, total=False):
     on_event: Hook | Sequence[Hook] | None
     resume: str | None
     metrics: bool | float | None
+    strict_inputs: bool
 
 
 #: the names RunOptions takes
@@ -80,6 +84,18 @@ def check_run_options(options: Mapping[str, Any]) -> None:
             raise TypeError(f"run() got an unexpected keyword argument {name!r}{hint}")
 
 
+def _check_limits(limits: object) -> None:
+    """Refuse ``limits=`` that is no mapping of limit names to capacities."""
+    if limits is None:
+        return
+    if not isinstance(limits, Mapping):
+        raise TypeError("limits= takes a mapping of limit name to capacity, such as "
+                        f"{{'api': 3}}, got {limits!r}")
+    for name in limits:
+        if not isinstance(name, str):
+            raise TypeError(f"limits= takes limit names as str keys, got {name!r}")
+
+
 def _check_executor(executor: object) -> None:
     if executor is None or executor in ("thread", "loop", "process"):
         return
@@ -91,11 +107,22 @@ def _check_executor(executor: object) -> None:
 class Runtime:
     """Shared resources for runs; use as ``async with Runtime(...) as rt``.
 
-    ``max_concurrency`` caps the nodes running at once across every run of this
-    runtime; ``limits`` maps a limit name to its capacity, shared by every run;
-    ``threads`` caps the worker threads for sync nodes (40 by default); ``executor``
-    is where sync nodes run by default (``"thread"``, ``"process"``, ``"loop"`` or an
-    executor object); ``metrics`` is True (time every node), False, or a sampling rate.
+    Args:
+        max_concurrency: caps the nodes running at once across every run of this
+            runtime.
+        limits: maps a limit name to its capacity, shared by every run.
+        store: where runs are kept, so that they can be resumed (a path means
+            SQLite); a store object stays yours to close.
+        executor: where sync nodes run by default (``"thread"``, ``"process"``,
+            ``"loop"`` or an executor object).
+        threads: caps the worker threads for sync nodes (40 by default).
+        metrics: True (time every node), False, or a sampling rate.
+        shutdown_grace: seconds the runs still going on when the ``async with`` block
+            ends get to finish before they are stopped (below); None waits for them.
+
+    Raises:
+        TypeError: ``limits`` is not a mapping of names to capacities.
+        ValueError: a bad capacity, ``executor`` or ``shutdown_grace``.
 
     Leaving the ``async with`` block shuts the runtime down: ``run`` refuses new runs
     (``RuntimeError``); runs still going on get ``shutdown_grace`` seconds to finish (0
@@ -107,7 +134,15 @@ class Runtime:
     Executors the runtime makes from a name (``"process"``...) are its own and closed with
     it; an executor object you pass stays yours to close (``async with`` it).
 
-    Raises ``ValueError`` for a bad limit capacity, executor or ``shutdown_grace``.
+    >>> import anyio
+    >>> import flowrt
+    >>> wf = flowrt.Workflow("w")
+    >>> wf.add("a", lambda: 1, limit="api")
+    >>> async def main():
+    ...     async with Runtime(limits={"api": 2}) as rt:
+    ...         return (await rt.run(wf))["a"]
+    >>> anyio.run(main)
+    1
     """
 
     def __init__(
@@ -122,6 +157,7 @@ class Runtime:
         shutdown_grace: float | None = 0.0,
     ) -> None:
         _check_executor(executor)
+        _check_limits(limits)
         if shutdown_grace is not None and (
             not isinstance(shutdown_grace, int | float) or isinstance(shutdown_grace, bool)
             or not shutdown_grace >= 0
@@ -184,14 +220,25 @@ class Runtime:
                   **options: Unpack[RunOptions]) -> RunResult:
         """Run ``workflow`` once and return its :class:`~flowrt.RunResult`.
 
-        ``inputs``: values of the run inputs (parameters that are no node). The options
-        are :class:`RunOptions`' (the same for ``Workflow.run`` and ``run_sync``).
+        Args:
+            workflow: a :class:`~flowrt.Workflow` or its compiled plan.
+            inputs: values of the run inputs (parameters that are no node), by name.
+            options: :class:`RunOptions` (the same for ``Workflow.run`` and
+                ``run_sync``).
 
-        Raises :class:`~flowrt.MissingInputError` before any node runs when a required
-        input is missing, ``TypeError`` for an unknown option, ``ValueError`` for a
-        bad value, and ``RuntimeError`` outside the runtime's ``async with`` block.
-        Cancelling the caller cancels every running node and the cancellation
-        propagates; the nodes end CANCELLED.
+        Raises:
+            RuntimeError: the runtime is not open (``async with`` it first), or closed.
+            MissingInputError: a required input is missing.
+            UnknownInputError: an input that no node takes (unless
+                ``strict_inputs=False``).
+            TypeError: an unknown option (naming the near match), or ``limits`` that is
+                not a mapping.
+            ValueError: a bad option value, or an input named like a node.
+
+        All of these are raised before any node runs. Cancelling the caller cancels
+        every running node and the cancellation propagates; the nodes end CANCELLED.
+        A run still going on when the runtime's block ends is stopped (see the class)
+        and returns a result with status CANCELLED.
         """
         if not self._open:
             if self._closed:
@@ -199,6 +246,8 @@ class Runtime:
             raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
         check_run_options(options)
         plan = workflow if isinstance(workflow, Plan) else workflow.compile()
+        if inputs and options.get("strict_inputs", True):
+            plan.check_unknown_inputs(inputs)
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is not None and (
             not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -209,6 +258,7 @@ class Runtime:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         hooks = normalize_hooks(options.get("on_event"))
         limits = options.get("limits")
+        _check_limits(limits)
         for name, capacity in (limits or {}).items():
             Limit(name, capacity)  # raises ValueError for a bad capacity, before anything
         executor = options.get("executor")
@@ -240,7 +290,11 @@ class Runtime:
 
 async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,
               store: Store | str | None = None, **options: Unpack[RunOptions]) -> RunResult:
-    """Run ``workflow`` once on a private :class:`Runtime` (what ``Workflow.run`` does)."""
+    """Run ``workflow`` once on a private :class:`Runtime` (what ``Workflow.run`` does).
+
+    ``inputs``, ``store`` and the ``options`` are :meth:`Workflow.run`'s, which lists
+    what it raises.
+    """
     check_run_options(options)
     async with Runtime(store=store) as rt:
         return await rt.run(workflow, inputs, **options)
@@ -251,14 +305,21 @@ def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
              store: Store | str | None = None, **options: Unpack[RunOptions]) -> RunResult:
     """:func:`run` in a new event loop (``anyio.run``): what ``Workflow.run_sync`` does.
 
+    ``workflow``, ``inputs``, ``store`` and the ``options`` are :func:`run`'s.
     ``backend`` is ``"asyncio"`` or ``"trio"``; ``backend_options`` go to
     :func:`anyio.run` as they are: ``{"use_uvloop": True}`` runs the asyncio backend on
     uvloop (``pip install 'flowrt[uvloop]'``), whose timers and callbacks cost a
     fraction of the standard loop's.
+
+    Raises:
+        RuntimeError: called inside a running event loop (``await run(...)`` there).
+        ValueError: an unknown ``backend``, or uvloop asked for and not installed; and
+            what :func:`run` raises.
     """
     if backend not in ("asyncio", "trio"):
         raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
     check_run_options(options)
+    _refuse_running_loop()
     backend_opts = dict(backend_options) if backend_options else None
     if backend_opts and backend_opts.get("use_uvloop") and backend_opts.get("loop_factory") is None:
         try:
@@ -268,3 +329,13 @@ def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None,
                              "pip install 'flowrt[uvloop]'") from None
     return anyio.run(functools.partial(run, workflow, inputs, store=store, **options),
                      backend=backend, backend_options=backend_opts)
+
+
+def _refuse_running_loop() -> None:
+    """Say what to do instead when ``run_sync`` is called inside a running event loop."""
+    library = _backends.running()
+    if library is None:
+        return  # no loop in this thread: run_sync may start one
+    raise RuntimeError(f"run_sync() cannot start an event loop inside the running {library} "
+                       "loop; in async code use 'await wf.run(...)' (or 'await rt.run(wf, "
+                       "...)') instead")

@@ -14,8 +14,9 @@ pyperf harness: ``python perf/bench_durable.py [--quick] [pyperf options]``.
   timing), which reads the stored run, restores the 5,000 succeeded nodes without running
   them, runs the other 5,000 and commits them; ``from-scratch`` is the same workflow run
   to the end into a new store, all 10,000 nodes (what a resume saves). ``load`` times
-  only reading the stored run and restoring its 5,000 nodes, through flowrt's internals
-  (``flowrt.durable._run``); it is skipped with a note when those internals change.
+  only claiming the stored run (reading and decoding it in the claim's transaction) and
+  restoring its 5,000 nodes, through flowrt's internals (``flowrt.durable._run``); it is
+  skipped with a note when those internals change.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def internals_available() -> bool:
     try:
         from flowrt._engine.run import RunSettings, prepare_run  # noqa: F401
         from flowrt.durable import Lease  # noqa: F401
-        from flowrt.durable._run import _open_run, _restore  # noqa: F401
+        from flowrt.durable._run import Opened, _open_run, _restore  # noqa: F401
     except ImportError:
         return False
     return True
@@ -172,13 +173,14 @@ def time_resume_load(loops: int) -> float:
             for _ in range(loops):
                 lease = Lease.mine()
                 t0 = clock()
-                stored, given, _ = _open_run(store, plan, "crashed", {}, None, lease)
-                run = prepare_run(rt._shared, plan, "crashed", given, None, RunSettings())
-                assert stored is not None
-                _restore(run, plan, stored, store.serializer, run.state.data)
+                opened = _open_run(store, plan, "crashed", {}, None, lease)
+                run = prepare_run(rt._shared, plan, "crashed", opened.inputs, None,
+                                  RunSettings())
+                assert opened.claim is not None
+                _restore(run, plan, opened, run.state.data)
                 total += clock() - t0
                 assert run.state.board.count(flowrt.Status.SUCCEEDED) == 5000
-                store.finish("crashed", "failed", 0.0, lease)  # give the lease back
+                store.finish(opened.claim, "failed", 0.0)  # give the lease back
                 store.flush()
         return total
 

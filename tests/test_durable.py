@@ -18,8 +18,7 @@ import anyio
 import pytest
 
 import flowrt
-from flowrt import RunStatus, Status
-from flowrt import MemoryStore, SQLiteStore
+from flowrt import MemoryStore, RunStatus, SQLiteStore, Status
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 import flowrt
-from flowrt.tools.cli import _main as cli
+from flowrt.tools.cli._examples import examples_package
 
 REPO = Path(__file__).resolve().parent.parent
-NAMES = list(cli.examples_package().EXAMPLES)
+NAMES = list(examples_package().EXAMPLES)
 
 def example(name: str) -> ModuleType:
-    return importlib.import_module(f"{cli.examples_package().__name__}.{name}")
+    return importlib.import_module(f"{examples_package().__name__}.{name}")
 
 
 async def run_demo(name: str, **kwargs: Any) -> tuple[list[flowrt.RunResult], list[flowrt.Event],

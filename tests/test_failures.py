@@ -310,3 +310,18 @@ async def test_wrong_arguments_fail_the_node() -> None:
     wf.add("b", lambda *xs: xs[5], deps=["a"])
     result = await wf.run()
     assert isinstance(result.errors["b"], IndexError)
+
+
+async def test_a_run_with_a_node_skipped_by_its_trigger_rule_is_ok() -> None:
+    # docs/decisions/010-run-ok.md: as in Airflow and Prefect, a node whose rule did not
+    # hold (an alert under ONE_FAILED when nothing failed) does not fail the run.
+    wf = flowrt.Workflow("happy")
+    wf.add("charge", lambda: "charged")
+    wf.add("alert", lambda: "alert", after=["charge"], trigger=Trigger.ONE_FAILED)
+    wf.add("after_alert", lambda alert: alert, deps=["alert"])
+    result = await wf.run()
+    assert result.ok and result.status is RunStatus.SUCCEEDED
+    assert result.counts() == {"succeeded": 1, "skipped": 2}
+    assert result.raise_for_status() is result
+    with pytest.raises(flowrt.NoOutput, match="node 'alert' has no output: it ended skipped"):
+        result["alert"]

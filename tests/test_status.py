@@ -5,8 +5,8 @@ import itertools
 import pytest
 
 from flowrt import Status, Trigger
-from flowrt.data import StatusBoard
 from flowrt._types import FINAL
+from flowrt.data import StatusBoard
 
 P, RD, RN, S, F, SK, C = (
     Status.PENDING,

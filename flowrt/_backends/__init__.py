@@ -24,13 +24,14 @@ node).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sniffio
 
-__all__ = ["Backend", "Spawner", "current"]
+__all__ = ["Backend", "Spawner", "current", "running"]
 
 
 class Spawner(Protocol):
@@ -93,6 +94,19 @@ def current() -> Backend:
         raise RuntimeError(f"flowrt runs on asyncio or trio, not on {name!r}")
     _loaded[name] = backend
     return backend
+
+
+def running() -> str | None:
+    """The name of the event loop running in this thread ("asyncio", "trio"...), or None."""
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        pass
+    try:  # a plain callback of a running asyncio loop has no current task
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return "asyncio"
 
 
 if TYPE_CHECKING:  # both modules provide every function of Backend

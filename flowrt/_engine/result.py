@@ -6,30 +6,37 @@ per-node objects only when asked: a 100,000-node run costs no 100,000 result obj
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import traceback
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._types import BY_VALUE, RunStatus, Status
-from ..errors import NodeFailed, NoOutput, WorkflowFailed
+from ..errors import NodeFailed, NoOutput, WorkflowFailed, describe_error
 
 if TYPE_CHECKING:
     from .._types import Event
     from ..data import WorkflowData
     from ..workflow import Plan
 
-__all__ = ["NodeResult", "RunMetrics", "RunResult"]
+__all__ = ["NodeResult", "RunMetrics", "RunResult", "jsonable"]
 
 
 @attrs.frozen
 class NodeResult:
-    """One node of a finished run.
+    """One node of a finished run: ``result.nodes[name]``.
 
-    ``started``/``finished`` are wall-clock times (seconds since the epoch) of the
-    node's first attempt start and its end; None when the node never ran or was not
-    timed (metrics off or sampled out). ``duration`` is in seconds.
+    ``name`` and ``status`` are the node's; ``attempts`` counts the attempts started
+    (0 if the node never ran); ``error`` is the exception of a failed node's last
+    attempt, else None. ``started``/``finished`` are wall-clock times (seconds since
+    the epoch) of the node's first attempt start and its end; None when the node never
+    ran or was not timed (metrics off or sampled out). ``duration`` is in seconds.
+    ``restored`` is True for a node of a durable run that succeeded in an earlier start
+    of the run and was read back from the store instead of running again.
     """
 
     name: str
@@ -38,6 +45,7 @@ class NodeResult:
     error: BaseException | None
     started: float | None
     finished: float | None
+    restored: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -46,19 +54,33 @@ class NodeResult:
             return None
         return self.finished - self.started
 
+    def to_dict(self) -> dict[str, Any]:
+        """The node as JSON-ready data: ``status``, ``attempts``, ``started``,
+        ``finished``, ``duration``, ``error`` ("Type: message"), ``traceback`` and
+        ``restored``."""
+        error = tb = None
+        if self.error is not None:
+            e = self.error
+            error = describe_error(e)
+            tb = getattr(e, "traceback_text", None) or "".join(
+                traceback.format_exception(type(e), e, e.__traceback__))
+        return {"status": str(self.status), "attempts": self.attempts, "started": self.started,
+                "finished": self.finished, "duration": self.duration, "error": error,
+                "traceback": tb, "restored": self.restored}
+
 
 @attrs.frozen
 class RunMetrics:
-    """Counts and times of a run."""
+    """Counts and times of a run: ``result.metrics``."""
 
-    nodes: int
+    nodes: int  #: nodes in the workflow
     counts: Mapping[str, int]  #: nodes per final status
     attempts: int  #: attempts started, retries included
     retries: int  #: attempts after a first one
     wall_time: float  #: seconds from run start to run end
     timed_nodes: int  #: nodes with a duration (all, unless metrics were off or sampled)
     node_time_total: float  #: sum of the timed nodes' durations
-    node_time_max: float
+    node_time_max: float  #: the longest timed node's duration
 
     @property
     def node_time_mean(self) -> float:
@@ -72,12 +94,8 @@ class _Nodes(Mapping[str, NodeResult]):
     def __init__(self, result: RunResult) -> None:
         self._r = result
 
-    def __getitem__(self, name: str) -> NodeResult:
-        r = self._r
-        i = r.plan.index.get(name)
-        if i is None:
-            raise KeyError(f"workflow {r.workflow!r} has no node {name!r}")
-        return r._node(i)
+    def __getitem__(self, name: str | Callable[..., Any]) -> NodeResult:
+        return self._r._node(self._r._id(name))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._r.plan.names)
@@ -134,13 +152,15 @@ class RunResult:
         time_base: float,
         wall_time: float,
         hook_errors: list[tuple[Event, BaseException]] | None = None,
+        restored: bytearray | None = None,
     ) -> None:
         """Built by the engine (and by a store for a finished run), not by users.
 
         Per node ``i`` (plan order): ``board[i]`` its final status byte, ``values[i]`` its
         output, ``attempts[i]``, ``started[i]``/``finished[i]`` clock readings kept when
         ``timed[i]`` is 1 (``+ time_base`` makes them wall-clock times); ``errors`` by
-        node id. ``wall_start`` is the run's wall-clock start, ``wall_time`` its length.
+        node id; ``restored[i]`` 1 for a node a durable run read back from its store.
+        ``wall_start`` is the run's wall-clock start, ``wall_time`` its length.
         """
         self.plan = plan
         self.workflow = plan.workflow
@@ -161,12 +181,20 @@ class RunResult:
         self.duration = wall_time
         #: ``(event, exception)`` for every time an ``on_event`` hook raised
         self.hook_errors = hook_errors or []
+        #: per node, 1 when a durable run read it back from its store; None for a run
+        #: without a store
+        self._restored = restored
 
     # -- status ---------------------------------------------------------------------
 
     @property
     def ok(self) -> bool:
-        """True when the run SUCCEEDED."""
+        """True when the run SUCCEEDED: no node failed and none was cancelled.
+
+        Nodes skipped because their trigger rule did not hold (an alert under
+        ``ONE_FAILED`` when nothing failed) leave a run ok, as in Airflow
+        (docs/decisions/010-run-ok.md).
+        """
         return self.status is RunStatus.SUCCEEDED
 
     def raise_for_status(self) -> RunResult:
@@ -177,10 +205,18 @@ class RunResult:
 
     # -- nodes ----------------------------------------------------------------------
 
-    def __getitem__(self, name: str) -> Any:
+    def _id(self, name: str | Callable[..., Any]) -> int:
+        """The id of node ``name``: a node's name, or its function as in ``deps=[fn]``."""
+        if type(name) is not str:
+            name = self.plan.name_of(name)
         i = self.plan.index.get(name)
         if i is None:
             raise KeyError(f"workflow {self.workflow!r} has no node {name!r}")
+        return i
+
+    def __getitem__(self, name: str | Callable[..., Any]) -> Any:
+        i = self._id(name)
+        name = self.plan.names[i]
         status = self._board[i]
         if status == Status.SUCCEEDED:
             return self._values[i]
@@ -189,8 +225,8 @@ class RunResult:
             raise NodeFailed(name, error) from error
         raise NoOutput(name, str(Status(status)))
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """A succeeded node's output, or ``default``."""
+    def get(self, name: str | Callable[..., Any], default: Any = None) -> Any:
+        """A succeeded node's output, or ``default`` (also for a name that is no node)."""
         try:
             return self[name]
         except LookupError:
@@ -213,8 +249,9 @@ class RunResult:
             started = self._started[i] + base
             if self._finished[i]:
                 finished = self._finished[i] + base
+        restored = self._restored is not None and self._restored[i] == 1
         return NodeResult(self.plan.names[i], BY_VALUE[self._board[i]], self._attempts[i],
-                          self._errors.get(i), started, finished)
+                          self._errors.get(i), started, finished, restored)
 
     @property
     def errors(self) -> dict[str, BaseException]:
@@ -253,6 +290,42 @@ class RunResult:
 
     # -- export ---------------------------------------------------------------------
 
+    def to_dict(self, *, outputs: bool = True) -> dict[str, Any]:
+        """The run as JSON-ready data (what ``flowrt run --json`` prints).
+
+        Keys: ``run_id``, ``workflow``, ``status``, ``ok``, ``started`` (wall-clock
+        seconds since the epoch), ``finished``, ``duration``, ``node_count``, ``counts``
+        (nodes per status), ``attempts``, ``retries``, ``nodes`` (name ->
+        :meth:`NodeResult.to_dict` plus ``deps``, the node's dependencies) and, unless
+        ``outputs=False``, ``outputs`` (the succeeded nodes' outputs; values JSON cannot
+        hold become their ``repr``, see :func:`jsonable`). Stored runs have the same
+        keys (:meth:`flowrt.StoredRun.to_dict`), so tools read either.
+        """
+        structure = self.plan.structure
+        nodes = {}
+        for name, node in self.nodes.items():
+            entry = node.to_dict()
+            entry["deps"] = list(structure[name])
+            nodes[name] = entry
+        metrics = self.metrics
+        data: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": str(self.status),
+            "ok": self.ok,
+            "started": self.started,
+            "finished": self.started + self.duration,
+            "duration": self.duration,
+            "node_count": len(self.plan),
+            "counts": self.counts(),
+            "attempts": metrics.attempts,
+            "retries": metrics.retries,
+            "nodes": nodes,
+        }
+        if outputs:
+            data["outputs"] = {k: jsonable(v) for k, v in self.outputs.items()}
+        return data
+
     def to_mermaid(self) -> str:
         """The workflow as a Mermaid flowchart, nodes coloured by their status."""
         from ..tools.viz import to_mermaid
@@ -268,3 +341,29 @@ class RunResult:
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
         return f"<RunResult {self.workflow!r} run={self.run_id} {self.status}: {counts}>"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as data that :func:`json.dumps` takes: dicts, lists, tuples and sets are
+    walked (keys made strings), dataclasses become dicts, bytes are decoded (invalid
+    UTF-8 replaced); floats that JSON has no word for (``nan``, ``inf``), ints too long
+    to write in decimal, and every other type become a string (their ``repr``)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        # Python refuses to write ints of more than 4,300 digits (sys.int_info)
+        return value if value.bit_length() < 14_000 else f"<int of {value.bit_length()} bits>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    try:
+        return repr(value)
+    except Exception:  # a user's __repr__ that raises: still a JSON document
+        return f"<{type(value).__qualname__} object>"

@@ -72,9 +72,10 @@ class Run:
         """Stop the run from outside (it ends CANCELLED, as when its timeout expires)."""
         self._sup.interrupt()
 
-    async def execute(self) -> RunResult:
+    async def execute(self, *, restored: bytearray | None = None) -> RunResult:
         """Run every node to a final status and return the result.
 
+        ``restored``: per node, 1 for those :meth:`restore` put back (the result tells).
         Cancelling the caller cancels every running node; the cancellation propagates
         and the nodes end CANCELLED.
         """
@@ -94,6 +95,7 @@ class Run:
             started=state.started, finished=state.finished, timed=state.timed,
             errors=state.errors, data=state.data, wall_start=wall_start,
             time_base=state.time_base, wall_time=wall_time, hook_errors=sup.hook_errors,
+            restored=restored,
         )
         if status is RunStatus.FAILED:
             if sup.log_failures:

@@ -19,7 +19,20 @@ __all__ = ["Interner", "intern", "intern_many"]
 
 
 class Interner:
-    """Maps strings to dense integer ids, in order of first sight."""
+    """Maps strings to dense integer ids, in order of first sight.
+
+    Args:
+        keys: keys to intern at once, in order (ids 0, 1, 2, ...).
+        base: a frozen interner to stand on: its keys keep their ids, new keys get the
+            ids after them.
+
+    Raises:
+        ValueError: ``base`` is not frozen.
+
+    >>> names = Interner(["x", "y"])
+    >>> names.intern("z"), names("x"), names.get("q"), names.key(2)
+    (2, 0, None, 'z')
+    """
 
     __slots__ = ("_base", "_frozen", "_ids", "_keys", "_offset")
 
@@ -49,7 +62,11 @@ class Interner:
         return self
 
     def intern(self, key: str) -> int:
-        """Return the id of ``key``, giving it the next id if it is new."""
+        """Return the id of ``key``, giving it the next id if it is new.
+
+        Raises:
+            TypeError: ``key`` is new and the interner is frozen, or ``key`` is not a str.
+        """
         i = self._ids.get(key)  # not try/except: a miss would cost a raised KeyError
         if i is not None:
             return i
@@ -90,7 +107,11 @@ class Interner:
         return i
 
     def key(self, i: int) -> str:
-        """The string whose id is ``i``."""
+        """The string whose id is ``i``.
+
+        Raises:
+            IndexError: no key has id ``i``.
+        """
         if i < 0:
             raise IndexError(f"no key has id {i}")
         if i < self._offset:
@@ -124,5 +145,8 @@ class Interner:
 #: The process-wide interner behind :func:`intern` and :func:`intern_many`.
 GLOBAL = Interner()
 
+# Bound methods, not wrapper functions: flowrt.intern(key) is measured per call
+# (perf/bench_interning.py, GlobalIntern). Their docstrings are Interner.intern's and
+# Interner.intern_many's.
 intern = GLOBAL.intern
 intern_many = GLOBAL.intern_many

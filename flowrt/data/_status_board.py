@@ -29,7 +29,7 @@ _LEGAL = bytes(_legal)
 
 
 class StatusBoard:
-    """A preallocated array of node statuses, indexed by node id.
+    """A preallocated array of the statuses of ``size`` nodes, indexed by node id.
 
     Every node starts PENDING. :meth:`move` enforces the legal transitions::
 
@@ -54,7 +54,7 @@ class StatusBoard:
         board[node] = new
 
     def restore(self, node: int, status: int) -> None:
-        """Set a status without the transition check (loading a stored run)."""
+        """Set ``node``'s status without the transition check (loading a stored run)."""
         self._board[node] = status
 
     def __getitem__(self, node: int) -> Status:

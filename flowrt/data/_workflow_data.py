@@ -1,13 +1,14 @@
 """``WorkflowData``: a run's key/value store, laid out as a slab of slots.
 
-Keys are interned to dense ids (:mod:`flowrt.intern`), and a value lives in the slot of
-its key's id in one preallocated list. Reading or writing a key is one dict lookup and
-one list index; reading by id (:meth:`WorkflowData.get_at`) skips the lookup.
+Keys are interned to dense ids (by an :class:`~flowrt.Interner` of its own), and a value
+lives in the slot of its key's id in one preallocated list. Reading or writing a key is
+one dict lookup and one list index; reading by id (:meth:`WorkflowData.get_at`) skips
+the lookup.
 
 When a run uses a ``WorkflowData``, the data is *attached* to the run's plan: the
 plan's node names take ids ``0 .. n-1`` (without copying the plan's table), so node
 ``i``'s output is slot ``i`` and ``data["charge"]`` reads the output of node ``charge``.
-The node statuses of the run live beside them on a :class:`~flowrt.status.StatusBoard`.
+The node statuses of the run live beside them on a :class:`~flowrt.data.StatusBoard`.
 
 :meth:`WorkflowData.reset` clears only the slots that were used and keeps the capacity,
 so reusing one ``WorkflowData`` for repeated runs allocates nothing new (the Go
@@ -53,12 +54,12 @@ class DataMetrics:
     operation is timed, and ``mean_ns`` is the mean of the timed ones.
     """
 
-    sets: int
-    gets: int
-    misses: int
-    deletes: int
-    timed: int
-    total_ns: int
+    sets: int  #: ``set`` (and ``data[key] = v``) calls
+    gets: int  #: ``get`` (and ``data[key]``, ``key in data``) calls
+    misses: int  #: gets that found no value
+    deletes: int  #: ``delete`` calls
+    timed: int  #: operations timed
+    total_ns: int  #: their total time, in nanoseconds
 
     @property
     def mean_ns(self) -> float:
@@ -69,10 +70,19 @@ class DataMetrics:
 class WorkflowData:
     """Key/value data of a run, addressed by interned key ids.
 
-    ``capacity`` preallocates that many slots (the store grows past it when needed).
-    ``metrics`` is ``False`` (off, the default: no cost at all), ``True`` (count and time
-    every operation) or a sampling rate between 0 and 1 (count every operation, time a
-    sample of them).
+    Args:
+        capacity: slots to preallocate (the store grows past it when needed).
+        metrics: ``False`` (off, the default: no cost at all), ``True`` (count and time
+            every operation) or a sampling rate in ``(0, 1]`` (count every operation,
+            time a sample of them); see :attr:`metrics`.
+
+    Raises:
+        ValueError: a negative ``capacity``, or a sampling rate outside ``(0, 1]``.
+
+    >>> d = WorkflowData()
+    >>> d["user"] = "ada"
+    >>> d.get("user"), d.get("missing", 0), "user" in d, len(d)
+    ('ada', 0, True, 1)
     """
 
     __slots__ = ("_base", "_high", "_ids", "_interner", "_saved_statuses", "_values",
@@ -168,7 +178,11 @@ class WorkflowData:
     # -- by id ----------------------------------------------------------------------
 
     def set_at(self, i: int, value: Any) -> None:
-        """Store ``value`` in slot ``i`` (an id from :meth:`key`)."""
+        """Store ``value`` in slot ``i`` (an id from :meth:`key`).
+
+        Raises:
+            IndexError: no key has id ``i`` (ids of :func:`flowrt.intern` do not count).
+        """
         if not 0 <= i < len(self._interner):
             raise IndexError(f"no key has id {i}")
         try:
@@ -298,6 +312,10 @@ class WorkflowData:
 
         Node statuses are kept with the data (and given back by :meth:`snapshot`) until
         it is attached to a run; a durable store decides what a resumed run keeps.
+        ``metrics`` is as for the constructor.
+
+        Raises:
+            ValueError: the snapshot is of a version this flowrt does not read.
         """
         version = snapshot.get("version")
         if version != SNAPSHOT_VERSION:

@@ -7,10 +7,16 @@ docs/durable.md for what is guaranteed.
 """
 
 from ._open import open_store
-from ._serialize import JSONSerializer, PickleSerializer, Serializer, get_serializer
+from ._serialize import (
+    JSONSerializer,
+    PickleSerializer,
+    Serializer,
+    get_serializer,
+    reader_for,
+)
 from ._sqlite import SQLiteStore
-from ._store import Lease, MemoryStore, NodeRecord, RunRecord, Store, StoredRun
+from ._store import Claim, Lease, MemoryStore, NodeRecord, RunRecord, Store, StoredRun
 
-__all__ = ["JSONSerializer", "Lease", "MemoryStore", "NodeRecord", "PickleSerializer",
+__all__ = ["Claim", "JSONSerializer", "Lease", "MemoryStore", "NodeRecord", "PickleSerializer",
            "RunRecord", "SQLiteStore", "Serializer", "Store", "StoredRun", "get_serializer",
-           "open_store"]
+           "open_store", "reader_for"]

@@ -12,7 +12,14 @@ __all__ = ["open_store"]
 
 
 def open_store(store: Store | str | os.PathLike[str]) -> Store:
-    """A store object from ``store=``: a path means SQLite (``"runs.db"``)."""
+    """A store object from ``store=``: a path means SQLite (``"runs.db"``).
+
+    ``":memory:"`` makes a new :class:`MemoryStore`; a store object is returned as it is.
+
+    Raises:
+        TypeError: ``store`` is neither a path nor a :class:`Store`.
+        StoreError: the path is a file that is not a flowrt store, or cannot be used.
+    """
     if isinstance(store, str | os.PathLike):
         if str(store) == ":memory:":
             return MemoryStore()

@@ -13,12 +13,18 @@ What is guaranteed (with a store):
 - A run that SUCCEEDED returns its stored result when run again; nothing runs.
 - A run is run by one process at a time (a lease in the store); a second one is refused
   with :class:`~flowrt.RunLeased`. A lease whose process died on this host, or that was
-  not renewed within the store's ``lease_ttl``, is taken over.
+  not renewed within the store's ``lease_ttl``, is taken over; the process that lost it
+  can write nothing more (fencing: docs/decisions/012-fencing.md), stops its run and
+  raises :class:`~flowrt.LeaseLost`.
+- A run stops at the first checkpoint its store cannot write (a full disk): nothing it
+  did after that is recorded, so nothing it would do next could be resumed from.
 - A stored run whose workflow structure changed is refused with
   :class:`~flowrt.WorkflowChanged`, unless ``resume="force"``: then nodes that still
   exist keep their stored outputs and the rest runs.
 - Keys set on the run's ``WorkflowData`` are snapshotted with the node records, so a
   resumed run sees what the crashed one had set.
+- Everything stored is read and checked (and typed outputs rebuilt from the nodes'
+  annotations) before the run is claimed: a damaged store is refused untouched.
 """
 
 from __future__ import annotations
@@ -27,19 +33,29 @@ import contextlib
 import time
 import traceback
 from array import array
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+import attrs
 
 from .. import _backends
 from .._engine.result import RunResult
 from .._engine.run import Run, RunSettings, prepare_run
-from .._types import RunStatus, Status
+from .._types import BY_NAME, NAMES, RunStatus, Status
 from ..data import WorkflowData
-from ..errors import SerializationError, StoredError, StoreError, WorkflowChanged
-from ._serialize import Serializer
-from ._store import Lease, NodeRecord, RunRecord, StoredRun
+from ..errors import (
+    LeaseLost,
+    SerializationError,
+    StoredError,
+    StoreError,
+    WorkflowChanged,
+    describe_error,
+)
+from ._rebuild import input_rebuilders, return_rebuilder
+from ._serialize import Serializer, reader_for
+from ._store import Claim, Lease, NodeRecord, RunRecord, StoredRun, decode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -52,19 +68,21 @@ if TYPE_CHECKING:
 __all__ = ["Checkpoint", "durable_run"]
 
 RESUME_MODES = (None, "auto", "force")
-_STATUS_NAMES = {int(s): str(s) for s in Status}
+_monotonic = time.monotonic
 
 
 class Checkpoint:
     """Writes a run's node ends to its store as they happen (called by the supervisor).
 
     The engine's :class:`~flowrt._engine.state.Checkpoint` protocol (:meth:`succeeded`,
-    :meth:`ended`), plus what :func:`durable_run` calls around the run: :meth:`flush`,
-    :meth:`snapshot_data` and ``error``.
+    :meth:`ended`), plus what :func:`durable_run` calls around the run: :meth:`hold`,
+    :meth:`flush`, :meth:`snapshot_data` and ``error``.
     """
 
-    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "data", "error",
-                 "names", "pending", "plan_size", "run_id", "serializer", "state", "store")
+    # claim and stop_run are set by hold()
+    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "claim", "data",
+                 "error", "names", "pending", "plan_size", "run_id", "serializer", "state",
+                 "stop_run", "store")
 
     def __init__(self, store: Store, state: RunState) -> None:
         self.store = store
@@ -98,10 +116,11 @@ class Checkpoint:
             self.pending = []
             self._data_blob = None
             try:
-                self.store.write(self.run_id, pending, data)
+                self.store.write(self.claim, pending, data)
             except Exception as error:  # called from the loop: never raise there
                 if self.error is None:
                     self.error = error
+                self.stop_run()  # a checkpoint that cannot be written: stop here
 
     def snapshot_data(self) -> None:
         """Serialize the run's data keys if they changed since the last snapshot.
@@ -147,6 +166,8 @@ class Checkpoint:
         if not self._scheduled:
             self._scheduled = True
             self._call_soon(self.flush)
+        if _monotonic() >= self.claim.valid_until:  # before the dependents can start
+            self.claim_trouble()
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None:
         """Record a failure, a skip or a cancellation."""
@@ -155,10 +176,40 @@ class Checkpoint:
         started, finished = self.state.times(node)
         text = tb = None
         if error is not None:
-            text = f"{type(error).__name__}: {error}"
+            text = describe_error(error)
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        self._add(NodeRecord(self.names[node], _STATUS_NAMES[status],
-                             self.state.attempts[node], None, text, tb, started, finished))
+        self._add(NodeRecord(self.names[node], NAMES[status], self.state.attempts[node],
+                             None, _utf8(text), _utf8(tb), started, finished))
+        if _monotonic() >= self.claim.valid_until:
+            self.claim_trouble()
+
+    # -- the claim: who may write (docs/decisions/012-fencing.md) -------------------------
+
+    def hold(self, claim: Claim, stop_run: Callable[[], object]) -> None:
+        """Write as ``claim`` (its fencing token); call ``stop_run()`` to stop the run when
+        the claim is lost or a write fails. Called once, before the run starts."""
+        self.claim = claim
+        self.stop_run = stop_run
+
+    def claim_trouble(self) -> None:
+        """The run's lease may have run out, is lost, or a write failed: go on only when
+        the store confirms the lease (one renewal, on this thread: this happens only
+        when the loop was held up longer than ``lease_ttl``); otherwise stop the run.
+        """
+        claim = self.claim
+        if claim.error is None and self.store.renew(claim):
+            return
+        if self.error is None:
+            self.error = claim.error
+        self.stop_run()
+
+
+def _utf8(text: str | None) -> str | None:
+    """``text`` as a store can keep it: a lone surrogate (from a file name in an error
+    message) becomes a backslash escape instead of failing the write."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _storable(serializer: Serializer, value: Any) -> bool:
@@ -167,6 +218,17 @@ def _storable(serializer: Serializer, value: Any) -> bool:
     except SerializationError:
         return False
     return True
+
+
+def _from_any_thread(fn: Callable[[], object]) -> Callable[[], None]:
+    """``fn``, made callable from any thread: it runs soon in the current event loop
+    (nothing happens once that loop is gone)."""
+    call_soon = _backends.current().threadsafe_call_soon()
+
+    def call() -> None:
+        call_soon(fn)
+
+    return call
 
 
 def structure_diff(old: Mapping[str, list[str]], new: Mapping[str, list[str]]
@@ -190,26 +252,29 @@ async def durable_run(store: Store, shared: Shared, plan: Plan, run_id: str,
     if resume not in RESUME_MODES:
         raise ValueError(f"resume must be 'auto' (the default) or 'force', got {resume!r}")
     plan_inputs = dict(inputs) if inputs else {}
+    if not run_id.isascii():
+        _check_text(run_id, "run_id")
     lease = Lease.mine()
-    # One trip to a worker thread: read the run, decide, take the lease.
-    stored, given, replay = await anyio.to_thread.run_sync(
+    # One trip to a worker thread: read the run, check it, take it (one transaction).
+    opened = await anyio.to_thread.run_sync(
         _open_run, store, plan, run_id, plan_inputs, resume, lease)
-    if replay:
-        assert stored is not None
-        return result_from_store(plan, stored, store.serializer, data)
+    claim = opened.claim
+    if claim is None:
+        return result_from_store(plan, opened, data)
     try:
-        run = prepare_run(shared, plan, run_id, given, data, settings)
-        if stored is not None:
-            _restore(run, plan, stored, store.serializer, run.state.data)
+        run = prepare_run(shared, plan, run_id, opened.inputs, data, settings)
+        restored = _restore(run, plan, opened, run.state.data)
         checkpoint = Checkpoint(store, run.state)
         run.attach(checkpoint)
+        checkpoint.hold(claim, run.stop)
+        claim.on_trouble(_from_any_thread(checkpoint.claim_trouble))
     except BaseException:
         # Nothing ran: give the lease back and leave the run resumable.
-        store.finish(run_id, "cancelled", time.time(), lease)
+        store.finish(claim, "cancelled", time.time())
         raise
     finished = False
     try:
-        result = await run.execute()
+        result = await run.execute(restored=restored)
         finished = True
     finally:
         # Runs even when the caller is cancelled: the store must say how this ended.
@@ -221,83 +286,191 @@ async def durable_run(store: Store, shared: Shared, plan: Plan, run_id: str,
                 run.state.log.error("the run's WorkflowData cannot be stored",
                                     error=str(error))
             checkpoint.flush()
-            store.finish(run_id, status, time.time(), lease)
+            if checkpoint.error is not None or claim.error is not None:
+                status = "cancelled"  # stopped, and what it recorded may be incomplete
+            store.finish(claim, status, time.time())
             await anyio.to_thread.run_sync(store.flush)
-    if checkpoint.error is not None:
-        raise StoreError(f"run {run_id!r} ran, but the store failed to record it: "
-                         f"{checkpoint.error}") from checkpoint.error
+    trouble = checkpoint.error or claim.error
+    if isinstance(trouble, LeaseLost):
+        raise LeaseLost(trouble.run_id, trouble.holder)
+    if trouble is not None:
+        raise StoreError(f"run {run_id!r} stopped at a checkpoint the store could not "
+                         f"write: {trouble}; resume it once the store can be written"
+                         ) from trouble
     return result
 
 
-def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
-              resume: str | None, lease: Lease
-              ) -> tuple[StoredRun | None, dict[str, Any], bool]:
-    """Look the run up and start it: ``(stored run or None, inputs, replay?)``.
+def _check_text(value: str, what: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{what} {value!r} holds a lone surrogate "
+                         f"({error.object[error.start:error.end]!r}); a store keeps "
+                         "UTF-8 text only") from None
 
-    ``replay`` is True for a run that already succeeded with this structure: its stored
-    result is the answer and nothing is started.
+
+@attrs.define
+class Opened:
+    """What :func:`_open_run` found and decided."""
+
+    stored: StoredRun | None = None
+    inputs: dict[str, Any] = attrs.Factory(dict)
+    claim: Claim | None = None  #: None: the run succeeded before; nothing is started
+    values: dict[int, Any] = attrs.Factory(dict)  #: node id -> stored output, read back
+    data: dict[str, Any] | None = None  #: the stored WorkflowData keys, read back
+
+
+def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
+              resume: str | None, lease: Lease) -> Opened:
+    """Look the run up, check it, and claim it, in one transaction of the store.
+
+    Returns :class:`Opened`; its ``claim`` is None for a run that already succeeded with
+    this structure: its stored result is the answer and nothing is started. Everything
+    stored is read (decoded, rebuilt) before anything is written, so a damaged run is
+    refused and left as it was.
     """
     serializer = store.serializer
-    existing = store.get_run(run_id)
-    stored = None
-    if existing is not None:
-        structure = plan.structure
-        if existing.workflow != plan.workflow:
-            raise WorkflowChanged(run_id, [], [], [f"workflow {existing.workflow!r} is now "
-                                                   f"{plan.workflow!r}"])
-        same = existing.fingerprint == plan.fingerprint
-        if not same and resume != "force":
-            raise WorkflowChanged(run_id, *structure_diff(existing.structure, structure))
-        if existing.serializer != serializer.name:
-            raise ValueError(f"run {run_id!r} was stored with serializer "
-                             f"{existing.serializer!r}, this store uses {serializer.name!r}")
-        stored_inputs = serializer.loads(existing.inputs)
-        if inputs:
-            # Compared as stored: a dataclass given again equals the dict it was saved as.
-            try:
-                same_inputs = serializer.loads(serializer.dumps(inputs)) == stored_inputs
-            except SerializationError:
-                same_inputs = False
-            if not same_inputs:
-                raise ValueError(f"run {run_id!r} was started with other inputs "
-                                 f"({sorted(stored_inputs)}); resume it without inputs or "
-                                 "with the same ones, or use a new run_id")
+    opened = Opened(inputs=inputs)
+
+    def decide(stored: StoredRun | None) -> RunRecord | None:
+        opened.stored = stored
+        if stored is not None and _read_back(stored, plan, run_id, inputs, resume,
+                                             serializer, opened):
+            return None  # it succeeded: replay it, claim nothing
+        return _new_record(plan, run_id, opened.inputs, serializer)
+
+    opened.stored, opened.claim = store.claim(run_id, lease, decide)
+    return opened
+
+
+def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any],
+               resume: str | None, serializer: Serializer, opened: Opened) -> bool:
+    """Check a stored run against ``plan`` and read it into ``opened``; True when it
+    succeeded with this structure (replay it)."""
+    existing = stored.record
+    if existing.workflow != plan.workflow:
+        raise WorkflowChanged(run_id, [], [], [f"workflow {existing.workflow!r} is now "
+                                               f"{plan.workflow!r}"])
+    same = existing.fingerprint == plan.fingerprint
+    if not same and resume != "force":
+        raise WorkflowChanged(run_id, *structure_diff(existing.structure, plan.structure))
+    if existing.serializer != serializer.name:
+        reader_for(existing.serializer, serializer)  # a pickle: says why it is not read
+        raise StoreError(f"run {run_id!r} was stored with serializer "
+                         f"{existing.serializer!r}, and this store uses {serializer.name!r}: "
+                         f"open the store with serializer={existing.serializer!r} to resume it")
+    stored_inputs = decode(serializer, existing.inputs, f"the stored inputs of run {run_id!r}")
+    if not isinstance(stored_inputs, dict):
+        raise StoreError(f"the stored inputs of run {run_id!r} are damaged: not a mapping")
+    if inputs:
+        _same_inputs(run_id, inputs, stored_inputs, serializer)
+    else:
+        for name, rebuild in input_rebuilders(plan).items():
+            if name in stored_inputs:
+                stored_inputs[name] = _rebuilt(rebuild, stored_inputs[name],
+                                               f"the stored run input {name!r}", run_id)
+        opened.inputs = stored_inputs  # as stored (typed inputs rebuilt)
+    index, fns = plan.index, plan.fns
+    values = opened.values
+    for name, rec in stored.nodes.items():
+        i = index.get(name)
+        if i is None or rec.status != "succeeded" or rec.output is None:
+            continue
+        value = decode(serializer, rec.output,
+                       f"the stored output of node {name!r} of run {run_id!r}")
+        rebuild_output = return_rebuilder(fns[i])
+        values[i] = value if rebuild_output is None else _rebuilt(
+            rebuild_output, value, f"the stored output of node {name!r}", run_id)
+    if stored.data is not None:
+        keys = decode(serializer, stored.data, f"the stored WorkflowData of run {run_id!r}")
+        if not isinstance(keys, dict):
+            raise StoreError(f"the stored WorkflowData of run {run_id!r} is damaged: not a "
+                             "mapping")
+        opened.data = keys
+    return existing.status == "succeeded" and same
+
+
+def _rebuilt(rebuild: Callable[[Any], Any], value: Any, what: str, run_id: str) -> Any:
+    try:
+        return rebuild(value)
+    except Exception as error:
+        raise SerializationError(
+            f"{what} of run {run_id!r} cannot be rebuilt as its annotation says "
+            f"({type(error).__name__}: {error}); the class changed since the run was "
+            "stored? Change it back to resume the run, or delete the run") from None
+
+
+_ABSENT: Any = object()
+
+
+def _same_inputs(run_id: str, given: dict[str, Any], stored: dict[str, Any],
+                 serializer: Serializer) -> None:
+    """Refuse inputs other than the stored ones, naming only the keys that differ.
+
+    Compared as stored: a dataclass given again equals the dict it was saved as.
+    """
+    differ, new, missing = [], [], []
+    for key in sorted(given.keys() | stored.keys()):
+        before, now = stored.get(key, _ABSENT), given.get(key, _ABSENT)
+        if before is _ABSENT:
+            new.append(key)
+        elif now is _ABSENT:
+            missing.append(key)
         else:
-            inputs = stored_inputs  # as stored (dataclasses come back as dicts)
-        stored = store.load(run_id)
-        if existing.status == "succeeded" and same and stored is not None:
-            return stored, inputs, True
+            try:
+                same = serializer.loads(serializer.dumps(now)) == before
+            except SerializationError:
+                same = False
+            if not same:
+                differ.append(key)
+    if differ or new or missing:
+        parts = [f"{label} {', '.join(map(repr, keys))}" for label, keys in (
+            ("different:", differ), ("not given before:", new), ("not given now:", missing))
+            if keys]
+        raise ValueError(f"run {run_id!r} was started with other inputs ({'; '.join(parts)}); "
+                         "resume it without inputs or with the same ones, or use a new run_id")
+
+
+def _new_record(plan: Plan, run_id: str, inputs: dict[str, Any],
+                serializer: Serializer) -> RunRecord:
     plan.check_inputs(inputs)
     try:
         inputs_blob = serializer.dumps(inputs)
     except SerializationError as error:
         raise SerializationError(f"run inputs cannot be stored: {error}") from None
+    structure_json = plan.structure_json
+    if not structure_json.isascii():
+        _check_text(structure_json, "the workflow's node names")
     now = time.time()
-    record = RunRecord(run_id, plan.workflow, plan.fingerprint, plan.structure,
-                       inputs_blob, "running", serializer.name, now, now,
-                       structure_json=plan.structure_json)
-    store.begin(record, lease, existing is not None)
-    return stored, inputs, False
+    return RunRecord(run_id, plan.workflow, plan.fingerprint, plan.structure, inputs_blob,
+                     "running", serializer.name, now, now, structure_json=structure_json)
 
 
-def _restore(run: Run, plan: Plan, stored: StoredRun, serializer: Serializer,
-             data: WorkflowData) -> None:
-    """Put a stored run's succeeded nodes and data keys back into ``run`` and ``data``."""
-    index = plan.index
-    if stored.data is not None:
-        for key, value in serializer.loads(stored.data).items():
+def _restore(run: Run, plan: Plan, opened: Opened, data: WorkflowData) -> bytearray:
+    """Put a stored run's succeeded nodes and data keys back into ``run`` and ``data``;
+    return, per node, 1 for the nodes restored."""
+    restored = bytearray(len(plan))
+    if opened.data:
+        index = plan.index
+        for key, value in opened.data.items():
             if key not in index:
                 data.set(key, value)
-    for name, rec in stored.nodes.items():
-        i = index.get(name)
-        if i is None or rec.status != "succeeded" or rec.output is None:
-            continue
-        run.restore(i, serializer.loads(rec.output), rec.attempts, rec.started, rec.finished)
+    stored = opened.stored
+    if stored is None:
+        return restored
+    names, nodes = plan.names, stored.nodes
+    for i, value in opened.values.items():
+        rec = nodes[names[i]]
+        run.restore(i, value, rec.attempts, rec.started, rec.finished)
+        restored[i] = 1
+    return restored
 
 
-def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
-                      data: WorkflowData | None = None) -> RunResult:
+def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = None
+                      ) -> RunResult:
     """The :class:`RunResult` of a finished stored run, without running anything."""
+    stored = opened.stored
+    assert stored is not None
     n = len(plan)
     board = bytearray(n)
     values: list[Any] = [None] * n
@@ -306,7 +479,6 @@ def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
     finished = array("d", bytes(8 * n))
     timed = bytearray(n)
     errors: dict[int, BaseException] = {}
-    by_name = {str(s): s for s in Status}
     if data is None:
         data = WorkflowData(n + 8)
     data.attach(plan)
@@ -314,23 +486,22 @@ def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
         i = plan.index.get(name)
         if i is None:
             continue
-        board[i] = by_name[rec.status]
+        board[i] = BY_NAME.get(rec.status, Status.CANCELLED)
         attempts[i] = rec.attempts
         if rec.started is not None:
             started[i] = rec.started
             timed[i] = 1
         if rec.finished is not None:
             finished[i] = rec.finished
-        if rec.status == "succeeded" and rec.output is not None:
-            values[i] = serializer.loads(rec.output)
+        if i in opened.values:
+            values[i] = opened.values[i]
             data.set_at(i, values[i])
         if rec.error is not None:
             type_name, _, message = rec.error.partition(": ")
             errors[i] = StoredError(type_name, message, rec.traceback)
-    if stored.data is not None:
-        for key, value in serializer.loads(stored.data).items():
-            if key not in plan.index:
-                data.set(key, value)
+    for key, value in (opened.data or {}).items():
+        if key not in plan.index:
+            data.set(key, value)
     record = stored.record
     status = RunStatus(record.status) if record.status != "running" else RunStatus.CANCELLED
     # The stored times are wall-clock times already: a time base of 0.
@@ -338,4 +509,5 @@ def result_from_store(plan: Plan, stored: StoredRun, serializer: Serializer,
                      values=values, attempts=attempts, started=started, finished=finished,
                      timed=timed, errors=errors, data=data, wall_start=record.started,
                      time_base=0.0,
-                     wall_time=(record.finished or record.started) - record.started)
+                     wall_time=(record.finished or record.started) - record.started,
+                     restored=bytearray(board[i] == Status.SUCCEEDED for i in range(n)))

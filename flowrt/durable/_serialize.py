@@ -4,10 +4,15 @@ The JSON serializer stores what node outputs usually are -- dict, list, str, int
 float, bool, None -- and tags the rest so that it comes back as it went in: tuple, set,
 frozenset, bytes, datetime, date, time, timedelta, Decimal, UUID, dicts with non-str
 keys. Instances of dataclasses, attrs classes and pydantic models are stored as their
-fields and come back as plain dicts (rebuilding them would mean importing classes named
-in the file). Anything else fails with :class:`SerializationError`, naming the type:
-never a silent pickle. Pickle (``serializer="pickle"``) stores anything picklable, and
-loading it runs code chosen by whoever wrote the file: use it only for files you trust.
+fields and come back as plain dicts (the file never names a class to import); a resumed
+run rebuilds them from the node's return annotation (:mod:`flowrt.durable._rebuild`).
+Anything else fails with :class:`SerializationError`, naming the type: never a silent
+pickle. So does what JSON cannot hold: a ``str`` with a lone surrogate (a file name
+decoded with ``os.fsdecode``), an ``int`` longer than Python's digit limit.
+
+Pickle (``serializer="pickle"``) stores anything picklable, and loading it runs code
+chosen by whoever wrote the file: a store reads pickles only when it was opened with
+``serializer="pickle"`` (:func:`reader_for`), whatever a row of the file says.
 """
 
 from __future__ import annotations
@@ -21,22 +26,30 @@ import pickle
 import uuid
 from typing import Any, Protocol
 
-from ..errors import SerializationError
+from ..errors import SerializationError, StoreError
 
 __all__ = ["JSONSerializer", "PickleSerializer", "SerializationError", "Serializer",
-           "get_serializer"]
+           "get_serializer", "reader_for"]
 
 TAG = "__flowrt__"
 
 
 class Serializer(Protocol):
-    """Turns values into bytes and back."""
+    """Turns values into bytes and back; ``name`` is what a store records with a run."""
 
     name: str
 
-    def dumps(self, value: Any) -> bytes: ...
+    def dumps(self, value: Any) -> bytes:
+        """``value`` as bytes.
 
-    def loads(self, data: bytes) -> Any: ...
+        Raises:
+            SerializationError: the value cannot be stored by this serializer.
+        """
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """The value that :meth:`dumps` turned into ``data``."""
+        ...
 
 
 def _encode(value: Any) -> Any:
@@ -149,6 +162,15 @@ class JSONSerializer:
         except RecursionError:
             raise SerializationError("the value is nested too deeply (or refers to "
                                      "itself) to be stored as JSON") from None
+        except UnicodeEncodeError as error:  # a lone surrogate: no UTF-8 for it
+            bad = error.object[error.start : error.end]
+            raise SerializationError(
+                f"a str holding {bad!r}, a lone surrogate, which cannot be stored as "
+                "UTF-8 JSON (a name decoded with os.fsdecode? keep it as bytes: "
+                "os.fsencode(name))") from None
+        except ValueError as error:  # an int over sys.get_int_max_str_digits()
+            raise SerializationError(f"a value that cannot be stored as JSON: {error} "
+                                     "(store a long int as a str)") from None
 
     def loads(self, data: bytes) -> Any:
         return _decode(json.loads(data))
@@ -169,8 +191,37 @@ class PickleSerializer:
         return pickle.loads(data)
 
 
+def reader_for(name: str, serializer: Serializer) -> Serializer:
+    """The serializer that reads what was written by serializer ``name`` (a run's
+    ``serializer`` column), for a store opened with ``serializer``.
+
+    A file says what it holds, but only the caller may decide to run code from it: a
+    pickle is read only by a store opened with ``serializer="pickle"``. JSON is read by
+    any store.
+
+    Raises:
+        StoreError: ``name`` is "pickle" and ``serializer`` is not, or is unknown.
+    """
+    if name == serializer.name:
+        return serializer
+    if name == "json":
+        return JSONSerializer()
+    if name == "pickle":
+        raise StoreError(
+            f"the data was stored with the pickle serializer, and this store was opened "
+            f"with serializer={serializer.name!r}: reading a pickle runs code chosen by "
+            "whoever wrote the file, so it is never done unless you open the store with "
+            "serializer='pickle' (do that only for a file you trust)")
+    raise StoreError(f"the data was stored with an unknown serializer {name!r} "
+                     f"(this store uses {serializer.name!r})")
+
+
 def get_serializer(name: str | Serializer) -> Serializer:
-    """A serializer by name ("json", "pickle") or the object itself."""
+    """A serializer by ``name`` ("json", "pickle"), or the serializer object itself.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if not isinstance(name, str):
         return name
     if name == "json":

@@ -39,7 +39,8 @@ class Remote:
     such as ``DaskExecutor``) returns one from ``run(..., keep=True)``; given back to the
     same executor as an argument, it stays remote. flowrt asks for the value
     (``executor.fetch_many``) only when a node elsewhere, the store or the run's result
-    needs it.
+    needs it. ``handle`` is whatever names the output on the executor's cluster (a Dask
+    future).
     """
 
     __slots__ = ("executor", "handle")

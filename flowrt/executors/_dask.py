@@ -49,8 +49,12 @@ class DaskExecutor:
     ``DaskExecutor(client)`` uses a ``distributed.Client`` you made (and still own);
     ``DaskExecutor(address="tcp://scheduler:8786")`` connects to a running scheduler;
     ``DaskExecutor()`` starts a ``LocalCluster`` (``n_workers`` processes of
-    ``threads_per_worker`` threads, other keyword arguments passed on) and owns it.
-    What the executor started, :meth:`aclose` (or ``async with``) stops.
+    ``threads_per_worker`` threads; ``cluster_options``, the other keyword arguments,
+    go to ``LocalCluster``) and owns it. What the executor started, :meth:`aclose` (or
+    ``async with``) stops.
+
+    Raises:
+        ValueError: both ``client`` and ``address`` are given.
     """
 
     def __init__(self, client: Any = None, *, address: str | None = None,
@@ -150,12 +154,12 @@ class DaskExecutor:
             future.release()
 
     async def fetch_many(self, handles: list[Any]) -> list[Any]:
-        """The values of futures this executor left on the cluster."""
+        """The values of ``handles``, futures this executor left on the cluster, in order."""
         client = await self._ensure_client()
         return list(await anyio.to_thread.run_sync(client.gather, handles))
 
     def release(self, handles: list[Any]) -> None:
-        """Let the cluster forget these outputs."""
+        """Let the cluster forget the outputs of ``handles``."""
         for future in handles:
             future.release()
 

@@ -23,6 +23,9 @@ __all__ = ["ProcessExecutor", "ThreadExecutor"]
 class ThreadExecutor:
     """Worker threads (anyio's), at most ``max_workers`` busy at once.
 
+    What ``executor="thread"`` makes; its own limiter, apart from the runtime's
+    (``Runtime(threads=...)``).
+
     A cancelled call abandons its thread: Python cannot interrupt a thread, so the
     function runs to its end and its result is thrown away.
     """
@@ -46,8 +49,14 @@ class ProcessExecutor:
 
     The callable, its arguments and its result must pickle. A worker that dies fails
     the attempt it ran with ``BrokenProcessPool`` (so a node with retries is retried)
-    and the pool is replaced for the next calls. ``mp_context`` defaults to "spawn"
-    (safe with threads, the same on every OS); pass "fork" or "forkserver" to choose.
+    and the pool is replaced for the next calls.
+
+    Args:
+        max_workers: processes in the pool (default: the number of CPUs).
+        mp_context: how workers start: "spawn" (the default: safe with threads, the
+            same on every OS), "fork" or "forkserver".
+
+    The pool starts at the first call; :meth:`aclose` (or ``async with``) stops it.
 
     At most ``max_workers`` calls are in the pool at once; the others wait here, where
     cancelling them costs nothing. A call cancelled while in the pool (a node's timeout,
@@ -157,7 +166,8 @@ class ProcessExecutor:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Shut the pool down: wait for the calls it runs, kill what runs for nobody."""
+        """Shut the pool down: wait for the calls it runs (calls still queued are
+        cancelled), kill what runs for nobody; it restarts if used."""
         pool, self._pool = self._pool, None
         for retired in list(self._retired):
             self._retired.discard(retired)

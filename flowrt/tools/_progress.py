@@ -26,6 +26,7 @@ from collections import Counter
 from typing import IO, Any
 
 from .._types import Event, EventKind
+from . import _format as fmt
 
 __all__ = ["PLAIN_EVENTS_UP_TO", "Display", "LiveDisplay", "PlainDisplay", "QuietDisplay",
            "RunProgress", "make_display", "rich_available"]
@@ -34,30 +35,6 @@ __all__ = ["PLAIN_EVENTS_UP_TO", "Display", "LiveDisplay", "PlainDisplay", "Quie
 PLAIN_EVENTS_UP_TO = 500
 
 _FINAL = {"succeeded", "failed", "skipped", "cancelled"}
-
-
-def error_text(error: BaseException | None, limit: int = 200) -> str:
-    """``"Type: message"`` of ``error`` on one line, cut to ``limit`` characters."""
-    if error is None:
-        return ""
-    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def seconds(s: float | None) -> str:
-    """A duration for people: ``0.012s``, ``3.40s``, ``2m05s``, ``1h02m``."""
-    if s is None:
-        return "-"
-    if s < 0:
-        s = 0.0
-    if s < 1:
-        return f"{s:.3f}s"
-    if s < 60:
-        return f"{s:.2f}s"
-    if s < 3600:
-        return f"{int(s // 60)}m{int(s % 60):02d}s"
-    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
 
 
 class RunProgress:
@@ -107,7 +84,7 @@ class RunProgress:
             self.counts[kind] += 1
             self.done += 1
             if kind == "failed" and len(self.errors) < 5:
-                self.errors.append((node, error_text(event.error)))
+                self.errors.append((node, fmt.error_text(event.error)))
         elif kind == "run_finished":
             self.status = event.status or "finished"
             self.finished = event.time
@@ -173,7 +150,12 @@ class Display:
         """Draw ``event`` of ``run`` (the subclasses' part)."""
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        print(fmt.for_terminal(text), file=self.out, flush=True)
+
+    def note(self, text: str) -> None:
+        """A line about a run that is no event (``resuming run ...``) with the progress,
+        on stderr; shown even by a quiet display."""
+        print(fmt.for_terminal(text), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """Stop drawing (a live display leaves its last state on the screen)."""
@@ -201,9 +183,13 @@ class PlainDisplay(Display):
         super().__init__(out)
         self.stream = stream if stream is not None else sys.stderr
 
+    def note(self, text: str) -> None:
+        self._write(text)
+
     def _write(self, line: str) -> None:
+        # Lines hold node names and error messages: no escape sequence reaches the terminal
         try:
-            self.stream.write(line + "\n")
+            self.stream.write(fmt.for_terminal(line) + "\n")
             self.stream.flush()
         except (OSError, ValueError):  # a closed pipe must not break the run
             pass
@@ -216,7 +202,7 @@ class PlainDisplay(Display):
             self._write(f"{_tag(run)} run started ({total}{extra})")
             return
         if kind is EventKind.RUN_FINISHED:
-            self._write(f"{_tag(run)} run {run.status} in {seconds(run.elapsed())}: "
+            self._write(f"{_tag(run)} run {run.status} in {fmt.duration(run.elapsed())}: "
                         f"{run.summary()}")
             return
         if kind is EventKind.READY:
@@ -227,20 +213,20 @@ class PlainDisplay(Display):
             if now < run._next_line:
                 return
             run._next_line = now + 1.0
-            at = seconds(run.elapsed())
+            at = fmt.duration(run.elapsed())
             self._write(f"{_tag(run)} {at:>7} {run.done}/{run.total} nodes done, "
                         f"{len(run.running)} running, {run.counts['failed']} failed, "
                         f"{run.retries} retries")
             return
-        at = seconds(max(0.0, event.time - run.started))
+        at = fmt.duration(max(0.0, event.time - run.started))
         line = f"{_tag(run)} {at:>7} {kind!s:<10} {event.node}"
         if kind is EventKind.STARTED and event.attempt > 1:
             line += f" (attempt {event.attempt})"
         elif kind is EventKind.RETRYING:
-            line += f": attempt {event.attempt} failed: {error_text(event.error)}"
+            line += f": attempt {event.attempt} failed: {fmt.error_text(event.error)}"
         elif kind is EventKind.FAILED:
             attempts = f" after {event.attempt} attempts" if event.attempt > 1 else ""
-            line += f"{attempts}: {error_text(event.error)}"
+            line += f"{attempts}: {fmt.error_text(event.error)}"
         self._write(line)
 
 
@@ -303,9 +289,10 @@ class LiveDisplay(Display):
             total = run.total
             bar = ProgressBar(total=float(total or max(done, 1)), completed=float(done),
                               width=20, pulse=total is None)
-            name = Text.assemble((run.workflow, "bold"), " ", (run.run_id, "dim"))
+            name = Text.assemble((fmt.for_terminal(run.workflow), "bold"), " ",
+                                 (fmt.for_terminal(run.run_id), "dim"))
             info = Text(f"{done}/{total}" if total is not None else f"{done} done")
-            info.append(f" {seconds(run.elapsed(now))}", style="dim")
+            info.append(f" {fmt.duration(run.elapsed(now))}", style="dim")
             if retries:
                 info.append(f" {retries} retr{'y' if retries == 1 else 'ies'}", style="yellow")
             if failed:
@@ -314,7 +301,7 @@ class LiveDisplay(Display):
                 shown = ", ".join(n if a <= 1 else f"{n} (attempt {a})" for n, a in running[:4])
                 if len(running) > 4:
                     shown += f" +{len(running) - 4}"
-                info.append(f"  running: {shown}", style="cyan")
+                info.append(f"  running: {fmt.for_terminal(shown)}", style="cyan")
             grid.add_row(spinner, name, bar, info)
         return grid
 
@@ -323,28 +310,42 @@ class LiveDisplay(Display):
         if kind is EventKind.RUN_FINISHED:
             style = {"succeeded": "green", "failed": "red"}.get(run.status or "", "yellow")
             mark = {"succeeded": "✔", "failed": "✖"}.get(run.status or "", "■")
-            self.console.print(f"[{style}]{mark}[/] [bold]{run.workflow}[/] "
-                               f"[dim]{run.run_id}[/] [{style}]{run.status}[/] in "
-                               f"{seconds(run.elapsed())}: {run.summary()}",
+            self.console.print(f"[{style}]{mark}[/] [bold]{_markup(run.workflow)}[/] "
+                               f"[dim]{_markup(run.run_id)}[/] [{style}]{run.status}[/] in "
+                               f"{fmt.duration(run.elapsed())}: {_markup(run.summary())}",
                                highlight=False)
             for node, error in run.errors:
-                self.console.print(f"    [red]{node}[/]: {error}", highlight=False,
-                                   markup=True)
+                self.console.print(f"    [red]{_markup(node)}[/]: {_markup(error)}",
+                                   highlight=False)
         elif kind is EventKind.RETRYING:
-            self.console.print(f"  [yellow]retrying[/] {event.node} after attempt "
-                               f"{event.attempt}: {error_text(event.error)}",
-                               highlight=False)
+            self.console.print(f"  [yellow]retrying[/] {_markup(str(event.node))} after "
+                               f"attempt {event.attempt}: "
+                               f"{_markup(fmt.error_text(event.error))}", highlight=False)
 
     def say(self, text: str = "") -> None:
         if self._say_live and not self._closed:
-            self.console.print(text, highlight=False, markup=False)
+            self.console.print(fmt.for_terminal(text), highlight=False, markup=False)
         else:
             super().say(text)
+
+    def note(self, text: str) -> None:
+        if not self._closed:
+            self.console.print(fmt.for_terminal(text), highlight=False, markup=False)
+        else:
+            super().note(text)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._live.stop()
+
+
+def _markup(text: str) -> str:
+    """Text from a run (node names, errors) inside rich markup: shown as it is, never
+    read as markup (an error saying ``[/]`` would end the style, or fail to print)."""
+    from rich.markup import escape  # type: ignore[import-not-found,unused-ignore]
+
+    return str(escape(fmt.for_terminal(text)))
 
 
 def _isatty(stream: Any) -> bool:

@@ -4,14 +4,14 @@
 :func:`render` takes a stored run (``SQLiteStore(...).load(run_id)``) or a
 :class:`~flowrt.RunResult`::
 
-    from flowrt.report import write
+    from flowrt.tools.report import write
     write(result, "run.html")
 
 The page has no script and loads nothing: styles and pictures (inline SVG) are in the
 file, so it opens anywhere, offline, and can be mailed or kept as a CI artifact.
 
 - **The graph**, layered by level (roots on top, each node one level below its deepest
-  dependency), nodes coloured by status with :data:`flowrt.viz.COLOURS`; hovering a
+  dependency), nodes coloured by status with :data:`flowrt.tools.viz.COLOURS`; hovering a
   node shows its status, attempts, time and error.
 - **The timeline**: one bar per node from the start of its first attempt to its end,
   labelled with its attempts when it had more than one.
@@ -26,28 +26,30 @@ table lists the nodes that did not succeed and the slowest ones.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import itertools
 import json
 import math
 import os
+import tempfile
 import time
-import traceback as tb_module
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from .._types import Status
-from ..durable import StoredRun, get_serializer
+from .._engine.result import jsonable
+from .._types import BY_NAME, Status
+from ..durable import StoredRun
+from . import _format as fmt
+from ._view import NodeView, RunView
 from .viz import COLOURS
 
 if TYPE_CHECKING:
     from .._engine.result import RunResult
 
-__all__ = ["render", "write"]
+__all__ = ["CSS", "NodeView", "RunPage", "RunView", "render", "write"]
 
 #: Runs with more nodes than this are summarised (see the module docs).
 MAX_NODES = 300
@@ -55,109 +57,79 @@ MAX_NODES = 300
 LONGEST = 50
 #: At most this many rows of nodes that did not succeed in a summarised run's table.
 MAX_UNSUCCESSFUL_ROWS = 500
+#: Report files are readable and writable by their owner only unless told otherwise:
+#: they hold what the store holds (inputs, errors, tracebacks).
+DEFAULT_MODE = 0o600
 
-_STATUS_BY_NAME = {str(s): s for s in Status}
 _DASH = "\u2013"  # what an empty cell shows
 _DOT = " \u00b7 "  # between the parts of a label
 _ORDER = ("succeeded", "failed", "cancelled", "skipped", "running", "pending")
 
 
-@attrs.frozen
-class NodeView:
-    """One node as the report shows it."""
-
-    name: str
-    status: str  # a Status name; "pending" for a node with no record
-    attempts: int
-    started: float | None
-    finished: float | None
-    error: str | None
-    traceback: str | None
-    deps: tuple[str, ...]
-
-    @property
-    def duration(self) -> float | None:
-        if self.started is None or self.finished is None:
-            return None
-        return self.finished - self.started
-
-
-@attrs.frozen
-class RunView:
-    """A run as the report shows it, from a store or from a result."""
-
-    workflow: str
-    run_id: str
-    status: str
-    created: float
-    started: float
-    finished: float | None
-    resumes: int
-    inputs: Any
-    nodes: tuple[NodeView, ...]
-
-
 def view_of_stored(stored: StoredRun) -> RunView:
     """The :class:`RunView` of a run read from a store (no workflow needed)."""
-    record = stored.record
-    inputs: Any
-    try:
-        inputs = get_serializer(record.serializer).loads(record.inputs)
-    except Exception:  # a pickle store: do not unpickle for a report
-        inputs = None
-    names = list(record.structure)
-    names += [n for n in stored.nodes if n not in record.structure]
-    nodes = []
-    for name in names:
-        rec = stored.nodes.get(name)
-        deps = tuple(d for d in record.structure.get(name, ()))
-        if rec is None:
-            nodes.append(NodeView(name, "pending", 0, None, None, None, None, deps))
-        else:
-            nodes.append(NodeView(name, rec.status, rec.attempts, rec.started, rec.finished,
-                                  rec.error, rec.traceback, deps))
-    return RunView(record.workflow, record.run_id, record.status, record.created,
-                   record.started, record.finished, record.resumes, inputs, tuple(nodes))
+    return RunView.from_dict(stored.to_dict())
 
 
 def view_of_result(result: RunResult) -> RunView:
     """The :class:`RunView` of a :class:`~flowrt.RunResult`."""
-    plan = result.plan
-    structure = plan.describe()["nodes"]
-    nodes = []
-    for name, node in result.nodes.items():
-        error = tb = None
-        if node.error is not None:
-            e = node.error
-            error = f"{type(e).__name__}: {e}"
-            tb = getattr(e, "traceback_text", None) or "".join(
-                tb_module.format_exception(type(e), e, e.__traceback__))
-        nodes.append(NodeView(name, str(node.status), node.attempts, node.started,
-                              node.finished, error, tb, tuple(structure.get(name, ()))))
-    return RunView(result.workflow, result.run_id, str(result.status), result.started,
-                   result.started, result.started + result.duration, 0, None, tuple(nodes))
+    return RunView.from_dict(result.to_dict(outputs=False))
+
+
+def _view(run: StoredRun | RunResult | RunView) -> RunView:
+    if isinstance(run, RunView):
+        return run
+    if isinstance(run, StoredRun):
+        return view_of_stored(run)
+    return view_of_result(run)
 
 
 def render(run: StoredRun | RunResult | RunView, *, max_nodes: int = MAX_NODES,
            title: str | None = None) -> str:
-    """The HTML page of ``run`` (a stored run, a result, or a :class:`RunView`)."""
-    if isinstance(run, RunView):
-        view = run
-    elif isinstance(run, StoredRun):
-        view = view_of_stored(run)
-    else:
-        view = view_of_result(run)
-    return _Page(view, max_nodes, title).html()
+    """The HTML page of ``run`` (a stored run, a result, or a :class:`RunView`).
+
+    Args:
+        run: what to draw.
+        max_nodes: runs of more nodes are summarised (see the module docs).
+        title: the page's title (default: the workflow's name and the run id).
+    """
+    return RunPage(_view(run), max_nodes).html(title)
 
 
 def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
-          max_nodes: int = MAX_NODES) -> Path:
-    """Write the HTML page of ``run`` to ``path`` (see :func:`render`); return the path."""
+          max_nodes: int = MAX_NODES, mode: int = DEFAULT_MODE) -> Path:
+    """Write the HTML page of ``run`` to ``path`` (see :func:`render`); return the path.
+
+    The page is written to a new temporary file beside ``path`` (a fresh random name,
+    created exclusively and never through a symbolic link) which then replaces
+    ``path`` in one step: a reader never sees half a page, and a link planted where
+    the page or its temporary file goes is replaced, never written through.
+
+    Args:
+        run: what to draw (a stored run, a result, or a :class:`RunView`).
+        path: where the page goes.
+        max_nodes: runs of more nodes are summarised (see the module docs).
+        mode: the file's permission bits (default 0o600: readable by its owner only,
+            like a store; ``flowrt report`` gives the page its store's mode).
+
+    Raises:
+        OSError: the directory is missing or not writable (nothing is left behind).
+    """
     out = Path(path)
     text = render(run, max_nodes=max_nodes)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        # backslashreplace: a lone surrogate (a name decoded with surrogateescape) is
+        # shown as \\udcXX rather than failing the page
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode & 0o777)
+            f.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return out
 
 
@@ -169,28 +141,8 @@ def _e(value: Any) -> str:
 
 
 def _colour(status: str) -> str:
-    s = _STATUS_BY_NAME.get(status)
+    s = BY_NAME.get(status)
     return COLOURS[s] if s is not None else COLOURS[Status.PENDING]
-
-
-def _secs(s: float | None) -> str:
-    if s is None:
-        return _DASH
-    if s < 0.001:
-        return f"{s * 1e6:.0f} \u00b5s"
-    if s < 1:
-        return f"{s * 1000:.1f} ms"
-    if s < 60:
-        return f"{s:.2f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {s % 60:.0f} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
-
-
-def _when(t: float | None) -> str:
-    if t is None:
-        return _DASH
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
 
 
 def _fit(text: str, chars: int) -> str:
@@ -211,11 +163,9 @@ def _levels(nodes: Iterable[NodeView]) -> dict[str, int]:
                 indegree[name] += 1
     level = dict.fromkeys(deps, 0)
     queue = [n for n, k in indegree.items() if k == 0]
-    seen = 0
     while queue:
         nxt: list[str] = []
         for name in queue:
-            seen += 1
             for s in dependents[name]:
                 if level[s] < level[name] + 1:
                     level[s] = level[name] + 1
@@ -246,7 +196,8 @@ def _tick_label(t: float, step: float) -> str:
     return f"{t:.{digits}f}s"
 
 
-_CSS = """
+#: The page's style sheet (a live page that reuses the sections reuses it too).
+CSS = """
 :root { --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --bg: #ffffff; --soft: #f6f8fa; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 24px 32px 48px; font: 14px/1.45 system-ui, -apple-system,
@@ -284,14 +235,26 @@ details pre { white-space: pre-wrap; font-size: 11.5px; background: var(--soft);
   padding: 8px; border-radius: 4px; max-height: 320px; overflow: auto; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
 .footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+.tag { font-size: 11px; color: #8250df; border: 1px solid #d8b9ff; border-radius: 8px;
+  padding: 0 6px; margin-left: 4px; }
 """
 
 
-class _Page:
-    def __init__(self, run: RunView, max_nodes: int, title: str | None) -> None:
+class RunPage:
+    """The sections of a run's page, each a piece of HTML: :meth:`header`,
+    :meth:`graph` (an SVG), :meth:`timeline` (an SVG) and :meth:`table`; :meth:`html`
+    puts them in one self-contained page. A live page can draw the same sections
+    (with :data:`CSS`) and redraw them as the run goes on: each node's elements carry
+    ``data-node`` (its name) and ``data-status``.
+
+    Args:
+        run: the run to draw.
+        max_nodes: runs of more nodes are summarised (see the module docs).
+    """
+
+    def __init__(self, run: RunView, max_nodes: int = MAX_NODES) -> None:
         self.run = run
         self.max_nodes = max_nodes
-        self.title = title
         self.big = len(run.nodes) > max_nodes
         self.level = _levels(run.nodes)
         timed = [n for n in run.nodes if n.started is not None]
@@ -304,16 +267,17 @@ class _Page:
 
     # -- the page ---------------------------------------------------------------------
 
-    def html(self) -> str:
+    def html(self, title: str | None = None) -> str:
+        """The whole page (``title`` defaults to the workflow's name and the run id)."""
         run = self.run
-        title = self.title or f"{run.workflow} \u00b7 run {run.run_id}"
+        title = title or f"{run.workflow} \u00b7 run {run.run_id}"
         parts = [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             '<meta name="generator" content="flowrt">',
             f"<title>{_e(title)} \u00b7 flowrt</title>",
-            f"<style>{_CSS}</style></head><body>",
+            f"<style>{CSS}</style></head><body>",
             self.header(),
             '<h2 id="graph">Graph</h2>',
             self.graph(),
@@ -321,34 +285,35 @@ class _Page:
             self.timeline(),
             '<h2 id="nodes">Nodes</h2>',
             self.table(),
-            f'<p class="footer">Written by flowrt on {_e(_when(time.time()))}. '
+            f'<p class="footer">Written by flowrt on {_e(fmt.timestamp(time.time()))}. '
             "This page is self-contained: no scripts, nothing loaded from elsewhere.</p>",
             "</body></html>",
         ]
         return "\n".join(parts) + "\n"
 
     def header(self) -> str:
+        """The run's name, status, facts, node counts and inputs."""
         run = self.run
         counts = Counter(n.status for n in run.nodes)
-        attempts = sum(n.attempts for n in run.nodes)
-        ran = sum(1 for n in run.nodes if n.attempts)
-        duration = None if run.finished is None else run.finished - run.started
-        status = run.status
+        status = run.state
         badge = (f'<span class="badge" style="background:{_colour(status)}">{_e(status)}</span>'
-                 if status in _STATUS_BY_NAME else
+                 if status in BY_NAME else
                  f'<span class="badge" style="background:#fff3b0">{_e(status)}</span>')
         facts = [
             ("run id", _e(run.run_id)),
             ("status", _e(status)),
             ("nodes", f"{len(run.nodes):,}"),
             ("levels", f"{max(self.level.values(), default=-1) + 1:,}"),
-            ("attempts", f"{attempts:,}"),
-            ("retries", f"{attempts - ran:,}"),
-            ("created", _e(_when(run.created))),
-            ("last started", _e(_when(run.started))),
-            ("finished", _e(_when(run.finished))),
-            ("duration (last start to end)", _e(_secs(duration))),
-            ("times resumed", f"{run.resumes}"),
+            ("attempts", f"{run.attempts:,}"),
+            ("retries", f"{run.retries:,}"),
+            *([("restored from the store", f"{run.restored:,}")] if run.restored else []),
+            ("started", _e(fmt.timestamp(run.created, millis=True))),
+            ("finished", _e(fmt.timestamp(run.finished, millis=True))),
+            ("duration" + (" (since the last resume)" if run.resumes else ""),
+             _e(fmt.duration(run.duration))),
+            ("resumed", _e(f"{run.resumes} time{'s' if run.resumes > 1 else ''}, last at "
+                           f"{fmt.timestamp(run.started, millis=True)}"
+                           if run.resumes else "never")),
         ]
         chips = "".join(
             f'<span><i class="chip" style="background:{_colour(s)}"></i>'
@@ -359,11 +324,16 @@ class _Page:
                '<div class="facts">'
                + "".join(f"<div><b>{k}</b>{v}</div>" for k, v in facts) + "</div>",
                f'<div class="chips">{chips}</div>']
+        if run.interrupted:
+            out.append(f'<p class="note"><b>Interrupted</b>: stored as running, but '
+                       f"{_e(run.why_interrupted())}. Run it again with the same store and "
+                       f"run id (<code>--run-id {_e(run.run_id)}</code>) to resume it: the "
+                       "nodes that succeeded are not run again.</p>")
         if run.inputs is not None:
             try:
-                text = json.dumps(run.inputs, indent=2, default=repr, ensure_ascii=False)
+                text = json.dumps(jsonable(run.inputs), indent=2, ensure_ascii=False)
             except Exception:  # inputs of odd types: still a page
-                text = repr(run.inputs)
+                text = fmt.short_repr(run.inputs, 4000)
             if len(text) > 4000:
                 text = text[:4000] + "\n\u2026"
             out.append(f"<details><summary>Run inputs</summary><pre>{_e(text)}</pre></details>")
@@ -372,11 +342,12 @@ class _Page:
     # -- the graph --------------------------------------------------------------------
 
     def graph(self) -> str:
+        """The graph: one box per node (or one bar per level for a big run), an SVG."""
         if not self.run.nodes:
             return '<p class="note">The workflow has no nodes.</p>'
         if self.big:
-            return self.level_summary()
-        return self.dag()
+            return self._level_summary()
+        return self._dag()
 
     def _layout(self) -> tuple[list[list[str]], dict[str, list[str]]]:
         """Layers of node names (and of ``"\\0k"`` waypoints that carry edges spanning
@@ -427,7 +398,7 @@ class _Page:
                 place()
         return layers, paths
 
-    def dag(self) -> str:
+    def _dag(self) -> str:
         layers, paths = self._layout()
         by_name = {n.name: n for n in self.run.nodes}
         widest_real = max(sum(1 for v in layer if v in by_name) for layer in layers)
@@ -468,22 +439,25 @@ class _Page:
         boxes = []
         for n in self.run.nodes:
             x, y = centre[n.name] - box_w / 2, top[n.name]
-            detail = [n.status]
+            detail = [n.status if n.latest_start != "restored" else "restored"]
             if n.attempts > 1:
                 detail.append(f"\u00d7{n.attempts}")
             if n.duration is not None:
-                detail.append(_secs(n.duration))
+                detail.append(fmt.duration(n.duration))
             tip = f"{n.name}\n{n.status}"
+            if n.latest_start == "restored":
+                tip += " (restored from the store: the latest start did not run it)"
             if n.attempts:
                 tip += f", {n.attempts} attempt{'s' if n.attempts > 1 else ''}"
             if n.duration is not None:
-                tip += f", {_secs(n.duration)}"
+                tip += f", {fmt.duration(n.duration)}"
             if n.error:
                 tip += f"\n{n.error}"
             stroke = "#b42318" if n.status == "failed" else "#57606a"
             dash = ' stroke-dasharray="4 3"' if n.status in ("skipped", "pending") else ""
             boxes.append(
-                f'<g class="node"><title>{_e(tip)}</title>'
+                f'<g class="node" data-node="{_e(n.name)}" data-status="{_e(n.status)}">'
+                f"<title>{_e(tip)}</title>"
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="7" '
                 f'fill="{_colour(n.status)}" stroke="{stroke}" stroke-width="1.3"{dash} />'
                 f'<text x="{x + box_w / 2:.1f}" y="{y + 18:.1f}" text-anchor="middle" '
@@ -500,18 +474,18 @@ class _Page:
                '<path d="M0,0 L10,5 L0,10 z" fill="#8c959f" /></marker></defs>'
                '<g fill="none" stroke="#8c959f" stroke-width="1.3" marker-end="url(#arrow)">'
                + "".join(edges) + "</g>" + "".join(boxes) + "</svg>")
-        return (self.legend()
+        return (self._legend()
                 + f'<div class="scroll" id="dag">{svg}</div>'
                 + '<p class="note">Roots on top; each node sits one level below its deepest '
                 "dependency. Hover a node for its details.</p>")
 
-    def legend(self) -> str:
+    def _legend(self) -> str:
         present = {n.status for n in self.run.nodes}
         return '<div class="chips">' + "".join(
             f'<span><i class="chip" style="background:{_colour(s)}"></i>{_e(s)}</span>'
             for s in _ORDER if s in present) + "</div>"
 
-    def level_summary(self) -> str:
+    def _level_summary(self) -> str:
         depth = max(self.level.values(), default=0) + 1
         per = max(1, math.ceil(depth / 200))  # at most 200 rows: group levels if deeper
         rows: list[tuple[str, Counter[str]]] = []
@@ -551,18 +525,19 @@ class _Page:
         return (f'<p class="note">{len(self.run.nodes):,} nodes are too many to draw one by one '
                 f"(more than {self.max_nodes:,}): each bar is one level of the graph (roots "
                 "first), as wide as its number of nodes, coloured by how they ended.</p>"
-                + self.legend() + f'<div class="scroll" id="dag">{svg}</div>')
+                + self._legend() + f'<div class="scroll" id="dag">{svg}</div>')
 
     # -- the timeline -----------------------------------------------------------------
 
     def timeline(self) -> str:
+        """One bar per node over time (plus how many ran at once, for a big run)."""
         timed = sorted(self.timed, key=lambda n: (n.started or 0.0, n.name))
         if not timed:
             return '<p class="note">No node was timed in this run.</p>'
         note = ""
         profile = ""
         if len(timed) > self.max_nodes:
-            profile = self.concurrency(timed)
+            profile = self._concurrency(timed)
             longest = sorted(timed, key=lambda n: -(n.duration or 0.0))[:LONGEST]
             timed = sorted(longest, key=lambda n: (n.started or 0.0, n.name))
             note = (f'<p class="note">{len(self.timed):,} timed nodes: above, how many ran at '
@@ -580,7 +555,7 @@ class _Page:
             x = label_w + margin + (n.started - t0) * scale
             end = n.finished if n.finished is not None else t1
             w = max(2.0, (end - n.started) * scale)
-            tip = f"{n.name}: {n.status}, {_secs(n.duration)}"
+            tip = f"{n.name}: {n.status}, {fmt.duration(n.duration)}"
             if n.attempts > 1:
                 tip += f", {n.attempts} attempts"
             if n.error:
@@ -591,7 +566,7 @@ class _Page:
             parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
                          f'rx="2" fill="{_colour(n.status)}" stroke="#57606a" '
                          f'stroke-width="0.8"{dash}><title>{_e(tip)}</title></rect>')
-            label = _secs(n.duration) if n.duration is not None else n.status
+            label = fmt.duration(n.duration) if n.duration is not None else n.status
             if n.attempts > 1:
                 label = f"\u00d7{n.attempts} \u00b7 {label}"
             parts.append(f'<text x="{x + w + 4:.1f}" y="{y + 14}" font-size="10.5" '
@@ -628,7 +603,7 @@ class _Page:
                          'text-anchor="middle" fill="#8250df">resumed</text>')
         return parts
 
-    def concurrency(self, timed: list[NodeView]) -> str:
+    def _concurrency(self, timed: list[NodeView]) -> str:
         """A step chart of how many nodes were running at each moment."""
         t0, t1 = self.t0, max(self.t1, self.t0 + 1e-6)
         buckets = 600
@@ -674,6 +649,7 @@ class _Page:
     # -- the table --------------------------------------------------------------------
 
     def table(self) -> str:
+        """The node table: level, status, attempts, start, duration, error, traceback."""
         nodes = list(self.run.nodes)
         note = ""
         if self.big:
@@ -697,13 +673,18 @@ class _Page:
                 if n.traceback:
                     error += (f"<details><summary>traceback</summary>"
                               f"<pre>{_e(n.traceback)}</pre></details>")
+            resumed = ""
+            if n.restored:
+                resumed = (' <span class="tag" title="ended in an earlier start of the run; '
+                           f'the latest start did not run it">{n.latest_start}</span>')
             rows.append(
-                f"<tr><td class=\"num\">{i}</td><td class=\"name\">{_e(n.name)}</td>"
+                f'<tr><td class="num">{i}</td>'
+                f'<td class="name" data-node="{_e(n.name)}">{_e(n.name)}</td>'
                 f'<td class="num">{self.level.get(n.name, 0)}</td>'
                 f'<td><i class="chip" style="background:{_colour(n.status)}"></i>'
-                f"{_e(n.status)}</td><td class=\"num\">{n.attempts}</td>"
-                f'<td class="num">{_DASH if offset is None else "+" + _e(_secs(offset))}</td>'
-                f'<td class="num">{_e(_secs(n.duration))}</td><td>{error}</td></tr>')
+                f"{_e(n.status)}{resumed}</td><td class=\"num\">{_e(n.attempts)}</td>"
+                f'<td class="num">{"-" if offset is None else "+" + _e(fmt.duration(offset))}</td>'
+                f'<td class="num">{_e(fmt.duration(n.duration))}</td><td>{error}</td></tr>')
         return (note + '<table class="nodes"><thead><tr><th class="num">#</th><th>node</th>'
                 '<th class="num">level</th><th>status</th><th class="num">attempts</th>'
                 '<th class="num">start</th><th class="num">duration</th><th>error</th></tr>'
@@ -712,8 +693,3 @@ class _Page:
 
 def _mean(values: list[float], default: float) -> float:
     return sum(values) / len(values) if values else default
-
-
-def statuses_of(view: RunView) -> Mapping[str, str]:
-    """Node name -> status name of a :class:`RunView` (for tests and tools)."""
-    return {n.name: n.status for n in view.nodes}

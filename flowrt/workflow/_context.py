@@ -19,7 +19,9 @@ __all__ = ["Context"]
 class Context:
     """The run, node and attempt a node call belongs to.
 
-    ``run_id``: the run's id (stable across resumes of a durable run);
+    flowrt builds it; a node receives it through a parameter annotated ``Context``.
+    ``workflow``: the workflow's name; ``run_id``: the run's id (stable across resumes
+    of a durable run);
     ``node``: this node's name; ``attempt``: the attempt number, from 1 (it starts again
     at 1 when a durable run is resumed); ``data``: the run's
     :class:`~flowrt.WorkflowData`; ``log``: a structlog logger bound with run_id, node

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple, cast
 
@@ -10,24 +11,52 @@ import attrs
 from .._types import Executor, ExecutorChoice, Retry, Trigger
 from ..errors import GraphError
 
-__all__ = ["DEFAULT_OPTIONS", "EXECUTOR_NAMES", "NodeOptions", "NodeSpec", "node_options"]
+__all__ = ["DEFAULT_OPTIONS", "EXECUTOR_NAMES", "NODE_KEYWORDS", "NodeOptions", "NodeSpec",
+           "name_of", "node_options"]
 
 #: Where a sync node may run, by name; an executor object is accepted too.
 EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
+
+#: Every keyword ``Workflow.node`` and ``Workflow.add`` take, for "did you mean" hints.
+NODE_KEYWORDS: Final = ("name", "deps", "after", "inputs", "retries", "retry", "timeout",
+                        "limit", "trigger", "executor")
+
+
+def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> str:
+    """The node name a dependency reference stands for.
+
+    ``ref`` is a node's name, or a function: the node it was decorated into with
+    ``@wf.node`` (``names_by_fn``), else a node named like the function's ``__name__``.
+
+    Raises:
+        TypeError: ``ref`` is neither a str nor something with a ``__name__``.
+    """
+    if isinstance(ref, str):
+        return ref
+    try:
+        return names_by_fn[ref]
+    except (KeyError, TypeError):  # not decorated, or unhashable
+        pass
+    name = getattr(ref, "__name__", None)
+    if isinstance(name, str):
+        return name
+    raise TypeError(f"a dependency must be a node name or a node's function, got {ref!r}")
 
 
 @attrs.frozen
 class NodeOptions:
     """How a node runs: retries, timeout, limit, trigger rule and executor.
 
-    Nodes with the same options share one instance.
+    Nodes with the same options share one instance. ``wf.nodes[name].options`` is one.
     """
 
-    retry: Retry | None = None
-    timeout: float | None = None
-    limit: str | None = None
-    trigger: Trigger = Trigger.ALL_SUCCESS
-    executor: ExecutorChoice = None  # None: the run's default
+    retry: Retry | None = None  #: the retry policy (``retries=n`` is ``Retry(attempts=n + 1)``)
+    timeout: float | None = None  #: seconds per attempt
+    limit: str | None = None  #: the name of the concurrency limit the node takes a slot of
+    trigger: Trigger = Trigger.ALL_SUCCESS  #: when the node runs, given how its deps ended
+    #: where a sync node runs: None (the run's default), "loop", "thread", "process" or
+    #: an executor object
+    executor: ExecutorChoice = None
 
     @property
     def attempts(self) -> int:
@@ -51,8 +80,8 @@ class NodeSpec(NamedTuple):
     path, and a tuple builds in half the time of a frozen attrs instance.
     """
 
-    name: str
-    fn: Callable[..., Any]
+    name: str  #: the node's name
+    fn: Callable[..., Any]  #: the callable the node calls
     #: node names whose outputs fill the first positional parameters, in order
     args: tuple[str, ...]
     #: parameter -> node name, for parameters not named after the node they take
@@ -71,8 +100,7 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
     executor = options.pop("executor", None)
     if options:
-        unknown = ", ".join(sorted(options))
-        raise TypeError(f"node {node!r}: unknown option(s) {unknown}")
+        raise TypeError(_unknown_options(node, sorted(options)))
 
     def bad(option: str, expected: str, value: Any) -> GraphError:
         return GraphError(f"node {node!r}: option {option}= {expected}, got {value!r}")
@@ -111,3 +139,17 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
         opts = NodeOptions(*key)
         _options_cache[key] = opts
         return opts
+
+
+def _unknown_options(node: str, unknown: list[str]) -> str:
+    """The message for unknown keyword options, with the near match of each typo."""
+    parts = []
+    hinted = False
+    for option in unknown:
+        near = difflib.get_close_matches(option, NODE_KEYWORDS, n=1)
+        hinted = hinted or bool(near)
+        parts.append(f"{option}=" + (f" (did you mean {near[0]}=?)" if near else ""))
+    message = f"node {node!r}: unknown option{'s' if len(parts) > 1 else ''} {', '.join(parts)}"
+    if not hinted:
+        message += "; the options are " + ", ".join(NODE_KEYWORDS)
+    return message

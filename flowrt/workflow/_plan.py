@@ -16,17 +16,18 @@ the cycle they hide is reported.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Collection, Container, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from itertools import accumulate, chain, repeat
 from operator import ge, sub
 from typing import TYPE_CHECKING, Any, Final
 
 from ..data import Interner
-from ..errors import CycleError, GraphError, MissingInputError, UnknownNodeError
-from ._options import DEFAULT_OPTIONS, NodeOptions
+from ..errors import CycleError, GraphError, MissingInputError, UnknownInputError, UnknownNodeError
+from ._options import DEFAULT_OPTIONS, NodeOptions, name_of
 
 if TYPE_CHECKING:
     from ._signature import Signature
@@ -72,6 +73,7 @@ class Plan:
         order: Sequence[int],
         required_inputs: dict[str, list[str]],
         optional_inputs: dict[str, list[str]],
+        names_by_fn: Mapping[Any, str] | None = None,
     ) -> None:
         n = len(fns)
         self.workflow = workflow
@@ -93,6 +95,7 @@ class Plan:
         self.succ_idx = succ_idx
         self._required = required_inputs
         self._optional = optional_inputs
+        self._names_by_fn = names_by_fn or {}  # decorated function -> its node
         # Options flattened to what the runtime checks per node; only the nodes with
         # non-default options are visited.
         self.attempts = [1] * n
@@ -153,16 +156,82 @@ class Plan:
     def check_inputs(self, inputs: Collection[str]) -> None:
         """Refuse missing run inputs (naming them) and inputs named like nodes.
 
-        Raises :class:`~flowrt.MissingInputError`, or ValueError for an input that is
-        the name of a node.
+        Raises:
+            MissingInputError: a required input is not in ``inputs``; the message names
+                the nodes that need it and, for a parameter named close to a node
+                (``lod2`` for ``load2``), that node.
+            ValueError: an input has the name of a node (whose output fills that name).
         """
         missing = self.missing_inputs(inputs)
         if missing:
-            raise MissingInputError(missing)
+            raise MissingInputError(missing, self._missing_hints(missing, inputs))
         clash = [k for k in inputs if k in self.index]
         if clash:
             raise ValueError(f"run input {clash[0]!r} is the name of a node: a node's output "
                              "cannot be given as an input (rename the input or the node)")
+
+    def _missing_hints(self, missing: Iterable[str], given: Collection[str]) -> dict[str, str]:
+        """For missing inputs that look like typos: the node or given input they are near."""
+        hints = {}
+        extra = self.unknown_inputs(given)
+        for name in missing:
+            near = difflib.get_close_matches(name, extra, n=1)
+            if near:
+                hints[name] = f"an input {near[0]!r} was given: a typo?"
+                continue
+            # A stricter cutoff than difflib's 0.6 for nodes: 'lod2' is a typo of node
+            # 'load2', but 'order_id' (0.77 to 'order') is a name of its own.
+            near = difflib.get_close_matches(name, self.names, n=1, cutoff=0.8)
+            if near:
+                hints[name] = f"did you mean node {near[0]!r}?"
+        return hints
+
+    def unknown_inputs(self, given: Iterable[str]) -> list[str]:
+        """The names in ``given`` that no node takes as a run input.
+
+        Names of nodes are left out: :meth:`check_inputs` refuses those on their own.
+        """
+        required, optional, index = self._required, self._optional, self.index
+        return [k for k in given if k not in required and k not in optional and k not in index]
+
+    def check_unknown_inputs(self, given: Collection[str]) -> None:
+        """Refuse run inputs that no node takes (what ``strict_inputs=True`` does).
+
+        Raises:
+            UnknownInputError: some of ``given`` are taken by no node; the message names
+                each and the input it is probably a typo of.
+        """
+        # The common case at C speed: 0.15 us per run instead of 0.47 (timeit, one input).
+        if self._input_names.issuperset(given):
+            return
+        unknown = self.unknown_inputs(given)
+        if not unknown:
+            return
+        names = [*self._required, *self._optional]
+        not_given = [k for k in names if k not in given]
+        near = {}
+        for k in unknown:
+            match = (difflib.get_close_matches(k, not_given, n=1)
+                     or difflib.get_close_matches(k, names, n=1))
+            if match:
+                near[k] = match[0]
+        raise UnknownInputError(self.workflow, unknown, near)
+
+    @cached_property
+    def _input_names(self) -> frozenset[str]:
+        """Every run input some node takes, required or optional."""
+        return frozenset(self._required).union(self._optional)
+
+    def name_of(self, ref: str | Callable[..., Any]) -> str:
+        """The node name ``ref`` stands for, as in ``deps=[ref]``.
+
+        ``ref`` is a node's name or a function: the node it was decorated into with
+        ``@wf.node``, else the node named like the function.
+
+        Raises:
+            TypeError: ``ref`` is neither a name nor a function.
+        """
+        return name_of(ref, self._names_by_fn)
 
     def deps(self, name: str) -> list[str]:
         """Names of the direct dependencies of node ``name`` (each once)."""
@@ -326,10 +395,10 @@ def compile_plan(wf: Workflow) -> Plan:
     interner = Interner.from_ids(index, copy=False)
     wf._index_shared = True
     return Plan(workflow=wf.name, interner=interner.freeze(), fns=fns,
-                options=wf._options.copy(), pred_ptr=ptr,
-                pred_idx=idx, succ_ptr=succ_ptr, succ_idx=succ_idx, nargs=nargs, kwargs=kwargs,
-                mode=_modes(wf, fns), order=order, required_inputs=required,
-                optional_inputs=optional)
+                options=wf._options.copy(), pred_ptr=ptr, pred_idx=idx, succ_ptr=succ_ptr,
+                succ_idx=succ_idx, nargs=nargs, kwargs=kwargs, mode=_modes(wf, fns),
+                order=order, required_inputs=required, optional_inputs=optional,
+                names_by_fn=dict(wf._names_by_fn) if wf._names_by_fn else None)
 
 
 def _dependents(n: int, pred_idx: list[int], owner: list[int]) -> tuple[list[int], list[int]]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from .._types import Retry, Trigger
 from ..errors import DuplicateNodeError, GraphError
-from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, node_options
+from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, name_of, node_options
 from ._signature import Signature
 
 if TYPE_CHECKING:
@@ -42,11 +42,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Workflow:
     """A named, static DAG of nodes.
 
+    Args:
+        name: the workflow's name, in results, events, logs and stores.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty str.
+
     >>> wf = Workflow("hello")
     >>> @wf.node
     ... def greeting(name: str) -> str:
     ...     return f"hello {name}"
-    >>> wf.run_sync({"name": "flowrt"}).result["greeting"]
+    >>> wf.run_sync({"name": "flowrt"})["greeting"]
     'hello flowrt'
     """
 
@@ -103,12 +109,36 @@ class Workflow:
 
         The node is named after the function unless ``name=`` is given; the function is
         returned unchanged, so it stays callable and testable on its own.
+
+        Args:
+            fn: the function, when used bare (``@wf.node``).
+            name: the node's name (default: the function's ``__name__``); required for a
+                lambda.
+            options: ``after``, ``inputs``, ``retries``, ``retry``, ``timeout``,
+                ``limit``, ``trigger``, ``executor``, as for :meth:`add`.
+
+        Raises:
+            TypeError: ``fn`` is not callable, has no usable name (a lambda without
+                ``name=``), or an option is unknown (the message names the near match).
+            GraphError: an option has a bad value.
+            DuplicateNodeError: the workflow has a node of that name already.
+
+        >>> wf = Workflow("w")
+        >>> @wf.node(retries=2)
+        ... def fetch(url: str) -> str:
+        ...     return url.upper()
+        >>> fetch("a"), list(wf), wf.nodes["fetch"].options.attempts
+        ('A', ['fetch'], 3)
         """
 
         def decorate(fn: F) -> F:
             node = name if name is not None else getattr(fn, "__name__", None)
             if not isinstance(node, str):
                 raise TypeError(f"cannot name a node after {fn!r}; pass name=")
+            if name is None and not node.isidentifier():  # '<lambda>', '<genexpr>'...
+                what = "a lambda" if node == "<lambda>" else f"{fn!r}"
+                raise TypeError(f"@wf.node cannot name a node after {what}: give the node a "
+                                "name with @wf.node(name=...) or wf.add(name, fn)")
             self.add(node, fn, **options)
             self._names_by_fn[fn] = node
             return fn
@@ -131,10 +161,39 @@ class Workflow:
     ) -> None:
         """Add node ``name`` calling ``fn``.
 
-        ``deps`` is a sequence of node names whose outputs are passed positionally, in
-        order, or a mapping ``parameter -> node name``. ``after``, ``inputs`` and the
-        other options are as for :meth:`node`. The node's :class:`NodeSpec` is
-        ``wf.nodes[name]``. A rejected node leaves the workflow as it was.
+        A rejected node leaves the workflow as it was. The node's
+        :class:`~flowrt.workflow.NodeSpec` is ``wf.nodes[name]``.
+
+        Args:
+            name: the node's name, unique in the workflow.
+            fn: a coroutine function (run in the event loop) or a plain callable (run
+                where its executor says: a worker thread by default).
+            deps: node names (or decorated functions) whose outputs fill the first
+                positional parameters, in order; or a mapping ``parameter -> node``.
+            after: nodes this one runs after, without taking their outputs.
+            inputs: ``parameter -> node`` for parameters not named after their node.
+            options: ``retries`` (int >= 0) or ``retry`` (a :class:`~flowrt.Retry`),
+                ``timeout`` (seconds per attempt), ``limit`` (a limit's name),
+                ``trigger`` (a :class:`~flowrt.Trigger` or its name), ``executor``
+                (``"loop"``, ``"thread"``, ``"process"`` or an executor object; sync
+                nodes only).
+
+        Raises:
+            ValueError: ``name`` is not a non-empty str.
+            TypeError: ``fn`` is not callable, ``deps``/``after`` is a str, or an
+                option is unknown (the message names the near match).
+            GraphError: more positional ``deps`` than ``fn`` takes, a bad option value,
+                or ``executor=`` on an async function.
+            DuplicateNodeError: the workflow has a node of that name already.
+
+        Names are resolved when the workflow is compiled, so dependencies may be added
+        later; :meth:`compile` reports unknown ones.
+
+        >>> wf = Workflow("w")
+        >>> wf.add("x", lambda: 2)
+        >>> wf.add("double", lambda v: 2 * v, deps=["x"])
+        >>> wf.run_sync()["double"]
+        4
         """
         # This is the hot path of generated graphs: validate, then append to flat lists.
         if type(name) is not str or not name:
@@ -195,7 +254,11 @@ class Workflow:
             self._open.append(i)
 
     def remove(self, name: str) -> NodeSpec:
-        """Remove node ``name`` and return its spec (dependents will fail to compile)."""
+        """Remove node ``name`` and return its spec (dependents will fail to compile).
+
+        Raises:
+            KeyError: the workflow has no node ``name``.
+        """
         i = self._index.get(name)
         if i is None:
             raise KeyError(f"workflow {self.name!r} has no node {name!r}")
@@ -209,16 +272,7 @@ class Workflow:
         return spec
 
     def _name_of(self, ref: str | Callable[..., Any]) -> str:
-        if isinstance(ref, str):
-            return ref
-        try:
-            return self._names_by_fn[ref]
-        except (KeyError, TypeError):
-            pass
-        name = getattr(ref, "__name__", None)
-        if isinstance(name, str):
-            return name
-        raise TypeError(f"a dependency must be a node name or a node's function, got {ref!r}")
+        return name_of(ref, self._names_by_fn)
 
     def _signature(self, fn: Callable[..., Any]) -> Signature:
         try:
@@ -258,6 +312,7 @@ class Workflow:
         return MappingProxyType(dict(zip(self._index, self._specs(), strict=True)))
 
     def __contains__(self, name: object) -> bool:
+        """Whether the workflow has a node ``name``."""
         return name in self._index
 
     def __len__(self) -> int:
@@ -308,9 +363,28 @@ class Workflow:
                   **options: Unpack[RunOptions]) -> RunResult:
         """Run the workflow in the current event loop and return its result.
 
-        ``store``: keep the run in this store (a path means SQLite) so that it can be
-        resumed. The options are :class:`~flowrt.runtime.RunOptions`' (see
-        :meth:`flowrt.Runtime.run`); this uses a private runtime.
+        This uses a private :class:`~flowrt.Runtime` for the one run; a service shares
+        one runtime between runs instead (``await rt.run(wf, ...)``).
+
+        Args:
+            inputs: values of the run inputs (parameters that are no node), by name.
+            store: keep the run in this store (a path means SQLite), so that running
+                it again with the same ``run_id`` resumes it.
+            options: the run options, :class:`~flowrt.runtime.RunOptions`: ``run_id``,
+                ``max_concurrency``, ``limits``, ``fail_fast``, ``timeout``, ``data``,
+                ``executor``, ``on_event``, ``resume``, ``metrics``, ``strict_inputs``.
+
+        Returns:
+            The :class:`~flowrt.RunResult`; a failed node does not raise (see
+            ``result.raise_for_status()``).
+
+        Raises:
+            MissingInputError: a required run input is missing (before any node runs).
+            UnknownInputError: an input that no node takes, unless
+                ``strict_inputs=False``.
+            GraphError: the workflow does not compile (a cycle, an unknown dependency).
+            TypeError: an unknown option, or ``limits`` that is not a mapping.
+            ValueError: a bad option value, or an input named like a node.
         """
         from ..runtime import run
 
@@ -322,10 +396,25 @@ class Workflow:
                  **options: Unpack[RunOptions]) -> RunResult:
         """Run the workflow to completion in a new event loop (``anyio.run``).
 
-        ``backend`` is ``"asyncio"`` or ``"trio"``; ``backend_options`` go to
-        :func:`anyio.run` as they are: ``{"use_uvloop": True}`` runs the asyncio backend
-        on uvloop (``pip install 'flowrt[uvloop]'``). The other arguments are
-        :meth:`run`'s.
+        Args:
+            inputs: values of the run inputs, by name (as for :meth:`run`).
+            backend: ``"asyncio"`` or ``"trio"``.
+            backend_options: passed to :func:`anyio.run` as they are:
+                ``{"use_uvloop": True}`` runs the asyncio backend on uvloop
+                (``pip install 'flowrt[uvloop]'``).
+            store: as for :meth:`run`.
+            options: the run options, as for :meth:`run`.
+
+        Raises:
+            RuntimeError: called inside a running event loop; ``await wf.run(...)``
+                there instead.
+            ValueError: an unknown ``backend``, uvloop asked for but not installed, and
+                whatever :meth:`run` raises.
+
+        >>> wf = Workflow("hello")
+        >>> wf.add("hello", lambda name: f"hello {name}")
+        >>> wf.run_sync({"name": "trio"}, backend="trio")["hello"]
+        'hello trio'
         """
         from ..runtime import run_sync
 
