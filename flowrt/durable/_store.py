@@ -79,6 +79,13 @@ DEFAULT_QUEUE = "default"
 WAIT_KINDS = ("signal", "approval", "timer")
 
 
+def _span(start: Any, end: Any) -> float | None:
+    """``end - start`` when both are times (a damaged row may hold anything)."""
+    if isinstance(start, int | float) and isinstance(end, int | float):
+        return end - start
+    return None
+
+
 @attrs.frozen
 class Lease:
     """Who runs a run: a process (host, pid) and one run call in it (token)."""
@@ -190,7 +197,7 @@ class RunRecord:
         ``due``, ``recoveries``, ``waits`` and ``error``."""
         return {"run_id": self.run_id, "workflow": self.workflow, "status": self.status,
                 "created": self.created, "started": self.started, "finished": self.finished,
-                "duration": self.duration, "resumes": self.resumes,
+                "duration": _span(self.started, self.finished), "resumes": self.resumes,
                 "node_count": len(self.structure),
                 "owner": None if self.owner is None else {"host": self.owner.host,
                                                           "pid": self.owner.pid},
@@ -386,16 +393,15 @@ class StoredRun:
                                "traceback": None, "deps": deps, "restored": False,
                                "due": None, "wait": record.waits.get(name)}
             else:
-                duration = (rec.finished - rec.started if rec.started is not None
-                            and rec.finished is not None else None)
                 nodes[name] = {"status": rec.status, "attempts": rec.attempts,
                                "started": rec.started, "finished": rec.finished,
-                               "duration": duration, "error": rec.error,
-                               "traceback": rec.traceback, "deps": deps,
+                               "duration": _span(rec.started, rec.finished),
+                               "error": rec.error, "traceback": rec.traceback, "deps": deps,
                                "restored": rec.fence < record.fence,
                                "due": rec.due, "wait": record.waits.get(name)}
-                attempts += rec.attempts
-                ran += rec.attempts > 0
+                if isinstance(rec.attempts, int) and rec.attempts > 0:
+                    attempts += rec.attempts
+                    ran += 1
             status = nodes[name]["status"]
             counts[status] = counts.get(status, 0) + 1
         try:
