@@ -44,6 +44,7 @@ from .._types import BY_NAME, NAMES, RunStatus, Status
 from ..data import WorkflowData
 from ..errors import (
     LeaseLost,
+    RunCancelled,
     SerializationError,
     StoredError,
     StoreError,
@@ -284,9 +285,30 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
     # One trip to a worker thread: read the run, check it, take it (one transaction).
     opened = await anyio.to_thread.run_sync(
         _open_run, store, plan, run_id, plan_inputs, resume, lease)
-    claim = opened.claim
-    if claim is None:
+    if opened.claim is None:
         return result_from_store(plan, opened, data)
+    return await run_opened(rt, plan, opened, data, timeout, options)
+
+
+async def run_opened(rt: Runtime, plan: Plan, opened: Opened, data: WorkflowData | None,
+                     timeout: float | None, options: dict[str, Any], *,
+                     handed_back: str = "cancelled") -> RunResult:
+    """Run a run claimed from the store (by :func:`durable_run`, or by a worker that
+    took it from the queue) to its end, recording it as it goes.
+
+    ``handed_back``: the status the store records when the caller is cancelled
+    (``"cancelled"``; a worker shutting down gives its runs back to the queue with
+    ``"queued"``).
+
+    Raises:
+        LeaseLost: another process took the run over (the store refused this one).
+        StoreError: the store could not record the run.
+    """
+    store = rt.store
+    assert store is not None
+    claim = opened.claim
+    assert claim is not None
+    run_id = claim.run_id
     try:
         given, data = rt.prepare(plan, opened.inputs, data)
         sup = rt.supervisor(plan, run_id, given, data, **options)
@@ -305,7 +327,7 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
     finally:
         # Runs even when the caller is cancelled: the store must say how this ended.
         with anyio.CancelScope(shield=True):
-            status = str(result.status) if finished else "cancelled"
+            status = str(result.status) if finished else handed_back
             try:
                 checkpoint.snapshot_data()
             except SerializationError as error:  # data set after the last node ended
@@ -316,9 +338,12 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
             store.finish(claim, status, time.time())
             await anyio.to_thread.run_sync(store.flush)
     trouble = checkpoint.error or claim.error
-    if isinstance(trouble, LeaseLost):
+    if isinstance(trouble, RunCancelled):
+        # cancelled through the store: what this process did after that was refused
+        result.status = RunStatus.CANCELLED
+    elif isinstance(trouble, LeaseLost):
         raise LeaseLost(trouble.run_id, trouble.holder)
-    if trouble is not None:
+    elif trouble is not None:
         raise StoreError(f"run {run_id!r} stopped at a checkpoint the store could not "
                          f"write: {trouble}; resume it once the store can be written"
                          ) from trouble
