@@ -30,6 +30,7 @@ What is guaranteed (with a store):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 import traceback
 from collections.abc import Callable
@@ -53,7 +54,7 @@ from ..errors import (
 )
 from ._rebuild import input_rebuilders, return_rebuilder
 from ._serialize import Serializer, reader_for
-from ._store import Claim, Lease, NodeRecord, RunRecord, StoredRun, decode
+from ._store import CRASHED, Claim, Lease, NodeRecord, RunRecord, StoredRun, decode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -205,6 +206,69 @@ class Checkpoint:
         self.stop_run()
 
 
+class Crash(BaseException):
+    """The simulated death of the process that ran a durable run
+    (:func:`flowrt.testing.crash_at`), raised out of ``rt.run``.
+
+    A BaseException, as a process's death is no error a node or a run handles.
+    """
+
+    def __init__(self, run_id: str, node: str) -> None:
+        self.run_id = run_id
+        self.node = node
+        super().__init__(f"simulated crash of run {run_id!r} after node {node!r}")
+
+
+#: (node, "end" or "wait"): runs started in this context crash right after that node's
+#: record reaches the store (flowrt.testing.crash_at); None: they do not
+CRASH_AT: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "flowrt_crash_at", default=None)
+
+
+class CrashingCheckpoint(Checkpoint):
+    """A checkpoint that simulates a crash after one node's record (crash_at): it
+    commits that record, then drops everything, as a dead process writes nothing."""
+
+    __slots__ = ("crash_node", "crash_on", "crashed")
+
+    def arm(self, node: int, on: str) -> None:
+        """Crash after ``node``'s end (``on="end"``) or wait (``"wait"``)."""
+        self.crash_node = node
+        self.crash_on = on
+        self.crashed = False
+
+    def _add(self, record: NodeRecord) -> None:
+        if not self.crashed:
+            super()._add(record)
+
+    def flush(self) -> None:
+        if not self.crashed:
+            super().flush()
+
+    def succeeded(self, node: int, value: Any) -> None:
+        if self.crashed:
+            return
+        super().succeeded(node, value)
+        if node == self.crash_node and self.crash_on == "end":
+            self.crash()
+
+    def ended(self, node: int, status: int, error: BaseException | None) -> None:
+        if self.crashed:
+            return
+        super().ended(node, status, error)
+        if node == self.crash_node and self.crash_on == "end":
+            self.crash()
+
+    def crash(self) -> None:
+        """Commit what was recorded up to now, then die."""
+        super().flush()
+        self.store.flush()
+        self.crashed = True
+        CRASHED.add(self.claim.lease.token)
+        self.claim.fail(LeaseLost(self.run_id, "nobody: its process crashed (crash_at)"))
+        self.stop_run()
+
+
 def _utf8(text: str | None) -> str | None:
     """``text`` as a store can keep it: a lone surrogate (from a file name in an error
     message) becomes a backslash escape instead of failing the write."""
@@ -313,7 +377,14 @@ async def run_opened(rt: Runtime, plan: Plan, opened: Opened, data: WorkflowData
         given, data = rt.prepare(plan, opened.inputs, data)
         sup = rt.supervisor(plan, run_id, given, data, **options)
         restored = _restore(sup, plan, opened, data)
-        checkpoint = sup.checkpoint = Checkpoint(store, run_id, sup)
+        crash = CRASH_AT.get()
+        checkpoint: Checkpoint
+        if crash is not None and crash[0] in plan.index:
+            crashing = checkpoint = CrashingCheckpoint(store, run_id, sup)
+            crashing.arm(plan.index[crash[0]], crash[1])
+        else:
+            checkpoint = Checkpoint(store, run_id, sup)
+        sup.checkpoint = checkpoint
         checkpoint.hold(claim, sup.stop)
         claim.on_trouble(_from_any_thread(checkpoint.claim_trouble))
     except BaseException:
@@ -325,6 +396,8 @@ async def run_opened(rt: Runtime, plan: Plan, opened: Opened, data: WorkflowData
         result = await rt.drive(sup, timeout)
         finished = True
     finally:
+        if isinstance(checkpoint, CrashingCheckpoint) and checkpoint.crashed:
+            raise Crash(run_id, plan.names[checkpoint.crash_node])  # a death: nothing more
         # Runs even when the caller is cancelled: the store must say how this ended.
         with anyio.CancelScope(shield=True):
             status = str(result.status) if finished else handed_back
