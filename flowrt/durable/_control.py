@@ -54,7 +54,8 @@ def send_signal(store: Store, run_id: str, name: str, payload: Any = None, *,
     """
     record = store.get_run(run_id)
     if record is None:
-        raise not_found(run_id, (r.run_id for r in store.runs()), "the store")
+        raise not_found(run_id, (r.run_id for r in store.runs()),
+                        str(getattr(store, "path", "the store")))
     if record.waits.get(name) == "approval":
         approval_payload(payload, name)
     try:
