@@ -80,7 +80,7 @@ def test_three_workers_drain_a_hundred_runs_each_once(tmp_path: Path) -> None:
     ids = _submit(db, 100)
     workers = [_worker(tmp_path, db, "--until-idle", "--concurrency", "4") for _ in range(3)]
     for w in workers:
-        out, err = w.communicate(timeout=120)
+        _out, err = w.communicate(timeout=120)
         assert w.returncode == 0, err
     statuses = _statuses(db)
     assert sorted(statuses) == sorted(ids)
@@ -146,7 +146,7 @@ def test_a_paused_worker_is_fenced_out_and_its_late_writes_refused(tmp_path: Pat
         second = _worker(tmp_path, db, "--lease-ttl", "1", QUEUE_SLOW="0.2")
         _wait(lambda: _statuses(db) == {"slow000": "succeeded"}, 60, "the takeover")
         second.send_signal(signal.SIGTERM)
-        out, err = second.communicate(timeout=60)
+        _out, err = second.communicate(timeout=60)
         assert second.returncode == 128 + signal.SIGTERM, err
         with SQLiteStore(db) as store:
             stored = store.load("slow000")
@@ -156,7 +156,7 @@ def test_a_paused_worker_is_fenced_out_and_its_late_writes_refused(tmp_path: Pat
         first.send_signal(signal.SIGCONT)
         time.sleep(2.5)  # it wakes: its lease renewal or its next write is refused
         first.send_signal(signal.SIGTERM)
-        out, err = first.communicate(timeout=30)
+        _out, err = first.communicate(timeout=30)
         assert "run taken over by another worker" in err, err
         with SQLiteStore(db) as store:
             stored = store.load("slow000")
