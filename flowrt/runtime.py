@@ -399,7 +399,6 @@ class Runtime:
             SerializationError: the inputs cannot be stored.
         """
         store = self._need_store("submit()")
-        self._registry.add(workflow)
         plan = workflow.compile()
         given = dict(inputs) if inputs else {}
         if given:
@@ -411,6 +410,7 @@ class Runtime:
             if existing is not None and existing.workflow != plan.workflow:
                 raise ValueError(f"run {run_id!r} is a run of workflow "
                                  f"{existing.workflow!r}, not {plan.workflow!r}")
+        self._registry.add(workflow)
         self._poke()
         return run_id
 
