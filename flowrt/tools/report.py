@@ -35,7 +35,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -250,11 +250,16 @@ class RunPage:
     Args:
         run: the run to draw.
         max_nodes: runs of more nodes are summarised (see the module docs).
+        links: node name -> a URL to open from its box in the graph and its name in the
+            table (the dashboard links a sub-workflow node to its child run); none by
+            default, which keeps the page self-contained.
     """
 
-    def __init__(self, run: RunView, max_nodes: int = MAX_NODES) -> None:
+    def __init__(self, run: RunView, max_nodes: int = MAX_NODES,
+                 links: Mapping[str, str] | None = None) -> None:
         self.run = run
         self.max_nodes = max_nodes
+        self.links: Mapping[str, str] = links or {}
         self.big = len(run.nodes) > max_nodes
         self.level = _levels(run.nodes)
         timed = [n for n in run.nodes if n.started is not None]
@@ -455,8 +460,10 @@ class RunPage:
                 tip += f"\n{n.error}"
             stroke = "#b42318" if n.status == "failed" else "#57606a"
             dash = ' stroke-dasharray="4 3"' if n.status in ("skipped", "pending") else ""
+            link = self.links.get(n.name)
             boxes.append(
-                f'<g class="node" data-node="{_e(n.name)}" data-status="{_e(n.status)}">'
+                (f'<a href="{_e(link)}">' if link else "")
+                + f'<g class="node" data-node="{_e(n.name)}" data-status="{_e(n.status)}">'
                 f"<title>{_e(tip)}</title>"
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="7" '
                 f'fill="{_colour(n.status)}" stroke="{stroke}" stroke-width="1.3"{dash} />'
@@ -465,7 +472,7 @@ class RunPage:
                 f"</text>"
                 f'<text x="{x + box_w / 2:.1f}" y="{y + 34:.1f}" text-anchor="middle" '
                 f'font-size="10.5" fill="#424a53">{_e(_fit(_DOT.join(detail), chars + 4))}'
-                f"</text></g>")
+                f"</text></g>" + ("</a>" if link else ""))
         svg = (f'<svg width="{width:.0f}" height="{height:.0f}" '
                f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
                f'aria-label="graph of workflow {_e(self.run.workflow)}">'
@@ -673,13 +680,15 @@ class RunPage:
                 if n.traceback:
                     error += (f"<details><summary>traceback</summary>"
                               f"<pre>{_e(n.traceback)}</pre></details>")
+            link = self.links.get(n.name)
+            name = (f'<a href="{_e(link)}">{_e(n.name)}</a>' if link else _e(n.name))
             resumed = ""
             if n.restored:
                 resumed = (' <span class="tag" title="ended in an earlier start of the run; '
                            f'the latest start did not run it">{n.latest_start}</span>')
             rows.append(
                 f'<tr><td class="num">{i}</td>'
-                f'<td class="name" data-node="{_e(n.name)}">{_e(n.name)}</td>'
+                f'<td class="name" data-node="{_e(n.name)}">{name}</td>'
                 f'<td class="num">{self.level.get(n.name, 0)}</td>'
                 f'<td><i class="chip" style="background:{_colour(n.status)}"></i>'
                 f"{_e(n.status)}{resumed}</td><td class=\"num\">{_e(n.attempts)}</td>"
