@@ -10,7 +10,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._common import EXIT_OK, UsageError, echo, nonempty, open_store
+from ._common import EXIT_INTERRUPTED, EXIT_OK, UsageError, echo, err, nonempty, open_store
 
 __all__ = ["add_parser", "command", "store_label"]
 
@@ -143,6 +143,9 @@ def command(args: argparse.Namespace) -> int:
         server = uvicorn.Server(config)
         try:
             server.run(sockets=[sock])
+        except KeyboardInterrupt:  # Ctrl-C: uvicorn stopped gracefully, then raised it
+            err("stopped (Ctrl-C)")
+            return EXIT_INTERRUPTED
         finally:
             sock.close()
     finally:

@@ -256,7 +256,7 @@ class Guard:
         if query:
             pairs = [(k, "***" if k == "token" else v)
                      for k, v in parse_qsl(query, keep_blank_values=True)]
-            query = "?" + urlencode(pairs)
+            query = "?" + urlencode(pairs, safe="*/:")
         client = scope.get("client") or ("-", 0)
         line = (f"{client[0]} {scope.get('method', '-')} {scope.get('root_path', '')}"
                 f"{scope.get('path', '')}{query} {status} {seconds * 1000:.1f}ms")

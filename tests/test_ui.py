@@ -1,0 +1,575 @@
+"""``flowrt ui``: the dashboard served by a real uvicorn server (``python -m flowrt ui`` in
+a subprocess) over a real SQLite store, read over plain HTTP and in headless Chromium
+(Debian's ``chromium``, driven through the DevTools protocol: tests/browser.py).
+
+What a user relies on: the runs page lists the stored runs with their statuses; a run's
+page draws one graph element per node and follows a running run until it ends, without
+a reload; the actions change the stored run; what a store holds is shown as text; the
+token and address rules; every route answers as documented.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import pytest
+
+import flowrt
+from flowrt.tools.viz import COLOURS
+
+from browser import Browser, Page, chromium
+from test_report import mixed_workflow
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "t0ken-" + "x" * 26
+#: markup in every text a store holds: if any of it became an element, it was not escaped
+HOSTILE_NODE = '<img src=x onerror="window.__xss=1">'
+HOSTILE_ERROR = '<script>window.__xss=2</script> & "quotes"'
+HOSTILE_RUN = '"><svg onload=window.__xss=3>/x?y#z'
+HOSTILE_WORKFLOW = "<b>bold</b>"
+
+
+# -- a store with runs of every kind ---------------------------------------------------------
+
+
+def hostile_workflow() -> flowrt.Workflow:
+    wf = flowrt.Workflow(HOSTILE_WORKFLOW)
+
+    def ok() -> int:
+        return 1
+
+    def boom(x: int) -> None:
+        raise ValueError(HOSTILE_ERROR)
+
+    wf.add(HOSTILE_NODE, ok)
+    wf.add("boom", boom, deps=[HOSTILE_NODE])
+    return wf
+
+
+def ok_workflow() -> flowrt.Workflow:
+    wf = flowrt.Workflow("nightly")
+    wf.add("extract", lambda: [1, 2, 3])
+    wf.add("load", lambda rows: len(rows), deps=["extract"])
+    return wf
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ui") / "runs.db"
+    assert str(mixed_workflow().run_sync(store=str(path), run_id="r-mixed").status) == "failed"
+    assert ok_workflow().run_sync(store=str(path), run_id="r-ok").ok
+    hostile = hostile_workflow().run_sync(store=str(path), run_id=HOSTILE_RUN)
+    assert str(hostile.status) == "failed"
+    return path
+
+
+# -- a server in a subprocess ----------------------------------------------------------------
+
+
+class Server:
+    """``python -m flowrt ui --store STORE --port 0 ARGS`` until :meth:`stop`."""
+
+    def __init__(self, store: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.stderr_path = store.parent / f"ui-{time.monotonic_ns()}.err"
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowrt", "ui", "--store", str(store), "--port", "0",
+                 *args], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=REPO)
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        found = re.search(r"at (http://\S+)", line)
+        if found is None:
+            self.proc.kill()
+            pytest.fail(f"the server did not start: {line!r} {self.stderr}")
+        self.url = found.group(1).rstrip("/")
+        parts = urlsplit(self.url)
+        self.host, self.port = parts.hostname or "", parts.port or 0
+        self.banner = line + self.proc.stdout.read1(4096).decode()
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text("utf-8", "replace")
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                body: bytes | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            conn.close()
+
+    def get(self, path: str, **headers: str) -> tuple[int, http.client.HTTPMessage, bytes]:
+        return self.request("GET", path, headers={k.replace("_", "-"): v
+                                                  for k, v in headers.items()})
+
+    def post(self, path: str, fields: dict[str, str], headers: dict[str, str] | None = None
+             ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        return self.request("POST", path, body=urlencode(fields).encode(), headers={
+            "content-type": "application/x-www-form-urlencoded", **(headers or {})})
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                pytest.fail("the server did not stop on Ctrl-C within 20 s")
+        return self.proc.returncode
+
+
+@pytest.fixture
+def server(store_path: Path) -> Iterator[Server]:
+    s = Server(store_path)
+    yield s
+    s.stop()
+
+
+def session_of(server: Server, path: str = "/", headers: dict[str, str] | None = None
+               ) -> tuple[str, str]:
+    """A browser session as a page gives it: the session cookie and the form's CSRF token."""
+    status, head, body = server.request("GET", path, headers={"accept": "text/html",
+                                                              **(headers or {})})
+    assert status == 200, body[:500]
+    cookies = dict(c.split(";", 1)[0].split("=", 1) for c in head.get_all("set-cookie") or [])
+    csrf = re.search(rb'name="csrf" value="([0-9a-f]+)"', body)
+    assert csrf is not None, "the page has no form with a CSRF token"
+    return cookies["flowrt_ui_session"], csrf.group(1).decode()
+
+
+# -- in a browser ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    executable = chromium()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run should install it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    b = Browser(executable, tmp_path_factory.mktemp("chromium"))
+    yield b
+    b.close()
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> Path:
+    """A screenshot in the test's folder (and in $FLOWRT_UI_SHOTS, to look at)."""
+    out = page.screenshot(tmp_path / f"{name}.png")
+    keep = os.environ.get("FLOWRT_UI_SHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / out.name).write_bytes(out.read_bytes())
+    return out
+
+
+def test_runs_page_lists_the_runs_with_their_statuses(server: Server, browser: Browser,
+                                                      tmp_path: Path) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    rows = page.eval("Array.from(document.querySelectorAll('tr[data-run]'), "
+                     "r => [r.dataset.run, r.dataset.state])")
+    assert sorted(map(tuple, rows)) == sorted([("r-mixed", "failed"), ("r-ok", "succeeded"),
+                                               (HOSTILE_RUN, "failed")])
+    counts = page.eval("Object.fromEntries(Array.from(document.querySelectorAll("
+                       "'.counts a'), a => [a.dataset.state, a.querySelector('b').textContent]))")
+    assert counts == {"": "3", "succeeded": "1", "failed": "2"}
+    # the links lead to the runs' pages, the hostile id included
+    href = page.eval(f"document.querySelector('tr[data-run=\"r-mixed\"] a').href")
+    assert href == server.url + "/run?id=r-mixed"
+    # filtering by status, through the form as a person would
+    page.eval("document.querySelector('select[name=status]').value = 'failed';"
+              "document.querySelector('form.filters').submit()")
+    page.wait_for("location.search.includes('status=failed') && "
+                  "document.readyState === 'complete'")
+    states = page.eval("Array.from(document.querySelectorAll('tr[data-run]'), "
+                       "r => r.dataset.state)")
+    assert states == ["failed", "failed"]
+    shot(page, tmp_path, "runs")
+
+
+def test_run_page_draws_one_graph_element_per_node(server: Server, browser: Browser,
+                                                   tmp_path: Path) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "/run?id=r-mixed")
+    nodes = page.eval("Array.from(document.querySelectorAll('#dag g.node'), "
+                      "g => [g.dataset.node, g.dataset.status])")
+    expected = {"fetch": "succeeded", "price": "succeeded", "stock": "failed",
+                "ship": "skipped", "audit": "succeeded",
+                "<script>alert(1)</script>": "succeeded"}
+    assert dict(nodes) == expected and len(nodes) == len(expected)
+    # what the browser paints is the status colour
+    fills = page.eval("Object.fromEntries(Array.from(document.querySelectorAll('#dag g.node'),"
+                      " g => [g.dataset.node, g.querySelector('rect').getAttribute('fill')]))")
+    assert fills["stock"] == COLOURS[flowrt.Status.FAILED]
+    assert fills["fetch"] == COLOURS[flowrt.Status.SUCCEEDED]
+    # the timeline, and the table with attempts, durations and the traceback
+    assert page.eval("document.querySelectorAll('#gantt rect').length") == 5  # not 'ship'
+    table = page.eval("Array.from(document.querySelectorAll('table.nodes tbody tr'), "
+                      "r => Array.from(r.cells, c => c.textContent))")
+    by_name = {row[1]: row for row in table}
+    assert by_name["price"][4] == "2"  # attempts
+    assert "ValueError" in by_name["stock"][7] and "Traceback" in by_name["stock"][7]
+    assert page.eval("document.querySelector('h1[data-run]').dataset.state") == "failed"
+    shot(page, tmp_path, "run")
+
+
+def test_hostile_names_and_errors_render_as_text(server: Server, browser: Browser,
+                                                 tmp_path: Path) -> None:
+    page = browser.new_page()
+    for path in ("/", "/run?id=" + quote(HOSTILE_RUN, safe=""),
+                 "/?workflow=" + quote(HOSTILE_WORKFLOW)):
+        page.goto(server.url + path)
+        # no element was made from a stored text: only the dashboard's own
+        made = page.eval("document.querySelectorAll('img, [onerror], [onload], "
+                         "script:not([src$=\"dashboard.js\"])').length + "
+                         "Array.from(document.querySelectorAll('b'))"
+                         ".filter(b => b.textContent === 'bold').length")
+        assert made == 0, path
+        assert page.eval("window.__xss === undefined")
+    text = page.eval("document.body.innerText")
+    assert HOSTILE_WORKFLOW in text
+    page.goto(server.url + "/run?id=" + quote(HOSTILE_RUN, safe=""))
+    assert page.eval("document.querySelector('h1[data-run]').dataset.run") == HOSTILE_RUN
+    names = page.eval("Array.from(document.querySelectorAll('td.name'), td => td.textContent)")
+    assert HOSTILE_NODE in names
+    errors = page.eval("Array.from(document.querySelectorAll('.err'), d => d.textContent)")
+    assert any(HOSTILE_ERROR in t for t in errors)
+    assert page.eval("window.__xss === undefined")
+    shot(page, tmp_path, "hostile")
+
+
+LIVE_FLOW = '''
+import os, sys, time
+
+import flowrt
+
+wf = flowrt.Workflow("live")
+
+
+@wf.node
+def first() -> int:
+    return 1
+
+
+@wf.node
+def gate(first: int) -> int:
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.02)
+    return first + 1
+
+
+@wf.node
+def last(gate: int) -> int:
+    return gate + 1
+
+
+print(wf.run_sync(store=sys.argv[1], run_id="r-live").status, flush=True)
+'''
+
+
+def test_run_page_follows_a_running_run_until_it_ends(tmp_path: Path, browser: Browser) -> None:
+    store = tmp_path / "live.db"
+    ok_workflow().run_sync(store=str(store), run_id="r-before")
+    script = tmp_path / "live_flow.py"
+    script.write_text(LIVE_FLOW)
+    go = tmp_path / "go"
+    runner = subprocess.Popen([sys.executable, str(script), str(store), str(go)],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
+    server = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until 'first' is recorded and 'gate' runs
+            with flowrt.SQLiteStore(store) as s:
+                stored = s.load("r-live")
+            if stored is not None and "first" in stored.nodes:
+                break
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.05)
+        server = Server(store)
+        page = browser.new_page()
+        page.goto(server.url + "/run?id=r-live")
+        assert page.eval("document.querySelector('h1[data-run]').dataset.state") == "running"
+        statuses = page.eval("Object.fromEntries(Array.from(document.querySelectorAll("
+                             "'#dag g.node'), g => [g.dataset.node, g.dataset.status]))")
+        assert statuses == {"first": "succeeded", "gate": "pending", "last": "pending"}
+        page.eval("window.__same_document = true")
+        shot(page, tmp_path, "live-running")
+        go.touch()
+        page.wait_for("document.querySelector('h1[data-run]').dataset.state === 'succeeded'",
+                      timeout=30)
+        page.wait_for("Array.from(document.querySelectorAll('#dag g.node'))"
+                      ".every(g => g.dataset.status === 'succeeded')", timeout=10)
+        assert page.eval("window.__same_document") is True  # updated in place, no reload
+        assert page.eval("document.querySelectorAll('#dag g.node').length") == 3
+        assert page.eval("document.getElementById('live').dataset.state") == "on"
+        # and the runs page of the same store follows it too
+        shot(page, tmp_path, "live-finished")
+    finally:
+        go.touch()
+        assert runner.wait(60) is not None
+        if server is not None:
+            server.stop()
+    assert runner.stdout is not None and runner.stdout.read().strip() == "succeeded"
+
+
+# -- the token -------------------------------------------------------------------------------
+
+
+def test_another_address_needs_a_token(store_path: Path) -> None:
+    def ui(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "flowrt", "ui", "--store", str(store_path),
+                               "--port", "0", *args], capture_output=True, text=True,
+                              timeout=60, cwd=REPO, stdin=subprocess.DEVNULL,
+                              env={k: v for k, v in {**os.environ, **(env or {})}.items()
+                                   if k != "FLOWRT_UI_TOKEN" or env})
+
+    proc = ui("--host", "0.0.0.0")
+    assert proc.returncode == 2, proc.stderr
+    assert "--host 0.0.0.0 is reachable from other machines" in proc.stderr
+    assert "--token" in proc.stderr and "Traceback" not in proc.stderr
+    proc = ui("--host", "0.0.0.0", "--token", "short")
+    assert proc.returncode == 2 and "at least 16" in proc.stderr, proc.stderr
+    proc = ui("--store", str(store_path.parent / "missing.db"))
+    assert proc.returncode == 2 and "no store at" in proc.stderr, proc.stderr
+    assert not (store_path.parent / "missing.db").exists()
+    proc = ui("--host", "no-such-host.invalid", "--token", TOKEN)
+    assert proc.returncode == 2 and "no such address" in proc.stderr, proc.stderr
+    proc = ui("--port", "70000")
+    assert proc.returncode == 2, proc.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(server: Server, store_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "flowrt", "ui", "--store", str(store_path),
+                           "--port", str(server.port)], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    assert f"port {server.port} on 127.0.0.1 is in use" in proc.stderr
+
+
+def test_with_a_token_every_request_without_it_is_refused(store_path: Path) -> None:
+    server = Server(store_path, "--host", "0.0.0.0", "--token", TOKEN, "--access-log")
+    try:
+        assert "0.0.0.0" in server.banner and TOKEN not in server.banner
+        server.host = "127.0.0.1"
+        for path in ("/", "/run?id=r-ok", "/schedules", "/workers", "/live/runs",
+                     "/live/run?id=r-ok", "/api/runs", "/api/run?id=r-ok", "/api/schedules",
+                     "/api/workers", "/static/dashboard.js", "/static/report.css",
+                     "/no-such-page", f"/?token={TOKEN[:-1]}"):
+            status, head, body = server.get(path)
+            assert status == 401, (path, status)
+            assert b"r-ok" not in body and b"nightly" not in body, path
+            assert head["www-authenticate"].startswith("Bearer")
+        for action in ("cancel", "resume", "signal", "approve", "reject"):
+            status, _, _ = server.post(f"/actions/{action}", {"run_id": "r-ok"})
+            assert status == 401
+        # a browser without the cookie gets the login form
+        status, _, body = server.get("/run?id=r-ok", accept="text/html")
+        assert status == 401 and b'name="token"' in body and b"nightly" not in body
+        assert b'value="/run?id=r-ok"' in body  # where to go after logging in
+        # a wrong token in the form: refused; the right one: a cookie that works
+        status, _, body = server.post("/login", {"token": "nope" * 5, "next": "/"})
+        assert status == 401 and b"not the token" in body
+        status, head, _ = server.post("/login", {"token": TOKEN, "next": "//evil.example/"})
+        assert status == 303 and head["location"] == "/"  # never to another site
+        cookie = head["set-cookie"].split(";", 1)[0]
+        assert TOKEN not in cookie and "HttpOnly" in head["set-cookie"]
+        status, _, body = server.get("/api/runs", cookie=cookie)
+        assert status == 200 and json.loads(body)["total"] == 3
+        # scripts: a bearer header
+        status, _, body = server.get("/api/run?id=r-ok", authorization=f"Bearer {TOKEN}")
+        assert status == 200 and json.loads(body)["status"] == "succeeded"
+        status, _, _ = server.get("/api/runs", authorization="Bearer " + "x" * len(TOKEN))
+        assert status == 401
+        # ?token= once: a cookie, and the token leaves the address
+        status, head, _ = server.get(f"/run?id=r-ok&token={TOKEN}")
+        assert status == 303 and head["location"] == "/run?id=r-ok"
+        assert head["set-cookie"].split(";", 1)[0] == cookie
+        # any address works with the token: no host check
+        status, _, _ = server.get("/api/runs", host="dashboard.example:8080",
+                                  authorization=f"Bearer {TOKEN}")
+        assert status == 200
+    finally:
+        server.stop()
+    log = server.stderr
+    assert "GET /api/runs 200" in log and "/run?id=r-ok&token=***" in log
+    assert TOKEN not in log
+
+
+def test_token_rules_in_a_browser(store_path: Path, tmp_path: Path) -> None:
+    executable = chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed")
+    server = Server(store_path, env={"FLOWRT_UI_TOKEN": TOKEN})
+    b = Browser(executable, tmp_path)
+    try:
+        page = b.new_page()
+        page.goto(server.url + "/run?id=r-ok")
+        assert page.eval("!!document.querySelector('input[name=token]')")
+        assert page.eval("document.body.innerText.includes('nightly')") is False
+        shot(page, tmp_path, "login")
+        page.eval(f"document.querySelector('input[name=token]').value = {json.dumps(TOKEN)};"
+                  "document.querySelector('form').submit()")
+        page.wait_for("!!document.querySelector('h1[data-run]')")
+        assert page.eval("location.href") == server.url + "/run?id=r-ok"
+        assert page.eval("document.querySelector('h1[data-run]').dataset.state") == "succeeded"
+        assert page.eval("document.cookie") == ""  # HttpOnly: no script reads the cookies
+        # logging out: the next page is the login form again
+        page.eval("document.querySelector('form.logout').submit()")
+        page.wait_for("!!document.querySelector('input[name=token]')")
+        other = Browser(executable, tmp_path / "second")
+        try:
+            fresh = other.new_page()
+            fresh.goto(f"{server.url}/?token={TOKEN}")
+            fresh.wait_for("!!document.querySelector('tr[data-run]')")
+            assert TOKEN not in fresh.eval("location.href")
+            assert fresh.eval("history.length") <= 2
+        finally:
+            other.close()
+    finally:
+        b.close()
+        server.stop()
+
+
+# -- plain HTTP: every route -----------------------------------------------------------------
+
+
+def test_every_route_over_plain_http(server: Server) -> None:
+    def html(path: str) -> tuple[int, str]:
+        status, head, body = server.get(path, accept="text/html")
+        if status == 200:
+            assert head["content-type"] == "text/html; charset=utf-8"
+            assert head["cache-control"] == "no-store"
+            assert "script-src 'self'" in head["content-security-policy"]
+            assert head["x-frame-options"] == "DENY" and head["referrer-policy"] == "no-referrer"
+        return status, body.decode()
+
+    status, text = html("/")
+    assert status == 200 and 'data-run="r-ok"' in text and "3 in the store" in text
+    status, text = html("/?status=failed&workflow=shop&since=24h&q=mix&top=1")
+    assert status == 200 and 'data-run="r-mixed"' in text and 'data-run="r-ok"' not in text
+    assert html("/?status=bogus")[0] == 400
+    assert "is none of" in html("/?status=bogus")[1]
+    assert html("/?from=yesterday")[0] == 400
+    assert html("/?page=0")[0] == 400
+    status, text = html("/run?id=r-ok")
+    assert status == 200 and 'data-node="extract"' in text
+    status, text = html("/run?id=r-okk")
+    assert status == 404 and "No such run" in text and "/run?id=r-ok" in text  # the near one
+    status, text = html("/schedules")
+    assert status == 200 and "Schedules" in text
+    status, text = html("/workers")
+    assert status == 200 and "No process holds a run now." in text
+    assert html("/no-such-page")[0] == 404
+    assert server.get("/no-such-page")[0] == 404
+    # live parts: JSON, then 204 while nothing changed
+    for path in ("/live/runs?status=failed", "/live/run?id=r-mixed", "/live/schedules",
+                 "/live/workers"):
+        status, head, body = server.get(path)
+        assert status == 200 and head["content-type"] == "application/json", path
+        data = json.loads(body)
+        assert data["v"] and data["sections"], path
+        sep = "&" if "?" in path else "?"
+        status, _, body = server.get(f"{path}{sep}v={data['v']}")
+        assert status == 204 and body == b"", path
+    assert server.get("/live/run?id=missing")[0] == 404
+    # the JSON API
+    status, _, body = server.get("/api/runs?status=failed")
+    data = json.loads(body)
+    assert status == 200 and data["total"] == 2 and data["counts"]["succeeded"] == 1
+    assert {r["run_id"] for r in data["runs"]} == {"r-mixed", HOSTILE_RUN}
+    status, _, body = server.get("/api/run?id=r-mixed")
+    data = json.loads(body)
+    assert status == 200 and data["nodes"]["stock"]["status"] == "failed"
+    assert data["parent"] is None and data["children"] == []
+    assert server.get("/api/run?id=missing")[0] == 404
+    assert json.loads(server.get("/api/schedules")[2]) == []
+    assert json.loads(server.get("/api/workers")[2]) == []
+    assert server.get("/api/runs?limit=x")[0] == 400
+    # static files, from the package
+    for name, kind in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css"),
+                       ("report.css", "text/css"), ("favicon.svg", "image/svg+xml")):
+        status, head, body = server.get(f"/static/{name}")
+        assert status == 200 and head["content-type"].startswith(kind) and body, name
+    assert server.get("/static/nope.js")[0] == 404
+    assert server.get("/static/../_app.py")[0] == 404
+    # the login form answers without a token configured too; logging in just goes on
+    assert server.get("/login")[0] == 200
+    status, head, _ = server.post("/login", {"token": "", "next": "/workers"})
+    assert status == 303 and head["location"] == "/workers"
+    # HEAD as GET, without a body
+    status, _, body = server.request("HEAD", "/")
+    assert status == 200 and body == b""
+
+
+def test_no_action_is_reachable_by_get(server: Server) -> None:
+    for action in ("cancel", "resume", "signal", "approve", "reject"):
+        for method in ("GET", "HEAD", "PUT", "DELETE"):
+            status, _, _ = server.request(method, f"/actions/{action}?run_id=r-ok")
+            assert status == 405, (action, method, status)
+    assert server.request("GET", "/logout")[0] == 405
+
+
+def test_actions_need_the_pages_csrf_token_and_origin(server: Server, store_path: Path) -> None:
+    session, csrf = session_of(server, "/run?id=r-mixed")
+    cookie = f"flowrt_ui_session={session}"
+    form = {"run_id": "r-mixed"}
+    # no token, someone else's, another session's: refused, and nothing changes
+    for fields, headers in (
+        (form, {"cookie": cookie}),
+        ({**form, "csrf": "0" * 64}, {"cookie": cookie}),
+        ({**form, "csrf": csrf}, {}),
+        ({**form, "csrf": csrf}, {"cookie": "flowrt_ui_session=" + "a" * 32}),
+        ({**form, "csrf": csrf}, {"cookie": cookie, "origin": "http://evil.example"}),
+        ({**form, "csrf": csrf}, {"cookie": cookie, "sec-fetch-site": "cross-site"}),
+    ):
+        status, _, body = server.post("/actions/cancel", fields, headers)
+        assert status == 403, (fields, headers, status, body[:300])
+        assert b"refused" in body
+    status, _, _ = server.request("POST", "/actions/cancel", body=json.dumps(form).encode(),
+                                  headers={"content-type": "application/json",
+                                           "cookie": cookie})
+    assert status == 415
+    status, _, _ = server.post("/actions/cancel", {**form, "csrf": csrf, "x": "y" * 300_000},
+                               {"cookie": cookie})
+    assert status == 413
+    with flowrt.SQLiteStore(store_path) as store:
+        record = store.get_run("r-mixed")
+    assert record is not None and record.status == "failed"
+
+
+def test_a_foreign_host_header_is_refused(server: Server) -> None:
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1."""
+    status, _, body = server.get("/api/runs", host="evil.example:%d" % server.port)
+    assert status == 421 and b"r-ok" not in body
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}"):
+        assert server.get("/api/runs", host=host)[0] == 200
+
+
+def test_ctrl_c_stops_the_server(store_path: Path) -> None:
+    s = Server(store_path)
+    assert s.get("/api/runs")[0] == 200
+    code = s.stop()
+    assert code in (0, 130), s.stderr
+    assert "Traceback" not in s.stderr
+
+
+def _unused(*_: Any) -> None:
+    textwrap.dedent("")
