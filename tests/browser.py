@@ -10,6 +10,7 @@ for what a person would see rather than sleeping.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -106,20 +107,16 @@ class Browser:
 
     def close(self) -> None:
         """Close the browser (killed if it does not go within 10 seconds)."""
-        try:
+        with contextlib.suppress(BrowserError, OSError):
             self.send("Browser.close", timeout=5)
-        except (BrowserError, OSError):
-            pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         for fd in (self._to_browser, self._from_browser):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 class Page:

@@ -18,20 +18,17 @@ import select
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
+from browser import Browser, Page, chromium
+from test_report import mixed_workflow
 
 import flowrt
 from flowrt.tools.viz import COLOURS
-
-from browser import Browser, Page, chromium
-from test_report import mixed_workflow
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "t0ken-" + "x" * 26
@@ -192,7 +189,7 @@ def test_runs_page_lists_the_runs_with_their_statuses(server: Server, browser: B
                        "'.counts a'), a => [a.dataset.state, a.querySelector('b').textContent]))")
     assert counts == {"": "3", "succeeded": "1", "failed": "2"}
     # the links lead to the runs' pages, the hostile id included
-    href = page.eval(f"document.querySelector('tr[data-run=\"r-mixed\"] a').href")
+    href = page.eval("document.querySelector('tr[data-run=\"r-mixed\"] a').href")
     assert href == server.url + "/run?id=r-mixed"
     # filtering by status, through the form as a person would
     page.eval("document.querySelector('select[name=status]').value = 'failed';"
@@ -557,7 +554,7 @@ def test_actions_need_the_pages_csrf_token_and_origin(server: Server, store_path
 
 def test_a_foreign_host_header_is_refused(server: Server) -> None:
     """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1."""
-    status, _, body = server.get("/api/runs", host="evil.example:%d" % server.port)
+    status, _, body = server.get("/api/runs", host=f"evil.example:{server.port}")
     assert status == 421 and b"r-ok" not in body
     for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}"):
         assert server.get("/api/runs", host=host)[0] == 200
@@ -570,6 +567,3 @@ def test_ctrl_c_stops_the_server(store_path: Path) -> None:
     assert code in (0, 130), s.stderr
     assert "Traceback" not in s.stderr
 
-
-def _unused(*_: Any) -> None:
-    textwrap.dedent("")

@@ -26,7 +26,7 @@
 
   if (!main) return;
   const url = main.dataset.liveUrl;
-  const every = parseInt(main.dataset.every, 10) || 1500;
+  let every = parseInt(main.dataset.every, 10) || 1500;
   let version = main.dataset.version || "";
   const waiting = new Map();  // parts not swapped yet: someone is typing in them
 
@@ -66,6 +66,8 @@
         const response = await fetch(url + sep + "v=" + encodeURIComponent(version), {
           cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" },
         });
+        const next = parseInt(response.headers.get("x-next-poll"), 10);
+        if (next > 0) every = next;  // the server says how often it can afford to be asked
         if (response.status === 200) {
           const data = await response.json();
           version = data.v;
