@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -37,6 +38,12 @@ def chromium() -> str | None:
     return None
 
 
+def _above_9(fd: int) -> int:
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return high
+
+
 class Browser:
     """A headless Chromium with a profile in ``folder``; close it with :meth:`close`."""
 
@@ -44,6 +51,9 @@ class Browser:
                  height: int = 1000) -> None:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
+        # the browser's ends move above 9 first, so that placing them at 3 and 4 in the
+        # child never closes one of them (a pipe may well get descriptor 3 or 4 here)
+        to_browser_r, from_browser_w = (_above_9(to_browser_r), _above_9(from_browser_w))
         flags = ["--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
                  f"--user-data-dir={folder / 'profile'}", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",

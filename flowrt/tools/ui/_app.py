@@ -51,11 +51,13 @@ from ._data import (
 )
 from ._pages import (
     Layout,
+    RunForms,
     Waits,
     error_body,
     login_page,
     missing_run,
     run_body,
+    run_form_sections,
     run_heavy_sections,
     run_light_sections,
     run_links,
@@ -147,8 +149,10 @@ class Dashboard:
         self.max_nodes = max_nodes
         self.cache = RunsCache(store, refresh)
         self.static = _static_files()
-        #: run id -> (what its page showed, its sections, its title): see _run_sections
-        self._pages: OrderedDict[str, tuple[Any, dict[str, str], str]] = OrderedDict()
+        #: run id -> (what its page showed, its sections, its forms, its title): see
+        #: _run_sections
+        self._pages: OrderedDict[str, tuple[Any, dict[str, str], RunForms, str]] = (
+            OrderedDict())
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -320,23 +324,28 @@ class Dashboard:
             if stored is None:
                 return None
             record = stored.record
-        key = (layout.csrf, layout.base, self._run_key(run_id, record, stored))
+        key = (layout.base, self._run_key(run_id, record, stored))
         cached = self._pages.get(run_id)
+        run = None
         if cached is not None and cached[0] == key:
             self._pages.move_to_end(run_id)
-            return None, cached[1], cached[2]
-        run = self._read_run(run_id, stored)
-        if run is None:
-            return None
-        links = run_links(layout, run_id, run.children)
-        sections = {**run_light_sections(layout, run.view, run.data, run.waits, run.children,
-                                         run.parent, actions=_actions.available()),
-                    **run_heavy_sections(run.view, run.data, links, self.max_nodes)}
-        title = f"{run.view.workflow} \u00b7 run {run.view.run_id}"
-        self._pages[run_id] = (key, sections, title)
-        while len(self._pages) > 32:
-            self._pages.popitem(last=False)
-        return run, sections, title
+            _, sections, forms, title = cached
+        else:
+            run = self._read_run(run_id, stored)
+            if run is None:
+                return None
+            links = run_links(layout, run_id, run.children)
+            light, forms = run_light_sections(layout, run.view, run.data, run.waits,
+                                              run.children, run.parent)
+            sections = {**light, **run_heavy_sections(run.view, run.data, links,
+                                                      self.max_nodes)}
+            title = f"{run.view.workflow} \u00b7 run {run.view.run_id}"
+            self._pages[run_id] = (key, sections, forms, title)
+            while len(self._pages) > 32:
+                self._pages.popitem(last=False)
+        # the forms carry the session's CSRF token: drawn for each look (they are small)
+        return run, {**sections, **run_form_sections(layout, forms,
+                                                     actions=_actions.available())}, title
 
     def _missing(self, run_id: str) -> list[str]:
         ids = self.cache.get().ids

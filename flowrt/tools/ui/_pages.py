@@ -27,8 +27,9 @@ from ..report import RunPage
 from ..viz import COLOURS
 from ._data import PAGE_SIZE, SINCE, STATES, Children, Holder, RunFilter, Snapshot, state_of
 
-__all__ = ["Layout", "Waits", "colour", "e", "login_page", "run_heavy_sections",
-           "run_light_sections", "runs_sections", "schedules_sections", "workers_sections"]
+__all__ = ["Layout", "RunForms", "Waits", "colour", "e", "login_page", "run_form_sections",
+           "run_heavy_sections", "run_light_sections", "runs_sections", "schedules_sections",
+           "workers_sections"]
 
 #: colours of run states that are no node status (node statuses use viz.COLOURS)
 RUN_COLOURS = {
@@ -388,18 +389,40 @@ def _items(data: Mapping[str, Any]) -> str:
     return '<h2 id="items">Map items</h2>' + "".join(out) if out else ""
 
 
+class RunForms:
+    """What a run's forms depend on, kept small so that a page cache can hold it:
+    ``run_id``, ``state``, its :class:`Waits`, and the status of each of its wait nodes
+    (``statuses``)."""
+
+    def __init__(self, run_id: str, state: str, waits: Waits,
+                 statuses: Mapping[str, str]) -> None:
+        self.run_id = run_id
+        self.state = state
+        self.waits = waits
+        self.statuses = dict(statuses)
+
+
 def run_light_sections(layout: Layout, view: RunView, data: Mapping[str, Any], waits: Waits,
-                       children: Children, parent: str | None, *,
-                       actions: bool = True) -> dict[str, str]:
-    """The parts of a run page that are cheap to draw: ``header`` (status, facts,
-    counts, inputs), ``actions`` (cancel, resume), ``waits`` (what a waiting run waits
-    for, with the forms that signal, approve or reject it) and ``children`` (its
-    sub-workflow runs and map items). Without ``actions`` the page offers no form."""
+                       children: Children, parent: str | None) -> tuple[dict[str, str],
+                                                                        RunForms]:
+    """The parts of a run page that are cheap to draw and hold no form: ``header``
+    (status, facts, counts, inputs) and ``children`` (its sub-workflow runs and map
+    items); and what its forms need (:func:`run_form_sections`)."""
     state = state_of(data)
-    return {"header": _run_header(layout, view, data, state, parent),
-            "actions": _run_actions(layout, view, state) if actions else "",
-            "waits": _waits(layout, view, waits, state, actions),
-            "children": _children(layout, view, children)}
+    statuses = {n.name: n.status for n in view.nodes if n.name in waits.kinds}
+    return ({"header": _run_header(layout, view, data, state, parent),
+             "children": _children(layout, view, children)},
+            RunForms(view.run_id, state, waits, statuses))
+
+
+def run_form_sections(layout: Layout, forms: RunForms, *, actions: bool = True
+                      ) -> dict[str, str]:
+    """The parts of a run page with forms (drawn for each browser session: they carry
+    its CSRF token): ``actions`` (cancel, resume) and ``waits`` (what a waiting run
+    waits for, with the forms that signal, approve or reject it). Without ``actions``
+    the page offers no form."""
+    return {"actions": _run_actions(layout, forms.run_id, forms.state) if actions else "",
+            "waits": _waits(layout, forms, actions)}
 
 
 def _run_header(layout: Layout, view: RunView, data: Mapping[str, Any], state: str,
@@ -455,9 +478,9 @@ def _run_header(layout: Layout, view: RunView, data: Mapping[str, Any], state: s
     return "\n".join(out)
 
 
-def _run_actions(layout: Layout, view: RunView, state: str) -> str:
+def _run_actions(layout: Layout, run_id: str, state: str) -> str:
     forms = []
-    fields = {"run_id": view.run_id}
+    fields = {"run_id": run_id}
     if state in ("queued", "running", "waiting", "interrupted"):
         forms.append(layout.form("cancel", fields,
                                  '<button type="submit" class="danger">Cancel the run</button>'))
@@ -477,10 +500,10 @@ def _run_actions(layout: Layout, view: RunView, state: str) -> str:
     return f'<div class="actions">{"".join(forms)}<span class="note">{e(what)}</span></div>'
 
 
-def _waits(layout: Layout, view: RunView, waits: Waits, state: str, actions: bool) -> str:
+def _waits(layout: Layout, forms: RunForms, actions: bool) -> str:
+    waits, state, statuses, run_id = forms.waits, forms.state, forms.statuses, forms.run_id
     if not waits.kinds and not waits.waiting:
         return ""
-    statuses = {n.name: n.status for n in view.nodes}
     out = ['<h2 id="waits">Waits</h2>']
     if waits.waiting:
         rows = []
@@ -491,7 +514,7 @@ def _waits(layout: Layout, view: RunView, waits: Waits, state: str, actions: boo
                 if due is not None else "no timeout"
             got = " \u00b7 a signal is stored: the run wakes to take it" \
                 if w.get("signalled") is True else ""
-            form = _wait_form(layout, view.run_id, node, kind) if actions else ""
+            form = _wait_form(layout, run_id, node, kind) if actions else ""
             rows.append(f'<div class="wait" data-node="{e(node)}" data-kind="{e(kind)}">'
                         f'<p><b>{e(node)}</b> <span class="tag">{e(kind)}</span> waiting '
                         f"since {_time(_number(w.get('since')))}, {e(until)}{got}</p>"
@@ -508,7 +531,7 @@ def _waits(layout: Layout, view: RunView, waits: Waits, state: str, actions: boo
                    "yet (the signal is kept until it waits)</summary>"
                    + "".join(f'<div class="wait" data-node="{e(n)}"><p><b>{e(n)}</b> '
                              f'<span class="tag">{e(waits.kinds[n])}</span></p>'
-                             f"{_wait_form(layout, view.run_id, n, waits.kinds[n])}</div>"
+                             f"{_wait_form(layout, run_id, n, waits.kinds[n])}</div>"
                              for n in ahead) + "</details>")
     return "".join(out) if len(out) > 1 else ""
 
