@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
@@ -309,6 +310,13 @@ def test_run_page_follows_a_running_run_until_it_ends(tmp_path: Path, browser: B
         assert statuses == {"first": "succeeded", "gate": "pending", "last": "pending"}
         page.eval("window.__same_document = true")
         shot(page, tmp_path, "live-running")
+        # the workers page names the process holding it, and its lease
+        status, _, body = server.get("/workers", accept="text/html")
+        assert status == 200 and f'data-holder="{os.uname().nodename}:{runner.pid}"'.encode() \
+            in body and b'data-state="live"' in body and b"r-live" in body
+        holders = json.loads(server.get("/api/workers")[2])
+        assert [(h["pid"], h["gone"], h["runs"]) for h in holders] == [
+            (runner.pid, False, ["r-live"])]
         go.touch()
         page.wait_for("document.querySelector('h1[data-run]').dataset.state === 'succeeded'",
                       timeout=30)
@@ -567,3 +575,160 @@ def test_ctrl_c_stops_the_server(store_path: Path) -> None:
     assert code in (0, 130), s.stderr
     assert "Traceback" not in s.stderr
 
+
+
+def test_mounted_under_a_path_in_another_app(store_path: Path) -> None:
+    """``create_app`` inside a service's own Starlette app: links, login and static files
+    follow the mount path."""
+    import anyio
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from flowrt.tools.ui import create_app
+
+    store = flowrt.SQLiteStore(store_path)
+    app = Starlette(routes=[Mount("/flowrt", app=create_app(store, token=TOKEN))])
+
+    async def call(method: str, path: str, query: str = "", body: bytes = b"",
+                   **headers: str) -> tuple[int, dict[str, str], bytes]:
+        sent: list[dict[str, Any]] = []
+        scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(),
+                 "query_string": query.encode(), "root_path": "", "http_version": "1.1",
+                 "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+                 "headers": [(b"host", b"127.0.0.1"), (b"accept", b"text/html"),
+                             *((k.replace("_", "-").encode(), v.encode())
+                               for k, v in headers.items())]}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        head = {k.decode(): v.decode() for k, v in sent[0].get("headers", [])}
+        return sent[0]["status"], head, b"".join(m.get("body", b"") for m in sent[1:])
+
+    async def scenario() -> None:
+        status, _, body = await call("GET", "/flowrt/run", "id=r-ok")
+        assert status == 401 and b'action="/flowrt/login"' in body
+        assert b'value="/flowrt/run?id=r-ok"' in body
+        status, head, _ = await call("GET", "/flowrt/run", f"id=r-ok&token={TOKEN}")
+        assert status == 303 and head["location"] == "/flowrt/run?id=r-ok"
+        cookie = head["set-cookie"].split(";", 1)[0]
+        status, _, body = await call("GET", "/flowrt/run", "id=r-ok", cookie=cookie)
+        assert status == 200
+        assert b'href="/flowrt/static/dashboard.css"' in body and b'href="/flowrt/"' in body
+        assert b'data-live-url="/flowrt/live/run?id=r-ok"' in body
+        status, _, _ = await call("GET", "/flowrt/static/dashboard.js", cookie=cookie)
+        assert status == 200
+
+    try:
+        anyio.run(scenario)
+    finally:
+        store.close()
+
+
+def test_sub_workflow_runs_and_map_items_are_linked(tmp_path: Path) -> None:
+    """Child runs are stored as ``parent/node`` (a sub-workflow) and ``parent/node/i``
+    (map items): the parent's page links its nodes to them, they link back."""
+    store = tmp_path / "children.db"
+    parent = flowrt.Workflow("order")
+    parent.add("pay", lambda: 1)
+    parent.add("ship", lambda pay: pay, deps=["pay"])
+    parent.add("pack", lambda pay: pay, deps=["pay"])
+    assert parent.run_sync(store=str(store), run_id="o1").ok
+    assert ok_workflow().run_sync(store=str(store), run_id="o1/ship").ok
+    for i in range(3):
+        assert ok_workflow().run_sync(store=str(store), run_id=f"o1/pack/{i}").ok
+    server = Server(store)
+    try:
+        status, _, body = server.get("/run?id=o1", accept="text/html")
+        text = body.decode()
+        assert status == 200
+        # the graph's box and the table's name of 'ship' lead to its child run
+        assert '<a href="/run?id=o1%2Fship"><g class="node" data-node="ship"' in text
+        assert '<a href="/?q=o1%2Fpack%2F">pack</a>' in text
+        assert text.count('data-run="o1/pack/') == 3 and 'data-run="o1/ship"' in text
+        status, _, body = server.get("/run?id=o1%2Fpack%2F2", accept="text/html")
+        assert status == 200 and b'part of run <a href="/run?id=o1">o1</a>' in body
+        status, _, body = server.get("/?top=1", accept="text/html")
+        assert body.count(b"<tr data-run=") == 1 and b'data-run="o1"' in body
+        data = json.loads(server.get("/api/run?id=o1%2Fship")[2])
+        assert data["parent"] == "o1"
+        data = json.loads(server.get("/api/run?id=o1")[2])
+        assert sorted(c["run_id"] for c in data["children"]) == [
+            "o1/pack/0", "o1/pack/1", "o1/pack/2", "o1/ship"]
+    finally:
+        server.stop()
+
+
+def test_waits_items_and_compensation_are_drawn() -> None:
+    """The parts of a run page for what a store of runs that wait, map and roll back
+    holds (the keys of ``StoredRun.to_dict()``: ``waits``, ``waiting_for``, a map node's
+    ``items``, the statuses ``compensated`` / ``compensation_failed``), escaped."""
+    from flowrt.tools._view import RunView
+    from flowrt.tools.ui._data import Children
+    from flowrt.tools.ui._pages import (
+        Layout,
+        Waits,
+        run_form_sections,
+        run_heavy_sections,
+        run_light_sections,
+    )
+
+    def node(status: str, **more: Any) -> dict[str, Any]:
+        return {"status": status, "attempts": 1 if status != "pending" else 0,
+                "started": 1000.0, "finished": 1001.0, "error": None, "traceback": None,
+                "deps": [], "restored": False, **more}
+
+    data = {
+        "run_id": "r1", "workflow": "wf", "status": "waiting", "created": 1000.0,
+        "started": 1000.0, "finished": None, "resumes": 0, "interrupted": False,
+        "queue": "default", "due": None, "recoveries": 0, "error": None,
+        "waits": {HOSTILE_NODE: "approval", "webhook": "signal", "later": "signal",
+                  "cool": "timer"},
+        "waiting_for": [
+            {"node": HOSTILE_NODE, "kind": "approval", "since": 1000.5, "due": 2000.0,
+             "signalled": False},
+            {"node": "webhook", "kind": "signal", "since": 1000.5, "due": None,
+             "signalled": True}],
+        "nodes": {
+            "pay": node("compensated"),
+            "reserve": node("compensation_failed", error=HOSTILE_ERROR),
+            "files": node("succeeded"),
+            "parse": node("failed", items=[
+                {"status": "succeeded", "attempts": 1, "error": None},
+                {"status": "failed", "attempts": 3, "error": HOSTILE_ERROR}]),
+            HOSTILE_NODE: node("waiting"), "webhook": node("waiting"),
+            "later": node("pending"), "cool": node("pending"),
+        },
+    }
+    view = RunView.from_dict(data)
+    layout = Layout("", "store", "c" * 64)
+    waits = Waits(data["waits"], data["waiting_for"])
+    light, forms = run_light_sections(layout, view, data, waits, Children({}), None)
+    sections = {**light, **run_form_sections(layout, forms),
+                **run_heavy_sections(view, data, {}, 300)}
+    page = "".join(sections.values())
+    for hostile in (HOSTILE_NODE, HOSTILE_ERROR):
+        assert hostile not in page
+    assert "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;" in page
+    waits_html = sections["waits"]
+    # an approval: who, a comment, approve and reject; a signal: a JSON payload and an id
+    assert 'data-action="approve"' in waits_html and 'formaction="/actions/reject"' in waits_html
+    assert 'name="by" required' in waits_html
+    assert 'data-action="signal"' in waits_html and 'name="payload"' in waits_html
+    assert "a signal is stored" in waits_html and "times out at" in waits_html
+    assert waits_html.count('name="csrf" value="' + "c" * 64 + '"') == 3  # and 'later'
+    assert "not waiting yet" in waits_html and 'value="later"' in waits_html
+    assert 'value="cool"' not in waits_html  # a timer takes no signal
+    assert 'data-action="cancel"' in sections["actions"]
+    assert 'data-action="resume"' in sections["actions"] and "Wake it now" in sections["actions"]
+    assert "Compensation" in sections["compensation"]
+    assert "1 node undone, 1 compensation failed" in sections["compensation"]
+    items = sections["items"]
+    assert 'data-item="1" data-status="failed"' in items and "2 items" in items
+    # without the store operations, no form at all
+    assert run_form_sections(layout, forms, actions=False)["actions"] == ""
+    assert "<form" not in run_form_sections(layout, forms, actions=False)["waits"]

@@ -213,6 +213,9 @@ class Guard:
                                     "127.0.0.1, localhost or [::1] only.\n")
             return
         path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted under a path: the dashboard's own part
+            path = path[len(root):]
         if self.token is None:
             await app(scope, receive, send)
             return
