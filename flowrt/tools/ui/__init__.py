@@ -17,6 +17,12 @@ service's own ASGI application::
     app = create_app(SQLiteStore("runs.db"))      # uvicorn module:app
 """
 
-from ._app import create_app
+try:
+    from ._app import create_app
+except ModuleNotFoundError as error:  # said once, clearly, rather than deep in Starlette
+    if error.name not in ("starlette", "uvicorn"):
+        raise
+    raise ModuleNotFoundError(f"flowrt.tools.ui needs the 'ui' extra ({error.name} is not "
+                              "installed): pip install 'flowrt[ui]'", name=error.name) from None
 
 __all__ = ["create_app"]
