@@ -39,7 +39,7 @@ from ...errors import StoreError
 from .._view import RunView
 from ..report import CSS as REPORT_CSS
 from ..report import MAX_NODES
-from . import _actions
+from ._actions import ACTIONS, ActionError, available, perform
 from ._data import (
     BadRequest,
     RunFilter,
@@ -345,7 +345,7 @@ class Dashboard:
                 self._pages.popitem(last=False)
         # the forms carry the session's CSRF token: drawn for each look (they are small)
         return run, {**sections, **run_form_sections(layout, forms,
-                                                     actions=_actions.available())}, title
+                                                     actions=available())}, title
 
     def _missing(self, run_id: str) -> list[str]:
         ids = self.cache.get().ids
@@ -489,18 +489,18 @@ class Dashboard:
     async def _form(self, request: Request) -> dict[str, str]:
         kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if kind != "application/x-www-form-urlencoded":
-            raise _actions.ActionError("send the form as application/x-www-form-urlencoded",
+            raise ActionError("send the form as application/x-www-form-urlencoded",
                                        415)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                raise _actions.ActionError(f"the form is larger than {MAX_BODY:,} bytes", 413)
+                raise ActionError(f"the form is larger than {MAX_BODY:,} bytes", 413)
         try:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                               max_num_fields=32, strict_parsing=False)
         except (UnicodeDecodeError, ValueError) as error:
-            raise _actions.ActionError(f"the form cannot be read: {error}") from None
+            raise ActionError(f"the form cannot be read: {error}") from None
         form: dict[str, str] = {}
         for k, v in pairs:
             form.setdefault(k, v)  # the first of a repeated field
@@ -522,18 +522,18 @@ class Dashboard:
             if request.scope.get("state", {}).get("auth") != "bearer":
                 # a browser: the form must be this dashboard's own
                 if not self._same_origin(request):
-                    raise _actions.ActionError("refused: the request comes from another site",
+                    raise ActionError("refused: the request comes from another site",
                                                403)
                 if not self.guard.csrf_ok(request.cookies.get(SESSION_COOKIE),
                                           form.get("csrf")):
-                    raise _actions.ActionError(
+                    raise ActionError(
                         "refused: the form is not this dashboard's, or is from before it "
                         "restarted (reload the page and try again)", 403)
-            if action not in _actions.ACTIONS:
-                raise _actions.ActionError(f"no action {action!r}; the actions: "
-                                           f"{', '.join(_actions.ACTIONS)}", 404)
-            done = await self._thread(_actions.perform, self.store, action, form)
-        except _actions.ActionError as error:
+            if action not in ACTIONS:
+                raise ActionError(f"no action {action!r}; the actions: "
+                                           f"{', '.join(ACTIONS)}", 404)
+            done = await self._thread(perform, self.store, action, form)
+        except ActionError as error:
             return await self._refused(request, error, locals().get("form"))
         self.cache.forget()
         run_id = form.get("run_id", "")
@@ -546,7 +546,7 @@ class Dashboard:
             FLASH_COOKIE, quote(done.message[:1000], safe=""), max_age=60))
         return response
 
-    async def _refused(self, request: Request, error: _actions.ActionError,
+    async def _refused(self, request: Request, error: ActionError,
                        form: Mapping[str, str] | None) -> Response:
         accept = request.headers.get("accept", "")
         run_id = (form or {}).get("run_id", "")
@@ -569,7 +569,7 @@ class Dashboard:
         base = request.scope.get("root_path", "")
         try:
             form = await self._form(request)
-        except _actions.ActionError as error:
+        except ActionError as error:
             return self._html(login_page(base, base + "/", str(error)), status=error.status)
         target = safe_next(form.get("next"), base)
         if self.guard.token is None:
@@ -586,7 +586,7 @@ class Dashboard:
         base = request.scope.get("root_path", "")
         try:
             form = await self._form(request)
-        except _actions.ActionError as error:
+        except ActionError as error:
             return _json({"ok": False, "error": str(error)}, error.status)
         if not self.guard.csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf")):
             return _json({"ok": False, "error": "refused: not this dashboard's form"}, 403)
