@@ -84,12 +84,14 @@ _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; cha
                  ".svg": "image/svg+xml"}
 
 
-def _version(sections: Mapping[str, str]) -> str:
+def _version(sections: Mapping[str, str], csrf: str) -> str:
+    """A page's version: a hash of its live parts, but for the session's CSRF token (a
+    client that keeps no cookie gets a new session each time, and the same version)."""
     digest = hashlib.blake2b(digest_size=12)
     for name in sorted(sections):
         digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(sections[name].encode("utf-8", "backslashreplace"))
+        digest.update(sections[name].replace(csrf, "").encode("utf-8", "backslashreplace"))
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -201,11 +203,12 @@ class Dashboard:
                                                     str(error)), status=500)
 
     @staticmethod
-    def _live(sections: Mapping[str, str], given: str | None, cost: float) -> Response:
+    def _live(layout: Layout, sections: Mapping[str, str], given: str | None,
+              cost: float) -> Response:
         """The live parts of a page, or 204 when the page (at version ``given``) has
         them. ``X-Next-Poll``: when to ask again (ms): a page that takes the server
         ``cost`` seconds to look at is asked for at most a tenth of the time."""
-        version = _version(sections)
+        version = _version(sections, layout.csrf)
         every = str(max(POLL_MS, min(10_000, int(cost * 10_000))))
         headers = {"cache-control": "no-store", "x-next-poll": every}
         if given == version:
@@ -236,7 +239,7 @@ class Dashboard:
         live = layout.url("/live/runs", flt.params())
         text = layout.page("runs", "runs", runs_body(layout, snap, flt, sections,
                                                      self._flash(request)),
-                           live=live, version=_version(sections), every=POLL_MS)
+                           live=live, version=_version(sections, layout.csrf), every=POLL_MS)
         return self._html(text, session=session, clear_flash=FLASH_COOKIE in request.cookies)
 
     async def live_runs(self, request: Request) -> Response:
@@ -253,7 +256,7 @@ class Dashboard:
         # the store's runs are read at most once per refresh, whoever asks: what this
         # look cost is the reading's share plus the drawing
         cost = max(time.perf_counter() - t0, snap.cost)
-        return self._live(sections, request.query_params.get("v"), cost)
+        return self._live(layout, sections, request.query_params.get("v"), cost)
 
     async def api_runs(self, request: Request) -> Response:
         try:
@@ -369,7 +372,7 @@ class Dashboard:
         _, sections, title = found
         live = layout.url("/live/run", {"id": run_id})
         body = run_body(sections, None if error else self._flash(request), error)
-        text = layout.page(title, "runs", body, live=live, version=_version(sections),
+        text = layout.page(title, "runs", body, live=live, version=_version(sections, layout.csrf),
                            every=POLL_MS)
         return self._html(text, status=status, session=session,
                           clear_flash=FLASH_COOKIE in request.cookies)
@@ -384,7 +387,7 @@ class Dashboard:
             return _json({"error": str(error)}, 500)
         if found is None:
             return _json({"error": f"no run {run_id!r} in the store"}, 404)
-        return self._live(found[1], request.query_params.get("v"), time.perf_counter() - t0)
+        return self._live(layout, found[1], request.query_params.get("v"), time.perf_counter() - t0)
 
     async def api_run(self, request: Request) -> Response:
         run_id = request.query_params.get("id", "")
@@ -428,8 +431,8 @@ class Dashboard:
                 "at each slot (<code>sched:NAME:SLOT</code>); a worker fires the slots that "
                 "are due.</p>" + f'<div data-live="schedules">{sections["schedules"]}</div>')
         text = layout.page("schedules", "schedules", body,
-                           live=layout.url("/live/schedules"), version=_version(sections),
-                           every=POLL_MS)
+                           live=layout.url("/live/schedules"),
+                           version=_version(sections, layout.csrf), every=POLL_MS)
         return self._html(text, session=session)
 
     async def live_schedules(self, request: Request) -> Response:
@@ -438,7 +441,7 @@ class Dashboard:
             sections = await self._thread(self._schedules_sections, layout)
         except StoreError as error:
             return _json({"error": str(error)}, 500)
-        return self._live(sections, request.query_params.get("v"), self.cache.get().cost)
+        return self._live(layout, sections, request.query_params.get("v"), self.cache.get().cost)
 
     async def api_schedules(self, request: Request) -> Response:
         try:
@@ -464,7 +467,7 @@ class Dashboard:
                 f'<h2>Processes holding runs</h2><div data-live="holders">{sections["holders"]}'
                 '</div><h2>Queues</h2><div data-live="queues">' + sections["queues"] + "</div>")
         text = layout.page("workers", "workers", body, live=layout.url("/live/workers"),
-                           version=_version(sections), every=POLL_MS)
+                           version=_version(sections, layout.csrf), every=POLL_MS)
         return self._html(text, session=session)
 
     async def live_workers(self, request: Request) -> Response:
@@ -473,7 +476,7 @@ class Dashboard:
             sections = await self._thread(self._workers_sections, layout)
         except StoreError as error:
             return _json({"error": str(error)}, 500)
-        return self._live(sections, request.query_params.get("v"), self.cache.get().cost)
+        return self._live(layout, sections, request.query_params.get("v"), self.cache.get().cost)
 
     async def api_workers(self, request: Request) -> Response:
         try:
