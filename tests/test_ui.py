@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import attrs
 import pytest
 from browser import Browser, Page, chromium
 from test_report import mixed_workflow
@@ -463,7 +464,7 @@ def test_every_route_over_plain_http(server: Server) -> None:
             assert head["content-type"] == "text/html; charset=utf-8"
             assert head["cache-control"] == "no-store"
             assert "script-src 'self'" in head["content-security-policy"]
-            assert head["x-frame-options"] == "DENY" and head["referrer-policy"] == "no-referrer"
+            assert head["x-frame-options"] == "DENY" and head["referrer-policy"] == "same-origin"
         return status, body.decode()
 
     status, text = html("/")
@@ -732,3 +733,190 @@ def test_waits_items_and_compensation_are_drawn() -> None:
     # without the store operations, no form at all
     assert run_form_sections(layout, forms, actions=False)["actions"] == ""
     assert "<form" not in run_form_sections(layout, forms, actions=False)["waits"]
+
+
+# -- actions from the page, checked through the store ---------------------------------------
+
+needs_controls = pytest.mark.skipif(
+    not __import__("flowrt.tools.ui._actions", fromlist=["available"]).available(),
+    reason="needs the store-level run controls of issue 14 (flowrt.durable.control)")
+
+PARKED_STRUCTURE = {"quote": [], "manager": ["quote"], "webhook": ["quote"],
+                    "order": ["manager", "webhook"]}
+
+
+def park(store_path: Path, run_id: str) -> None:
+    """A run parked as a worker parks it: 'quote' done, 'manager' (an approval) and
+    'webhook' (a signal) waiting, nothing holding it."""
+    from flowrt.durable import Lease, NodeRecord, RunRecord
+
+    now = time.time()
+    with flowrt.SQLiteStore(store_path) as store:
+        record = RunRecord(run_id, "approvals", "fp", PARKED_STRUCTURE, b'{"total": 120}',
+                           "queued", "json", now, now, queue="default", due=now,
+                           waits={"manager": "approval", "webhook": "signal"})
+        assert store.submit(record)  # type: ignore[attr-defined]
+        taken = store.claim_next(  # type: ignore[attr-defined]
+            Lease.mine(), lambda s: attrs.evolve(s.record, status="running", started=now),
+            now=now, workflows={"approvals": {"fp"}})
+        assert taken is not None
+        _, claim = taken
+        store.write(claim, [
+            NodeRecord("quote", "succeeded", 1, b"120", None, None, now, now + 0.1),
+            NodeRecord("manager", "waiting", 1, None, None, None, now + 0.1, None,
+                       due=now + 86400),  # type: ignore[call-arg]
+            NodeRecord("webhook", "waiting", 1, None, None, None, now + 0.1, None),
+        ], None)
+        store.finish(claim, "waiting", now + 0.2)
+        store.flush()
+        assert store.get_run(run_id).status == "waiting"  # type: ignore[union-attr]
+
+
+def click(page: Page, selector: str) -> None:
+    """Click the button ``selector`` (a form's submit) and wait for the next page."""
+    page.eval("window.__before_click = true")
+    page.eval(f"document.querySelector({json.dumps(selector)}).click()")
+    page.wait_for("window.__before_click === undefined && document.readyState === 'complete'")
+
+
+@needs_controls
+def test_approve_and_signal_from_the_page_change_the_stored_run(tmp_path: Path,
+                                                                browser: Browser) -> None:
+    store_path = tmp_path / "parked.db"
+    park(store_path, "p1")
+    park(store_path, "p2")
+    server = Server(store_path)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/run?id=p1")
+        assert page.eval("document.querySelector('h1[data-run]').dataset.state") == "waiting"
+        waiting = page.eval("Array.from(document.querySelectorAll('.wait'), "
+                            "w => [w.dataset.node, w.dataset.kind])")
+        assert waiting == [["manager", "approval"], ["webhook", "signal"]]
+        shot(page, tmp_path, "parked")
+        page.eval("document.querySelector('form[data-action=approve] input[name=by]').value"
+                  " = 'Ada'; document.querySelector('form[data-action=approve] "
+                  "input[name=comment]').value = 'within budget'")
+        click(page, "form[data-action=approve] button.ok")
+        assert page.eval("location.href") == server.url + "/run?id=p1"  # redirected back
+        assert "Approved 'manager' as Ada." in page.eval(
+            "document.querySelector('.flash.ok').textContent")
+        # a signal with a JSON payload and an id; the same id again changes nothing
+        for _ in range(2):
+            page.eval("document.querySelector('form[data-action=signal] textarea').value = "
+                      "'{\"paid\": 120}'; document.querySelector('form[data-action=signal] "
+                      "input[name=signal_id]').value = 'psp-7'")
+            click(page, "form[data-action=signal] button")
+        assert "was sent to this run before" in page.eval(
+            "document.querySelector('.flash.ok').textContent")
+        # a payload that is not JSON: refused on the page, nothing stored
+        page.eval("document.querySelector('form[data-action=signal] textarea').value = "
+                  "'{paid: 1'")
+        click(page, "form[data-action=signal] button")
+        assert "the payload is not JSON" in page.eval(
+            "document.querySelector('.flash.error').textContent")
+        # rejecting the other run's approval (the second button of the form)
+        page.goto(server.url + "/run?id=p2")
+        page.eval("document.querySelector('form[data-action=approve] input[name=by]').value"
+                  " = 'Bob'")
+        click(page, "form[data-action=approve] button.danger")
+        assert "Rejected 'manager' as Bob." in page.eval(
+            "document.querySelector('.flash.ok').textContent")
+    finally:
+        server.stop()
+    with flowrt.SQLiteStore(store_path) as store:
+        signals = store.signals("p1")  # type: ignore[attr-defined]
+        assert [(s.name, json.loads(s.payload), s.signal_id) for s in signals] == [
+            ("manager", {"approved": True, "by": "Ada", "comment": "within budget"}, None),
+            ("webhook", {"paid": 120}, "psp-7")]
+        assert store.get_run("p1").due <= time.time()  # type: ignore[union-attr]  # woken
+        rejected = store.signals("p2")  # type: ignore[attr-defined]
+        assert [(s.name, json.loads(s.payload)) for s in rejected] == [
+            ("manager", {"approved": False, "by": "Bob", "comment": None})]
+
+
+@needs_controls
+def test_cancel_and_resume_from_the_page_change_the_stored_run(tmp_path: Path,
+                                                               browser: Browser) -> None:
+    store = tmp_path / "cancel.db"
+    script = tmp_path / "live_flow.py"
+    script.write_text(LIVE_FLOW)
+    go = tmp_path / "go"
+    runner = subprocess.Popen([sys.executable, str(script), str(store), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=REPO)
+    server = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if store.exists():
+                with flowrt.SQLiteStore(store) as s:
+                    stored = s.load("r-live")
+                if stored is not None and "first" in stored.nodes:
+                    break
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.05)
+        server = Server(store)
+        page = browser.new_page()
+        page.goto(server.url + "/run?id=r-live")
+        assert page.eval("document.querySelector('h1[data-run]').dataset.state") == "running"
+        click(page, "form[data-action=cancel] button")
+        assert "Cancelled." in page.eval("document.querySelector('.flash.ok').textContent")
+        with flowrt.SQLiteStore(store) as s:
+            record = s.get_run("r-live")
+        assert record is not None and record.status == "cancelled"
+        go.touch()  # the holder goes on to its next checkpoint: fenced out there
+        runner.wait(60)
+        with flowrt.SQLiteStore(store) as s:
+            stored = s.load("r-live")
+        assert stored is not None and stored.record.status == "cancelled"
+        assert "gate" not in stored.nodes or stored.nodes["gate"].status != "succeeded"
+        # resumed from the page: back in the queue for a worker
+        page.goto(server.url + "/run?id=r-live")
+        page.wait_for("document.querySelector('h1[data-run]').dataset.state === 'cancelled'")
+        click(page, "form[data-action=resume] button")
+        assert "Resumed" in page.eval("document.querySelector('.flash.ok').textContent")
+        with flowrt.SQLiteStore(store) as s:
+            record = s.get_run("r-live")
+        assert record is not None and record.status == "queued"
+        page.wait_for("document.querySelector('h1[data-run]').dataset.state === 'queued'")
+    finally:
+        go.touch()
+        if runner.poll() is None:
+            runner.kill()
+        runner.wait()
+        if server is not None:
+            server.stop()
+
+
+@needs_controls
+def test_actions_over_http_and_their_refusals(tmp_path: Path) -> None:
+    store_path = tmp_path / "http.db"
+    park(store_path, "p1")
+    server = Server(store_path)
+    try:
+        session, csrf = session_of(server, "/run?id=p1")
+        headers = {"cookie": f"flowrt_ui_session={session}", "accept": "text/html"}
+
+        def act(action: str, **fields: str) -> tuple[int, http.client.HTTPMessage, bytes]:
+            return server.post(f"/actions/{action}", {"csrf": csrf, **fields}, headers)
+
+        status, _, body = act("signal", run_id="p1", name="managr", payload="1")
+        assert status == 409 and b"managr" in body and b"manager" in body  # the near match
+        status, _, body = act("cancel", run_id="nope")
+        assert status == 404 and b"nope" in body
+        status, _, body = act("approve", run_id="p1", name="manager")
+        assert status == 400 and b"&#x27;by&#x27;" in body
+        status, _, body = act("approve", run_id="p1", name="manager", by=HOSTILE_NODE)
+        assert status == 303
+        status, _, body = server.get("/run?id=p1", cookie=headers["cookie"] +
+                                     "; flowrt_ui_flash=" + quote(f"Approved as {HOSTILE_NODE}"),
+                                     accept="text/html")
+        assert HOSTILE_NODE.encode() not in body  # the message is escaped too
+        status, _head, body = server.post("/actions/cancel", {"run_id": "p1", "csrf": csrf}, {
+            "cookie": headers["cookie"], "accept": "application/json"})
+        assert status == 200 and json.loads(body)["ok"] is True
+        with flowrt.SQLiteStore(store_path) as store:
+            assert store.get_run("p1").status == "cancelled"  # type: ignore[union-attr]
+    finally:
+        server.stop()
