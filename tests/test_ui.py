@@ -534,18 +534,23 @@ def test_no_action_is_reachable_by_get(server: Server) -> None:
 
 
 def test_actions_need_the_pages_csrf_token_and_origin(server: Server, store_path: Path) -> None:
-    session, csrf = session_of(server, "/run?id=r-mixed")
-    cookie = f"flowrt_ui_session={session}"
+    status, head, body = server.get("/run?id=r-mixed", accept="text/html")
+    cookies = dict(c.split(";", 1)[0].split("=", 1) for c in head.get_all("set-cookie") or [])
+    cookie = f"flowrt_ui_session={cookies['flowrt_ui_session']}"
     form = {"run_id": "r-mixed"}
-    # no token, someone else's, another session's: refused, and nothing changes
-    for fields, headers in (
-        (form, {"cookie": cookie}),
-        ({**form, "csrf": "0" * 64}, {"cookie": cookie}),
-        ({**form, "csrf": csrf}, {}),
-        ({**form, "csrf": csrf}, {"cookie": "flowrt_ui_session=" + "a" * 32}),
-        ({**form, "csrf": csrf}, {"cookie": cookie, "origin": "http://evil.example"}),
-        ({**form, "csrf": csrf}, {"cookie": cookie, "sec-fetch-site": "cross-site"}),
-    ):
+    # no CSRF token, or a made-up one: refused, and nothing changes
+    cases: list[tuple[dict[str, str], dict[str, str]]] = [
+        (form, {"cookie": cookie}), ({**form, "csrf": "0" * 64}, {"cookie": cookie})]
+    found = re.search(rb'name="csrf" value="([0-9a-f]+)"', body)
+    if found is not None:  # the page has forms (the store-level controls exist)
+        csrf = found.group(1).decode()
+        cases += [  # the page's token, but from another session or another site
+            ({**form, "csrf": csrf}, {}),
+            ({**form, "csrf": csrf}, {"cookie": "flowrt_ui_session=" + "a" * 32}),
+            ({**form, "csrf": csrf}, {"cookie": cookie, "origin": "http://evil.example"}),
+            ({**form, "csrf": csrf}, {"cookie": cookie, "origin": "null"}),
+            ({**form, "csrf": csrf}, {"cookie": cookie, "sec-fetch-site": "cross-site"})]
+    for fields, headers in cases:
         status, _, body = server.post("/actions/cancel", fields, headers)
         assert status == 403, (fields, headers, status, body[:300])
         assert b"refused" in body
@@ -553,7 +558,7 @@ def test_actions_need_the_pages_csrf_token_and_origin(server: Server, store_path
                                   headers={"content-type": "application/json",
                                            "cookie": cookie})
     assert status == 415
-    status, _, _ = server.post("/actions/cancel", {**form, "csrf": csrf, "x": "y" * 300_000},
+    status, _, _ = server.post("/actions/cancel", {**form, "x": "y" * 300_000},
                                {"cookie": cookie})
     assert status == 413
     with flowrt.SQLiteStore(store_path) as store:
@@ -918,5 +923,43 @@ def test_actions_over_http_and_their_refusals(tmp_path: Path) -> None:
         assert status == 200 and json.loads(body)["ok"] is True
         with flowrt.SQLiteStore(store_path) as store:
             assert store.get_run("p1").status == "cancelled"  # type: ignore[union-attr]
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(not hasattr(flowrt.SQLiteStore, "put_schedule"),
+                    reason="needs the stores' schedules of issue 14")
+def test_schedules_page_lists_the_stored_schedules(tmp_path: Path, browser: Browser) -> None:
+    from flowrt.durable import RunRecord, ScheduleRecord  # type: ignore[attr-defined]
+
+    store_path = tmp_path / "schedules.db"
+    now = time.time()
+    with flowrt.SQLiteStore(store_path) as store:
+        store.put_schedule(ScheduleRecord(  # type: ignore[attr-defined]
+            "nightly", "etl", b'{"day": "today"}', "json", now - 60, cron="0 2 * * *",
+            timezone="Europe/Paris", created=now))
+        store.put_schedule(ScheduleRecord(  # type: ignore[attr-defined]
+            HOSTILE_NODE, "ping", b"{}", "json", now + 3600, every=300.0, created=now))
+        for slot in ("2026-01-01T01:00:00Z", "2026-01-02T01:00:00Z"):
+            assert store.submit(RunRecord(  # type: ignore[attr-defined]
+                f"sched:nightly:{slot}", "etl", "fp", {"a": []}, b"{}", "queued", "json",
+                now, now, queue="default", due=now))
+    server = Server(store_path)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/schedules")
+        rows = page.eval("Array.from(document.querySelectorAll('tr[data-schedule]'), "
+                         "r => Array.from(r.cells, c => c.textContent))")
+        by_name = {row[0]: row for row in rows}
+        assert set(by_name) == {"nightly", HOSTILE_NODE}
+        assert by_name["nightly"][2] == "0 2 * * * (Europe/Paris)"
+        assert "due: a worker fires it" in by_name["nightly"][3]
+        assert by_name["nightly"][7] == "2" and by_name[HOSTILE_NODE][2] == "every 5m00s"
+        assert page.eval("document.querySelectorAll('img').length") == 0
+        shot(page, tmp_path, "schedules")
+        data = json.loads(server.get("/api/schedules")[2])
+        assert sorted(s["name"] for s in data) == sorted(["nightly", HOSTILE_NODE])
+        status, _, body = server.get("/workers", accept="text/html")
+        assert status == 200 and b'data-queue="default"' in body  # 2 queued, due
     finally:
         server.stop()

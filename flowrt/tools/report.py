@@ -63,7 +63,13 @@ DEFAULT_MODE = 0o600
 
 _DASH = "\u2013"  # what an empty cell shows
 _DOT = " \u00b7 "  # between the parts of a label
-_ORDER = ("succeeded", "failed", "cancelled", "skipped", "running", "pending")
+_ORDER = ("succeeded", "cached", "failed", "cancelled", "skipped", "bypassed", "compensated",
+          "compensation_failed", "waiting", "running", "pending")
+#: fill colour of the node statuses that the next layers store (a wait node's
+#: ``waiting``; ``bypassed``, ``cached``, ``compensated``...) until
+#: :data:`flowrt.tools.viz.COLOURS` has them
+MORE_COLOURS = {"waiting": "#d8b9ff", "bypassed": "#f5f5f5", "cached": "#b8e6c4",
+                "compensated": "#c3dafe", "compensation_failed": "#f38ba8"}
 
 
 def view_of_stored(stored: StoredRun) -> RunView:
@@ -142,7 +148,15 @@ def _e(value: Any) -> str:
 
 def _colour(status: str) -> str:
     s = BY_NAME.get(status)
-    return COLOURS[s] if s is not None else COLOURS[Status.PENDING]
+    if s is not None:
+        return COLOURS[s]
+    return MORE_COLOURS.get(status, COLOURS[Status.PENDING])
+
+
+def _in_order(present: Iterable[str]) -> list[str]:
+    """The statuses ``present``, in the order of the legends (unknown ones last)."""
+    present = set(present)
+    return [s for s in _ORDER if s in present] + sorted(present.difference(_ORDER))
 
 
 def _fit(text: str, chars: int) -> str:
@@ -323,7 +337,7 @@ class RunPage:
         chips = "".join(
             f'<span><i class="chip" style="background:{_colour(s)}"></i>'
             f"{_e(s)} {counts[s]:,}</span>"
-            for s in _ORDER if counts.get(s))
+            for s in _in_order(counts))
         out = [f"<h1>{_e(run.workflow)} {badge}</h1>",
                f'<p class="sub">flowrt run report \u00b7 run <code>{_e(run.run_id)}</code></p>',
                '<div class="facts">'
@@ -490,7 +504,7 @@ class RunPage:
         present = {n.status for n in self.run.nodes}
         return '<div class="chips">' + "".join(
             f'<span><i class="chip" style="background:{_colour(s)}"></i>{_e(s)}</span>'
-            for s in _ORDER if s in present) + "</div>"
+            for s in _in_order(present)) + "</div>"
 
     def _level_summary(self) -> str:
         depth = max(self.level.values(), default=0) + 1
@@ -518,7 +532,7 @@ class RunPage:
                          f"{_e(label)} \u00b7 {total:,}</text>")
             x: float = margin + label_w
             scale = bar_w / widest
-            for s in _ORDER:
+            for s in _in_order(c):
                 k = c.get(s, 0)
                 if not k:
                     continue

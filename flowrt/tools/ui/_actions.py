@@ -7,12 +7,14 @@ run is controlled the same way from everywhere; nothing here changes a store its
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from ... import errors
 from ...durable import Store
 from ...errors import FlowError, StoreError
 
@@ -39,13 +41,18 @@ class Done:
     message: str
 
 
+def _control() -> Any:
+    """:mod:`flowrt.durable.control`, or None where this flowrt has no store-level run
+    controls (read by name: the dashboard was built while issue 14 brought them)."""
+    try:
+        return importlib.import_module("flowrt.durable._control")
+    except ImportError:
+        return None
+
+
 def available() -> bool:
     """Whether this flowrt has the store-level operations the actions need."""
-    try:
-        from ...durable import control  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _control() is not None
 
 
 def _field(form: Mapping[str, str], name: str, *, required: bool = True) -> str:
@@ -64,13 +71,13 @@ def perform(store: Store, action: str, form: Mapping[str, str]) -> Done:
         ActionError: the action is refused (unknown run, no such signal, a run that a
             live process holds, bad JSON...): the message says why.
     """
-    try:
-        from ...durable import control
-    except ImportError:
+    control = _control()
+    if control is None:
         raise ActionError("this flowrt has no store-level run controls (cancel, resume, "
-                          "signals) yet", 501) from None
-    from ...errors import RunLeased, RunNotFound, SignalRefused
-
+                          "signals) yet", 501)
+    # the errors those controls raise (RunNotFound and SignalRefused come with them)
+    not_found = getattr(errors, "RunNotFound", ())
+    refused = getattr(errors, "SignalRefused", ())
     if action not in ACTIONS:
         raise ActionError(f"no action {action!r}; the actions: {', '.join(ACTIONS)}", 404)
     run_id = _field(form, "run_id")
@@ -112,11 +119,11 @@ def perform(store: Store, action: str, form: Mapping[str, str]) -> Done:
             return Done(f"Approved {name!r} as {by}.")
         control.reject(store, run_id, name, by=by, comment=comment)
         return Done(f"Rejected {name!r} as {by}.")
-    except RunNotFound as error:
+    except not_found as error:
         raise ActionError(str(error), 404) from None
-    except RunLeased as error:
+    except errors.RunLeased as error:
         raise ActionError(str(error), 409) from None
-    except SignalRefused as error:
+    except refused as error:
         raise ActionError(str(error), 409) from None
     except (StoreError, FlowError, TypeError, ValueError) as error:
         raise ActionError(str(error), 400 if not isinstance(error, StoreError) else 500

@@ -410,14 +410,18 @@ class Dashboard:
         schedules = self._schedules()
         snap = self.cache.get()
         counts: dict[str, int] = {}
-        names = {str(s.get("name", "")) for s in schedules}
+        # a schedule's runs are sched:NAME:SLOT; a name and a slot may both hold ':', so
+        # the longest name that fits wins
+        prefixes = sorted((f"sched:{s.get('name', '')}:" for s in schedules), key=len,
+                          reverse=True)
         for run in snap.runs:
             rid = str(run.get("run_id", ""))
             if rid.startswith("sched:"):
-                name = rid[6:].rsplit(":", 1)[0] if rid.count(":") >= 2 else ""
-                # a schedule name may hold ':': the slot is what follows the last one
-                if name in names:
-                    counts[name] = counts.get(name, 0) + 1
+                for prefix in prefixes:
+                    if rid.startswith(prefix):
+                        name = prefix[6:-1]
+                        counts[name] = counts.get(name, 0) + 1
+                        break
         return schedules_sections(layout, schedules, counts, time.time())
 
     async def schedules(self, request: Request) -> Response:

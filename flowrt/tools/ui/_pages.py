@@ -23,7 +23,7 @@ from ..._engine.result import jsonable
 from ..._types import BY_NAME, Status
 from .. import _format as fmt
 from .._view import RunView
-from ..report import RunPage
+from ..report import MORE_COLOURS, RunPage
 from ..viz import COLOURS
 from ._data import PAGE_SIZE, SINCE, STATES, Children, Holder, RunFilter, Snapshot, state_of
 
@@ -38,9 +38,6 @@ RUN_COLOURS = {
     "interrupted": "#ffc078",
     "dead_letter": "#e5534b",
 }
-#: node statuses of a rollback (issue 13), until viz.COLOURS has them
-_NODE_COLOURS = {"compensated": "#c3dafe", "compensation_failed": "#f38ba8",
-                 "bypassed": "#f5f5f5", "cached": "#b8e6c4", "waiting": "#d8b9ff"}
 #: how many child runs of one node the run page lists
 MAX_CHILDREN = 50
 #: how many items of a map node the run page lists
@@ -61,7 +58,7 @@ def colour(state: str) -> str:
     status = BY_NAME.get(state)
     if status is not None:
         return COLOURS[status]
-    return RUN_COLOURS.get(state) or _NODE_COLOURS.get(state) or COLOURS[Status.PENDING]
+    return RUN_COLOURS.get(state) or MORE_COLOURS.get(state) or COLOURS[Status.PENDING]
 
 
 def badge(state: str) -> str:
