@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -227,7 +228,7 @@ def work(install: Install, tmp_path: Path) -> Path:
 def test_help_version_and_console_script(install: Install) -> None:
     proc = flowrt_cli(install, "--help")
     assert proc.returncode == 0
-    for command in ("examples", "run", "graph", "runs", "show", "report"):
+    for command in ("examples", "run", "graph", "runs", "show", "report", "ui"):
         assert command in proc.stdout
     proc = flowrt_cli(install, "--version")
     assert proc.returncode == 0 and proc.stdout.startswith("flowrt ")
@@ -236,6 +237,24 @@ def test_help_version_and_console_script(install: Install) -> None:
     assert script.returncode == 0 and "--inputs-json" in script.stdout
     proc = flowrt_cli(install)
     assert proc.returncode == 2 and "usage" in proc.stderr
+
+
+def test_ui_without_its_extra_and_its_files(install: Install) -> None:
+    """A plain 'pip install' has the dashboard's static files (package data) but not
+    its server: 'flowrt ui' says which extra to install (exit 2)."""
+    proc = subprocess.run(
+        [str(install.python), "-c", "import pathlib, flowrt.tools as t; print(sorted(p.name "
+         "for p in (pathlib.Path(t.__file__).parent / 'ui' / 'static').iterdir()))"],
+        capture_output=True, text=True, timeout=60, cwd=install.home, env=_clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['dashboard.css', 'dashboard.js', 'favicon.svg']"
+    (install.home / "ui.db").write_bytes(b"")
+    proc = flowrt_cli(install, "ui", "--store", "ui.db")
+    if proc.returncode == 2 and "needs the 'ui' extra" in proc.stderr:
+        assert "pip install 'flowrt[ui]'" in proc.stderr
+    else:  # starlette and uvicorn happen to be installed there: the store is checked
+        assert proc.returncode == 2 and "is empty" in proc.stderr, proc.stderr
+    no_traceback(proc)
 
 
 def test_installed_copy_is_used(install: Install) -> None:
@@ -264,10 +283,10 @@ def test_examples_all_succeed_from_anywhere(install: Install) -> None:
     proc = flowrt_cli(install, "examples", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     no_traceback(proc)
-    summary = proc.stdout[proc.stdout.index("example   status"):]
-    for name in ("checkout", "etl", "api", "durable"):
+    summary = proc.stdout[re.search(r"example +status", proc.stdout).start():]  # type: ignore[union-attr]
+    for name in ("checkout", "etl", "api", "durable", "scheduled"):
         assert any(line.split()[:2] == [name, "succeeded"] for line in summary.splitlines())
-    assert "4 of 4 examples succeeded" in proc.stdout
+    assert "5 of 5 examples succeeded" in proc.stdout
     # progress: one line per event on stderr, when not on a terminal
     assert "retrying" in proc.stderr and "run succeeded" in proc.stderr
 
@@ -641,7 +660,7 @@ def test_live_display_draws_and_stops() -> None:
 
 def test_examples_package_is_found_in_process() -> None:
     package = examples_package()
-    assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable"}
+    assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable", "scheduled"}
     files = {p.stem for p in (REPO / "examples").glob("*.py")} - {"__init__"}
     assert files == set(package.EXAMPLES)  # every example module is registered
 

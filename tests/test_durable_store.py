@@ -633,7 +633,7 @@ def test_result_and_store_tell_restored_nodes_from_nodes_run_again(tmp_path: Pat
     assert not _flaky([False]).run_sync().nodes["a"].restored  # no store: never
 
 
-# -- schema 1 -> 2 ---------------------------------------------------------------------------
+# -- schema 1 -> current------------------------------------------------------------------------
 
 
 def _fixture_workflow(calls: list[str]) -> flowrt.Workflow:
@@ -675,7 +675,7 @@ def test_a_store_written_by_flowrt_0_1_is_migrated_and_resumes(tmp_path: Path) -
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                            ).fetchone() == ("2",)
+                            ).fetchone() == (str(flowrt.durable._sqlite.SCHEMA_VERSION),)
     finally:
         conn.close()
     for run_id, ran in (("done", []), ("half", ["b", "c"]), ("crashed", ["c"])):

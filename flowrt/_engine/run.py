@@ -72,6 +72,11 @@ class Run:
         """Stop the run from outside (it ends CANCELLED, as when its timeout expires)."""
         self._sup.interrupt()
 
+    @property
+    def shut_down(self) -> bool:
+        """Whether the run was stopped because its runtime shut down."""
+        return self._sup.shut_down
+
     async def execute(self, *, restored: bytearray | None = None) -> RunResult:
         """Run every node to a final status and return the result.
 

@@ -7,7 +7,8 @@ for its one run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import anyio
@@ -30,7 +31,8 @@ class Shared:
     Raises ``ValueError`` for a capacity that is not an int >= 1.
     """
 
-    __slots__ = ("_thread_limiter", "cap", "limits", "owned", "runs", "stopping", "threads")
+    __slots__ = ("_idle", "_thread_limiter", "busy", "cap", "limits", "owned", "runs",
+                 "stopping", "threads")
 
     def __init__(self, *, max_concurrency: int | None = None,
                  limits: Mapping[str, int] | None = None, threads: int = 40) -> None:
@@ -43,6 +45,10 @@ class Shared:
         self.owned: dict[str, ProcessExecutor] = {}
         #: the supervisors of the runs going on now
         self.runs: set[Supervisor] = set()
+        #: runs going on, from their first step (a store's claim) to their last write
+        #: (see in_flight): the runtime closes its store only when none is left
+        self.busy = 0
+        self._idle: anyio.Event | None = None
         #: set by :meth:`stop_runs`: a run that starts now ends CANCELLED at once
         self.stopping = False
 
@@ -72,11 +78,31 @@ class Shared:
             executor = self.owned[where] = ProcessExecutor()
         return executor
 
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a run as going on while in this block (see :meth:`wait_idle`)."""
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            if not self.busy and self._idle is not None:
+                self._idle.set()
+                self._idle = None
+
+    async def wait_idle(self) -> None:
+        """Return when no run goes on."""
+        while self.busy:
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
+
     def stop_runs(self) -> None:
-        """Stop every run going on, and any that starts from now on: they end CANCELLED."""
+        """Stop every run going on, and any that starts from now on: they end CANCELLED
+        (a shutdown)."""
         self.stopping = True
         for sup in list(self.runs):
-            sup.interrupt()
+            sup.interrupt(shutdown=True)
 
     async def aclose(self) -> None:
         """Close the executors made from a name (shielded from cancellation)."""

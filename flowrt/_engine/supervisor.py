@@ -109,6 +109,8 @@ class Supervisor:
         self.stopped_by_failure = False
         #: stopped by its timeout or its runtime shutting down: the run ends CANCELLED
         self.interrupted = False
+        #: stopped because its runtime shut down (see Shared.stop_runs)
+        self.shut_down = False
         self._timer_scope: anyio.CancelScope | None = None
         self.hook_errors: list[tuple[Event, BaseException]] = []
         self._hooks = hooks
@@ -173,7 +175,7 @@ class Supervisor:
         shared.runs.add(self)
         try:
             if shared.stopping:  # its runtime is shutting down: the run starts nothing
-                self.stopping = self.interrupted = True
+                self.stopping = self.interrupted = self.shut_down = True
             if not self.stopping:
                 with anyio.CancelScope() as scope:
                     self._scope = scope
@@ -313,10 +315,12 @@ class Supervisor:
         if self._spawner is not None:
             self._spawner.cancel()
 
-    def interrupt(self) -> None:
-        """Stop the run from outside its nodes (its timeout, a shutdown): it ends CANCELLED."""
+    def interrupt(self, shutdown: bool = False) -> None:
+        """Stop the run from outside its nodes (its timeout, a ``shutdown`` of its
+        runtime): it ends CANCELLED."""
         if not self.stopping:
             self.interrupted = True
+            self.shut_down = shutdown
             self.stop()
 
     def wake(self, node: int, by: Supervisor, gate: Limit) -> int:
