@@ -9,6 +9,7 @@ stayed ``running`` in the store.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from pathlib import Path
@@ -210,3 +211,26 @@ def test_shutdown_with_many_durable_runs_in_flight_never_hangs(backend: str,
         anyio.run(main, backend=BACKEND)
     ''', backend=backend, timeout=120)
     assert out.strip() == "ok"
+
+
+async def test_a_workers_run_stopped_by_the_shutdown_goes_back_to_the_queue(
+        tmp_path: Path) -> None:
+    # serve() running in a task that outlives the runtime's block: its run is counted
+    # in flight, stopped, and handed back to the queue for another worker.
+    path = tmp_path / "runs.db"
+    wf, _ = _slow_workflow()
+    started = anyio.Event()
+
+    @wf.node
+    async def mark() -> None:  # a root, so it runs early
+        started.set()
+
+    async with anyio.create_task_group() as tg:
+        async with flowrt.Runtime(store=str(path), workflows=[wf]) as rt:
+            await rt.submit(wf, run_id="queued-1")
+            tg.start_soon(functools.partial(rt.serve, poll=0.05))
+            with anyio.fail_after(10):
+                await started.wait()
+            await anyio.sleep(0.1)
+        tg.cancel_scope.cancel()  # the worker loop itself stops here
+    assert _stored_status(path, "queued-1") == "queued"
