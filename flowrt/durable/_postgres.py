@@ -1,0 +1,881 @@
+"""``PostgresStore``: durable runs in PostgreSQL, shared by processes on many machines.
+
+The same protocol and guarantees as :class:`~flowrt.SQLiteStore`
+(docs/decisions/012-fencing.md); the schema and the protocol on PostgreSQL are in
+docs/decisions/013-postgres.md.
+
+- **Claims** are one transaction: ``SELECT ... FOR UPDATE`` of the run's row, the stored
+  run read, ``decide`` called, the run written back under the next fencing token. Two
+  processes claiming one run are served one after the other.
+- **Writes** go to one writer thread per store with its own connection, which commits
+  everything queued in one transaction (a group commit), in order, every
+  ``commit_interval`` seconds: a node's end costs the run a queue put, and a commit
+  carries the records of every run of the process. The transaction is four statements
+  sent at once (a pipeline: one round trip): the guarded lease update of every run in
+  the batch (``UPDATE runs ... WHERE run_id = c.run_id AND fence = c.fence``), then the
+  node records, the data snapshots and the final statuses, each joined on ``runs``
+  with the same ``fence = `` condition, so that the database itself drops the writes of
+  a fenced-out holder in the transaction that would have made them.
+- **Lease times** are the database's clock (``clock_timestamp()``), so hosts whose
+  clocks differ agree on when a lease runs out.
+- **Reconnection.** When the writer's connection breaks (the server restarted, a
+  network cut), it keeps what it was writing, reconnects with a growing pause, and
+  writes it again in order (every statement is idempotent); the runs go on meanwhile
+  on their lease. A run whose lease runs out before the database is back stops (its
+  claim fails with :class:`~flowrt.StoreError`): a run never goes on past a checkpoint
+  that could not be written. Claims, reads and renewals retry a broken connection for
+  up to ``connect_timeout`` seconds.
+- **Schema** in its own PostgreSQL schema (``schema="flowrt"``), versioned in a
+  ``meta`` table; created or migrated under an advisory lock, so that workers starting
+  together against an empty database create it once.
+
+psycopg 3 (the ``postgres`` extra: ``pip install 'flowrt[postgres]'``) is imported
+when a store is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import LeaseLost, StoreError
+from ._serialize import Serializer, get_serializer
+from ._store import (
+    Claim,
+    Decide,
+    Lease,
+    NodeRecord,
+    RunRecord,
+    StoredRun,
+    prune,
+    refuse_live_holder,
+    restarted,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
+
+__all__ = ["PostgresStore"]
+
+SCHEMA_VERSION = 1
+APP = "flowrt"
+
+_T = TypeVar("_T")
+
+#: the tables of schema version 1, in the store's own PostgreSQL schema ({s})
+_SCHEMA = [
+    "CREATE SCHEMA IF NOT EXISTS {s}",
+    "CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE {s}.runs (
+        run_id text PRIMARY KEY, workflow text NOT NULL, fingerprint text NOT NULL,
+        structure text NOT NULL, inputs bytea NOT NULL, status text NOT NULL,
+        serializer text NOT NULL, created double precision NOT NULL,
+        started double precision NOT NULL, finished double precision,
+        resumes integer NOT NULL DEFAULT 0, lease text, lease_expires double precision,
+        fence bigint NOT NULL DEFAULT 0)""",
+    "CREATE INDEX runs_by_workflow ON {s}.runs (workflow, created)",
+    "CREATE INDEX runs_by_created ON {s}.runs (created)",
+    """CREATE TABLE {s}.nodes (
+        run_id text NOT NULL, node text NOT NULL, status text NOT NULL,
+        attempts integer NOT NULL, output bytea, error text, traceback text,
+        started double precision, finished double precision,
+        fence bigint NOT NULL DEFAULT 0, PRIMARY KEY (run_id, node))""",
+    "CREATE TABLE {s}.data (run_id text PRIMARY KEY, snapshot bytea)",
+]
+
+#: schema_version -> statements that bring a store from that version to the next
+_MIGRATIONS: dict[int, list[str]] = {}
+
+#: the columns of each table, by schema version
+_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: {
+    "meta": ("key", "value"),
+    "runs": ("run_id", "workflow", "fingerprint", "structure", "inputs", "status",
+             "serializer", "created", "started", "finished", "resumes", "lease",
+             "lease_expires", "fence"),
+    "nodes": ("run_id", "node", "status", "attempts", "output", "error", "traceback",
+              "started", "finished", "fence"),
+    "data": ("run_id", "snapshot"),
+}}
+
+_RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
+                "created, started, finished, resumes, lease, lease_expires, fence")
+_NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
+                 "fence")
+_NOW = "extract(epoch FROM clock_timestamp())::double precision"
+
+# The group commit's statements. Every write is joined on runs with the claim's fence:
+# the database drops what a fenced-out holder sends, in the transaction of the write.
+_LEASE_SQL = """
+UPDATE {s}.runs AS r SET lease_expires = """ + _NOW + """ + %s
+FROM unnest(%s::text[], %s::bigint[]) AS c(run_id, fence)
+WHERE r.run_id = c.run_id AND r.fence = c.fence
+RETURNING r.run_id, r.fence"""
+_NODES_SQL = """
+INSERT INTO {s}.nodes (run_id, node, status, attempts, output, error, traceback, started,
+                       finished, fence)
+SELECT u.* FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::bytea[],
+                       %s::text[], %s::text[], %s::double precision[],
+                       %s::double precision[], %s::bigint[])
+     AS u(run_id, node, status, attempts, output, error, traceback, started, finished,
+          fence)
+JOIN {s}.runs AS r ON r.run_id = u.run_id AND r.fence = u.fence
+ON CONFLICT (run_id, node) DO UPDATE SET
+    status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+    error = excluded.error, traceback = excluded.traceback, started = excluded.started,
+    finished = excluded.finished, fence = excluded.fence"""
+_DATA_SQL = """
+INSERT INTO {s}.data (run_id, snapshot)
+SELECT u.run_id, u.snapshot FROM unnest(%s::text[], %s::bigint[], %s::bytea[])
+     AS u(run_id, fence, snapshot)
+JOIN {s}.runs AS r ON r.run_id = u.run_id AND r.fence = u.fence
+ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot"""
+_FINISH_SQL = """
+UPDATE {s}.runs AS r SET status = c.status, finished = c.finished, lease = NULL,
+       lease_expires = NULL
+FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::double precision[])
+     AS c(run_id, fence, status, finished)
+WHERE r.run_id = c.run_id AND r.fence = c.fence"""
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+#: libpq settings the store adds unless the URL sets them: notice a dead server or a
+#: cut network within about half a minute rather than the kernel's two hours
+_CONNECTION_DEFAULTS = {"keepalives": "1", "keepalives_idle": "10",
+                        "keepalives_interval": "5", "keepalives_count": "3",
+                        "tcp_user_timeout": "30000", "application_name": "flowrt"}
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError as error:
+        raise ImportError("PostgresStore needs psycopg 3 and psycopg_pool: "
+                          "pip install 'flowrt[postgres]'") from error
+    return psycopg, psycopg_pool
+
+
+def _where(url: str) -> str:
+    """The server and database of ``url``, for messages (never the password)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        info = conninfo_to_dict(url)
+    except Exception:
+        return "PostgreSQL"
+    host = str(info.get("host") or "localhost")
+    port = info.get("port")
+    db = info.get("dbname") or info.get("user") or ""
+    return f"postgresql://{host}{f':{port}' if port else ''}/{db}"
+
+
+def _describe(error: BaseException) -> str:
+    """A psycopg error as a user should read it: the cause, and what to check."""
+    text = str(error).strip() or type(error).__name__
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate:
+        text += f" (SQLSTATE {sqlstate})"
+    if sqlstate == "53100":
+        text += "; is the database server's disk full?"
+    elif sqlstate in ("42501",):
+        text += "; the database user lacks a privilege the store needs"
+    elif "connection" in text.lower() and "refused" in text.lower():
+        text += "; is the PostgreSQL server running?"
+    return text
+
+
+def _text(value: str | None) -> str | None:
+    """``value`` as PostgreSQL text can hold it: a NUL character (which text cannot
+    hold) becomes a visible escape. Error messages and tracebacks only: names and ids
+    with a NUL are refused when the run is claimed."""
+    if value is None or "\x00" not in value:
+        return value
+    return value.replace("\x00", "\\x00")
+
+
+def _record(row: tuple[Any, ...], where: str) -> RunRecord:
+    """The RunRecord of a ``runs`` row (``_RUN_COLUMNS``); StoreError when damaged."""
+    run_id = row[0]
+    try:
+        structure = json.loads(row[3])
+        if not isinstance(structure, dict) or not all(
+            isinstance(deps, list) and all(isinstance(d, str) for d in deps)
+            for deps in structure.values()
+        ):
+            raise ValueError("not a mapping of node names to lists of names")
+    except (TypeError, ValueError) as error:
+        raise StoreError(f"run {run_id!r} in {where} is damaged: its structure is not "
+                         f"what flowrt writes ({error})") from None
+    owner = None
+    if row[11]:
+        try:
+            owner = Lease.from_json(row[11])
+        except ValueError as error:
+            raise StoreError(f"run {run_id!r} in {where} is damaged: {error}") from None
+    return RunRecord(run_id, row[1], row[2], structure, bytes(row[4]), row[5], row[6],
+                     row[7], row[8], row[9], row[10], row[3], owner, row[12], row[13])
+
+
+class _Outage(Exception):
+    """The connection broke (internal: the caller retries with a new one)."""
+
+
+class _Conflict(Exception):
+    """Another process created the run being claimed (internal: claim again)."""
+
+
+class PostgresStore:
+    """Durable runs in PostgreSQL at ``url``, shared by processes on many machines.
+
+    Args:
+        url: a libpq connection string or URL, ``"postgresql://user@host:5432/db"``
+            (``PGPASSWORD`` and ``~/.pgpass`` are read as libpq does).
+        schema: the PostgreSQL schema that holds the store's tables (created when
+            missing); several stores may share a database under different schemas.
+        serializer: ``"json"`` (the default), ``"pickle"`` (trusted databases only:
+            reading a pickle runs code) or a serializer object.
+        lease_ttl: seconds a run's lease lasts without renewal (the writer renews it
+            every third of that); a holder that stopped renewing it is taken over after,
+            and a run that could not reach the database for that long stops.
+        commit_interval: seconds a group commit waits to gather node records.
+        connect_timeout: seconds a claim, a read or opening the store waits for the
+            database (through a restart, say) before it fails with StoreError.
+        pool_size: connections kept for claims and reads (the writer has its own).
+
+    Raises:
+        StoreError: the database cannot be reached, ``schema`` holds tables that are
+            not a flowrt store, a damaged store (a table or column missing, an unknown
+            schema version), a store written by a newer flowrt, or the user may not
+            create the schema.
+        ValueError: a ``schema`` that is no plain identifier, an unknown serializer, a
+            ``lease_ttl`` that is not positive.
+        ImportError: psycopg is not installed (``pip install 'flowrt[postgres]'``).
+
+    Close it (``store.close()`` or ``with PostgresStore(...) as store``) when done.
+    """
+
+    def __init__(self, url: str, *, schema: str = "flowrt",
+                 serializer: str | Serializer = "json", lease_ttl: float = 60.0,
+                 commit_interval: float = 0.005, connect_timeout: float = 10.0,
+                 pool_size: int = 4) -> None:
+        if not _NAME.fullmatch(schema):
+            raise ValueError(f"schema must be a plain identifier (letters, digits, _), "
+                             f"got {schema!r}")
+        if not lease_ttl > 0:
+            raise ValueError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        self._pg, pool_module = _psycopg()
+        from psycopg.conninfo import conninfo_to_dict
+
+        self.url = url
+        self.schema = schema
+        self.where = _where(url)
+        self.serializer = get_serializer(serializer)
+        self.lease_ttl = lease_ttl
+        self.commit_interval = commit_interval
+        self.connect_timeout = connect_timeout
+        try:
+            given = conninfo_to_dict(url)
+        except self._pg.Error as error:
+            raise StoreError(f"not a PostgreSQL URL: {_describe(error)}") from None
+        self._kwargs: dict[str, Any] = {k: v for k, v in _CONNECTION_DEFAULTS.items()
+                                        if k not in given}
+        self._kwargs["connect_timeout"] = max(1, int(min(connect_timeout, 30)))
+        s = f'"{schema}"'
+        self._sql = {name: text.replace("{s}", s) for name, text in (
+            ("lease", _LEASE_SQL), ("nodes", _NODES_SQL), ("data", _DATA_SQL),
+            ("finish", _FINISH_SQL))}
+        self._s = s
+        self._closed = False
+        self._pool: psycopg_pool.ConnectionPool[Any] = pool_module.ConnectionPool(
+            url, min_size=1, max_size=max(1, pool_size), open=False,
+            kwargs={**self._kwargs, "autocommit": True}, timeout=connect_timeout,
+            name=f"flowrt-store:{schema}")
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except pool_module.PoolTimeout:
+            self._pool.close()
+            raise StoreError(f"cannot reach {self.where} within {connect_timeout} s: "
+                             f"{self._why_unreachable()}") from None
+        try:
+            self._prepare_schema()
+        except BaseException:
+            self._pool.close()
+            raise
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._active: dict[str, Claim] = {}  # runs whose lease the writer renews
+        #: final statuses a failed commit could not write: written at the next that works
+        self._deferred: list[tuple[Any, ...]] = []
+        self._writer_error: BaseException | None = None
+        #: monotonic time the writer lost its connection, None while it has one
+        self.outage_since: float | None = None
+        self._hurry = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop,
+                                        name=f"flowrt-store:{self.where}/{schema}",
+                                        daemon=True)
+        self._writer.start()
+
+    # -- connections ----------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] = self._pg.connect(self.url, autocommit=True,
+                                                         **self._kwargs)
+        return conn
+
+    def _why_unreachable(self) -> str:
+        try:
+            self._connect().close()
+        except self._pg.Error as error:
+            return _describe(error)
+        return "the pool could not open a connection"
+
+    def _broken(self, error: BaseException, conn: Any) -> bool:
+        """Whether ``error`` is the connection's (retry on another) rather than the
+        statement's."""
+        return isinstance(error, self._pg.OperationalError) and (
+            conn is None or conn.closed or conn.broken)
+
+    def _with_connection(self, what: str, step: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """``step(conn)`` on a pooled connection; again on another while connections
+        break, for up to ``connect_timeout``; other database errors become StoreErrors
+        (errors of ``step`` itself propagate)."""
+        if self._closed:
+            raise StoreError(f"the store {self.where} ({self.schema}) is closed")
+        deadline = time.monotonic() + self.connect_timeout
+        pause = 0.05
+        while True:
+            conn = None
+            try:
+                with self._pool.connection(timeout=max(0.1, deadline - time.monotonic())
+                                           ) as conn:
+                    return step(conn)
+            except _Conflict:
+                continue
+            except self._pg.Error as error:
+                if not self._broken(error, conn):
+                    raise StoreError(f"{what} {self.where} failed: {_describe(error)}"
+                                     ) from error
+                last = error  # a broken connection, or none within the time (PoolTimeout)
+            if time.monotonic() + pause >= deadline:
+                raise StoreError(f"{what} {self.where} failed: the database could not be "
+                                 f"reached for {self.connect_timeout} s ({_describe(last)})"
+                                 ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    # -- the schema -----------------------------------------------------------------
+
+    def _prepare_schema(self) -> None:
+        """Check the schema, and create or migrate it under an advisory lock (several
+        processes starting at once against an empty database create it once)."""
+        if self._look() == SCHEMA_VERSION:
+            return
+        key = int.from_bytes(hashlib.sha256(f"flowrt:{self.schema}".encode()).digest()[:8],
+                             "big", signed=True)
+
+        def create(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                version = self._look_with(conn)  # another process may have done it
+                if version == 0:
+                    for statement in _SCHEMA:
+                        conn.execute(statement.replace("{s}", self._s).encode())
+                    conn.execute(f"INSERT INTO {self._s}.meta VALUES (%s, %s), (%s, %s)",
+                                 ("app", APP, "schema_version", str(SCHEMA_VERSION)))
+                    return
+                while version < SCHEMA_VERSION:
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement.replace("{s}", self._s).encode())
+                    version += 1
+                    conn.execute(f"UPDATE {self._s}.meta SET value = %s "
+                                 "WHERE key = 'schema_version'", (str(version),))
+
+        self._with_connection("creating the store in", create)
+
+    def _look(self) -> int:
+        return self._with_connection("opening the store in", self._look_with)
+
+    def _look_with(self, conn: psycopg.Connection[Any]) -> int:
+        """The store's schema version (0: nothing there yet); StoreError for a schema
+        that is not a sound flowrt store."""
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (self.schema,))]
+        if not tables:
+            return 0
+        meta: dict[str, str] = {}
+        if "meta" in tables:
+            meta = dict(conn.execute(f"SELECT key, value FROM {self._s}.meta").fetchall())
+        name = f"schema {self.schema!r} of {self.where}"
+        if meta.get("app") != APP:
+            raise StoreError(f"{name} is not a flowrt store: it holds tables of something "
+                             f"else ({', '.join(sorted(tables))})")
+        text = meta.get("schema_version")
+        try:
+            version = int(text) if text is not None else -1
+        except ValueError:
+            version = -1
+        if version < 0:
+            raise StoreError(f"{name} is a damaged flowrt store: its schema_version is "
+                             f"{text!r}, not a version number")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{name} was written by a newer flowrt (store schema "
+                             f"{version}; this flowrt reads up to {SCHEMA_VERSION})")
+        if version not in _COLUMNS:
+            raise StoreError(f"{name} is a damaged flowrt store: schema version {version} "
+                             "is none that flowrt ever wrote")
+        columns: dict[str, set[str]] = {}
+        for table, column in conn.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = %s", (self.schema,)):
+            columns.setdefault(table, set()).add(column)
+        for table, wanted in _COLUMNS[version].items():
+            if table not in columns:
+                raise StoreError(f"{name} is a damaged flowrt store: its table {table!r} "
+                                 "is missing")
+            missing = [c for c in wanted if c not in columns[table]]
+            if missing:
+                raise StoreError(f"{name} is a damaged flowrt store: table {table!r} has "
+                                 f"no column {', '.join(map(repr, missing))}")
+        return version
+
+    # -- runs -----------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        def read(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+            row: tuple[Any, ...] | None = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs WHERE run_id = %s",
+                (run_id,)).fetchone()
+            return row
+
+        row = self._with_connection("reading", read)
+        return None if row is None else _record(row, self.where)
+
+    def _load(self, conn: psycopg.Connection[Any], record: RunRecord) -> StoredRun:
+        run_id = record.run_id
+        nodes = {r[0]: NodeRecord(r[0], r[1], r[2], None if r[3] is None else bytes(r[3]),
+                                  r[4], r[5], r[6], r[7], r[8])
+                 for r in conn.execute(f"SELECT {_NODE_COLUMNS} FROM {self._s}.nodes "
+                                       "WHERE run_id = %s", (run_id,))}
+        data = conn.execute(f"SELECT snapshot FROM {self._s}.data WHERE run_id = %s",
+                            (run_id,)).fetchone()
+        snapshot = None if data is None or data[0] is None else bytes(data[0])
+        return StoredRun(record, nodes, snapshot, self.serializer)
+
+    def claim(self, run_id: str, lease: Lease, decide: Decide
+              ) -> tuple[StoredRun | None, Claim | None]:
+        """Read run ``run_id``, let ``decide`` check it, and take it: one transaction.
+
+        See :class:`~flowrt.MemoryStore` for the contract. The run's row is locked
+        (``SELECT ... FOR UPDATE``) from the read to the commit, so two processes
+        claiming one run are served one after the other, the second seeing what the
+        first wrote; two creating a new run at once are too (the second claims again
+        and finds the first's).
+        """
+        if "\x00" in run_id:
+            raise ValueError(f"run_id {run_id!r} holds a NUL character, which a PostgreSQL "
+                             "store cannot keep")
+        if self._deferred:
+            self.flush()  # a final status still to write may be this run's
+        result: list[Any] = []
+
+        def take(conn: psycopg.Connection[Any]) -> None:
+            valid_until = time.monotonic() + self.lease_ttl
+            with conn.transaction():
+                row = conn.execute(f"SELECT {_RUN_COLUMNS}, {_NOW} FROM {self._s}.runs "
+                                   "WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
+                if row is None:
+                    now = conn.execute(f"SELECT {_NOW}").fetchone()[0]  # type: ignore[index]
+                    old = stored = None
+                else:
+                    now = row[-1]
+                    old = _record(row[:-1], self.where)
+                    refuse_live_holder(old, lease, now)
+                    stored = self._load(conn, old)
+                record = decide(stored)
+                if record is None:
+                    result[:] = [stored, None]
+                    return
+                for name in record.structure:
+                    if "\x00" in name:
+                        raise ValueError(f"node name {name!r} holds a NUL character, which "
+                                         "a PostgreSQL store cannot keep")
+                expires = now + self.lease_ttl
+                if old is None:
+                    fence = 1
+                    made = conn.execute(
+                        f"INSERT INTO {self._s}.runs VALUES "
+                        "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                        "ON CONFLICT (run_id) DO NOTHING",
+                        (run_id, record.workflow, record.fingerprint,
+                         record.structure_json or json.dumps(record.structure),
+                         record.inputs, "running", record.serializer, record.created,
+                         record.started, None, 0, lease.to_json(), expires, fence))
+                    if made.rowcount == 0:
+                        raise _Conflict  # rolled back; claimed again from the start
+                else:
+                    new = restarted(old, record, lease, expires)
+                    fence = new.fence
+                    conn.execute(
+                        f"UPDATE {self._s}.runs SET status = 'running', started = %s, "
+                        "finished = NULL, resumes = %s, fingerprint = %s, structure = %s, "
+                        "lease = %s, lease_expires = %s, fence = %s WHERE run_id = %s",
+                        (new.started, new.resumes, new.fingerprint,
+                         new.structure_json or json.dumps(new.structure), lease.to_json(),
+                         expires, fence, run_id))
+            result[:] = [stored, Claim(run_id, lease, fence, valid_until)]
+
+        self._with_connection("claiming a run in", take)
+        stored, claim = result
+        if claim is not None:
+            self._active[run_id] = claim
+        return stored, claim
+
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
+        self._check_writer()
+        self._queue.put(("write", claim, nodes, data))
+
+    def finish(self, claim: Claim, status: str, finished: float) -> None:
+        self._check_writer()
+        if self._active.get(claim.run_id) is claim:
+            del self._active[claim.run_id]
+        self._queue.put(("finish", claim, status, finished))
+
+    def renew(self, claim: Claim) -> bool:
+        """Extend ``claim``'s lease now (one transaction); False when it is lost, or the
+        store cannot write (the claim then says why). While the writer knows the
+        database to be unreachable, it answers False at once."""
+        if claim.error is not None:
+            return False
+        if self.outage_since is not None:
+            claim.fail(StoreError(f"the lease of run {claim.run_id!r} could not be renewed: "
+                                  f"{self.where} is unreachable since "
+                                  f"{time.monotonic() - self.outage_since:.1f} s"))
+            return False
+        holder: list[str | None] = [None]
+
+        def extend(conn: psycopg.Connection[Any]) -> float:
+            valid_until = time.monotonic() + self.lease_ttl
+            with conn.transaction():
+                held = conn.execute(
+                    f"UPDATE {self._s}.runs SET lease_expires = {_NOW} + %s "
+                    "WHERE run_id = %s AND fence = %s",
+                    (self.lease_ttl, claim.run_id, claim.fence)).rowcount
+                holder[0] = None if held else self._holder(conn, claim.run_id)
+            return valid_until
+
+        try:
+            valid_until = self._with_connection("renewing a lease in", extend)
+        except StoreError as error:
+            claim.fail(error)
+            return False
+        if holder[0] is not None:
+            claim.fail(LeaseLost(claim.run_id, holder[0]))
+            return False
+        claim.extend(valid_until)
+        return True
+
+    def flush(self) -> None:
+        """Wait until everything written so far is committed (or failed: a write that
+        failed fails its claim, which says why)."""
+        self._check_writer()
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        self._hurry.set()
+        while not done.wait(0.5):
+            self._check_writer()
+
+    def _check_writer(self) -> None:
+        if self._writer_error is not None:
+            raise StoreError(f"writing to {self.where} failed: "
+                             f"{_describe(self._writer_error)}") from self._writer_error
+        if self._closed:
+            raise StoreError(f"the store {self.where} ({self.schema}) is closed")
+
+    # -- the writer thread ----------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        renew_every = max(self.lease_ttl / 3, 0.05)
+        next_renewal = time.monotonic() + renew_every
+        backlog: list[tuple[Any, ...]] = []  # writes and finishes not committed yet
+        flushes: list[threading.Event] = []  # set once what came before them is done
+        pause = 0.05  # between attempts to reconnect, growing to 1 s
+        next_attempt = 0.0
+        stopping_since: float | None = None
+        try:
+            while True:
+                timeout = max(0.0, next_renewal - time.monotonic())
+                if self.outage_since is not None:
+                    timeout = min(timeout, max(0.0, next_attempt - time.monotonic()))
+                try:
+                    op = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    op = None
+                if op is not None and op[0] == "write" and self.commit_interval > 0:
+                    # Group commit: let more writes gather, so that the thread wakes once
+                    # per interval rather than once per write. A flush cuts it short.
+                    self._hurry.wait(self.commit_interval)
+                self._hurry.clear()
+                ops = [] if op is None else [op]
+                while True:
+                    try:
+                        ops.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                for o in ops:
+                    kind = o[0]
+                    if kind == "flush":
+                        flushes.append(o[1])
+                    elif kind == "stop":
+                        stopping_since = stopping_since or time.monotonic()
+                    else:
+                        backlog.append(o)
+                now = time.monotonic()
+                renew = now >= next_renewal or stopping_since is not None
+                if renew:
+                    next_renewal = now + renew_every
+                if self.outage_since is not None and now < next_attempt and (
+                        stopping_since is None):
+                    continue  # still away: the backlog waits for the next attempt
+                try:
+                    if conn is None and (backlog or self._deferred or self._active
+                                         or self.outage_since is not None):
+                        conn = self._connect()
+                    if conn is not None:
+                        self._commit(conn, backlog, renew)
+                except self._pg.Error as error:
+                    if not self._broken(error, conn):
+                        self._failed(error, backlog)
+                    else:
+                        if conn is not None:
+                            with contextlib.suppress(Exception):
+                                conn.close()
+                        conn = None
+                        if not self._lost_connection(backlog, flushes, stopping_since):
+                            next_attempt = time.monotonic() + pause
+                            pause = min(pause * 2, 1.0)
+                            if stopping_since is not None:
+                                time.sleep(pause)
+                            continue
+                        if stopping_since is not None:
+                            return
+                        continue
+                else:
+                    if conn is not None:
+                        self.outage_since = None
+                        pause = 0.05
+                backlog.clear()
+                for done in flushes:
+                    done.set()
+                flushes.clear()
+                if stopping_since is not None:
+                    return
+        except BaseException as error:  # a bug: surfaced to the runs by _check_writer
+            self._writer_error = error
+            for done in flushes:
+                done.set()
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _still_trying(self, stopping_since: float) -> bool:
+        """While closing, the writer tries to reach the database for ``connect_timeout``."""
+        return time.monotonic() - stopping_since < self.connect_timeout
+
+    def _lost_connection(self, backlog: list[tuple[Any, ...]],
+                         flushes: list[threading.Event], stopping_since: float | None
+                         ) -> bool:
+        """The connection broke: keep the backlog for the next connection (False); past
+        the lease (or, closing, ``connect_timeout``), give it up, fail the claims and
+        return True."""
+        now = time.monotonic()
+        if self.outage_since is None:
+            self.outage_since = now
+        waited = now - self.outage_since
+        if waited < self.lease_ttl and (stopping_since is None
+                                        or self._still_trying(stopping_since)):
+            return False
+        failure = StoreError(f"{self.where} was unreachable for {waited:.1f} s: the runs "
+                             "writing to it stopped (after lease_ttl, their leases may be "
+                             "taken over)")
+        for o in backlog:
+            if o[0] == "write":
+                o[1].fail(failure)
+        for claim in list(self._active.values()):
+            claim.fail(failure)
+        self._deferred += [o for o in backlog if o[0] == "finish"]
+        backlog.clear()
+        for done in flushes:
+            done.set()
+        flushes.clear()
+        return True
+
+    def _failed(self, error: BaseException, backlog: list[tuple[Any, ...]]) -> None:
+        """A commit failed for another reason than the connection (a full disk on the
+        server...): its claims stop, their final statuses wait for the next commit."""
+        failure = StoreError(f"writing to {self.where} failed: {_describe(error)}")
+        failure.__cause__ = error
+        for o in backlog:
+            if o[0] == "write":
+                o[1].fail(failure)
+        self._deferred += [o for o in backlog if o[0] == "finish"]
+
+    def _commit(self, conn: psycopg.Connection[Any], backlog: list[tuple[Any, ...]],
+                renew: bool) -> None:
+        """Commit ``backlog`` (and the deferred final statuses) in one transaction, each
+        claim's writes only while its fence is the run's; renew the leases if asked."""
+        deferred = self._deferred
+        if not backlog and not deferred and not (renew and self._active):
+            return
+        valid_until = time.monotonic() + self.lease_ttl
+        claims: dict[Claim, None] = {}  # every claim of the batch, in order
+        nodes: dict[tuple[str, str, int], NodeRecord] = {}  # last record per node wins
+        data: dict[tuple[str, int], bytes] = {}
+        finishes: list[tuple[Claim, str, float]] = []
+        for o in deferred + backlog:
+            claim = o[1]
+            if o[0] == "write":
+                # after a failed write, nothing more of the claim: what is stored must
+                # stay a prefix of what happened
+                if claim.error is not None:
+                    continue
+                claims[claim] = None
+                run_id, fence = claim.run_id, claim.fence
+                for r in o[2]:
+                    nodes[run_id, r[0], fence] = r
+                if o[3] is not None:
+                    data[run_id, fence] = o[3]
+            elif not claim.lost:
+                claims[claim] = None
+                finishes.append((claim, o[2], o[3]))
+        if renew:
+            for claim in list(self._active.values()):
+                if claim.error is None:
+                    claims[claim] = None
+        sql = self._sql
+        with conn.pipeline(), conn.transaction():
+            lease = conn.cursor()
+            lease.execute(sql["lease"], (self.lease_ttl, [c.run_id for c in claims],
+                                         [c.fence for c in claims]))
+            if nodes:
+                recs = list(nodes.items())
+                conn.execute(sql["nodes"], (
+                    [k[0] for k, _ in recs], [r[0] for _, r in recs],
+                    [r[1] for _, r in recs], [r[2] for _, r in recs],
+                    [r[3] for _, r in recs], [_text(r[4]) for _, r in recs],
+                    [_text(r[5]) for _, r in recs], [r[6] for _, r in recs],
+                    [r[7] for _, r in recs], [k[2] for k, _ in recs]))
+            if data:
+                conn.execute(sql["data"], ([k[0] for k in data], [k[1] for k in data],
+                                           list(data.values())))
+            if finishes:
+                conn.execute(sql["finish"], ([c.run_id for c, _, _ in finishes],
+                                             [c.fence for c, _, _ in finishes],
+                                             [s for _, s, _ in finishes],
+                                             [f for _, _, f in finishes]))
+            held = {(r[0], r[1]) for r in lease.fetchall()}
+        self._deferred = []
+        refused = [c for c in claims if (c.run_id, c.fence) not in held]
+        for claim in claims:
+            if (claim.run_id, claim.fence) in held:
+                claim.extend(valid_until)
+        if refused:
+            holders = {r[0]: r for r in conn.execute(
+                f"SELECT run_id, lease, status FROM {self._s}.runs WHERE run_id = ANY(%s)",
+                ([c.run_id for c in refused],))}
+            for claim in refused:
+                claim.fail(LeaseLost(claim.run_id, self._describe_holder(
+                    holders.get(claim.run_id))))
+
+    @staticmethod
+    def _describe_holder(row: tuple[Any, ...] | None) -> str:
+        if row is None:
+            return "nobody (the run was deleted)"
+        if row[1]:
+            try:
+                return Lease.from_json(row[1]).describe()
+            except ValueError:
+                pass
+        return f"another process (the run is {row[2]} since)"
+
+    def _holder(self, conn: psycopg.Connection[Any], run_id: str) -> str:
+        """Who holds ``run_id`` now (for the message of a refused write)."""
+        row = conn.execute(f"SELECT run_id, lease, status FROM {self._s}.runs "
+                           "WHERE run_id = %s", (run_id,)).fetchone()
+        return self._describe_holder(row)
+
+    # -- reading and tidying --------------------------------------------------------
+
+    def load(self, run_id: str) -> StoredRun | None:
+        def read(conn: psycopg.Connection[Any]) -> StoredRun | None:
+            with conn.transaction():
+                # one snapshot for the run and its nodes
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs "
+                                   "WHERE run_id = %s", (run_id,)).fetchone()
+                return None if row is None else self._load(conn, _record(row, self.where))
+
+        return self._with_connection("reading", read)
+
+    def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]:
+        query = f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs"
+        where, args = [], []
+        if workflow is not None:
+            where.append("workflow = %s")
+            args.append(workflow)
+        if status is not None:
+            where.append("status = %s")
+            args.append(status)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        rows = self._with_connection(
+            "reading", lambda conn: conn.execute(query + " ORDER BY created, run_id",
+                                                 args).fetchall())
+        return [_record(r, self.where) for r in rows]
+
+    def delete(self, run_id: str) -> bool:
+        self.flush()
+
+        def remove(conn: psycopg.Connection[Any]) -> bool:
+            with conn.transaction():
+                conn.execute(f"DELETE FROM {self._s}.nodes WHERE run_id = %s", (run_id,))
+                conn.execute(f"DELETE FROM {self._s}.data WHERE run_id = %s", (run_id,))
+                gone = conn.execute(f"DELETE FROM {self._s}.runs WHERE run_id = %s",
+                                    (run_id,)).rowcount
+            return bool(gone)
+
+        return self._with_connection("deleting a run from", remove)
+
+    def prune(self, *, older_than: float | None = None, keep: int | None = None,
+              statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
+        return prune(self, older_than, keep, statuses)
+
+    def close(self) -> None:
+        """Write what is queued (waiting up to ``connect_timeout`` for a database that is
+        away), stop the writer and close the connections."""
+        if self._closed:
+            return
+        self._queue.put(("stop",))
+        self._hurry.set()
+        self._writer.join()
+        self._closed = True
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.where} schema={self.schema!r}>"
+
