@@ -42,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["Server", "find_bindir", "restart", "start", "stop"]
+__all__ = ["Server", "down", "find_bindir", "restart", "start", "stop", "up"]
 
 STATE = "pgserver.json"
 SUPERUSER = "flowrt"
@@ -181,10 +181,21 @@ def start(dir: str | os.PathLike[str] | None = None, *, durable: bool = False) -
 def restart(dir: str | os.PathLike[str]) -> None:
     """Stop the server of ``dir`` (fast: clients are disconnected) and start it again on
     the same port."""
+    down(dir)
+    up(dir)
+
+
+def down(dir: str | os.PathLike[str]) -> None:
+    """Stop the server of ``dir`` (fast: clients are disconnected), keeping its data."""
     server = Server.load(dir)
     out = _run(server, "pg_ctl", "-D", str(server.data), "-m", "fast", "-w", "stop")
     if out.returncode != 0:
         raise RuntimeError(f"pg_ctl stop failed:\n{out.stderr}")
+
+
+def up(dir: str | os.PathLike[str]) -> None:
+    """Start the server of ``dir`` again, on its port."""
+    server = Server.load(dir)
     deadline = time.monotonic() + 30
     while True:
         started = _pg_ctl_start(server)

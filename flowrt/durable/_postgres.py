@@ -177,19 +177,49 @@ def _where(url: str) -> str:
     return f"postgresql://{host}{f':{port}' if port else ''}/{db}"
 
 
+def _schema_from_url(url: str, schema: str) -> tuple[str, str]:
+    """``url`` without its ``schema=`` query parameter (flowrt's, not libpq's), and the
+    schema it names (else ``schema``)."""
+    if not url.startswith(("postgresql://", "postgres://")) or "?" not in url:
+        return url, schema
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    named = [v for k, v in query if k == "schema"]
+    if not named:
+        return url, schema
+    if schema != "flowrt" and named[-1] != schema:
+        raise ValueError(f"the URL names schema {named[-1]!r} and schema= {schema!r}: "
+                         "give one")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), named[-1]
+
+
 def _describe(error: BaseException) -> str:
     """A psycopg error as a user should read it: the cause, and what to check."""
-    text = str(error).strip() or type(error).__name__
+    text = " ".join(str(error).split()) or type(error).__name__
     sqlstate = getattr(error, "sqlstate", None)
     if sqlstate:
         text += f" (SQLSTATE {sqlstate})"
     if sqlstate == "53100":
         text += "; is the database server's disk full?"
-    elif sqlstate in ("42501",):
+    elif sqlstate == "42501":
         text += "; the database user lacks a privilege the store needs"
-    elif "connection" in text.lower() and "refused" in text.lower():
-        text += "; is the PostgreSQL server running?"
     return text
+
+
+#: what a server says when it refuses a connection for now (it is starting, stopping,
+#: recovering or full): worth trying again, unlike a missing role or database
+_FOR_NOW = ("starting up", "shutting down", "recovery", "too many clients",
+            "terminating connection")
+
+
+def _refused_for_good(error: BaseException) -> bool:
+    """Whether a failed connection was the server's answer (a wrong role, password or
+    database: trying again changes nothing) rather than no answer or "not now"."""
+    text = str(error)
+    return "FATAL:" in text and not any(s in text for s in _FOR_NOW)
 
 
 def _text(value: str | None) -> str | None:
@@ -237,7 +267,8 @@ class PostgresStore:
 
     Args:
         url: a libpq connection string or URL, ``"postgresql://user@host:5432/db"``
-            (``PGPASSWORD`` and ``~/.pgpass`` are read as libpq does).
+            (``PGPASSWORD`` and ``~/.pgpass`` are read as libpq does; keep passwords
+            out of URLs). A URL may name the schema too: ``...?schema=team_a``.
         schema: the PostgreSQL schema that holds the store's tables (created when
             missing); several stores may share a database under different schemas.
         serializer: ``"json"`` (the default), ``"pickle"`` (trusted databases only:
@@ -266,6 +297,7 @@ class PostgresStore:
                  serializer: str | Serializer = "json", lease_ttl: float = 60.0,
                  commit_interval: float = 0.005, connect_timeout: float = 10.0,
                  pool_size: int = 4) -> None:
+        url, schema = _schema_from_url(url, schema)
         if not _NAME.fullmatch(schema):
             raise ValueError(f"schema must be a plain identifier (letters, digits, _), "
                              f"got {schema!r}")
@@ -298,12 +330,8 @@ class PostgresStore:
             url, min_size=1, max_size=max(1, pool_size), open=False,
             kwargs={**self._kwargs, "autocommit": True}, timeout=connect_timeout,
             name=f"flowrt-store:{schema}")
-        try:
-            self._pool.open(wait=True, timeout=connect_timeout)
-        except pool_module.PoolTimeout:
-            self._pool.close()
-            raise StoreError(f"cannot reach {self.where} within {connect_timeout} s: "
-                             f"{self._why_unreachable()}") from None
+        self._reach()
+        self._pool.open(wait=False)
         try:
             self._prepare_schema()
         except BaseException:
@@ -329,12 +357,27 @@ class PostgresStore:
                                                          **self._kwargs)
         return conn
 
-    def _why_unreachable(self) -> str:
-        try:
-            self._connect().close()
-        except self._pg.Error as error:
-            return _describe(error)
-        return "the pool could not open a connection"
+    def _reach(self) -> None:
+        """Wait until the database accepts a connection (a server still starting up), up
+        to ``connect_timeout``; StoreError saying why it does not."""
+        deadline = time.monotonic() + self.connect_timeout
+        pause = 0.05
+        while True:
+            try:
+                self._connect().close()
+                return
+            except self._pg.OperationalError as error:
+                if _refused_for_good(error):
+                    raise StoreError(f"cannot open the store in {self.where}: "
+                                     f"{_describe(error)}") from None
+                if time.monotonic() + pause >= deadline:
+                    raise StoreError(f"cannot reach {self.where} within "
+                                     f"{self.connect_timeout} s: {_describe(error)}") from None
+            except self._pg.Error as error:
+                raise StoreError(f"cannot open the store in {self.where}: "
+                                 f"{_describe(error)}") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     def _broken(self, error: BaseException, conn: Any) -> bool:
         """Whether ``error`` is the connection's (retry on another) rather than the

@@ -17,7 +17,8 @@ def add_parser(sub: Any) -> None:
                        description="Write the HTML report of a stored run: the graph "
                                    "coloured by status, a timeline and the node table.")
     p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--store", metavar="PATH", required=True)
+    p.add_argument("--store", metavar="PATH", required=True,
+                   help="an SQLite file, or a postgresql:// URL")
     p.add_argument("-o", "--output", metavar="FILE.html",
                    help="where to write it (default: RUN_ID.html)")
     p.set_defaults(func=command)
