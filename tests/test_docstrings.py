@@ -60,7 +60,7 @@ PENDING = {"NodeView", "RunView", "RunPage"}
 
 #: protocol -> the classes that implement it (their methods share its docstrings)
 IMPLEMENTS = {
-    "Store": ("MemoryStore", "SQLiteStore"),
+    "Store": ("MemoryStore", "SQLiteStore", "PostgresStore"),
     "Serializer": ("JSONSerializer", "PickleSerializer"),
     "Executor": ("ThreadExecutor", "ProcessExecutor", "DaskExecutor"),
 }

@@ -514,13 +514,20 @@ class PostgresStore:
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
               ) -> tuple[StoredRun | None, Claim | None]:
-        """Read run ``run_id``, let ``decide`` check it, and take it: one transaction.
+        """Read run ``run_id``, let ``decide`` check it, and take it for ``lease``: one
+        transaction.
 
         See :class:`~flowrt.MemoryStore` for the contract. The run's row is locked
         (``SELECT ... FOR UPDATE``) from the read to the commit, so two processes
         claiming one run are served one after the other, the second seeing what the
         first wrote; two creating a new run at once are too (the second claims again
         and finds the first's).
+
+        Raises:
+            RunLeased: another process (or run call) holds the run and is alive.
+            StoreError: the database cannot be reached within ``connect_timeout``, or
+                the stored run is damaged.
+            ValueError: ``run_id`` or a node name holds a NUL character.
         """
         if "\x00" in run_id:
             raise ValueError(f"run_id {run_id!r} holds a NUL character, which a PostgreSQL "
