@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ import pytest
 import flowrt
 from flowrt.tools import cli
 from flowrt.tools._progress import LiveDisplay, PlainDisplay, QuietDisplay, make_display
+from flowrt.tools.cli import _common as cli_common
 from flowrt.tools.cli._common import UsageError, parse_value, split_target
 from flowrt.tools.cli._examples import examples_package
 
@@ -210,6 +212,8 @@ def work(install: Install, tmp_path: Path) -> Path:
     other.close()
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "latin1.json").write_bytes(b'{"n": "caf\xe9"}')
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (tmp_path / "inputs.json").write_text(json.dumps({"n": 5, "s": "from-file", "flag": False,
                                                       "items": [], "obj": {}, "text": "t",
                                                       "nothing": 1}))
@@ -379,6 +383,13 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["run", "flows.py:wf", "-i", "n=1", "--inputs-json", "bad.json"], "is not valid JSON"),
     (["run", "flows.py:wf", "--inputs-json", "list.json"], "must hold a JSON object"),
     (["run", "flows.py:wf", "--inputs-json", "nowhere.json"], "cannot read nowhere.json"),
+    (["run", "flows.py:wf", "--inputs-json", "latin1.json"], "latin1.json is not UTF-8 text"),
+    (["run", "flows.py:wf", "--inputs-json", "deep.json"], "deep.json is not valid JSON"),
+    (["run", "flows.py:wf", "-i", "n=1", "--store", ""], "--store: expected a value"),
+    (["run", "flows.py:wf", "-i", "n=1", "--run-id", ""], "--run-id: expected a value"),
+    (["run", "flows.py:wf", "-i", "n=1", "--limit", "api=1"],
+     "no node of 'demo' uses a limit named 'api'; none of its nodes has a limit="),
+    (["runs", "--store", ""], "--store: expected a value"),
     (["run", "flows.py:wf", "-i", "n=1", "--max-concurrency", "0"], "expected a whole number"),
     (["run", "flows.py:wf", "-i", "n=1", "--timeout", "-1"], "expected seconds > 0"),
     (["run", "flows.py:wf", "-i", "n=1", "-i", "a=2"], "is the name of a node"),
@@ -665,3 +676,400 @@ def test_main_in_process_run(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run", "inproc_run.py:w", "-i", "x=21", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["outputs"] == {"double": 42}
+
+
+# -- run options: --limit, --fail-fast, --executor (issue 11, item 16) -----------------------
+
+OPTIONS_FLOWS = '''
+import os
+import time
+
+import anyio
+
+import flowrt
+
+RUNNING = [0, 0]  # now, most at once
+
+limited = flowrt.Workflow("limited")
+
+for i in range(4):
+    @limited.node(name=f"call{i}", limit="api")
+    async def call() -> None:
+        RUNNING[0] += 1
+        RUNNING[1] = max(RUNNING[1], RUNNING[0])
+        await anyio.sleep(0.05)
+        RUNNING[0] -= 1
+
+@limited.node(after=["call0", "call1", "call2", "call3"])
+def peak() -> int:
+    return RUNNING[1]
+
+
+failing = flowrt.Workflow("failing")
+
+@failing.node
+async def bad() -> None:
+    await anyio.sleep(0.05)
+    raise ValueError("early failure")
+
+@failing.node
+async def slow() -> str:
+    await anyio.sleep(5)
+    return "finished"
+
+
+where = flowrt.Workflow("where")
+
+@where.node
+def sync_pid() -> int:
+    return os.getpid()
+
+@where.node
+async def loop_pid() -> int:
+    return os.getpid()
+'''
+
+
+@pytest.fixture
+def options_flows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    name = f"options_flows_{tmp_path.name.replace('-', '_')}"  # a module of its own per test
+    (tmp_path / f"{name}.py").write_text(OPTIONS_FLOWS)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / f"{name}.py"
+
+
+def _exit_code(*args: str) -> int:
+    """``main(args)``, with argparse's own exit (bad usage) as a return too."""
+    try:
+        return cli.main(list(args))
+    except SystemExit as stop:
+        return int(stop.code or 0)
+
+
+def _main_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = cli.main(list(args))
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_run_limit_caps_the_nodes_under_a_limit(capsys: pytest.CaptureFixture[str],
+                                                options_flows: Path) -> None:
+    target = f"{options_flows.name}:limited"
+    code, data = _main_json(capsys, "run", target, "--json", "--limit", "api=1")
+    assert code == 0 and data["outputs"]["peak"] == 1
+    code, data = _main_json(capsys, "run", target, "--json", "--limit", "api=2")
+    assert code == 0 and data["outputs"]["peak"] == 2
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_run_fail_fast_cancels_the_running_nodes(capsys: pytest.CaptureFixture[str],
+                                                 options_flows: Path) -> None:
+    started = time.monotonic()
+    code, data = _main_json(capsys, "run", f"{options_flows.name}:failing", "--json",
+                            "--fail-fast")
+    assert code == 1 and time.monotonic() - started < 4  # not the 5 s 'slow' sleeps
+    assert data["nodes"]["bad"]["status"] == "failed"
+    assert data["nodes"]["slow"]["status"] == "cancelled"
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_run_executor_chooses_where_sync_nodes_run(capsys: pytest.CaptureFixture[str],
+                                                   options_flows: Path) -> None:
+    target = f"{options_flows.name}:where"
+    code, data = _main_json(capsys, "run", target, "--json", "--executor", "process")
+    assert code == 0
+    assert data["outputs"]["sync_pid"] != data["outputs"]["loop_pid"] == os.getpid()
+    code, data = _main_json(capsys, "run", target, "--json", "--executor", "loop")
+    assert code == 0 and data["outputs"]["sync_pid"] == os.getpid()
+
+
+RUN_OPTION_ERRORS: list[tuple[list[str], str]] = [
+    (["--limit", "api"], "--limit takes NAME=N, got 'api'"),
+    (["--limit", "=2"], "--limit takes NAME=N"),
+    (["--limit", "api=0"], "N must be a whole number >= 1, got '0'"),
+    (["--limit", "api=two"], "N must be a whole number >= 1, got 'two'"),
+    (["--limit", "apx=2"], "no node of 'limited' uses a limit named 'apx'; did you mean 'api'?"),
+    (["--executor", "gpu"], "invalid choice: 'gpu'"),
+    (["--store", ""], "argument --store: expected a value, got an empty string"),
+    (["--store", "  "], "argument --store: expected a value"),
+    (["--run-id", ""], "argument --run-id: expected a value"),
+]
+
+
+@pytest.mark.usefixtures("_restore_logging")
+@pytest.mark.parametrize(("args", "message"), RUN_OPTION_ERRORS,
+                         ids=[" ".join(a) for a, _ in RUN_OPTION_ERRORS])
+def test_bad_run_options_exit_2(capsys: pytest.CaptureFixture[str], options_flows: Path,
+                                args: list[str], message: str) -> None:
+    assert _exit_code("run", f"{options_flows.name}:limited", *args) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err, captured.err
+    assert "Traceback" not in captured.err
+    assert list(options_flows.parent.glob("*.db")) == []  # nothing ran without a store
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_a_refused_resume_does_not_say_resuming(capsys: pytest.CaptureFixture[str],
+                                                options_flows: Path) -> None:
+    (options_flows.parent / "inputs_flow.py").write_text(
+        "import flowrt\nwf = flowrt.Workflow('inputs')\n"
+        "wf.add('double', lambda n: 2 * n)\nwf.add('fail', lambda double: 1 / 0, "
+        "deps=['double'])\n")
+    assert _exit_code("run", "inputs_flow.py:wf", "-i", "n=1", "--store", "s.db",
+                      "--run-id", "r") == 1
+    capsys.readouterr()
+    assert _exit_code("run", "inputs_flow.py:wf", "-i", "n=2", "--store", "s.db",
+                      "--run-id", "r") == 2
+    err = capsys.readouterr().err
+    assert "other inputs" in err and "resuming" not in err, err
+    assert _exit_code("run", "inputs_flow.py:wf", "--store", "s.db", "--run-id", "r") == 1
+    err = capsys.readouterr().err
+    assert "resuming run r (failed): 1 of 2 nodes already succeeded" in err, err
+
+
+# -- what comes from a store is shown safely (issue 11, item 12) ------------------------------
+
+HOSTILE_FLOWS = '''
+import flowrt
+
+evil = flowrt.Workflow("evil\\x1b]0;pwned\\x07")
+
+@evil.node(name="clear\\x1b[2Jscreen")
+def first() -> int:
+    return 1
+
+@evil.node(name="second")
+def second(ctx: flowrt.Context) -> int:
+    raise ValueError("bad \\x1b[31mred\\x1b[0m [bold]text[/] \\u202eevil\\x9b")
+'''
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_terminal_output_shows_control_characters_escaped(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "hostile_flows.py").write_text(HOSTILE_FLOWS)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "hostile_flows.py:evil", "--store", "h.db", "--run-id",
+                     "r\x1b[1A", "--progress", "plain"])
+    assert code == 1
+    outputs = [capsys.readouterr()]
+    for args in (["runs", "--store", "h.db"], ["show", "r\x1b[1A", "--store", "h.db"],
+                 ["show", "r\x1b[1A", "--store", "h.db", "--traceback"],
+                 ["show", "nope", "--store", "h.db"],
+                 ["report", "r\x1b[1A", "--store", "h.db", "-o", "h.html"]):
+        cli.main(args)
+        outputs.append(capsys.readouterr())
+    for captured in outputs:
+        for text in (captured.out, captured.err):
+            for control in ("\x1b", "\x07", "\x9b", "\u202e"):
+                assert control not in text, (control, text)
+    shown = outputs[2].out
+    assert "clear\\x1b[2Jscreen" in shown and "bad \\x1b[31mred\\x1b[0m" in shown
+    assert "\\u202eevil" in shown
+    assert "latest: r\\x1b[1A" in outputs[4].err  # the hint naming stored run ids
+
+
+def test_live_display_shows_markup_and_escapes_as_text() -> None:
+    pytest.importorskip("rich")
+    wf = flowrt.Workflow("markup")
+    wf.add("a[/]", lambda: 1)
+
+    def b(a: int) -> None:
+        raise ValueError("[/] [bold]x\x1b[2J")
+
+    wf.add("b", b, deps=["a[/]"])
+    stream = io.StringIO()
+    display = LiveDisplay(stream, io.StringIO())
+    display.console.force_terminal = True
+    try:
+        result = _events_of(wf, display)
+    finally:
+        display.close()
+    assert str(result.status) == "failed" and not result.hook_errors
+    text = stream.getvalue()
+    assert "[/] [bold]x\\x1b[2J" in text and "\x1b[2J" not in text
+
+
+def test_run_json_with_a_lone_surrogate(install: Install, work: Path) -> None:
+    (work / "surrogate.py").write_text(
+        "import os\nimport flowrt\nwf = flowrt.Workflow('names')\n"
+        "wf.add('name', lambda: os.fsdecode(b'caf\\xe9'))\n"
+        "wf.add('fails', lambda name: 1 / 0 if name else None, deps=['name'])\n"
+        "def boom(name):\n    raise ValueError(name)\n"
+        "wf.add('boom', boom, deps=['name'])\n")
+    # A UTF-8 terminal that refuses what is not UTF-8 (as a user's usually does)
+    env = _clean_env(PYTHONIOENCODING="utf-8:strict")
+    proc = subprocess.run([str(install.python), "-m", "flowrt", "run", "surrogate.py", "--json"],
+                          cwd=work, capture_output=True, timeout=120, env=env)
+    assert proc.returncode == 1, proc.stderr  # a node failed; the JSON is whole
+    assert b"Traceback" not in proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["outputs"]["name"] == "caf\udce9"
+    assert data["nodes"]["boom"]["error"] == "ValueError: caf\udce9"
+    proc = subprocess.run([str(install.python), "-m", "flowrt", "run", "surrogate.py"],
+                          cwd=work, capture_output=True, timeout=120, env=env)
+    assert proc.returncode == 1 and b"Traceback" not in proc.stderr, proc.stderr
+    assert b"ValueError: caf\\udce9" in proc.stdout
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_report_file_gets_the_store_mode_and_follows_no_link(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "modeflow.py").write_text(
+        "import flowrt\nwf = flowrt.Workflow('m')\nwf.add('a', lambda: 1)\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "modeflow.py:wf", "--store", "m.db", "--run-id", "r", "-q"]) == 0
+    for mode in (0o600, 0o640):
+        os.chmod("m.db", mode)
+        assert cli.main(["report", "r", "--store", "m.db", "-o", f"r{mode:o}.html"]) == 0
+        assert stat.S_IMODE(os.stat(f"r{mode:o}.html").st_mode) == mode
+    # A link planted where the page or its temporary file goes is never written through.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    os.symlink(victim, "out.html.tmp")
+    os.symlink(victim, "out.html")
+    assert cli.main(["report", "r", "--store", "m.db", "-o", "out.html"]) == 0
+    assert victim.read_text() == "keep me"
+    assert not os.path.islink("out.html") and "<svg" in Path("out.html").read_text()
+    assert os.readlink("out.html.tmp") == str(victim)  # left alone
+    assert [p.name for p in tmp_path.glob(".out.html*")] == []  # no temporary file left
+    capsys.readouterr()
+    assert _exit_code("report", "r", "--store", "m.db", "-o", "") == 2
+    assert _exit_code("report", "r", "--store", "m.db", "-o", "nodir/r.html") == 2
+    assert "cannot write nodir/r.html" in capsys.readouterr().err
+    for command in (["runs"], ["show", "r"], ["report", "r"]):
+        assert _exit_code(*command, "--store", "") == 2
+        assert "--store: expected a value" in capsys.readouterr().err
+
+
+# -- runs whose process died (issue 11, item 13) ---------------------------------------------
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
+def test_a_killed_run_shows_interrupted_not_running(install: Install, work: Path) -> None:
+    journal, marker = work / "journal", work / "marker"
+    cmd = [str(install.python), "-m", "flowrt", "run", "flows.py:sensor", "--store", "runs.db",
+           "--run-id", "nightly", "-i", f"journal={journal}", "-i", f"marker={marker}", "-q"]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_clean_env())
+    try:
+        _wait_for(lambda: "gate" in _journal(journal))
+        # While its process lives, the run is running, and says by whom.
+        live = flowrt_cli(install, "show", "nightly", "--store", "runs.db", cwd=work)
+        assert f"nightly of 'sensor': running (by process {proc.pid} on" in live.stdout
+        runs = flowrt_cli(install, "runs", "--store", "runs.db", "--json", cwd=work)
+        assert [(r["status"], r["interrupted"]) for r in json.loads(runs.stdout)] == [
+            ("running", False)]
+        proc.kill()  # SIGKILL: nothing is recorded; the lease stays behind
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    runs = flowrt_cli(install, "runs", "--store", "runs.db", cwd=work)
+    assert runs.returncode == 0, runs.stderr
+    assert runs.stdout.splitlines()[2].split()[:3] == ["nightly", "sensor", "interrupted"]
+    assert "--store runs.db --run-id nightly" in runs.stdout  # how to resume it
+    listed = json.loads(flowrt_cli(install, "runs", "--store", "runs.db", "--json",
+                                   cwd=work).stdout)
+    assert listed[0]["status"] == "running" and listed[0]["interrupted"] is True
+    assert listed[0]["owner"]["pid"] == proc.pid
+    for status, ids in (("interrupted", ["nightly"]), ("running", [])):
+        only = flowrt_cli(install, "runs", "--store", "runs.db", "--status", status, "--json",
+                          cwd=work)
+        assert [r["run_id"] for r in json.loads(only.stdout)] == ids
+
+    shown = flowrt_cli(install, "show", "nightly", "--store", "runs.db", cwd=work)
+    assert shown.returncode == 0, shown.stderr
+    assert (f"run nightly of 'sensor': interrupted (stored as running, but process "
+            f"{proc.pid} on") in shown.stdout
+    assert "resume it with: python -m flowrt run TARGET --store runs.db --run-id nightly" in (
+        shown.stdout)
+    report = flowrt_cli(install, "report", "nightly", "--store", "runs.db", "-o", "n.html",
+                        cwd=work)
+    assert "interrupted" in report.stdout
+    page = (work / "n.html").read_text("utf-8")
+    assert ">interrupted</span>" in page and "<b>Interrupted</b>" in page
+
+    # Resumed, it runs to its end; "started" is its first start in runs and in show.
+    marker.write_text("go")
+    resumed = flowrt_cli(install, "run", "flows.py:sensor", "--store", "runs.db",
+                         "--run-id", "nightly", cwd=work)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming run nightly (interrupted): 1 of 3 nodes" in resumed.stderr
+    runs = flowrt_cli(install, "runs", "--store", "runs.db", cwd=work)
+    row = runs.stdout.splitlines()[2].split()
+    assert row[:3] == ["nightly", "sensor", "succeeded"] and row[-1] == "1"
+    shown = flowrt_cli(install, "show", "nightly", "--store", "runs.db", cwd=work).stdout
+    assert f"  started  {row[3]} {row[4]}\n" in shown
+    assert "  resumed  1 time, last at " in shown and "(since the last resume)" in shown
+    data = json.loads(flowrt_cli(install, "show", "nightly", "--store", "runs.db", "--json",
+                                 cwd=work).stdout)
+    assert data["created"] < data["started"] and data["resumes"] == 1
+    assert data["interrupted"] is False
+
+
+def test_json_output_takes_any_value() -> None:
+    """What nodes return is printed as JSON whatever it is (``--json``)."""
+    import dataclasses
+
+    from flowrt._engine.result import jsonable
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: float
+
+    class Sulky:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    value = {"nan": float("nan"), "big": 10 ** 5000, "bytes": b"caf\xe9", "set": {1},
+             "point": Point(1, 2.5), "sulky": Sulky(), 3: (1, "s\udce9")}
+    data = jsonable(value)
+    out = io.StringIO()
+    cli_common.print_json(data, out)
+    back = json.loads(out.getvalue())
+    assert back["nan"] == "nan" and back["big"].startswith("<int of 16610 bits")
+    assert back["bytes"] == "caf\ufffd" and back["set"] == [1]
+    assert back["point"] == {"x": 1, "y": 2.5} and back["sulky"].endswith("Sulky object>")
+    assert back["3"] == [1, "s\udce9"]
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_resumed_runs_tell_restored_nodes_from_nodes_run_again(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "resumable.py").write_text(
+        "import os\nimport flowrt\nwf = flowrt.Workflow('resumable')\n"
+        "wf.add('a', lambda: 1)\n"
+        "def b(a):\n    if not os.path.exists('go'):\n        raise ValueError('not yet')\n"
+        "    return a + 1\n"
+        "wf.add('b', b, deps=['a'])\nwf.add('c', lambda b: b + 1, deps=['b'])\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "resumable.py:wf", "--store", "r.db", "--run-id", "r", "-q"]
+    assert cli.main(args) == 1
+    shown = capsys.readouterr().out
+    assert "latest start" not in shown and "restored" not in shown  # nothing was resumed
+    (tmp_path / "go").write_text("")
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "(3 nodes: 3 succeeded; 1 restored from the store)" in out
+    table = {line.split()[0]: line.split() for line in out.splitlines()[4:7]}
+    assert table["a"][1:] == ["succeeded", "1", table["a"][3], "restored"]
+    assert table["b"][4] == table["c"][4] == "ran"
+
+    assert cli.main(["show", "r", "--store", "r.db"]) == 0
+    shown = capsys.readouterr().out
+    assert "3 succeeded (1 restored from the store by the latest start" in shown
+    rows = {line.split()[0]: line.split() for line in shown.splitlines()[8:11]}
+    assert rows["a"][4] == "restored" and rows["b"][4] == rows["c"][4] == "ran"
+    assert cli.main(["show", "r", "--store", "r.db", "--json"]) == 0
+    nodes = json.loads(capsys.readouterr().out)["nodes"]
+    assert {n: v["restored"] for n, v in nodes.items()} == {"a": True, "b": False, "c": False}
+    assert cli.main(["report", "r", "--store", "r.db", "-o", "r.html"]) == 0
+    page = Path("r.html").read_text("utf-8")
+    assert page.count('class="tag"') == 1 and "restored from the store" in page

@@ -3,9 +3,11 @@ browser draws of it (headless Chromium, screenshot checked pixel by pixel)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import zlib
@@ -252,3 +254,68 @@ def test_report_screenshot_in_chromium(stored_run: StoredRun, tmp_path: Path) ->
         assert len(ys) > 500, f"no {status} node drawn in the graph (colour {COLOURS[status]})"
     # the root ('fetch', succeeded) is drawn above the failed node one level below it
     assert min(found[Status.FAILED]) > min(found[Status.SUCCEEDED])
+
+
+# -- one shape for results and stored runs; what a store says is escaped ---------------------
+
+
+def test_results_and_stored_runs_have_the_same_keys(stored_run: StoredRun) -> None:
+    result = mixed_workflow().run_sync(run_id="r-mixed")
+    live, kept = result.to_dict(), stored_run.to_dict()
+    shared = {"run_id", "workflow", "status", "started", "finished", "duration", "node_count",
+              "counts", "attempts", "retries", "nodes"}
+    assert shared <= live.keys() and shared <= kept.keys()
+    assert live["nodes"].keys() == kept["nodes"].keys()
+    for name in live["nodes"]:
+        assert live["nodes"][name].keys() == kept["nodes"][name].keys()
+        for key in ("status", "attempts", "error", "deps"):
+            assert live["nodes"][name][key] == kept["nodes"][name][key], (name, key)
+    assert live["counts"] == kept["counts"] and live["retries"] == kept["retries"] == 1
+    assert kept["nodes"]["stock"]["traceback"].startswith("Traceback")
+    assert live["outputs"]["price"] == 6 and "outputs" not in kept  # read with outputs()
+    assert json.loads(json.dumps(live)) == live and json.loads(json.dumps(kept)) == kept
+
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+def hostile_run() -> StoredRun:
+    """A stored run as a hostile (or damaged) store file may hold it: markup in every
+    text, text where numbers belong."""
+    record = RunRecord("r<b>1</b>", HOSTILE, "fp", {"a": [], HOSTILE: ["a"]}, b"{}",
+                       "running<script>", "json", 1000.0, 1000.0, None,
+                       HOSTILE)  # "times resumed"
+    nodes = {
+        "a": NodeRecord("a", HOSTILE, HOSTILE, None, HOSTILE, HOSTILE, "<i>1000</i>", 1001.0),
+        HOSTILE: NodeRecord(HOSTILE, "failed", 2, None, HOSTILE, HOSTILE, 1000.5, 1000.7),
+    }
+    return StoredRun(record, nodes, None)
+
+
+def test_report_escapes_everything_from_a_store() -> None:
+    page = render(hostile_run())
+    lowered = page.lower()
+    assert "<script" not in lowered and "<b>1" not in lowered and "<i>1000" not in lowered
+    assert "&lt;script&gt;" in page and "r&lt;b&gt;1&lt;/b&gt;" in page
+    view = view_of_stored(hostile_run())
+    assert view.resumes == 0 and view.nodes[0].attempts == 0 and view.nodes[0].started is None
+
+
+def test_write_is_owner_only_and_never_follows_a_link(stored_run: StoredRun,
+                                                      tmp_path: Path) -> None:
+    out = write(stored_run, tmp_path / "r.html")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert stat.S_IMODE(write(stored_run, tmp_path / "s.html", mode=0o644).stat().st_mode) == (
+        0o644)
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "r.html.tmp").symlink_to(victim)
+    (tmp_path / "t.html").symlink_to(victim)
+    write(stored_run, tmp_path / "r.html")
+    write(stored_run, tmp_path / "t.html")
+    assert victim.read_text() == "keep" and not (tmp_path / "t.html").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r.html", "r.html.tmp", "s.html", "t.html", "victim"]
+    with pytest.raises(OSError):
+        write(stored_run, tmp_path / "missing" / "r.html")
+    assert not (tmp_path / "missing").exists()

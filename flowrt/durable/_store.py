@@ -42,6 +42,13 @@ __all__ = ["Claim", "Decide", "Lease", "MemoryStore", "NodeRecord", "RunRecord",
 RUNNING = "running"
 
 
+def _span(start: Any, end: Any) -> float | None:
+    """``end - start`` when both are times (a damaged row may hold anything)."""
+    if isinstance(start, int | float) and isinstance(end, int | float):
+        return end - start
+    return None
+
+
 @attrs.frozen
 class Lease:
     """Who runs a run: a process (host, pid) and one run call in it (token)."""
@@ -137,7 +144,7 @@ class RunRecord:
         ``interrupted`` (:meth:`is_interrupted`)."""
         return {"run_id": self.run_id, "workflow": self.workflow, "status": self.status,
                 "created": self.created, "started": self.started, "finished": self.finished,
-                "duration": self.duration, "resumes": self.resumes,
+                "duration": _span(self.started, self.finished), "resumes": self.resumes,
                 "node_count": len(self.structure),
                 "owner": None if self.owner is None else {"host": self.owner.host,
                                                           "pid": self.owner.pid},
@@ -234,15 +241,14 @@ class StoredRun:
                                "finished": None, "duration": None, "error": None,
                                "traceback": None, "deps": deps, "restored": False}
             else:
-                duration = (rec.finished - rec.started if rec.started is not None
-                            and rec.finished is not None else None)
                 nodes[name] = {"status": rec.status, "attempts": rec.attempts,
                                "started": rec.started, "finished": rec.finished,
-                               "duration": duration, "error": rec.error,
-                               "traceback": rec.traceback, "deps": deps,
+                               "duration": _span(rec.started, rec.finished),
+                               "error": rec.error, "traceback": rec.traceback, "deps": deps,
                                "restored": rec.fence < record.fence}
-                attempts += rec.attempts
-                ran += rec.attempts > 0
+                if isinstance(rec.attempts, int) and rec.attempts > 0:
+                    attempts += rec.attempts
+                    ran += 1
             status = nodes[name]["status"]
             counts[status] = counts.get(status, 0) + 1
         try:

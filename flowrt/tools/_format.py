@@ -11,7 +11,7 @@ import time
 
 from ..errors import describe_error
 
-__all__ = ["duration", "error_text", "for_terminal", "one_line", "timestamp"]
+__all__ = ["duration", "error_text", "for_terminal", "one_line", "short_repr", "timestamp"]
 
 
 def duration(s: float | None) -> str:
@@ -44,6 +44,15 @@ def one_line(text: str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         return text[: max(0, limit - 3)] + "..."
     return text
+
+
+def short_repr(value: object, limit: int = 160) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` (a ``repr`` that raises is named so)."""
+    try:
+        text = repr(value)
+    except Exception as error:  # a user's __repr__: the result is still printed
+        text = f"<{type(value).__qualname__} object: repr() raised {describe_error(error)}>"
+    return one_line(text, limit)
 
 
 def error_text(error: BaseException | None, limit: int = 200) -> str:

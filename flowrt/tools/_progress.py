@@ -150,7 +150,12 @@ class Display:
         """Draw ``event`` of ``run`` (the subclasses' part)."""
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        print(fmt.for_terminal(text), file=self.out, flush=True)
+
+    def note(self, text: str) -> None:
+        """A line about a run that is no event (``resuming run ...``) with the progress,
+        on stderr; shown even by a quiet display."""
+        print(fmt.for_terminal(text), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """Stop drawing (a live display leaves its last state on the screen)."""
@@ -178,9 +183,13 @@ class PlainDisplay(Display):
         super().__init__(out)
         self.stream = stream if stream is not None else sys.stderr
 
+    def note(self, text: str) -> None:
+        self._write(text)
+
     def _write(self, line: str) -> None:
+        # Lines hold node names and error messages: no escape sequence reaches the terminal
         try:
-            self.stream.write(line + "\n")
+            self.stream.write(fmt.for_terminal(line) + "\n")
             self.stream.flush()
         except (OSError, ValueError):  # a closed pipe must not break the run
             pass
@@ -280,7 +289,8 @@ class LiveDisplay(Display):
             total = run.total
             bar = ProgressBar(total=float(total or max(done, 1)), completed=float(done),
                               width=20, pulse=total is None)
-            name = Text.assemble((run.workflow, "bold"), " ", (run.run_id, "dim"))
+            name = Text.assemble((fmt.for_terminal(run.workflow), "bold"), " ",
+                                 (fmt.for_terminal(run.run_id), "dim"))
             info = Text(f"{done}/{total}" if total is not None else f"{done} done")
             info.append(f" {fmt.duration(run.elapsed(now))}", style="dim")
             if retries:
@@ -291,7 +301,7 @@ class LiveDisplay(Display):
                 shown = ", ".join(n if a <= 1 else f"{n} (attempt {a})" for n, a in running[:4])
                 if len(running) > 4:
                     shown += f" +{len(running) - 4}"
-                info.append(f"  running: {shown}", style="cyan")
+                info.append(f"  running: {fmt.for_terminal(shown)}", style="cyan")
             grid.add_row(spinner, name, bar, info)
         return grid
 
@@ -300,28 +310,42 @@ class LiveDisplay(Display):
         if kind is EventKind.RUN_FINISHED:
             style = {"succeeded": "green", "failed": "red"}.get(run.status or "", "yellow")
             mark = {"succeeded": "✔", "failed": "✖"}.get(run.status or "", "■")
-            self.console.print(f"[{style}]{mark}[/] [bold]{run.workflow}[/] "
-                               f"[dim]{run.run_id}[/] [{style}]{run.status}[/] in "
-                               f"{fmt.duration(run.elapsed())}: {run.summary()}",
+            self.console.print(f"[{style}]{mark}[/] [bold]{_markup(run.workflow)}[/] "
+                               f"[dim]{_markup(run.run_id)}[/] [{style}]{run.status}[/] in "
+                               f"{fmt.duration(run.elapsed())}: {_markup(run.summary())}",
                                highlight=False)
             for node, error in run.errors:
-                self.console.print(f"    [red]{node}[/]: {error}", highlight=False,
-                                   markup=True)
+                self.console.print(f"    [red]{_markup(node)}[/]: {_markup(error)}",
+                                   highlight=False)
         elif kind is EventKind.RETRYING:
-            self.console.print(f"  [yellow]retrying[/] {event.node} after attempt "
-                               f"{event.attempt}: {fmt.error_text(event.error)}",
-                               highlight=False)
+            self.console.print(f"  [yellow]retrying[/] {_markup(str(event.node))} after "
+                               f"attempt {event.attempt}: "
+                               f"{_markup(fmt.error_text(event.error))}", highlight=False)
 
     def say(self, text: str = "") -> None:
         if self._say_live and not self._closed:
-            self.console.print(text, highlight=False, markup=False)
+            self.console.print(fmt.for_terminal(text), highlight=False, markup=False)
         else:
             super().say(text)
+
+    def note(self, text: str) -> None:
+        if not self._closed:
+            self.console.print(fmt.for_terminal(text), highlight=False, markup=False)
+        else:
+            super().note(text)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._live.stop()
+
+
+def _markup(text: str) -> str:
+    """Text from a run (node names, errors) inside rich markup: shown as it is, never
+    read as markup (an error saying ``[/]`` would end the style, or fail to print)."""
+    from rich.markup import escape  # type: ignore[import-not-found,unused-ignore]
+
+    return str(escape(fmt.for_terminal(text)))
 
 
 def _isatty(stream: Any) -> bool:

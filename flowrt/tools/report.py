@@ -35,15 +35,15 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from .._engine.result import jsonable
 from .._types import BY_NAME, Status
 from ..durable import StoredRun
 from . import _format as fmt
+from ._view import NodeView, RunView
 from .viz import COLOURS
 
 if TYPE_CHECKING:
@@ -64,86 +64,6 @@ DEFAULT_MODE = 0o600
 _DASH = "\u2013"  # what an empty cell shows
 _DOT = " \u00b7 "  # between the parts of a label
 _ORDER = ("succeeded", "failed", "cancelled", "skipped", "running", "pending")
-
-
-def _number(value: Any) -> float | None:
-    """A time or duration read from a store: a finite float, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _count(value: Any) -> int:
-    """A count read from a store: a non-negative int, else 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-@attrs.frozen
-class NodeView:
-    """One node as the report shows it."""
-
-    name: str
-    status: str  # a Status name; "pending" for a node with no record
-    attempts: int
-    started: float | None
-    finished: float | None
-    error: str | None
-    traceback: str | None
-    deps: tuple[str, ...]
-
-    @property
-    def duration(self) -> float | None:
-        if self.started is None or self.finished is None:
-            return None
-        return self.finished - self.started
-
-
-@attrs.frozen
-class RunView:
-    """A run as the report shows it, from a store or from a result.
-
-    Built by :meth:`from_dict` from ``RunResult.to_dict()`` or ``StoredRun.to_dict()``,
-    which checks every value's type on the way in: a store is a file anyone with
-    access may have written, so a count is an int and a time a float here, and every
-    text is escaped on the way out.
-    """
-
-    workflow: str
-    run_id: str
-    status: str
-    created: float
-    started: float
-    finished: float | None
-    resumes: int
-    inputs: Any
-    nodes: tuple[NodeView, ...]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunView:
-        """The view of a run given as ``to_dict()`` data (of a result or a stored run)."""
-        raw_nodes = data.get("nodes")
-        nodes = []
-        for name, node in (raw_nodes.items() if isinstance(raw_nodes, Mapping) else ()):
-            node = node if isinstance(node, Mapping) else {}
-            deps = node.get("deps")
-            nodes.append(NodeView(
-                str(name), str(node.get("status", "pending")), _count(node.get("attempts")),
-                _number(node.get("started")), _number(node.get("finished")),
-                _text(node.get("error")), _text(node.get("traceback")),
-                tuple(str(d) for d in deps) if isinstance(deps, list | tuple) else ()))
-        started = _number(data.get("started"))
-        created = _number(data.get("created"))
-        if started is None:
-            started = created if created is not None else 0.0
-        return cls(str(data.get("workflow", "")), str(data.get("run_id", "")),
-                   str(data.get("status", "")), started if created is None else created,
-                   started, _number(data.get("finished")), _count(data.get("resumes")),
-                   data.get("inputs"), tuple(nodes))
 
 
 def view_of_stored(stored: StoredRun) -> RunView:
@@ -186,7 +106,9 @@ def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
     the page or its temporary file goes is replaced, never written through.
 
     Args:
-        max_nodes: as for :func:`render`.
+        run: what to draw (a stored run, a result, or a :class:`RunView`).
+        path: where the page goes.
+        max_nodes: runs of more nodes are summarised (see the module docs).
         mode: the file's permission bits (default 0o600: readable by its owner only,
             like a store; ``flowrt report`` gives the page its store's mode).
 
@@ -197,7 +119,9 @@ def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
     text = render(run, max_nodes=max_nodes)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        # backslashreplace: a lone surrogate (a name decoded with surrogateescape) is
+        # shown as \\udcXX rather than failing the page
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode & 0o777)
             f.write(text)
@@ -311,6 +235,8 @@ details pre { white-space: pre-wrap; font-size: 11.5px; background: var(--soft);
   padding: 8px; border-radius: 4px; max-height: 320px; overflow: auto; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
 .footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+.tag { font-size: 11px; color: #8250df; border: 1px solid #d8b9ff; border-radius: 8px;
+  padding: 0 6px; margin-left: 4px; }
 """
 
 
@@ -369,10 +295,7 @@ class RunPage:
         """The run's name, status, facts, node counts and inputs."""
         run = self.run
         counts = Counter(n.status for n in run.nodes)
-        attempts = sum(n.attempts for n in run.nodes)
-        ran = sum(1 for n in run.nodes if n.attempts)
-        duration = None if run.finished is None else run.finished - run.started
-        status = run.status
+        status = run.state
         badge = (f'<span class="badge" style="background:{_colour(status)}">{_e(status)}</span>'
                  if status in BY_NAME else
                  f'<span class="badge" style="background:#fff3b0">{_e(status)}</span>')
@@ -381,12 +304,13 @@ class RunPage:
             ("status", _e(status)),
             ("nodes", f"{len(run.nodes):,}"),
             ("levels", f"{max(self.level.values(), default=-1) + 1:,}"),
-            ("attempts", f"{attempts:,}"),
-            ("retries", f"{attempts - ran:,}"),
+            ("attempts", f"{run.attempts:,}"),
+            ("retries", f"{run.retries:,}"),
+            *([("restored from the store", f"{run.restored:,}")] if run.restored else []),
             ("started", _e(fmt.timestamp(run.created, millis=True))),
             ("finished", _e(fmt.timestamp(run.finished, millis=True))),
             ("duration" + (" (since the last resume)" if run.resumes else ""),
-             _e(fmt.duration(duration))),
+             _e(fmt.duration(run.duration))),
             ("resumed", _e(f"{run.resumes} time{'s' if run.resumes > 1 else ''}, last at "
                            f"{fmt.timestamp(run.started, millis=True)}"
                            if run.resumes else "never")),
@@ -400,11 +324,16 @@ class RunPage:
                '<div class="facts">'
                + "".join(f"<div><b>{k}</b>{v}</div>" for k, v in facts) + "</div>",
                f'<div class="chips">{chips}</div>']
+        if run.interrupted:
+            out.append(f'<p class="note"><b>Interrupted</b>: stored as running, but '
+                       f"{_e(run.why_interrupted())}. Run it again with the same store and "
+                       f"run id (<code>--run-id {_e(run.run_id)}</code>) to resume it: the "
+                       "nodes that succeeded are not run again.</p>")
         if run.inputs is not None:
             try:
-                text = json.dumps(run.inputs, indent=2, default=repr, ensure_ascii=False)
+                text = json.dumps(jsonable(run.inputs), indent=2, ensure_ascii=False)
             except Exception:  # inputs of odd types: still a page
-                text = repr(run.inputs)
+                text = fmt.short_repr(run.inputs, 4000)
             if len(text) > 4000:
                 text = text[:4000] + "\n\u2026"
             out.append(f"<details><summary>Run inputs</summary><pre>{_e(text)}</pre></details>")
@@ -417,8 +346,8 @@ class RunPage:
         if not self.run.nodes:
             return '<p class="note">The workflow has no nodes.</p>'
         if self.big:
-            return self.level_summary()
-        return self.dag()
+            return self._level_summary()
+        return self._dag()
 
     def _layout(self) -> tuple[list[list[str]], dict[str, list[str]]]:
         """Layers of node names (and of ``"\\0k"`` waypoints that carry edges spanning
@@ -469,7 +398,7 @@ class RunPage:
                 place()
         return layers, paths
 
-    def dag(self) -> str:
+    def _dag(self) -> str:
         layers, paths = self._layout()
         by_name = {n.name: n for n in self.run.nodes}
         widest_real = max(sum(1 for v in layer if v in by_name) for layer in layers)
@@ -510,12 +439,14 @@ class RunPage:
         boxes = []
         for n in self.run.nodes:
             x, y = centre[n.name] - box_w / 2, top[n.name]
-            detail = [n.status]
+            detail = [n.status if n.latest_start != "restored" else "restored"]
             if n.attempts > 1:
                 detail.append(f"\u00d7{n.attempts}")
             if n.duration is not None:
                 detail.append(fmt.duration(n.duration))
             tip = f"{n.name}\n{n.status}"
+            if n.latest_start == "restored":
+                tip += " (restored from the store: the latest start did not run it)"
             if n.attempts:
                 tip += f", {n.attempts} attempt{'s' if n.attempts > 1 else ''}"
             if n.duration is not None:
@@ -543,18 +474,18 @@ class RunPage:
                '<path d="M0,0 L10,5 L0,10 z" fill="#8c959f" /></marker></defs>'
                '<g fill="none" stroke="#8c959f" stroke-width="1.3" marker-end="url(#arrow)">'
                + "".join(edges) + "</g>" + "".join(boxes) + "</svg>")
-        return (self.legend()
+        return (self._legend()
                 + f'<div class="scroll" id="dag">{svg}</div>'
                 + '<p class="note">Roots on top; each node sits one level below its deepest '
                 "dependency. Hover a node for its details.</p>")
 
-    def legend(self) -> str:
+    def _legend(self) -> str:
         present = {n.status for n in self.run.nodes}
         return '<div class="chips">' + "".join(
             f'<span><i class="chip" style="background:{_colour(s)}"></i>{_e(s)}</span>'
             for s in _ORDER if s in present) + "</div>"
 
-    def level_summary(self) -> str:
+    def _level_summary(self) -> str:
         depth = max(self.level.values(), default=0) + 1
         per = max(1, math.ceil(depth / 200))  # at most 200 rows: group levels if deeper
         rows: list[tuple[str, Counter[str]]] = []
@@ -594,7 +525,7 @@ class RunPage:
         return (f'<p class="note">{len(self.run.nodes):,} nodes are too many to draw one by one '
                 f"(more than {self.max_nodes:,}): each bar is one level of the graph (roots "
                 "first), as wide as its number of nodes, coloured by how they ended.</p>"
-                + self.legend() + f'<div class="scroll" id="dag">{svg}</div>')
+                + self._legend() + f'<div class="scroll" id="dag">{svg}</div>')
 
     # -- the timeline -----------------------------------------------------------------
 
@@ -606,7 +537,7 @@ class RunPage:
         note = ""
         profile = ""
         if len(timed) > self.max_nodes:
-            profile = self.concurrency(timed)
+            profile = self._concurrency(timed)
             longest = sorted(timed, key=lambda n: -(n.duration or 0.0))[:LONGEST]
             timed = sorted(longest, key=lambda n: (n.started or 0.0, n.name))
             note = (f'<p class="note">{len(self.timed):,} timed nodes: above, how many ran at '
@@ -672,7 +603,7 @@ class RunPage:
                          'text-anchor="middle" fill="#8250df">resumed</text>')
         return parts
 
-    def concurrency(self, timed: list[NodeView]) -> str:
+    def _concurrency(self, timed: list[NodeView]) -> str:
         """A step chart of how many nodes were running at each moment."""
         t0, t1 = self.t0, max(self.t1, self.t0 + 1e-6)
         buckets = 600
@@ -742,12 +673,16 @@ class RunPage:
                 if n.traceback:
                     error += (f"<details><summary>traceback</summary>"
                               f"<pre>{_e(n.traceback)}</pre></details>")
+            resumed = ""
+            if n.restored:
+                resumed = (' <span class="tag" title="ended in an earlier start of the run; '
+                           f'the latest start did not run it">{n.latest_start}</span>')
             rows.append(
                 f'<tr><td class="num">{i}</td>'
                 f'<td class="name" data-node="{_e(n.name)}">{_e(n.name)}</td>'
                 f'<td class="num">{self.level.get(n.name, 0)}</td>'
                 f'<td><i class="chip" style="background:{_colour(n.status)}"></i>'
-                f'{_e(n.status)}</td><td class="num">{_e(n.attempts)}</td>'
+                f"{_e(n.status)}{resumed}</td><td class=\"num\">{_e(n.attempts)}</td>"
                 f'<td class="num">{"-" if offset is None else "+" + _e(fmt.duration(offset))}</td>'
                 f'<td class="num">{_e(fmt.duration(n.duration))}</td><td>{error}</td></tr>')
         return (note + '<table class="nodes"><thead><tr><th class="num">#</th><th>node</th>'

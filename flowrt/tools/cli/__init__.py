@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except (UsageError, StoreError) as error:  # a damaged store is a bad input too
+    except (UsageError, StoreError) as error:  # a store that cannot be read is bad input
         err(f"error: {error}")
         return EXIT_USAGE
     except KeyboardInterrupt:  # before the run's own handler was installed, or after

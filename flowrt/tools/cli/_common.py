@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import shlex
 import sys
 import traceback
 import types
@@ -17,16 +18,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from ..._engine.result import jsonable
 from ...durable import PostgresStore, SQLiteStore, Store, StoredRun
 from ...durable._open import POSTGRES_SCHEMES
 from ...errors import GraphError, StoreError
 from ...workflow import Plan, Workflow
-from .._format import error_text
+from .._format import error_text, for_terminal
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError",
-           "compile_or_fail", "err", "format_table", "load_run", "load_workflow",
-           "open_store", "parse_inputs", "parse_value", "positive_float", "positive_int",
-           "print_json", "prog", "split_target"]
+           "compile_or_fail", "echo", "err", "format_table", "load_run", "load_workflow",
+           "nonempty", "open_store", "parse_inputs", "parse_value", "positive_float",
+           "positive_int", "print_json", "prog", "resume_command", "split_target"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -45,8 +47,23 @@ def prog() -> str:
 
 
 def err(message: str) -> None:
-    """A message for the user on stderr, prefixed with the program's name."""
-    print(f"{prog()}: {message}", file=sys.stderr, flush=True)
+    """A message for the user on stderr, prefixed with the program's name (control
+    characters made visible: messages quote stores and user code)."""
+    print(for_terminal(f"{prog()}: {message}"), file=sys.stderr, flush=True)
+
+
+def resume_command(target: str, store: str, run_id: str) -> str:
+    """The command that resumes run ``run_id`` of ``target`` (arguments quoted for a
+    POSIX shell when they need it)."""
+    return (f"{prog()} run {shlex.quote(target)} --store {shlex.quote(store)} "
+            f"--run-id {shlex.quote(run_id)}")
+
+
+def echo(text: str = "") -> None:
+    """A line for people on stdout. What the tools print comes from stores, node names
+    and exceptions: control characters are made visible (``\\x1b``), never sent to the
+    terminal as escape sequences."""
+    print(for_terminal(text))
 
 
 # -- targets -------------------------------------------------------------------------------
@@ -182,7 +199,7 @@ def parse_value(raw: str) -> Any:
     """JSON when it parses (``3``, ``true``, ``[1,2]``, ``"x"``), else the string."""
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw
 
 
@@ -195,9 +212,11 @@ def parse_inputs(pairs: Sequence[str], json_file: str | None) -> dict[str, Any]:
         except OSError as error:
             raise UsageError(f"--inputs-json: cannot read {json_file}: "
                              f"{error.strerror or error}") from None
+        except UnicodeDecodeError as error:
+            raise UsageError(f"--inputs-json: {json_file} is not UTF-8 text: {error}") from None
         try:
             loaded = json.loads(text)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise UsageError(f"--inputs-json: {json_file} is not valid JSON: {error}") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"--inputs-json: {json_file} must hold a JSON object "
@@ -221,6 +240,8 @@ def parse_inputs(pairs: Sequence[str], json_file: str | None) -> dict[str, Any]:
 def open_store(path_text: str, *, must_exist: bool) -> Store:
     """The store ``--store`` names: an SQLiteStore at a path, a PostgresStore for a
     ``postgresql://`` URL; UsageError when it is none (the file untouched)."""
+    if not path_text.strip():
+        raise UsageError("--store takes the path of a store file, got an empty string")
     if path_text.startswith(POSTGRES_SCHEMES):
         try:
             return PostgresStore(path_text)
@@ -258,7 +279,7 @@ def load_run(store: Store, run_id: str, store_path: str) -> StoredRun:
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
                  right: Iterable[int] = ()) -> str:
     """Rows as aligned plain-text columns (columns in ``right`` aligned right)."""
-    text_rows = [[str(c) for c in row] for row in rows]
+    text_rows = [[for_terminal(str(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
         for i, cell in enumerate(row):
@@ -282,6 +303,7 @@ def print_json(data: Any, out: IO[str] | None = None) -> None:
     escape ``\\udcXX``, which any JSON reader reads back as the same string.
     """
     out = out or sys.stdout
+    data = jsonable(data)  # a damaged store may hold anything
     encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("-", "")
     if encoding in ("utf8", "utf_8"):
         text = json.dumps(data, indent=2, ensure_ascii=False)
@@ -294,6 +316,13 @@ def print_json(data: Any, out: IO[str] | None = None) -> None:
 
 
 # -- argument types ------------------------------------------------------------------------
+
+
+def nonempty(text: str) -> str:
+    """An argument that must not be empty (``--store ''`` is a mistake, not "none")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a value, got an empty string")
+    return text
 
 
 def positive_int(text: str) -> int:

@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import signal
 import sys
 import traceback as tb_module
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from ..._engine.result import RunResult
+from ..._types import Event, EventKind
 from ...errors import FlowError, MissingInputError
+from ...workflow import Plan
 from .. import _format as fmt
-from .._progress import make_display
+from .._progress import Display, make_display
+from .._view import latest_start
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
     compile_or_fail,
+    echo,
     err,
     format_table,
     load_workflow,
+    nonempty,
     open_store,
     parse_inputs,
     positive_float,
     positive_int,
     print_json,
     prog,
+    resume_command,
 )
 from ._running import (
     Interrupted,
@@ -37,7 +45,7 @@ from ._running import (
     setup_logging,
 )
 
-__all__ = ["add_parser", "command", "print_result"]
+__all__ = ["add_parser", "command", "parse_limits", "print_result"]
 
 #: Node tables longer than this show only the nodes that did not succeed.
 TABLE_ROWS = 60
@@ -54,13 +62,21 @@ def add_parser(sub: Any) -> None:
                         "a string (repeatable)")
     p.add_argument("--inputs-json", metavar="FILE",
                    help="run inputs from a JSON object in FILE ('-' reads stdin); -i wins")
-    p.add_argument("--store", metavar="PATH", help="a durable store, an SQLite file (created "
-                                                   "if missing) or a postgresql:// URL: the "
-                                                   "run can be resumed")
-    p.add_argument("--run-id", metavar="ID", help="the run's id; with --store, an id the "
-                                                  "store knows resumes that run")
+    p.add_argument("--store", metavar="PATH", type=nonempty,
+                   help="a durable store, an SQLite file (created if missing) or a "
+                        "postgresql:// URL: the run can be resumed")
+    p.add_argument("--run-id", metavar="ID", type=nonempty,
+                   help="the run's id; with --store, an id the store knows resumes that run")
     p.add_argument("--max-concurrency", type=positive_int, metavar="N",
                    help="at most N nodes running at once")
+    p.add_argument("--limit", action="append", metavar="NAME=N",
+                   help="at most N nodes under the limit NAME (a node's limit=) running at "
+                        "once (repeatable)")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="cancel the running nodes at the first failure")
+    p.add_argument("--executor", choices=["thread", "process", "loop"],
+                   help="where sync nodes run unless they say otherwise: worker threads "
+                        "(the default), worker processes, or the event loop itself")
     p.add_argument("--timeout", type=positive_float, metavar="S",
                    help="cancel the run after S seconds (it then ends cancelled, exit 1)")
     p.add_argument("--json", action="store_true",
@@ -71,39 +87,88 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=command)
 
 
+def parse_limits(pairs: Sequence[str], plan: Plan) -> dict[str, int]:
+    """``--limit NAME=N`` options as ``limits=``; a name that no node of ``plan`` uses is
+    an error (a typo would otherwise limit nothing), with the near match."""
+    limits: dict[str, int] = {}
+    for item in pairs:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--limit takes NAME=N, got {item!r}")
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise UsageError(f"--limit {item!r}: N must be a whole number >= 1, got {raw!r}")
+        if name not in plan.limit_names:
+            used = plan.limit_names
+            near = difflib.get_close_matches(name, used, n=1)
+            hint = (f"; did you mean {near[0]!r}?" if near
+                    else f"; its limits: {', '.join(used)}" if used
+                    else "; none of its nodes has a limit=")
+            raise UsageError(f"--limit {item!r}: no node of {plan.workflow!r} uses a limit "
+                             f"named {name!r}{hint}")
+        limits[name] = value
+    return limits
+
+
+class _ResumeNote:
+    """The run's hook: says "resuming run ..." when the resumed run has started.
+
+    Not before: the store may still refuse the resume (other inputs, a changed
+    workflow, a live holder), and then nothing resumes.
+    """
+
+    def __init__(self, display: Display, run_id: str, restored: int, text: str | None) -> None:
+        self.display = display
+        self.run_id = run_id
+        self.restored = restored
+        self.text = text
+
+    def __call__(self, event: Event) -> None:
+        if (event.kind is EventKind.RUN_STARTED and event.run_id == self.run_id
+                and self.restored >= 0):
+            self.display.restored(self.run_id, self.restored)
+            if self.text is not None:
+                self.display.note(self.text)
+            self.restored = -1  # said once
+        self.display(event)
+
+
 def command(args: argparse.Namespace) -> int:
     """``flowrt run``: run a workflow and print its result."""
     wf = load_workflow(args.target)
     plan = compile_or_fail(wf)
     inputs = parse_inputs(args.input or [], args.inputs_json)
-    known = set(plan.required_inputs) | set(plan.optional_inputs)
-    for key in inputs:
-        if key not in known and key not in plan.index:
-            err(f"warning: input {key!r} is not a parameter of any node of {wf.name!r}")
-    store = open_store(args.store, must_exist=False) if args.store else None
+    limits = parse_limits(args.limit or [], plan)
+    store = open_store(args.store, must_exist=False) if args.store is not None else None
     run_id = args.run_id or uuid.uuid4().hex[:12]
     display = make_display("off" if args.quiet or args.json else args.progress)
     handler = setup_logging(args.log_level, display)
     display.expect(wf.name, len(plan))
+    hook: Display | _ResumeNote = display
+    stored_status = None
     try:
         if store is not None:
             stored = store.load(run_id)
             if stored is not None:
+                stored_status = stored.record.status
                 done = sum(1 for r in stored.nodes.values() if r.status == "succeeded")
-                if stored.record.status == "succeeded":
-                    msg = f"run {run_id} already succeeded: its stored result, nothing runs"
-                else:
-                    msg = (f"resuming run {run_id} ({stored.record.status}): {done} of "
-                           f"{len(stored.record.structure)} nodes already succeeded and are "
-                           "not run again")
-                    display.restored(run_id, done)
-                if not args.json:
-                    err(msg)
+                # Said once the run has started: a run stored as running whose holder
+                # lives is refused, so one that starts was interrupted.
+                was = "interrupted" if stored_status == "running" else stored_status
+                text = (f"{prog()}: resuming run {run_id} ({was}): {done} of "
+                        f"{len(stored.record.structure)} nodes already succeeded and are "
+                        "not run again")
+                hook = _ResumeNote(display, run_id, done, None if args.json else text)
         try:
             result = run_interruptible(lambda: wf.run(
                 inputs or None, run_id=run_id, store=store,
-                max_concurrency=args.max_concurrency, timeout=args.timeout,
-                on_event=display))
+                max_concurrency=args.max_concurrency, limits=limits or None,
+                fail_fast=args.fail_fast, executor=args.executor, timeout=args.timeout,
+                on_event=hook))
         except MissingInputError as error:
             names = " ".join(f"-i {k}=VALUE" for k in error.missing)
             raise UsageError(f"{error}; give {'it' if len(error.missing) == 1 else 'them'} "
@@ -117,7 +182,7 @@ def command(args: argparse.Namespace) -> int:
         hint = ""
         if store is not None:
             hint = (f"; the run is recorded as cancelled in {args.store}: resume it with "
-                    f"{prog()} run {args.target} --store {args.store} --run-id {run_id}")
+                    f"{resume_command(args.target, args.store, run_id)}")
         err(f"{how}: run {run_id} of {wf.name!r} cancelled{hint}")
         exit_now_if_threads_left(stop.exit_code)
         return stop.exit_code
@@ -126,6 +191,9 @@ def command(args: argparse.Namespace) -> int:
             store.close()
         logging.getLogger().removeHandler(handler)
 
+    if stored_status == "succeeded" and not args.json and not (
+            isinstance(hook, _ResumeNote) and hook.restored < 0):
+        err(f"run {run_id} already succeeded: its stored result, nothing ran")
     if args.json:
         print_json(result.to_dict())
     else:
@@ -139,15 +207,17 @@ def command(args: argparse.Namespace) -> int:
 def print_result(result: RunResult, *, store_path: str | None, target: str,
                  traceback: bool) -> None:
     """The result for people: a status line, the node table, the final outputs."""
-    out = sys.stdout
     metrics = result.metrics
     counts = ", ".join(f"{c} {k}" for k, c in result.counts().items())
     retries = (f"; {metrics.retries} retr{'y' if metrics.retries == 1 else 'ies'}"
                if metrics.retries else "")
     n = len(result.plan)
-    print(f"run {result.run_id} of {result.workflow!r} {result.status} in "
-          f"{fmt.duration(result.duration)} ({n} node{'s' if n != 1 else ''}: {counts}{retries})",
-          file=out)
+    nodes = result.nodes
+    restored = sum(1 for name in nodes if nodes[name].restored)
+    from_store = f"; {restored} restored from the store" if restored else ""
+    echo(f"run {result.run_id} of {result.workflow!r} {result.status} in "
+         f"{fmt.duration(result.duration)} ({n} node{'s' if n != 1 else ''}: "
+         f"{counts}{retries}{from_store})")
     names = list(result.nodes)
     if len(names) > TABLE_ROWS:
         shown = [n for n in names if str(result.nodes[n].status) != "succeeded"][:TABLE_ROWS]
@@ -159,30 +229,33 @@ def print_result(result: RunResult, *, store_path: str | None, target: str,
     if shown:
         rows = []
         for name in shown:
-            node = result.nodes[name]
-            rows.append([name, str(node.status), node.attempts, fmt.duration(node.duration),
+            node = nodes[name]
+            status = str(node.status)
+            rows.append([name, status, node.attempts, fmt.duration(node.duration),
+                         *([latest_start(status, node.attempts, node.restored)]
+                           if restored else []),
                          fmt.error_text(node.error, 100)])
-        print("", file=out)
-        print(format_table(["node", "status", "attempts", "duration", "error"], rows,
-                           right=(2, 3)), file=out)
+        echo()
+        echo(format_table(["node", "status", "attempts", "duration",
+                           *(["latest start"] if restored else []), "error"], rows,
+                          right=(2, 3)))
     if note:
-        print(note, file=out)
+        echo(note)
     if result.errors and traceback:
         for name, error in result.errors.items():
             text = getattr(error, "traceback_text", None) or "".join(
                 tb_module.format_exception(type(error), error, error.__traceback__))
-            print(f"\n--- {name} ---\n{text.rstrip()}", file=out)
+            echo(f"\n--- {name} ---\n{text.rstrip()}")
     elif result.errors:
-        print(f"\n(--traceback shows where the failed node{'s' if len(result.errors) > 1 else ''}"
-              " raised)", file=out)
+        plural = "s" if len(result.errors) > 1 else ""
+        echo(f"\n(--traceback shows where the failed node{plural} raised)")
     sinks = [n for n in names if not result.plan.dependents(n) and n in result.outputs]
     if sinks and len(sinks) <= 10:
-        print("", file=out)
+        echo()
         for name in sinks:
-            print(f"{name} = {fmt.one_line(repr(result.outputs[name]), 160)}", file=out)
+            echo(f"{name} = {fmt.short_repr(result.outputs[name])}")
     if store_path:
-        print(f"\nstored in {store_path} as run {result.run_id}: "
-              f"{prog()} show {result.run_id} --store {store_path}; "
-              f"{prog()} report {result.run_id} --store {store_path} -o {result.run_id}.html",
-              file=out)
-    out.flush()
+        echo(f"\nstored in {store_path} as run {result.run_id}: "
+             f"{prog()} show {result.run_id} --store {store_path}; "
+             f"{prog()} report {result.run_id} --store {store_path} -o {result.run_id}.html")
+    sys.stdout.flush()

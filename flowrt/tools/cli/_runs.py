@@ -6,7 +6,17 @@ import argparse
 from typing import Any
 
 from .. import _format as fmt
-from ._common import EXIT_OK, format_table, open_store, positive_int, print_json
+from .._view import RunView
+from ._common import (
+    EXIT_OK,
+    echo,
+    format_table,
+    nonempty,
+    open_store,
+    positive_int,
+    print_json,
+    resume_command,
+)
 
 __all__ = ["add_parser", "command"]
 
@@ -15,11 +25,13 @@ def add_parser(sub: Any) -> None:
     """Add ``runs`` to the subcommands ``sub``."""
     p = sub.add_parser("runs", help="list the runs of a store",
                        description="List the runs kept in a durable store.")
-    p.add_argument("--store", metavar="PATH", required=True,
+    p.add_argument("--store", metavar="PATH", required=True, type=nonempty,
                    help="an SQLite file, or a postgresql:// URL")
     p.add_argument("--workflow", help="only runs of this workflow")
-    p.add_argument("--status", choices=["running", "succeeded", "failed", "cancelled"],
-                   help="only runs with this status")
+    p.add_argument("--status", choices=["running", "interrupted", "succeeded", "failed",
+                                        "cancelled"],
+                   help="only runs with this status (running: runs a live process runs; "
+                        "interrupted: runs stored as running whose process is gone)")
     p.add_argument("--last", type=positive_int, metavar="N", help="only the N latest runs")
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
     p.set_defaults(func=command)
@@ -28,21 +40,32 @@ def add_parser(sub: Any) -> None:
 def command(args: argparse.Namespace) -> int:
     """``flowrt runs``: one line per stored run."""
     store = open_store(args.store, must_exist=True)
+    stored_status = "running" if args.status == "interrupted" else args.status
     try:
-        records = store.runs(workflow=args.workflow, status=args.status)
+        records = store.runs(workflow=args.workflow, status=stored_status)
+        runs = [r.to_dict() for r in sorted(records, key=lambda r: r.created)]
     finally:
         store.close()
-    records = sorted(records, key=lambda r: r.created)
+    if args.status in ("running", "interrupted"):
+        runs = [d for d in runs if d["interrupted"] is (args.status == "interrupted")]
     if args.last is not None:
-        records = records[-args.last:]
+        runs = runs[-args.last:]
     if args.json:
-        print_json([r.to_dict() for r in records])
+        print_json(runs)
         return EXIT_OK
-    if not records:
-        print(f"no runs in {args.store}")
+    if not runs:
+        echo(f"no runs in {args.store}" if args.workflow is None and args.status is None
+             else f"no such runs in {args.store}")
         return EXIT_OK
-    rows = [[r.run_id, r.workflow, r.status, fmt.timestamp(r.created), fmt.duration(r.duration),
-             len(r.structure), r.resumes] for r in records]
-    print(format_table(["run id", "workflow", "status", "started", "duration", "nodes",
-                        "resumes"], rows, right=(4, 5, 6)))
+    views = [RunView.from_dict(d) for d in runs]
+    rows = [[v.run_id, v.workflow, v.state, fmt.timestamp(v.created), fmt.duration(v.duration),
+             d["node_count"], v.resumes] for v, d in zip(views, runs, strict=True)]
+    echo(format_table(["run id", "workflow", "status", "started", "duration", "nodes",
+                       "resumes"], rows, right=(4, 5, 6)))
+    dead = [v for v in views if v.interrupted]
+    if dead:
+        echo(f"\ninterrupted: stored as running, but the process that ran it is gone "
+             f"(or stopped renewing its lease); resume with\n  "
+             f"{resume_command('TARGET', args.store, dead[-1].run_id)}\n"
+             "(TARGET: the workflow, as path/to/file.py:name or package.module:name)")
     return EXIT_OK

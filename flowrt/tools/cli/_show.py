@@ -6,7 +6,17 @@ import argparse
 from typing import Any
 
 from .. import _format as fmt
-from ._common import EXIT_OK, format_table, load_run, open_store, print_json
+from .._view import RunView
+from ._common import (
+    EXIT_OK,
+    echo,
+    format_table,
+    load_run,
+    nonempty,
+    open_store,
+    print_json,
+    resume_command,
+)
 
 __all__ = ["add_parser", "command"]
 
@@ -17,7 +27,7 @@ def add_parser(sub: Any) -> None:
                        description="Show a stored run: per node its status, attempts, "
                                    "duration and error.")
     p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--store", metavar="PATH", required=True,
+    p.add_argument("--store", metavar="PATH", required=True, type=nonempty,
                    help="an SQLite file, or a postgresql:// URL")
     p.add_argument("--json", action="store_true", help="print the run as JSON")
     p.add_argument("--traceback", action="store_true",
@@ -30,30 +40,41 @@ def command(args: argparse.Namespace) -> int:
     store = open_store(args.store, must_exist=True)
     try:
         stored = load_run(store, args.run_id, args.store)
+        data = stored.to_dict()
     finally:
         store.close()
-    run = stored.to_dict()
     if args.json:
-        print_json(run)
+        print_json(data)
         return EXIT_OK
-    nodes = run["nodes"]
-    counts = ", ".join(f"{c} {s}" for s, c in run["counts"].items())
-    resumes = run["resumes"]
-    print(f"run {run['run_id']} of {run['workflow']!r}: {run['status']}")
-    print(f"  started  {fmt.timestamp(run['created'])}")
-    print(f"  finished {fmt.timestamp(run['finished'])}  duration "
-          f"{fmt.duration(run['duration'])}"
-          + ("  (since the last resume)" if resumes else ""))
-    print("  resumed  " + (f"{resumes} time{'s' if resumes > 1 else ''}, last at "
-                           f"{fmt.timestamp(run['started'])}" if resumes else "never"))
-    print(f"  nodes    {counts}")
-    rows = [[name, node["status"], node["attempts"], fmt.duration(node["duration"]),
-             fmt.one_line(node["error"] or "", 100)] for name, node in nodes.items()]
-    print()
-    print(format_table(["node", "status", "attempts", "duration", "error"], rows,
-                       right=(2, 3)))
+    run = RunView.from_dict(data)
+    resumes = run.resumes
+    state = run.state
+    if run.interrupted:
+        state += f" (stored as running, but {run.why_interrupted()})"
+    elif run.status == "running" and run.owner is not None:
+        state += f" (by process {run.owner[1]} on {run.owner[0]})"
+    echo(f"run {run.run_id} of {run.workflow!r}: {state}")
+    echo(f"  started  {fmt.timestamp(run.created)}")
+    echo(f"  finished {fmt.timestamp(run.finished)}  duration {fmt.duration(run.duration)}"
+         + ("  (since the last resume)" if resumes else ""))
+    echo("  resumed  " + (f"{resumes} time{'s' if resumes > 1 else ''}, last at "
+                          f"{fmt.timestamp(run.started)}" if resumes else "never"))
+    restored = (f" ({run.restored} restored from the store by the latest start, not run "
+                "again)" if run.restored else "")
+    echo("  nodes    " + ", ".join(f"{c} {s}" for s, c in run.counts().items()) + restored)
+    # A resumed run says, per node, whether its latest start ran it or read it back.
+    headers = ["node", "status", "attempts", "duration",
+               *(["latest start"] if resumes else []), "error"]
+    rows = [[n.name, n.status, n.attempts, fmt.duration(n.duration),
+             *([n.latest_start] if resumes else []), fmt.one_line(n.error or "", 100)]
+            for n in run.nodes]
+    echo()
+    echo(format_table(headers, rows, right=(2, 3)))
     if args.traceback:
-        for name, node in nodes.items():
-            if node["traceback"]:
-                print(f"\n--- {name} ---\n{node['traceback'].rstrip()}")
+        for n in run.nodes:
+            if n.traceback:
+                echo(f"\n--- {n.name} ---\n{n.traceback.rstrip()}")
+    if run.interrupted:
+        echo(f"\nresume it with: {resume_command('TARGET', args.store, run.run_id)}\n"
+             f"(TARGET: the workflow, as path/to/file.py:name or package.module:name)")
     return EXIT_OK
