@@ -168,6 +168,11 @@ def test_store_urls_and_schemas(pg_kit: PostgresKit, tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "flowrt", "show", "u", "--store", url],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "succeeded" in out.stdout, out.stderr
+    page = tmp_path / "u.html"
+    out = subprocess.run([sys.executable, "-m", "flowrt", "report", "u", "--store", url,
+                          "-o", str(page)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "url" in page.read_text() and page.stat().st_mode & 0o777 == 0o600
     with pytest.raises(ValueError, match="give one"):
         flowrt.PostgresStore(url, schema="other")
     with pytest.raises(ValueError, match="plain identifier"):
