@@ -2,7 +2,7 @@
 
 The same protocol and guarantees as :class:`~flowrt.SQLiteStore`
 (docs/decisions/012-fencing.md); the schema and the protocol on PostgreSQL are in
-docs/decisions/014-postgres.md.
+docs/decisions/015-postgres.md.
 
 - **Claims** are one transaction: ``SELECT ... FOR UPDATE`` of the run's row, the stored
   run read, ``decide`` called, the run written back under the next fencing token. Two
