@@ -381,9 +381,16 @@ class PostgresStore:
 
     def _broken(self, error: BaseException, conn: Any) -> bool:
         """Whether ``error`` is the connection's (retry on another) rather than the
-        statement's."""
-        return isinstance(error, self._pg.OperationalError) and (
-            conn is None or conn.closed or conn.broken)
+        statement's: an OperationalError on a closed or broken connection, one the
+        client raised itself (no SQLSTATE: "server closed the connection", "cannot exit
+        pipeline mode while busy" after a cut), or a server's connection exception
+        (class 08) or operator intervention (57P: shutdown, terminated backend)."""
+        if not isinstance(error, self._pg.OperationalError):
+            return False
+        if conn is None or conn.closed or conn.broken:
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        return sqlstate is None or sqlstate.startswith(("08", "57P"))
 
     def _with_connection(self, what: str, step: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         """``step(conn)`` on a pooled connection; again on another while connections
