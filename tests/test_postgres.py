@@ -179,6 +179,10 @@ def test_store_urls_and_schemas(pg_kit: PostgresKit, tmp_path: Path) -> None:
         flowrt.PostgresStore(url, schema="other")
     with pytest.raises(ValueError, match="plain identifier"):
         flowrt.PostgresStore(pg_kit.url, schema="drop table; --")
+    with pytest.raises(ValueError, match="synchronous_commit must be one of off, local"):
+        flowrt.PostgresStore(url, synchronous_commit="sometimes")
+    durable = pg_kit.make(synchronous_commit="on")  # waits for the disk: the same records
+    assert wf.run_sync(store=durable, run_id="v")["b"] == 42
 
 
 def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
