@@ -58,6 +58,11 @@ class RunStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"  #: no node failed and the run was not cancelled
     FAILED = "failed"  #: a node failed (and the run was not stopped by its timeout)
     CANCELLED = "cancelled"  #: the run's ``timeout=`` expired (or nodes were cancelled)
+    #: parked (``run(..., park=True)``, or by a worker): every node left waits for a
+    #: signal or a timer; a signal, the due timer or ``resume`` continues it
+    WAITING = "waiting"
+    #: its workers died ``max_recoveries`` times running it, or it could not be read
+    DEAD_LETTER = "dead_letter"
 
 
 # -- trigger rules ------------------------------------------------------------------

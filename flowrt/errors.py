@@ -15,8 +15,14 @@ The tree::
     ├── WorkflowChanged (also ValueError)  resuming a run whose workflow changed
     ├── SerializationError (also TypeError)    a value the store's serializer cannot keep
     ├── StoredError                        a node's error as read back from a store
-    └── StoreError                         a store file that is no flowrt store, or too new
-        └── RunLeased                      the run is being run elsewhere right now
+    ├── StoreError                         a store file that is no flowrt store, or too new
+    │   └── RunLeased                      the run is being run elsewhere right now
+    │       └── LeaseLost                  another process took the run over
+    │           └── RunCancelled           the run was cancelled through the store
+    ├── RunNotFound (also LookupError)     no run of that id in the store
+    ├── SignalRefused (also ValueError)    no node of that name waits for signals, ...
+    ├── SignalTimeout (also TimeoutError)  a signal node's timeout passed first
+    └── Rejected                           an approval node's payload rejected
 
     HookError (a RuntimeWarning)           an on_event hook raised (the run goes on)
 """
@@ -210,6 +216,72 @@ class LeaseLost(RunLeased):
             self, f"run {run_id!r} was taken over by {holder} while this process ran it "
             "(its lease ran out before this process renewed it: it was paused or too busy); "
             "this process stopped the run, and the store refused its later writes")
+
+
+class RunCancelled(LeaseLost):
+    """The run was cancelled through its store (``flowrt cancel``, the dashboard, or
+    :func:`flowrt.durable.cancel`) while this process ran it: the store fenced this
+    process out, and the run stopped. ``rt.run`` returns it as CANCELLED; a worker
+    drops it."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.holder = "nobody"
+        StoreError.__init__(self, f"run {run_id!r} was cancelled through the store while "
+                                  "this process ran it; the run stopped")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.run_id,)
+
+
+class RunNotFound(FlowError, LookupError):
+    """No run of that id in the store (``near``: a run id it may be a typo of)."""
+
+    def __init__(self, run_id: str, where: str = "the store", near: str | None = None) -> None:
+        self.run_id = run_id
+        self.where = where
+        self.near = near
+        hint = f"; did you mean {near!r}?" if near else ""
+        super().__init__(f"no run {run_id!r} in {where}{hint}")
+
+    def __str__(self) -> str:  # LookupError would quote the message as a key
+        return str(self.args[0])
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.run_id, self.where, self.near)
+
+
+class SignalRefused(FlowError, ValueError):
+    """A signal that cannot be delivered: its run has no signal or approval node of
+    that name (the message names the near match and the ones it has), the run has
+    finished, or an approval's payload does not say whether it approves."""
+
+
+class SignalTimeout(FlowError, TimeoutError):
+    """A signal (or approval) node's ``timeout`` passed before its signal came."""
+
+    def __init__(self, node: str, timeout: float) -> None:
+        self.node = node
+        self.timeout = timeout
+        super().__init__(f"no signal {node!r} came within {timeout:g} s")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.timeout)
+
+
+class Rejected(FlowError):
+    """An approval node's payload rejected: ``by`` (who) and ``comment`` say why."""
+
+    def __init__(self, node: str, by: str | None = None, comment: str | None = None) -> None:
+        self.node = node
+        self.by = by
+        self.comment = comment
+        who = f" by {by}" if by else ""
+        why = f": {comment}" if comment else ""
+        super().__init__(f"approval {node!r} was rejected{who}{why}")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.by, self.comment)
 
 
 class WorkflowChanged(FlowError, ValueError):

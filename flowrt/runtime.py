@@ -22,20 +22,28 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
+import anyio.to_thread
 import sniffio
 
+from ._clock import SYSTEM_CLOCK, Clock
 from ._engine.events import normalize_hooks
 from ._engine.limits import Limit
 from ._engine.result import RunResult
 from ._engine.supervisor import Supervisor
+from ._schedule import check_spec, schedule_record
 from ._types import EventKind, Hook, RunStatus, Status
+from ._worker import Registry, new_queued_record
+from ._worker import serve as serve_queue
 from .data import WorkflowData
 from .durable import open_store
 from .durable._run import durable_run
+from .errors import SerializationError
 from .executors import ProcessExecutor, ThreadExecutor
 
 if TYPE_CHECKING:
-    from .durable import Store
+    from datetime import timedelta
+
+    from .durable import RunRecord, ScheduleRecord, Store
     from .workflow import Plan, Workflow
 
 __all__ = ["RunOptions", "Runtime", "run", "run_sync"]
@@ -118,10 +126,20 @@ class Runtime:
             ``"loop"`` or an executor object).
         threads: caps the worker threads for sync nodes (40 by default).
         metrics: True (time every node), False, or a sampling rate.
+        workflows: the workflows this runtime runs from the store's queue (as a worker:
+            :meth:`serve`), and whose runs :meth:`resume` continues here; a workflow
+            given to :meth:`submit` or :meth:`schedule` is added to them.
+        clock: where workflow time is read -- timers, signal timeouts, schedules, when
+            queued runs are due (default: the system clock;
+            :class:`flowrt.testing.FakeClock` in tests).
+        max_recoveries: a run whose workers died this many times while running it ends
+            ``"dead_letter"`` instead of being taken over again (5).
 
     Raises:
-        TypeError: ``limits`` is not a mapping of names to capacities.
-        ValueError: a bad capacity or ``executor``.
+        TypeError: ``limits`` is not a mapping of names to capacities, or a
+            ``workflows`` entry is not a Workflow.
+        ValueError: a bad capacity, ``executor`` or ``max_recoveries``, or two
+            ``workflows`` of one name.
 
     Executors the runtime makes from a name (``"process"``...) are its own and closed with
     it; an executor object you pass stays yours to close (``async with`` it).
@@ -146,9 +164,20 @@ class Runtime:
         executor: Any = None,
         threads: int = 40,
         metrics: bool | float = True,
+        workflows: Sequence[Workflow] = (),
+        clock: Clock | None = None,
+        max_recoveries: int = 5,
     ) -> None:
         _check_executor(executor)
         _check_limits(limits)
+        if not isinstance(max_recoveries, int) or isinstance(max_recoveries, bool) or (
+                max_recoveries < 1):
+            raise ValueError(f"max_recoveries must be an int >= 1, got {max_recoveries!r}")
+        self._registry = Registry(workflows)
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self.max_recoveries = max_recoveries
+        #: set to wake this runtime's worker loop early (a run ended, a signal came)
+        self._worker_wakeup: anyio.Event | None = None
         self._cap = (Limit("max_concurrency", max_concurrency)
                      if max_concurrency is not None else None)
         self._limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
@@ -326,6 +355,258 @@ class Runtime:
         if sup.trace:
             sup.emit(EventKind.RUN_FINISHED, -1, status=str(status))
         return result
+
+    # -- runs that outlive a process (docs/decisions/013-queue.md) -----------------------
+
+    def _need_store(self, what: str) -> Store:
+        if not self._open:
+            raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
+        if self.store is None:
+            raise ValueError(f"{what} needs a store: Runtime(store='runs.db', ...)")
+        return self.store
+
+    def _worker_options(self) -> dict[str, Any]:
+        """The run options of runs a worker takes from the queue: the runtime's."""
+        return dict(max_concurrency=None, limits=None, fail_fast=False, hooks=(),
+                    executor=None, metrics=None)
+
+    def _poke(self) -> None:
+        """Wake this runtime's worker loop now (something it may take has changed)."""
+        if self._worker_wakeup is not None:
+            self._worker_wakeup.set()
+
+    async def submit(self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, *,
+                     run_id: str | None = None, queue: str | None = None) -> str:
+        """Put a run of ``workflow`` in the store's queue and return its run id.
+
+        A worker (:meth:`serve`, ``flowrt worker``) that has the workflow runs it. The
+        inputs are checked and stored now. Submitting a run id that the store has
+        already changes nothing and returns the id (an idempotency key: submit
+        ``f"order-{order_id}"`` as often as you like, it runs once).
+
+        Args:
+            workflow: the workflow (added to the ones this runtime serves).
+            inputs: the run inputs, by name.
+            run_id: the run's id (a new one by default).
+            queue: the queue it goes to (``"default"``).
+
+        Raises:
+            RuntimeError: the runtime is not open.
+            ValueError: the runtime has no store, or ``run_id`` is a run of another
+                workflow.
+            MissingInputError: a required input is missing.
+            UnknownInputError: an input that no node takes.
+            SerializationError: the inputs cannot be stored.
+        """
+        store = self._need_store("submit()")
+        plan = workflow.compile()
+        given = dict(inputs) if inputs else {}
+        if given:
+            plan.check_unknown_inputs(given)
+        run_id = run_id or uuid.uuid4().hex
+        record = new_queued_record(plan, run_id, given, store, self.clock.now(), queue)
+        if not await anyio.to_thread.run_sync(store.submit, record):
+            existing = store.get_run(run_id)
+            if existing is not None and existing.workflow != plan.workflow:
+                raise ValueError(f"run {run_id!r} is a run of workflow "
+                                 f"{existing.workflow!r}, not {plan.workflow!r}")
+        self._registry.add(workflow)
+        self._poke()
+        return run_id
+
+    async def serve(self, *, concurrency: int = 8, queues: Sequence[str] = ("default",),
+                    poll: float = 1.0, until_idle: bool = False) -> int:
+        """Run runs from the store's queue until cancelled: be a worker.
+
+        Each turn it fires the schedules that are due (:meth:`schedule`), then takes due
+        runs of its workflows (``Runtime(workflows=[...])``) while it holds fewer than
+        ``concurrency``: submitted runs, parked runs whose signal came or whose timer
+        is due, resumed runs, and runs whose worker died (after its lease ran out, or at
+        once when its process is gone on this host). Each run goes as ``rt.run`` would
+        go, under this runtime's limits, shared by all of them; a run whose nodes all
+        wait is parked, so that it holds no slot while it waits. Cancelling ``serve``
+        stops the runs it holds and hands them back to the queue.
+
+        Args:
+            concurrency: the runs held at once.
+            queues: the queues it takes runs from.
+            poll: seconds between looks at the store when nothing happens here.
+            until_idle: return once nothing is due and nothing runs (parked runs do
+                not count), instead of waiting for more.
+
+        Returns:
+            How many runs it ran (to their end or to a park).
+
+        Raises:
+            RuntimeError: the runtime is not open.
+            ValueError: no store, no workflows, or a bad ``concurrency`` or ``poll``.
+        """
+        self._need_store("serve()")
+        if not len(self._registry):
+            raise ValueError("serve() needs the workflows it may run: "
+                             "Runtime(store=..., workflows=[wf, ...])")
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or (
+                concurrency < 1):
+            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if not poll > 0:
+            raise ValueError(f"poll must be > 0 seconds, got {poll!r}")
+        if isinstance(queues, str):
+            queues = (queues,)
+        return await serve_queue(self, concurrency=concurrency, queues=list(queues),
+                                 poll=poll, until_idle=until_idle,
+                                 max_recoveries=self.max_recoveries)
+
+    async def signal(self, run_id: str, name: str, payload: Any = None, *,
+                     id: str | None = None) -> bool:
+        """Send signal ``name`` with ``payload`` to run ``run_id``; True when it was
+        stored, False when a signal with this ``id`` was sent to the run before (the
+        first payload wins).
+
+        The run's signal node ``name`` outputs the payload and the run goes on: in this
+        process, or in whichever worker or process holds or takes it. A signal sent
+        before its node waits is kept until it does.
+
+        Args:
+            run_id: the run.
+            name: the signal's name: its node's name.
+            payload: the node's output (stored with the store's serializer).
+            id: dedupes: an id already sent to this run is not sent again.
+
+        Raises:
+            RuntimeError: the runtime is not open.
+            RunNotFound: no such run (in the store; without a store, in this runtime).
+            SignalRefused: the run has no signal or approval node ``name``, has
+                succeeded, or an approval's payload says neither approved nor rejected.
+            SerializationError: the payload cannot be stored.
+        """
+        from .durable import control
+
+        store = self._need_store("signal()")
+        stored = await anyio.to_thread.run_sync(
+            lambda: control.send_signal(store, run_id, name, payload, signal_id=id,
+                                        now=self.clock.now()))
+        self._poke()
+        return stored
+
+    async def approve(self, run_id: str, name: str, *, by: str,
+                      comment: str | None = None, id: str | None = None) -> bool:
+        """Approve approval node ``name`` of run ``run_id`` as ``by``: :meth:`signal`
+        with ``{"approved": True, "by": by, "comment": comment}``. Raises what
+        :meth:`signal` raises."""
+        return await self.signal(run_id, name, {"approved": True, "by": by,
+                                                "comment": comment}, id=id)
+
+    async def reject(self, run_id: str, name: str, *, by: str,
+                     comment: str | None = None, id: str | None = None) -> bool:
+        """Reject approval node ``name`` of run ``run_id`` as ``by``: the node fails
+        with :class:`~flowrt.Rejected`. Raises what :meth:`signal` raises."""
+        return await self.signal(run_id, name, {"approved": False, "by": by,
+                                                "comment": comment}, id=id)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel run ``run_id`` through the store; return its record as it was.
+
+        A queued or parked run is cancelled at once; a running one -- here, in a worker
+        or in any other process -- stops at its next checkpoint or lease renewal (its
+        holder is fenced out). Cancelled runs can be resumed.
+
+        Raises:
+            RuntimeError: the runtime is not open.
+            ValueError: the runtime has no store.
+            RunNotFound: no such run.
+        """
+        from .durable import control
+
+        store = self._need_store("cancel()")
+        return await anyio.to_thread.run_sync(
+            lambda: control.cancel(store, run_id, self.clock.now()))
+
+    async def resume(self, run_id: str) -> RunRecord:
+        """Resume run ``run_id`` through the store's queue; return its record as it was.
+
+        A parked run is woken; a failed, cancelled or dead-lettered run (or one whose
+        process died) is queued again. A worker with its workflow -- this runtime, if
+        it serves -- takes it and runs what is left.
+
+        Raises:
+            RuntimeError: the runtime is not open.
+            ValueError: the runtime has no store.
+            RunNotFound: no such run.
+            RunLeased: a live process runs it now.
+        """
+        from .durable import control
+
+        store = self._need_store("resume()")
+        record = await anyio.to_thread.run_sync(
+            lambda: control.resume(store, run_id, self.clock.now()))
+        self._poke()
+        return record
+
+    def schedule(self, workflow: Workflow, *, cron: str | None = None,
+                 every: float | timedelta | None = None,
+                 inputs: Mapping[str, Any] | None = None, name: str | None = None,
+                 timezone: str = "UTC", catch_up: bool = False, start: float | None = None,
+                 queue: str | None = None) -> ScheduleRecord:
+        """Store a schedule: a run of ``workflow`` at every slot, fired by a worker.
+
+        Each due slot becomes exactly one queued run ``sched:<name>:<slot>`` (``<slot>``
+        the slot's time in UTC, ``2024-05-01T00:00:00Z``), however many workers share
+        the store. Slots missed while no worker ran coalesce into one run (the latest)
+        unless ``catch_up``. Declaring the same schedule again (at every start of a
+        service) keeps its place; declaring it with other settings replaces it.
+
+        Args:
+            workflow: the workflow (added to the ones this runtime serves).
+            cron: a cron expression (``"0 2 * * *"``: 2 a.m.), read in ``timezone``.
+            every: an interval, in seconds or a ``timedelta`` (instead of ``cron``).
+            inputs: the inputs of every run.
+            name: the schedule's name (default: the workflow's).
+            timezone: an IANA time zone name for ``cron`` (``"Europe/Riga"``).
+            catch_up: fire every missed slot, not only the latest.
+            start: the first slot of an interval schedule (seconds since the epoch;
+                default: one interval from now); for cron, the first match from then.
+            queue: the queue its runs go to.
+
+        Returns:
+            The stored :class:`~flowrt.durable.ScheduleRecord` (``next_due`` says when).
+
+        Raises:
+            RuntimeError: the runtime is not open.
+            ValueError: no store; not exactly one of ``cron`` and ``every``; a cron
+                expression that cannot be read; an unknown time zone.
+            MissingInputError: an input the workflow needs is missing.
+            SerializationError: the inputs cannot be stored.
+        """
+        store = self._need_store("schedule()")
+        cron, seconds = check_spec(cron, every, timezone)
+        plan = workflow.compile()
+        given = dict(inputs) if inputs else {}
+        plan.check_inputs(given)
+        if given:
+            plan.check_unknown_inputs(given)
+        try:
+            blob = store.serializer.dumps(given)
+        except SerializationError as error:
+            raise SerializationError(f"the inputs of the schedule cannot be stored: "
+                                     f"{error}") from None
+        self._registry.add(workflow)
+        record = schedule_record(name or workflow.name, workflow.name, blob,
+                                 store.serializer.name, cron=cron, every=seconds,
+                                 timezone=timezone, catch_up=catch_up, queue=queue,
+                                 now=self.clock.now(), start=start)
+        stored = store.put_schedule(record)
+        self._poke()
+        return stored
+
+    def unschedule(self, name: str) -> bool:
+        """Remove schedule ``name`` from the store; True if it was there. Runs it made
+        stay.
+
+        Raises:
+            RuntimeError: the runtime is not open.
+            ValueError: the runtime has no store.
+        """
+        return self._need_store("unschedule()").delete_schedule(name)
 
 
 async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,

@@ -437,7 +437,7 @@ def test_a_stored_output_that_no_longer_fits_its_class_refuses_the_resume(
     assert _sha(db) == before
 
 
-# -- schema 1 -> 2 ---------------------------------------------------------------------------
+# -- schema 1 -> current------------------------------------------------------------------------
 
 
 def _fixture_workflow(calls: list[str]) -> flowrt.Workflow:
@@ -479,7 +479,7 @@ def test_a_store_written_by_flowrt_0_1_is_migrated_and_resumes(tmp_path: Path) -
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                            ).fetchone() == ("2",)
+                            ).fetchone() == (str(flowrt.durable._sqlite.SCHEMA_VERSION),)
     finally:
         conn.close()
     for run_id, ran in (("done", []), ("half", ["b", "c"]), ("crashed", ["c"])):

@@ -286,16 +286,20 @@ class RunResult:
         Keys: ``run_id``, ``workflow``, ``status``, ``ok``, ``started`` (wall-clock
         seconds since the epoch), ``finished``, ``duration``, ``node_count``, ``counts``
         (nodes per status), ``attempts``, ``retries``, ``nodes`` (name ->
-        :meth:`NodeResult.to_dict` plus ``deps``, the node's dependencies) and, unless
+        :meth:`NodeResult.to_dict` plus ``deps``, the node's dependencies, and ``wait``
+        and ``due`` as a store gives them: what a wait node waits for) and, unless
         ``outputs=False``, ``outputs`` (the succeeded nodes' outputs; values JSON cannot
         hold become their ``repr``, see :func:`jsonable`). Stored runs have the same
         keys (:meth:`flowrt.StoredRun.to_dict`), so tools read either.
         """
         structure = self.plan.structure
+        waits: dict[str, str] = getattr(self.plan, "waits", {})
         nodes = {}
         for name, node in self.nodes.items():
             entry = node.to_dict()
             entry["deps"] = list(structure[name])
+            entry["due"] = None  # a wait node's due time is the store's
+            entry["wait"] = waits.get(name)
             nodes[name] = entry
         metrics = self.metrics
         data: dict[str, Any] = {

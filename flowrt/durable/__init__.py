@@ -6,6 +6,7 @@ as it ends, so that running it again with the same ``run_id`` resumes it. See
 docs/durable.md for what is guaranteed.
 """
 
+from . import _control as control
 from ._open import open_store
 from ._postgres import PostgresStore
 from ._serialize import (
@@ -16,8 +17,20 @@ from ._serialize import (
     reader_for,
 )
 from ._sqlite import SQLiteStore
-from ._store import Claim, Lease, MemoryStore, NodeRecord, RunRecord, Store, StoredRun
+from ._store import (
+    Claim,
+    Lease,
+    MemoryStore,
+    NodeRecord,
+    RunRecord,
+    ScheduleRecord,
+    SignalRecord,
+    Store,
+    StoredRun,
+    Wait,
+)
 
 __all__ = ["Claim", "JSONSerializer", "Lease", "MemoryStore", "NodeRecord", "PickleSerializer",
-           "PostgresStore", "RunRecord", "SQLiteStore", "Serializer", "Store", "StoredRun",
-           "get_serializer", "open_store", "reader_for"]
+           "PostgresStore", "RunRecord", "SQLiteStore", "ScheduleRecord", "Serializer",
+           "SignalRecord", "Store", "StoredRun", "Wait", "control", "get_serializer",
+           "open_store", "reader_for"]

@@ -30,6 +30,7 @@ What is guaranteed (with a store):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 import traceback
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from .._types import BY_NAME, NAMES, RunStatus, Status
 from ..data import WorkflowData
 from ..errors import (
     LeaseLost,
+    RunCancelled,
     SerializationError,
     StoredError,
     StoreError,
@@ -52,7 +54,7 @@ from ..errors import (
 )
 from ._rebuild import input_rebuilders, return_rebuilder
 from ._serialize import Serializer, reader_for
-from ._store import Claim, Lease, NodeRecord, RunRecord, StoredRun, decode
+from ._store import CRASHED, Claim, Lease, NodeRecord, RunRecord, StoredRun, decode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -204,6 +206,69 @@ class Checkpoint:
         self.stop_run()
 
 
+class Crash(BaseException):
+    """The simulated death of the process that ran a durable run
+    (:func:`flowrt.testing.crash_at`), raised out of ``rt.run``.
+
+    A BaseException, as a process's death is no error a node or a run handles.
+    """
+
+    def __init__(self, run_id: str, node: str) -> None:
+        self.run_id = run_id
+        self.node = node
+        super().__init__(f"simulated crash of run {run_id!r} after node {node!r}")
+
+
+#: (node, "end" or "wait"): runs started in this context crash right after that node's
+#: record reaches the store (flowrt.testing.crash_at); None: they do not
+CRASH_AT: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "flowrt_crash_at", default=None)
+
+
+class CrashingCheckpoint(Checkpoint):
+    """A checkpoint that simulates a crash after one node's record (crash_at): it
+    commits that record, then drops everything, as a dead process writes nothing."""
+
+    __slots__ = ("crash_node", "crash_on", "crashed")
+
+    def arm(self, node: int, on: str) -> None:
+        """Crash after ``node``'s end (``on="end"``) or wait (``"wait"``)."""
+        self.crash_node = node
+        self.crash_on = on
+        self.crashed = False
+
+    def _add(self, record: NodeRecord) -> None:
+        if not self.crashed:
+            super()._add(record)
+
+    def flush(self) -> None:
+        if not self.crashed:
+            super().flush()
+
+    def succeeded(self, node: int, value: Any) -> None:
+        if self.crashed:
+            return
+        super().succeeded(node, value)
+        if node == self.crash_node and self.crash_on == "end":
+            self.crash()
+
+    def ended(self, node: int, status: int, error: BaseException | None) -> None:
+        if self.crashed:
+            return
+        super().ended(node, status, error)
+        if node == self.crash_node and self.crash_on == "end":
+            self.crash()
+
+    def crash(self) -> None:
+        """Commit what was recorded up to now, then die."""
+        super().flush()
+        self.store.flush()
+        self.crashed = True
+        CRASHED.add(self.claim.lease.token)
+        self.claim.fail(LeaseLost(self.run_id, "nobody: its process crashed (crash_at)"))
+        self.stop_run()
+
+
 def _utf8(text: str | None) -> str | None:
     """``text`` as a store can keep it: a lone surrogate (from a file name in an error
     message) becomes a backslash escape instead of failing the write."""
@@ -284,14 +349,42 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
     # One trip to a worker thread: read the run, check it, take it (one transaction).
     opened = await anyio.to_thread.run_sync(
         _open_run, store, plan, run_id, plan_inputs, resume, lease)
-    claim = opened.claim
-    if claim is None:
+    if opened.claim is None:
         return result_from_store(plan, opened, data)
+    return await run_opened(rt, plan, opened, data, timeout, options)
+
+
+async def run_opened(rt: Runtime, plan: Plan, opened: Opened, data: WorkflowData | None,
+                     timeout: float | None, options: dict[str, Any], *,
+                     handed_back: str = "cancelled") -> RunResult:
+    """Run a run claimed from the store (by :func:`durable_run`, or by a worker that
+    took it from the queue) to its end, recording it as it goes.
+
+    ``handed_back``: the status the store records when the caller is cancelled
+    (``"cancelled"``; a worker shutting down gives its runs back to the queue with
+    ``"queued"``).
+
+    Raises:
+        LeaseLost: another process took the run over (the store refused this one).
+        StoreError: the store could not record the run.
+    """
+    store = rt.store
+    assert store is not None
+    claim = opened.claim
+    assert claim is not None
+    run_id = claim.run_id
     try:
         given, data = rt.prepare(plan, opened.inputs, data)
         sup = rt.supervisor(plan, run_id, given, data, **options)
         restored = _restore(sup, plan, opened, data)
-        checkpoint = sup.checkpoint = Checkpoint(store, run_id, sup)
+        crash = CRASH_AT.get()
+        checkpoint: Checkpoint
+        if crash is not None and crash[0] in plan.index:
+            crashing = checkpoint = CrashingCheckpoint(store, run_id, sup)
+            crashing.arm(plan.index[crash[0]], crash[1])
+        else:
+            checkpoint = Checkpoint(store, run_id, sup)
+        sup.checkpoint = checkpoint
         checkpoint.hold(claim, sup.stop)
         claim.on_trouble(_from_any_thread(checkpoint.claim_trouble))
     except BaseException:
@@ -303,9 +396,11 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
         result = await rt.drive(sup, timeout)
         finished = True
     finally:
+        if isinstance(checkpoint, CrashingCheckpoint) and checkpoint.crashed:
+            raise Crash(run_id, plan.names[checkpoint.crash_node])  # a death: nothing more
         # Runs even when the caller is cancelled: the store must say how this ended.
         with anyio.CancelScope(shield=True):
-            status = str(result.status) if finished else "cancelled"
+            status = str(result.status) if finished else handed_back
             try:
                 checkpoint.snapshot_data()
             except SerializationError as error:  # data set after the last node ended
@@ -316,9 +411,12 @@ async def durable_run(rt: Runtime, plan: Plan, run_id: str,
             store.finish(claim, status, time.time())
             await anyio.to_thread.run_sync(store.flush)
     trouble = checkpoint.error or claim.error
-    if isinstance(trouble, LeaseLost):
+    if isinstance(trouble, RunCancelled):
+        # cancelled through the store: what this process did after that was refused
+        result.status = RunStatus.CANCELLED
+    elif isinstance(trouble, LeaseLost):
         raise LeaseLost(trouble.run_id, trouble.holder)
-    if trouble is not None:
+    elif trouble is not None:
         raise StoreError(f"run {run_id!r} stopped at a checkpoint the store could not "
                          f"write: {trouble}; resume it once the store can be written"
                          ) from trouble

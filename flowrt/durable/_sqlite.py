@@ -24,15 +24,25 @@ any moment; a power cut or OS crash may roll back what the OS had not yet writte
 disk since the last WAL checkpoint (never corrupting the file); "FULL" fsyncs each
 group commit, which survives those too, at the price of one fsync per commit.
 
-Schema (version 2; version 1 had no ``fence`` columns)::
+The work queue (docs/decisions/013-queue.md) is the ``runs`` table itself: a run has a
+``queue`` and a ``due`` time; :meth:`SQLiteStore.claim_next` picks the oldest due one
+(an index on ``due``) and claims it in the same ``BEGIN IMMEDIATE`` transaction, so two
+workers never take one run. Signals and schedules have tables of their own.
 
-    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 2
+Schema (version 3; version 1 had no ``fence`` columns, version 2 no queue, signals or
+schedules)::
+
+    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 3
     runs(run_id PRIMARY KEY, workflow, fingerprint, structure JSON, inputs BLOB, status,
          serializer, created, started, finished, resumes, lease JSON, lease_expires,
-         fence)
+         fence, queue, due, recoveries, waits JSON, error)
     nodes(run_id, node, status, attempts, output BLOB, error, traceback, started,
-          finished, fence, PRIMARY KEY (run_id, node))
+          finished, fence, due, PRIMARY KEY (run_id, node))
     data(run_id PRIMARY KEY, snapshot BLOB)
+    signals(seq INTEGER PRIMARY KEY, run_id, name, payload BLOB, sent, signal_id,
+            UNIQUE (run_id, signal_id))
+    schedules(name PRIMARY KEY, workflow, inputs BLOB, serializer, next_due, cron, every,
+              timezone, catch_up, queue, last_slot, created)
 """
 
 from __future__ import annotations
@@ -44,27 +54,44 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import LeaseLost, StoreError
+import attrs
+
+from ..errors import LeaseLost, RunLeased, StoreError, describe_error
 from ._serialize import Serializer, get_serializer
 from ._store import (
+    DEFAULT_QUEUE,
+    QUEUED,
+    RUNNING,
+    WAIT_KINDS,
+    WAITING,
     Claim,
     Decide,
     Lease,
     NodeRecord,
     RunRecord,
+    ScheduleRecord,
+    SignalRecord,
     StoredRun,
+    cancelled,
+    dead_letter_reason,
+    holder_gone,
+    lost_claim_error,
+    not_found,
+    park_due,
     prune,
     refuse_live_holder,
+    refuse_signal,
     restarted,
+    woken,
 )
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP = "flowrt"
 
 _SCHEMA = [
@@ -74,21 +101,48 @@ _SCHEMA = [
         structure TEXT NOT NULL, inputs BLOB NOT NULL, status TEXT NOT NULL,
         serializer TEXT NOT NULL, created REAL NOT NULL, started REAL NOT NULL,
         finished REAL, resumes INTEGER NOT NULL DEFAULT 0, lease TEXT, lease_expires REAL,
-        fence INTEGER NOT NULL DEFAULT 0)""",
+        fence INTEGER NOT NULL DEFAULT 0, queue TEXT, due REAL,
+        recoveries INTEGER NOT NULL DEFAULT 0, waits TEXT, error TEXT)""",
     "CREATE INDEX runs_by_workflow ON runs (workflow, created)",
     """CREATE TABLE nodes (
         run_id TEXT NOT NULL, node TEXT NOT NULL, status TEXT NOT NULL,
         attempts INTEGER NOT NULL, output BLOB, error TEXT, traceback TEXT,
-        started REAL, finished REAL, fence INTEGER NOT NULL DEFAULT 0,
+        started REAL, finished REAL, fence INTEGER NOT NULL DEFAULT 0, due REAL,
         PRIMARY KEY (run_id, node)) WITHOUT ROWID""",
     "CREATE TABLE data (run_id TEXT PRIMARY KEY, snapshot BLOB)",
 ]
+
+#: version 3: the work queue, signals and schedules (docs/decisions/013-queue.md)
+_QUEUE_SCHEMA = [
+    "CREATE INDEX runs_by_due ON runs (due) WHERE due IS NOT NULL",
+    "CREATE INDEX runs_held ON runs (status) WHERE status = 'running' AND queue IS NOT NULL",
+    """CREATE TABLE signals (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, name TEXT NOT NULL,
+        payload BLOB NOT NULL, sent REAL NOT NULL, signal_id TEXT)""",
+    "CREATE INDEX signals_by_run ON signals (run_id, seq)",
+    "CREATE UNIQUE INDEX signals_by_id ON signals (run_id, signal_id) "
+    "WHERE signal_id IS NOT NULL",
+    """CREATE TABLE schedules (
+        name TEXT PRIMARY KEY, workflow TEXT NOT NULL, inputs BLOB NOT NULL,
+        serializer TEXT NOT NULL, next_due REAL NOT NULL, cron TEXT, every REAL,
+        timezone TEXT NOT NULL, catch_up INTEGER NOT NULL, queue TEXT NOT NULL,
+        last_slot TEXT, created REAL NOT NULL)""",
+]
+_SCHEMA += _QUEUE_SCHEMA
 
 #: schema_version -> statements that bring a store from that version to the next
 _MIGRATIONS: dict[int, list[str]] = {
     # 2: fencing tokens (the run's latest, and the one each node record was written by)
     1: ["ALTER TABLE runs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE nodes ADD COLUMN fence INTEGER NOT NULL DEFAULT 0"],
+    # 3: the work queue, waits, signals and schedules
+    2: ["ALTER TABLE runs ADD COLUMN queue TEXT",
+        "ALTER TABLE runs ADD COLUMN due REAL",
+        "ALTER TABLE runs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN waits TEXT",
+        "ALTER TABLE runs ADD COLUMN error TEXT",
+        "ALTER TABLE nodes ADD COLUMN due REAL",
+        *_QUEUE_SCHEMA],
 }
 
 #: the columns of each table, by schema version
@@ -101,13 +155,26 @@ _COLUMNS_V1 = {
               "started", "finished"),
     "data": ("run_id", "snapshot"),
 }
-_COLUMNS = {1: _COLUMNS_V1, 2: {**_COLUMNS_V1, "runs": (*_COLUMNS_V1["runs"], "fence"),
-                                "nodes": (*_COLUMNS_V1["nodes"], "fence")}}
+_COLUMNS_V2 = {**_COLUMNS_V1, "runs": (*_COLUMNS_V1["runs"], "fence"),
+               "nodes": (*_COLUMNS_V1["nodes"], "fence")}
+_COLUMNS_V3 = {
+    **_COLUMNS_V2,
+    "runs": (*_COLUMNS_V2["runs"], "queue", "due", "recoveries", "waits", "error"),
+    "nodes": (*_COLUMNS_V2["nodes"], "due"),
+    "signals": ("seq", "run_id", "name", "payload", "sent", "signal_id"),
+    "schedules": ("name", "workflow", "inputs", "serializer", "next_due", "cron", "every",
+                  "timezone", "catch_up", "queue", "last_slot", "created"),
+}
+_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3}
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
-                "created, started, finished, resumes, lease, lease_expires, fence")
+                "created, started, finished, resumes, lease, lease_expires, fence, queue, "
+                "due, recoveries, waits, error")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
-                 "fence")
+                 "fence, due")
+_SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
+_SCHEDULE_COLUMNS = ("name, workflow, inputs, serializer, next_due, cron, every, timezone, "
+                     "catch_up, queue, last_slot, created")
 
 _T = TypeVar("_T")
 
@@ -173,8 +240,32 @@ def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
     inputs = _blob(row[4])
     if type(inputs) is not bytes:
         raise StoreError(f"run {run_id!r} in {where} is damaged: its inputs are not a blob")
+    waits: dict[str, str] = {}
+    if row[17]:
+        try:
+            waits = json.loads(row[17])
+            if not isinstance(waits, dict) or not all(
+                    isinstance(k, str) and v in WAIT_KINDS for k, v in waits.items()):
+                raise ValueError("not a mapping of node names to wait kinds")
+        except (TypeError, ValueError) as error:
+            raise StoreError(f"run {run_id!r} in {where} is damaged: its wait nodes are not "
+                             f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, inputs, row[5], row[6], row[7],
-                     row[8], row[9], row[10], row[3], owner, row[12], row[13])
+                     row[8], row[9], row[10], row[3], owner, row[12], row[13], row[14],
+                     row[15], row[16], waits, row[18])
+
+
+def _signal(row: tuple[Any, ...]) -> SignalRecord:
+    return SignalRecord(row[0], row[1], _blob(row[2]), row[3], row[4], row[5])
+
+
+def _schedule(row: tuple[Any, ...]) -> ScheduleRecord:
+    return ScheduleRecord(row[0], row[1], _blob(row[2]), row[3], row[4], row[5], row[6],
+                          row[7], bool(row[8]), row[9], row[10], row[11])
+
+
+def _waits_json(record: RunRecord) -> str | None:
+    return json.dumps(record.waits) if record.waits else None
 
 
 class SQLiteStore:
@@ -433,12 +524,46 @@ class SQLiteStore:
 
     def _load(self, conn: sqlite3.Connection, record: RunRecord) -> StoredRun:
         run_id = record.run_id
-        nodes = {r[0]: NodeRecord(r[0], r[1], r[2], _blob(r[3]), r[4], r[5], r[6], r[7], r[8])
+        nodes = {r[0]: NodeRecord(r[0], r[1], r[2], _blob(r[3]), r[4], r[5], r[6], r[7], r[8],
+                                  r[9])
                  for r in conn.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE run_id = ?",
                                        (run_id,))}
         data = conn.execute("SELECT snapshot FROM data WHERE run_id = ?", (run_id,)).fetchone()
+        signals = tuple(_signal(r) for r in conn.execute(
+            f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY seq", (run_id,)))
         return StoredRun(record, nodes, None if data is None else _blob(data[0]),
-                         self.serializer)
+                         self.serializer, signals)
+
+    def _take(self, conn: sqlite3.Connection, run_id: str, old: RunRecord | None,
+              lease: Lease, now: float, decide: Decide, recoveries: int | None = None
+              ) -> tuple[StoredRun | None, int | None]:
+        """Inside a write transaction: read the run, ``decide``, and lease it; the
+        stored run and the new fence (None: ``decide`` left the run be)."""
+        stored = None if old is None else self._load(conn, old)
+        record = decide(stored)
+        if record is None:
+            return stored, None
+        expires = now + self.lease_ttl
+        if old is None:
+            conn.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, record.workflow, record.fingerprint,
+                 record.structure_json or json.dumps(record.structure), record.inputs,
+                 RUNNING, record.serializer, record.created, record.started, None, 0,
+                 lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
+                 None))
+            return stored, 1
+        new = restarted(old, record, lease, expires)
+        conn.execute(
+            "UPDATE runs SET status = 'running', started = ?, finished = NULL, "
+            "resumes = ?, fingerprint = ?, structure = ?, lease = ?, lease_expires = ?, "
+            "fence = ?, due = NULL, waits = ?, error = NULL, "
+            "recoveries = coalesce(?, recoveries) WHERE run_id = ?",
+            (new.started, new.resumes, new.fingerprint,
+             new.structure_json or json.dumps(new.structure), lease.to_json(), expires,
+             new.fence, _waits_json(new), recoveries, run_id))
+        return stored, new.fence
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
               ) -> tuple[StoredRun | None, Claim | None]:
@@ -458,34 +583,14 @@ class SQLiteStore:
             try:
                 row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?",
                                    (run_id,)).fetchone()
-                old = stored = None
+                old = None
                 if row is not None:
                     old = _record(row, self.path)
                     refuse_live_holder(old, lease, now)
-                    stored = self._load(conn, old)
-                record = decide(stored)
-                if record is None:
+                stored, fence = self._take(conn, run_id, old, lease, now, decide)
+                if fence is None:
                     conn.execute("ROLLBACK")
                     return stored, None
-                expires = now + self.lease_ttl
-                if old is None:
-                    fence = 1
-                    conn.execute(
-                        "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (run_id, record.workflow, record.fingerprint,
-                         record.structure_json or json.dumps(record.structure),
-                         record.inputs, "running", record.serializer, record.created,
-                         record.started, None, 0, lease.to_json(), expires, fence))
-                else:
-                    new = restarted(old, record, lease, expires)
-                    fence = new.fence
-                    conn.execute(
-                        "UPDATE runs SET status = 'running', started = ?, finished = NULL, "
-                        "resumes = ?, fingerprint = ?, structure = ?, lease = ?, "
-                        "lease_expires = ?, fence = ? WHERE run_id = ?",
-                        (new.started, new.resumes, new.fingerprint,
-                         new.structure_json or json.dumps(new.structure), lease.to_json(),
-                         expires, fence, run_id))
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -527,7 +632,7 @@ class SQLiteStore:
             claim.fail(error)
             return False
         if holder is not None:
-            claim.fail(LeaseLost(claim.run_id, holder))
+            claim.fail(holder)
             return False
         claim.extend(valid_until)
         return True
@@ -627,17 +732,15 @@ class SQLiteStore:
                     if nodes:
                         run_id, fence = claim.run_id, claim.fence
                         conn.executemany(
-                            "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            [(run_id, *r[:8], fence) for r in nodes])
+                            "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            [(run_id, *r[:8], fence, r[9] if len(r) > 9 else None)
+                             for r in nodes])
                     if data is not None:
                         conn.execute("INSERT OR REPLACE INTO data VALUES (?, ?)",
                                      (claim.run_id, data))
                 elif not claim.lost and holds(claim):
                     _, _, status, finished = o
-                    conn.execute(
-                        "UPDATE runs SET status = ?, finished = ?, lease = NULL, "
-                        "lease_expires = NULL WHERE run_id = ? AND fence = ?",
-                        (status, finished, claim.run_id, claim.fence))
+                    self._end(conn, claim, status, finished)
             if renew:
                 for claim in list(self._active.values()):
                     if claim.error is None:
@@ -659,22 +762,47 @@ class SQLiteStore:
         for claim, ok in held.items():
             if ok:
                 claim.extend(valid_until)
-        for claim, holder in refused.items():
-            claim.fail(LeaseLost(claim.run_id, holder))
+        for claim, why in refused.items():
+            claim.fail(why)
 
-    @staticmethod
-    def _holder(conn: sqlite3.Connection, run_id: str) -> str:
-        """Who holds ``run_id`` now (for the message of a refused write)."""
-        row = conn.execute("SELECT lease, status FROM runs WHERE run_id = ?",
+    def _end(self, conn: sqlite3.Connection, claim: Claim, status: str,
+             finished: float) -> None:
+        """Write the end of ``claim``'s hold (its fence was checked in this transaction)."""
+        run_id = claim.run_id
+        if status == WAITING:
+            row = conn.execute("SELECT waits FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            waits = json.loads(row[0]) if row and row[0] else {}
+            nodes = {r[0]: NodeRecord(r[0], r[1], 0, due=r[2]) for r in conn.execute(
+                "SELECT node, status, due FROM nodes WHERE run_id = ? AND status = 'waiting'",
+                (run_id,))}
+            signals = [SignalRecord(run_id, r[0], b"", 0.0) for r in conn.execute(
+                "SELECT DISTINCT name FROM signals WHERE run_id = ?", (run_id,))]
+            conn.execute(
+                "UPDATE runs SET status = 'waiting', due = ?, queue = coalesce(queue, ?), "
+                "recoveries = 0, lease = NULL, lease_expires = NULL "
+                "WHERE run_id = ? AND fence = ?",
+                (park_due(nodes, waits, signals, finished), DEFAULT_QUEUE, run_id,
+                 claim.fence))
+        elif status == QUEUED:
+            conn.execute(
+                "UPDATE runs SET status = 'queued', due = ?, queue = coalesce(queue, ?), "
+                "lease = NULL, lease_expires = NULL WHERE run_id = ? AND fence = ?",
+                (finished, DEFAULT_QUEUE, run_id, claim.fence))
+        else:
+            conn.execute(
+                "UPDATE runs SET status = ?, finished = ?, due = NULL, lease = NULL, "
+                "lease_expires = NULL WHERE run_id = ? AND fence = ?",
+                (status, finished, run_id, claim.fence))
+
+    def _holder(self, conn: sqlite3.Connection, run_id: str) -> BaseException:
+        """Why a write of a claim on ``run_id`` was refused (LeaseLost or RunCancelled)."""
+        row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?",
                            (run_id,)).fetchone()
-        if row is None:
-            return "nobody (the run was deleted)"
-        if row[0]:
-            try:
-                return Lease.from_json(row[0]).describe()
-            except ValueError:
-                pass
-        return f"another process (the run is {row[1]} since)"
+        try:
+            record = None if row is None else _record(row, self.path)
+        except StoreError:
+            return LeaseLost(run_id, "another process")
+        return lost_claim_error(run_id, record)
 
     # -- reading and tidying --------------------------------------------------------
 
@@ -711,6 +839,7 @@ class SQLiteStore:
             try:
                 conn.execute("DELETE FROM nodes WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM data WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM signals WHERE run_id = ?", (run_id,))
                 gone = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
                 conn.execute("COMMIT")
             except BaseException:
@@ -721,6 +850,217 @@ class SQLiteStore:
     def prune(self, *, older_than: float | None = None, keep: int | None = None,
               statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
         return prune(self, older_than, keep, statuses)
+
+    # -- the work queue -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the shared connection (committed unless it raises)."""
+        with self._reading(what) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def submit(self, record: RunRecord) -> bool:
+        with self._transaction("submitting a run to") as conn:
+            return self._insert_queued(conn, record)
+
+    @staticmethod
+    def _insert_queued(conn: sqlite3.Connection, record: RunRecord) -> bool:
+        return conn.execute(
+            f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (record.run_id, record.workflow, record.fingerprint,
+             record.structure_json or json.dumps(record.structure), record.inputs,
+             record.status, record.serializer, record.created, record.started, None, 0,
+             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+        ).rowcount == 1
+
+    def claim_next(self, lease: Lease, decide: Decide, *, now: float,
+                   workflows: Mapping[str, Collection[str]],
+                   queues: Collection[str] = (DEFAULT_QUEUE,),
+                   max_recoveries: int = 5) -> tuple[StoredRun, Claim] | None:
+        if not workflows or not queues:
+            return None
+        if self._deferred:
+            self.flush()
+        names, queue_names = list(workflows), list(queues)
+        marks = ",".join("?" * len(names))
+        qmarks = ",".join("?" * len(queue_names))
+        failure: BaseException | None = None
+        with self._reading("taking a run from") as conn:
+            wall = time.time()
+            valid_until = time.monotonic() + self.lease_ttl
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE due <= ? AND status IN "
+                    f"('queued', 'waiting') AND workflow IN ({marks}) AND queue IN "
+                    f"({qmarks}) ORDER BY due, created LIMIT 64",
+                    (now, *names, *queue_names)).fetchall()
+                rows += conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running' AND queue IS "
+                    f"NOT NULL AND workflow IN ({marks}) AND queue IN ({qmarks}) "
+                    "ORDER BY lease_expires LIMIT 256", (*names, *queue_names)).fetchall()
+                taken: tuple[StoredRun, int] | None = None
+                for row in rows:
+                    try:
+                        old = _record(row, self.path)
+                    except StoreError as error:
+                        self._dead_letter(conn, row[0], str(error), wall)
+                        continue
+                    if old.fingerprint not in workflows.get(old.workflow, ()):
+                        continue  # another version of the workflow: another worker's
+                    recoveries = None
+                    if old.status == RUNNING:
+                        if not holder_gone(old, wall):
+                            continue
+                        deaths = old.recoveries + 1
+                        if deaths >= max_recoveries:
+                            conn.execute(
+                                "UPDATE runs SET fence = fence + 1, recoveries = ? "
+                                "WHERE run_id = ?", (deaths, old.run_id))
+                            self._dead_letter(conn, old.run_id,
+                                              dead_letter_reason(deaths, max_recoveries),
+                                              wall)
+                            continue
+                        recoveries = deaths
+                    conn.execute("SAVEPOINT take")
+                    try:
+                        stored, fence = self._take(conn, old.run_id, old, lease, wall,
+                                                   decide, recoveries)
+                    except Exception as error:
+                        conn.execute("ROLLBACK TO take")
+                        self._dead_letter(conn, old.run_id, describe_error(error), wall)
+                        failure = error
+                        break
+                    conn.execute("RELEASE take")
+                    if fence is None or stored is None:
+                        continue  # decide left it be
+                    taken = stored, fence
+                    break
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        if failure is not None:
+            raise failure
+        if taken is None:
+            return None
+        stored, fence = taken
+        claim = Claim(stored.record.run_id, lease, fence, valid_until)
+        self._active[claim.run_id] = claim
+        return stored, claim
+
+    @staticmethod
+    def _dead_letter(conn: sqlite3.Connection, run_id: str, reason: str, now: float) -> None:
+        conn.execute("UPDATE runs SET status = 'dead_letter', finished = ?, due = NULL, "
+                     "lease = NULL, lease_expires = NULL, error = ? WHERE run_id = ?",
+                     (now, reason, run_id))
+
+    def _get(self, conn: sqlite3.Connection, run_id: str) -> RunRecord:
+        row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?",
+                           (run_id,)).fetchone()
+        if row is None:
+            known = [r[0] for r in conn.execute("SELECT run_id FROM runs ORDER BY created "
+                                                "DESC LIMIT 1000")]
+            raise not_found(run_id, known, str(self.path))
+        return _record(row, self.path)
+
+    def add_signal(self, signal: SignalRecord) -> bool:
+        if self._deferred:
+            self.flush()
+        with self._transaction("sending a signal to") as conn:
+            run = self._get(conn, signal.run_id)
+            refuse_signal(run, signal.name)
+            stored = conn.execute(
+                "INSERT OR IGNORE INTO signals (run_id, name, payload, sent, signal_id) "
+                "VALUES (?,?,?,?,?)",
+                (signal.run_id, signal.name, signal.payload, signal.sent,
+                 signal.signal_id)).rowcount == 1
+            if stored and run.status == WAITING and conn.execute(
+                    "SELECT 1 FROM nodes WHERE run_id = ? AND node = ? AND status = "
+                    "'waiting'", (signal.run_id, signal.name)).fetchone():
+                conn.execute("UPDATE runs SET due = min(coalesce(due, ?), ?) "
+                             "WHERE run_id = ?", (signal.sent, signal.sent, signal.run_id))
+            return stored
+
+    def signals(self, run_id: str) -> list[SignalRecord]:
+        with self._reading("reading") as conn:
+            return [_signal(r) for r in conn.execute(
+                f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY seq",
+                (run_id,))]
+
+    def cancel(self, run_id: str, now: float) -> RunRecord:
+        self.flush()
+        with self._transaction("cancelling a run in") as conn:
+            old = self._get(conn, run_id)
+            new = cancelled(old, now)
+            if new is not old:
+                conn.execute("UPDATE runs SET status = ?, finished = ?, due = NULL, "
+                             "lease = NULL, lease_expires = NULL, fence = ? "
+                             "WHERE run_id = ?", (new.status, now, new.fence, run_id))
+            return old
+
+    def wake(self, run_id: str, now: float) -> RunRecord:
+        self.flush()
+        with self._transaction("resuming a run in") as conn:
+            old = self._get(conn, run_id)
+            if old.status == RUNNING and not holder_gone(old, time.time()):
+                assert old.owner is not None
+                raise RunLeased(run_id, old.owner.describe())
+            new = woken(old, now)
+            if new is not old:
+                conn.execute("UPDATE runs SET status = ?, queue = ?, due = ?, finished = ?, "
+                             "recoveries = ?, error = ?, lease = NULL, lease_expires = NULL, "
+                             "fence = ? WHERE run_id = ?",
+                             (new.status, new.queue, new.due, new.finished, new.recoveries,
+                              new.error, new.fence, run_id))
+            return old
+
+    # -- schedules ------------------------------------------------------------------
+
+    def put_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:
+        with self._transaction("storing a schedule in") as conn:
+            row = conn.execute(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE name = ?",
+                               (schedule.name,)).fetchone()
+            if row is not None:
+                old = _schedule(row)
+                if old.same_spec(schedule):
+                    return old
+                schedule = attrs.evolve(schedule, created=old.created)
+            conn.execute(
+                f"INSERT OR REPLACE INTO schedules ({_SCHEDULE_COLUMNS}) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?)",
+                (schedule.name, schedule.workflow, schedule.inputs, schedule.serializer,
+                 schedule.next_due, schedule.cron, schedule.every, schedule.timezone,
+                 int(schedule.catch_up), schedule.queue, schedule.last_slot,
+                 schedule.created))
+            return schedule
+
+    def delete_schedule(self, name: str) -> bool:
+        with self._transaction("deleting a schedule from") as conn:
+            return bool(conn.execute("DELETE FROM schedules WHERE name = ?",
+                                     (name,)).rowcount)
+
+    def schedules(self) -> list[ScheduleRecord]:
+        with self._reading("reading") as conn:
+            return [_schedule(r) for r in conn.execute(
+                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name")]
+
+    def fire_schedule(self, name: str, due: float, runs: list[RunRecord], next_due: float,
+                      last_slot: str) -> list[str] | None:
+        with self._transaction("firing a schedule in") as conn:
+            moved = conn.execute(
+                "UPDATE schedules SET next_due = ?, last_slot = ? WHERE name = ? AND "
+                "next_due = ?", (next_due, last_slot, name, due)).rowcount
+            if not moved:
+                return None
+            return [r.run_id for r in runs if self._insert_queued(conn, r)]
 
     def close(self) -> None:
         if self._closed:

@@ -17,6 +17,18 @@ not the run's latest. A holder that lost its run hears of it through its
 
 Node writes may be batched by the store (``write`` returns before the data is on
 disk), in the order they were made; ``flush`` waits until all of it is.
+
+Runs that outlive a process (docs/decisions/013-queue.md): a store also keeps a work
+queue -- runs *submitted* with status ``"queued"``, runs *parked* with status
+``"waiting"`` (every node left waits for a signal or a timer), and runs whose holder
+died -- from which workers take runs with :meth:`Store.claim_next`, the same
+read-check-lease transaction as :meth:`Store.claim`; *signals* sent to runs (kept until
+their node waits for them, deduplicated by id); and *schedules* with the next slot each
+is due at, fired (the slot's run created) exactly once by :meth:`Store.fire_schedule`.
+A run's ``due`` says when a worker should take it; the store compares it with the
+caller's clock (every method that needs "now" is given it), so that tests can drive
+time. What users and tools do with the store alone -- cancel, resume, signal -- is in
+:mod:`flowrt.durable._control`.
 """
 
 from __future__ import annotations
@@ -27,19 +39,44 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
+from difflib import get_close_matches
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
 from .._engine.result import jsonable
-from ..errors import LeaseLost, RunLeased, StoreError
+from ..errors import (
+    LeaseLost,
+    RunCancelled,
+    RunLeased,
+    RunNotFound,
+    SignalRefused,
+    StoreError,
+    describe_error,
+)
 from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
-__all__ = ["Claim", "Decide", "Lease", "MemoryStore", "NodeRecord", "RunRecord", "Store",
-           "StoredRun", "decode", "prune"]
+__all__ = ["CANCELLED", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED", "RUNNING", "SUCCEEDED",
+           "WAITING", "Claim", "Decide", "Lease", "MemoryStore", "NodeRecord", "RunRecord",
+           "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune"]
 
-RUNNING = "running"
+# A stored run's status (RunRecord.status).
+QUEUED = "queued"  #: submitted; a worker will take it when it is due
+RUNNING = "running"  #: a process holds it (or held it and died: RunRecord.is_interrupted)
+WAITING = "waiting"  #: parked: every node left waits for a signal or a timer; nobody holds it
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+DEAD_LETTER = "dead_letter"  #: its workers died max_recoveries times running it, or unreadable
+#: the statuses of runs that nothing will take up again unless asked (resume)
+FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER})
+#: every status, in the order of a run's life
+STATUSES = (QUEUED, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER)
+#: the queue runs go to when none is named (submitted, parked or resumed for workers)
+DEFAULT_QUEUE = "default"
+#: what a wait node waits for (RunRecord.waits values)
+WAIT_KINDS = ("signal", "approval", "timer")
 
 
 def _span(start: Any, end: Any) -> float | None:
@@ -109,7 +146,10 @@ class RunRecord:
     Times are wall-clock seconds since the epoch. ``owner`` and ``lease_expires`` say
     who holds a ``"running"`` run and until when; :meth:`is_interrupted` tells a live
     run from one whose process died. ``fence`` is the run's fencing token: it grows by
-    one each time a process claims the run.
+    one each time a process claims the run (and when the run is cancelled through the
+    store, which fences its holder out). ``status`` is one of :data:`STATUSES`:
+    ``"queued"``, ``"running"``, ``"waiting"``, ``"succeeded"``, ``"failed"``,
+    ``"cancelled"``, ``"dead_letter"``.
     """
 
     run_id: str  #: the run's id
@@ -117,17 +157,29 @@ class RunRecord:
     fingerprint: str  #: the workflow's structure hash (``Plan.fingerprint``)
     structure: dict[str, list[str]]  #: node -> its dependencies, when the run was made
     inputs: bytes  #: serialized run inputs
-    status: str  #: "running", "succeeded", "failed" or "cancelled"
+    status: str  #: "queued", "running", "waiting", "succeeded", "failed", ... (STATUSES)
     serializer: str  #: the name of the serializer of its outputs and inputs
     created: float  #: when the run was first started
     started: float  #: when it was started last (resumed runs start again)
-    finished: float | None = None  #: when it ended, None while running
+    finished: float | None = None  #: when it ended; None while queued, running or waiting
     resumes: int = 0  #: times the run was started again after the first
     #: ``structure`` as JSON, when the caller has it at hand (saves encoding it again)
     structure_json: str | None = attrs.field(default=None, eq=False, repr=False)
     owner: Lease | None = None  #: the process holding the run's lease, if any
     lease_expires: float | None = None  #: when that lease runs out unless renewed
     fence: int = 0  #: the fencing token of the latest claim
+    #: the work queue workers take it from; None: only the process that runs it does
+    #: (runs started with ``rt.run`` until they park)
+    queue: str | None = None
+    #: when a worker should take it (``"queued"`` and ``"waiting"`` runs; None: not before
+    #: a signal or ``resume`` wakes it)
+    due: float | None = None
+    #: times a worker took it over from a worker that died holding it
+    recoveries: int = 0
+    #: its wait nodes: node name -> "signal", "approval" or "timer"
+    waits: dict[str, str] = attrs.field(factory=dict)
+    #: why it ended ``"dead_letter"`` (or another run-level error), else None
+    error: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -141,7 +193,8 @@ class RunRecord:
         the epoch), ``started`` (its latest start), ``finished``, ``duration`` (from the
         latest start), ``resumes``, ``node_count``; and who holds a running run:
         ``owner`` (``{"host": ..., "pid": ...}`` or None), ``lease_expires`` and
-        ``interrupted`` (:meth:`is_interrupted`)."""
+        ``interrupted`` (:meth:`is_interrupted`); and for the work queue ``queue``,
+        ``due``, ``recoveries``, ``waits`` and ``error``."""
         return {"run_id": self.run_id, "workflow": self.workflow, "status": self.status,
                 "created": self.created, "started": self.started, "finished": self.finished,
                 "duration": _span(self.started, self.finished), "resumes": self.resumes,
@@ -149,7 +202,9 @@ class RunRecord:
                 "owner": None if self.owner is None else {"host": self.owner.host,
                                                           "pid": self.owner.pid},
                 "lease_expires": self.lease_expires,
-                "interrupted": self.is_interrupted(now)}
+                "interrupted": self.is_interrupted(now),
+                "queue": self.queue, "due": self.due, "recoveries": self.recoveries,
+                "waits": dict(self.waits), "error": self.error}
 
     def is_interrupted(self, now: float | None = None) -> bool:
         """True for a ``"running"`` run that nobody runs any more, at time ``now``
@@ -184,6 +239,84 @@ class NodeRecord(NamedTuple):
     #: the fencing token of the claim that wrote it: below the run's ``fence``, the
     #: node ended in an earlier start and was read back (not run) in the latest one
     fence: int = 0
+    #: a wait node's due time: when its timer fires, or when its signal times out (set
+    #: when it first waits, and kept: resuming never restarts a timer)
+    due: float | None = None
+
+
+def with_fence(record: tuple[Any, ...], fence: int) -> NodeRecord:
+    """``record`` as a store keeps it: written under ``fence`` (writers may pass the
+    first eight fields only, built with ``tuple.__new__`` on the hot path)."""
+    fields = (*record[:8], fence, record[9] if len(record) > 9 else None)
+    return tuple.__new__(NodeRecord, fields)
+
+
+class SignalRecord(NamedTuple):
+    """A signal sent to a run: ``store.signals(run_id)``.
+
+    The node named ``name`` takes the payload of the first signal of its name (the
+    lowest ``seq``); a signal sent again with the same ``signal_id`` is not stored.
+    """
+
+    run_id: str  #: the run it was sent to
+    name: str  #: the signal's name: the name of the node that waits for it
+    payload: bytes  #: the serialized payload
+    sent: float  #: when it was stored (the sender's clock)
+    signal_id: str | None = None  #: the sender's id, which dedupes; None: never deduped
+    seq: int = 0  #: its place among the store's signals (the store sets it)
+
+
+class Wait(NamedTuple):
+    """What a waiting node waits for (:meth:`StoredRun.waits`)."""
+
+    node: str  #: the node's name (a signal's name is its node's name)
+    kind: str  #: "signal", "approval" or "timer"
+    since: float | None  #: when it started waiting
+    due: float | None  #: when the timer fires or the signal times out; None: no timeout
+    signalled: bool  #: a signal for it is stored (the run wakes to take it)
+
+
+@attrs.frozen
+class ScheduleRecord:
+    """A schedule kept in a store: ``store.schedules()``.
+
+    Exactly one of ``cron`` (a cron expression, read in ``timezone``) and ``every``
+    (seconds) is set. ``next_due`` is the wall-clock time of the next slot to fire;
+    firing a slot creates run ``sched:<name>:<slot>`` (``slot`` is the slot's time in
+    UTC, ISO 8601) in ``queue`` and moves ``next_due`` on. Slots missed while no
+    worker ran fire as one run (the latest) unless ``catch_up``.
+    """
+
+    name: str  #: the schedule's name
+    workflow: str  #: the name of the workflow its runs run
+    inputs: bytes  #: the runs' inputs, serialized
+    serializer: str  #: the serializer of ``inputs``
+    next_due: float  #: when the next slot is due (seconds since the epoch)
+    cron: str | None = None  #: a cron expression ("0 2 * * *"), or None
+    every: float | None = None  #: an interval in seconds, or None
+    timezone: str = "UTC"  #: the time zone ``cron`` is read in (an IANA name)
+    catch_up: bool = False  #: fire every missed slot, not only the latest
+    queue: str = DEFAULT_QUEUE  #: the queue its runs go to
+    last_slot: str | None = None  #: the latest slot fired
+    created: float = 0.0  #: when it was first stored
+
+    def same_spec(self, other: ScheduleRecord) -> bool:
+        """Whether ``other`` schedules the same runs at the same times (what a process
+        that declares its schedules at each start must not reset)."""
+        return (self.workflow, self.inputs, self.serializer, self.cron, self.every,
+                self.timezone, self.catch_up, self.queue) == (
+            other.workflow, other.inputs, other.serializer, other.cron, other.every,
+            other.timezone, other.catch_up, other.queue)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schedule as JSON-ready data (``flowrt schedules --json``); ``inputs`` as
+        stored (bytes decoded as UTF-8 text when they are)."""
+        fields = attrs.asdict(self)
+        try:
+            fields["inputs"] = self.inputs.decode("utf-8")
+        except UnicodeDecodeError:
+            fields["inputs"] = None
+        return fields
 
 
 def decode(serializer: Serializer, blob: bytes, what: str) -> Any:
@@ -213,6 +346,22 @@ class StoredRun:
     data: bytes | None  #: the serialized snapshot of the run's WorkflowData keys
     #: the serializer of the store it was read from (None: JSON only)
     serializer: Serializer | None = attrs.field(default=None, eq=False, repr=False)
+    #: the signals sent to the run, oldest first
+    signals: tuple[SignalRecord, ...] = ()
+
+    def waits(self) -> list[Wait]:
+        """What the run's waiting nodes wait for, in the order of its structure."""
+        kinds = self.record.waits
+        signalled = {s.name for s in self.signals}
+        order = {name: i for i, name in enumerate(self.record.structure)}
+        waiting = sorted((rec for rec in self.nodes.values() if rec.status == WAITING),
+                         key=lambda rec: order.get(rec.node, len(order)))
+        return [Wait(rec.node, kinds.get(rec.node, "signal"), rec.started, rec.due,
+                     rec.node in signalled) for rec in waiting]
+
+    def signal(self, name: str) -> SignalRecord | None:
+        """The signal node ``name`` takes: the first one sent of that name, or None."""
+        return next((s for s in self.signals if s.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         """The run as JSON-ready data, with the keys of :meth:`flowrt.RunResult.to_dict`
@@ -223,9 +372,11 @@ class StoredRun:
         the store was not opened for pickles -- nothing is unpickled otherwise) and
         ``nodes``: per node of the run's structure, in its order, ``status`` ("pending"
         for a node with no record yet), ``attempts``, ``started``, ``finished``,
-        ``duration``, ``error``, ``traceback``, ``deps`` and ``restored`` (:meth:`restored`:
-        read back, not run, in the latest start). Outputs are left out (:meth:`outputs`
-        reads them).
+        ``duration``, ``error``, ``traceback``, ``deps``, ``restored`` (:meth:`restored`:
+        read back, not run, in the latest start), ``due`` (a wait node's) and ``wait``
+        (what a wait node waits for: "signal", "approval", "timer"; None for other
+        nodes); and ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out
+        (:meth:`outputs` reads them).
         """
         record = self.record
         structure = record.structure
@@ -239,13 +390,15 @@ class StoredRun:
             if rec is None:
                 nodes[name] = {"status": "pending", "attempts": 0, "started": None,
                                "finished": None, "duration": None, "error": None,
-                               "traceback": None, "deps": deps, "restored": False}
+                               "traceback": None, "deps": deps, "restored": False,
+                               "due": None, "wait": record.waits.get(name)}
             else:
                 nodes[name] = {"status": rec.status, "attempts": rec.attempts,
                                "started": rec.started, "finished": rec.finished,
                                "duration": _span(rec.started, rec.finished),
                                "error": rec.error, "traceback": rec.traceback, "deps": deps,
-                               "restored": rec.fence < record.fence}
+                               "restored": rec.fence < record.fence,
+                               "due": rec.due, "wait": record.waits.get(name)}
                 if isinstance(rec.attempts, int) and rec.attempts > 0:
                     attempts += rec.attempts
                     ran += 1
@@ -256,7 +409,8 @@ class StoredRun:
         except StoreError:  # damaged, or a pickle: the rest of the run is worth showing
             inputs = None
         return {**record.to_dict(), "counts": counts, "attempts": attempts,
-                "retries": attempts - ran, "inputs": inputs, "nodes": nodes}
+                "retries": attempts - ran, "inputs": inputs, "nodes": nodes,
+                "waiting_for": [w._asdict() for w in self.waits()]}
 
     def _reader(self, serializer: Serializer | None) -> Serializer:
         if serializer is not None:
@@ -409,8 +563,17 @@ class Store(Protocol):
         ...
 
     def finish(self, claim: Claim, status: str, finished: float) -> None:
-        """Set ``claim``'s run to final ``status`` at wall-clock time ``finished`` and give
-        its lease back (refused like :meth:`write`)."""
+        """End ``claim``'s hold on its run at time ``finished`` (the caller's clock) and
+        give its lease back (refused like :meth:`write`). ``status``:
+
+        - ``"succeeded"``, ``"failed"``, ``"cancelled"``: the run ended so.
+        - ``"waiting"``: *park* it. Every node left waits; their records (status
+          ``"waiting"``, with their ``due``) were written before. The run's ``due``
+          becomes the earliest of theirs, or ``finished`` when a signal one of them
+          waits for is already stored; it goes to the default queue if it had none (a
+          worker continues it), and its ``recoveries`` go back to 0.
+        - ``"queued"``: hand it back to its queue, due at once (a worker shutting down).
+        """
         ...
 
     def renew(self, claim: Claim) -> bool:
@@ -455,9 +618,133 @@ class Store(Protocol):
         """
         ...
 
+    # -- the work queue (docs/decisions/013-queue.md) --------------------------------
+
+    def submit(self, record: RunRecord) -> bool:
+        """Create run ``record.run_id`` as ``record`` says (status ``"queued"``, its
+        ``queue`` and ``due`` set); False, writing nothing, when the id exists.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        ...
+
+    def claim_next(self, lease: Lease, decide: Decide, *, now: float,
+                   workflows: Mapping[str, Collection[str]],
+                   queues: Collection[str] = (DEFAULT_QUEUE,),
+                   max_recoveries: int = 5) -> tuple[StoredRun, Claim] | None:
+        """Take the next run a worker should run, as :meth:`claim` takes one: read it,
+        ``decide``, lease it for ``lease`` under the next fencing token, in one
+        transaction. ``now`` is the caller's clock, which ``due`` times are compared
+        with.
+
+        Candidates are the runs of ``queues`` whose workflow is a key of ``workflows``
+        and whose fingerprint is in that key's collection (the versions the worker
+        has), that are ``"queued"`` or ``"waiting"`` with ``due <= now``, or
+        ``"running"`` with a holder that is gone (lease expired, or its process dead on
+        this host): oldest ``due`` first, then those. Taking over a run whose holder
+        died counts one recovery; a run whose holders died ``max_recoveries`` times is
+        set ``"dead_letter"`` instead (with ``error`` saying so) and the next candidate
+        is tried. ``decide`` raising leaves the run unclaimed and sets it
+        ``"dead_letter"`` with the error, then the error propagates. None when no run
+        is due.
+
+        Raises:
+            StoreError: the store cannot be read or written.
+        """
+        ...
+
+    def add_signal(self, signal: SignalRecord) -> bool:
+        """Store ``signal`` for its run; True when stored, False when a signal with the
+        same ``signal_id`` was stored for that run before (nothing changes: the first
+        payload wins). A run parked waiting for it is woken (its ``due`` becomes
+        ``signal.sent``).
+
+        Raises:
+            RunNotFound: no such run.
+            SignalRefused: the run has no signal or approval node of that name, or has
+                succeeded.
+        """
+        ...
+
+    def signals(self, run_id: str) -> list[SignalRecord]:
+        """The signals stored for ``run_id``, oldest first."""
+        ...
+
+    def cancel(self, run_id: str, now: float) -> RunRecord:
+        """Cancel run ``run_id`` at time ``now``; return its record as it was before.
+
+        A queued or waiting run becomes ``"cancelled"``; a running one too, under a new
+        fencing token, so that its holder's next write is refused (its claim fails with
+        :class:`~flowrt.RunCancelled` and it stops). A run in a final status is left
+        as it is (compare the returned status).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        ...
+
+    def wake(self, run_id: str, now: float) -> RunRecord:
+        """Resume run ``run_id`` through the queue at time ``now``; return its record as
+        it was before.
+
+        A waiting or queued run becomes due at ``now``; a failed, cancelled or
+        dead-lettered one, or a running one whose holder is gone, becomes ``"queued"``
+        (in the default queue if it had none, ``recoveries`` and ``error`` cleared; a
+        gone holder is fenced out). A succeeded run is left as it is.
+
+        Raises:
+            RunNotFound: no such run.
+            RunLeased: a live process holds the run.
+        """
+        ...
+
+    # -- schedules ----------------------------------------------------------------
+
+    def put_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:
+        """Store ``schedule`` under its name and return what the store keeps: the
+        stored one when it schedules the same runs (:meth:`ScheduleRecord.same_spec`:
+        its ``next_due`` is kept, so a process declaring its schedules at every start
+        fires no slot twice), else ``schedule``, replacing it."""
+        ...
+
+    def delete_schedule(self, name: str) -> bool:
+        """Remove schedule ``name``; True if it existed (its runs stay)."""
+        ...
+
+    def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by name."""
+        ...
+
+    def fire_schedule(self, name: str, due: float, runs: list[RunRecord], next_due: float,
+                      last_slot: str) -> list[str] | None:
+        """Fire the slots of schedule ``name`` that were due at ``due``: if its
+        ``next_due`` is still ``due`` (nobody fired them since), create ``runs`` (queued
+        runs ``sched:<name>:<slot>``; an id that exists is skipped) and move the schedule
+        on to ``next_due``, ``last_slot``, in one transaction. Returns the ids created,
+        or None when another worker fired them first (or the schedule is gone)."""
+        ...
+
     def close(self) -> None:
         """Flush and release the store (a store from a path is closed by its runtime)."""
         ...
+
+
+#: lease tokens of run calls that :func:`flowrt.testing.crash_at` ended as if their
+#: process had died: their holder counts as gone, in this process too
+CRASHED: set[str] = set()
+
+
+def holder_gone(record: RunRecord, now: float, *, same_process_is_live: bool = False) -> bool:
+    """Whether nobody live holds ``record`` at time ``now``: no holder, its lease ran
+    out, or its process is gone (on this host). ``same_process_is_live``: a holder in
+    this process is live until its lease runs out (a store that lives in one process)."""
+    holder = record.owner
+    if holder is None or holder.token in CRASHED:
+        return True
+    if same_process_is_live and holder.pid == os.getpid() and holder.host == socket.gethostname():
+        return False
+    return holder.is_stale(record.lease_expires or 0.0, now)
 
 
 def refuse_live_holder(record: RunRecord, lease: Lease, now: float, *,
@@ -466,19 +753,105 @@ def refuse_live_holder(record: RunRecord, lease: Lease, now: float, *,
     holder = record.owner
     if holder is None or holder.token == lease.token:
         return
-    if not holder.is_stale(record.lease_expires or 0.0, now) or (
-        same_process_is_live and holder.pid == os.getpid()
-        and holder.host == lease.host
-    ):
+    if not holder_gone(record, now, same_process_is_live=same_process_is_live):
         raise RunLeased(record.run_id, holder.describe())
 
 
 def restarted(old: RunRecord, new: RunRecord, lease: Lease, expires: float) -> RunRecord:
-    """``old`` started again as ``new`` says, under ``lease``, with the next fence."""
+    """``old`` started again as ``new`` says, under ``lease``, with the next fence (a
+    queued run's first claim is its start, not a resume)."""
     return attrs.evolve(old, status=RUNNING, started=new.started, finished=None,
-                        resumes=old.resumes + 1, fingerprint=new.fingerprint,
-                        structure=new.structure, structure_json=new.structure_json,
-                        owner=lease, lease_expires=expires, fence=old.fence + 1)
+                        resumes=old.resumes + (1 if old.fence else 0),
+                        fingerprint=new.fingerprint, structure=new.structure,
+                        structure_json=new.structure_json, owner=lease,
+                        lease_expires=expires, fence=old.fence + 1, due=None,
+                        waits=new.waits, error=None)
+
+
+def park_due(nodes: Mapping[str, NodeRecord], waits: Mapping[str, str],
+             signals: Iterable[SignalRecord], now: float) -> float | None:
+    """When a run parked with ``nodes`` should wake: ``now`` when a signal one of its
+    waiting nodes waits for is stored, else the earliest due of those nodes (None: only
+    a signal or a resume will wake it)."""
+    signalled = {sig.name for sig in signals}
+    due = None
+    for name, rec in nodes.items():
+        if rec.status != WAITING:
+            continue
+        if waits.get(name, "signal") != "timer" and name in signalled:
+            return now
+        if rec.due is not None and (due is None or rec.due < due):
+            due = rec.due
+    return due
+
+
+def refuse_signal(record: RunRecord, name: str) -> None:
+    """Raise SignalRefused unless run ``record`` has a signal or approval node ``name``
+    and has not succeeded."""
+    run_id = record.run_id
+    kind = record.waits.get(name)
+    if kind is not None and kind != "timer":
+        if record.status == SUCCEEDED:
+            raise SignalRefused(f"run {run_id!r} has succeeded: none of its nodes waits for "
+                                f"signal {name!r} any more")
+        return
+    names = [n for n, k in record.waits.items() if k != "timer"]
+    if kind == "timer":
+        message = f"node {name!r} of run {run_id!r} is a timer: it takes no signal"
+    else:
+        message = f"run {run_id!r} has no signal {name!r}"
+        near = get_close_matches(name, names, n=1)
+        if near:
+            message += f"; did you mean {near[0]!r}?"
+    if names:
+        message += f" (its signal and approval nodes: {', '.join(map(repr, names))})"
+    else:
+        message += f" (workflow {record.workflow!r} has no signal or approval node)"
+    raise SignalRefused(message)
+
+
+def not_found(run_id: str, known: Iterable[str], where: str) -> RunNotFound:
+    """RunNotFound for ``run_id``, naming the near match among ``known`` ids."""
+    near = get_close_matches(run_id, list(known), n=1)
+    return RunNotFound(run_id, where, near[0] if near else None)
+
+
+def dead_letter_reason(deaths: int, max_recoveries: int) -> str:
+    """The ``error`` of a run dead-lettered after its workers died ``deaths`` times."""
+    return (f"its worker died {deaths} time{'s' if deaths != 1 else ''} while running it "
+            f"(max_recoveries={max_recoveries}); fix the cause and resume it")
+
+
+def woken(old: RunRecord, now: float) -> RunRecord:
+    """``old`` as :meth:`Store.wake` leaves it (the caller checked it is not held)."""
+    if old.status == SUCCEEDED:
+        return old
+    if old.status in (WAITING, QUEUED):
+        return attrs.evolve(old, due=now if old.due is None else min(old.due, now))
+    fence = old.fence + 1 if old.status == RUNNING else old.fence  # fence out a gone holder
+    return attrs.evolve(old, status=QUEUED, queue=old.queue or DEFAULT_QUEUE, due=now,
+                        finished=None, recoveries=0, error=None, owner=None,
+                        lease_expires=None, fence=fence)
+
+
+def cancelled(old: RunRecord, now: float) -> RunRecord:
+    """``old`` as :meth:`Store.cancel` leaves it."""
+    if old.status in FINAL:
+        return old
+    fence = old.fence + 1 if old.status == RUNNING else old.fence
+    return attrs.evolve(old, status=CANCELLED, finished=now, due=None, owner=None,
+                        lease_expires=None, fence=fence)
+
+
+def lost_claim_error(run_id: str, record: RunRecord | None) -> LeaseLost:
+    """Why a write of a claim on ``run_id`` was refused, from the run as it is now."""
+    if record is None:
+        return LeaseLost(run_id, "nobody (the run was deleted)")
+    if record.status == CANCELLED and record.owner is None:
+        return RunCancelled(run_id)
+    if record.owner is not None:
+        return LeaseLost(run_id, record.owner.describe())
+    return LeaseLost(run_id, f"another process (the run is {record.status} since)")
 
 
 class MemoryStore:
@@ -493,10 +866,14 @@ class MemoryStore:
       when ``decide`` raises or returns None). It returns ``(stored run, Claim or
       None)``.
     - ``write(claim, nodes, data)`` upserts node records and the data snapshot;
-      ``finish(claim, status, finished)`` sets the final status and gives the lease
-      back; ``renew(claim)`` extends the lease now. Each of them first checks, in the
-      same atomic step, that ``claim.fence`` is still the run's: if not, nothing is
-      written and the claim fails with :class:`~flowrt.LeaseLost`.
+      ``finish(claim, status, finished)`` sets the final status (or parks the run, or
+      hands it back to its queue) and gives the lease back; ``renew(claim)`` extends
+      the lease now. Each of them first checks, in the same atomic step, that
+      ``claim.fence`` is still the run's: if not, nothing is written and the claim
+      fails with :class:`~flowrt.LeaseLost`.
+    - the work queue: ``submit``, ``claim_next``, ``add_signal`` / ``signals``,
+      ``cancel``, ``wake``; schedules: ``put_schedule``, ``delete_schedule``,
+      ``schedules``, ``fire_schedule`` (see :class:`Store`).
     - ``load`` / ``runs`` / ``delete`` / ``prune`` read and tidy.
 
     In one process a lease never expires (there is no other process to take over).
@@ -516,34 +893,48 @@ class MemoryStore:
         self._runs: dict[str, RunRecord] = {}
         self._nodes: dict[str, dict[str, NodeRecord]] = {}
         self._data: dict[str, bytes | None] = {}
-        self._lock = threading.Lock()
+        self._signals: dict[str, list[SignalRecord]] = {}
+        self._seq = 0
+        self._schedules: dict[str, ScheduleRecord] = {}
+        self._lock = threading.RLock()
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
+
+    def _stored(self, run_id: str) -> StoredRun:
+        return StoredRun(self._runs[run_id], dict(self._nodes.get(run_id, {})),
+                         self._data.get(run_id), self.serializer,
+                         tuple(self._signals.get(run_id, ())))
+
+    def _take(self, old: RunRecord | None, run_id: str, lease: Lease, now: float,
+              decide: Decide, recoveries: int | None = None
+              ) -> tuple[StoredRun | None, Claim | None]:
+        """Decide and claim (called with the lock held)."""
+        stored = None if old is None else self._stored(run_id)
+        record = decide(stored)
+        if record is None:
+            return stored, None
+        expires = now + self.lease_ttl
+        if old is None:
+            record = attrs.evolve(record, owner=lease, lease_expires=expires, fence=1,
+                                  resumes=0)
+            self._nodes[run_id] = {}
+            self._data[run_id] = None
+        else:
+            record = restarted(old, record, lease, expires)
+            if recoveries is not None:
+                record = attrs.evolve(record, recoveries=recoveries)
+        self._runs[run_id] = record
+        return stored, Claim(run_id, lease, record.fence, float("inf"))
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
               ) -> tuple[StoredRun | None, Claim | None]:
         with self._lock:
             now = time.time()
             old = self._runs.get(run_id)
-            stored = None
             if old is not None:
                 refuse_live_holder(old, lease, now, same_process_is_live=True)
-                stored = StoredRun(old, dict(self._nodes.get(run_id, {})),
-                                   self._data.get(run_id), self.serializer)
-            record = decide(stored)
-            if record is None:
-                return stored, None
-            expires = now + self.lease_ttl
-            if old is None:
-                record = attrs.evolve(record, owner=lease, lease_expires=expires, fence=1,
-                                      resumes=0)
-                self._nodes[run_id] = {}
-                self._data[run_id] = None
-            else:
-                record = restarted(old, record, lease, expires)
-            self._runs[run_id] = record
-            return stored, Claim(run_id, lease, record.fence, float("inf"))
+            return self._take(old, run_id, lease, now, decide)
 
     def _holds(self, claim: Claim) -> bool:
         """Whether ``claim`` is the run's latest (called with the lock held)."""
@@ -551,8 +942,7 @@ class MemoryStore:
         if run is not None and run.fence == claim.fence:
             return True
         if claim.error is None:
-            holder = run.owner.describe() if run is not None and run.owner else "nobody"
-            claim.fail(LeaseLost(claim.run_id, holder))
+            claim.fail(lost_claim_error(claim.run_id, run))
         return False
 
     def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
@@ -562,7 +952,7 @@ class MemoryStore:
             table = self._nodes.setdefault(claim.run_id, {})
             fence = claim.fence
             for r in nodes:
-                table[r[0]] = NodeRecord(*r[:8], fence)
+                table[r[0]] = with_fence(r, fence)
             if data is not None:
                 self._data[claim.run_id] = data
 
@@ -570,9 +960,19 @@ class MemoryStore:
         with self._lock:
             if not self._holds(claim):
                 return
-            run = self._runs[claim.run_id]
-            self._runs[claim.run_id] = attrs.evolve(run, status=status, finished=finished,
-                                                    owner=None, lease_expires=None)
+            run_id = claim.run_id
+            run = self._runs[run_id]
+            if status == WAITING:
+                due = park_due(self._nodes.get(run_id, {}), run.waits,
+                               self._signals.get(run_id, ()), finished)
+                run = attrs.evolve(run, status=WAITING, due=due,
+                                   queue=run.queue or DEFAULT_QUEUE, recoveries=0)
+            elif status == QUEUED:
+                run = attrs.evolve(run, status=QUEUED, due=finished,
+                                   queue=run.queue or DEFAULT_QUEUE)
+            else:
+                run = attrs.evolve(run, status=status, finished=finished, due=None)
+            self._runs[run_id] = attrs.evolve(run, owner=None, lease_expires=None)
 
     def renew(self, claim: Claim) -> bool:
         with self._lock:
@@ -587,11 +987,8 @@ class MemoryStore:
         pass
 
     def load(self, run_id: str) -> StoredRun | None:
-        run = self._runs.get(run_id)
-        if run is None:
-            return None
-        return StoredRun(run, dict(self._nodes.get(run_id, {})), self._data.get(run_id),
-                         self.serializer)
+        with self._lock:
+            return self._stored(run_id) if run_id in self._runs else None
 
     def runs(self, workflow: str | None = None, status: str | None = None) -> list[RunRecord]:
         found = [r for r in self._runs.values()
@@ -603,11 +1000,134 @@ class MemoryStore:
         with self._lock:
             self._nodes.pop(run_id, None)
             self._data.pop(run_id, None)
+            self._signals.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None
 
     def prune(self, *, older_than: float | None = None, keep: int | None = None,
               statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
         return prune(self, older_than, keep, statuses)
+
+    # -- the work queue -------------------------------------------------------------
+
+    def submit(self, record: RunRecord) -> bool:
+        with self._lock:
+            if record.run_id in self._runs:
+                return False
+            self._runs[record.run_id] = record
+            self._nodes[record.run_id] = {}
+            self._data[record.run_id] = None
+            return True
+
+    def claim_next(self, lease: Lease, decide: Decide, *, now: float,
+                   workflows: Mapping[str, Collection[str]],
+                   queues: Collection[str] = (DEFAULT_QUEUE,),
+                   max_recoveries: int = 5) -> tuple[StoredRun, Claim] | None:
+        with self._lock:
+            wall = time.time()
+            candidates = sorted(
+                (r for r in self._runs.values()
+                 if r.queue in queues and r.fingerprint in workflows.get(r.workflow, ())
+                 and ((r.status in (QUEUED, WAITING) and r.due is not None and r.due <= now)
+                      or r.status == RUNNING)),
+                key=lambda r: (r.status == RUNNING, r.due or 0.0, r.created))
+            for old in candidates:
+                recoveries = None
+                if old.status == RUNNING:
+                    if not holder_gone(old, wall, same_process_is_live=True):
+                        continue
+                    deaths = old.recoveries + 1
+                    if deaths >= max_recoveries:
+                        self._runs[old.run_id] = attrs.evolve(
+                            old, status=DEAD_LETTER, finished=wall, owner=None,
+                            lease_expires=None, fence=old.fence + 1, recoveries=deaths,
+                            error=dead_letter_reason(deaths, max_recoveries))
+                        continue
+                    recoveries = deaths
+                try:
+                    stored, claim = self._take(old, old.run_id, lease, wall, decide,
+                                               recoveries)
+                except Exception as error:
+                    self._runs[old.run_id] = attrs.evolve(
+                        old, status=DEAD_LETTER, finished=wall, due=None,
+                        error=describe_error(error))
+                    raise
+                if claim is None or stored is None:  # decide left it be: it succeeded
+                    continue
+                return stored, claim
+            return None
+
+    def add_signal(self, signal: SignalRecord) -> bool:
+        with self._lock:
+            run = self._runs.get(signal.run_id)
+            if run is None:
+                raise not_found(signal.run_id, self._runs, "the store")
+            refuse_signal(run, signal.name)
+            kept = self._signals.setdefault(signal.run_id, [])
+            if signal.signal_id is not None and any(
+                    s.signal_id == signal.signal_id for s in kept):
+                return False
+            self._seq += 1
+            kept.append(signal._replace(seq=self._seq))
+            waiting = self._nodes.get(signal.run_id, {}).get(signal.name)
+            if run.status == WAITING and waiting is not None and waiting.status == WAITING:
+                due = signal.sent if run.due is None else min(run.due, signal.sent)
+                self._runs[signal.run_id] = attrs.evolve(run, due=due)
+            return True
+
+    def signals(self, run_id: str) -> list[SignalRecord]:
+        with self._lock:
+            return list(self._signals.get(run_id, ()))
+
+    def cancel(self, run_id: str, now: float) -> RunRecord:
+        with self._lock:
+            old = self._runs.get(run_id)
+            if old is None:
+                raise not_found(run_id, self._runs, "the store")
+            self._runs[run_id] = cancelled(old, now)
+            return old
+
+    def wake(self, run_id: str, now: float) -> RunRecord:
+        with self._lock:
+            old = self._runs.get(run_id)
+            if old is None:
+                raise not_found(run_id, self._runs, "the store")
+            if old.status == RUNNING and not holder_gone(old, time.time(),
+                                                          same_process_is_live=True):
+                assert old.owner is not None
+                raise RunLeased(run_id, old.owner.describe())
+            self._runs[run_id] = woken(old, now)
+            return old
+
+    # -- schedules ------------------------------------------------------------------
+
+    def put_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:
+        with self._lock:
+            old = self._schedules.get(schedule.name)
+            if old is not None and old.same_spec(schedule):
+                return old
+            if old is not None:
+                schedule = attrs.evolve(schedule, created=old.created)
+            self._schedules[schedule.name] = schedule
+            return schedule
+
+    def delete_schedule(self, name: str) -> bool:
+        with self._lock:
+            return self._schedules.pop(name, None) is not None
+
+    def schedules(self) -> list[ScheduleRecord]:
+        with self._lock:
+            return sorted(self._schedules.values(), key=lambda s: s.name)
+
+    def fire_schedule(self, name: str, due: float, runs: list[RunRecord], next_due: float,
+                      last_slot: str) -> list[str] | None:
+        with self._lock:
+            schedule = self._schedules.get(name)
+            if schedule is None or schedule.next_due != due:
+                return None
+            created = [r.run_id for r in runs if self.submit(r)]
+            self._schedules[name] = attrs.evolve(schedule, next_due=next_due,
+                                                 last_slot=last_slot)
+            return created
 
     def close(self) -> None:
         pass
@@ -617,7 +1137,7 @@ def prune(store: Store, older_than: float | None, keep: int | None,
           statuses: Iterable[str]) -> int:
     """Delete the finished runs older than ``older_than`` seconds (by their end) and
     beyond the newest ``keep``; return how many. Running runs are never pruned."""
-    wanted = set(statuses) - {RUNNING}
+    wanted = set(statuses) - {QUEUED, RUNNING, WAITING}
     finished = sorted((r for r in store.runs() if r.status in wanted),
                       key=lambda r: r.finished or r.created, reverse=True)
     if keep is not None:

@@ -117,6 +117,10 @@ FAMILIES: tuple[Family, ...] = (
            "Executors: processes and Dask", "(not in the seed; issue 7's target)",
            tables.executor_tables, kind=SCRIPT_JSON, read=timed_reader("Executors"),
            requires=("distributed",), extra="dask"),
+    Family("queue", "bench_queue.py", "The work queue: workers, latency, DBOS",
+           "The work queue: worker processes on SQLite, beside DBOS",
+           "(not in the seed; issue 14's figures)", tables.queue_tables, kind=SCRIPT_JSON,
+           read=timed_reader("Queue"), flowrt_names=("Queue/*/flowrt",)),
 )
 BY_NAME = {f.name: f for f in FAMILIES}
 READERS = {f.name: f.read for f in FAMILIES}
@@ -132,4 +136,6 @@ PEERS = {
     "pydantic_graph": ("pydantic-graph", "no harness yet"),
     "hamilton": ("Hamilton (sf-hamilton)", "no harness yet"),
     "prefect": ("Prefect", "no harness yet (a local server costs ms per task)"),
+    "dbos": ("DBOS (on SQLite)", "measured in The work queue (per-step durable overhead, "
+             "queue throughput with 1, 2, 4 worker processes)"),
 }

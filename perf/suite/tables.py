@@ -513,6 +513,23 @@ def executor_tables(r: Results) -> list[Table]:
                              "the spread is over those repeats."])]
 
 
+def queue_tables(r: Results) -> list[Table]:
+    q = "Queue/queue"
+    rows = [Row(f"runs of 5 no-op nodes through the queue, {w} worker process"
+                + ("es" if w > 1 else ""), f"{q}/throughput-W{w}/flowrt",
+                {"DBOS": f"{q}/throughput-W{w}/dbos"}) for w in (1, 2, 4)]
+    rows += [Row(f"one durable run of {n:,} sequential no-op nodes (steps), per step",
+                 f"{q}/steps-{n}/flowrt", {"DBOS": f"{q}/steps-{n}/dbos"})
+             for n in (200, 1000)]
+    rows.append(Row("submit to first node start, one idle worker (`--poll 0.01`)",
+                    f"{q}/latency/flowrt", {}))
+    return [Table("The work queue on one SQLite file: seconds per run (throughput is its "
+                  "inverse), per step, per submit", ["DBOS"], rows, seed_column=False,
+                  footnotes=["A plain timed script (`bench_queue.py`); workers are real "
+                             "processes (`flowrt worker`; DBOS processes with a queue "
+                             "of worker_concurrency 8 polled every 10 ms)."])]
+
+
 # -- rendering -----------------------------------------------------------------------------
 
 

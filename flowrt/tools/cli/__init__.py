@@ -9,6 +9,13 @@
     flowrt runs --store PATH
     flowrt show RUN_ID --store PATH
     flowrt report RUN_ID --store PATH -o FILE.html
+    flowrt submit TARGET [-i KEY=VALUE ...] --store PATH [--run-id ID] [--queue NAME]
+    flowrt worker --store PATH --workflows MODULE [--concurrency N] [--lease-ttl S]
+    flowrt signal RUN NAME --store PATH [--data JSON] [--id ID]
+    flowrt approve|reject RUN NAME --store PATH --by WHO [--comment TEXT]
+    flowrt cancel RUN --store PATH
+    flowrt resume RUN --store PATH
+    flowrt schedules --store PATH
 
 TARGET is ``path/to/file.py:name`` or ``package.module:name`` (``:name`` may be left
 out when the module holds exactly one workflow). Exit status: 0 the run succeeded, 1 it
@@ -31,7 +38,7 @@ from typing import Any
 
 from ... import __version__
 from ...errors import StoreError
-from . import _examples, _graph, _report, _run, _runs, _show
+from . import _examples, _graph, _queue, _report, _run, _runs, _show
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, err, prog
 
 __all__ = ["build_parser", "main"]
@@ -55,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in (_examples, _run, _graph, _runs, _show, _report):
         module.add_parser(sub)
+    _queue.add_parsers(sub)
     return parser
 
 
