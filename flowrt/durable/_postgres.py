@@ -41,23 +41,41 @@ import hashlib
 import json
 import queue
 import re
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import LeaseLost, StoreError
+import attrs
+
+from ..errors import LeaseLost, RunLeased, StoreError, StoreUnavailable, describe_error
 from ._serialize import Serializer, get_serializer
 from ._store import (
+    DEFAULT_QUEUE,
+    QUEUED,
+    RUNNING,
+    WAIT_KINDS,
+    WAITING,
     Claim,
     Decide,
     Lease,
     NodeRecord,
     RunRecord,
+    ScheduleRecord,
+    SignalRecord,
     StoredRun,
+    cancelled,
+    dead_letter_reason,
+    holder_gone,
+    lost_claim_error,
+    not_found,
+    park_due,
     prune,
     refuse_live_holder,
+    refuse_signal,
     restarted,
+    woken,
 )
 
 if TYPE_CHECKING:
@@ -66,12 +84,14 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP = "flowrt"
 
 _T = TypeVar("_T")
 
-#: the tables of schema version 1, in the store's own PostgreSQL schema ({s})
+#: the tables of schema version 1, in the store's own PostgreSQL schema ({s}); a new
+#: store is made by these and then every migration, so that migrations are run by
+#: every store that is created
 _SCHEMA = [
     "CREATE SCHEMA IF NOT EXISTS {s}",
     "CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)",
@@ -93,10 +113,32 @@ _SCHEMA = [
 ]
 
 #: schema_version -> statements that bring a store from that version to the next
-_MIGRATIONS: dict[int, list[str]] = {}
+_MIGRATIONS: dict[int, list[str]] = {
+    # 2: the work queue, waits, signals and schedules (docs/decisions/013-queue.md)
+    1: ["ALTER TABLE {s}.runs ADD COLUMN queue text, ADD COLUMN due double precision, "
+        "ADD COLUMN recoveries integer NOT NULL DEFAULT 0, ADD COLUMN waits text, "
+        "ADD COLUMN error text",
+        "ALTER TABLE {s}.nodes ADD COLUMN due double precision",
+        # what claim_next looks for: runs due in a queue, and held runs to take over
+        "CREATE INDEX runs_due ON {s}.runs (queue, due) "
+        "WHERE status IN ('queued', 'waiting') AND due IS NOT NULL",
+        "CREATE INDEX runs_held ON {s}.runs (queue, lease_expires) "
+        "WHERE status = 'running' AND queue IS NOT NULL",
+        """CREATE TABLE {s}.signals (
+            seq bigserial PRIMARY KEY, run_id text NOT NULL, name text NOT NULL,
+            payload bytea NOT NULL, sent double precision NOT NULL, signal_id text)""",
+        "CREATE INDEX signals_by_run ON {s}.signals (run_id, seq)",
+        "CREATE UNIQUE INDEX signals_by_id ON {s}.signals (run_id, signal_id) "
+        "WHERE signal_id IS NOT NULL",
+        """CREATE TABLE {s}.schedules (
+            name text PRIMARY KEY, workflow text NOT NULL, inputs bytea NOT NULL,
+            serializer text NOT NULL, next_due double precision NOT NULL, cron text,
+            every double precision, timezone text NOT NULL, catch_up boolean NOT NULL,
+            queue text NOT NULL, last_slot text, created double precision NOT NULL)"""],
+}
 
 #: the columns of each table, by schema version
-_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: {
+_COLUMNS_V1 = {
     "meta": ("key", "value"),
     "runs": ("run_id", "workflow", "fingerprint", "structure", "inputs", "status",
              "serializer", "created", "started", "finished", "resumes", "lease",
@@ -104,12 +146,24 @@ _COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: {
     "nodes": ("run_id", "node", "status", "attempts", "output", "error", "traceback",
               "started", "finished", "fence"),
     "data": ("run_id", "snapshot"),
+}
+_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: {
+    **_COLUMNS_V1,
+    "runs": (*_COLUMNS_V1["runs"], "queue", "due", "recoveries", "waits", "error"),
+    "nodes": (*_COLUMNS_V1["nodes"], "due"),
+    "signals": ("seq", "run_id", "name", "payload", "sent", "signal_id"),
+    "schedules": ("name", "workflow", "inputs", "serializer", "next_due", "cron", "every",
+                  "timezone", "catch_up", "queue", "last_slot", "created"),
 }}
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
-                "created, started, finished, resumes, lease, lease_expires, fence")
+                "created, started, finished, resumes, lease, lease_expires, fence, queue, "
+                "due, recoveries, waits, error")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
-                 "fence")
+                 "fence, due")
+_SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
+_SCHEDULE_COLUMNS = ("name, workflow, inputs, serializer, next_due, cron, every, timezone, "
+                     "catch_up, queue, last_slot, created")
 _NOW = "extract(epoch FROM clock_timestamp())::double precision"
 
 # The group commit: one statement. ``held`` is the guarded update of every claim of the
@@ -123,39 +177,48 @@ _CLAIMS = ("unnest(%s::text[], %s::bigint[], %s::text[], %s::double precision[])
            "AS c(run_id, fence, status, finished)")
 _NODE_ROWS = ("unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::bytea[], "
               "%s::text[], %s::text[], %s::double precision[], %s::double precision[], "
-              "%s::bigint[]) AS u(run_id, node, status, attempts, output, error, traceback, "
-              "started, finished, fence)")
+              "%s::bigint[], %s::double precision[]) AS u(run_id, node, status, attempts, "
+              "output, error, traceback, started, finished, fence, due)")
+_NODE_FIELDS = ("run_id, node, status, attempts, output, error, traceback, started, "
+                "finished, fence, due")
+# An end (c.status) gives the lease back: a final status ends the run; "queued" hands
+# it back to its queue, due at once (c.finished); "waiting" parks it (its due time is
+# set by _PARK_SQL, which reads the node records this statement writes).
 _COMMIT_SQL = """
 WITH held AS (
     UPDATE {s}.runs AS r SET
         lease_expires = CASE WHEN c.status IS NULL THEN """ + _NOW + """ + %s END,
         lease = CASE WHEN c.status IS NULL THEN r.lease END,
         status = coalesce(c.status, r.status),
-        finished = CASE WHEN c.status IS NULL THEN r.finished ELSE c.finished END
+        finished = CASE WHEN c.status IS NULL OR c.status IN ('queued', 'waiting')
+                        THEN r.finished ELSE c.finished END,
+        due = CASE WHEN c.status IS NULL THEN r.due
+                   WHEN c.status = 'queued' THEN c.finished END,
+        queue = CASE WHEN c.status IN ('queued', 'waiting') THEN coalesce(r.queue, %s)
+                     ELSE r.queue END,
+        recoveries = CASE WHEN c.status = 'waiting' THEN 0 ELSE r.recoveries END
     FROM """ + _CLAIMS + """
     WHERE r.run_id = c.run_id AND r.fence = c.fence
-    RETURNING r.run_id, r.fence),
+    RETURNING r.run_id, r.fence, r.queue),
 new_nodes AS (
-    INSERT INTO {s}.nodes (run_id, node, status, attempts, output, error, traceback,
-                           started, finished, fence)
+    INSERT INTO {s}.nodes (""" + _NODE_FIELDS + """)
     SELECT u.* FROM """ + _NODE_ROWS + """
     JOIN held AS h ON h.run_id = u.run_id AND h.fence = u.fence),
 old_nodes AS (
-    INSERT INTO {s}.nodes (run_id, node, status, attempts, output, error, traceback,
-                           started, finished, fence)
+    INSERT INTO {s}.nodes (""" + _NODE_FIELDS + """)
     SELECT u.* FROM """ + _NODE_ROWS + """
     JOIN held AS h ON h.run_id = u.run_id AND h.fence = u.fence
     ON CONFLICT (run_id, node) DO UPDATE SET
         status = excluded.status, attempts = excluded.attempts, output = excluded.output,
         error = excluded.error, traceback = excluded.traceback, started = excluded.started,
-        finished = excluded.finished, fence = excluded.fence),
+        finished = excluded.finished, fence = excluded.fence, due = excluded.due),
 snapshots AS (
     INSERT INTO {s}.data (run_id, snapshot)
     SELECT d.run_id, d.snapshot FROM unnest(%s::text[], %s::bigint[], %s::bytea[])
          AS d(run_id, fence, snapshot)
     JOIN held AS h ON h.run_id = d.run_id AND h.fence = d.fence
     ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot)
-SELECT run_id, fence FROM held"""
+SELECT run_id, fence, queue FROM held"""
 
 #: PostgreSQL's settings of synchronous_commit, for the writer's group commits
 _SYNCHRONOUS_COMMIT = ("off", "local", "on", "remote_write", "remote_apply")
@@ -266,12 +329,40 @@ def _record(row: tuple[Any, ...], where: str) -> RunRecord:
             owner = Lease.from_json(row[11])
         except ValueError as error:
             raise StoreError(f"run {run_id!r} in {where} is damaged: {error}") from None
+    waits: dict[str, str] = {}
+    if row[17]:
+        try:
+            waits = json.loads(row[17])
+            if not isinstance(waits, dict) or not all(
+                    isinstance(k, str) and v in WAIT_KINDS for k, v in waits.items()):
+                raise ValueError("not a mapping of node names to wait kinds")
+        except (TypeError, ValueError) as error:
+            raise StoreError(f"run {run_id!r} in {where} is damaged: its wait nodes are not "
+                             f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, bytes(row[4]), row[5], row[6],
-                     row[7], row[8], row[9], row[10], row[3], owner, row[12], row[13])
+                     row[7], row[8], row[9], row[10], row[3], owner, row[12], row[13],
+                     row[14], row[15], row[16], waits, row[18])
 
 
-class _Outage(Exception):
-    """The connection broke (internal: the caller retries with a new one)."""
+def _signal(row: tuple[Any, ...]) -> SignalRecord:
+    return SignalRecord(row[0], row[1], bytes(row[2]), row[3], row[4], row[5])
+
+
+def _schedule(row: tuple[Any, ...]) -> ScheduleRecord:
+    return ScheduleRecord(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6],
+                          row[7], bool(row[8]), row[9], row[10], row[11])
+
+
+def _waits_json(record: RunRecord) -> str | None:
+    return json.dumps(record.waits) if record.waits else None
+
+
+def _channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of the store in ``schema`` (at most 63 bytes)."""
+    name = f"flowrt_{schema}"
+    if len(name) > 60:
+        name = "flowrt_" + hashlib.sha256(schema.encode()).hexdigest()[:24]
+    return name
 
 
 class _Conflict(Exception):
@@ -353,6 +444,7 @@ class PostgresStore:
         # faster than text arrays (7,000 node records: 16 against 22-28 us a row).
         self._commit_sql = _COMMIT_SQL.replace("{s}", s).replace("%s", "%b")
         self._s = s
+        self._channel = _channel(schema)
         self._closed = False
         self._pool: psycopg_pool.ConnectionPool[Any] = pool_module.ConnectionPool(
             url, min_size=1, max_size=max(1, pool_size), open=False,
@@ -376,6 +468,10 @@ class PostgresStore:
         #: monotonic time the writer lost its connection, None while it has one
         self.outage_since: float | None = None
         self._hurry = threading.Event()
+        self._watchers: list[Callable[[], object]] = []
+        self._watch_lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+        self._listening: psycopg.Connection[Any] | None = None
         self._writer = threading.Thread(target=self._write_loop,
                                         name=f"flowrt-store:{self.where}/{schema}",
                                         daemon=True)
@@ -410,8 +506,9 @@ class PostgresStore:
                     raise StoreError(f"cannot open the store in {self.where}: "
                                      f"{_describe(error)}") from None
                 if time.monotonic() + pause >= deadline:
-                    raise StoreError(f"cannot reach {self.where} within "
-                                     f"{self.connect_timeout} s: {_describe(error)}") from None
+                    raise StoreUnavailable(f"cannot reach {self.where} within "
+                                           f"{self.connect_timeout} s: {_describe(error)}"
+                                           ) from None
             except self._pg.Error as error:
                 raise StoreError(f"cannot open the store in {self.where}: "
                                  f"{_describe(error)}") from None
@@ -453,9 +550,9 @@ class PostgresStore:
                                      ) from error
                 last = error  # a broken connection, or none within the time (PoolTimeout)
             if time.monotonic() + pause >= deadline:
-                raise StoreError(f"{what} {self.where} failed: the database could not be "
-                                 f"reached for {self.connect_timeout} s ({_describe(last)})"
-                                 ) from None
+                raise StoreUnavailable(
+                    f"{what} {self.where} failed: the database could not be reached for "
+                    f"{self.connect_timeout} s ({_describe(last)})") from None
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 
@@ -473,12 +570,12 @@ class PostgresStore:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
                 version = self._look_with(conn)  # another process may have done it
-                if version == 0:
+                if version == 0:  # version 1, then the migrations: one way to any version
                     for statement in _SCHEMA:
                         conn.execute(statement.replace("{s}", self._s).encode())
                     conn.execute(f"INSERT INTO {self._s}.meta VALUES (%s, %s), (%s, %s)",
-                                 ("app", APP, "schema_version", str(SCHEMA_VERSION)))
-                    return
+                                 ("app", APP, "schema_version", "1"))
+                    version = 1
                 while version < SCHEMA_VERSION:
                     for statement in _MIGRATIONS[version]:
                         conn.execute(statement.replace("{s}", self._s).encode())
@@ -550,13 +647,16 @@ class PostgresStore:
     def _load(self, conn: psycopg.Connection[Any], record: RunRecord) -> StoredRun:
         run_id = record.run_id
         nodes = {r[0]: NodeRecord(r[0], r[1], r[2], None if r[3] is None else bytes(r[3]),
-                                  r[4], r[5], r[6], r[7], r[8])
+                                  r[4], r[5], r[6], r[7], r[8], r[9])
                  for r in conn.execute(f"SELECT {_NODE_COLUMNS} FROM {self._s}.nodes "
                                        "WHERE run_id = %s", (run_id,))}
         data = conn.execute(f"SELECT snapshot FROM {self._s}.data WHERE run_id = %s",
                             (run_id,)).fetchone()
         snapshot = None if data is None or data[0] is None else bytes(data[0])
-        return StoredRun(record, nodes, snapshot, self.serializer)
+        signals = tuple(_signal(r) for r in conn.execute(
+            f"SELECT {_SIGNAL_COLUMNS} FROM {self._s}.signals WHERE run_id = %s "
+            "ORDER BY seq", (run_id,)))
+        return StoredRun(record, nodes, snapshot, self.serializer, signals)
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
               ) -> tuple[StoredRun | None, Claim | None]:
@@ -589,51 +689,66 @@ class PostgresStore:
                                    "WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
                 if row is None:
                     now = conn.execute(f"SELECT {_NOW}").fetchone()[0]  # type: ignore[index]
-                    old = stored = None
+                    old = None
                 else:
                     now = row[-1]
                     old = _record(row[:-1], self.where)
                     refuse_live_holder(old, lease, now)
-                    stored = self._load(conn, old)
-                record = decide(stored)
-                if record is None:
-                    result[:] = [stored, None]
-                    return
-                for name in record.structure:
-                    if "\x00" in name:
-                        raise ValueError(f"node name {name!r} holds a NUL character, which "
-                                         "a PostgreSQL store cannot keep")
-                expires = now + self.lease_ttl
-                if old is None:
-                    fence = 1
-                    made = conn.execute(
-                        f"INSERT INTO {self._s}.runs VALUES "
-                        "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                        "ON CONFLICT (run_id) DO NOTHING",
-                        (run_id, record.workflow, record.fingerprint,
-                         record.structure_json or json.dumps(record.structure),
-                         record.inputs, "running", record.serializer, record.created,
-                         record.started, None, 0, lease.to_json(), expires, fence))
-                    if made.rowcount == 0:
-                        raise _Conflict  # rolled back; claimed again from the start
-                else:
-                    new = restarted(old, record, lease, expires)
-                    fence = new.fence
-                    conn.execute(
-                        f"UPDATE {self._s}.runs SET status = 'running', started = %s, "
-                        "finished = NULL, resumes = %s, fingerprint = %s, structure = %s, "
-                        "lease = %s, lease_expires = %s, fence = %s WHERE run_id = %s",
-                        (new.started, new.resumes, new.fingerprint,
-                         new.structure_json or json.dumps(new.structure), lease.to_json(),
-                         expires, fence, run_id))
-            result[:] = [stored, Claim(run_id, lease, fence, valid_until)]
+                stored, fence = self._take(conn, run_id, old, lease, now, decide)
+            result[:] = [stored, fence, valid_until]
 
         self._with_connection("claiming a run in", take)
-        stored, claim = result
-        if claim is not None:
-            self._known[run_id, claim.fence] = set() if stored is None else set(stored.nodes)
-            self._active[run_id] = claim
-        return stored, claim
+        stored, fence, valid_until = result
+        if fence is None:
+            return stored, None
+        return stored, self._claimed(run_id, stored, lease, fence, valid_until)
+
+    def _take(self, conn: psycopg.Connection[Any], run_id: str, old: RunRecord | None,
+              lease: Lease, now: float, decide: Decide, recoveries: int | None = None
+              ) -> tuple[StoredRun | None, int | None]:
+        """Inside a transaction that locked the run's row: read it, ``decide``, lease it;
+        the stored run and the new fence (None: ``decide`` left the run be). ``now`` is
+        the server's clock."""
+        stored = None if old is None else self._load(conn, old)
+        record = decide(stored)
+        if record is None:
+            return stored, None
+        for name in record.structure:
+            if "\x00" in name:
+                raise ValueError(f"node name {name!r} holds a NUL character, which a "
+                                 "PostgreSQL store cannot keep")
+        expires = now + self.lease_ttl
+        if old is None:
+            made = conn.execute(
+                f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
+                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                (run_id, record.workflow, record.fingerprint,
+                 record.structure_json or json.dumps(record.structure), record.inputs,
+                 RUNNING, record.serializer, record.created, record.started, None, 0,
+                 lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
+                 None))
+            if made.rowcount == 0:
+                raise _Conflict  # another process made it since: claimed again from the start
+            return stored, 1
+        new = restarted(old, record, lease, expires)
+        conn.execute(
+            f"UPDATE {self._s}.runs SET status = 'running', started = %s, finished = NULL, "
+            "resumes = %s, fingerprint = %s, structure = %s, lease = %s, lease_expires = %s, "
+            "fence = %s, due = NULL, waits = %s, error = NULL, "
+            "recoveries = coalesce(%s, recoveries) WHERE run_id = %s",
+            (new.started, new.resumes, new.fingerprint,
+             new.structure_json or json.dumps(new.structure), lease.to_json(), expires,
+             new.fence, _waits_json(new), recoveries, run_id))
+        return stored, new.fence
+
+    def _claimed(self, run_id: str, stored: StoredRun | None, lease: Lease, fence: int,
+                 valid_until: float) -> Claim:
+        """The Claim of a committed claim, now written for and renewed by the writer."""
+        claim = Claim(run_id, lease, fence, valid_until)
+        self._known[run_id, fence] = set() if stored is None else set(stored.nodes)
+        self._active[run_id] = claim
+        return claim
 
     def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
         self._check_writer()
@@ -652,11 +767,11 @@ class PostgresStore:
         if claim.error is not None:
             return False
         if self.outage_since is not None:
-            claim.fail(StoreError(f"the lease of run {claim.run_id!r} could not be renewed: "
-                                  f"{self.where} is unreachable since "
-                                  f"{time.monotonic() - self.outage_since:.1f} s"))
+            claim.fail(StoreUnavailable(
+                f"the lease of run {claim.run_id!r} could not be renewed: {self.where} is "
+                f"unreachable since {time.monotonic() - self.outage_since:.1f} s"))
             return False
-        holder: list[str | None] = [None]
+        holder: list[BaseException | None] = [None]
 
         def extend(conn: psycopg.Connection[Any]) -> float:
             valid_until = time.monotonic() + self.lease_ttl
@@ -674,7 +789,7 @@ class PostgresStore:
             claim.fail(error)
             return False
         if holder[0] is not None:
-            claim.fail(LeaseLost(claim.run_id, holder[0]))
+            claim.fail(holder[0])
             return False
         claim.extend(valid_until)
         return True
@@ -801,9 +916,9 @@ class PostgresStore:
         if waited < self.lease_ttl and (stopping_since is None
                                         or self._still_trying(stopping_since)):
             return False
-        failure = StoreError(f"{self.where} was unreachable for {waited:.1f} s: the runs "
-                             "writing to it stopped (after lease_ttl, their leases may be "
-                             "taken over)")
+        failure = StoreUnavailable(f"{self.where} was unreachable for {waited:.1f} s: the "
+                                   "runs writing to it stopped (after lease_ttl, their "
+                                   "leases may be taken over)")
         for o in backlog:
             if o[0] == "write":
                 o[1].fail(failure)
@@ -868,18 +983,31 @@ class PostgresStore:
                 fresh.append((key, r))
         ends = list(claims.values())
         params: list[Any] = [
-            self.lease_ttl, [c.run_id for c in claims], [c.fence for c in claims],
-            [None if e is None else e[0] for e in ends],
+            self.lease_ttl, DEFAULT_QUEUE, [c.run_id for c in claims],
+            [c.fence for c in claims], [None if e is None else e[0] for e in ends],
             [None if e is None else e[1] for e in ends]]
         for part in (fresh, again):
             params += [[k[0] for k, _ in part], [r[0] for _, r in part],
                        [r[1] for _, r in part], [r[2] for _, r in part],
                        [r[3] for _, r in part], [_text(r[4]) for _, r in part],
                        [_text(r[5]) for _, r in part], [r[6] for _, r in part],
-                       [r[7] for _, r in part], [k[2] for k, _ in part]]
+                       [r[7] for _, r in part], [k[2] for k, _ in part],
+                       [r[9] if len(r) > 9 else None for _, r in part]]
         params += [[k[0] for k in data], [k[1] for k in data], list(data.values())]
         with conn.transaction():
-            held = {(r[0], r[1]) for r in conn.execute(self._commit_sql, params)}
+            rows = conn.execute(self._commit_sql, params).fetchall()
+            held = {(r[0], r[1]): r[2] for r in rows}
+            wake: set[str] = set()
+            for claim, end in claims.items():
+                if end is None or (claim.run_id, claim.fence) not in held:
+                    continue
+                if end[0] == WAITING:
+                    if self._park(conn, claim, end[1]):
+                        wake.add(held[claim.run_id, claim.fence])
+                elif end[0] == QUEUED:
+                    wake.add(held[claim.run_id, claim.fence])
+            for name in wake:
+                conn.execute("SELECT pg_notify(%s, %s)", (self._channel, name))
         self._deferred = []
         refused = [c for c in claims if (c.run_id, c.fence) not in held]
         for claim, end in claims.items():
@@ -888,30 +1016,45 @@ class PostgresStore:
             if (claim.run_id, claim.fence) in held:
                 claim.extend(valid_until)
         if refused:
-            holders = {r[0]: r for r in conn.execute(
-                f"SELECT run_id, lease, status FROM {self._s}.runs WHERE run_id = ANY(%s)",
+            now = {r[0]: r for r in conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs WHERE run_id = ANY(%s)",
                 ([c.run_id for c in refused],))}
             for claim in refused:
                 known.pop((claim.run_id, claim.fence), None)
-                claim.fail(LeaseLost(claim.run_id, self._describe_holder(
-                    holders.get(claim.run_id))))
+                claim.fail(self._why_refused(claim.run_id, now.get(claim.run_id)))
 
-    @staticmethod
-    def _describe_holder(row: tuple[Any, ...] | None) -> str:
-        if row is None:
-            return "nobody (the run was deleted)"
-        if row[1]:
-            try:
-                return Lease.from_json(row[1]).describe()
-            except ValueError:
-                pass
-        return f"another process (the run is {row[2]} since)"
+    def _park(self, conn: psycopg.Connection[Any], claim: Claim, now: float) -> bool:
+        """Set the due time of ``claim``'s run, parked by this transaction: the earliest
+        due of its waiting nodes, or ``now`` when a signal one of them waits for is
+        stored (:func:`park_due`); True when that is due at once."""
+        run_id = claim.run_id
+        row = conn.execute(f"SELECT waits FROM {self._s}.runs WHERE run_id = %s",
+                           (run_id,)).fetchone()
+        waits = json.loads(row[0]) if row and row[0] else {}
+        nodes = {r[0]: NodeRecord(r[0], r[1], 0, due=r[2]) for r in conn.execute(
+            f"SELECT node, status, due FROM {self._s}.nodes WHERE run_id = %s "
+            "AND status = 'waiting'", (run_id,))}
+        signals = [SignalRecord(run_id, r[0], b"", 0.0) for r in conn.execute(
+            f"SELECT DISTINCT name FROM {self._s}.signals WHERE run_id = %s", (run_id,))]
+        due = park_due(nodes, waits, signals, now)
+        conn.execute(f"UPDATE {self._s}.runs SET due = %s WHERE run_id = %s AND fence = %s",
+                     (due, run_id, claim.fence))
+        return due is not None and due <= now
 
-    def _holder(self, conn: psycopg.Connection[Any], run_id: str) -> str:
-        """Who holds ``run_id`` now (for the message of a refused write)."""
-        row = conn.execute(f"SELECT run_id, lease, status FROM {self._s}.runs "
-                           "WHERE run_id = %s", (run_id,)).fetchone()
-        return self._describe_holder(row)
+    def _why_refused(self, run_id: str, row: tuple[Any, ...] | None) -> BaseException:
+        """Why a write of a claim on ``run_id`` was refused (LeaseLost or RunCancelled),
+        from its row as it is now."""
+        try:
+            record = None if row is None else _record(row, self.where)
+        except StoreError:
+            return LeaseLost(run_id, "another process")
+        return lost_claim_error(run_id, record)
+
+    def _holder(self, conn: psycopg.Connection[Any], run_id: str) -> BaseException:
+        """Why a write of a claim on ``run_id`` is refused now."""
+        row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs WHERE run_id = %s",
+                           (run_id,)).fetchone()
+        return self._why_refused(run_id, row)
 
     # -- reading and tidying --------------------------------------------------------
 
@@ -949,6 +1092,7 @@ class PostgresStore:
             with conn.transaction():
                 conn.execute(f"DELETE FROM {self._s}.nodes WHERE run_id = %s", (run_id,))
                 conn.execute(f"DELETE FROM {self._s}.data WHERE run_id = %s", (run_id,))
+                conn.execute(f"DELETE FROM {self._s}.signals WHERE run_id = %s", (run_id,))
                 gone = conn.execute(f"DELETE FROM {self._s}.runs WHERE run_id = %s",
                                     (run_id,)).rowcount
             return bool(gone)
@@ -959,6 +1103,330 @@ class PostgresStore:
               statuses: Iterable[str] = ("succeeded", "failed", "cancelled")) -> int:
         return prune(self, older_than, keep, statuses)
 
+    # -- the work queue (docs/decisions/013-queue.md) --------------------------------
+
+    def _notify(self, conn: psycopg.Connection[Any], queue: str | None) -> None:
+        """Wake the workers listening on this store (at the commit): a run of ``queue``
+        may be due."""
+        conn.execute("SELECT pg_notify(%s, %s)", (self._channel, queue or DEFAULT_QUEUE))
+
+    def _transaction(self, what: str, step: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """``step(conn)`` in one transaction on a pooled connection (see
+        :meth:`_with_connection`)."""
+        def run(conn: psycopg.Connection[Any]) -> _T:
+            with conn.transaction():
+                return step(conn)
+
+        return self._with_connection(what, run)
+
+    def submit(self, record: RunRecord) -> bool:
+        def insert(conn: psycopg.Connection[Any]) -> bool:
+            made = self._insert_queued(conn, record)
+            if made:
+                self._notify(conn, record.queue)
+            return made
+
+        return self._transaction("submitting a run to", insert)
+
+    def _insert_queued(self, conn: psycopg.Connection[Any], record: RunRecord) -> bool:
+        if "\x00" in record.run_id:
+            raise ValueError(f"run_id {record.run_id!r} holds a NUL character, which a "
+                             "PostgreSQL store cannot keep")
+        return conn.execute(
+            f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
+            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (record.run_id, record.workflow, record.fingerprint,
+             record.structure_json or json.dumps(record.structure), record.inputs,
+             record.status, record.serializer, record.created, record.started, None, 0,
+             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+        ).rowcount == 1
+
+    def claim_next(self, lease: Lease, decide: Decide, *, now: float,
+                   workflows: Mapping[str, Collection[str]],
+                   queues: Collection[str] = (DEFAULT_QUEUE,),
+                   max_recoveries: int = 5) -> tuple[StoredRun, Claim] | None:
+        """Take the next due run (see :class:`~flowrt.durable.Store`): ``SELECT ... FOR
+        UPDATE SKIP LOCKED`` picks it, so workers taking runs at once each get another
+        one without waiting for each other; the claim is the rest of that transaction.
+        Due runs come first (oldest due first), then runs whose holder is gone."""
+        pairs = [(name, fp) for name, fps in workflows.items() for fp in fps]
+        if not pairs or not queues:
+            return None
+        if self._deferred:
+            self.flush()
+        names, prints = [p[0] for p in pairs], [p[1] for p in pairs]
+        queue_names = list(queues)
+        host = socket.gethostname()
+        outcome: list[Any] = []
+
+        def take_next(conn: psycopg.Connection[Any]) -> None:
+            outcome.clear()
+            valid_until = time.monotonic() + self.lease_ttl
+            tried: list[str] = []
+            with conn.transaction():
+                wall = conn.execute(f"SELECT {_NOW}").fetchone()[0]  # type: ignore[index]
+                while True:
+                    # A due run first; then a held run whose lease ran out (or whose
+                    # holder is on this host: its process may be gone).
+                    row = conn.execute(
+                        f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs "
+                        "WHERE status IN ('queued', 'waiting') AND due <= %s "
+                        "AND queue = ANY(%s) AND run_id <> ALL(%s) "
+                        "AND (workflow, fingerprint) IN "
+                        "(SELECT * FROM unnest(%s::text[], %s::text[])) "
+                        "ORDER BY due, created LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        (now, queue_names, tried, names, prints)).fetchone()
+                    if row is None:
+                        row = conn.execute(
+                            f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs "
+                            "WHERE status = 'running' AND queue = ANY(%s) "
+                            "AND run_id <> ALL(%s) AND (lease_expires IS NULL "
+                            "OR lease_expires < %s OR lease::json->>'host' = %s) "
+                            "AND (workflow, fingerprint) IN "
+                            "(SELECT * FROM unnest(%s::text[], %s::text[])) "
+                            "ORDER BY lease_expires LIMIT 1 FOR UPDATE SKIP LOCKED",
+                            (queue_names, tried, wall, host, names, prints)).fetchone()
+                    if row is None:
+                        return
+                    run_id = row[0]
+                    tried.append(run_id)
+                    try:
+                        old = _record(row, self.where)
+                    except StoreError as error:
+                        self._dead_letter(conn, run_id, str(error), wall)
+                        continue
+                    recoveries = None
+                    if old.status == RUNNING:
+                        if not holder_gone(old, wall):
+                            continue  # a live holder on this host
+                        deaths = old.recoveries + 1
+                        if deaths >= max_recoveries:
+                            conn.execute(f"UPDATE {self._s}.runs SET fence = fence + 1, "
+                                         "recoveries = %s WHERE run_id = %s",
+                                         (deaths, run_id))
+                            self._dead_letter(conn, run_id,
+                                              dead_letter_reason(deaths, max_recoveries), wall)
+                            continue
+                        recoveries = deaths
+                    try:
+                        with conn.transaction():  # a savepoint: decide may refuse
+                            stored, fence = self._take(conn, run_id, old, lease, wall,
+                                                       decide, recoveries)
+                    except Exception as error:
+                        if isinstance(error, self._pg.Error):
+                            raise
+                        self._dead_letter(conn, run_id, describe_error(error), wall)
+                        outcome[:] = [error]
+                        return
+                    if fence is None or stored is None:
+                        continue  # decide left it be (it had succeeded)
+                    outcome[:] = [stored, fence, valid_until]
+                    return
+
+        self._with_connection("taking a run from", take_next)
+        if not outcome:
+            return None
+        if len(outcome) == 1:
+            raise outcome[0]
+        stored, fence, valid_until = outcome
+        return stored, self._claimed(stored.record.run_id, stored, lease, fence, valid_until)
+
+    def _dead_letter(self, conn: psycopg.Connection[Any], run_id: str, reason: str,
+                     now: float) -> None:
+        conn.execute(f"UPDATE {self._s}.runs SET status = 'dead_letter', finished = %s, "
+                     "due = NULL, lease = NULL, lease_expires = NULL, error = %s "
+                     "WHERE run_id = %s", (now, _text(reason), run_id))
+
+    def _get(self, conn: psycopg.Connection[Any], run_id: str) -> RunRecord:
+        """Run ``run_id``, its row locked for this transaction; RunNotFound naming a near
+        id when there is none."""
+        row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs WHERE run_id = %s "
+                           "FOR UPDATE", (run_id,)).fetchone()
+        if row is None:
+            known = [r[0] for r in conn.execute(
+                f"SELECT run_id FROM {self._s}.runs ORDER BY created DESC LIMIT 1000")]
+            raise not_found(run_id, known, f"{self.where} ({self.schema})")
+        return _record(row, self.where)
+
+    def add_signal(self, signal: SignalRecord) -> bool:
+        if self._deferred:
+            self.flush()
+
+        def store(conn: psycopg.Connection[Any]) -> bool:
+            run = self._get(conn, signal.run_id)
+            refuse_signal(run, signal.name)
+            made = conn.execute(
+                f"INSERT INTO {self._s}.signals (run_id, name, payload, sent, signal_id) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, signal_id) "
+                "WHERE signal_id IS NOT NULL DO NOTHING",
+                (signal.run_id, signal.name, signal.payload, signal.sent,
+                 signal.signal_id)).rowcount == 1
+            if made and run.status == WAITING and conn.execute(
+                    f"SELECT 1 FROM {self._s}.nodes WHERE run_id = %s AND node = %s "
+                    "AND status = 'waiting'", (signal.run_id, signal.name)).fetchone():
+                conn.execute(f"UPDATE {self._s}.runs SET due = least(coalesce(due, %s), %s) "
+                             "WHERE run_id = %s", (signal.sent, signal.sent, signal.run_id))
+                self._notify(conn, run.queue)
+            return made
+
+        return self._transaction("sending a signal to", store)
+
+    def signals(self, run_id: str) -> list[SignalRecord]:
+        return self._with_connection("reading", lambda conn: [_signal(r) for r in conn.execute(
+            f"SELECT {_SIGNAL_COLUMNS} FROM {self._s}.signals WHERE run_id = %s "
+            "ORDER BY seq", (run_id,))])
+
+    def cancel(self, run_id: str, now: float) -> RunRecord:
+        self.flush()
+
+        def cancel(conn: psycopg.Connection[Any]) -> RunRecord:
+            old = self._get(conn, run_id)
+            new = cancelled(old, now)
+            if new is not old:
+                conn.execute(f"UPDATE {self._s}.runs SET status = %s, finished = %s, "
+                             "due = NULL, lease = NULL, lease_expires = NULL, fence = %s "
+                             "WHERE run_id = %s", (new.status, now, new.fence, run_id))
+            return old
+
+        return self._transaction("cancelling a run in", cancel)
+
+    def wake(self, run_id: str, now: float) -> RunRecord:
+        self.flush()
+
+        def wake(conn: psycopg.Connection[Any]) -> RunRecord:
+            old = self._get(conn, run_id)
+            wall = conn.execute(f"SELECT {_NOW}").fetchone()[0]  # type: ignore[index]
+            if old.status == RUNNING and not holder_gone(old, wall):
+                assert old.owner is not None
+                raise RunLeased(run_id, old.owner.describe())
+            new = woken(old, now)
+            if new is not old:
+                conn.execute(f"UPDATE {self._s}.runs SET status = %s, queue = %s, due = %s, "
+                             "finished = %s, recoveries = %s, error = %s, lease = NULL, "
+                             "lease_expires = NULL, fence = %s WHERE run_id = %s",
+                             (new.status, new.queue, new.due, new.finished, new.recoveries,
+                              new.error, new.fence, run_id))
+                self._notify(conn, new.queue)
+            return old
+
+        return self._transaction("resuming a run in", wake)
+
+    # -- schedules ------------------------------------------------------------------
+
+    def put_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:
+        def put(conn: psycopg.Connection[Any]) -> ScheduleRecord:
+            row = conn.execute(f"SELECT {_SCHEDULE_COLUMNS} FROM {self._s}.schedules "
+                               "WHERE name = %s FOR UPDATE", (schedule.name,)).fetchone()
+            new = schedule
+            if row is not None:
+                old = _schedule(row)
+                if old.same_spec(schedule):
+                    return old
+                new = attrs.evolve(schedule, created=old.created)
+            conn.execute(
+                f"INSERT INTO {self._s}.schedules ({_SCHEDULE_COLUMNS}) VALUES "
+                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (name) DO UPDATE SET "
+                "workflow = excluded.workflow, inputs = excluded.inputs, "
+                "serializer = excluded.serializer, next_due = excluded.next_due, "
+                "cron = excluded.cron, every = excluded.every, timezone = excluded.timezone, "
+                "catch_up = excluded.catch_up, queue = excluded.queue, "
+                "last_slot = excluded.last_slot, created = excluded.created",
+                (new.name, new.workflow, new.inputs, new.serializer, new.next_due, new.cron,
+                 new.every, new.timezone, new.catch_up, new.queue, new.last_slot,
+                 new.created))
+            return new
+
+        return self._transaction("storing a schedule in", put)
+
+    def delete_schedule(self, name: str) -> bool:
+        return self._transaction("deleting a schedule from", lambda conn: bool(conn.execute(
+            f"DELETE FROM {self._s}.schedules WHERE name = %s", (name,)).rowcount))
+
+    def schedules(self) -> list[ScheduleRecord]:
+        return self._with_connection("reading", lambda conn: [_schedule(r) for r in conn.execute(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM {self._s}.schedules ORDER BY name")])
+
+    def fire_schedule(self, name: str, due: float, runs: list[RunRecord], next_due: float,
+                      last_slot: str) -> list[str] | None:
+        """Fire the slots of schedule ``name`` due at ``due`` (see
+        :class:`~flowrt.durable.Store`): the schedule's row is moved on only while its
+        ``next_due`` is still ``due`` (an ``UPDATE ... WHERE next_due = %s``: of workers
+        firing one slot at once, one moves it, the others wait for its commit and then
+        find it moved), and each slot's run id is the primary key of its run."""
+        def fire(conn: psycopg.Connection[Any]) -> list[str] | None:
+            moved = conn.execute(
+                f"UPDATE {self._s}.schedules SET next_due = %s, last_slot = %s "
+                "WHERE name = %s AND next_due = %s",
+                (next_due, last_slot, name, due)).rowcount
+            if not moved:
+                return None
+            made = [r.run_id for r in runs if self._insert_queued(conn, r)]
+            for queue_name in {r.queue for r in runs}:
+                self._notify(conn, queue_name)
+            return made
+
+        return self._transaction("firing a schedule in", fire)
+
+    # -- waking workers: LISTEN / NOTIFY ------------------------------------------------
+
+    def watch(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` (from another thread) whenever a run of this store may
+        have become due -- submitted, signalled, resumed, handed back, a schedule fired
+        -- in any process, and once after the store reconnected (a notification may
+        have been missed). Returns the function that stops it.
+
+        A thread of the store listens on the server (``LISTEN``) on a connection of
+        its own while anything watches; a worker then takes a run within milliseconds
+        of its submission, and polls only as the slow fallback (timers, dead workers).
+        """
+        with self._watch_lock:
+            self._watchers.append(callback)
+            if self._listener is None:
+                self._listener = threading.Thread(
+                    target=self._listen, name=f"flowrt-listen:{self.where}/{self.schema}",
+                    daemon=True)
+                self._listener.start()
+
+        def unwatch() -> None:
+            with self._watch_lock, contextlib.suppress(ValueError):
+                self._watchers.remove(callback)
+
+        return unwatch
+
+    def _wake_watchers(self) -> None:
+        with self._watch_lock:
+            watchers = list(self._watchers)
+        for callback in watchers:
+            try:
+                callback()
+            except Exception:  # a watcher's bug must not stop the others
+                continue
+
+    def _listen(self) -> None:
+        pause = 0.05
+        while not self._closed:
+            try:
+                conn = self._connect()
+            except self._pg.Error:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                continue
+            pause = 0.05
+            self._listening = conn
+            try:
+                conn.execute(f'LISTEN "{self._channel}"')
+                self._wake_watchers()  # what was sent while nobody listened
+                while not self._closed:
+                    for _ in conn.notifies(timeout=0.5, stop_after=1):
+                        self._wake_watchers()
+            except self._pg.Error:
+                continue  # the server went away: listen again on a new connection
+            finally:
+                self._listening = None
+                with contextlib.suppress(Exception):
+                    conn.close()
+
     def close(self) -> None:
         """Write what is queued (waiting up to ``connect_timeout`` for a database that is
         away), stop the writer and close the connections."""
@@ -968,6 +1436,8 @@ class PostgresStore:
         self._hurry.set()
         self._writer.join()
         self._closed = True
+        if self._listener is not None:
+            self._listener.join()  # it looks at _closed at least every half second
         self._pool.close()
 
     def __enter__(self) -> PostgresStore:
