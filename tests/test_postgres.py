@@ -76,7 +76,7 @@ def test_workers_starting_together_create_the_schema_once(pg_kit: PostgresKit) -
             kit = PostgresKit(pg_kit.url)
             kit.schema = schema
             assert sorted(kit.sql("SELECT key, value FROM meta")) == [
-                ("app", "flowrt"), ("schema_version", "1")]
+                ("app", "flowrt"), ("schema_version", "2")]
         finally:
             drop_schema(pg_kit.url, schema)
 
@@ -104,6 +104,30 @@ def test_threads_opening_a_new_store_at_once_create_it_once(pg_kit: PostgresKit)
             t.join()
         drop_schema(pg_kit.url, schema)
     assert errors == []
+
+
+def test_a_store_of_schema_version_1_is_migrated_and_resumes(pg_kit: PostgresKit) -> None:
+    """A store written by the first PostgresStore (schema 1: no queue): opened, it is
+    migrated in place in one transaction, and its runs resume."""
+    from flowrt.durable._postgres import _SCHEMA
+
+    for statement in _SCHEMA:
+        pg_kit.sql(statement.replace("{s}", f'"{pg_kit.schema}"'))
+    pg_kit.sql("INSERT INTO meta VALUES ('app', 'flowrt'), ('schema_version', '1')")
+    calls: list[str] = []
+    wf = _chain(3, 0.0, calls)
+    plan = wf.compile()
+    pg_kit.sql("INSERT INTO runs VALUES ('old', 'chain', %s, %s, '{}', 'failed', 'json', "
+               "1.0, 1.0, 2.0, 0, NULL, NULL, 1)", plan.fingerprint, plan.structure_json)
+    pg_kit.sql("INSERT INTO nodes VALUES ('old', 'n0', 'succeeded', 1, '0', NULL, NULL, "
+               "1.0, 1.5, 1), ('old', 'n1', 'failed', 1, NULL, 'E: x', 'tb', 1.5, 2.0, 1)")
+    store = pg_kit.make()
+    assert pg_kit.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    record = store.get_run("old")
+    assert record.status == "failed" and record.queue is None and record.waits == {}
+    result = wf.run_sync(store=store, run_id="old")
+    assert result.ok and sorted(calls) == ["n1", "n2"] and result.nodes["n0"].restored
+    assert store.signals("old") == [] and store.schedules() == []
 
 
 def test_a_schema_of_something_else_is_refused_and_left_as_it_was(pg_kit: PostgresKit
