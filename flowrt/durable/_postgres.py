@@ -1146,10 +1146,10 @@ class PostgresStore:
                    workflows: Mapping[str, Collection[str]],
                    queues: Collection[str] = (DEFAULT_QUEUE,),
                    max_recoveries: int = 5) -> tuple[StoredRun, Claim] | None:
-        """Take the next due run (see :class:`~flowrt.durable.Store`): ``SELECT ... FOR
-        UPDATE SKIP LOCKED`` picks it, so workers taking runs at once each get another
-        one without waiting for each other; the claim is the rest of that transaction.
-        Due runs come first (oldest due first), then runs whose holder is gone."""
+        # SELECT ... FOR UPDATE SKIP LOCKED picks the run, so that workers taking runs at
+        # once each get another one without waiting for each other; the claim is the
+        # rest of that transaction. Due runs first (oldest due first), then held runs
+        # whose holder is gone (docs/decisions/015-postgres.md).
         pairs = [(name, fp) for name, fps in workflows.items() for fp in fps]
         if not pairs or not queues:
             return None
@@ -1349,11 +1349,10 @@ class PostgresStore:
 
     def fire_schedule(self, name: str, due: float, runs: list[RunRecord], next_due: float,
                       last_slot: str) -> list[str] | None:
-        """Fire the slots of schedule ``name`` due at ``due`` (see
-        :class:`~flowrt.durable.Store`): the schedule's row is moved on only while its
-        ``next_due`` is still ``due`` (an ``UPDATE ... WHERE next_due = %s``: of workers
-        firing one slot at once, one moves it, the others wait for its commit and then
-        find it moved), and each slot's run id is the primary key of its run."""
+        # The schedule's row is moved on only while its next_due is still ``due`` (an
+        # UPDATE ... WHERE next_due = %s: of workers firing one slot at once, one moves
+        # it, the others wait for its commit and then find it moved); each slot's run
+        # id is the primary key of its run.
         def fire(conn: psycopg.Connection[Any]) -> list[str] | None:
             moved = conn.execute(
                 f"UPDATE {self._s}.schedules SET next_due = %s, last_slot = %s "
