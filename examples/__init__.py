@@ -24,6 +24,8 @@ EXAMPLES: dict[str, str] = {
            "rate-limits: retries and a named limit",
     "durable": "a durable run that stops half-way and is resumed from its SQLite store, "
                "without redoing what was done",
+    "scheduled": "a nightly cron schedule fired by two workers from one store, missed "
+                 "nights coalesced (a fake clock: a week in a second)",
 }
 
 __all__ = ["EXAMPLES"]

@@ -490,16 +490,19 @@ class Runtime:
 
     async def approve(self, run_id: str, name: str, *, by: str,
                       comment: str | None = None, id: str | None = None) -> bool:
-        """Approve approval node ``name`` of run ``run_id`` as ``by``: :meth:`signal`
-        with ``{"approved": True, "by": by, "comment": comment}``. Raises what
-        :meth:`signal` raises."""
+        """Approve approval node ``name`` of run ``run_id`` as ``by`` (with an optional
+        ``comment``): :meth:`signal` with ``{"approved": True, "by": by, "comment":
+        comment}`` and its ``id``. Raises what :meth:`signal` raises: ``RuntimeError``,
+        ``RunNotFound``, ``SignalRefused``, ``SerializationError``."""
         return await self.signal(run_id, name, {"approved": True, "by": by,
                                                 "comment": comment}, id=id)
 
     async def reject(self, run_id: str, name: str, *, by: str,
                      comment: str | None = None, id: str | None = None) -> bool:
-        """Reject approval node ``name`` of run ``run_id`` as ``by``: the node fails
-        with :class:`~flowrt.Rejected`. Raises what :meth:`signal` raises."""
+        """Reject approval node ``name`` of run ``run_id`` as ``by`` (with an optional
+        ``comment``): the node fails with :class:`~flowrt.Rejected`. ``id`` dedupes as
+        for :meth:`signal`. Raises what :meth:`signal` raises: ``RuntimeError``,
+        ``RunNotFound``, ``SignalRefused``, ``SerializationError``."""
         return await self.signal(run_id, name, {"approved": False, "by": by,
                                                 "comment": comment}, id=id)
 

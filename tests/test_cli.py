@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -264,10 +265,10 @@ def test_examples_all_succeed_from_anywhere(install: Install) -> None:
     proc = flowrt_cli(install, "examples", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     no_traceback(proc)
-    summary = proc.stdout[proc.stdout.index("example   status"):]
-    for name in ("checkout", "etl", "api", "durable"):
+    summary = proc.stdout[re.search(r"example +status", proc.stdout).start():]  # type: ignore[union-attr]
+    for name in ("checkout", "etl", "api", "durable", "scheduled"):
         assert any(line.split()[:2] == [name, "succeeded"] for line in summary.splitlines())
-    assert "4 of 4 examples succeeded" in proc.stdout
+    assert "5 of 5 examples succeeded" in proc.stdout
     # progress: one line per event on stderr, when not on a terminal
     assert "retrying" in proc.stderr and "run succeeded" in proc.stderr
 
@@ -641,7 +642,7 @@ def test_live_display_draws_and_stops() -> None:
 
 def test_examples_package_is_found_in_process() -> None:
     package = examples_package()
-    assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable"}
+    assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable", "scheduled"}
     files = {p.stem for p in (REPO / "examples").glob("*.py")} - {"__init__"}
     assert files == set(package.EXAMPLES)  # every example module is registered
 

@@ -112,3 +112,54 @@ def test_bad_input_exits_2_with_a_message(flow: Path, args: list[str], message: 
     assert out.returncode == 2, (args, out.stdout, out.stderr)
     assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert not (flow / "missing.db").exists()
+
+
+def test_runs_shows_what_parked_runs_wait_for_and_dead_letters(tmp_path: Path) -> None:
+    import time
+
+    import attrs
+
+    from flowrt import SQLiteStore
+    from flowrt.durable import Lease, NodeRecord, RunRecord
+
+    def queued(run_id: str) -> RunRecord:
+        return RunRecord(run_id, "wf", "fp", {"quote": [], "manager": ["quote"]}, b"{}",
+                         "queued", "json", 1.0, 1.0, queue="default", due=0.0,
+                         waits={"manager": "approval"})
+
+    with SQLiteStore(tmp_path / "q.db") as store:
+        store.submit(queued("parked"))
+        store.submit(queued("broken"))
+        _, claim = store.claim_next(
+            Lease("here", os.getpid(), "t"),
+            lambda s: attrs.evolve(s.record, status="running", started=time.time()),
+            now=1.0, workflows={"wf": {"fp"}})
+        store.write(claim, [NodeRecord("quote", "succeeded", 1, b"1"),
+                            NodeRecord("manager", "waiting", 1, started=2.0, due=None)], None)
+        store.finish(claim, "waiting", 3.0)
+        store.flush()
+
+        def refuse(stored: object) -> RunRecord:
+            raise flowrt_store_error()
+
+        with pytest.raises(Exception, match="damaged"):
+            store.claim_next(Lease("here", os.getpid(), "u"), refuse, now=5.0,
+                             workflows={"wf": {"fp"}})
+    out = cli(tmp_path, "runs", "--store", "q.db")
+    assert out.returncode == 0, out.stderr
+    assert "parked: approval 'manager'" in out.stdout.replace("\n  ", " ")
+    assert "broken: StoreError: its inputs are damaged" in out.stdout
+    listed = {r["run_id"]: r for r in json.loads(cli(tmp_path, "runs", "--store", "q.db",
+                                                     "--json").stdout)}
+    assert listed["parked"]["status"] == "waiting"
+    assert listed["parked"]["waiting_for"][0]["node"] == "manager"
+    assert listed["broken"]["status"] == "dead_letter"
+    only = json.loads(cli(tmp_path, "runs", "--store", "q.db", "--status", "waiting",
+                          "--json").stdout)
+    assert [r["run_id"] for r in only] == ["parked"]
+
+
+def flowrt_store_error() -> Exception:
+    import flowrt
+
+    return flowrt.StoreError("its inputs are damaged")

@@ -104,3 +104,12 @@ def test_example_runs_as_a_script(name: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip(), "an example says what it did"
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.anyio
+async def test_scheduled(tmp_path: Path) -> None:
+    results, _, said = await run_demo("scheduled", folder=str(tmp_path))
+    assert [r.run_id.split("nightly:")[1][:13] for r in results] == [
+        "2024-06-01T23", "2024-06-02T23", "2024-06-06T23", "2024-06-07T23"]
+    assert all(r.ok for r in results) and any("coalesced" in line for line in said)
+    assert len((tmp_path / "report.txt").read_text().splitlines()) == 4

@@ -28,10 +28,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--store", metavar="PATH", required=True, type=nonempty,
                    help="an SQLite file, or a postgresql:// URL")
     p.add_argument("--workflow", help="only runs of this workflow")
-    p.add_argument("--status", choices=["running", "interrupted", "succeeded", "failed",
-                                        "cancelled"],
+    p.add_argument("--status", choices=["queued", "running", "interrupted", "waiting",
+                                        "succeeded", "failed", "cancelled", "dead_letter"],
                    help="only runs with this status (running: runs a live process runs; "
-                        "interrupted: runs stored as running whose process is gone)")
+                        "interrupted: runs stored as running whose process is gone; "
+                        "waiting: parked until a signal or a timer)")
     p.add_argument("--last", type=positive_int, metavar="N", help="only the N latest runs")
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
     p.set_defaults(func=command)
@@ -44,6 +45,11 @@ def command(args: argparse.Namespace) -> int:
     try:
         records = store.runs(workflow=args.workflow, status=stored_status)
         runs = [r.to_dict() for r in sorted(records, key=lambda r: r.created)]
+        for run in runs:  # what a parked run waits for is in its node records
+            if run["status"] == "waiting":
+                stored = store.load(run["run_id"])
+                run["waiting_for"] = ([w._asdict() for w in stored.waits()]
+                                      if stored is not None else [])
     finally:
         store.close()
     if args.status in ("running", "interrupted"):
@@ -62,10 +68,36 @@ def command(args: argparse.Namespace) -> int:
              d["node_count"], v.resumes] for v, d in zip(views, runs, strict=True)]
     echo(format_table(["run id", "workflow", "status", "started", "duration", "nodes",
                        "resumes"], rows, right=(4, 5, 6)))
-    dead = [v for v in views if v.interrupted]
+    waiting = [d for d in runs if d["status"] == "waiting"]
+    if waiting:
+        echo("\nwaiting (parked: a signal, its timer or `flowrt resume` wakes it):")
+        for d in waiting:
+            echo(f"  {d['run_id']}: {_waits_text(d)}")
+    letters = [d for d in runs if d["status"] == "dead_letter"]
+    if letters:
+        echo("\ndead letters (fix the cause, then `flowrt resume RUN --store ...`):")
+        for d in letters:
+            echo(f"  {d['run_id']}: {d.get('error') or 'no reason recorded'}")
+    dead = [v for v, d in zip(views, runs, strict=True) if v.interrupted and not d.get("queue")]
+    if any(v.interrupted for v in views) and not dead:
+        echo("\ninterrupted runs of the work queue are taken over by the next worker")
     if dead:
         echo(f"\ninterrupted: stored as running, but the process that ran it is gone "
              f"(or stopped renewing its lease); resume with\n  "
              f"{resume_command('TARGET', args.store, dead[-1].run_id)}\n"
              "(TARGET: the workflow, as path/to/file.py:name or package.module:name)")
     return EXIT_OK
+
+
+def _waits_text(run: dict[str, Any]) -> str:
+    """What a parked run waits for, in one line."""
+    parts = []
+    for w in run.get("waiting_for") or ():
+        what = f"{w['kind']} {w['node']!r}"
+        if w["signalled"]:
+            what += " (its signal came: a worker continues it)"
+        elif w["due"] is not None:
+            what += (f" (due {fmt.timestamp(w['due'])})" if w["kind"] == "timer"
+                     else f" (times out {fmt.timestamp(w['due'])})")
+        parts.append(what)
+    return ", ".join(parts) or "nothing recorded"
