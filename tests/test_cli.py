@@ -228,7 +228,7 @@ def work(install: Install, tmp_path: Path) -> Path:
 def test_help_version_and_console_script(install: Install) -> None:
     proc = flowrt_cli(install, "--help")
     assert proc.returncode == 0
-    for command in ("examples", "run", "graph", "runs", "show", "report"):
+    for command in ("examples", "run", "graph", "runs", "show", "report", "ui"):
         assert command in proc.stdout
     proc = flowrt_cli(install, "--version")
     assert proc.returncode == 0 and proc.stdout.startswith("flowrt ")
@@ -237,6 +237,24 @@ def test_help_version_and_console_script(install: Install) -> None:
     assert script.returncode == 0 and "--inputs-json" in script.stdout
     proc = flowrt_cli(install)
     assert proc.returncode == 2 and "usage" in proc.stderr
+
+
+def test_ui_without_its_extra_and_its_files(install: Install) -> None:
+    """A plain 'pip install' has the dashboard's static files (package data) but not
+    its server: 'flowrt ui' says which extra to install (exit 2)."""
+    proc = subprocess.run(
+        [str(install.python), "-c", "import pathlib, flowrt.tools as t; print(sorted(p.name "
+         "for p in (pathlib.Path(t.__file__).parent / 'ui' / 'static').iterdir()))"],
+        capture_output=True, text=True, timeout=60, cwd=install.home, env=_clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['dashboard.css', 'dashboard.js', 'favicon.svg']"
+    (install.home / "ui.db").write_bytes(b"")
+    proc = flowrt_cli(install, "ui", "--store", "ui.db")
+    if proc.returncode == 2 and "needs the 'ui' extra" in proc.stderr:
+        assert "pip install 'flowrt[ui]'" in proc.stderr
+    else:  # starlette and uvicorn happen to be installed there: the store is checked
+        assert proc.returncode == 2 and "is empty" in proc.stderr, proc.stderr
+    no_traceback(proc)
 
 
 def test_installed_copy_is_used(install: Install) -> None:

@@ -33,7 +33,7 @@ import flowrt
 #: the modules users import names from
 PUBLIC_MODULES = ["flowrt", "flowrt.workflow", "flowrt.data", "flowrt.executors",
                   "flowrt.durable", "flowrt.runtime", "flowrt.tools.report",
-                  "flowrt.tools.viz"]
+                  "flowrt.tools.viz", "flowrt.tools.ui"]
 
 #: callables that need not document every parameter, and why
 EXEMPT = {

@@ -2,7 +2,7 @@
 
 The same protocol and guarantees as :class:`~flowrt.SQLiteStore`
 (docs/decisions/012-fencing.md); the schema and the protocol on PostgreSQL are in
-docs/decisions/015-postgres.md.
+docs/decisions/016-postgres.md.
 
 - **Claims** are one transaction: ``SELECT ... FOR UPDATE`` of the run's row, the stored
   run read, ``decide`` called, the run written back under the next fencing token. Two
@@ -1149,7 +1149,7 @@ class PostgresStore:
         # SELECT ... FOR UPDATE SKIP LOCKED picks the run, so that workers taking runs at
         # once each get another one without waiting for each other; the claim is the
         # rest of that transaction. Due runs first (oldest due first), then held runs
-        # whose holder is gone (docs/decisions/015-postgres.md).
+        # whose holder is gone (docs/decisions/016-postgres.md).
         pairs = [(name, fp) for name, fps in workflows.items() for fp in fps]
         if not pairs or not queues:
             return None

@@ -35,7 +35,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,13 @@ DEFAULT_MODE = 0o600
 
 _DASH = "\u2013"  # what an empty cell shows
 _DOT = " \u00b7 "  # between the parts of a label
-_ORDER = ("succeeded", "failed", "cancelled", "skipped", "running", "pending")
+_ORDER = ("succeeded", "cached", "failed", "cancelled", "skipped", "bypassed", "compensated",
+          "compensation_failed", "waiting", "running", "pending")
+#: fill colour of the node statuses that the next layers store (a wait node's
+#: ``waiting``; ``bypassed``, ``cached``, ``compensated``...) until
+#: :data:`flowrt.tools.viz.COLOURS` has them
+MORE_COLOURS = {"waiting": "#d8b9ff", "bypassed": "#f5f5f5", "cached": "#b8e6c4",
+                "compensated": "#c3dafe", "compensation_failed": "#f38ba8"}
 
 
 def view_of_stored(stored: StoredRun) -> RunView:
@@ -142,7 +148,15 @@ def _e(value: Any) -> str:
 
 def _colour(status: str) -> str:
     s = BY_NAME.get(status)
-    return COLOURS[s] if s is not None else COLOURS[Status.PENDING]
+    if s is not None:
+        return COLOURS[s]
+    return MORE_COLOURS.get(status, COLOURS[Status.PENDING])
+
+
+def _in_order(present: Iterable[str]) -> list[str]:
+    """The statuses ``present``, in the order of the legends (unknown ones last)."""
+    present = set(present)
+    return [s for s in _ORDER if s in present] + sorted(present.difference(_ORDER))
 
 
 def _fit(text: str, chars: int) -> str:
@@ -250,11 +264,16 @@ class RunPage:
     Args:
         run: the run to draw.
         max_nodes: runs of more nodes are summarised (see the module docs).
+        links: node name -> a URL to open from its box in the graph and its name in the
+            table (the dashboard links a sub-workflow node to its child run); none by
+            default, which keeps the page self-contained.
     """
 
-    def __init__(self, run: RunView, max_nodes: int = MAX_NODES) -> None:
+    def __init__(self, run: RunView, max_nodes: int = MAX_NODES,
+                 links: Mapping[str, str] | None = None) -> None:
         self.run = run
         self.max_nodes = max_nodes
+        self.links: Mapping[str, str] = links or {}
         self.big = len(run.nodes) > max_nodes
         self.level = _levels(run.nodes)
         timed = [n for n in run.nodes if n.started is not None]
@@ -318,7 +337,7 @@ class RunPage:
         chips = "".join(
             f'<span><i class="chip" style="background:{_colour(s)}"></i>'
             f"{_e(s)} {counts[s]:,}</span>"
-            for s in _ORDER if counts.get(s))
+            for s in _in_order(counts))
         out = [f"<h1>{_e(run.workflow)} {badge}</h1>",
                f'<p class="sub">flowrt run report \u00b7 run <code>{_e(run.run_id)}</code></p>',
                '<div class="facts">'
@@ -455,8 +474,10 @@ class RunPage:
                 tip += f"\n{n.error}"
             stroke = "#b42318" if n.status == "failed" else "#57606a"
             dash = ' stroke-dasharray="4 3"' if n.status in ("skipped", "pending") else ""
+            link = self.links.get(n.name)
             boxes.append(
-                f'<g class="node" data-node="{_e(n.name)}" data-status="{_e(n.status)}">'
+                (f'<a href="{_e(link)}">' if link else "")
+                + f'<g class="node" data-node="{_e(n.name)}" data-status="{_e(n.status)}">'
                 f"<title>{_e(tip)}</title>"
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="7" '
                 f'fill="{_colour(n.status)}" stroke="{stroke}" stroke-width="1.3"{dash} />'
@@ -465,7 +486,7 @@ class RunPage:
                 f"</text>"
                 f'<text x="{x + box_w / 2:.1f}" y="{y + 34:.1f}" text-anchor="middle" '
                 f'font-size="10.5" fill="#424a53">{_e(_fit(_DOT.join(detail), chars + 4))}'
-                f"</text></g>")
+                f"</text></g>" + ("</a>" if link else ""))
         svg = (f'<svg width="{width:.0f}" height="{height:.0f}" '
                f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
                f'aria-label="graph of workflow {_e(self.run.workflow)}">'
@@ -483,7 +504,7 @@ class RunPage:
         present = {n.status for n in self.run.nodes}
         return '<div class="chips">' + "".join(
             f'<span><i class="chip" style="background:{_colour(s)}"></i>{_e(s)}</span>'
-            for s in _ORDER if s in present) + "</div>"
+            for s in _in_order(present)) + "</div>"
 
     def _level_summary(self) -> str:
         depth = max(self.level.values(), default=0) + 1
@@ -511,7 +532,7 @@ class RunPage:
                          f"{_e(label)} \u00b7 {total:,}</text>")
             x: float = margin + label_w
             scale = bar_w / widest
-            for s in _ORDER:
+            for s in _in_order(c):
                 k = c.get(s, 0)
                 if not k:
                     continue
@@ -673,13 +694,15 @@ class RunPage:
                 if n.traceback:
                     error += (f"<details><summary>traceback</summary>"
                               f"<pre>{_e(n.traceback)}</pre></details>")
+            link = self.links.get(n.name)
+            name = (f'<a href="{_e(link)}">{_e(n.name)}</a>' if link else _e(n.name))
             resumed = ""
             if n.restored:
                 resumed = (' <span class="tag" title="ended in an earlier start of the run; '
                            f'the latest start did not run it">{n.latest_start}</span>')
             rows.append(
                 f'<tr><td class="num">{i}</td>'
-                f'<td class="name" data-node="{_e(n.name)}">{_e(n.name)}</td>'
+                f'<td class="name" data-node="{_e(n.name)}">{name}</td>'
                 f'<td class="num">{self.level.get(n.name, 0)}</td>'
                 f'<td><i class="chip" style="background:{_colour(n.status)}"></i>'
                 f"{_e(n.status)}{resumed}</td><td class=\"num\">{_e(n.attempts)}</td>"
