@@ -13,7 +13,8 @@ number of workers, in any number of processes, share one store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,9 +23,9 @@ import anyio.to_thread
 from ._logging import logger
 from ._schedule import due_slots, slot_runs, slot_text
 from .durable import Lease, RunRecord, StoredRun
-from .durable._run import Opened, _new_record, _read_back, run_opened
+from .durable._run import Opened, _from_any_thread, _new_record, _read_back, run_opened
 from .durable._store import DEFAULT_QUEUE, QUEUED
-from .errors import LeaseLost, RunCancelled, SerializationError, StoreError
+from .errors import LeaseLost, RunCancelled, SerializationError, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from .durable import Store
@@ -153,12 +154,18 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
             held.discard(run_id)
             changed.set()
 
-    async with anyio.create_task_group() as tg:
+    async with _woken_by(store, rt), anyio.create_task_group() as tg:
         while True:
             now = rt.clock.now()
-            fired = await anyio.to_thread.run_sync(_fire_schedules, store, plans, now, log)
+            away: StoreUnavailable | None = None
+            try:
+                fired = await anyio.to_thread.run_sync(_fire_schedules, store, plans, now,
+                                                       log)
+            except StoreUnavailable as error:
+                fired = 0
+                away = error
             took = 0
-            while len(held) < concurrency:
+            while away is None and len(held) < concurrency:
                 taken = _Taken()
                 decide = _decide_for(plans, store, taken)
                 try:
@@ -166,6 +173,9 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
                         lambda d=decide, n=now: store.claim_next(  # type: ignore[misc]
                             Lease.mine(), d, now=n, workflows=workflows, queues=queues,
                             max_recoveries=max_recoveries))
+                except StoreUnavailable as error:
+                    away = error
+                    break
                 except Exception as error:  # the run was dead-lettered; go on
                     log.error("a queued run could not be started: it is dead-lettered",
                               error=f"{type(error).__name__}: {error}")
@@ -179,16 +189,45 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
                 took += 1
                 log.info("run taken", run_id=claim.run_id, fence=claim.fence)
                 tg.start_soon(run_one, taken.plan, taken.opened)
-            if until_idle and not held and not took and not fired:
+            if away is not None:
+                # The store is out of reach (a database restarting): the runs held go on
+                # on their leases; look again after ``poll``.
+                log.warning("the store cannot be reached; trying again", error=str(away))
+            elif until_idle and not held and not took and not fired:
                 tg.cancel_scope.cancel()
                 break
             if changed.is_set():
                 changed = rt._worker_wakeup = anyio.Event()
+                if away is None:
+                    # Something happened while this pass looked (a run ended, a run was
+                    # submitted or became due): look again now, not after ``poll``.
+                    continue
             with anyio.move_on_after(poll):
                 await changed.wait()
     rt._worker_wakeup = None
     log.info("worker stopped", runs=ran)
     return ran
+
+
+@contextlib.asynccontextmanager
+async def _woken_by(store: Store, rt: Runtime) -> AsyncIterator[None]:
+    """While in the block, a store that can tell when runs become due (PostgreSQL:
+    LISTEN/NOTIFY; ``store.watch``) wakes the worker loop at once; its ``poll`` is then
+    the slow fallback, for timers and dead workers."""
+    watch = getattr(store, "watch", None)
+    if watch is None:
+        yield
+        return
+
+    def wake() -> None:
+        if rt._worker_wakeup is not None:
+            rt._worker_wakeup.set()
+
+    unwatch = watch(_from_any_thread(wake))
+    try:
+        yield
+    finally:
+        unwatch()
 
 
 def _fire_schedules(store: Store, plans: Mapping[str, Plan], now: float, log: Any) -> int:

@@ -188,6 +188,12 @@ class StoreError(FlowError):
     """A durable store cannot be used: not a flowrt store, corrupt, or too new."""
 
 
+class StoreUnavailable(StoreError):
+    """The store could not be reached for a while (a database server restarting or
+    away, a network cut): the same call may succeed later. Workers wait and try again.
+    """
+
+
 class RunLeased(StoreError):
     """Another process (or task) is running this run id right now."""
 

@@ -1,4 +1,5 @@
-"""A workflow run in a subprocess by the crash tests (python durable_worker.py ...).
+"""A workflow run in a subprocess by the crash tests (python durable_worker.py SPEC RUN_ID
+LOG BACKEND; SPEC names a store as tests/stores.py says).
 
 Every attempt of a node appends "start <node> <pid>" to the log file before it works,
 so the test can tell which nodes a process started.
@@ -11,6 +12,7 @@ import random
 import sys
 
 import anyio
+from stores import open_spec
 
 import flowrt
 
@@ -44,8 +46,12 @@ def expected(n: int = 40, seed: int = 7) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    store_path, run_id, log_path, backend = sys.argv[1:5]
-    result = build(log_path).run_sync(store=store_path, run_id=run_id, backend=backend,
-                                      max_concurrency=4)
+    spec, run_id, log_path, backend = sys.argv[1:5]  # spec: a store (tests/stores.py)
+    store = open_spec(spec)
+    try:
+        result = build(log_path).run_sync(store=store, run_id=run_id, backend=backend,
+                                          max_concurrency=4)
+    finally:
+        store.close()
     print(result.status)
     sys.exit(0 if result.ok else 1)

@@ -1,8 +1,11 @@
-"""Processes that contend for runs, for the lease and fencing tests (test_fencing.py).
+"""Processes that contend for runs, for the lease and fencing tests
+(tests/test_store_conformance.py).
 
 Every node appends ``<event> <run_id> <node> <pid> <time>`` lines to a log file opened
 with O_APPEND (one ``write`` per line, so lines from several processes never mix):
 ``start`` before it works, ``end`` after. The tests count executions from them.
+
+STORE is a store's spec (tests/stores.py: a path, or ``pg:<schema>:<url>``).
 
     python lease_worker.py run STORE RUN_ID LOG BACKEND TTL NODES SLEEP
         one run of a chain of NODES nodes that each sleep SLEEP seconds; prints
@@ -22,6 +25,7 @@ import sys
 import time
 
 import anyio
+from stores import open_spec
 
 import flowrt
 
@@ -58,7 +62,7 @@ def build(log: str, nodes: int, sleep: float, fail_at: str | None = None) -> flo
 
 async def one_run(store_path: str, run_id: str, log: str, ttl: float, nodes: int,
                   sleep: float) -> int:
-    store = flowrt.SQLiteStore(store_path, lease_ttl=ttl)
+    store = open_spec(store_path, lease_ttl=ttl)
     try:
         async with flowrt.Runtime(store=store) as rt:
             try:
@@ -79,7 +83,8 @@ async def race(store_path: str, log: str, kind: str, trials: int, t0: float, per
                seed: int) -> None:
     rng = random.Random(seed)
     wf = build(log, 4, 0.0)
-    async with flowrt.Runtime(store=store_path) as rt:
+    store = open_spec(store_path)
+    async with flowrt.Runtime(store=store) as rt:
         for k in range(trials):
             delay = t0 + k * period + rng.uniform(0, 0.003) - time.time()
             if delay > 0:
@@ -92,6 +97,7 @@ async def race(store_path: str, log: str, kind: str, trials: int, t0: float, per
             assert result.ok, result.errors
             ran = sum(1 for n in result.nodes.values() if not n.restored)
             print(f"{k} ran {ran}", flush=True)
+    store.close()
 
 
 if __name__ == "__main__":

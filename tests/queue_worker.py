@@ -9,7 +9,8 @@ store is read with a connection of its own, ``$QUEUE_DB``).
 
     python queue_worker.py serve STORE CLOCK_FILE BACKEND TTL
         a worker whose clock is the number in CLOCK_FILE (the test moves it), for the
-        schedule tests; serves until SIGTERM.
+        schedule tests; serves until SIGTERM. STORE (and ``$QUEUE_DB``) is a store's
+        spec (tests/stores.py): an SQLite path, or ``pg:<schema>:<url>``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import signal
 import sqlite3
 import sys
 import time
+from typing import Any
 
 import anyio
+from stores import open_spec
 
 import flowrt
 
@@ -37,10 +40,32 @@ def log(event: str, run_id: str, node: str) -> None:
         os.close(fd)
 
 
+_pg_connection: Any = None
+
+
 def recorded_succeeded(run_id: str, node: str) -> bool:
     db = os.environ.get("QUEUE_DB")
     if not db:
         return False
+    if db.startswith("pg:"):  # a PostgreSQL store's spec (tests/stores.py)
+        global _pg_connection
+        import psycopg
+
+        _, schema, url = db.split(":", 2)
+        deadline = time.monotonic() + 60
+        while True:  # through a server restart: the check must not be skipped
+            try:
+                if _pg_connection is None or _pg_connection.closed or _pg_connection.broken:
+                    _pg_connection = psycopg.connect(url, autocommit=True)
+                row = _pg_connection.execute(
+                    f'SELECT status FROM "{schema}".nodes WHERE run_id = %s AND node = %s'
+                    .encode(), (run_id, node)).fetchone()
+                return row is not None and row[0] == "succeeded"
+            except psycopg.OperationalError:
+                _pg_connection = None
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
         row = conn.execute("SELECT status FROM nodes WHERE run_id = ? AND node = ?",
@@ -55,14 +80,17 @@ def make_step(i: int) -> object:
         if recorded_succeeded(ctx.run_id, ctx.node):
             log("again", ctx.run_id, ctx.node)
         log("start", ctx.run_id, ctx.node)
-        await anyio.sleep(random.Random(f"{ctx.run_id}/{ctx.node}").uniform(0, 0.02))
+        await anyio.sleep(random.Random(f"{ctx.run_id}/{ctx.node}").uniform(0, STEP))
         log("end", ctx.run_id, ctx.node)
         return prev + i
 
     return step
 
 
-#: five nodes in a chain, each sleeping up to 20 ms
+#: the longest a step sleeps (seconds): ``$QUEUE_STEP``, 20 ms by default
+STEP = float(os.environ.get("QUEUE_STEP", "0.02"))
+
+#: five nodes in a chain, each sleeping up to STEP
 five = flowrt.Workflow("five")
 for _i in range(5):
     five.add(f"n{_i}", make_step(_i), deps={"prev": f"n{_i - 1}"} if _i else {})
@@ -98,7 +126,7 @@ class FileClock:
 
 
 async def serve(store_path: str, clock_path: str, ttl: float) -> None:
-    store = flowrt.SQLiteStore(store_path, lease_ttl=ttl)
+    store = open_spec(store_path, lease_ttl=ttl)
     try:
         async with flowrt.Runtime(store=store, workflows=[five, slow],
                                   clock=FileClock(clock_path)) as rt:

@@ -54,7 +54,7 @@ PENDING: set[str] = set()
 
 #: protocol -> the classes that implement it (their methods share its docstrings)
 IMPLEMENTS = {
-    "Store": ("MemoryStore", "SQLiteStore"),
+    "Store": ("MemoryStore", "SQLiteStore", "PostgresStore"),
     "Serializer": ("JSONSerializer", "PickleSerializer"),
     "Executor": ("ThreadExecutor", "ProcessExecutor", "DaskExecutor"),
     "RemoteExecutor": ("DaskExecutor",),

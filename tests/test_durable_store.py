@@ -1,10 +1,9 @@
-"""Hostile, damaged, full and shared stores; what a resume reads back (issue 11, items 7
-to 11, 13, 15, 16); migrating a store written by flowrt 0.1.0."""
+"""SQLite's own: hostile, damaged, full and shared store files (issue 11, items 7 to 11,
+15); migrating a store written by flowrt 0.1.0. What every store does is in
+tests/test_store_conformance.py."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import hashlib
 import os
 import pickle
@@ -15,15 +14,14 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import attrs
-import pydantic
 import pytest
 from subproc import run_program
+from test_store_conformance import Item, typed_workflow
 
 import flowrt
-from flowrt import SQLiteStore, Status
+from flowrt import SQLiteStore
 from flowrt.tools import report
 
 HERE = Path(__file__).parent
@@ -101,60 +99,6 @@ def test_a_pickle_in_a_json_store_is_never_loaded(tmp_path: Path) -> None:
     with SQLiteStore(db, serializer="pickle") as store:
         store.load("r").inputs()  # type: ignore[union-attr]
     assert marker.exists()
-
-
-# -- item 8: what JSON cannot hold ---------------------------------------------------------
-
-
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_an_output_json_cannot_hold_fails_that_node_only(tmp_path: Path, backend: str) -> None:
-    db = str(tmp_path / "runs.db")
-    fixed = [False]
-    wf = flowrt.Workflow("odd")
-
-    @wf.node
-    def name() -> str:
-        raw = os.fsdecode(b"caf\xe9")  # a lone surrogate
-        return raw.encode("utf-8", "surrogateescape").decode("latin-1") if fixed[0] else raw
-
-    @wf.node
-    def huge() -> int | str:
-        return hex(10**5000) if fixed[0] else 10**5000  # hex has no digit limit
-
-    @wf.node
-    def opens() -> str:
-        if not fixed[0]:  # an error message that holds a lone surrogate
-            raise FileNotFoundError(2, "No such file", os.fsdecode(b"caf\xe9.txt"))
-        return "opened"
-
-    @wf.node
-    def fine() -> str:
-        return "fine"
-
-    @wf.node
-    def after(name: str) -> int:
-        return len(name)
-
-    first = wf.run_sync(store=db, run_id="r", backend=backend)
-    assert first.status is flowrt.RunStatus.FAILED
-    for node, match in (("name", "lone surrogate"), ("huge", "4300")):
-        error = first.errors[node]
-        assert isinstance(error, flowrt.SerializationError), error
-        assert f"node {node!r}" in str(error) and match in str(error)
-    assert first.nodes["after"].status is Status.SKIPPED
-    assert first["fine"] == "fine"
-    with SQLiteStore(db) as store:
-        stored = store.load("r")
-        assert stored is not None and stored.record.status == "failed"
-        assert stored.nodes["opens"].error is not None
-        assert "caf\\udce9" in stored.nodes["opens"].error
-    again = wf.run_sync(store=db, run_id="r", backend=backend)  # resumes normally
-    assert again.status is flowrt.RunStatus.FAILED and set(again.errors) == {
-        "name", "huge", "opens"}
-    assert again.nodes["fine"].restored
-    fixed[0] = True
-    done = wf.run_sync(store=db, run_id="r", backend=backend)
-    assert done.ok and done["after"] == 4 and done["opens"] == "opened"
 
 
 # -- item 9: several processes on one healthy store ---------------------------------------
@@ -476,161 +420,21 @@ def test_a_store_in_a_read_only_directory(tmp_path: Path) -> None:
     assert _sha(db) == before
 
 
-# -- item 15: typed outputs come back typed ---------------------------------------------------
-
-
-@dataclasses.dataclass
-class Item:
-    sku: str
-    qty: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Order:
-    id: str
-    items: list[Item]
-    gift: Item | None = None
-    total: int = dataclasses.field(init=False, default=0)
-
-
-@attrs.define
-class Quote:
-    price: float
-    _note: str = ""
-
-
-class Point(NamedTuple):
-    x: int
-    item: Item
-
-
-class Color(enum.IntEnum):
-    RED = 1
-
-
-@dataclasses.dataclass
-class Tree:
-    value: int
-    kids: list[Tree]
-
-
-class Customer(pydantic.BaseModel):
-    name: str
-    orders: list[Item]
-
-
-def _typed(fail: list[bool]) -> flowrt.Workflow:
-    wf = flowrt.Workflow("typed")
-
-    @wf.node
-    def order(code: Item) -> Order:
-        made = Order("A1", [Item(code.sku, 2)], Item("gift", 1))
-        object.__setattr__(made, "total", 3)
-        return made
-
-    @wf.node
-    def quote() -> Quote:
-        return Quote(9.5, "cheap")
-
-    @wf.node
-    def customer() -> Customer:
-        return Customer(name="ada", orders=[Item("x", 1)])
-
-    @wf.node
-    def many() -> dict[str, list[Quote]]:
-        return {"q": [Quote(1.0)]}
-
-    @wf.node
-    def point() -> tuple[Point, Color | None]:
-        return Point(1, Item("p", 1)), Color.RED
-
-    @wf.node
-    def tree() -> Tree:
-        return Tree(1, [Tree(2, [])])
-
-    @wf.node
-    def check(order: Order, quote: Quote, customer: Customer, many: dict[str, list[Quote]],
-              point: tuple[Point, Color], tree: Tree, code: Item) -> str:
-        if fail[0]:
-            raise RuntimeError("not yet")
-        assert isinstance(order.items[0], Item) and isinstance(order.gift, Item)
-        assert order.total == 3
-        assert isinstance(quote, Quote) and quote._note == "cheap"
-        assert isinstance(customer, Customer) and isinstance(customer.orders[0], Item)
-        assert isinstance(many["q"][0], Quote)
-        assert isinstance(point[0], Point) and isinstance(point[0].item, Item)
-        assert point[1] is Color.RED
-        assert isinstance(tree.kids[0], Tree)
-        assert isinstance(code, Item)
-        return "typed"
-
-    return wf
-
-
-def test_typed_outputs_come_back_typed_after_a_resume(tmp_path: Path) -> None:
-    db = str(tmp_path / "runs.db")
-    fail = [True]
-    first = _typed(fail).run_sync({"code": Item("sku-1", 0)}, store=db, run_id="t")
-    assert set(first.errors) == {"check"}
-    fail[0] = False
-    second = _typed(fail).run_sync(store=db, run_id="t")  # inputs read back too
-    assert second.ok and second["check"] == "typed"
-    assert second.nodes["order"].restored and not second.nodes["check"].restored
-    assert isinstance(second["order"], Order)
-    third = _typed(fail).run_sync(store=db, run_id="t")  # a replay: typed as well
-    assert third.ok and isinstance(third["customer"], Customer)
-    assert all(node.restored for node in third.nodes.values())
+# -- item 15: typed outputs come back typed (the rest: tests/test_store_conformance.py) --------
 
 
 def test_a_stored_output_that_no_longer_fits_its_class_refuses_the_resume(
         tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     fail = [True]
-    _typed(fail).run_sync({"code": Item("sku-1", 0)}, store=str(db), run_id="t")
+    typed_workflow(fail).run_sync({"code": Item("sku-1", 0)}, store=str(db), run_id="t")
     # as if Quote had gained its required field 'price' after the run was stored
     _sql(db, "UPDATE nodes SET output = '{\"_note\": \"cheap\"}' WHERE node = 'quote'")
     before = _sha(db)
     fail[0] = False
     with pytest.raises(flowrt.SerializationError, match=r"node 'quote'.*price"):
-        _typed(fail).run_sync(store=str(db), run_id="t")
+        typed_workflow(fail).run_sync(store=str(db), run_id="t")
     assert _sha(db) == before
-
-
-# -- items 13 and 16 --------------------------------------------------------------------------
-
-
-def test_a_resume_refused_for_other_inputs_names_only_the_keys_that_differ(
-        tmp_path: Path) -> None:
-    db = str(tmp_path / "runs.db")
-    wf = flowrt.Workflow("inputs")
-    wf.add("a", lambda day, region, token: day, retries=0)
-    wf.add("b", lambda a: 1 / 0, deps=["a"])
-    given = {"day": "2024-05-01", "region": "eu", "token": "s3cret"}
-    wf.run_sync(given, store=db, run_id="r")
-    with pytest.raises(ValueError, match=r"other inputs \(different: 'day'\)") as info:
-        wf.run_sync({**given, "day": "2024-05-02"}, store=db, run_id="r")
-    text = str(info.value)
-    assert "region" not in text and "token" not in text and "s3cret" not in text
-    assert "2024" not in text  # no values either
-    with pytest.raises(ValueError, match="not given now: 'token'"):
-        wf.run_sync({"day": "2024-05-01", "region": "eu"}, store=db, run_id="r")
-
-
-def test_result_and_store_tell_restored_nodes_from_nodes_run_again(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
-    broken = [True]
-    _flaky(broken).run_sync(store=str(db), run_id="r")
-    broken[0] = False
-    result = _flaky(broken).run_sync(store=str(db), run_id="r")
-    assert result.nodes["a"].restored and not result.nodes["b"].restored
-    with SQLiteStore(db) as store:
-        stored = store.load("r")
-        assert stored is not None and stored.record.resumes == 1
-        assert stored.restored("a") and not stored.restored("b")
-    memory = flowrt.MemoryStore()
-    plain = _flaky([False]).run_sync(store=memory, run_id="m")
-    assert not any(n.restored for n in plain.nodes.values())
-    assert not _flaky([False]).run_sync().nodes["a"].restored  # no store: never
 
 
 # -- schema 1 -> current------------------------------------------------------------------------

@@ -1,47 +1,36 @@
 """The store's work queue, signals, waits and schedules: the protocol of
 docs/decisions/013-queue.md, checked on every store.
 
-Each test takes the ``store`` fixture, so that a new store (PostgreSQL...) is checked by
-adding it to ``STORES`` below: a factory of a fresh, empty store given a temporary
-directory and a ``lease_ttl``.
+Part of the store conformance suite (with tests/test_store_conformance.py): each test
+runs on every store of the ``store_kit`` fixture (tests/conftest.py: MemoryStore,
+SQLiteStore, PostgresStore), so a new store is checked by adding its kit there.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from stores import StoreKit
 
 import flowrt
-from flowrt import MemoryStore, SQLiteStore
+from flowrt import MemoryStore
 from flowrt.durable import Lease, NodeRecord, RunRecord, ScheduleRecord, SignalRecord
-
-#: store name -> factory(tmp_path, lease_ttl)
-STORES: dict[str, Callable[[Path, float], Any]] = {
-    "memory": lambda tmp, ttl: MemoryStore(lease_ttl=ttl),
-    "sqlite": lambda tmp, ttl: SQLiteStore(tmp / "queue.db", lease_ttl=ttl),
-}
 
 WAITS = {"approve": "approval", "ping": "signal", "nap": "timer"}
 
 
-@pytest.fixture(params=sorted(STORES))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    made: list[Any] = []
+@pytest.fixture
+def make_store(store_kit: StoreKit) -> Any:
+    """make(lease_ttl) -> a store of the kit's kind, on the same data as the others."""
 
     def make(lease_ttl: float = 60.0) -> Any:
-        store = STORES[request.param](tmp_path, lease_ttl)
-        made.append(store)
-        return store
+        return store_kit.make(lease_ttl=lease_ttl)
 
-    yield make
-    for store in made:
-        store.close()
+    return make
 
 
 @pytest.fixture
@@ -70,10 +59,10 @@ WORKFLOWS = {"wf": {"fp"}}
 
 
 def dying_holder(make_store: Any, store: Any, lease_ttl: float) -> Any:
-    """A store object for a holder that will die: for SQLite another one on the same
-    file (its writer renews the leases it holds, so it must stop: close it), for a
-    store that lives in one process the store itself."""
-    return make_store(lease_ttl) if isinstance(store, SQLiteStore) else store
+    """A store object for a holder that will die: for SQLite or PostgreSQL another one on
+    the same data (its writer renews the leases it holds, so it must stop: close it), for
+    a store that lives in one process the store itself."""
+    return store if isinstance(store, MemoryStore) else make_store(lease_ttl)
 
 
 def die(holder: Any, store: Any) -> None:
@@ -127,9 +116,10 @@ def test_runs_are_taken_oldest_due_first_and_only_by_matching_workers(store: Any
 
 
 def test_a_run_taken_by_one_worker_is_not_taken_by_another(make_store: Any) -> None:
-    """Two store objects (for SQLite, two connections: two workers) share one queue."""
+    """Two store objects (for SQLite and PostgreSQL, two connections: two workers) share
+    one queue."""
     first = make_store()
-    second = make_store() if isinstance(first, SQLiteStore) else first
+    second = first if isinstance(first, MemoryStore) else make_store()
     for k in range(20):
         first.submit(queued(f"r{k}", due=float(k)))
     taken: list[str] = []
@@ -319,7 +309,7 @@ def test_wake_resumes_through_the_queue(make_store: Any) -> None:
     assert record.status == "queued" and record.due == 30.0 and record.finished is None
     _, claim = take(store, now=30.0)
     with pytest.raises(flowrt.RunLeased):  # a live holder: not taken from it
-        store.wake("w", 31.0) if isinstance(store, SQLiteStore) else _live_wake(store)
+        _live_wake(store) if isinstance(store, MemoryStore) else store.wake("w", 31.0)
     store.finish(claim, "succeeded", 32.0)
     store.flush()
     assert store.wake("w", 33.0).status == "succeeded"
@@ -364,7 +354,7 @@ def test_a_schedule_declared_again_keeps_its_place(store: Any) -> None:
 
 def test_each_slot_is_fired_once(make_store: Any) -> None:
     first = make_store()
-    second = make_store() if isinstance(first, SQLiteStore) else first
+    second = first if isinstance(first, MemoryStore) else make_store()
     first.put_schedule(schedule(next_due=100.0))
     slot = [queued("sched:nightly:1970-01-01T00:01:40Z", due=100.0)]
     assert first.fire_schedule("nightly", 100.0, slot, 200.0, "1970-01-01T00:01:40Z") == [

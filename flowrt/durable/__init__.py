@@ -1,5 +1,5 @@
-"""Durable runs: the :class:`Store` protocol, the SQLite and in-memory stores, the
-serializers, and the run records a store keeps.
+"""Durable runs: the :class:`Store` protocol, the SQLite, PostgreSQL and in-memory
+stores, the serializers, and the run records a store keeps.
 
 A run given a store (``store="runs.db"`` or a :class:`Store` object) records each node
 as it ends, so that running it again with the same ``run_id`` resumes it. See
@@ -8,6 +8,7 @@ docs/durable.md for what is guaranteed.
 
 from . import _control as control
 from ._open import open_store
+from ._postgres import PostgresStore
 from ._serialize import (
     JSONSerializer,
     PickleSerializer,
@@ -30,5 +31,6 @@ from ._store import (
 )
 
 __all__ = ["Claim", "JSONSerializer", "Lease", "MemoryStore", "NodeRecord", "PickleSerializer",
-           "RunRecord", "SQLiteStore", "ScheduleRecord", "Serializer", "SignalRecord", "Store",
-           "StoredRun", "Wait", "control", "get_serializer", "open_store", "reader_for"]
+           "PostgresStore", "RunRecord", "SQLiteStore", "ScheduleRecord", "Serializer",
+           "SignalRecord", "Store", "StoredRun", "Wait", "control", "get_serializer",
+           "open_store", "reader_for"]

@@ -52,6 +52,7 @@ from ..errors import (
     SerializationError,
     StoredError,
     StoreError,
+    StoreUnavailable,
     WorkflowChanged,
     describe_error,
 )
@@ -384,8 +385,12 @@ async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
                 run.state.log.error("the run's WorkflowData cannot be stored",
                                     error=str(error))
             checkpoint.flush()
-            if checkpoint.error is not None or claim.error is not None:
-                status = "cancelled"  # stopped, and what it recorded may be incomplete
+            trouble = checkpoint.error or claim.error
+            if trouble is not None:
+                # Stopped, and what it recorded may be incomplete. A store that was out
+                # of reach (a database restarting) gives a worker's run back to the
+                # queue, to be resumed once it is back.
+                status = handed_back if isinstance(trouble, StoreUnavailable) else "cancelled"
             store.finish(claim, status, time.time())
             await anyio.to_thread.run_sync(store.flush)
     trouble = checkpoint.error or claim.error
@@ -395,9 +400,9 @@ async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
     elif isinstance(trouble, LeaseLost):
         raise LeaseLost(trouble.run_id, trouble.holder)
     elif trouble is not None:
-        raise StoreError(f"run {run_id!r} stopped at a checkpoint the store could not "
-                         f"write: {trouble}; resume it once the store can be written"
-                         ) from trouble
+        kind = StoreUnavailable if isinstance(trouble, StoreUnavailable) else StoreError
+        raise kind(f"run {run_id!r} stopped at a checkpoint the store could not write: "
+                   f"{trouble}; resume it once the store can be written") from trouble
     return result
 
 

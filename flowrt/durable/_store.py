@@ -976,7 +976,12 @@ class MemoryStore:
 
     def renew(self, claim: Claim) -> bool:
         with self._lock:
-            return self._holds(claim)
+            if not self._holds(claim):
+                return False
+            run = self._runs[claim.run_id]
+            self._runs[claim.run_id] = attrs.evolve(
+                run, lease_expires=time.time() + self.lease_ttl)
+            return True
 
     def flush(self) -> None:
         pass

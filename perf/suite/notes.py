@@ -29,6 +29,45 @@ class Note:
 #: Analysis written from the code and the figures of quick runs on the 2-core dev machine;
 #: the report prints each note beside the figures of the run that wrote it.
 NOTES: tuple[Note, ...] = (
+    Note(("postgres/sleep1ms-1000/postgres",),
+         "Durable on PostgreSQL: the claim and the last commit are round trips",
+         "A durable run claims its run before its first node (one transaction that waits "
+         "for the server's disk: an fsync, ~3 ms on the dev machine's disk and more under "
+         "load, and a claim must wait for it -- a claim a server crash forgets could hand "
+         "one run to two holders) and waits at its end for its last group commit; node "
+         "records go in between, in the writer thread (one statement per commit, ~16 us "
+         "a row of server time on the loaded 2-core machine, on the same two cores as the "
+         "run). A 50 ms run pays the two round trips and the fsync in full; SQLite pays "
+         "none (a local file, no fsync with synchronous=NORMAL).",
+         "Cheaper node rows (one row per commit and run instead of one per node, at the "
+         "price of the per-node table), or a claim that starts the run while its commit "
+         "reaches the disk (unsafe across a server crash); on a server with fast fsync "
+         "(a battery-backed controller) the claim costs a fraction of a millisecond."),
+    Note(("postgres/noop-10000/postgres",),
+         "10,000 no-op nodes on PostgreSQL: the server's work per row",
+         "Each node record is a row of `nodes` (a heap tuple, a primary-key entry, WAL): "
+         "the server's insert costs a few microseconds a row on an idle machine; the "
+         "writer thread's part (building the arrays, binary) about 3 us a row under the "
+         "GIL. On 2 cores the run, the writer and the server share the CPUs.",
+         "Fewer rows (see above), or COPY into a temporary table for large batches."),
+    Note(("Fleet/fleet/steps-*/flowrt_pg",),
+         "Sequential steps on PostgreSQL against the same run in memory",
+         "The in-memory column is flowrt's own run without a store: the difference is the "
+         "durable overhead per step. A chain of no-op nodes runs in one turn of the event "
+         "loop; what a durable run adds is per run, not per step -- the claim (a "
+         "transaction that waits for the server's disk) and the wait for the last group "
+         "commit, divided here by the number of steps -- plus each node's record, "
+         "serialized on the loop and written by the writer thread in one statement. DBOS "
+         "writes each step's result in a transaction of its own before the next step "
+         "starts.",
+         "See \"Durable on PostgreSQL\" above: the per-run round trips."),
+    Note(("Fleet/fleet/throughput-*/flowrt_pg",),
+         "The queue on PostgreSQL versus one SQLite file",
+         "Taking a run is a claim: a transaction that waits for the server's disk (see "
+         "above), one per run; a worker takes runs one claim at a time. On one machine "
+         "SQLite's claims cost no fsync.",
+         "Claim several due runs in one transaction (`claim_next` taking up to the free "
+         "slots), which the store protocol does not offer yet."),
     Note(("DAGConstruction/*", "DAGTopologyCreation/*"), "Build + compile",
          "Per node, `wf.add` validates the call (name, deps, the cached signature and its "
          "arity, options) and appends to flat lists: the callable, the number of deps and "
@@ -174,7 +213,8 @@ NOTES: tuple[Note, ...] = (
          "for Dask, submit each ready wave in one `client.map`/graph submission and keep "
          "intermediate results on the cluster (already done for outputs, "
          "docs/decisions/006)."),
-    Note(("durable/*",), "Durable runs",
+    Note(("durable/*", "postgres/sleep1ms-1000/sqlite", "postgres/noop-10000/sqlite"),
+         "Durable runs",
          "Every finished node's output is serialized (JSON) on the loop thread and handed "
          "to the store's writer thread, which commits what has arrived every 5 ms in one "
          "transaction (docs/decisions/005). Per run there is also a fixed cost: a trip to "

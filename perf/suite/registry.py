@@ -121,6 +121,16 @@ FAMILIES: tuple[Family, ...] = (
            "The work queue: worker processes on SQLite, beside DBOS",
            "(not in the seed; issue 14's figures)", tables.queue_tables, kind=SCRIPT_JSON,
            read=timed_reader("Queue"), flowrt_names=("Queue/*/flowrt",)),
+    Family("postgres", "bench_postgres.py", "Durable runs on PostgreSQL",
+           "Durable runs on PostgreSQL versus in memory, beside SQLite",
+           "(not in the seed; issue 15's figures)", tables.postgres_tables,
+           requires=("psycopg",), extra="postgres",
+           flowrt_names=("postgres/*/postgres", "postgres/*/sqlite")),
+    Family("fleet", "bench_fleet.py", "The work queue on PostgreSQL: workers, NOTIFY, DBOS",
+           "The work queue on PostgreSQL: worker processes, beside SQLite and DBOS on the "
+           "same server", "(not in the seed; issue 15's figures)", tables.fleet_tables,
+           kind=SCRIPT_JSON, read=timed_reader("Fleet"), requires=("psycopg",),
+           extra="postgres", flowrt_names=("Fleet/*/flowrt_*",)),
 )
 BY_NAME = {f.name: f for f in FAMILIES}
 READERS = {f.name: f.read for f in FAMILIES}
@@ -136,6 +146,7 @@ PEERS = {
     "pydantic_graph": ("pydantic-graph", "no harness yet"),
     "hamilton": ("Hamilton (sf-hamilton)", "no harness yet"),
     "prefect": ("Prefect", "no harness yet (a local server costs ms per task)"),
-    "dbos": ("DBOS (on SQLite)", "measured in The work queue (per-step durable overhead, "
-             "queue throughput with 1, 2, 4 worker processes)"),
+    "dbos": ("DBOS (on SQLite and on PostgreSQL)", "measured in The work queue and The work "
+             "queue on PostgreSQL (per-step durable overhead, queue throughput with 1, 2, 4 "
+             "worker processes)"),
 }

@@ -530,6 +530,51 @@ def queue_tables(r: Results) -> list[Table]:
                              "of worker_concurrency 8 polled every 10 ms)."])]
 
 
+def postgres_tables(r: Results) -> list[Table]:
+    d = "postgres"
+    sleep = target("durable", "sleep", ref=f"{d}/sleep1ms-1000/memory")
+    rows = [
+        Row("1,000 x sleep(1 ms), max_concurrency=50: PostgresStore kept open (Runtime)",
+            f"{d}/sleep1ms-1000/postgres", {"in memory": f"{d}/sleep1ms-1000/memory",
+                                            "SQLite": f"{d}/sleep1ms-1000/sqlite"},
+            targets=(sleep,), reference_only=True),
+        Row("1,000 x sleep(1 ms), max_concurrency=50: SQLiteStore kept open (Runtime)",
+            f"{d}/sleep1ms-1000/sqlite", {"in memory": f"{d}/sleep1ms-1000/memory"},
+            targets=(sleep,), reference_only=True),
+        Row("10,000 no-op nodes: PostgresStore kept open (time per committed node: / 10,000)",
+            f"{d}/noop-10000/postgres", {"in memory": f"{d}/noop-10000/memory",
+                                         "SQLite": f"{d}/noop-10000/sqlite"},
+            reference_only=True),
+    ]
+    return [Table("Durable runs on PostgreSQL (a local server, fsync on) versus in memory "
+                  "and SQLite; time per run. The columns are flowrt's own reference runs, "
+                  "not alternatives", ["in memory", "SQLite"], rows, unit="per run",
+                  seed_column=False)]
+
+
+def fleet_tables(r: Results) -> list[Table]:
+    f = "Fleet/fleet"
+    rows = [Row(f"runs of 5 no-op nodes through the queue, {w} worker process"
+                + ("es" if w > 1 else ""), f"{f}/throughput-W{w}/flowrt_pg",
+                {"flowrt on SQLite": f"{f}/throughput-W{w}/flowrt_sqlite",
+                 "DBOS on PostgreSQL": f"{f}/throughput-W{w}/dbos_pg"}) for w in (1, 2, 4)]
+    rows += [Row(f"one durable run of {n:,} sequential no-op nodes (steps), per step",
+                 f"{f}/steps-{n}/flowrt_pg", {"in memory": f"{f}/steps-{n}/flowrt_memory",
+                                              "DBOS on PostgreSQL": f"{f}/steps-{n}/dbos_pg"})
+             for n in (200, 1000)]
+    rows.append(Row("submit to first node start, one idle worker woken by NOTIFY "
+                    "(`--poll 1`)", f"{f}/latency/flowrt_pg", {}))
+    return [Table("The work queue on PostgreSQL (a local server, fsync on): seconds per "
+                  "run (throughput is its inverse), per step, per submit",
+                  ["flowrt on SQLite", "in memory", "DBOS on PostgreSQL"], rows,
+                  seed_column=False,
+                  footnotes=["A plain timed script (`bench_fleet.py`); workers are real "
+                             "processes (`flowrt worker --concurrency 8`, `--poll 1` on "
+                             "PostgreSQL, `--poll 0.01` on SQLite; DBOS processes with a "
+                             "queue of worker_concurrency 8 polled every 10 ms, each "
+                             "measurement on a new database of the same server)."])]
+
+
 # -- rendering -----------------------------------------------------------------------------
 
 

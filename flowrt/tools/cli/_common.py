@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..._engine.result import jsonable
-from ...durable import SQLiteStore, Store, StoredRun
+from ...durable import PostgresStore, SQLiteStore, Store, StoredRun
+from ...durable._open import POSTGRES_SCHEMES
 from ...errors import GraphError, StoreError
 from ...workflow import Plan, Workflow
 from .._format import error_text, for_terminal
@@ -236,10 +237,16 @@ def parse_inputs(pairs: Sequence[str], json_file: str | None) -> dict[str, Any]:
 # -- stores --------------------------------------------------------------------------------
 
 
-def open_store(path_text: str, *, must_exist: bool) -> SQLiteStore:
-    """An SQLiteStore at ``path_text``; UsageError when it is none (the file untouched)."""
+def open_store(path_text: str, *, must_exist: bool) -> Store:
+    """The store ``--store`` names: an SQLiteStore at a path, a PostgresStore for a
+    ``postgresql://`` URL; UsageError when it is none (the file untouched)."""
     if not path_text.strip():
         raise UsageError("--store takes the path of a store file, got an empty string")
+    if path_text.startswith(POSTGRES_SCHEMES):
+        try:
+            return PostgresStore(path_text)
+        except (StoreError, ValueError, ImportError) as error:
+            raise UsageError(str(error)) from None
     path = Path(path_text)
     if path.is_dir():
         raise UsageError(f"--store {path_text} is a directory, not a flowrt store file")

@@ -20,7 +20,8 @@ from typing import Any
 import anyio
 
 from ... import _schedule
-from ...durable import SQLiteStore, control
+from ...durable import PostgresStore, SQLiteStore, Store, control
+from ...durable._open import POSTGRES_SCHEMES
 from ...errors import FlowError, MissingInputError, RunLeased, SignalRefused, StoreError
 from ...runtime import Runtime
 from ...workflow import Workflow
@@ -57,7 +58,8 @@ def add_parsers(sub: Any) -> None:
                    help="a run input; VALUE is parsed as JSON when it parses (repeatable)")
     p.add_argument("--inputs-json", metavar="FILE", help="run inputs from a JSON object")
     p.add_argument("--store", metavar="PATH", required=True, type=nonempty,
-                   help="the store (created if missing)")
+                   help="the store (created if missing): an SQLite file, or a "
+                        "postgresql:// URL")
     p.add_argument("--run-id", metavar="ID", type=nonempty,
                    help="the run's id (a run id the store has is not submitted again)")
     p.add_argument("--queue", default="default", type=nonempty, help="the queue (default)")
@@ -68,7 +70,8 @@ def add_parsers(sub: Any) -> None:
                                    "the workflows in MODULE, and fire their schedules, until "
                                    "Ctrl-C or SIGTERM (its runs then go back to the queue).")
     p.add_argument("--store", metavar="PATH", required=True, type=nonempty,
-                   help="the store (created if missing)")
+                   help="the store (created if missing): an SQLite file, or a "
+                        "postgresql:// URL")
     p.add_argument("--workflows", metavar="MODULE", action="append", required=True,
                    help="an importable module (or a .py file) whose module-level workflows "
                         "this worker runs (repeatable)")
@@ -136,7 +139,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="the store that keeps the run (must exist)")
 
 
-def _controlled(store_path: str, action: Callable[[SQLiteStore], Any]) -> Any:
+def _controlled(store_path: str, action: Callable[[Store], Any]) -> Any:
     """``action(store)`` on an existing store; its refusals become usage errors."""
     store = open_store(store_path, must_exist=True)
     try:
@@ -192,8 +195,10 @@ def worker_command(args: argparse.Namespace) -> int:
     root.addHandler(handler)
     root.setLevel(getattr(logging, args.log_level.upper()))
     try:
-        store = SQLiteStore(args.store, lease_ttl=args.lease_ttl)
-    except StoreError as error:
+        store: Store = (PostgresStore(args.store, lease_ttl=args.lease_ttl)
+                        if args.store.startswith(POSTGRES_SCHEMES)
+                        else SQLiteStore(args.store, lease_ttl=args.lease_ttl))
+    except (StoreError, ValueError, ImportError) as error:
         raise UsageError(str(error)) from None
     stopped: list[int] = []
 

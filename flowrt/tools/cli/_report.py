@@ -21,7 +21,8 @@ def add_parser(sub: Any) -> None:
                                    "coloured by status, a timeline and the node table. "
                                    "The file gets the store's permissions.")
     p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--store", metavar="PATH", required=True, type=nonempty)
+    p.add_argument("--store", metavar="PATH", required=True, type=nonempty,
+                   help="an SQLite file, or a postgresql:// URL")
     p.add_argument("-o", "--output", metavar="FILE.html", type=nonempty,
                    help="where to write it (default: RUN_ID.html)")
     p.set_defaults(func=command)
@@ -34,8 +35,9 @@ def command(args: argparse.Namespace) -> int:
         stored = load_run(store, args.run_id, args.store)
         data = stored.to_dict()
         # The page shows what the store holds: whoever may not read the store may not
-        # read the page either.
-        mode = stat.S_IMODE(os.stat(store.path).st_mode) & 0o666
+        # read the page either (a database has no file mode: the owner's only).
+        path = getattr(store, "path", None)
+        mode = stat.S_IMODE(os.stat(path).st_mode) & 0o666 if path is not None else 0o600
     finally:
         store.close()
     view = RunView.from_dict(data)

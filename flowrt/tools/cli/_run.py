@@ -63,7 +63,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--inputs-json", metavar="FILE",
                    help="run inputs from a JSON object in FILE ('-' reads stdin); -i wins")
     p.add_argument("--store", metavar="PATH", type=nonempty,
-                   help="a durable SQLite store (created if missing): the run can be resumed")
+                   help="a durable store, an SQLite file (created if missing) or a "
+                        "postgresql:// URL: the run can be resumed")
     p.add_argument("--run-id", metavar="ID", type=nonempty,
                    help="the run's id; with --store, an id the store knows resumes that run")
     p.add_argument("--max-concurrency", type=positive_int, metavar="N",

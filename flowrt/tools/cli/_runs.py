@@ -25,7 +25,8 @@ def add_parser(sub: Any) -> None:
     """Add ``runs`` to the subcommands ``sub``."""
     p = sub.add_parser("runs", help="list the runs of a store",
                        description="List the runs kept in a durable store.")
-    p.add_argument("--store", metavar="PATH", required=True, type=nonempty)
+    p.add_argument("--store", metavar="PATH", required=True, type=nonempty,
+                   help="an SQLite file, or a postgresql:// URL")
     p.add_argument("--workflow", help="only runs of this workflow")
     p.add_argument("--status", choices=["queued", "running", "interrupted", "waiting",
                                         "succeeded", "failed", "cancelled", "dead_letter"],

@@ -27,7 +27,8 @@ def add_parser(sub: Any) -> None:
                        description="Show a stored run: per node its status, attempts, "
                                    "duration and error.")
     p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--store", metavar="PATH", required=True, type=nonempty)
+    p.add_argument("--store", metavar="PATH", required=True, type=nonempty,
+                   help="an SQLite file, or a postgresql:// URL")
     p.add_argument("--json", action="store_true", help="print the run as JSON")
     p.add_argument("--traceback", action="store_true",
                    help="print the stored traceback of each failed node")

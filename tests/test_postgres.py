@@ -1,0 +1,469 @@
+"""PostgresStore's own: its schema (created once by workers starting together, versioned,
+refused when damaged or foreign), reaching the server, reconnecting through dropped
+connections and restarts, runs cancelled every way on both backends. What every store
+does is in tests/test_store_conformance.py, which runs against PostgreSQL too.
+
+A real PostgreSQL server: ``FLOWRT_TEST_PG_URL``, or a throwaway one (tests/conftest.py);
+the restart tests start a server of their own (``pg_server``).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pgserver
+import pytest
+from stores import PostgresKit, drop_schema, new_schema
+from subproc import run_program
+
+import flowrt
+
+HERE = Path(__file__).parent
+
+
+def _chain(n: int, pause: float, calls: list[str]) -> flowrt.Workflow:
+    """n0 -> n1 -> ... each sleeping ``pause``; every execution appended to ``calls``."""
+    wf = flowrt.Workflow("chain")
+    for i in range(n):
+
+        async def node(prev: int | None = None, i: int = i) -> int:
+            calls.append(f"n{i}")
+            await anyio.sleep(pause)
+            return i
+
+        wf.add(f"n{i}", node, deps={"prev": f"n{i - 1}"} if i else {})
+    return wf
+
+
+# -- the schema ----------------------------------------------------------------------------
+
+_CREATOR = """
+import sys, time, flowrt
+url, schema, t0, me = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+wf = flowrt.Workflow("first")
+wf.add("a", lambda: 1)
+time.sleep(max(0.0, t0 - time.time()))
+with flowrt.PostgresStore(url, schema=schema) as store:
+    assert wf.run_sync(store=store, run_id=me).ok
+print("ok")
+"""
+
+
+def test_workers_starting_together_create_the_schema_once(pg_kit: PostgresKit) -> None:
+    """8 processes open one store that does not exist yet at the same moment: no error,
+    one schema, each process's run in it."""
+    for round_ in range(1):
+        schema = new_schema()
+        try:
+            t0 = time.time() + 2.0
+            procs = [subprocess.Popen([sys.executable, "-c", _CREATOR, pg_kit.url, schema,
+                                       str(t0), f"p{k}"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for k in range(8)]
+            for p in procs:
+                out, err = p.communicate(timeout=120)
+                assert p.returncode == 0 and out.strip() == "ok", (round_, err[-3000:])
+            with flowrt.PostgresStore(pg_kit.url, schema=schema) as store:
+                assert sorted(r.run_id for r in store.runs()) == [f"p{k}" for k in range(8)]
+            kit = PostgresKit(pg_kit.url)
+            kit.schema = schema
+            assert sorted(kit.sql("SELECT key, value FROM meta")) == [
+                ("app", "flowrt"), ("schema_version", "2")]
+        finally:
+            drop_schema(pg_kit.url, schema)
+
+
+def test_threads_opening_a_new_store_at_once_create_it_once(pg_kit: PostgresKit) -> None:
+    """8 stores opened at once (released by a barrier), 20 times. Without the advisory
+    lock, 94 of the 160 opens failed ("duplicate key value violates unique constraint
+    pg_namespace...", "relation meta already exists")."""
+    errors: list[str] = []
+    for _ in range(20):
+        schema = new_schema()
+        barrier = threading.Barrier(8)
+
+        def open_one(schema: str = schema, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                flowrt.PostgresStore(pg_kit.url, schema=schema).close()
+            except Exception as error:
+                errors.append(str(error))
+
+        threads = [threading.Thread(target=open_one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        drop_schema(pg_kit.url, schema)
+    assert errors == []
+
+
+def test_a_store_of_schema_version_1_is_migrated_and_resumes(pg_kit: PostgresKit) -> None:
+    """A store written by the first PostgresStore (schema 1: no queue): opened, it is
+    migrated in place in one transaction, and its runs resume."""
+    from flowrt.durable._postgres import _SCHEMA
+
+    for statement in _SCHEMA:
+        pg_kit.sql(statement.replace("{s}", f'"{pg_kit.schema}"'))
+    pg_kit.sql("INSERT INTO meta VALUES ('app', 'flowrt'), ('schema_version', '1')")
+    calls: list[str] = []
+    wf = _chain(3, 0.0, calls)
+    plan = wf.compile()
+    pg_kit.sql("INSERT INTO runs VALUES ('old', 'chain', %s, %s, '{}', 'failed', 'json', "
+               "1.0, 1.0, 2.0, 0, NULL, NULL, 1)", plan.fingerprint, plan.structure_json)
+    pg_kit.sql("INSERT INTO nodes VALUES ('old', 'n0', 'succeeded', 1, '0', NULL, NULL, "
+               "1.0, 1.5, 1), ('old', 'n1', 'failed', 1, NULL, 'E: x', 'tb', 1.5, 2.0, 1)")
+    store = pg_kit.make()
+    assert pg_kit.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    record = store.get_run("old")
+    assert record.status == "failed" and record.queue is None and record.waits == {}
+    result = wf.run_sync(store=store, run_id="old")
+    assert result.ok and sorted(calls) == ["n1", "n2"] and result.nodes["n0"].restored
+    assert store.signals("old") == [] and store.schedules() == []
+
+
+def test_a_schema_of_something_else_is_refused_and_left_as_it_was(pg_kit: PostgresKit
+                                                                  ) -> None:
+    pg_kit.sql(f'CREATE SCHEMA "{pg_kit.schema}"')
+    pg_kit.sql("CREATE TABLE customers (id int PRIMARY KEY, name text)")
+    pg_kit.sql("INSERT INTO customers VALUES (1, 'ada')")
+    with pytest.raises(flowrt.StoreError, match=r"not a flowrt store.*customers"):
+        pg_kit.make()
+    tables = pg_kit.sql("SELECT table_name FROM information_schema.tables "
+                        "WHERE table_schema = %s", pg_kit.schema)
+    assert tables == [("customers",)]
+    assert pg_kit.sql("SELECT name FROM customers") == [("ada",)]
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("UPDATE meta SET value = '99' WHERE key = 'schema_version'", "written by a newer flowrt"),
+    ("UPDATE meta SET value = 'two' WHERE key = 'schema_version'", "'two'"),
+    ("UPDATE meta SET value = '0' WHERE key = 'schema_version'", "schema version 0"),
+    ("DROP TABLE nodes", "table 'nodes' is missing"),
+    ("ALTER TABLE runs DROP COLUMN fence", "no column 'fence'"),
+])
+def test_a_damaged_or_newer_store_is_refused_untouched(pg_kit: PostgresKit, damage: str,
+                                                        message: str) -> None:
+    wf = flowrt.Workflow("x")
+    wf.add("a", lambda: 1)
+    wf.run_sync(store=pg_kit.make(), run_id="r")
+    pg_kit.sql(damage)
+    before = pg_kit.sql("SELECT key, value FROM meta ORDER BY key")
+    with pytest.raises(flowrt.StoreError, match=message):
+        pg_kit.make()
+    assert pg_kit.sql("SELECT key, value FROM meta ORDER BY key") == before
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("UPDATE runs SET structure = '{\"a\": ['", "structure"),
+    ("UPDATE runs SET lease = 'held'", "not a lease"),
+])
+def test_a_damaged_run_is_a_store_error(pg_kit: PostgresKit, damage: str, message: str
+                                        ) -> None:
+    store = pg_kit.make()
+    wf = flowrt.Workflow("x")
+    wf.add("a", lambda: 1)
+    wf.run_sync(store=store, run_id="r")
+    pg_kit.sql(damage)
+    for read in (store.runs, lambda: store.load("r"), lambda: store.get_run("r")):
+        with pytest.raises(flowrt.StoreError, match=f"run 'r'.*{message}"):
+            read()
+    with pytest.raises(flowrt.StoreError, match=message):
+        wf.run_sync(store=store, run_id="r")
+
+
+def test_store_urls_and_schemas(pg_kit: PostgresKit, tmp_path: Path) -> None:
+    """``store="postgresql://...?schema=..."`` everywhere a path works: runs, the CLI."""
+    url = f"{pg_kit.url}?schema={pg_kit.schema}"
+    wf = flowrt.Workflow("url")
+    wf.add("a", lambda: 41)
+    wf.add("b", lambda a: a + 1, deps=["a"])
+    assert wf.run_sync(store=url, run_id="u")["b"] == 42
+    assert pg_kit.make().get_run("u").status == "succeeded"
+    out = subprocess.run([sys.executable, "-m", "flowrt", "runs", "--store", url, "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and '"run_id": "u"' in out.stdout, out.stderr
+    out = subprocess.run([sys.executable, "-m", "flowrt", "show", "u", "--store", url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "succeeded" in out.stdout, out.stderr
+    page = tmp_path / "u.html"
+    out = subprocess.run([sys.executable, "-m", "flowrt", "report", "u", "--store", url,
+                          "-o", str(page)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "url" in page.read_text() and page.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError, match="give one"):
+        flowrt.PostgresStore(url, schema="other")
+    with pytest.raises(ValueError, match="plain identifier"):
+        flowrt.PostgresStore(pg_kit.url, schema="drop table; --")
+    with pytest.raises(ValueError, match="synchronous_commit must be one of off, local"):
+        flowrt.PostgresStore(url, synchronous_commit="sometimes")
+    durable = pg_kit.make(synchronous_commit="on")  # waits for the disk: the same records
+    assert wf.run_sync(store=durable, run_id="v")["b"] == 42
+
+
+def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
+    pytest.importorskip("psycopg")
+    started = time.monotonic()
+    with pytest.raises(flowrt.StoreError, match=r"cannot reach postgresql://127\.0\.0\.1:1/"
+                                                r"db within 0\.5 s") as info:
+        flowrt.PostgresStore("postgresql://me:s3cret@127.0.0.1:1/db", connect_timeout=0.5)
+    assert "s3cret" not in str(info.value) and "refused" in str(info.value)
+    assert time.monotonic() - started < 5
+
+
+def test_a_wrong_role_fails_at_once(pg_url: str) -> None:
+    wrong = pg_url.replace("://", "://nobody-here@", 1).replace("flowrt@", "", 1)
+    started = time.monotonic()
+    with pytest.raises(flowrt.StoreError, match="nobody-here"):
+        flowrt.PostgresStore(wrong)
+    assert time.monotonic() - started < 5  # not connect_timeout: asking again is no use
+    out = subprocess.run([sys.executable, "-m", "flowrt", "runs", "--store", wrong],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "nobody-here" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+async def _side(i: int, calls: list[str]) -> int:
+    calls.append(f"side{i}")
+    await anyio.sleep(0.0025 * (i % 400))
+    return i
+
+
+# -- reconnection ---------------------------------------------------------------------------
+
+
+def _terminate_flowrt_connections(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return len(conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'flowrt' AND pid <> pg_backend_pid()").fetchall())
+
+
+@pytest.mark.anyio
+async def test_dropped_connections_pause_checkpointing_and_the_run_goes_on(
+        pg_kit: PostgresKit) -> None:
+    calls: list[str] = []
+    wf = _chain(20, 0.05, calls)
+    for i in range(400):  # busy: the writer is often in the middle of a commit
+        wf.add(f"side{i}", functools.partial(_side, i, calls))
+    store = pg_kit.make()
+    killed = []
+
+    async def cut() -> None:
+        rng = random.Random(7)
+        for _ in range(12):  # mid-commit sometimes: the writer's pipeline is cut too
+            await anyio.sleep(rng.uniform(0.02, 0.08))
+            killed.append(await anyio.to_thread.run_sync(_terminate_flowrt_connections,
+                                                         pg_kit.url))
+
+    async with flowrt.Runtime(store=store) as rt, anyio.create_task_group() as tg:
+        tg.start_soon(cut)
+        result = await rt.run(wf, run_id="r")
+    assert result.ok and sum(1 for k in killed if k) >= 4, killed
+    assert sorted(calls) == sorted([f"n{i}" for i in range(20)]
+                                   + [f"side{i}" for i in range(400)])  # each once
+    stored = pg_kit.make().load("r")
+    assert stored.record.status == "succeeded" and stored.record.owner is None
+    assert {n for n, r in stored.nodes.items() if r.status == "succeeded"} == set(calls)
+
+
+def test_a_server_restart_mid_run(pg_server: pgserver.Server) -> None:
+    """The server restarts while a run checkpoints (and another process reads): the run
+    goes on through it, and the store has every node, each run once."""
+    calls: list[str] = []
+    wf = _chain(30, 0.04, calls)
+    store = flowrt.PostgresStore(pg_server.url, schema="restart")
+
+    def restart_soon() -> None:
+        time.sleep(0.3)
+        pgserver.restart(pg_server.dir)
+
+    restarter = threading.Thread(target=restart_soon)
+    restarter.start()
+    try:
+        result = wf.run_sync(store=store, run_id="r", backend="trio")
+    finally:
+        restarter.join()
+    assert result.ok, result.errors
+    assert sorted(calls) == sorted(f"n{i}" for i in range(30))
+    stored = store.load("r")  # its pool's connections were cut too: reads reconnect
+    assert stored.record.status == "succeeded" and len(stored.nodes) == 30
+    store.close()
+
+
+@pytest.mark.anyio
+async def test_an_outage_longer_than_the_lease_stops_the_run_then_it_resumes(
+        pg_server: pgserver.Server) -> None:
+    """A run never goes on past a checkpoint it could not write: with the server down
+    for longer than its lease, it stops (StoreError); back up, a resume runs only what
+    was not recorded."""
+    calls: list[str] = []
+    ttl = 1.0
+    wf = _chain(60, 0.04, calls)
+    store = flowrt.PostgresStore(pg_server.url, schema="outage", lease_ttl=ttl,
+                                 connect_timeout=1.0)
+    down_at: list[float] = []
+
+    def take_down() -> None:
+        time.sleep(0.5)
+        down_at.append(time.monotonic())
+        pgserver.down(pg_server.dir)
+
+    taker = threading.Thread(target=take_down)
+    taker.start()
+    try:
+        async with flowrt.Runtime(store=store) as rt:
+            with pytest.raises(flowrt.StoreError, match="unreachable") as info:
+                await rt.run(wf, run_id="r")
+            stopped_at = time.monotonic()
+    finally:
+        taker.join()
+        store.close()
+    assert "resume it once the store can be written" in str(info.value)
+    # it stopped about a lease after the server went away, not at the end of the chain
+    assert stopped_at - down_at[0] < ttl + 1.5, stopped_at - down_at[0]
+    ran_before = list(calls)
+    assert len(ran_before) < 50
+    pgserver.up(pg_server.dir)
+    calls.clear()
+    again = flowrt.PostgresStore(pg_server.url, schema="outage", lease_ttl=ttl)
+    try:
+        stored = again.load("r")
+        recorded = {n for n, r in stored.nodes.items() if r.status == "succeeded"}
+        assert recorded and recorded <= set(ran_before)
+        result = await wf.run(store=again, run_id="r")
+        assert result.ok
+        assert not recorded & set(calls)  # nothing recorded ran again
+        assert sorted(recorded | set(calls)) == sorted(f"n{i}" for i in range(60))
+    finally:
+        again.close()
+
+
+# -- cancellation --------------------------------------------------------------------------
+
+
+_CANCEL = """
+import random, anyio, flowrt
+from stores import open_spec
+
+SPEC = {spec!r}
+HOW = {how!r}
+# fail_fast while b waits to retry: the engine cancels the pending retry (issue 11)
+RETRIES = 2
+ran = []
+
+def build(fail):
+    wf = flowrt.Workflow("cancel-" + HOW)
+
+    @wf.node(limit="db")
+    async def a(ctx: flowrt.Context) -> int:
+        ran.append((ctx.run_id, "a"))
+        await anyio.sleep(random.uniform(0, 0.02))
+        return 1
+
+    @wf.node(retries=RETRIES)
+    async def b(a: int, ctx: flowrt.Context) -> int:
+        ran.append((ctx.run_id, "b"))
+        await anyio.sleep(random.uniform(0, 0.03))
+        if fail[0] and ctx.attempt < 3:
+            raise ConnectionError("flaky")
+        return a + 1
+
+    @wf.node(limit="db")
+    async def c(a: int, ctx: flowrt.Context) -> int:
+        ran.append((ctx.run_id, "c"))
+        await anyio.sleep(random.uniform(0, 0.03))
+        if fail[0] and HOW == "fail_fast":
+            raise RuntimeError("c fails")
+        return a + 2
+
+    for i in range(6):
+        @wf.node(name=f"w{{i}}")
+        async def wide(b: int, ctx: flowrt.Context) -> int:
+            ran.append((ctx.run_id, ctx.node))
+            await anyio.sleep(random.uniform(0, 0.04))
+            return b
+
+    @wf.node
+    async def end(c: int, w0: int, w5: int) -> int:
+        return c + w0 + w5
+
+    return wf
+
+async def main():
+    store = open_spec(SPEC, lease_ttl=5.0)
+    fail = [True]
+    async with flowrt.Runtime(store=store, limits={{"db": 1}}) as rt:
+        for trial in range({trials}):
+            run_id = f"{{HOW}}-{{trial}}"
+            fail[0] = True
+            wf = build(fail)
+            if HOW == "outer":
+                with anyio.move_on_after(random.uniform(0, 0.08)):
+                    await rt.run(wf, run_id=run_id)
+            elif HOW == "timeout":
+                result = await rt.run(wf, run_id=run_id, timeout=random.uniform(0, 0.08))
+                assert result.status in (flowrt.RunStatus.CANCELLED, flowrt.RunStatus.SUCCEEDED)
+            else:
+                result = await rt.run(wf, run_id=run_id, fail_fast=True)
+                assert result.status is flowrt.RunStatus.FAILED, result.status
+            await anyio.to_thread.run_sync(store.flush)
+            record = store.get_run(run_id)
+            if record is not None:  # cancelled before its claim: nothing was written
+                assert record.status in ("cancelled", "failed", "succeeded"), record.status
+                assert record.owner is None and record.lease_expires is None
+                stored = store.load(run_id)
+                done = {{n for n, r in stored.nodes.items() if r.status == "succeeded"}}
+            else:
+                done = set()
+            before = len(ran)
+            fail[0] = False
+            result = await rt.run(wf, run_id=run_id)
+            assert result.ok and result["end"] == 7, result.errors
+            again = {{node for rid, node in ran[before:] if rid == run_id}}
+            assert not done & again, (done, again)
+    store.close()
+    print("ok")
+
+anyio.run(main, backend=BACKEND)
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("how", ["outer", "timeout", "fail_fast"])
+def test_durable_runs_cancelled_every_way_stay_consistent(pg_kit: PostgresKit, how: str,
+                                                          backend: str) -> None:
+    """Cancelled while claiming, waiting for a limit, retrying or running: the store says
+    the run ended (no lease left), and a resume runs only what was not recorded. 15
+    trials per case, in a subprocess (a hang fails the test)."""
+    pg_kit.make().close()
+    out = run_program(_CANCEL.format(spec=pg_kit.spec, how=how, trials=15),
+                      backend=backend, timeout=120)
+    assert out.strip().endswith("ok")
+
+
+def test_the_store_a_url_opens_is_closed_with_its_runtime(pg_kit: PostgresKit) -> None:
+    url = f"{pg_kit.url}?schema={pg_kit.schema}"
+
+    async def main() -> Any:
+        async with flowrt.Runtime(store=url) as rt:
+            assert isinstance(rt.store, flowrt.PostgresStore)
+            opened = rt.store
+            wf = flowrt.Workflow("w")
+            wf.add("a", lambda: 1)
+            assert (await rt.run(wf, run_id="x")).ok
+        return opened
+
+    store = anyio.run(main)
+    with pytest.raises(flowrt.StoreError, match="closed"):
+        store.runs()
