@@ -32,6 +32,10 @@ class Status(enum.IntEnum):
     FAILED = 4  #: final: the last attempt raised
     SKIPPED = 5  #: final: its trigger rule could not hold
     CANCELLED = 6  #: final: the run was cancelled before the node finished
+    # -- waits (issue 14): not final; values after the first seven, so that the byte
+    # values stored in memory before stay what they were
+    #: a signal, approval or timer node waiting for its signal or its time
+    WAITING = 7
 
     def __str__(self) -> str:
         return self.name.lower()
@@ -39,13 +43,13 @@ class Status(enum.IntEnum):
     @property
     def final(self) -> bool:
         """True for SUCCEEDED, FAILED, SKIPPED and CANCELLED."""
-        return self >= Status.SUCCEEDED
+        return self in FINAL
 
 
 #: The final statuses.
 FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
 
-#: Status by its byte value (0 .. 6): a tuple index, where Status(b) is an enum lookup
+#: Status by its byte value (0 .. 7): a tuple index, where Status(b) is an enum lookup
 BY_VALUE: tuple[Status, ...] = tuple(Status)
 #: Status name by its byte value: what stores and tools write ("succeeded", ...)
 NAMES: tuple[str, ...] = tuple(map(str, Status))
@@ -194,6 +198,8 @@ class EventKind(enum.StrEnum):
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
     RUN_FINISHED = "run_finished"
+    # -- waits (issue 14)
+    WAITING = "waiting"  #: a wait node began waiting for its signal or its time
 
 
 @attrs.frozen
