@@ -11,11 +11,11 @@ from typing import Any
 
 import anyio
 import pytest
+from stores import StoreKit
+from subproc import REPO, TESTS, run_program
 
 import flowrt
 from flowrt.testing import Crash, FakeClock, crash_at
-from stores import StoreKit
-from subproc import REPO, TESTS, run_program
 
 pytestmark = pytest.mark.anyio
 
@@ -76,12 +76,12 @@ def test_wait_nodes_are_nodes_with_their_kind_in_the_plan() -> None:
 
 def test_bad_wait_nodes_are_refused_naming_the_culprit() -> None:
     wf = flowrt.Workflow("w")
-    with pytest.raises(flowrt.GraphError, match="timer 't': give delay=.*or until="):
+    with pytest.raises(flowrt.GraphError, match=r"timer 't': give delay=.*or until="):
         wf.timer("t")
     with pytest.raises(flowrt.GraphError, match="exactly one"):
         wf.timer("t", delay=1, until=datetime.now(UTC))
     with pytest.raises(flowrt.GraphError, match="aware datetime"):
-        wf.timer("t", until=datetime(2030, 1, 1))  # noqa: DTZ001 -- the point of the test
+        wf.timer("t", until=datetime(2030, 1, 1))
     with pytest.raises(flowrt.GraphError, match="node 's': timeout= takes seconds"):
         wf.signal("s", timeout=-1)
     with pytest.raises(flowrt.GraphError, match="delay= takes seconds"):
@@ -348,7 +348,7 @@ async def test_a_cancelled_parked_run_can_be_resumed_and_waits_again(
         await rt.run(wf, {"order_id": "B"}, run_id="b", park=True)
         await rt.cancel("b")
         assert store.get_run("b").status == "cancelled"
-        with pytest.raises(flowrt.SignalRefused, match="no signal 'managr'.*'manager'"):
+        with pytest.raises(flowrt.SignalRefused, match=r"no signal 'managr'.*'manager'"):
             await rt.signal("b", "managr", {"approved": True})
         await rt.resume("b")
         assert await rt.serve(until_idle=True) == 1
@@ -466,8 +466,8 @@ def test_cancelled_while_waiting_many_times(backend: str, where: str, tmp_path: 
     else:
         spec = where
     trials = 12 if where == "postgres" else 30  # a schema per trial: slower
-    out = run_program(f"SPEC = {spec!r}\nTRIALS = {trials}\n" + textwrap.dedent(CANCEL_WHILE_WAITING),
-                      backend=backend, timeout=120)
+    source = f"SPEC = {spec!r}\nTRIALS = {trials}\n" + textwrap.dedent(CANCEL_WHILE_WAITING)
+    out = run_program(source, backend=backend, timeout=120)
     assert out.strip() == str([("fail_fast", "failed"), ("scope", "cancelled"),
                                ("timeout", "cancelled")])
 
@@ -523,10 +523,10 @@ def test_park_exit_signal_from_another_process_resume(shared_kit: StoreKit) -> N
     store = shared_kit.make()
     assert store.get_run("p").status == "waiting"
     if spec.startswith("pg:"):  # the CLI takes no schema: the same call, from Python
-        command = ["-c", "import sys; sys.path[:0] = [%r]; from stores import open_spec; "
-                   "from flowrt.durable import control; s = open_spec(%r); "
-                   "control.approve(s, 'p', 'manager', by='ann'); s.close()"
-                   % (str(TESTS), spec)]
+        command = ["-c", f"import sys; sys.path[:0] = [{str(TESTS)!r}]; "
+                   "from stores import open_spec; from flowrt.durable import control; "
+                   f"s = open_spec({spec!r}); "
+                   "control.approve(s, 'p', 'manager', by='ann'); s.close()"]
     else:
         command = ["-m", "flowrt", "approve", "p", "manager", "--by", "ann", "--store", spec]
     cli = subprocess.run([sys.executable, *command], capture_output=True, text=True,
