@@ -113,3 +113,20 @@ async def test_scheduled(tmp_path: Path) -> None:
         "2024-06-01T23", "2024-06-02T23", "2024-06-06T23", "2024-06-07T23"]
     assert all(r.ok for r in results) and any("coalesced" in line for line in said)
     assert len((tmp_path / "report.txt").read_text().splitlines()) == 4
+
+
+@pytest.mark.anyio
+async def test_approval(tmp_path: Path) -> None:
+    """A worker process parks both runs at the approval; the CLI approves one and
+    rejects the other; quote ran once each (it is before the wait)."""
+    results, _, said = await run_demo("approval", folder=str(tmp_path))
+    assert [r.run_id for r in results] == ["po-1"] and results[0].ok
+    assert results[0]["manager"]["by"] == "alice"
+    assert (tmp_path / "orders.txt").read_text().count("\n") == 1
+    assert any("rejected by alice: not this year" in line for line in said)
+    store = flowrt.SQLiteStore(tmp_path / "runs.db")
+    try:
+        assert [store.load(r).nodes["quote"].attempts for r in ("po-1", "po-2")] == [1, 1]
+        assert store.load("po-1").nodes["quote"].fence < store.get_run("po-1").fence
+    finally:
+        store.close()
