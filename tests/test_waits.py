@@ -582,3 +582,73 @@ def test_a_signal_from_another_process_reaches_a_run_waiting_in_process(
             child.wait()
     assert child.returncode == 0, err
     assert out.strip() == "receipt for 12"
+
+
+TIMER_RUN = """
+    import anyio, flowrt, time
+    from stores import open_spec
+
+    class Ahead:
+        '''The system clock, AHEAD seconds ahead.'''
+        def now(self):
+            return time.time() + AHEAD
+        async def sleep_until(self, when):
+            while self.now() < when:
+                await anyio.sleep(0.01)
+
+    wf = flowrt.Workflow("backoff")
+    wf.add("first", lambda: 1)
+    wf.timer("wait", after=["first"], delay=30)
+    wf.add("then", lambda: time.time(), after=["wait"])
+
+    async def main():
+        store = open_spec(SPEC)
+        try:
+            async with flowrt.Runtime(store=store, clock=Ahead()) as rt:
+                result = await rt.run(wf, run_id="t")
+                print(result.status)
+        finally:
+            store.close()
+
+    anyio.run(main, backend=BACKEND)
+"""
+
+
+def test_a_timer_resumes_with_the_time_left_after_sigkill(shared_kit: StoreKit) -> None:
+    """A process waiting on a 30 s timer is SIGKILLed; a new process on a clock 28 s
+    ahead resumes the run and waits only for what is left (a restarted timer would take
+    30 s and hit the 25 s deadline)."""
+    import os
+    import signal
+    import time
+
+    spec = shared_kit.spec
+    prologue = (f"import sys\nsys.path[:0] = [{str(REPO)!r}, {str(TESTS)!r}]\n"
+                f"BACKEND = 'asyncio'\nSPEC = {spec!r}\nAHEAD = 0\n")
+    child = subprocess.Popen([sys.executable, "-c", prologue + textwrap.dedent(TIMER_RUN)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = shared_kit.make()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stored = store.load("t")
+            if stored is not None and stored.waits():
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the run never began waiting")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    (wait,) = store.load("t").waits()
+    assert wait.node == "wait" and wait.due is not None
+    assert store.get_run("t").status == "running"  # its process died holding it
+    out = run_program(f"SPEC = {spec!r}\nAHEAD = 28\n" + textwrap.dedent(TIMER_RUN),
+                      timeout=25)
+    assert out.strip() == "succeeded"
+    stored = store.load("t")
+    assert stored.record.status == "succeeded" and stored.nodes["wait"].due is None
+    assert stored.restored("first")

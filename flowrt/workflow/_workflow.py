@@ -302,6 +302,7 @@ class Workflow:
             GraphError: a bad ``timeout`` or ``trigger``.
             DuplicateNodeError: the workflow has a node of that name already.
 
+        >>> from datetime import timedelta
         >>> wf = Workflow("w")
         >>> wf.signal("payment", timeout=timedelta(days=2))
         >>> wf.nodes["payment"].fn
@@ -317,8 +318,19 @@ class Workflow:
 
         Approved, it outputs the payload: ``{"approved": True, "by": ..., "comment":
         ...}``. Rejected, it fails with :class:`~flowrt.Rejected` (who and why in its
-        message) and its dependents are skipped as for any failure. Arguments and
-        errors are :meth:`signal`'s.
+        message) and its dependents are skipped as for any failure.
+
+        Args:
+            name: the node's name, which is the signal's name.
+            after: the nodes it begins waiting after.
+            timeout: seconds (or a ``timedelta``) from when it begins waiting to when
+                it fails with :class:`~flowrt.SignalTimeout`; None waits without limit.
+            trigger: its trigger rule, as for any node.
+
+        Raises:
+            ValueError: ``name`` is not a non-empty str.
+            GraphError: a bad ``timeout`` or ``trigger``.
+            DuplicateNodeError: the workflow has a node of that name already.
         """
         self._add_wait(name, wait_spec(APPROVAL, name, timeout=timeout), after, trigger)
 
