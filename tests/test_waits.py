@@ -567,10 +567,20 @@ def test_a_signal_from_another_process_reaches_a_run_waiting_in_process(
     try:
         store = shared_kit.make()
 
+        store_arg = spec
+        if spec.startswith("pg:"):
+            _, schema, url = spec.split(":", 2)
+            store_arg = f"{url}?schema={schema}"
+
         async def send() -> None:
             with anyio.fail_after(30):
                 while store.get_run("x") is None or not store.load("x").waits():
                     await anyio.sleep(0.02)
+            runs = subprocess.run([sys.executable, "-m", "flowrt", "runs", "--store",
+                                   store_arg], capture_output=True, text=True, timeout=60)
+            assert runs.returncode == 0, runs.stderr
+            assert ("waiting in the process that runs it (a signal reaches it there):\n"
+                    "  x: signal 'paid'") in runs.stdout
             async with flowrt.Runtime(store=store) as rt:
                 await rt.signal("x", "paid", {"amount": 12})
 
