@@ -466,7 +466,8 @@ class Workflow:
                 it again with the same ``run_id`` resumes it.
             options: the run options, :class:`~flowrt.runtime.RunOptions`: ``run_id``,
                 ``max_concurrency``, ``limits``, ``fail_fast``, ``timeout``, ``data``,
-                ``executor``, ``on_event``, ``resume``, ``metrics``, ``strict_inputs``.
+                ``executor``, ``on_event``, ``resume``, ``metrics``, ``strict_inputs``,
+                ``park``.
 
         Returns:
             The :class:`~flowrt.RunResult`; a failed node does not raise (see
