@@ -29,11 +29,13 @@ LEGAL = {
 def test_status_names_and_finality() -> None:
     assert str(Status.SUCCEEDED) == "succeeded"
     assert [str(s) for s in Status] == [
-        "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled"
+        "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
+        "waiting",
     ]
     assert [s for s in Status if s.final] == [S, F, SK, C]
     assert frozenset(s for s in Status if s.final) == FINAL
     assert not P.final and not RD.final and not RN.final
+    assert not Status.WAITING.final  # a wait node waits: not final (issue 14)
 
 
 def test_board_starts_pending() -> None:

@@ -662,3 +662,18 @@ def test_a_timer_resumes_with_the_time_left_after_sigkill(shared_kit: StoreKit) 
     stored = store.load("t")
     assert stored.record.status == "succeeded" and stored.nodes["wait"].due is None
     assert stored.restored("first")
+
+
+async def test_a_parked_run_holds_no_worker_slot(store_kit: StoreKit) -> None:
+    """A worker of concurrency 1 parks a waiting run and goes on with the next one."""
+    store = store_kit.make()
+    plain = flowrt.Workflow("plain")
+    plain.add("a", lambda: "done")
+    wf = payment_flow()
+    async with flowrt.Runtime(store=store, workflows=[wf, plain]) as rt:
+        waiting = await rt.submit(wf, run_id="1-waits")
+        done = await rt.submit(plain, run_id="2-plain")
+        with anyio.fail_after(30):
+            assert await rt.serve(concurrency=1, until_idle=True) == 2
+    assert store.get_run(waiting).status == "waiting"
+    assert store.get_run(done).status == "succeeded"
