@@ -23,6 +23,8 @@ LEGAL = {
     (RN, RD),  # a failed attempt waits for its retry
     (P, SK),
     (P, C), (RD, C), (RN, C),  # any non-final status may be cancelled
+    # waits (issue 14)
+    (RD, Status.WAITING), (Status.WAITING, S), (Status.WAITING, F), (Status.WAITING, C),
 }
 
 
@@ -74,7 +76,7 @@ def test_every_transition_is_legal_or_raises_naming_both_statuses(
     assert board[0] is P
 
 
-@pytest.mark.parametrize("bad", [7, 9, 255, -1])
+@pytest.mark.parametrize("bad", [8, 9, 255, -1])
 def test_a_value_that_is_no_status_is_refused(bad: int) -> None:
     board = StatusBoard(1)
     with pytest.raises(ValueError, match="not a status"):
@@ -96,7 +98,7 @@ def test_counts_and_reset() -> None:
     board.move(2, SK)
     board.move(3, C)
     counts = board.counts()
-    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1}
+    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, Status.WAITING: 0}
     assert list(counts) == list(Status)  # every status listed
     assert sum(counts.values()) == len(board)
     assert repr(board) == (
