@@ -22,6 +22,8 @@ COLOURS: Mapping[Status, str] = {
     Status.FAILED: "#f38ba8",
     Status.SKIPPED: "#f5f5f5",
     Status.CANCELLED: "#fab387",
+    # -- waits (issue 14): the colour the report gave stored "waiting" nodes before
+    Status.WAITING: "#d8b9ff",
 }
 
 
