@@ -41,7 +41,7 @@ from .. import _backends
 from .._logging import is_enabled
 from .._types import Event, EventKind, RemoteExecutor, RunStatus, Status, holds
 from ..data._workflow_data import MISSING
-from ..errors import SerializationError
+from ..errors import BranchError, SerializationError
 from ..executors._base import Remote, run_in_thread
 from . import invoke as actor
 from .events import report_hook_error
@@ -64,6 +64,11 @@ SUCCEEDED = Status.SUCCEEDED.value
 FAILED = Status.FAILED.value
 SKIPPED = Status.SKIPPED.value
 CANCELLED = Status.CANCELLED.value
+# -- branches (design.md, "Control flow") --
+BYPASSED = Status.BYPASSED.value
+#: what settle() tells the direct successors of a branch that succeeded: SUCCEEDED to
+#: those it chose (``Supervisor._taken``), BYPASSED to the others (never on the board)
+BRANCHED: Final = 255
 
 #: Nodes a runner finishes inline in a row before it lets the event loop run once, so
 #: that a long stretch of nodes that never suspend neither starves the application nor
@@ -101,6 +106,16 @@ class Supervisor:
         self.remaining = plan.indegree.copy()  # a memcpy, not a loop
         self.succeeded = [0] * n
         self.failed = [0] * n
+        # -- branches (design.md, "Control flow") --
+        #: per node, its dependencies that ended BYPASSED (only a plan with branches
+        #: has any: for the others an empty list, nothing allocated per node)
+        self.bypassed: list[int] = [0] * n if plan.has_branches else []
+        #: per node, 1 for a branch (None when the plan has none: one test per success)
+        self._branches: bytearray | None = plan.branch if plan.has_branches else None
+        #: the direct successors the branch being settled chose
+        self._taken: frozenset[int] = frozenset()
+        #: direct successors of a branch that failed with BranchError: they never run
+        self._barred: set[int] = set()
         self.ready: deque[int] = deque()
         self.left = n  # nodes not final yet
         self.fail_fast = fail_fast
@@ -164,13 +179,14 @@ class Supervisor:
         remaining = self.remaining
         for i in range(len(plan)):
             if board[i] == PENDING and not remaining[i]:
-                if self._rule_holds(i):
+                verdict = self._verdict(i)
+                if verdict == READY:
                     board[i] = READY
                     ready.append(i)
                     if self.trace:
                         self.emit(EventKind.READY, i)
                 else:  # dependencies restored from a store may not satisfy the rule
-                    self._skip(i)
+                    self._end_unrun(i, verdict)
         shared = self.shared
         shared.runs.add(self)
         try:
@@ -489,6 +505,8 @@ class Supervisor:
         timeout = plan.options_of(node).timeout
         if timeout is not None:
             coro = actor.with_timeout(timeout, coro)
+        if plan.branch[node]:  # branches: the attempt returns the names chosen
+            coro = actor.branching(plan, node, coro)
         return coro
 
     # -- messages -------------------------------------------------------------------
@@ -509,6 +527,9 @@ class Supervisor:
             self._release(node)
         if self.trace:
             self.emit(EventKind.SUCCEEDED, node)
+        if self._branches is not None and self._branches[node]:
+            self._settle_branch(node, value)
+            return
         self.settle(node, SUCCEEDED)
 
     def raised(self, node: int, error: BaseException) -> bool:
@@ -540,6 +561,9 @@ class Supervisor:
         plan = self.plan
         if self.limited:
             self._release(node)
+        if isinstance(error, BranchError):  # branches: a bug to fix, not a hiccup
+            retry = False
+            self._barred.update(plan.succ_idx[plan.succ_ptr[node] : plan.succ_ptr[node + 1]])
         attempt = self.attempts[node]
         if retry and attempt < plan.attempts[node] and not self.stopping:
             policy = plan.options_of(node).retry
@@ -603,8 +627,11 @@ class Supervisor:
                 self._done.set()
             return
         succ_idx = plan.succ_idx
+        pred_ptr = plan.pred_ptr
+        trigger = plan.trigger
         remaining = self.remaining
         board = self.board
+        succeeded = self.succeeded
         stack = [node]
         statuses = [status]
         while stack:
@@ -613,46 +640,96 @@ class Supervisor:
             self.left -= 1
             for s in succ_idx[succ_ptr[node] : succ_ptr[node + 1]]:
                 if status == SUCCEEDED:
-                    self.succeeded[s] += 1
+                    succeeded[s] += 1
                 elif status == FAILED:
                     self.failed[s] += 1
+                elif status != SKIPPED:  # branches: BYPASSED, or the edges of a branch
+                    if status == BYPASSED or s not in self._taken:
+                        self.bypassed[s] += 1
+                    else:
+                        succeeded[s] += 1
                 left = remaining[s] - 1
                 remaining[s] = left
                 if left or board[s] != PENDING:
                     continue
-                trigger = plan.trigger[s]
-                deps = plan.pred_ptr[s + 1] - plan.pred_ptr[s]
-                if (self.succeeded[s] == deps) if trigger == 0 else holds(
-                    trigger, deps, self.succeeded[s], self.failed[s]
-                ):
+                # The default rule with every dependency succeeded is decided here;
+                # anything else by _verdict.
+                if not trigger[s] and succeeded[s] == pred_ptr[s + 1] - pred_ptr[s]:
+                    verdict = READY
+                else:
+                    verdict = self._verdict(s)
+                if verdict == READY:
                     board[s] = READY
                     self.ready.append(s)
                     if self.trace:
                         self.emit(EventKind.READY, s)
                 else:
-                    board[s] = SKIPPED
+                    board[s] = verdict
                     if self.trace:
-                        self.emit(EventKind.SKIPPED, s)
+                        self.emit(EventKind.SKIPPED if verdict == SKIPPED
+                                  else EventKind.BYPASSED, s)
                     if self.checkpoint is not None:
-                        self.checkpoint.ended(s, SKIPPED, None)
+                        self.checkpoint.ended(s, verdict, None)
                     stack.append(s)
-                    statuses.append(SKIPPED)
+                    statuses.append(verdict)
         if not self.left and self._done is not None:
             self._done.set()
 
-    def _rule_holds(self, node: int) -> bool:
-        """The trigger rule of ``node``, all of whose dependencies are final."""
+    def _verdict(self, node: int) -> int:
+        """READY, SKIPPED or BYPASSED: how ``node`` goes on, all of its dependencies
+        being final.
+
+        Its trigger rule decides, over the dependencies that were not BYPASSED; but a
+        node whose dependencies are all BYPASSED, or any of them under ``ALL_SUCCESS``
+        (when none failed or was skipped: a failure cascade wins), is BYPASSED itself,
+        and a direct successor of a branch that failed with BranchError is SKIPPED.
+        """
         plan = self.plan
         deps = plan.pred_ptr[node + 1] - plan.pred_ptr[node]
-        return holds(plan.trigger[node], deps, self.succeeded[node], self.failed[node])
+        if not deps:
+            return READY
+        trigger = plan.trigger[node]
+        succeeded = self.succeeded[node]
+        # -- branches (design.md, "Control flow"; issue 13, "Precisely") --
+        if self._barred and node in self._barred:
+            return SKIPPED
+        bypassed = self.bypassed[node] if self.bypassed else 0
+        if bypassed:
+            if bypassed == deps:
+                return BYPASSED
+            if not trigger:  # ALL_SUCCESS
+                return BYPASSED if succeeded + bypassed == deps else SKIPPED
+            deps -= bypassed
+        return READY if holds(trigger, deps, succeeded, self.failed[node]) else SKIPPED
 
-    def _skip(self, node: int) -> None:
-        self.board[node] = SKIPPED
+    def _end_unrun(self, node: int, status: int) -> None:
+        """``node`` ends SKIPPED or BYPASSED without running (at the start of a run)."""
+        self.board[node] = status
         if self.trace:
-            self.emit(EventKind.SKIPPED, node)
+            self.emit(EventKind.SKIPPED if status == SKIPPED else EventKind.BYPASSED, node)
         if self.checkpoint is not None:
-            self.checkpoint.ended(node, SKIPPED, None)
-        self.settle(node, SKIPPED)
+            self.checkpoint.ended(node, status, None)
+        self.settle(node, status)
+
+    # -- branches (design.md, "Control flow") -------------------------------------------
+
+    def _settle_branch(self, node: int, chosen: Any) -> None:
+        """Branch ``node`` succeeded choosing ``chosen`` (a name or a list of names, as
+        :func:`~flowrt._engine.invoke.branching` made it): its chosen direct successors
+        see a succeeded dependency, the others a bypassed one."""
+        self._taken = self._ids_of(chosen)
+        try:
+            self.settle(node, BRANCHED)
+        finally:
+            self._taken = frozenset()
+
+    def _ids_of(self, chosen: Any) -> frozenset[int]:
+        """The ids of the nodes named in ``chosen`` (a name or a list of names)."""
+        index = self.plan.index
+        # anything but a name or a list of names: a value stored by another workflow
+        names = [chosen] if isinstance(chosen, str) else (
+            chosen if isinstance(chosen, list) else ())
+        return frozenset(i for i in map(index.get, names) if i is not None)
 
     def restore(self, node: int, value: Any, attempts: int, started: float | None,
                 finished: float | None) -> None:
@@ -672,9 +749,14 @@ class Supervisor:
             self.finished[node] = finished - base
         self.left -= 1
         plan = self.plan
+        # A branch's recorded choice is applied again, never asked again.
+        taken = self._ids_of(value) if plan.branch[node] else None
         for s in plan.succ_idx[plan.succ_ptr[node] : plan.succ_ptr[node + 1]]:
             self.remaining[s] -= 1
-            self.succeeded[s] += 1
+            if taken is None or s in taken:
+                self.succeeded[s] += 1
+            else:
+                self.bypassed[s] += 1
 
     # -- limits ---------------------------------------------------------------------
 

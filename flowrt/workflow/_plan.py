@@ -104,6 +104,10 @@ class Plan:
         #: 1 for nodes with a retry, timeout, executor or a trigger rule that may run
         #: them without some dependency's output: the runtime's slow path
         self.special = bytearray(n)
+        # -- branches: per node, 1 for a branch (design.md, "Control flow") --
+        self.branch = bytearray(n)
+        #: whether any node is a branch (the runtime's per-run switch)
+        self.has_branches = False
         limit_names: dict[str, int] = {}
         for i, o in options.items():
             self.attempts[i] = o.attempts
@@ -111,8 +115,11 @@ class Plan:
             if o.limit is not None:
                 self.limit_of[i] = limit_names.setdefault(o.limit, len(limit_names))
             if (o.retry is not None or o.timeout is not None or o.executor is not None
-                    or self.trigger[i]):
+                    or self.trigger[i] or o.branch):
                 self.special[i] = 1
+            if o.branch:
+                self.branch[i] = 1
+                self.has_branches = True
         #: the distinct limit names nodes use; ``limit_of[i]`` indexes it (-1: none)
         self.limit_names: tuple[str, ...] = tuple(limit_names)
 
@@ -301,8 +308,11 @@ class Plan:
             args = deps[: self.nargs[i]]
             bound = sorted((p, kind, names[src] if kind == BIND_NODE else src)
                            for p, kind, src in (self.kwargs[i] or ()))
-            h.update(repr((name, args, sorted(deps), bound, o.attempts, o.timeout, o.limit,
-                           str(o.trigger))).encode())
+            key: tuple[Any, ...] = (name, args, sorted(deps), bound, o.attempts, o.timeout,
+                                    o.limit, str(o.trigger))
+            if o.branch:  # only then: the fingerprints of plans without branches stay
+                key += ("branch",)
+            h.update(repr(key).encode())
         return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:
