@@ -116,6 +116,8 @@ class Supervisor:
         self._taken: frozenset[int] = frozenset()
         #: direct successors of a branch that failed with BranchError: they never run
         self._barred: set[int] = set()
+        #: whether restore() put nodes back (a resumed durable run)
+        self._restored_any = False
         self.ready: deque[int] = deque()
         self.left = n  # nodes not final yet
         self.fail_fast = fail_fast
@@ -177,7 +179,10 @@ class Supervisor:
         board = self.board
         ready = self.ready
         remaining = self.remaining
-        for i in range(len(plan)):
+        # Only roots can be ready now, unless a durable run restored nodes (then any node
+        # whose dependencies were all restored may be): a 10,000-node plan whose half a
+        # branch bypasses spends no time here on the nodes that never start.
+        for i in range(len(plan)) if self._restored_any else plan.roots:
             if board[i] == PENDING and not remaining[i]:
                 verdict = self._verdict(i)
                 if verdict == READY:
@@ -627,52 +632,126 @@ class Supervisor:
                 self._done.set()
             return
         succ_idx = plan.succ_idx
-        pred_ptr = plan.pred_ptr
+        indegree = plan.indegree
         trigger = plan.trigger
         remaining = self.remaining
         board = self.board
         succeeded = self.succeeded
+        bypassed = self.bypassed  # empty unless the plan has branches
+        trace = self.trace
+        checkpoint = self.checkpoint
+        left_in_run = self.left
+        # branches: with no events and no store to tell node by node, bypass in sweeps
+        sweep = not trace and checkpoint is None
+        # Final nodes whose dependents are still to be told, and how they ended; the
+        # BYPASSED ones wait apart, for the bypass cascade's own loop (issue 13's bar:
+        # at most 0.3 us per bypassed node; perf/bench_branch.py).
         stack = [node]
         statuses = [status]
-        while stack:
-            node = stack.pop()
-            status = statuses.pop()
-            self.left -= 1
-            for s in succ_idx[succ_ptr[node] : succ_ptr[node + 1]]:
-                if status == SUCCEEDED:
-                    succeeded[s] += 1
-                elif status == FAILED:
-                    self.failed[s] += 1
-                elif status != SKIPPED:  # branches: BYPASSED, or the edges of a branch
-                    if status == BYPASSED or s not in self._taken:
-                        self.bypassed[s] += 1
+        passed: list[int] = []
+        if status == BYPASSED:
+            passed, stack = stack, passed
+        try:
+            while True:
+                # -- branches: the bypass cascade --
+                while passed:
+                    node = passed.pop()
+                    left_in_run -= 1
+                    if sweep:
+                        # Below the node, the region only it leads to is bypassed in one
+                        # sweep; only the edges leaving the region are told one by one.
+                        region, told = plan.bypass_region(node)
+                        for s in region:
+                            board[s] = BYPASSED
+                        left_in_run -= len(region)
                     else:
+                        told = succ_idx[succ_ptr[node] : succ_ptr[node + 1]]
+                    for s in told:
+                        bypassed[s] += 1
+                        left = remaining[s] - 1
+                        remaining[s] = left
+                        if left or board[s]:  # not final yet, or not PENDING (0)
+                            continue
+                        if not trigger[s] and succeeded[s] + bypassed[s] == indegree[s]:
+                            # ALL_SUCCESS, and no failure cascade reached it
+                            board[s] = BYPASSED
+                            if trace:
+                                self.emit(EventKind.BYPASSED, s)
+                            if checkpoint is not None:
+                                checkpoint.ended(s, BYPASSED, None)
+                            passed.append(s)
+                            continue
+                        verdict = self._verdict(s)
+                        if verdict == READY:
+                            board[s] = READY
+                            self.ready.append(s)
+                            if trace:
+                                self.emit(EventKind.READY, s)
+                            continue
+                        board[s] = verdict
+                        if trace:
+                            self.emit(EventKind.BYPASSED if verdict == BYPASSED
+                                      else EventKind.SKIPPED, s)
+                        if checkpoint is not None:
+                            checkpoint.ended(s, verdict, None)
+                        if verdict == BYPASSED:
+                            passed.append(s)
+                        else:
+                            stack.append(s)
+                            statuses.append(verdict)
+                if not stack:
+                    break
+                node = stack.pop()
+                status = statuses.pop()
+                left_in_run -= 1
+                for s in succ_idx[succ_ptr[node] : succ_ptr[node + 1]]:
+                    if status == SUCCEEDED:
                         succeeded[s] += 1
-                left = remaining[s] - 1
-                remaining[s] = left
-                if left or board[s] != PENDING:
-                    continue
-                # The default rule with every dependency succeeded is decided here;
-                # anything else by _verdict.
-                if not trigger[s] and succeeded[s] == pred_ptr[s + 1] - pred_ptr[s]:
-                    verdict = READY
-                else:
-                    verdict = self._verdict(s)
-                if verdict == READY:
-                    board[s] = READY
-                    self.ready.append(s)
-                    if self.trace:
-                        self.emit(EventKind.READY, s)
-                else:
+                    elif status == FAILED:
+                        self.failed[s] += 1
+                    elif status == BRANCHED:  # branches: the edges of a branch
+                        if s in self._taken:
+                            succeeded[s] += 1
+                        else:
+                            bypassed[s] += 1
+                    left = remaining[s] - 1
+                    remaining[s] = left
+                    if left or board[s] != PENDING:
+                        continue
+                    # The default rule is decided here (a direct successor of a branch
+                    # that failed with BranchError has a failed dependency: SKIPPED);
+                    # the other rules by _verdict.
+                    if not trigger[s]:
+                        ok = succeeded[s]
+                        deps = indegree[s]
+                        if ok == deps:
+                            verdict = READY
+                        elif bypassed and ok + bypassed[s] == deps:
+                            verdict = BYPASSED
+                        else:
+                            verdict = SKIPPED
+                    else:
+                        verdict = self._verdict(s)
+                    if verdict == READY:
+                        board[s] = READY
+                        self.ready.append(s)
+                        if trace:
+                            self.emit(EventKind.READY, s)
+                        continue
                     board[s] = verdict
-                    if self.trace:
+                    if trace:
                         self.emit(EventKind.SKIPPED if verdict == SKIPPED
                                   else EventKind.BYPASSED, s)
-                    if self.checkpoint is not None:
-                        self.checkpoint.ended(s, verdict, None)
-                    stack.append(s)
-                    statuses.append(verdict)
-        if not self.left and self._done is not None:
+                    if checkpoint is not None:
+                        checkpoint.ended(s, verdict, None)
+                    if verdict == BYPASSED:
+                        passed.append(s)
+                    else:
+                        stack.append(s)
+                        statuses.append(verdict)
+        finally:
+            self.left = left_in_run
+        if not left_in_run and self._done is not None:
             self._done.set()
 
     def _verdict(self, node: int) -> int:
@@ -738,6 +817,7 @@ class Supervisor:
         ``started``/``finished`` are wall-clock times. The node is not run again; its
         dependents see a succeeded dependency.
         """
+        self._restored_any = True
         self.board[node] = SUCCEEDED
         self.values[node] = value
         self.attempts[node] = attempts

@@ -122,6 +122,8 @@ class Plan:
                 self.has_branches = True
         #: the distinct limit names nodes use; ``limit_of[i]`` indexes it (-1: none)
         self.limit_names: tuple[str, ...] = tuple(limit_names)
+        # branches: bypass_region's results, by node (filled as runs ask)
+        self._regions: dict[int, tuple[list[int], list[int]]] = {}
 
     def options_of(self, i: int) -> NodeOptions:
         """The options of node ``i``."""
@@ -270,6 +272,46 @@ class Plan:
         """Per node, how many dependencies it has (edges, duplicates counted)."""
         ptr = self.pred_ptr
         return list(map(sub, ptr[1:], ptr))
+
+    # -- branches (design.md, "Control flow") --
+
+    def bypass_region(self, node: int) -> tuple[list[int], list[int]]:
+        """What bypassing ``node`` bypasses with it, worked out once per plan and node.
+
+        Returns ``(region, boundary)``: ``region`` the nodes all of whose dependencies
+        are ``node`` or in the region (they end BYPASSED whatever their trigger rule,
+        being below nothing but bypassed nodes); ``boundary`` the dependents of ``node``
+        and of the region outside it, once per edge. The runtime bypasses a region in
+        one sweep and tells only the boundary (docs/decisions/018-branches.md).
+        """
+        found = self._regions.get(node)
+        if found is not None:
+            return found
+        indegree = self.indegree
+        ptr, idx = self.succ_ptr, self.succ_idx
+        told: dict[int, int] = {}  # node -> its dependencies found inside so far
+        region: list[int] = []
+        stack = [node]
+        while stack:
+            u = stack.pop()
+            for v in idx[ptr[u] : ptr[u + 1]]:
+                k = told.get(v, 0) + 1
+                told[v] = k
+                if k == indegree[v]:  # every dependency of v is inside: v is too
+                    region.append(v)
+                    stack.append(v)
+        inside = set(region)
+        inside.add(node)
+        boundary = [v for u in (node, *region) for v in idx[ptr[u] : ptr[u + 1]]
+                    if v not in inside]
+        found = self._regions[node] = (region, boundary)
+        return found
+
+    @cached_property
+    def roots(self) -> list[int]:
+        """The ids of the nodes without dependencies, in id order."""
+        ptr = self.pred_ptr
+        return [i for i in range(len(self)) if ptr[i] == ptr[i + 1]]
 
     @cached_property
     def levels(self) -> list[int]:
