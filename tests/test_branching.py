@@ -847,3 +847,17 @@ def test_a_bypassed_region_is_swept_and_its_edges_out_are_told() -> None:
         assert r.ok and r["merge"] == (None, "w", "on")
         assert {n for n, s in r.statuses().items() if s is BY} == {
             "off", "x", "y", "z", "strict"}
+
+
+def test_show_and_runs_tell_bypassed_nodes(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from flowrt.tools.cli import main
+
+    db = str(tmp_path / "runs.db")
+    assert _order_flow().run_sync({"order": {"total": 20}}, store=db, run_id="o1").ok
+    assert main(["show", "o1", "--store", db]) == 0
+    out = capsys.readouterr().out
+    assert "2 bypassed" in out
+    assert any(line.split()[:2] == ["express", "bypassed"] for line in out.splitlines())
+    assert main(["runs", "--store", db]) == 0
+    assert "o1" in capsys.readouterr().out
