@@ -43,7 +43,7 @@ def build(log_path: str) -> flowrt.Workflow:
     @wf.node(after=[route])
     async def slow(order: dict[str, int]) -> str:
         _log(log_path, "slow")
-        await anyio.sleep(0.4)
+        await anyio.sleep(1.0)  # the kill lands in here (the test waits at most 0.3 s)
         return f"slow {order['total']}"
 
     @wf.node(after=[route])
