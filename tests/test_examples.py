@@ -116,6 +116,21 @@ async def test_scheduled(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_order_flow() -> None:
+    (fast, slow), events, said = await run_demo("order_flow")
+    assert fast.ok and slow.ok
+    assert (fast["route"], slow["route"]) == ("express", "standard")
+    assert {n: str(s) for n, s in fast.statuses().items() if str(s) != "succeeded"} == {
+        "standard": "bypassed"}
+    assert {n: str(s) for n, s in slow.statuses().items() if str(s) != "succeeded"} == {
+        "express": "bypassed"}
+    assert kinds(events, fast.run_id)["bypassed:standard"] == 1
+    assert kinds(events, slow.run_id)["started:express"] == 0
+    assert fast["ship"] == "EX-B-2001" and slow["ship"] == "ST-B-2002"
+    assert any("courier" in line for line in said)
+
+
+@pytest.mark.anyio
 async def test_approval(tmp_path: Path) -> None:
     """A worker process parks both runs at the approval; the CLI approves one and
     rejects the other; quote ran once each (it is before the wait)."""

@@ -677,3 +677,19 @@ async def test_a_parked_run_holds_no_worker_slot(store_kit: StoreKit) -> None:
             assert await rt.serve(concurrency=1, until_idle=True) == 2
     assert store.get_run(waiting).status == "waiting"
     assert store.get_run(done).status == "succeeded"
+
+
+async def test_a_wait_on_a_path_a_branch_did_not_take_is_bypassed() -> None:
+    """A wait node is a node: an untaken branch bypasses it, and the run does not wait."""
+    wf = flowrt.Workflow("route")
+
+    @wf.branch
+    def route() -> str:
+        return "fast"
+
+    wf.add("fast", lambda: "f", after=[route])
+    wf.approval("slow", after=[route])
+    with anyio.fail_after(10):
+        result = await wf.run()
+    assert statuses(result) == {"route": "succeeded", "fast": "succeeded", "slow": "bypassed"}
+    assert result.ok
