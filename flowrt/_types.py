@@ -35,14 +35,17 @@ class Status(enum.IntEnum):
     # -- branches (design.md, "Control flow") --
     #: final: on a path a branch did not take (not a failure: the run stays ok)
     BYPASSED = 7
+    # -- waits (issue 14): not final (the only status after the final ones that is not)
+    #: a signal, approval or timer node waiting for its signal or its time
+    WAITING = 8
 
     def __str__(self) -> str:
         return self.name.lower()
 
     @property
     def final(self) -> bool:
-        """True for SUCCEEDED, FAILED, SKIPPED, CANCELLED and BYPASSED."""
-        return self >= Status.SUCCEEDED
+        """True for SUCCEEDED, FAILED, SKIPPED, CANCELLED and BYPASSED (not WAITING)."""
+        return self in FINAL
 
 
 #: The final statuses.
@@ -210,6 +213,8 @@ class EventKind(enum.StrEnum):
     CANCELLED = "cancelled"
     BYPASSED = "bypassed"  #: on a path a branch did not take
     RUN_FINISHED = "run_finished"
+    # -- waits (issue 14)
+    WAITING = "waiting"  #: a wait node began waiting for its signal or its time
 
 
 @attrs.frozen
