@@ -32,18 +32,24 @@ class Status(enum.IntEnum):
     FAILED = 4  #: final: the last attempt raised
     SKIPPED = 5  #: final: its trigger rule could not hold
     CANCELLED = 6  #: final: the run was cancelled before the node finished
+    # -- saga compensation (docs/compensation.md) --
+    #: final: it succeeded, then the run failed and its ``compensate=`` undid it
+    COMPENSATED = 7
+    #: final: it succeeded, then the run failed and its ``compensate=`` raised
+    COMPENSATION_FAILED = 8
+    # -- end saga compensation --
 
     def __str__(self) -> str:
         return self.name.lower()
 
     @property
     def final(self) -> bool:
-        """True for SUCCEEDED, FAILED, SKIPPED and CANCELLED."""
+        """True for every status from SUCCEEDED on (all but PENDING, READY, RUNNING)."""
         return self >= Status.SUCCEEDED
 
 
 #: The final statuses.
-FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
+FINAL = frozenset(s for s in Status if s.final)
 
 #: Status by its byte value (0 .. 6): a tuple index, where Status(b) is an enum lookup
 BY_VALUE: tuple[Status, ...] = tuple(Status)
@@ -193,6 +199,11 @@ class EventKind(enum.StrEnum):
     RETRYING = "retrying"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    # -- saga compensation --
+    COMPENSATING = "compensating"  #: a node's compensation starts
+    COMPENSATED = "compensated"  #: it returned
+    COMPENSATION_FAILED = "compensation_failed"  #: it raised (``error``)
+    # -- end saga compensation --
     RUN_FINISHED = "run_finished"
 
 

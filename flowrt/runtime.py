@@ -64,6 +64,8 @@ class RunOptions(TypedDict, total=False):
     changed. ``metrics``: time every node (True), none (False) or a sampled share.
     ``strict_inputs``: refuse run inputs that no node takes (True, the default: they are
     usually typos) or store them in the run's data for nodes to read (False).
+    ``compensate``: when the run fails, is cancelled or times out, undo its succeeded
+    nodes with their ``compensate=`` functions (True, the default; docs/compensation.md).
     """
 
     run_id: str | None
@@ -77,6 +79,7 @@ class RunOptions(TypedDict, total=False):
     resume: str | None
     metrics: bool | float | None
     strict_inputs: bool
+    compensate: bool
 
 
 #: the names RunOptions takes
@@ -298,6 +301,7 @@ class Runtime:
             fail_fast=options.get("fail_fast", False), timeout=timeout, hooks=hooks,
             executor=executor if executor is not None else self.executor,
             metrics=self.metrics if metrics is None else metrics,
+            compensate=bool(options.get("compensate", True)),
         )
         with self._shared.in_flight():
             if self.store is not None:

@@ -83,6 +83,15 @@ class Checkpoint(Protocol):
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None: ...
 
+    # -- saga compensation --
+    async def rolling_back(self, nodes: list[int]) -> bool:
+        """A rollback of the run starts and will compensate ``nodes``: make that
+        durable before the first compensation runs (their outcomes then come through
+        :meth:`ended`, as COMPENSATED or COMPENSATION_FAILED). False when the store
+        cannot record it (the run's lease is lost, a write failed): no rollback then,
+        as nothing of it could be recorded."""
+        ...
+
 
 def _timed_nodes(n: int, metrics: bool | float) -> bytearray:
     """Per node, 1 when its attempts are timed: every node, none, or one in ``1/rate``."""

@@ -676,6 +676,20 @@ class Supervisor:
             self.remaining[s] -= 1
             self.succeeded[s] += 1
 
+    # -- saga compensation: resuming a rollback ------------------------------------
+
+    def restore_ended(self, node: int, status: int, error: BaseException | None) -> None:
+        """Before a rollback-only run: ``node`` ended with final ``status`` earlier."""
+        self.board[node] = status
+        if error is not None:
+            self.errors[node] = error
+        self.left -= 1
+
+    def finish_unrun(self) -> None:
+        """A rollback-only run: the nodes not restored will not run; they end CANCELLED."""
+        self._finish_cancelled()
+        self.left = 0
+
     # -- limits ---------------------------------------------------------------------
 
     def _acquire(self, node: int) -> bool:
