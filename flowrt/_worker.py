@@ -138,8 +138,10 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
         run_id = opened.claim.run_id if opened.claim is not None else "?"
         try:
             assert rt.store is not None
-            result = await run_opened(rt.store, rt._shared, plan, opened, None,
-                                      rt._worker_settings(), handed_back="queued")
+            settings = rt._worker_settings()
+            with rt.children_of(settings):
+                result = await run_opened(rt.store, rt._shared, plan, opened, None,
+                                          settings, handed_back="queued")
             log.info("run ended", run_id=run_id, status=str(result.status))
             if on_run is not None:
                 on_run(run_id, str(result.status))

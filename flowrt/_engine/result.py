@@ -268,7 +268,7 @@ class RunResult:
             return {}
         names = self.plan.names
         return {names[i]: BY_VALUE[s] for i, s in enumerate(board)
-                if s == _COMPENSATED or s == _COMPENSATION_FAILED}
+                if s in (_COMPENSATED, _COMPENSATION_FAILED)}
     # -- end saga compensation --
 
     @property

@@ -106,9 +106,12 @@ async def _levels(sup: Supervisor, nodes: list[int], scope: anyio.CancelScope) -
     by_level: dict[int, list[int]] = {}
     for i in nodes:
         by_level.setdefault(levels[i], []).append(i)
+    checkpoint = sup.checkpoint
     for level in sorted(by_level, reverse=True):
         if scope.cancel_called:  # the grace ran out: the rest is left to a resume
             return
+        if checkpoint is not None and not checkpoint.writable():
+            return  # the store is out of reach or the run lost its lease: same
         group = by_level[level]
         if len(group) == 1:
             await _compensate(sup, group[0], scope)

@@ -92,6 +92,11 @@ class Checkpoint(Protocol):
         as nothing of it could be recorded."""
         ...
 
+    def writable(self) -> bool:
+        """Whether the run can still record anything (a rollback stops when it cannot:
+        what it did next would not be recorded, so a resume would do it again)."""
+        ...
+
 
 def _timed_nodes(n: int, metrics: bool | float) -> bytearray:
     """Per node, 1 when its attempts are timed: every node, none, or one in ``1/rate``."""

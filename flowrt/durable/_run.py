@@ -202,7 +202,7 @@ class Checkpoint:
         """A rollback starts: record each node it will undo as ``"compensating"`` (its
         output kept: the compensation needs it on resume), and wait until that is on
         disk. False when the run can no longer write (no rollback then)."""
-        if self.error is not None or self.claim.error is not None:
+        if not self.writable():
             return False
         state = self.state
         records = []
@@ -216,9 +216,12 @@ class Checkpoint:
                                       None, None, started, finished))
         self.pending.extend(records)
         self.flush()
-        if self.error is not None:
+        if not self.writable():
             return False
         await anyio.to_thread.run_sync(self.store.flush)
+        return self.writable()
+
+    def writable(self) -> bool:
         return self.error is None and self.claim.error is None
 
     # -- the claim: who may write (docs/decisions/012-fencing.md) -------------------------
@@ -255,7 +258,9 @@ class Crash(BaseException):
         super().__init__(f"simulated crash of run {run_id!r} after node {node!r}")
 
 
-#: (node, "end" or "wait"): runs started in this context crash right after that node's
+_COMPENSATION_ENDS = (Status.COMPENSATED.value, Status.COMPENSATION_FAILED.value)
+
+#: (node, "end", "wait" or "compensated"): runs started in this context crash right after that node's
 #: record reaches the store (flowrt.testing.crash_at); None: they do not
 CRASH_AT: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "flowrt_crash_at", default=None)
@@ -268,7 +273,8 @@ class CrashingCheckpoint(Checkpoint):
     __slots__ = ("crash_node", "crash_on", "crashed")
 
     def arm(self, node: int, on: str) -> None:
-        """Crash after ``node``'s end (``on="end"``) or wait (``"wait"``)."""
+        """Crash after ``node``'s end (``on="end"``), wait (``"wait"``) or
+        compensation (``"compensated"``)."""
         self.crash_node = node
         self.crash_on = on
         self.crashed = False
@@ -292,7 +298,8 @@ class CrashingCheckpoint(Checkpoint):
         if self.crashed:
             return
         super().ended(node, status, error)
-        if node == self.crash_node and self.crash_on == "end":
+        if node == self.crash_node and self.crash_on == (
+                "compensated" if status in _COMPENSATION_ENDS else "end"):
             self.crash()
 
     async def rolling_back(self, nodes: list[int]) -> bool:

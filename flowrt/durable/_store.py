@@ -57,8 +57,9 @@ from ..errors import (
 )
 from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
-__all__ = ["CANCELLED", "COMPENSATING", "ROLLBACK_STATUSES", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED", "RUNNING", "SUCCEEDED",
-           "WAITING", "Claim", "Decide", "Lease", "MemoryStore", "NodeRecord", "RunRecord",
+__all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED",
+           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "WAITING", "Claim", "Decide", "Lease",
+           "MemoryStore", "NodeRecord", "RunRecord",
            "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune"]
 
 # A stored run's status (RunRecord.status).
