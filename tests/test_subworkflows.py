@@ -89,7 +89,7 @@ def test_bad_outputs_are_refused_when_adding() -> None:
     two.add("a", lambda: 1)
     two.add("b", lambda: 2)
     wf = flowrt.Workflow("p")
-    with pytest.raises(flowrt.GraphError, match="2 sinks \\('a', 'b'\\).*output="):
+    with pytest.raises(flowrt.GraphError, match=r"2 sinks \('a', 'b'\).*output="):
         wf.add("two", two)
     wf.add("two", two, output="b")
     assert wf.run_sync()["two"] == 2

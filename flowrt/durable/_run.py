@@ -260,8 +260,8 @@ class Crash(BaseException):
 
 _COMPENSATION_ENDS = (Status.COMPENSATED.value, Status.COMPENSATION_FAILED.value)
 
-#: (node, "end", "wait" or "compensated"): runs started in this context crash right after that node's
-#: record reaches the store (flowrt.testing.crash_at); None: they do not
+#: (node, "end", "wait" or "compensated"): runs started in this context crash right
+#: after that node's record reaches the store (flowrt.testing.crash_at); None: they do not
 CRASH_AT: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "flowrt_crash_at", default=None)
 
