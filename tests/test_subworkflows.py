@@ -301,3 +301,14 @@ def test_sigkill_in_the_middle_of_a_child_then_resume(shared_kit: StoreKit, tmp_
     ran_again = {line.split()[1] for line in log.read_text().splitlines()[before:]}
     assert ran_again.isdisjoint(recorded), ran_again & recorded
     assert "p:after" in ran_again
+
+
+def test_show_lists_the_child_runs(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    assert _order(_payment()).run_sync({"order_id": "A1"}, store=db, run_id="o1").ok
+    proc = subprocess.run([sys.executable, "-m", "flowrt", "show", "o1", "--store", db],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "child run" in proc.stdout
+    assert any(line.split()[:3] == ["o1/pay", "payment", "succeeded"]
+               for line in proc.stdout.splitlines())
