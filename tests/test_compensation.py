@@ -14,6 +14,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stores import StoreKit
 from subproc import run_program
 
@@ -392,3 +394,65 @@ def test_cancelled_while_compensating_many_times(tmp_path: Path, backend: str) -
         anyio.run(main, backend=BACKEND)
     """, backend=backend, timeout=120)
     assert out.strip().endswith("ok")
+
+
+# -- properties -----------------------------------------------------------------------------
+
+
+@st.composite
+def _sagas(draw: Any) -> list[tuple[list[int], bool, bool, bool, float]]:
+    """Per node: its deps, whether it has a compensation, fails, whose compensation
+    fails, and how long things sleep."""
+    n = draw(st.integers(1, 12))
+    return [(draw(st.lists(st.integers(0, i - 1), max_size=3, unique=True)) if i else [],
+             draw(st.booleans()), draw(st.sampled_from([False, False, False, True])),
+             draw(st.sampled_from([False, False, True])),
+             draw(st.sampled_from([0.0, 0.0, 0.001]))) for i in range(n)]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_sagas())
+def test_rollback_invariants(backend: str, case: list[Any]) -> None:
+    """Random DAGs with random failures: compensations run only for succeeded nodes,
+    each with its output, once, in reverse topological order (level by level)."""
+    events: list[tuple[str, str]] = []
+    wf = flowrt.Workflow("prop")
+    for i, (deps, compensated, fails, undo_fails, sleep) in enumerate(case):
+        async def node(*_: Any, i: int = i, fails: bool = fails, sleep: float = sleep) -> int:
+            if sleep:
+                await anyio.sleep(sleep)
+            if fails:
+                raise RuntimeError(f"n{i}")
+            return i * 10
+
+        async def undo(output: int, ctx: flowrt.Context, undo_fails: bool = undo_fails,
+                       sleep: float = sleep, i: int = i) -> None:
+            assert output == i * 10
+            events.append(("start", ctx.node))
+            if sleep:
+                await anyio.sleep(sleep)
+            events.append(("end", ctx.node))
+            if undo_fails:
+                raise ValueError(ctx.node)
+
+        wf.add(f"n{i}", node, deps=[f"n{d}" for d in deps],
+               compensate=undo if compensated else None)
+    result = wf.run_sync(backend=backend)
+    succeeded_forward = {f"n{i}" for i, c in enumerate(case)
+                         if result.nodes[f"n{i}"].status in (
+                             Status.SUCCEEDED, Status.COMPENSATED, Status.COMPENSATION_FAILED)}
+    expected = set() if result.ok else {n for n in succeeded_forward
+                                        if case[int(n[1:])][1]}
+    assert set(result.compensation) == expected
+    assert [n for kind, n in events if kind == "start"].count("n0") <= 1
+    assert sorted(n for kind, n in events if kind == "start") == sorted(expected)
+    for name, status in result.compensation.items():
+        undo_fails = case[int(name[1:])][3]
+        assert status is (Status.COMPENSATION_FAILED if undo_fails else Status.COMPENSATED)
+    plan = wf.compile()
+    position = {(kind, n): k for k, (kind, n) in enumerate(events)}
+    for u in expected:
+        for v in expected:
+            if plan.level(v) > plan.level(u):
+                assert position[("end", v)] < position[("start", u)], (v, u, events)

@@ -312,3 +312,25 @@ def test_show_lists_the_child_runs(tmp_path: Path) -> None:
     assert "child run" in proc.stdout
     assert any(line.split()[:3] == ["o1/pay", "payment", "succeeded"]
                for line in proc.stdout.splitlines())
+
+
+def test_a_child_grown_too_deep_after_it_was_added_fails_at_run_time() -> None:
+    innermost = flowrt.Workflow("w0")
+    innermost.add("leaf", lambda: 0)
+    wf = innermost
+    for depth in range(1, 17):
+        parent = flowrt.Workflow(f"w{depth}")
+        parent.add("child", wf)
+        wf = parent
+    deeper = flowrt.Workflow("deeper")
+    deeper.add("leaf", lambda: 1)
+    innermost.add("more", deeper, after=["leaf"])  # 17 levels now: w0 was checked before
+    result = wf.run_sync()
+    assert not result.ok
+    error: BaseException = result.errors["child"]
+    depth = 0
+    while isinstance(error, flowrt.SubWorkflowFailed):
+        error = next(iter(error.errors.values()))
+        depth += 1
+    assert depth == 16
+    assert isinstance(error, RecursionError) and "deeper than 16 levels" in str(error)
