@@ -22,6 +22,8 @@ for _old, _news in {
     # RUNNING -> READY: the attempt failed and the node waits to be retried.
     Status.RUNNING: (Status.SUCCEEDED, Status.FAILED, Status.READY, Status.CANCELLED),
     # A durable run resumes: its final nodes become what the store says.
+    # -- saga compensation: a rollback undoes a succeeded node --
+    Status.SUCCEEDED: (Status.COMPENSATED, Status.COMPENSATION_FAILED),
 }.items():
     for _new in _news:
         _legal[_old * _N + _new] = 1
@@ -36,6 +38,7 @@ class StatusBoard:
         PENDING -> READY -> RUNNING -> SUCCEEDED | FAILED
                                     -> READY            (waiting for a retry)
         PENDING -> SKIPPED;  any non-final -> CANCELLED
+        SUCCEEDED -> COMPENSATED | COMPENSATION_FAILED   (a rollback undid it)
     """
 
     __slots__ = ("_board",)

@@ -106,6 +106,9 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
     executor = options.pop("executor", None)
     compensate = options.pop("compensate", None)
+    if options.pop("output", None) is not None:
+        raise GraphError(f"node {node!r}: option output= is for a sub-workflow (a Workflow "
+                         "given as the node's callable)")
     if options:
         raise TypeError(_unknown_options(node, sorted(options)))
 

@@ -207,9 +207,6 @@ class Workflow:
             raise ValueError(f"a node's name must be a non-empty str, got {name!r}")
         if isinstance(fn, Workflow):
             fn = self._subworkflow(name, fn, options.pop("output", None))
-        elif "output" in options:
-            raise GraphError(f"node {name!r}: option output= is for a sub-workflow (a "
-                             "Workflow given as the node's callable)")
         if type(deps) is not list and type(deps) is not tuple:
             if isinstance(deps, Mapping):
                 inputs = {**deps, **(inputs or {})}
