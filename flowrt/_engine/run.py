@@ -121,8 +121,9 @@ class Run:
                     await roll_back(sup, pending_compensations(sup))
                 raise
             status = sup.status()
-            if (status is not RunStatus.SUCCEEDED and self._compensate
-                    and not sup.shut_down):
+            # (not a parked run: it is WAITING, not over)
+            if ((status is RunStatus.FAILED or status is RunStatus.CANCELLED)
+                    and self._compensate and not sup.shut_down):
                 await roll_back(sup, pending_compensations(sup))
         wall_time = clock() - clock_start
         n = len(state.plan)
