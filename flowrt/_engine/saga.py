@@ -107,6 +107,7 @@ async def _levels(sup: Supervisor, nodes: list[int], scope: anyio.CancelScope) -
     for i in nodes:
         by_level.setdefault(levels[i], []).append(i)
     checkpoint = sup.checkpoint
+    calls: dict[int, tuple[bool, str | None]] = {}  # id(fn) -> (is async, context param)
     for level in sorted(by_level, reverse=True):
         if scope.cancel_called:  # the grace ran out: the rest is left to a resume
             return
@@ -114,48 +115,49 @@ async def _levels(sup: Supervisor, nodes: list[int], scope: anyio.CancelScope) -
             return  # the store is out of reach or the run lost its lease: same
         group = by_level[level]
         if len(group) == 1:
-            await _compensate(sup, group[0], scope)
+            await _compensate(sup, group[0], scope, calls)
             continue
+        # A task each: a compensation that suspends must go on in the task it started
+        # in (trio's cancel scopes are bound to their task), so they cannot be stepped
+        # inline as the runners step nodes.
         async with anyio.create_task_group() as tg:
             for i in group:
-                tg.start_soon(_compensate, sup, i, scope)
+                tg.start_soon(_compensate, sup, i, scope, calls)
 
 
-async def _compensate(sup: Supervisor, node: int, scope: anyio.CancelScope) -> None:
+async def _compensate(sup: Supervisor, node: int, scope: anyio.CancelScope,
+                      calls: dict[int, tuple[bool, str | None]]) -> None:
     """Run one node's compensation and record how it ended."""
-    plan = sup.plan
-    fn = plan.options_of(node).compensate
+    fn = sup.plan.options_of(node).compensate
     assert fn is not None
     if sup.trace:
         sup.emit(EventKind.COMPENSATING, node)
-    cancelled = anyio.get_cancelled_exc_class()
+    how = calls.get(id(fn))
+    if how is None:  # read a function's signature once per rollback, not once per node
+        how = calls[id(fn)] = (_is_async(fn), _context_param(fn))
+    is_async, context_param = how
+    state = sup.state
+    value = state.values[node]
+    kwargs: dict[str, Any] = {}
+    if context_param is not None:
+        kwargs[context_param] = Context(state.plan.workflow, state.run_id,
+                                        state.plan.names[node], state.attempts[node],
+                                        state.data)
     try:
-        await _call(sup, node, fn)
-    except cancelled:
+        if is_async:
+            await fn(value, **kwargs)
+        else:
+            await run_in_thread(sup.shared.thread_limiter(), fn, (value,), kwargs)
+    except anyio.get_cancelled_exc_class():
         if not scope.cancel_called:
             raise  # not ours (cannot happen under the shield; never swallow it)
         _ended(sup, node, COMPENSATION_FAILED,
-               RollbackCutOff(plan.names[node], ROLLBACK_GRACE))
+               RollbackCutOff(sup.plan.names[node], ROLLBACK_GRACE))
         return
     except Exception as error:
         _ended(sup, node, COMPENSATION_FAILED, error)
         return
     _ended(sup, node, COMPENSATED, None)
-
-
-async def _call(sup: Supervisor, node: int, fn: Callable[..., Any]) -> Any:
-    """``fn(output)``, with the node's Context where ``fn`` asks for one; a sync ``fn``
-    runs in a worker thread (where the node's own sync function would)."""
-    state = sup.state
-    value = state.values[node]
-    kwargs: dict[str, Any] = {}
-    context = _context_param(fn)
-    if context is not None:
-        kwargs[context] = Context(state.plan.workflow, state.run_id, state.plan.names[node],
-                                  state.attempts[node], state.data)
-    if _is_async(fn):
-        return await fn(value, **kwargs)
-    return await run_in_thread(sup.shared.thread_limiter(), fn, (value,), kwargs)
 
 
 def _ended(sup: Supervisor, node: int, status: int, error: BaseException | None) -> None:

@@ -232,9 +232,7 @@ class Supervisor:
         if self.checkpoint is not None:
             return None
         local = (None, "thread", "loop")
-        if not any(o.executor not in local for o in plan.node_options.values()) and (
-            self._executor in local
-        ):
+        if not plan.remote_executors and self._executor in local:
             return None
         keep = bytearray(len(plan))
         where = [self._executor_of(i) if plan.mode[i] else "async" for i in range(len(plan))]
