@@ -30,6 +30,7 @@ def sample_values() -> dict[str, Any]:
         "resume": "force",  # needs a store: every run below has one
         "metrics": False,
         "strict_inputs": False,
+        "compensate": False,
     }
 
 
