@@ -215,6 +215,22 @@ class SubWorkflowFailed(FlowError):
         return (self.workflow, self.run_id, self.status, self.errors)
 
 
+class RollbackCutOff(FlowError, TimeoutError):
+    """A compensation still running when a rollback's grace ran out (the caller was
+    cancelled; docs/compensation.md): the node ends COMPENSATION_FAILED with this error,
+    and whether its effect was undone is unknown. ``node`` names it, ``grace`` is the
+    grace in seconds."""
+
+    def __init__(self, node: str, grace: float) -> None:
+        self.node = node
+        self.grace = grace
+        super().__init__(f"the compensation of node {node!r} was cut off: the run was "
+                         f"cancelled and the rollback's grace of {grace:g} s ran out")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.grace)
+
+
 class StoreError(FlowError):
     """A durable store cannot be used: not a flowrt store, corrupt, or too new."""
 

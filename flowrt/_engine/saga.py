@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._types import EventKind, Status
+from ..errors import RollbackCutOff
 from ..executors._base import run_in_thread
 from ..workflow._context import Context
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from .supervisor import Supervisor
 
-__all__ = ["ROLLBACK_GRACE", "RollbackCutOff", "pending_compensations", "roll_back"]
+__all__ = ["ROLLBACK_GRACE", "pending_compensations", "roll_back"]
 
 SUCCEEDED = Status.SUCCEEDED.value
 COMPENSATED = Status.COMPENSATED.value
@@ -40,17 +41,6 @@ COMPENSATION_FAILED = Status.COMPENSATION_FAILED.value
 #: Seconds a rollback may still take once the caller that runs it is cancelled
 #: (a bound, so that a hanging compensation cannot hold a cancelled caller forever).
 ROLLBACK_GRACE: float = 30.0
-
-
-class RollbackCutOff(TimeoutError):
-    """A compensation still running when the rollback's grace ran out (the caller was
-    cancelled): its effect is unknown."""
-
-    def __init__(self, node: str, grace: float) -> None:
-        self.node = node
-        self.grace = grace
-        super().__init__(f"the compensation of node {node!r} was cut off: the run was "
-                         f"cancelled and the rollback's grace of {grace:g} s ran out")
 
 
 def pending_compensations(sup: Supervisor) -> list[int]:
