@@ -334,3 +334,16 @@ def test_a_child_grown_too_deep_after_it_was_added_fails_at_run_time() -> None:
         depth += 1
     assert depth == 16
     assert isinstance(error, RecursionError) and "deeper than 16 levels" in str(error)
+
+
+async def test_a_worker_runs_the_child_in_its_own_runtime_and_store(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    wf = _order(_payment())
+    async with flowrt.Runtime(store=db, workflows=[wf]) as rt:
+        run_id = await rt.submit(wf, {"order_id": "A1"}, run_id="q1")
+        assert await rt.serve(until_idle=True) == 1
+        assert rt.store is not None
+        assert rt.store.get_run(run_id).status == "succeeded"
+        child = rt.store.load("q1/pay")
+        assert child is not None and child.record.status == "succeeded"
+        assert child.nodes["capture"].status == "succeeded"
