@@ -17,12 +17,14 @@ P, RD, RN, S, F, SK, C = (
     Status.SKIPPED,
     Status.CANCELLED,
 )
+BY = Status.BYPASSED  # branches
 
 LEGAL = {
     (P, RD), (RD, RN), (RN, S), (RN, F),
     (RN, RD),  # a failed attempt waits for its retry
     (P, SK),
     (P, C), (RD, C), (RN, C),  # any non-final status may be cancelled
+    (P, BY),  # branches: on a path a branch did not take
     # saga compensation: a rollback undoes a succeeded node
     (S, Status.COMPENSATED), (S, Status.COMPENSATION_FAILED),
 }
@@ -32,10 +34,10 @@ def test_status_names_and_finality() -> None:
     assert str(Status.SUCCEEDED) == "succeeded"
     assert [str(s) for s in Status] == [
         "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
-        "compensated", "compensation_failed",
+        "bypassed", "compensated", "compensation_failed",
     ]
     assert [s for s in Status if s.final] == [
-        S, F, SK, C, Status.COMPENSATED, Status.COMPENSATION_FAILED]
+        S, F, SK, C, BY, Status.COMPENSATED, Status.COMPENSATION_FAILED]
     assert frozenset(s for s in Status if s.final) == FINAL
     assert not P.final and not RD.final and not RN.final
 
@@ -98,8 +100,8 @@ def test_counts_and_reset() -> None:
     board.move(2, SK)
     board.move(3, C)
     counts = board.counts()
-    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, Status.COMPENSATED: 0,
-                      Status.COMPENSATION_FAILED: 0}
+    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, BY: 0,
+                      Status.COMPENSATED: 0, Status.COMPENSATION_FAILED: 0}
     assert list(counts) == list(Status)  # every status listed
     assert sum(counts.values()) == len(board)
     assert repr(board) == (
@@ -137,6 +139,9 @@ def _holds(trigger: Trigger, succeeded: int, failed: int, skipped: int) -> bool:
                                (1, 1, 0): False}),
         (Trigger.ALL_FAILED, {(0, 2, 0): True, (1, 1, 0): False, (0, 1, 1): False,
                               (0, 0, 2): False}),
+        # branches: the merge
+        (Trigger.NONE_FAILED_MIN_ONE_SUCCESS, {(2, 0, 0): True, (1, 0, 1): True,
+                                               (0, 0, 2): False, (1, 1, 0): False}),
     ],
 )
 def test_trigger_rules_have_airflow_meanings(

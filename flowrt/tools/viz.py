@@ -1,4 +1,10 @@
-"""Mermaid and Graphviz DOT export of a plan, optionally coloured by a run's statuses."""
+"""Mermaid and Graphviz DOT export of a plan, optionally coloured by a run's statuses.
+
+Branch nodes are drawn as diamonds; given a run's statuses, the edges nothing went down
+(into or out of a BYPASSED node: a path a branch did not take) are dashed and the
+bypassed nodes grey. A sub-workflow node holds its child's nodes: a Mermaid subgraph
+(a nested box), a DOT cluster linked to the node.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,18 @@ COLOURS: Mapping[Status, str] = {
     Status.FAILED: "#f38ba8",
     Status.SKIPPED: "#f5f5f5",
     Status.CANCELLED: "#fab387",
+    Status.BYPASSED: "#d0d7de",  # branches: grey, on a path not taken
     # -- saga compensation --
     Status.COMPENSATED: "#cba6f7",
     Status.COMPENSATION_FAILED: "#eba0ac",
 }
+
+
+def _untaken(dep: str, node: str, statuses: Mapping[str, Status] | None) -> bool:
+    """Whether nothing went down the edge ``dep -> node`` (an end of it was bypassed)."""
+    if not statuses:
+        return False
+    return Status.BYPASSED in (statuses.get(dep), statuses.get(node))
 
 
 def _mermaid_id(i: int) -> str:
@@ -46,21 +60,26 @@ def _children(plan: Plan) -> dict[int, Plan]:
             if type(fn) is SubWorkflow}
 
 
-def _mermaid_nodes(plan: Plan, prefix: str, indent: str, lines: list[str]) -> None:
+def _mermaid_nodes(plan: Plan, prefix: str, indent: str, lines: list[str],
+                   statuses: Mapping[str, Status] | None) -> None:
     """``plan``'s nodes and edges; a sub-workflow node is a subgraph of its child's."""
     children = _children(plan)
+    branch = plan.branch
     for i, name in enumerate(plan.names):
         child = children.get(i)
         node_id = f"{prefix}{_mermaid_id(i)}"
-        if child is None:
+        if child is not None:
+            label = _label(f"{name} (sub-workflow {child.workflow})")
+            lines.append(f'{indent}subgraph {node_id}["{label}"]')
+            _mermaid_nodes(child, f"{node_id}_", indent + "    ", lines, None)
+            lines.append(f"{indent}end")
+        elif branch[i]:  # a rhombus: a decision
+            lines.append(f'{indent}{node_id}{{"{_label(name)}"}}')
+        else:
             lines.append(f'{indent}{node_id}["{_label(name)}"]')
-            continue
-        label = _label(f"{name} (sub-workflow {child.workflow})")
-        lines.append(f'{indent}subgraph {node_id}["{label}"]')
-        _mermaid_nodes(child, f"{node_id}_", indent + "    ", lines)
-        lines.append(f"{indent}end")
     for dep, node in plan.edges():
-        lines.append(f"{indent}{prefix}{_mermaid_id(plan.index[dep])} --> "
+        arrow = "-.->" if _untaken(dep, node, statuses) else "-->"
+        lines.append(f"{indent}{prefix}{_mermaid_id(plan.index[dep])} {arrow} "
                      f"{prefix}{_mermaid_id(plan.index[node])}")
 
 
@@ -70,7 +89,7 @@ def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
     A sub-workflow node is drawn as a subgraph (a nested box) holding its child's nodes.
     """
     lines = ["flowchart TD"]
-    _mermaid_nodes(plan, "", "    ", lines)
+    _mermaid_nodes(plan, "", "    ", lines, statuses)
     if statuses:
         for status in Status:
             ids = [_mermaid_id(plan.index[n]) for n, s in statuses.items()
@@ -110,16 +129,21 @@ def _dot_nodes(plan: Plan, prefix: str, indent: str, lines: list[str],
                statuses: Mapping[str, Status] | None) -> None:
     children = _children(plan)
     for i, name in enumerate(plan.names):
-        extra = []
+        attrs = []
+        if plan.branch[i]:
+            attrs.append("shape=diamond")
+        elif i in children:
+            attrs.append("shape=component")
         if statuses and name in statuses:
             status = statuses[name]
-            extra.append(f'fillcolor="{COLOURS[status]}", tooltip="{status}"')
-        if i in children:
-            extra.append("shape=component")
-        attrs = f" [{', '.join(extra)}]" if extra else ""
-        lines.append(f"{indent}{_dot_id(prefix + name)}{attrs};")
+            attrs += [f'fillcolor="{COLOURS[status]}"', f'tooltip="{status}"']
+            if status == Status.BYPASSED:
+                attrs.append('fontcolor="#57606a"')
+        shown = f" [{', '.join(attrs)}]" if attrs else ""
+        lines.append(f"{indent}{_dot_id(prefix + name)}{shown};")
     for dep, node in plan.edges():
-        lines.append(f"{indent}{_dot_id(prefix + dep)} -> {_dot_id(prefix + node)};")
+        style = " [style=dashed]" if _untaken(dep, node, statuses) else ""
+        lines.append(f"{indent}{_dot_id(prefix + dep)} -> {_dot_id(prefix + node)}{style};")
     for i, child in children.items():
         name = prefix + plan.names[i]
         lines.append(f"{indent}subgraph {_dot_id('cluster_' + name)} {{")

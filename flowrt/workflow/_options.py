@@ -20,7 +20,9 @@ EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
 
 #: Every keyword ``Workflow.node`` and ``Workflow.add`` take, for "did you mean" hints.
 NODE_KEYWORDS: Final = ("name", "deps", "after", "inputs", "retries", "retry", "timeout",
-                        "limit", "trigger", "executor", "compensate", "output")
+                        "limit", "trigger", "executor",
+                        "branch",  # branches
+                        "compensate", "output")  # saga, sub-workflows
 
 
 def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> str:
@@ -58,6 +60,10 @@ class NodeOptions:
     #: where a sync node runs: None (the run's default), "loop", "thread", "process" or
     #: an executor object
     executor: ExecutorChoice = None
+    # -- branches (design.md, "Control flow") --
+    #: a branch: its output names the direct successors to take; the others are
+    #: BYPASSED (docs/branching.md)
+    branch: bool = False
     # -- saga compensation --
     #: what undoes the node when the run fails after it succeeded: called with its
     #: output (and a Context if it asks), see docs/compensation.md
@@ -105,6 +111,7 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     limit = options.pop("limit", None)
     trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
     executor = options.pop("executor", None)
+    branch = options.pop("branch", False)  # branches
     compensate = options.pop("compensate", None)
     if options.pop("output", None) is not None:
         raise GraphError(f"node {node!r}: option output= is for a sub-workflow (a Workflow "
@@ -139,10 +146,12 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
             isinstance(executor, str) and executor not in EXECUTOR_NAMES):
         raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
                   executor)
+    if not isinstance(branch, bool):  # branches
+        raise bad("branch", "must be True or False", branch)
     if compensate is not None:
         check_compensation(node, compensate)
     where = cast(ExecutorChoice, executor)
-    key = (retry, None if timeout is None else float(timeout), limit, trigger, where,
+    key = (retry, None if timeout is None else float(timeout), limit, trigger, where, branch,
            compensate)
     if (executor is not None and not isinstance(executor, str)) or compensate is not None:
         # not cached: the cache would keep the executor or the function alive
