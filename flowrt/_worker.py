@@ -145,8 +145,10 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
             with shared.in_flight():
                 task_status.started()
                 assert rt.store is not None
-                result = await run_opened(rt.store, shared, plan, opened, None,
-                                          rt._worker_settings(), handed_back="queued")
+                settings = rt._worker_settings()
+                with rt.children_of(settings):  # its sub-workflows run in this runtime
+                    result = await run_opened(rt.store, shared, plan, opened, None,
+                                              settings, handed_back="queued")
             log.info("run ended", run_id=run_id, status=str(result.status))
             if on_run is not None:
                 on_run(run_id, str(result.status))

@@ -12,15 +12,17 @@ workflows keeps one runtime open and starts every run through it, so that a limi
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 import anyio.to_thread
+import attrs
 
 from . import _backends
 from ._clock import SYSTEM_CLOCK, Clock
@@ -39,6 +41,7 @@ from .durable import open_store
 from .durable._run import durable_run
 from .errors import SerializationError
 from .workflow import Plan
+from .workflow._subworkflow import CHILD_RUNNER
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -68,6 +71,8 @@ class RunOptions(TypedDict, total=False):
     ``park``: with a store, return as soon as every node left waits for a signal or a
     timer, with status WAITING (a signal, the due timer or ``rt.resume`` continues the
     run in a worker; running it again with its ``run_id`` continues it here).
+    ``compensate``: when the run fails, is cancelled or times out, undo its succeeded
+    nodes with their ``compensate=`` functions (True, the default; docs/compensation.md).
     """
 
     run_id: str | None
@@ -82,6 +87,7 @@ class RunOptions(TypedDict, total=False):
     metrics: bool | float | None
     strict_inputs: bool
     park: bool
+    compensate: bool
 
 
 #: the names RunOptions takes
@@ -309,15 +315,41 @@ class Runtime:
             fail_fast=options.get("fail_fast", False), timeout=timeout, hooks=hooks,
             executor=executor if executor is not None else self.executor,
             metrics=self.metrics if metrics is None else metrics, park=bool(park),
+            compensate=bool(options.get("compensate", True)),
         )
-        with self._shared.in_flight():
+        if resume is not None and self.store is None:
+            raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
+        with self._shared.in_flight(), self.children_of(settings):
             if self.store is not None:
                 return await durable_run(self.store, self._shared, plan, run_id, inputs, data,
                                          settings, resume)
-            if resume is not None:
-                raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
             return await prepare_run(self._shared, plan, run_id, inputs, data,
                                      settings).execute()
+
+    # -- sub-workflows (docs/sub-workflows.md) ---------------------------------------------
+
+    @contextlib.contextmanager
+    def children_of(self, settings: RunSettings) -> Iterator[None]:
+        """While this block runs a run with ``settings``, the sub-workflow nodes of that
+        run start their child runs in this runtime (and its store), with the same
+        settings but no timeout or concurrency cap of their own (the parent's node is
+        under them already)."""
+        async def run_child(workflow: Workflow, run_id: str,
+                            inputs: Mapping[str, Any]) -> RunResult:
+            plan = workflow.compile()
+            child = attrs.evolve(settings, timeout=None, max_concurrency=None)
+            with self._shared.in_flight(), self.children_of(child):
+                if self.store is not None:
+                    return await durable_run(self.store, self._shared, plan, run_id,
+                                             inputs, None, child, None)
+                return await prepare_run(self._shared, plan, run_id, inputs, None,
+                                         child).execute()
+
+        token = CHILD_RUNNER.set(run_child)
+        try:
+            yield
+        finally:
+            CHILD_RUNNER.reset(token)
 
     # -- runs that outlive a process (docs/decisions/013-queue.md) -----------------------
 

@@ -41,11 +41,14 @@ async def test_checkout() -> None:
     (happy, failed), events, said = await run_demo("checkout")
     assert happy.ok and str(failed.status) == "failed"
     assert happy.nodes["payment"].attempts == 2
-    assert {n: str(s) for n, s in happy.statuses().items() if str(s) != "succeeded"} == {
-        "refund": "skipped", "restock": "skipped"}
+    assert happy.compensation == {}
+    assert {n: str(s) for n, s in happy.statuses().items() if str(s) != "succeeded"} == {}
     assert {n: str(s) for n, s in failed.statuses().items() if str(s) != "succeeded"} == {
-        "shipment": "failed", "confirmation": "skipped"}
-    assert failed["refund"] == 5400 and failed["restock"] == 3
+        "shipment": "failed", "confirmation": "skipped", "reservation": "compensated",
+        "payment": "compensated"}
+    assert list(failed.compensation) == ["reservation", "payment"]
+    failed_events = kinds(events, failed.run_id)
+    assert failed_events["compensated:payment"] == failed_events["compensated:reservation"] == 1
     assert kinds(events, happy.run_id)["retrying:payment"] == 1
     assert any("refund: 54.00 EUR" in line for line in said)
 

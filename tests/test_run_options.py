@@ -31,6 +31,7 @@ def sample_values() -> dict[str, Any]:
         "metrics": False,
         "strict_inputs": False,
         "park": True,  # needs a store too; a run without wait nodes never parks
+        "compensate": False,
     }
 
 

@@ -83,6 +83,20 @@ class Checkpoint(Protocol):
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None: ...
 
+    # -- saga compensation --
+    async def rolling_back(self, nodes: list[int]) -> bool:
+        """A rollback of the run starts and will compensate ``nodes``: make that
+        durable before the first compensation runs (their outcomes then come through
+        :meth:`ended`, as COMPENSATED or COMPENSATION_FAILED). False when the store
+        cannot record it (the run's lease is lost, a write failed): no rollback then,
+        as nothing of it could be recorded."""
+        ...
+
+    def writable(self) -> bool:
+        """Whether the run can still record anything (a rollback stops when it cannot:
+        what it did next would not be recorded, so a resume would do it again)."""
+        ...
+
 
 class Waiter(Protocol):
     """Where the wait nodes of one run wait (called by the supervisor).

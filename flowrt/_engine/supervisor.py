@@ -274,9 +274,7 @@ class Supervisor:
         if self.checkpoint is not None:
             return None
         local = (None, "thread", "loop")
-        if not any(o.executor not in local for o in plan.node_options.values()) and (
-            self._executor in local
-        ):
+        if not plan.remote_executors and self._executor in local:
             return None
         keep = bytearray(len(plan))
         where = [self._executor_of(i) if plan.mode[i] else "async" for i in range(len(plan))]
@@ -936,6 +934,20 @@ class Supervisor:
                 self.succeeded[s] += 1
             else:
                 self.bypassed[s] += 1
+
+    # -- saga compensation: resuming a rollback ------------------------------------
+
+    def restore_ended(self, node: int, status: int, error: BaseException | None) -> None:
+        """Before a rollback-only run: ``node`` ended with final ``status`` earlier."""
+        self.board[node] = status
+        if error is not None:
+            self.errors[node] = error
+        self.left -= 1
+
+    def finish_unrun(self) -> None:
+        """A rollback-only run: the nodes not restored will not run; they end CANCELLED."""
+        self._finish_cancelled()
+        self.left = 0
 
     # -- limits ---------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ for _old, _news in {
     # A durable run resumes: its final nodes become what the store says.
     # -- waits (issue 14): a READY wait node waits, then ends as its wait does
     Status.WAITING: (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED),
+    # -- saga compensation: a rollback undoes a succeeded node --
+    Status.SUCCEEDED: (Status.COMPENSATED, Status.COMPENSATION_FAILED),
 }.items():
     for _new in _news:
         _legal[_old * _N + _new] = 1
@@ -40,6 +42,7 @@ class StatusBoard:
                                     -> READY            (waiting for a retry)
         PENDING -> SKIPPED | BYPASSED;  any non-final -> CANCELLED
         READY -> WAITING -> SUCCEEDED | FAILED   (a signal, approval or timer node)
+        SUCCEEDED -> COMPENSATED | COMPENSATION_FAILED   (a rollback undid it)
     """
 
     __slots__ = ("_board",)

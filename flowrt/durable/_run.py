@@ -60,7 +60,9 @@ from ..errors import (
 from ._rebuild import input_rebuilders, return_rebuilder
 from ._serialize import Serializer, reader_for
 from ._store import (
+    COMPENSATING,
     CRASHED,
+    ROLLBACK_STATUSES,
     Claim,
     Lease,
     NodeRecord,
@@ -211,6 +213,34 @@ class Checkpoint:
         if _monotonic() >= self.claim.valid_until:
             self.claim_trouble()
 
+    # -- saga compensation (docs/decisions/020-saga-rollback.md) ------------------------
+
+    async def rolling_back(self, nodes: list[int]) -> bool:
+        """A rollback starts: record each node it will undo as ``"compensating"`` (its
+        output kept: the compensation needs it on resume), and wait until that is on
+        disk. False when the run can no longer write (no rollback then)."""
+        if not self.writable():
+            return False
+        state = self.state
+        records = []
+        for i in nodes:
+            try:
+                blob = self.serializer.dumps(state.values[i])
+            except SerializationError:  # stored once already: cannot happen; be safe
+                blob = None
+            started, finished = state.times(i)
+            records.append(NodeRecord(self.names[i], COMPENSATING, state.attempts[i], blob,
+                                      None, None, started, finished))
+        self.pending.extend(records)
+        self.flush()
+        if not self.writable():
+            return False
+        await anyio.to_thread.run_sync(self.store.flush)
+        return self.writable()
+
+    def writable(self) -> bool:
+        return self.error is None and self.claim.error is None
+
     # -- the claim: who may write (docs/decisions/012-fencing.md) -------------------------
 
     def hold(self, claim: Claim, stop_run: Callable[[], object]) -> None:
@@ -245,8 +275,10 @@ class Crash(BaseException):
         super().__init__(f"simulated crash of run {run_id!r} after node {node!r}")
 
 
-#: (node, "end" or "wait"): runs started in this context crash right after that node's
-#: record reaches the store (flowrt.testing.crash_at); None: they do not
+_COMPENSATION_ENDS = (Status.COMPENSATED.value, Status.COMPENSATION_FAILED.value)
+
+#: (node, "end", "wait" or "compensated"): runs started in this context crash right
+#: after that node's record reaches the store (flowrt.testing.crash_at); None: they do not
 CRASH_AT: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "flowrt_crash_at", default=None)
 
@@ -258,7 +290,8 @@ class CrashingCheckpoint(Checkpoint):
     __slots__ = ("crash_node", "crash_on", "crashed")
 
     def arm(self, node: int, on: str) -> None:
-        """Crash after ``node``'s end (``on="end"``) or wait (``"wait"``)."""
+        """Crash after ``node``'s end (``on="end"``), wait (``"wait"``) or
+        compensation (``"compensated"``)."""
         self.crash_node = node
         self.crash_on = on
         self.crashed = False
@@ -282,7 +315,8 @@ class CrashingCheckpoint(Checkpoint):
         if self.crashed:
             return
         super().ended(node, status, error)
-        if node == self.crash_node and self.crash_on == "end":
+        if node == self.crash_node and self.crash_on == (
+                "compensated" if status in _COMPENSATION_ENDS else "end"):
             self.crash()
 
     def waiting(self, node: int, since: float, due: float | None) -> None:
@@ -291,6 +325,10 @@ class CrashingCheckpoint(Checkpoint):
         super().waiting(node, since, due)
         if node == self.crash_node and self.crash_on == "wait":
             self.crash()
+    async def rolling_back(self, nodes: list[int]) -> bool:
+        if self.crashed:
+            return False
+        return await super().rolling_back(nodes)
 
     def crash(self) -> None:
         """Commit what was recorded up to now, then die."""
@@ -482,7 +520,9 @@ async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
         raise
     finished = False
     try:
-        result = await run.execute(restored=restored)
+        if opened.rolling_back:
+            _restore_rollback(run, plan, opened)
+        result = await run.execute(restored=restored, rollback_only=opened.rolling_back)
         finished = True
     finally:
         if isinstance(checkpoint, CrashingCheckpoint) and checkpoint.crashed:
@@ -536,6 +576,8 @@ class Opened:
     claim: Claim | None = None  #: None: the run succeeded before; nothing is started
     values: dict[int, Any] = attrs.Factory(dict)  #: node id -> stored output, read back
     data: dict[str, Any] | None = None  #: the stored WorkflowData keys, read back
+    #: the run was rolling back (saga compensation): resume the rollback, not the run
+    rolling_back: bool = False
 
 
 def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
@@ -592,7 +634,10 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
     values = opened.values
     for name, rec in stored.nodes.items():
         i = index.get(name)
-        if i is None or rec.status != "succeeded" or rec.output is None:
+        if rec.status in ROLLBACK_STATUSES:
+            opened.rolling_back = True
+        if i is None or rec.output is None or (
+                rec.status != "succeeded" and rec.status != COMPENSATING):
             continue
         value = decode(serializer, rec.output,
                        f"the stored output of node {name!r} of run {run_id!r}")
@@ -685,6 +730,26 @@ def _restore(run: Run, plan: Plan, opened: Opened, data: WorkflowData) -> bytear
     return restored
 
 
+def _restore_rollback(run: Run, plan: Plan, opened: Opened) -> None:
+    """A run that crashed during its rollback: put back how every other recorded node
+    ended (what :func:`_restore` did not: failures, skips, compensations)."""
+    stored = opened.stored
+    assert stored is not None
+    index = plan.index
+    for name, rec in stored.nodes.items():
+        i = index.get(name)
+        if i is None or i in opened.values:
+            continue
+        status = BY_NAME.get(rec.status)
+        if status is None or status is Status.SUCCEEDED or not status.final:
+            continue  # a succeeded node whose output was not kept: nothing to undo
+        error = None
+        if rec.error is not None:
+            type_name, _, message = rec.error.partition(": ")
+            error = StoredError(type_name, message, rec.traceback)
+        run.restore_ended(i, status, error)
+
+
 def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = None
                       ) -> RunResult:
     """The :class:`RunResult` of a finished stored run, without running anything."""
@@ -705,7 +770,9 @@ def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = No
         i = plan.index.get(name)
         if i is None:
             continue
-        board[i] = BY_NAME.get(rec.status, Status.CANCELLED)
+        # "compensating": a rollback that did not get to it (it succeeded)
+        board[i] = (Status.SUCCEEDED if rec.status == COMPENSATING
+                    else BY_NAME.get(rec.status, Status.CANCELLED))
         attempts[i] = rec.attempts
         if rec.started is not None:
             started[i] = rec.started

@@ -57,8 +57,9 @@ from ..errors import (
 from ..workflow._waits import signal_refused
 from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
-__all__ = ["CANCELLED", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED", "RUNNING", "SUCCEEDED",
-           "WAITING", "Claim", "Decide", "Lease", "MemoryStore", "NodeRecord", "RunRecord",
+__all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED",
+           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "WAITING", "Claim", "Decide", "Lease",
+           "MemoryStore", "NodeRecord", "RunRecord",
            "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune"]
 
 # A stored run's status (RunRecord.status).
@@ -72,6 +73,12 @@ DEAD_LETTER = "dead_letter"  #: its workers died max_recoveries times running it
 #: the statuses of runs that nothing will take up again unless asked (resume)
 FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER})
 #: every status, in the order of a run's life
+#: a node record's status while a rollback that will compensate the node is under way:
+#: it SUCCEEDED (its output is kept) and its compensation has not ended yet
+#: (docs/decisions/020-saga-rollback.md)
+COMPENSATING = "compensating"
+#: node record statuses that say the run was rolling back
+ROLLBACK_STATUSES = frozenset({COMPENSATING, "compensated", "compensation_failed"})
 STATUSES = (QUEUED, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER)
 #: the queue runs go to when none is named (submitted, parked or resumed for workers)
 DEFAULT_QUEUE = "default"
@@ -229,7 +236,9 @@ class NodeRecord(NamedTuple):
     """
 
     node: str  #: the node's name
-    status: str  #: "succeeded", "failed", "skipped" or "cancelled"
+    #: "succeeded", "failed", "skipped", "cancelled"; during and after a rollback
+    #: "compensating" (succeeded, not undone yet), "compensated", "compensation_failed"
+    status: str
     attempts: int  #: attempts started (in the latest start of the run)
     output: bytes | None = None  #: serialized output, for succeeded nodes
     error: str | None = None  #: "Type: message" of a failed node

@@ -286,6 +286,14 @@ class Plan:
         return [names[i] for i in self.order]
 
     @cached_property
+    def remote_executors(self) -> bool:
+        """Whether some node names an executor object or ``"process"`` (computed once:
+        the runtime asks at every run, and a plan whose nodes all have options -- a
+        ``compensate=`` on each -- would pay a loop over them per run)."""
+        local = (None, "thread", "loop")
+        return any(o.executor not in local for o in self.node_options.values())
+
+    @cached_property
     def indegree(self) -> list[int]:
         """Per node, how many dependencies it has (edges, duplicates counted)."""
         ptr = self.pred_ptr

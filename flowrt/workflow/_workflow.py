@@ -107,6 +107,7 @@ class Workflow:
         trigger: Trigger | str = Trigger.ALL_SUCCESS,
         executor: Any = None,
         branch: bool = False,
+        compensate: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]: ...
 
     def node(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
@@ -120,7 +121,8 @@ class Workflow:
             name: the node's name (default: the function's ``__name__``); required for a
                 lambda.
             options: ``after``, ``inputs``, ``retries``, ``retry``, ``timeout``,
-                ``limit``, ``trigger``, ``executor``, ``branch``, as for :meth:`add`.
+                ``limit``, ``trigger``, ``executor``, ``branch``, ``compensate``, as for
+                :meth:`add`.
 
         Raises:
             TypeError: ``fn`` is not callable, has no usable name (a lambda without
@@ -216,22 +218,25 @@ class Workflow:
     def add(
         self,
         name: str,
-        fn: Callable[..., Any],
+        fn: Callable[..., Any] | Workflow,
         *,
         deps: Sequence[str | Callable[..., Any]] | Mapping[str, str | Callable[..., Any]] = (),
         after: Sequence[str | Callable[..., Any]] = (),
         inputs: Mapping[str, str | Callable[..., Any]] | None = None,
         **options: Any,
     ) -> None:
-        """Add node ``name`` calling ``fn``.
+        """Add node ``name`` calling ``fn`` (or running workflow ``fn``).
 
         A rejected node leaves the workflow as it was. The node's
         :class:`~flowrt.workflow.NodeSpec` is ``wf.nodes[name]``.
 
         Args:
             name: the node's name, unique in the workflow.
-            fn: a coroutine function (run in the event loop) or a plain callable (run
-                where its executor says: a worker thread by default).
+            fn: a coroutine function (run in the event loop), a plain callable (run
+                where its executor says: a worker thread by default), or a
+                :class:`Workflow`: a sub-workflow (docs/sub-workflows.md), whose run
+                inputs are this node's parameters and whose single sink's output (or
+                ``output=``'s) is this node's.
             deps: node names (or decorated functions) whose outputs fill the first
                 positional parameters, in order; or a mapping ``parameter -> node``.
             after: nodes this one runs after, without taking their outputs.
@@ -240,10 +245,13 @@ class Workflow:
                 ``timeout`` (seconds per attempt), ``limit`` (a limit's name),
                 ``trigger`` (a :class:`~flowrt.Trigger` or its name), ``executor``
                 (``"loop"``, ``"thread"``, ``"process"`` or an executor object; sync
-                nodes only).
+                nodes only), ``compensate`` (a function undoing the node, called with
+                its output when the run fails after it succeeded; docs/compensation.md),
+                ``output`` (a sub-workflow's node whose output is this node's).
 
         Raises:
             ValueError: ``name`` is not a non-empty str.
+            CycleError: ``fn`` is a workflow that contains this one (or is it).
             TypeError: ``fn`` is not callable, ``deps``/``after`` is a str, or an
                 option is unknown (the message names the near match).
             GraphError: more positional ``deps`` than ``fn`` takes, a bad option value,
@@ -262,6 +270,8 @@ class Workflow:
         # This is the hot path of generated graphs: validate, then append to flat lists.
         if type(name) is not str or not name:
             raise ValueError(f"a node's name must be a non-empty str, got {name!r}")
+        if isinstance(fn, Workflow):
+            fn = self._subworkflow(name, fn, options.pop("output", None))
         if type(deps) is not list and type(deps) is not tuple:
             if isinstance(deps, Mapping):
                 inputs = {**deps, **(inputs or {})}
@@ -316,6 +326,37 @@ class Workflow:
         # Named parameters that positional deps leave open are bound at compile.
         if input_names or k < sig.bind_from:
             self._open.append(i)
+
+    def subworkflow(self, workflow: Workflow, *, name: str | None = None,
+                    **options: Any) -> str:
+        """Add ``workflow`` as a node (named after it unless ``name=``); return the name.
+
+        The same as ``wf.add(name, workflow, **options)``; see docs/sub-workflows.md.
+
+        >>> inner = Workflow("double")
+        >>> inner.add("twice", lambda x: 2 * x)
+        >>> outer = Workflow("outer")
+        >>> outer.add("x", lambda: 21)
+        >>> outer.subworkflow(inner)
+        'double'
+        >>> outer.run_sync()["double"]
+        42
+        """
+        node = workflow.name if name is None else name
+        self.add(node, workflow, **options)
+        return node
+
+    def _subworkflow(self, name: str, child: Workflow, output: str | None
+                     ) -> Callable[..., Any]:
+        """The callable of node ``name`` running ``child`` (checked for containing this
+        workflow, and for nesting too deep)."""
+        from ._subworkflow import MAX_DEPTH, SubWorkflow, nesting
+
+        depth = 1 + nesting(child, (self,))  # raises CycleError when child contains self
+        if depth > MAX_DEPTH:
+            raise GraphError(f"node {name!r}: sub-workflow {child.name!r} nests {depth} "
+                             f"levels deep; the limit is {MAX_DEPTH}")
+        return SubWorkflow(child, output)
 
     def remove(self, name: str) -> NodeSpec:
         """Remove node ``name`` and return its spec (dependents will fail to compile).
