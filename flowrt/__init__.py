@@ -19,7 +19,8 @@ hello user-7
 
 from . import _compat
 from ._engine.result import NodeResult, RunMetrics, RunResult
-from ._types import Event, EventKind, Retry, RunStatus, Status, Trigger
+from ._engine.shared import ActiveRun, LimitUsage
+from ._types import Cache, Event, EventKind, Retry, RunStatus, Status, Trigger
 from .data import DataMetrics, Interner, WorkflowData, intern, intern_many
 from .durable import (
     JSONSerializer,
@@ -33,6 +34,7 @@ from .durable import (
     StoredRun,
 )
 from .errors import (
+    CacheKeyError,
     CycleError,
     DuplicateNodeError,
     FlowError,
@@ -77,6 +79,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ActiveRun",
+    "Cache",
+    "CacheKeyError",
     "Context",
     "CycleError",
     "DaskExecutor",
@@ -91,6 +96,7 @@ __all__ = [
     "Interner",
     "JSONSerializer",
     "LeaseLost",
+    "LimitUsage",
     "MemoryStore",
     "MissingInputError",
     "NoOutput",

@@ -24,19 +24,21 @@ import anyio.to_thread
 
 from . import _backends
 from ._clock import SYSTEM_CLOCK, Clock
+from ._engine.cache import MemoryCache, NodeCache
 from ._engine.events import normalize_hooks
 from ._engine.limits import Limit
 from ._engine.result import RunResult
 from ._engine.run import RunSettings, prepare_run
-from ._engine.shared import Shared
+from ._engine.shared import ActiveRun, LimitUsage, Shared
 from ._schedule import check_spec, schedule_record
 from ._types import Executor, ExecutorChoice, Hook
 from ._worker import Registry, new_queued_record
 from ._worker import serve as serve_queue
 from .data import WorkflowData
 from .durable import open_store
+from .durable._cache import StoreCache
 from .durable._run import durable_run
-from .errors import SerializationError
+from .errors import RunNotFound, SerializationError
 from .workflow import Plan
 
 if TYPE_CHECKING:
@@ -64,6 +66,10 @@ class RunOptions(TypedDict, total=False):
     changed. ``metrics``: time every node (True), none (False) or a sampled share.
     ``strict_inputs``: refuse run inputs that no node takes (True, the default: they are
     usually typos) or store them in the run's data for nodes to read (False).
+    ``resources``: objects a parameter of their name receives (clients, pools), added to
+    the runtime's (a name in both: this run's); never stored, never in a cache key
+    (docs/resources.md). ``refresh``: cached nodes run again and replace their cache
+    entries (docs/caching.md).
     """
 
     run_id: str | None
@@ -77,6 +83,9 @@ class RunOptions(TypedDict, total=False):
     resume: str | None
     metrics: bool | float | None
     strict_inputs: bool
+    # -- resources and caching --
+    resources: Mapping[str, Any] | None
+    refresh: bool
 
 
 #: the names RunOptions takes
@@ -102,6 +111,20 @@ def _check_limits(limits: object) -> None:
     for name in limits:
         if not isinstance(name, str):
             raise TypeError(f"limits= takes limit names as str keys, got {name!r}")
+
+
+def _check_resources(resources: object, where: str) -> dict[str, Any]:
+    """``resources=`` as a dict; refuse what is no mapping of names to objects."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise TypeError(f"{where} resources= takes a mapping of parameter name to object, "
+                        f"such as {{'http': client}}, got {resources!r}")
+    for name in resources:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"{where} resources= takes parameter names as keys, "
+                             f"got {name!r}")
+    return dict(resources)
 
 
 def _check_executor(executor: object) -> None:
@@ -135,12 +158,20 @@ class Runtime:
             ``"dead_letter"`` instead of being taken over again (5).
         shutdown_grace: seconds the runs still going on when the ``async with`` block
             ends get to finish before they are stopped (below); None waits for them.
+        on_event: a hook or hooks called with every :class:`~flowrt.Event` of every
+            run of this runtime (before the run's own ``on_event`` hooks).
+        resources: objects a node parameter of their name receives in every run
+            (an HTTP client, a database pool); never stored or fingerprinted, so
+            durable runs can use them (docs/resources.md).
 
     Raises:
         TypeError: ``limits`` is not a mapping of names to capacities, or a
             ``workflows`` entry is not a Workflow.
         ValueError: a bad capacity, ``executor``, ``max_recoveries`` or
-            ``shutdown_grace``, or two ``workflows`` of one name.
+            ``shutdown_grace``, or two ``workflows`` of one name, or a resource name
+            that is no identifier.
+        TypeError: ``on_event`` that is no callable or callables, ``resources`` that
+            is no mapping.
 
     Leaving the ``async with`` block shuts the runtime down: ``run`` refuses new runs
     (``RuntimeError``); runs still going on get ``shutdown_grace`` seconds to finish (0
@@ -177,8 +208,14 @@ class Runtime:
         clock: Clock | None = None,
         max_recoveries: int = 5,
         shutdown_grace: float | None = 0.0,
+        on_event: Hook | Sequence[Hook] | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         _check_executor(executor)
+        #: hooks called with every event of every run of this runtime
+        self.hooks = normalize_hooks(on_event)
+        #: the resources every run of this runtime gets (docs/resources.md)
+        self.resources: dict[str, Any] = _check_resources(resources, "Runtime()")
         _check_limits(limits)
         if not isinstance(max_recoveries, int) or isinstance(max_recoveries, bool) or (
                 max_recoveries < 1):
@@ -203,6 +240,8 @@ class Runtime:
         self.shutdown_grace = shutdown_grace
         self._open = False
         self._closed = False
+        #: cached node outputs when there is no store (docs/caching.md); made on use
+        self._memory_cache: MemoryCache | None = None
 
     @property
     def _limits(self) -> dict[str, Limit]:
@@ -282,7 +321,10 @@ class Runtime:
         timeout = options.get("timeout")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        hooks = normalize_hooks(options.get("on_event"))
+        hooks = self.hooks + normalize_hooks(options.get("on_event"))
+        resources = self.resources
+        if options.get("resources") is not None:
+            resources = {**resources, **_check_resources(options.get("resources"), "run()")}
         limits = options.get("limits")
         _check_limits(limits)
         for name, capacity in (limits or {}).items():
@@ -298,6 +340,8 @@ class Runtime:
             fail_fast=options.get("fail_fast", False), timeout=timeout, hooks=hooks,
             executor=executor if executor is not None else self.executor,
             metrics=self.metrics if metrics is None else metrics,
+            resources=resources or None, cache=self._cache_for(plan),
+            refresh=bool(options.get("refresh", False)),
         )
         with self._shared.in_flight():
             if self.store is not None:
@@ -317,9 +361,37 @@ class Runtime:
             raise ValueError(f"{what} needs a store: Runtime(store='runs.db', ...)")
         return self.store
 
-    def _worker_settings(self) -> RunSettings:
+    def _worker_settings(self, plan: Plan | None = None) -> RunSettings:
         """The run settings of runs a worker takes from the queue: the runtime's."""
-        return RunSettings(executor=self.executor, metrics=self.metrics)
+        return RunSettings(executor=self.executor, metrics=self.metrics, hooks=self.hooks,
+                           resources=self.resources or None,
+                           cache=None if plan is None else self._cache_for(plan))
+
+    # -- caching (docs/caching.md) --------------------------------------------------
+
+    def _cache_for(self, plan: Plan) -> NodeCache | None:
+        """Where the cached nodes of ``plan`` are looked up: the store's cache, else
+        this runtime's own (in memory); None when the plan caches nothing."""
+        if plan.cached is None:
+            return None
+        if self.store is not None:
+            return StoreCache(self.store, self.clock.now)
+        if self._memory_cache is None:
+            self._memory_cache = MemoryCache(self.clock.now)
+        return self._memory_cache
+
+    # -- introspection ----------------------------------------------------------------
+
+    def active(self) -> list[ActiveRun]:
+        """The runs in flight in this runtime now, oldest first: each one's id,
+        workflow, start time and nodes per status. A plain method (no await)."""
+        return self._shared.active()
+
+    def limit_usage(self) -> dict[str, LimitUsage]:
+        """The runtime's limits now, by name: capacity, slots in use, nodes waiting
+        (``"max_concurrency"`` for the runtime's cap, when it has one). A plain method
+        (no await). A run's own ``limits=`` are not the runtime's and not listed."""
+        return self._shared.limit_usage()
 
     def _poke(self) -> None:
         """Wake this runtime's worker loop now (something it may take has changed)."""
@@ -457,21 +529,37 @@ class Runtime:
         return await self.signal(run_id, name, {"approved": False, "by": by,
                                                 "comment": comment}, id=id)
 
-    async def cancel(self, run_id: str) -> RunRecord:
-        """Cancel run ``run_id`` through the store; return its record as it was.
+    async def cancel(self, run_id: str) -> RunRecord | None:
+        """Cancel run ``run_id``: its ``rt.run`` returns a CANCELLED result (as at its
+        timeout; it does not raise), other runs go on untouched. Awaitable.
 
-        A queued or parked run is cancelled at once; a running one -- here, in a worker
-        or in any other process -- stops at its next checkpoint or lease renewal (its
-        holder is fenced out). Cancelled runs can be resumed.
+        A run going on in this runtime is stopped at once: its running nodes are
+        cancelled, the others end CANCELLED. With a store, a run going on elsewhere is
+        cancelled through the store: a queued or parked run at once, a running one --
+        in a worker or any other process -- at its next checkpoint or lease renewal
+        (its holder is fenced out). Cancelled durable runs can be resumed.
+
+        Returns:
+            With a store, the run's record as it was before; without one, None.
 
         Raises:
             RuntimeError: the runtime is not open.
-            ValueError: the runtime has no store.
-            RunNotFound: no such run.
+            RunNotFound: no such run (without a store: none going on in this runtime).
         """
         from .durable import control
 
-        store = self._need_store("cancel()")
+        if not self._open:
+            raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
+        here = self._shared.stop_run(run_id)  # the run itself records how it ended
+        store = self.store
+        if store is None:
+            if not here:
+                raise RunNotFound(run_id, "this runtime's runs in flight")
+            return None
+        if here:
+            record = await anyio.to_thread.run_sync(store.get_run, run_id)
+            if record is not None:
+                return record
         return await anyio.to_thread.run_sync(
             lambda: control.cancel(store, run_id, self.clock.now()))
 
@@ -571,7 +659,7 @@ async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None
     what it raises.
     """
     check_run_options(options)
-    async with Runtime(store=store) as rt:
+    async with Runtime(store=store) as rt:  # a private runtime: caches in memory, for this run
         return await rt.run(workflow, inputs, **options)
 
 

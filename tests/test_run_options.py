@@ -30,6 +30,9 @@ def sample_values() -> dict[str, Any]:
         "resume": "force",  # needs a store: every run below has one
         "metrics": False,
         "strict_inputs": False,
+        # -- resources and caching --
+        "resources": {"client": object()},
+        "refresh": True,
     }
 
 

@@ -17,21 +17,25 @@ P, RD, RN, S, F, SK, C = (
     Status.SKIPPED,
     Status.CANCELLED,
 )
+# -- caching --
+CA = Status.CACHED
 
 LEGAL = {
     (P, RD), (RD, RN), (RN, S), (RN, F),
     (RN, RD),  # a failed attempt waits for its retry
     (P, SK),
     (P, C), (RD, C), (RN, C),  # any non-final status may be cancelled
+    (RD, CA),  # read from the cache instead of running
 }
 
 
 def test_status_names_and_finality() -> None:
     assert str(Status.SUCCEEDED) == "succeeded"
     assert [str(s) for s in Status] == [
-        "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled"
+        "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
+        "cached",
     ]
-    assert [s for s in Status if s.final] == [S, F, SK, C]
+    assert [s for s in Status if s.final] == [S, F, SK, C, CA]
     assert frozenset(s for s in Status if s.final) == FINAL
     assert not P.final and not RD.final and not RN.final
 
@@ -72,7 +76,7 @@ def test_every_transition_is_legal_or_raises_naming_both_statuses(
     assert board[0] is P
 
 
-@pytest.mark.parametrize("bad", [7, 9, 255, -1])
+@pytest.mark.parametrize("bad", [len(Status), 9, 255, -1])
 def test_a_value_that_is_no_status_is_refused(bad: int) -> None:
     board = StatusBoard(1)
     with pytest.raises(ValueError, match="not a status"):
@@ -94,7 +98,7 @@ def test_counts_and_reset() -> None:
     board.move(2, SK)
     board.move(3, C)
     counts = board.counts()
-    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1}
+    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, CA: 0}
     assert list(counts) == list(Status)  # every status listed
     assert sum(counts.values()) == len(board)
     assert repr(board) == (

@@ -43,6 +43,7 @@ from .._types import Event, EventKind, RemoteExecutor, RunStatus, Status, holds
 from ..data._workflow_data import MISSING
 from ..errors import SerializationError
 from ..executors._base import Remote, run_in_thread
+from . import cache as caching
 from . import invoke as actor
 from .events import report_hook_error
 from .limits import GONE, HANDED, WOKEN, Limit
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from .._types import Executor, ExecutorChoice, Hook
+    from .cache import CacheSpec, NodeCache
     from .shared import Shared
     from .state import Checkpoint, RunState
 
@@ -64,6 +66,7 @@ SUCCEEDED = Status.SUCCEEDED.value
 FAILED = Status.FAILED.value
 SKIPPED = Status.SKIPPED.value
 CANCELLED = Status.CANCELLED.value
+CACHED = Status.CACHED.value
 
 #: Nodes a runner finishes inline in a row before it lets the event loop run once, so
 #: that a long stretch of nodes that never suspend neither starves the application nor
@@ -83,7 +86,8 @@ class Supervisor:
 
     def __init__(self, shared: Shared, state: RunState, *, max_concurrency: int | None,
                  limits: Mapping[str, int] | None, fail_fast: bool, timeout: float | None,
-                 hooks: tuple[Hook, ...], executor: ExecutorChoice) -> None:
+                 hooks: tuple[Hook, ...], executor: ExecutorChoice,
+                 cache: NodeCache | None = None, refresh: bool = False) -> None:
         plan = state.plan
         n = len(plan)
         self.shared = shared
@@ -147,6 +151,19 @@ class Supervisor:
         self.log_failures = self.log_runs or is_enabled(self.log, logging.WARNING)
         self.trace = bool(hooks) or self._log_nodes
 
+        # -- caching (docs/caching.md) --
+        #: where cached nodes are looked up; None when the plan caches nothing
+        self._cache = cache if plan.cached is not None else None
+        #: True when some node of the run is cached (one test per success otherwise)
+        self.caching = self._cache is not None
+        #: ``refresh=True``: cached nodes run again and replace their entries
+        self._refresh = refresh
+        self._cache_specs: dict[int, CacheSpec] = {}
+        #: node -> the key its output goes under when it succeeds (a miss, running)
+        self._cache_keys: dict[int, str] = {}
+        #: when the run started (wall clock), for Runtime.active()
+        self.wall_start = 0.0
+
     # -- running --------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -157,6 +174,7 @@ class Supervisor:
         self._cancel_exc = anyio.get_cancelled_exc_class()
         self._keep_remote = self._plan_remote_outputs()
         self._done = anyio.Event()
+        self.wall_start = time.time()
         self.emit(EventKind.RUN_STARTED, -1)
         plan = self.plan
         board = self.board
@@ -389,6 +407,7 @@ class Supervisor:
         started = self.started
         timed = self.timed
         limited = self.limited
+        cached = plan.cached if self.caching else None
         streak = 0  # nodes finished inline since this runner last let the loop run
         while ready:
             if self.stopping:
@@ -400,6 +419,8 @@ class Supervisor:
                 if self.stopping or not ready:
                     break
             node = ready.popleft()
+            if cached is not None and cached[node] and self._from_cache(node):
+                continue  # read from the cache (or its key failed the node)
             if limited and not self._acquire(node):
                 continue
             # start the attempt
@@ -505,6 +526,8 @@ class Supervisor:
                 return
         self.values[node] = value
         self.board[node] = SUCCEEDED
+        if self.caching:
+            self._to_cache(node, value)
         if self.limited:
             self._release(node)
         if self.trace:
@@ -530,15 +553,17 @@ class Supervisor:
         self.attempt_failed(node, error)
         return False
 
-    def attempt_failed(self, node: int, error: BaseException, retry: bool = True) -> None:
+    def attempt_failed(self, node: int, error: BaseException, retry: bool = True,
+                       held: bool = True) -> None:
         """The attempt raised ``error``: retry the node, or it FAILED.
 
         KeyboardInterrupt and SystemExit are not node failures: they stop the run.
+        ``held``: the node holds its limit slots (False: it failed before taking them).
         """
         if isinstance(error, KeyboardInterrupt | SystemExit):
             raise error
         plan = self.plan
-        if self.limited:
+        if self.limited and held:
             self._release(node)
         attempt = self.attempts[node]
         if retry and attempt < plan.attempts[node] and not self.stopping:
@@ -675,6 +700,62 @@ class Supervisor:
         for s in plan.succ_idx[plan.succ_ptr[node] : plan.succ_ptr[node + 1]]:
             self.remaining[s] -= 1
             self.succeeded[s] += 1
+
+    # -- caching --------------------------------------------------------------------
+
+    def _from_cache(self, node: int) -> bool:
+        """Before ``node`` starts: True when it is over -- read from the cache (CACHED),
+        or FAILED because its arguments cannot be hashed; False to run it."""
+        spec = self._cache_specs.get(node)
+        if spec is None:
+            spec = self._cache_specs[node] = caching.cache_spec(self.plan, node)
+        name = self.plan.names[node]
+        try:
+            key = caching.key_of(name, spec, caching.arguments(self.state, node, spec))
+        except Exception as error:  # CacheKeyError, or a Cache(key=...) that raised
+            self.board[node] = RUNNING
+            self.attempts[node] += 1
+            if self.trace:
+                self.emit(EventKind.STARTED, node)
+            self.attempt_failed(node, error, retry=False, held=False)
+            return True
+        cache = self._cache
+        assert cache is not None
+        if not self._refresh:
+            try:
+                hit, value = cache.get(key, self.plan.fns[node])
+            except Exception as error:  # an unreadable entry: run the node instead
+                self.log.warning("cache entry could not be read; running the node",
+                                 node=name, error=f"{type(error).__name__}: {error}")
+                hit, value = False, None
+            if hit:
+                if self.checkpoint is not None:
+                    try:
+                        self.checkpoint.succeeded(node, value, cached=True)
+                    except SerializationError:  # the run's store cannot keep it: run it
+                        self._cache_keys[node] = key
+                        return False
+                self.values[node] = value
+                self.board[node] = CACHED
+                if self.trace:
+                    self.emit(EventKind.CACHED, node)
+                self.settle(node, SUCCEEDED)  # its dependents see a success
+                return True
+        self._cache_keys[node] = key
+        return False
+
+    def _to_cache(self, node: int, value: Any) -> None:
+        """``node`` succeeded: keep its output under the key it missed (if cached)."""
+        key = self._cache_keys.pop(node, None)
+        if key is None:
+            return
+        cache = self.plan.options_of(node).cache
+        assert cache is not None and self._cache is not None
+        try:
+            self._cache.put(key, value, cache.ttl)
+        except Exception as error:  # the node succeeded all the same
+            self.log.warning("node output not cached", node=self.plan.names[node],
+                             error=f"{type(error).__name__}: {error}")
 
     # -- limits ---------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ _N = len(Status)
 _legal = bytearray(_N * _N)
 for _old, _news in {
     Status.PENDING: (Status.READY, Status.SKIPPED, Status.CANCELLED),
-    Status.READY: (Status.RUNNING, Status.CANCELLED),
+    Status.READY: (Status.RUNNING, Status.CANCELLED, Status.CACHED),
     # RUNNING -> READY: the attempt failed and the node waits to be retried.
     Status.RUNNING: (Status.SUCCEEDED, Status.FAILED, Status.READY, Status.CANCELLED),
     # A durable run resumes: its final nodes become what the store says.

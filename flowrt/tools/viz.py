@@ -22,6 +22,7 @@ COLOURS: Mapping[Status, str] = {
     Status.FAILED: "#f38ba8",
     Status.SKIPPED: "#f5f5f5",
     Status.CANCELLED: "#fab387",
+    Status.CACHED: "#94e2d5",
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any, Final, NamedTuple, cast
 
 import attrs
 
-from .._types import Executor, ExecutorChoice, Retry, Trigger
+from .._types import Cache, Executor, ExecutorChoice, Retry, Trigger
 from ..errors import GraphError
 
 __all__ = ["DEFAULT_OPTIONS", "EXECUTOR_NAMES", "NODE_KEYWORDS", "NodeOptions", "NodeSpec",
@@ -19,7 +19,7 @@ EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
 
 #: Every keyword ``Workflow.node`` and ``Workflow.add`` take, for "did you mean" hints.
 NODE_KEYWORDS: Final = ("name", "deps", "after", "inputs", "retries", "retry", "timeout",
-                        "limit", "trigger", "executor")
+                        "limit", "trigger", "executor", "cache")
 
 
 def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> str:
@@ -45,7 +45,7 @@ def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> st
 
 @attrs.frozen
 class NodeOptions:
-    """How a node runs: retries, timeout, limit, trigger rule and executor.
+    """How a node runs: retries, timeout, limit, trigger rule, executor and cache.
 
     Nodes with the same options share one instance. ``wf.nodes[name].options`` is one.
     """
@@ -57,6 +57,9 @@ class NodeOptions:
     #: where a sync node runs: None (the run's default), "loop", "thread", "process" or
     #: an executor object
     executor: ExecutorChoice = None
+    # -- caching --
+    #: cache the node's output (docs/caching.md); None: it always runs
+    cache: Cache | None = None
 
     @property
     def attempts(self) -> int:
@@ -99,6 +102,7 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     limit = options.pop("limit", None)
     trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
     executor = options.pop("executor", None)
+    cache = options.pop("cache", None)
     if options:
         raise TypeError(_unknown_options(node, sorted(options)))
 
@@ -129,10 +133,14 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
             isinstance(executor, str) and executor not in EXECUTOR_NAMES):
         raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
                   executor)
+    if cache is not None and not isinstance(cache, Cache):
+        raise bad("cache", "must be a flowrt.Cache", cache)
     where = cast(ExecutorChoice, executor)
-    key = (retry, None if timeout is None else float(timeout), limit, trigger, where)
-    if executor is not None and not isinstance(executor, str):
-        return NodeOptions(*key)  # not cached: the cache would keep the executor alive
+    key = (retry, None if timeout is None else float(timeout), limit, trigger, where, cache)
+    if (executor is not None and not isinstance(executor, str)) or (
+            cache is not None and cache.key is not None):
+        # not kept: the options cache would keep the executor (or key function) alive
+        return NodeOptions(*key)
     try:
         return _options_cache[key]
     except KeyError:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
-from .._types import Retry, Trigger
+from .._types import Cache, Retry, Trigger
 from ..errors import DuplicateNodeError, GraphError
 from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, name_of, node_options
 from ._signature import Signature
@@ -102,6 +102,7 @@ class Workflow:
         limit: str | None = None,
         trigger: Trigger | str = Trigger.ALL_SUCCESS,
         executor: Any = None,
+        cache: Cache | None = None,
     ) -> Callable[[F], F]: ...
 
     def node(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
@@ -115,7 +116,7 @@ class Workflow:
             name: the node's name (default: the function's ``__name__``); required for a
                 lambda.
             options: ``after``, ``inputs``, ``retries``, ``retry``, ``timeout``,
-                ``limit``, ``trigger``, ``executor``, as for :meth:`add`.
+                ``limit``, ``trigger``, ``executor``, ``cache``, as for :meth:`add`.
 
         Raises:
             TypeError: ``fn`` is not callable, has no usable name (a lambda without
@@ -176,7 +177,7 @@ class Workflow:
                 ``timeout`` (seconds per attempt), ``limit`` (a limit's name),
                 ``trigger`` (a :class:`~flowrt.Trigger` or its name), ``executor``
                 (``"loop"``, ``"thread"``, ``"process"`` or an executor object; sync
-                nodes only).
+                nodes only), ``cache`` (a :class:`~flowrt.Cache`: docs/caching.md).
 
         Raises:
             ValueError: ``name`` is not a non-empty str.
