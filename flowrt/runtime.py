@@ -403,7 +403,8 @@ class Runtime:
         """Put a run of ``workflow`` in the store's queue and return its run id.
 
         A worker (:meth:`serve`, ``flowrt worker``) that has the workflow runs it. The
-        inputs are checked and stored now. Submitting a run id that the store has
+        inputs are checked and stored now; a parameter that is a resource of this
+        runtime is not an input (the worker's runtime gives its own resource). Submitting a run id that the store has
         already changes nothing and returns the id (an idempotency key: submit
         ``f"order-{order_id}"`` as often as you like, it runs once).
 
@@ -427,7 +428,8 @@ class Runtime:
         if given:
             plan.check_unknown_inputs(given)
         run_id = run_id or uuid.uuid4().hex
-        record = new_queued_record(plan, run_id, given, store, self.clock.now(), queue)
+        record = new_queued_record(plan, run_id, given, store, self.clock.now(), queue,
+                                   self.resources)
         if not await anyio.to_thread.run_sync(store.submit, record):
             existing = store.get_run(run_id)
             if existing is not None and existing.workflow != plan.workflow:
