@@ -404,9 +404,10 @@ class Runtime:
 
         A worker (:meth:`serve`, ``flowrt worker``) that has the workflow runs it. The
         inputs are checked and stored now; a parameter that is a resource of this
-        runtime is not an input (the worker's runtime gives its own resource). Submitting a run id that the store has
-        already changes nothing and returns the id (an idempotency key: submit
-        ``f"order-{order_id}"`` as often as you like, it runs once).
+        runtime is not an input (the worker's runtime gives its own resource).
+        Submitting a run id that the store has already changes nothing and returns the
+        id (an idempotency key: submit ``f"order-{order_id}"`` as often as you like, it
+        runs once).
 
         Args:
             workflow: the workflow (added to the ones this runtime serves).

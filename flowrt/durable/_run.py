@@ -165,8 +165,8 @@ class Checkpoint:
             finished = state.finished[node] + base
         # tuple.__new__ skips NamedTuple's Python-level __new__
         self.pending.append(tuple.__new__(NodeRecord, (
-            self.names[node], "cached" if cached else "succeeded", state.attempts[node], blob,
-            None, None, started, finished)))
+            self.names[node], "cached" if cached else "succeeded", state.attempts[node],
+            blob, None, None, started, finished)))
         if not self._scheduled:
             self._scheduled = True
             self._call_soon(self.flush)

@@ -432,7 +432,7 @@ class StoredRun:
         run = self.record.run_id
         return {n: decode(ser, r.output, f"the stored output of node {n!r} of run {run!r}")
                 for n, r in self.nodes.items()
-                if r.status == "succeeded" and r.output is not None}
+                if r.status in ("succeeded", "cached") and r.output is not None}
 
     def inputs(self, serializer: Serializer | None = None) -> Any:
         """The run's inputs, read with ``serializer`` as for :meth:`outputs`.
