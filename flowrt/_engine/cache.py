@@ -11,6 +11,7 @@ store owns one) or the store's cache table (``flowrt.durable``'s ``StoreCache``)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import decimal
@@ -22,6 +23,7 @@ import json
 import math
 import pathlib
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,15 +31,15 @@ import attrs
 
 from ..data._workflow_data import MISSING
 from ..errors import CacheKeyError
+from ..workflow import Plan
 from ..workflow._plan import BIND_CONTEXT, BIND_NODE
 
 if TYPE_CHECKING:
     from .._types import Cache
-    from ..workflow import Plan
     from .state import RunState
 
 __all__ = ["CacheSpec", "MemoryCache", "NodeCache", "Unhashable", "cache_key", "canonical",
-           "check_cached_inputs", "code_version"]
+           "check_cached_inputs", "code_version", "specs_of"]
 
 #: the first item of every key: a change of the key's recipe misses old entries
 KEY_FORMAT = "flowrt-cache-1"
@@ -108,8 +110,8 @@ def canonical(value: Any) -> Any:
         raise Unhashable("a value that contains itself") from None
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: one encoder for every key: ``json.dumps`` with options builds a new one per call
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _canonical(v: Any) -> Any:
@@ -225,21 +227,54 @@ class CacheSpec:
     positional: tuple[str, ...]
 
 
+def specs_of(plan: Plan) -> dict[int, CacheSpec]:
+    """The :class:`CacheSpec` of the cached nodes of ``plan`` met so far, by node: kept
+    with the plan, so that the runs of one plan share them."""
+    try:
+        return _SPECS[plan]
+    except KeyError:
+        specs: dict[int, CacheSpec] = {}
+        _SPECS[plan] = specs
+        return specs
+
+
+_SPECS: weakref.WeakKeyDictionary[Plan, dict[int, CacheSpec]] = weakref.WeakKeyDictionary()
+
+
 def cache_spec(plan: Plan, node: int) -> CacheSpec:
     """The :class:`CacheSpec` of cached ``node`` of ``plan``."""
     cache = plan.options_of(node).cache
     assert cache is not None
     fn = plan.fns[node]
-    version = cache.version if cache.version is not None else code_version(fn)
+    version, params = _facts_of(fn)
+    if cache.version is not None:
+        version = cache.version
     n = plan.nargs[node]
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
-    names = tuple(params[k].name if k < len(params) else f"*args[{k - len(params)}]"
+    names = tuple(params[k] if k < len(params) else f"*args[{k - len(params)}]"
                   for k in range(n))
     return CacheSpec(cache, version, names)
+
+
+#: fn -> (its code version, its positional parameters' names): reading the source and the
+#: signature costs ~50 us, once per function rather than once per node and run
+_FACTS: weakref.WeakKeyDictionary[Any, tuple[str, tuple[str, ...]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _facts_of(fn: Callable[..., Any]) -> tuple[str, tuple[str, ...]]:
+    try:
+        return _FACTS[fn]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referable
+        pass
+    try:
+        params = tuple(p.name for p in inspect.signature(fn).parameters.values()
+                       if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    except (TypeError, ValueError):
+        params = ()
+    facts = (code_version(fn), params)
+    with contextlib.suppress(TypeError):
+        _FACTS[fn] = facts
+    return facts
 
 
 def arguments(state: RunState, node: int, spec: CacheSpec) -> dict[str, Any]:

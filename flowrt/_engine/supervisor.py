@@ -158,7 +158,8 @@ class Supervisor:
         self.caching = self._cache is not None
         #: ``refresh=True``: cached nodes run again and replace their entries
         self._refresh = refresh
-        self._cache_specs: dict[int, CacheSpec] = {}
+        self._cache_specs: dict[int, CacheSpec] = (
+            caching.specs_of(plan) if self.caching else {})
         #: node -> the key its output goes under when it succeeds (a miss, running)
         self._cache_keys: dict[int, str] = {}
         #: when the run started (wall clock), for Runtime.active()
