@@ -24,7 +24,7 @@ import anyio.to_thread
 
 from . import _backends
 from ._clock import SYSTEM_CLOCK, Clock
-from ._engine.cache import MemoryCache, NodeCache
+from ._engine.cache import MemoryCache, NodeCache, check_cached_inputs
 from ._engine.events import normalize_hooks
 from ._engine.limits import Limit
 from ._engine.result import RunResult
@@ -296,8 +296,10 @@ class Runtime:
             MissingInputError: a required input is missing.
             UnknownInputError: an input that no node takes (unless
                 ``strict_inputs=False``).
-            TypeError: an unknown option (naming the near match), or ``limits`` that is
-                not a mapping.
+            TypeError: an unknown option (naming the near match), or ``limits`` or
+                ``resources`` that is not a mapping.
+            CacheKeyError: an input of a cached node cannot be hashed (naming the node
+                and the parameter).
             ValueError: a bad option value, or an input named like a node.
 
         All of these are raised before any node runs. Cancelling the caller cancels
@@ -313,6 +315,8 @@ class Runtime:
         plan = workflow if isinstance(workflow, Plan) else workflow.compile()
         if inputs and options.get("strict_inputs", True):
             plan.check_unknown_inputs(inputs)
+        if inputs and plan.cached is not None:
+            check_cached_inputs(plan, inputs)  # before a store records anything
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is not None and (
             not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -422,12 +426,14 @@ class Runtime:
             MissingInputError: a required input is missing.
             UnknownInputError: an input that no node takes.
             SerializationError: the inputs cannot be stored.
+            CacheKeyError: an input of a cached node cannot be hashed.
         """
         store = self._need_store("submit()")
         plan = workflow.compile()
         given = dict(inputs) if inputs else {}
         if given:
             plan.check_unknown_inputs(given)
+            check_cached_inputs(plan, given)
         run_id = run_id or uuid.uuid4().hex
         record = new_queued_record(plan, run_id, given, store, self.clock.now(), queue,
                                    self.resources)

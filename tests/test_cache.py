@@ -220,6 +220,18 @@ async def test_an_unhashable_input_fails_the_run_before_any_node_starts() -> Non
         assert started == []
 
 
+
+async def test_an_unhashable_input_leaves_no_trace_in_the_store(store_kit: StoreKit) -> None:
+    wf = _counted([])
+    store = store_kit.make()
+    async with flowrt.Runtime(store=store, workflows=[wf]) as rt:
+        with pytest.raises(flowrt.CacheKeyError, match="argument 'x'"):
+            await rt.run(wf, {"x": {"f": len}}, run_id="refused")
+        with pytest.raises(flowrt.CacheKeyError, match="argument 'x'"):
+            await rt.submit(wf, {"x": [len]}, run_id="refused-too")
+    assert store.runs() == []
+
+
 async def test_an_unhashable_output_fails_the_cached_node_it_feeds_without_retry() -> None:
     wf = flowrt.Workflow("unhashable-dep")
     wf.add("make", lambda: object())

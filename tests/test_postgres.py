@@ -130,6 +130,9 @@ def test_a_store_of_schema_version_1_is_migrated_and_resumes(pg_kit: PostgresKit
     result = wf.run_sync(store=store, run_id="old")
     assert result.ok and sorted(calls) == ["n1", "n2"] and result.nodes["n0"].restored
     assert store.signals("old") == [] and store.schedules() == []
+    # -- caching: schema 3 added the cache table --
+    store.put_cached("k", b"1", "json", 1.0, None)
+    assert store.get_cached("k", 2.0) == (b"1", "json")
 
 
 def test_a_schema_of_something_else_is_refused_and_left_as_it_was(pg_kit: PostgresKit

@@ -259,10 +259,13 @@ class Supervisor:
         where = [self._executor_of(i) if plan.mode[i] else "async" for i in range(len(plan))]
         remote = {id(ex): isinstance(ex, RemoteExecutor) for ex in where}
         any_kept = False
+        cached = plan.cached
         for i, ex in enumerate(where):
             if not remote[id(ex)]:
                 continue
             succ = plan.succ_idx[plan.succ_ptr[i] : plan.succ_ptr[i + 1]]
+            if cached is not None and (cached[i] or any(cached[s] for s in succ)):
+                continue  # a cache keeps, and keys on, values: not handles to them
             if all(where[s] is ex for s in succ):  # sinks too: fetched in one batch
                 keep[i] = 1
                 any_kept = True
