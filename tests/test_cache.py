@@ -264,6 +264,41 @@ async def test_bad_cache_options_are_refused() -> None:
         wf.add("a", lambda: 1, cahce=Cache())
 
 
+async def test_a_cached_node_that_waited_for_a_slot_gives_it_back() -> None:
+    """Run B's node misses, then waits for the limit's only slot while run A's node
+    computes the same key; handed the slot, it runs (it looked up once) and the slot
+    comes back: a hit there would have kept it."""
+    import anyio
+
+    gate = anyio.Event()
+    calls: list[int] = []
+    wf = flowrt.Workflow("slot")
+
+    @wf.node(cache=Cache(), limit="one")
+    async def work(x: int) -> int:
+        calls.append(x)
+        await gate.wait()
+        return x
+
+    async with flowrt.Runtime(limits={"one": 1}) as rt:
+        results: list[flowrt.RunResult] = []
+
+        async def run() -> None:
+            results.append(await rt.run(wf, {"x": 1}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            tg.start_soon(run)
+            while rt.limit_usage()["one"].waiting < 1:
+                await anyio.sleep(0.005)
+            gate.set()
+        assert all(r.ok and r["work"] == 1 for r in results)
+        assert rt.limit_usage()["one"] == flowrt.LimitUsage(1, 0, 0)
+        again = await rt.run(wf, {"x": 1})
+        assert again.statuses()["work"] is Status.CACHED
+        assert rt.limit_usage()["one"] == flowrt.LimitUsage(1, 0, 0)
+
+
 # -- in a store ---------------------------------------------------------------------------
 
 

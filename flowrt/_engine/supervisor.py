@@ -710,6 +710,10 @@ class Supervisor:
     def _from_cache(self, node: int) -> bool:
         """Before ``node`` starts: True when it is over -- read from the cache (CACHED),
         or FAILED because its arguments cannot be hashed; False to run it."""
+        if node in self._cache_keys:
+            # It missed already: it waited for a limit slot (and may hold one now) or
+            # is retried; its arguments, so its key, are the same.
+            return False
         spec = self._cache_specs.get(node)
         if spec is None:
             spec = self._cache_specs[node] = caching.cache_spec(self.plan, node)
