@@ -543,10 +543,11 @@ class Runtime:
         timeout; it does not raise), other runs go on untouched. Awaitable.
 
         A run going on in this runtime is stopped at once: its running nodes are
-        cancelled, the others end CANCELLED. With a store, a run going on elsewhere is
-        cancelled through the store: a queued or parked run at once, a running one --
-        in a worker or any other process -- at its next checkpoint or lease renewal
-        (its holder is fenced out). Cancelled durable runs can be resumed.
+        cancelled, the others end CANCELLED. With a store, the run is cancelled through
+        the store first: a queued or parked run at once; a running one is fenced out
+        (nothing it writes from then on is kept) and -- in a worker or any other
+        process -- stops at its next checkpoint or lease renewal. Cancelled durable runs
+        can be resumed.
 
         Returns:
             With a store, the run's record as it was before; without one, None.
@@ -559,18 +560,18 @@ class Runtime:
 
         if not self._open:
             raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
-        here = self._shared.stop_run(run_id)  # the run itself records how it ended
         store = self.store
         if store is None:
-            if not here:
+            if not self._shared.stop_run(run_id):
                 raise RunNotFound(run_id, "this runtime's runs in flight")
             return None
-        if here:
-            record = await anyio.to_thread.run_sync(store.get_run, run_id)
-            if record is not None:
-                return record
-        return await anyio.to_thread.run_sync(
+        # Through the store first (its holder, wherever it is, is fenced out: nothing it
+        # writes from now on is kept), then a run of this runtime stops at once rather
+        # than at its next write.
+        record = await anyio.to_thread.run_sync(
             lambda: control.cancel(store, run_id, self.clock.now()))
+        self._shared.stop_run(run_id)
+        return record
 
     async def resume(self, run_id: str) -> RunRecord:
         """Resume run ``run_id`` through the store's queue; return its record as it was.
