@@ -34,6 +34,7 @@ from .durable import (
     StoredRun,
 )
 from .errors import (
+    BranchError,
     CacheKeyError,
     CycleError,
     DuplicateNodeError,
@@ -80,6 +81,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ActiveRun",
+    "BranchError",
     "Cache",
     "CacheKeyError",
     "Context",

@@ -435,3 +435,26 @@ def test_progress_show_and_report_tell_cached_nodes(tmp_path: Path,
         stored = store.load("second")
         assert stored is not None
         assert "cached" in report.render(stored)
+
+
+# -- with branches --
+
+
+async def test_a_cached_branch_applies_its_stored_choice() -> None:
+    calls: list[str] = []
+    wf = flowrt.Workflow("route")
+
+    @wf.node(branch=True, cache=Cache())
+    def route(kind: str) -> str:
+        calls.append(kind)
+        return "big" if kind == "large" else "small"
+
+    wf.add("big", lambda route: "B")
+    wf.add("small", lambda route: "S")
+    async with flowrt.Runtime() as rt:
+        first = await rt.run(wf, {"kind": "large"})
+        second = await rt.run(wf, {"kind": "large"})
+    assert calls == ["large"]
+    assert second.statuses() == {"route": Status.CACHED, "big": Status.SUCCEEDED,
+                                 "small": Status.BYPASSED}
+    assert first["big"] == second["big"] == "B" and second.ok

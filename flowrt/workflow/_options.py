@@ -19,7 +19,9 @@ EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
 
 #: Every keyword ``Workflow.node`` and ``Workflow.add`` take, for "did you mean" hints.
 NODE_KEYWORDS: Final = ("name", "deps", "after", "inputs", "retries", "retry", "timeout",
-                        "limit", "trigger", "executor", "cache")
+                        "limit", "trigger", "executor",
+                        "branch",  # branches
+                        "cache")  # caching
 
 
 def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> str:
@@ -57,6 +59,10 @@ class NodeOptions:
     #: where a sync node runs: None (the run's default), "loop", "thread", "process" or
     #: an executor object
     executor: ExecutorChoice = None
+    # -- branches (design.md, "Control flow") --
+    #: a branch: its output names the direct successors to take; the others are
+    #: BYPASSED (docs/branching.md)
+    branch: bool = False
     # -- caching --
     #: cache the node's output (docs/caching.md); None: it always runs
     cache: Cache | None = None
@@ -102,6 +108,7 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     limit = options.pop("limit", None)
     trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
     executor = options.pop("executor", None)
+    branch = options.pop("branch", False)  # branches
     cache = options.pop("cache", None)
     if options:
         raise TypeError(_unknown_options(node, sorted(options)))
@@ -133,10 +140,13 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
             isinstance(executor, str) and executor not in EXECUTOR_NAMES):
         raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
                   executor)
-    if cache is not None and not isinstance(cache, Cache):
+    if not isinstance(branch, bool):  # branches
+        raise bad("branch", "must be True or False", branch)
+    if cache is not None and not isinstance(cache, Cache):  # caching
         raise bad("cache", "must be a flowrt.Cache", cache)
     where = cast(ExecutorChoice, executor)
-    key = (retry, None if timeout is None else float(timeout), limit, trigger, where, cache)
+    key = (retry, None if timeout is None else float(timeout), limit, trigger, where, branch,
+           cache)
     if (executor is not None and not isinstance(executor, str)) or (
             cache is not None and cache.key is not None):
         # not kept: the options cache would keep the executor (or key function) alive
