@@ -28,6 +28,8 @@ EXAMPLES: dict[str, str] = {
                  "nights coalesced (a fake clock: a week in a second)",
     "order_flow": "an order flow with a branch: express or standard shipping, the "
                   "untaken path bypassed, merged again to ship (durable choices)",
+    "approval": "quote -> manager approval -> order: a worker process parks the run, "
+                "'flowrt approve' / 'reject' from the command line wakes it",
 }
 
 __all__ = ["EXAMPLES"]

@@ -35,18 +35,22 @@ class Status(enum.IntEnum):
     # -- branches (design.md, "Control flow") --
     #: final: on a path a branch did not take (not a failure: the run stays ok)
     BYPASSED = 7
+    # -- waits (issue 14): not final (the only status after the final ones that is not)
+    #: a signal, approval or timer node waiting for its signal or its time
+    WAITING = 8
     # -- caching (docs/caching.md) --
     #: final: its output was read from the cache instead of running it (counts as a
     #: success for its dependents and the run)
-    CACHED = 8
+    CACHED = 9
 
     def __str__(self) -> str:
         return self.name.lower()
 
     @property
     def final(self) -> bool:
-        """True for SUCCEEDED, FAILED, SKIPPED, CANCELLED, BYPASSED and CACHED."""
-        return self >= Status.SUCCEEDED
+        """True for SUCCEEDED, FAILED, SKIPPED, CANCELLED, BYPASSED and CACHED (not
+        WAITING)."""
+        return self in FINAL
 
 
 #: The final statuses.
@@ -265,9 +269,10 @@ class EventKind(enum.StrEnum):
     CANCELLED = "cancelled"
     BYPASSED = "bypassed"  #: on a path a branch did not take
     RUN_FINISHED = "run_finished"
+    # -- waits (issue 14)
+    WAITING = "waiting"  #: a wait node began waiting for its signal or its time
     # -- caching --
     CACHED = "cached"  #: the node's output was read from the cache; it did not run
-
 
 @attrs.frozen
 class Event:

@@ -254,7 +254,7 @@ def _fire_schedules(store: Store, plans: Mapping[str, Plan], now: float, log: An
             continue  # another worker's workflow
         slots, next_due = due_slots(schedule, now)
         runs = slot_runs(schedule, slots, plan.fingerprint, plan.structure,
-                         plan.structure_json, dict(getattr(plan, "waits", {})))
+                         plan.structure_json, dict(plan.waits))
         created = store.fire_schedule(schedule.name, schedule.next_due, runs, next_due,
                                       slot_text(slots[-1]))
         if created:

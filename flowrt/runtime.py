@@ -30,6 +30,7 @@ from ._engine.limits import Limit
 from ._engine.result import RunResult
 from ._engine.run import RunSettings, prepare_run
 from ._engine.shared import ActiveRun, LimitUsage, Shared
+from ._engine.waits import deliver
 from ._schedule import check_spec, schedule_record
 from ._types import Executor, ExecutorChoice, Hook
 from ._worker import Registry, new_queued_record
@@ -66,6 +67,9 @@ class RunOptions(TypedDict, total=False):
     changed. ``metrics``: time every node (True), none (False) or a sampled share.
     ``strict_inputs``: refuse run inputs that no node takes (True, the default: they are
     usually typos) or store them in the run's data for nodes to read (False).
+    ``park``: with a store, return as soon as every node left waits for a signal or a
+    timer, with status WAITING (a signal, the due timer or ``rt.resume`` continues the
+    run in a worker; running it again with its ``run_id`` continues it here).
     ``resources``: objects a parameter of their name receives (clients, pools), added to
     the runtime's (a name in both: this run's); never stored, never in a cache key
     (docs/resources.md). ``refresh``: cached nodes run again and replace their cache
@@ -83,10 +87,10 @@ class RunOptions(TypedDict, total=False):
     resume: str | None
     metrics: bool | float | None
     strict_inputs: bool
+    park: bool
     # -- resources and caching --
     resources: Mapping[str, Any] | None
     refresh: bool
-
 
 #: the names RunOptions takes
 RUN_OPTIONS = frozenset(RunOptions.__annotations__)
@@ -231,7 +235,8 @@ class Runtime:
         self.max_recoveries = max_recoveries
         #: set to wake this runtime's worker loop early (a run ended, a signal came)
         self._worker_wakeup: anyio.Event | None = None
-        self._shared = Shared(max_concurrency=max_concurrency, limits=limits, threads=threads)
+        self._shared = Shared(max_concurrency=max_concurrency, limits=limits, threads=threads,
+                              clock=self.clock)
         self._store_arg = store
         self.store: Store | None = None
         self.executor = executor
@@ -340,11 +345,15 @@ class Runtime:
         resume = options.get("resume")
         metrics = options.get("metrics")
         run_id = options.get("run_id") or uuid.uuid4().hex
+        park = options.get("park", False)
+        if park and self.store is None:
+            raise ValueError("park=True needs a store (Runtime(store='runs.db')): a parked "
+                             "run is continued from the store")
         settings = RunSettings(
             max_concurrency=max_concurrency, limits=limits,
             fail_fast=options.get("fail_fast", False), timeout=timeout, hooks=hooks,
             executor=executor if executor is not None else self.executor,
-            metrics=self.metrics if metrics is None else metrics,
+            metrics=self.metrics if metrics is None else metrics, park=bool(park),
             resources=resources or None, cache=self._cache_for(plan),
             refresh=bool(options.get("refresh", False)),
         )
@@ -367,9 +376,10 @@ class Runtime:
         return self.store
 
     def _worker_settings(self, plan: Plan | None = None) -> RunSettings:
-        """The run settings of runs a worker takes from the queue: the runtime's."""
-        return RunSettings(executor=self.executor, metrics=self.metrics, hooks=self.hooks,
-                           resources=self.resources or None,
+        """The run settings of runs a worker takes from the queue: the runtime's; a run
+        whose nodes all wait is parked, so that it holds no slot while it waits."""
+        return RunSettings(executor=self.executor, metrics=self.metrics, park=True,
+                           hooks=self.hooks, resources=self.resources or None,
                            cache=None if plan is None else self._cache_for(plan))
 
     # -- caching (docs/caching.md) --------------------------------------------------
@@ -518,10 +528,17 @@ class Runtime:
         """
         from .durable import control
 
-        store = self._need_store("signal()")
+        if not self._open:
+            raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
+        store = self.store
+        if store is None:  # in-process waits: the run goes on in this runtime
+            return deliver(self._shared, run_id, name, payload, id)
         stored = await anyio.to_thread.run_sync(
             lambda: control.send_signal(store, run_id, name, payload, signal_id=id,
                                         now=self.clock.now()))
+        waiter = self._shared.waiting.get(run_id)
+        if waiter is not None:  # the run waits in this process: it looks at once
+            waiter.wake()
         self._poke()
         return stored
 

@@ -27,7 +27,9 @@ LEGAL = {
     (P, SK),
     (P, C), (RD, C), (RN, C),  # any non-final status may be cancelled
     (P, BY),  # branches: on a path a branch did not take
-    (RD, CA),  # read from the cache instead of running
+    # waits (issue 14)
+    (RD, Status.WAITING), (Status.WAITING, S), (Status.WAITING, F), (Status.WAITING, C),
+    (RD, CA),  # caching: read from the cache instead of running
 }
 
 
@@ -35,11 +37,12 @@ def test_status_names_and_finality() -> None:
     assert str(Status.SUCCEEDED) == "succeeded"
     assert [str(s) for s in Status] == [
         "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
-        "bypassed", "cached",
+        "bypassed", "waiting", "cached",
     ]
     assert [s for s in Status if s.final] == [S, F, SK, C, BY, CA]
     assert frozenset(s for s in Status if s.final) == FINAL
     assert not P.final and not RD.final and not RN.final
+    assert not Status.WAITING.final  # a wait node waits: not final (issue 14)
 
 
 def test_board_starts_pending() -> None:
@@ -100,7 +103,8 @@ def test_counts_and_reset() -> None:
     board.move(2, SK)
     board.move(3, C)
     counts = board.counts()
-    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, BY: 0, CA: 0}
+    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, BY: 0,
+                      Status.WAITING: 0, CA: 0}
     assert list(counts) == list(Status)  # every status listed
     assert sum(counts.values()) == len(board)
     assert repr(board) == (

@@ -20,8 +20,9 @@ from ..data import WorkflowData
 from .cache import NodeCache, check_cached_inputs
 from .result import RunResult
 from .shared import Shared
-from .state import Checkpoint, RunState, clock
+from .state import Checkpoint, RunState, Waiter, clock
 from .supervisor import Supervisor
+from .waits import Inbox
 
 if TYPE_CHECKING:
     from ..workflow import Plan
@@ -45,11 +46,13 @@ class RunSettings:
     hooks: tuple[Hook, ...] = ()
     executor: ExecutorChoice = None
     metrics: bool | float = True
+    #: return as soon as every node left waits, status WAITING (a store is needed to
+    #: continue it: ``flowrt.durable`` checks)
+    park: bool = False
     # -- resources and caching --
     resources: Mapping[str, Any] | None = None
     cache: NodeCache | None = None
     refresh: bool = False
-
 
 class Run:
     """One run of a plan, ready to start. Made by :func:`prepare_run`."""
@@ -73,6 +76,11 @@ class Run:
     def attach(self, checkpoint: Checkpoint) -> None:
         """Before the run starts: record node ends through ``checkpoint``."""
         self._sup.checkpoint = checkpoint
+
+    def wait_with(self, waiter: Waiter) -> None:
+        """Before the run starts: its wait nodes wait through ``waiter`` (instead of the
+        in-process :class:`~flowrt._engine.waits.Inbox` a run with wait nodes gets)."""
+        self._sup.waiter = waiter
 
     def stop(self) -> None:
         """Stop the run from outside (it ends CANCELLED, as when its timeout expires)."""
@@ -146,8 +154,11 @@ def prepare_run(shared: Shared, plan: Plan, run_id: str, inputs: Mapping[str, An
         data.set(k, v)
     state = RunState(plan=plan, run_id=run_id, inputs=given, data=data,
                      metrics=settings.metrics, resources=resources)
-    return Run(Supervisor(shared, state, max_concurrency=settings.max_concurrency,
-                          limits=settings.limits, fail_fast=settings.fail_fast,
-                          timeout=settings.timeout, hooks=settings.hooks,
-                          executor=settings.executor, cache=settings.cache,
-                          refresh=settings.refresh))
+    sup = Supervisor(shared, state, max_concurrency=settings.max_concurrency,
+                     limits=settings.limits, fail_fast=settings.fail_fast,
+                     timeout=settings.timeout, hooks=settings.hooks,
+                     executor=settings.executor, park=settings.park,
+                     cache=settings.cache, refresh=settings.refresh)
+    if plan.wait_specs:
+        sup.waiter = Inbox(state, shared.clock)
+    return Run(sup)

@@ -51,10 +51,10 @@ from ..errors import (
     RunCancelled,
     RunLeased,
     RunNotFound,
-    SignalRefused,
     StoreError,
     describe_error,
 )
+from ..workflow._waits import signal_refused
 from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
 __all__ = ["CANCELLED", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED", "RUNNING", "SUCCEEDED",
@@ -811,26 +811,10 @@ def park_due(nodes: Mapping[str, NodeRecord], waits: Mapping[str, str],
 def refuse_signal(record: RunRecord, name: str) -> None:
     """Raise SignalRefused unless run ``record`` has a signal or approval node ``name``
     and has not succeeded."""
-    run_id = record.run_id
-    kind = record.waits.get(name)
-    if kind is not None and kind != "timer":
-        if record.status == SUCCEEDED:
-            raise SignalRefused(f"run {run_id!r} has succeeded: none of its nodes waits for "
-                                f"signal {name!r} any more")
-        return
-    names = [n for n, k in record.waits.items() if k != "timer"]
-    if kind == "timer":
-        message = f"node {name!r} of run {run_id!r} is a timer: it takes no signal"
-    else:
-        message = f"run {run_id!r} has no signal {name!r}"
-        near = get_close_matches(name, names, n=1)
-        if near:
-            message += f"; did you mean {near[0]!r}?"
-    if names:
-        message += f" (its signal and approval nodes: {', '.join(map(repr, names))})"
-    else:
-        message += f" (workflow {record.workflow!r} has no signal or approval node)"
-    raise SignalRefused(message)
+    refused = signal_refused(record.run_id, record.workflow, record.waits, name,
+                             record.status == SUCCEEDED)
+    if refused is not None:
+        raise refused
 
 
 def not_found(run_id: str, known: Iterable[str], where: str) -> RunNotFound:

@@ -28,6 +28,9 @@ COLOURS: Mapping[Status, str] = {
     Status.SKIPPED: "#f5f5f5",
     Status.CANCELLED: "#fab387",
     Status.BYPASSED: "#d0d7de",  # branches: grey, on a path not taken
+    # -- waits (issue 14): the colour the report gave stored "waiting" nodes before
+    Status.WAITING: "#d8b9ff",
+    # -- caching --
     Status.CACHED: "#94e2d5",
 }
 

@@ -27,8 +27,11 @@ from .._types import Cache, Retry, Trigger
 from ..errors import DuplicateNodeError, GraphError
 from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, name_of, node_options
 from ._signature import Signature
+from ._waits import APPROVAL, SIGNAL, TIMER, WaitSpec, wait_spec
 
 if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
     from .._engine.result import RunResult
     from ..durable import Store
     from ..runtime import RunOptions
@@ -81,6 +84,7 @@ class Workflow:
         self._open: list[int] = []  # nodes with named parameters to bind at compile
         self._spec_list: list[NodeSpec] = []  # NodeSpecs built so far, by node id
         self._spec_refs = 0  # how far into _arg_refs _spec_list has read
+        self._waits: dict[int, WaitSpec] = {}  # node id -> what a wait node waits for
         self._plan: Plan | None = None
 
     # -- defining -------------------------------------------------------------------
@@ -331,7 +335,97 @@ class Workflow:
         for other in specs[:i] + specs[i + 1 :]:  # added again, in their order
             self.add(other.name, other.fn, deps=other.args, after=other.after,
                      inputs=other.inputs, **other.options.as_options())
+            if isinstance(other.fn, WaitSpec):
+                self._waits[self._index[other.name]] = other.fn
         return spec
+
+    # -- waits (issue 14) -------------------------------------------------------------
+
+    def signal(self, name: str, *, after: Sequence[str | Callable[..., Any]] = (),
+               timeout: float | timedelta | None = None,
+               trigger: Trigger | str = Trigger.ALL_SUCCESS) -> None:
+        """Add node ``name`` that waits for a signal ``name`` sent to the run
+        (``rt.signal(run_id, name, payload)``, ``flowrt signal``) and outputs its payload.
+
+        Dependents receive the payload through a parameter named after the node. A
+        signal sent before the node waits is kept until it does; the first one sent
+        wins.
+
+        Args:
+            name: the node's name, which is the signal's name.
+            after: the nodes it begins waiting after.
+            timeout: seconds (or a ``timedelta``) from when it begins waiting to when
+                it fails with :class:`~flowrt.SignalTimeout` (a ``TimeoutError``); None
+                waits without limit.
+            trigger: its trigger rule, as for any node.
+
+        Raises:
+            ValueError: ``name`` is not a non-empty str.
+            GraphError: a bad ``timeout`` or ``trigger``.
+            DuplicateNodeError: the workflow has a node of that name already.
+
+        >>> from datetime import timedelta
+        >>> wf = Workflow("w")
+        >>> wf.signal("payment", timeout=timedelta(days=2))
+        >>> wf.nodes["payment"].fn
+        WaitSpec(kind='signal', timeout=172800.0, delay=None, until=None)
+        """
+        self._add_wait(name, wait_spec(SIGNAL, name, timeout=timeout), after, trigger)
+
+    def approval(self, name: str, *, after: Sequence[str | Callable[..., Any]] = (),
+                 timeout: float | timedelta | None = None,
+                 trigger: Trigger | str = Trigger.ALL_SUCCESS) -> None:
+        """Add node ``name``: a signal whose payload approves or rejects
+        (``rt.approve`` / ``rt.reject``, ``flowrt approve`` / ``reject``).
+
+        Approved, it outputs the payload: ``{"approved": True, "by": ..., "comment":
+        ...}``. Rejected, it fails with :class:`~flowrt.Rejected` (who and why in its
+        message) and its dependents are skipped as for any failure.
+
+        Args:
+            name: the node's name, which is the signal's name.
+            after: the nodes it begins waiting after.
+            timeout: seconds (or a ``timedelta``) from when it begins waiting to when
+                it fails with :class:`~flowrt.SignalTimeout`; None waits without limit.
+            trigger: its trigger rule, as for any node.
+
+        Raises:
+            ValueError: ``name`` is not a non-empty str.
+            GraphError: a bad ``timeout`` or ``trigger``.
+            DuplicateNodeError: the workflow has a node of that name already.
+        """
+        self._add_wait(name, wait_spec(APPROVAL, name, timeout=timeout), after, trigger)
+
+    def timer(self, name: str, *, after: Sequence[str | Callable[..., Any]] = (),
+              delay: float | timedelta | None = None, until: datetime | None = None,
+              trigger: Trigger | str = Trigger.ALL_SUCCESS) -> None:
+        """Add node ``name`` that waits ``delay`` from when it begins waiting, or until
+        ``until``, on the runtime's clock; its output is None.
+
+        With a store its due time is recorded when it begins waiting, so a run resumed
+        after a crash or a park waits only for the time left.
+
+        Args:
+            name: the node's name.
+            after: the nodes it begins waiting after.
+            delay: seconds or a ``timedelta``.
+            until: an aware ``datetime`` (instead of ``delay``).
+            trigger: its trigger rule, as for any node.
+
+        Raises:
+            ValueError: ``name`` is not a non-empty str.
+            GraphError: not exactly one of ``delay`` and ``until``, a negative delay,
+                a naive datetime, or a bad ``trigger``.
+            DuplicateNodeError: the workflow has a node of that name already.
+        """
+        self._add_wait(name, wait_spec(TIMER, name, delay=delay, until=until), after,
+                       trigger)
+
+    def _add_wait(self, name: str, spec: WaitSpec,
+                  after: Sequence[str | Callable[..., Any]], trigger: Trigger | str) -> None:
+        options: dict[str, Any] = {} if trigger == Trigger.ALL_SUCCESS else {"trigger": trigger}
+        self.add(name, spec, after=after, **options)
+        self._waits[self._index[name]] = spec
 
     def _name_of(self, ref: str | Callable[..., Any]) -> str:
         return name_of(ref, self._names_by_fn)
@@ -434,7 +528,8 @@ class Workflow:
                 it again with the same ``run_id`` resumes it.
             options: the run options, :class:`~flowrt.runtime.RunOptions`: ``run_id``,
                 ``max_concurrency``, ``limits``, ``fail_fast``, ``timeout``, ``data``,
-                ``executor``, ``on_event``, ``resume``, ``metrics``, ``strict_inputs``.
+                ``executor``, ``on_event``, ``resume``, ``metrics``, ``strict_inputs``,
+                ``park``.
 
         Returns:
             The :class:`~flowrt.RunResult`; a failed node does not raise (see
