@@ -19,7 +19,8 @@ hello user-7
 
 from . import _compat
 from ._engine.result import NodeResult, RunMetrics, RunResult
-from ._types import Event, EventKind, Retry, RunStatus, Status, Trigger
+from ._engine.shared import ActiveRun, LimitUsage
+from ._types import Cache, Event, EventKind, Retry, RunStatus, Status, Trigger
 from .data import DataMetrics, Interner, WorkflowData, intern, intern_many
 from .durable import (
     JSONSerializer,
@@ -34,6 +35,7 @@ from .durable import (
 )
 from .errors import (
     BranchError,
+    CacheKeyError,
     CycleError,
     DuplicateNodeError,
     FlowError,
@@ -80,7 +82,10 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ActiveRun",
     "BranchError",
+    "Cache",
+    "CacheKeyError",
     "Context",
     "CycleError",
     "DaskExecutor",
@@ -95,6 +100,7 @@ __all__ = [
     "Interner",
     "JSONSerializer",
     "LeaseLost",
+    "LimitUsage",
     "MemoryStore",
     "MissingInputError",
     "NoOutput",

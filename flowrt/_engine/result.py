@@ -107,6 +107,10 @@ class _Nodes(Mapping[str, NodeResult]):
         return len(self._r.plan)
 
 
+#: the statuses of nodes that have an output: succeeded, or read from the cache
+_HAS_OUTPUT: frozenset[int] = frozenset({Status.SUCCEEDED, Status.CACHED})
+
+
 class _Outputs(Mapping[str, Any]):
     __slots__ = ("_r",)
 
@@ -116,17 +120,18 @@ class _Outputs(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         r = self._r
         i = r.plan.index.get(name)
-        if i is None or r._board[i] != Status.SUCCEEDED:
+        if i is None or r._board[i] not in _HAS_OUTPUT:
             raise KeyError(name)
         return r._values[i]
 
     def __iter__(self) -> Iterator[str]:
         names = self._r.plan.names
         board = self._r._board
-        return (names[i] for i in range(len(board)) if board[i] == Status.SUCCEEDED)
+        return (names[i] for i in range(len(board)) if board[i] in _HAS_OUTPUT)
 
     def __len__(self) -> int:
-        return self._r._board.count(Status.SUCCEEDED)
+        board = self._r._board
+        return board.count(Status.SUCCEEDED) + board.count(Status.CACHED)
 
 
 class RunResult:
@@ -222,7 +227,7 @@ class RunResult:
         i = self._id(name)
         name = self.plan.names[i]
         status = self._board[i]
-        if status == Status.SUCCEEDED:
+        if status == Status.SUCCEEDED or status == Status.CACHED:
             return self._values[i]
         if status == Status.FAILED:
             error = self._errors[i]

@@ -17,6 +17,7 @@ import attrs
 
 from .._types import EventKind, ExecutorChoice, Hook, RunStatus
 from ..data import WorkflowData
+from .cache import NodeCache, check_cached_inputs
 from .result import RunResult
 from .saga import pending_compensations, roll_back
 from .shared import Shared
@@ -35,7 +36,8 @@ class RunSettings:
     """How one run goes: the run options the engine reads, the runtime's defaults applied.
 
     See :class:`flowrt.runtime.RunOptions` for their meaning; ``hooks`` is ``on_event`` as
-    a tuple.
+    a tuple (the runtime's hooks first); ``resources`` are the runtime's and the run's
+    together; ``cache`` is where cached nodes are looked up (None: nowhere).
     """
 
     max_concurrency: int | None = None
@@ -50,6 +52,10 @@ class RunSettings:
     park: bool = False
     #: run the ``compensate=`` of succeeded nodes when the run fails (docs/compensation.md)
     compensate: bool = True
+    # -- resources and caching --
+    resources: Mapping[str, Any] | None = None
+    cache: NodeCache | None = None
+    refresh: bool = False
 
 
 class Run:
@@ -161,21 +167,32 @@ def prepare_run(shared: Shared, plan: Plan, run_id: str, inputs: Mapping[str, An
 
     ``data``: the :class:`~flowrt.WorkflowData` to use (a new one when None); the inputs
     are set in it. Raises :class:`~flowrt.MissingInputError` when a required input is
-    missing, ``ValueError`` for an input named like a node or a bad ``metrics`` rate.
+    missing (naming a resource it is close to), ``ValueError`` for an input named like a
+    node or like a resource, or a bad ``metrics`` rate, and
+    :class:`~flowrt.CacheKeyError` for an input of a cached node that cannot be hashed.
     """
     given = dict(inputs) if inputs else {}
-    plan.check_inputs(given)
+    resources = settings.resources
+    plan.check_inputs(given, resources or ())
+    if resources:
+        clash = [k for k in given if k in resources]
+        if clash:
+            raise ValueError(f"run input {clash[0]!r} is also the name of a resource: "
+                             "rename one of them")
+    if plan.cached is not None and settings.cache is not None:
+        check_cached_inputs(plan, given)
     if data is None:
         data = WorkflowData(len(plan) + len(given) + 8)
     data.attach(plan)
     for k, v in given.items():
         data.set(k, v)
     state = RunState(plan=plan, run_id=run_id, inputs=given, data=data,
-                     metrics=settings.metrics)
+                     metrics=settings.metrics, resources=resources)
     sup = Supervisor(shared, state, max_concurrency=settings.max_concurrency,
                      limits=settings.limits, fail_fast=settings.fail_fast,
                      timeout=settings.timeout, hooks=settings.hooks,
-                     executor=settings.executor, park=settings.park)
+                     executor=settings.executor, park=settings.park,
+                     cache=settings.cache, refresh=settings.refresh)
     if plan.wait_specs:
         sup.waiter = Inbox(state, shared.clock)
     return Run(sup, settings.compensate)

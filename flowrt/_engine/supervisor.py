@@ -45,6 +45,7 @@ from ..errors import BranchError, SerializationError, SignalTimeout
 from ..executors._base import Remote, run_in_thread
 from ..workflow._plan import WAIT
 from ..workflow._waits import APPROVAL, TIMER, approved
+from . import cache as caching
 from . import invoke as actor
 from .events import report_hook_error
 from .limits import GONE, HANDED, WOKEN, Limit
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from .._types import Executor, ExecutorChoice, Hook
+    from .cache import CacheSpec, NodeCache
     from .shared import Shared
     from .state import Checkpoint, RunState, Waiter
 
@@ -73,7 +75,8 @@ BYPASSED = Status.BYPASSED.value
 BRANCHED: Final = 255
 # -- waits (issue 14)
 WAITING = Status.WAITING.value
-
+# -- caching --
+CACHED = Status.CACHED.value
 #: Nodes a runner finishes inline in a row before it lets the event loop run once, so
 #: that a long stretch of nodes that never suspend neither starves the application nor
 #: delays a cancellation (docs/decisions/003-runners-not-tasks.md, "A turn for the loop").
@@ -93,7 +96,8 @@ class Supervisor:
     def __init__(self, shared: Shared, state: RunState, *, max_concurrency: int | None,
                  limits: Mapping[str, int] | None, fail_fast: bool, timeout: float | None,
                  hooks: tuple[Hook, ...], executor: ExecutorChoice,
-                 park: bool = False) -> None:
+                 park: bool = False, cache: NodeCache | None = None,
+                 refresh: bool = False) -> None:
         plan = state.plan
         n = len(plan)
         self.shared = shared
@@ -178,6 +182,20 @@ class Supervisor:
         self.log_failures = self.log_runs or is_enabled(self.log, logging.WARNING)
         self.trace = bool(hooks) or self._log_nodes
 
+        # -- caching (docs/caching.md) --
+        #: where cached nodes are looked up; None when the plan caches nothing
+        self._cache = cache if plan.cached is not None else None
+        #: True when some node of the run is cached (one test per success otherwise)
+        self.caching = self._cache is not None
+        #: ``refresh=True``: cached nodes run again and replace their entries
+        self._refresh = refresh
+        self._cache_specs: dict[int, CacheSpec] = (
+            caching.specs_of(plan) if self.caching else {})
+        #: node -> the key its output goes under when it succeeds (a miss, running)
+        self._cache_keys: dict[int, str] = {}
+        #: when the run started (wall clock), for Runtime.active()
+        self.wall_start = 0.0
+
     # -- running --------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -188,6 +206,7 @@ class Supervisor:
         self._cancel_exc = anyio.get_cancelled_exc_class()
         self._keep_remote = self._plan_remote_outputs()
         self._done = anyio.Event()
+        self.wall_start = time.time()
         self.emit(EventKind.RUN_STARTED, -1)
         plan = self.plan
         board = self.board
@@ -280,10 +299,13 @@ class Supervisor:
         where = [self._executor_of(i) if plan.mode[i] else "async" for i in range(len(plan))]
         remote = {id(ex): isinstance(ex, RemoteExecutor) for ex in where}
         any_kept = False
+        cached = plan.cached
         for i, ex in enumerate(where):
             if not remote[id(ex)]:
                 continue
             succ = plan.succ_idx[plan.succ_ptr[i] : plan.succ_ptr[i + 1]]
+            if cached is not None and (cached[i] or any(cached[s] for s in succ)):
+                continue  # a cache keeps, and keys on, values: not handles to them
             if all(where[s] is ex for s in succ):  # sinks too: fetched in one batch
                 keep[i] = 1
                 any_kept = True
@@ -434,6 +456,7 @@ class Supervisor:
         started = self.started
         timed = self.timed
         limited = self.limited
+        cached = plan.cached if self.caching else None
         streak = 0  # nodes finished inline since this runner last let the loop run
         while ready:
             if self.stopping:
@@ -448,6 +471,8 @@ class Supervisor:
             if special[node] == WAIT:  # a wait node: it waits, holding no slot
                 self._begin_wait(node)
                 continue
+            if cached is not None and cached[node] and self._from_cache(node):
+                continue  # read from the cache (or its key failed the node)
             if limited and not self._acquire(node):
                 continue
             # start the attempt
@@ -559,6 +584,8 @@ class Supervisor:
             self._release(node)
         self.values[node] = value
         self.board[node] = SUCCEEDED
+        if self.caching:
+            self._to_cache(node, value)
         if self.trace:
             self.emit(EventKind.SUCCEEDED, node)
         if self._branches is not None and self._branches[node]:
@@ -588,7 +615,9 @@ class Supervisor:
     def attempt_failed(self, node: int, error: BaseException, retry: bool = True) -> None:
         """The attempt raised ``error``: retry the node, or it FAILED.
 
-        KeyboardInterrupt and SystemExit are not node failures: they stop the run.
+        KeyboardInterrupt and SystemExit are not node failures: they stop the run. A
+        RUNNING node gives its limit slots back (one that failed before it ran -- its
+        cache key could not be made -- holds none).
         """
         if isinstance(error, KeyboardInterrupt | SystemExit):
             raise error
@@ -948,6 +977,65 @@ class Supervisor:
         """A rollback-only run: the nodes not restored will not run; they end CANCELLED."""
         self._finish_cancelled()
         self.left = 0
+    # -- caching --------------------------------------------------------------------
+
+    def _from_cache(self, node: int) -> bool:
+        """Before ``node`` starts: True when it is over -- read from the cache (CACHED),
+        or FAILED because its arguments cannot be hashed; False to run it."""
+        if node in self._cache_keys:
+            # It missed already: it waited for a limit slot (and may hold one now) or
+            # is retried; its arguments, so its key, are the same.
+            return False
+        spec = self._cache_specs.get(node)
+        if spec is None:
+            spec = self._cache_specs[node] = caching.cache_spec(self.plan, node)
+        name = self.plan.names[node]
+        try:
+            key = caching.key_of(name, spec, caching.arguments(self.state, node, spec))
+        except Exception as error:  # CacheKeyError, or a Cache(key=...) that raised
+            self.attempts[node] += 1  # READY still: it holds no slot to give back
+            self.attempt_failed(node, error, retry=False)
+            return True
+        cache = self._cache
+        assert cache is not None
+        if not self._refresh:
+            try:
+                hit, value = cache.get(key, self.plan.fns[node])
+            except Exception as error:  # an unreadable entry: run the node instead
+                self.log.warning("cache entry could not be read; running the node",
+                                 node=name, error=f"{type(error).__name__}: {error}")
+                hit, value = False, None
+            if hit:
+                if self.checkpoint is not None:
+                    try:
+                        self.checkpoint.succeeded(node, value, cached=True)
+                    except SerializationError:  # the run's store cannot keep it: run it
+                        self._cache_keys[node] = key
+                        return False
+                self.values[node] = value
+                self.board[node] = CACHED
+                if self.trace:
+                    self.emit(EventKind.CACHED, node)
+                if self._branches is not None and self._branches[node]:
+                    self._settle_branch(node, value)  # its stored choice, applied again
+                else:
+                    self.settle(node, SUCCEEDED)  # its dependents see a success
+                return True
+        self._cache_keys[node] = key
+        return False
+
+    def _to_cache(self, node: int, value: Any) -> None:
+        """``node`` succeeded: keep its output under the key it missed (if cached)."""
+        key = self._cache_keys.pop(node, None)
+        if key is None:
+            return
+        cache = self.plan.options_of(node).cache
+        assert cache is not None and self._cache is not None
+        try:
+            self._cache.put(key, value, cache.ttl)
+        except Exception as error:  # the node succeeded all the same
+            self.log.warning("node output not cached", node=self.plan.names[node],
+                             error=f"{type(error).__name__}: {error}")
 
     # -- limits ---------------------------------------------------------------------
 

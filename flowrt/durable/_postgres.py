@@ -84,7 +84,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP = "flowrt"
 
 _T = TypeVar("_T")
@@ -135,6 +135,11 @@ _MIGRATIONS: dict[int, list[str]] = {
             serializer text NOT NULL, next_due double precision NOT NULL, cron text,
             every double precision, timezone text NOT NULL, catch_up boolean NOT NULL,
             queue text NOT NULL, last_slot text, created double precision NOT NULL)"""],
+    # -- caching --
+    # 3: cached node outputs (docs/caching.md)
+    2: ["""CREATE TABLE {s}.cache (
+            key text PRIMARY KEY, value bytea NOT NULL, serializer text NOT NULL,
+            created double precision NOT NULL, expires double precision)"""],
 }
 
 #: the columns of each table, by schema version
@@ -155,6 +160,8 @@ _COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: {
     "schedules": ("name", "workflow", "inputs", "serializer", "next_due", "cron", "every",
                   "timezone", "catch_up", "queue", "last_slot", "created"),
 }}
+# -- caching --
+_COLUMNS[3] = {**_COLUMNS[2], "cache": ("key", "value", "serializer", "created", "expires")}
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
@@ -1428,6 +1435,29 @@ class PostgresStore:
                 self._listening = None
                 with contextlib.suppress(Exception):
                     conn.close()
+
+    # -- cached node outputs --
+
+    def get_cached(self, key: str, now: float) -> tuple[bytes, str] | None:
+        row = self._with_connection("reading the cache of", lambda conn: conn.execute(
+            f"SELECT value, serializer, expires FROM {self._s}.cache WHERE key = %s",
+            (key,)).fetchone())
+        if row is None or (row[2] is not None and now >= row[2]):
+            return None
+        return bytes(row[0]), row[1]
+
+    def put_cached(self, key: str, value: bytes, serializer: str, created: float,
+                   expires: float | None) -> None:
+        # One upsert in autocommit: a cached output belongs to no run and no claim.
+        self._with_connection("writing the cache of", lambda conn: conn.execute(
+            f"INSERT INTO {self._s}.cache VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) "
+            "DO UPDATE SET value = excluded.value, serializer = excluded.serializer, "
+            "created = excluded.created, expires = excluded.expires",
+            (key, value, serializer, created, expires)))
+
+    def clear_cache(self) -> int:
+        return self._transaction("clearing the cache of", lambda conn: conn.execute(
+            f"DELETE FROM {self._s}.cache").rowcount)
 
     def close(self) -> None:
         """Write what is queued (waiting up to ``connect_timeout`` for a database that is

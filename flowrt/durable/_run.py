@@ -34,7 +34,7 @@ import contextvars
 import time
 import traceback
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -162,8 +162,9 @@ class Checkpoint:
                 f"({type(keys.get(bad)).__name__}); the run's data is not saved until "
                 "that key is changed or deleted") from None
 
-    def succeeded(self, node: int, value: Any) -> None:
-        """Record a success; raises SerializationError when the output cannot be stored.
+    def succeeded(self, node: int, value: Any, cached: bool = False) -> None:
+        """Record a success (``cached``: the output came from the cache); raises
+        SerializationError when the output cannot be stored.
 
         Called for every node of a durable run: kept to a few plain steps.
         """
@@ -181,8 +182,8 @@ class Checkpoint:
             finished = state.finished[node] + base
         # tuple.__new__ skips NamedTuple's Python-level __new__
         self.pending.append(tuple.__new__(NodeRecord, (
-            self.names[node], "succeeded", state.attempts[node], blob, None, None, started,
-            finished)))
+            self.names[node], "cached" if cached else "succeeded", state.attempts[node],
+            blob, None, None, started, finished)))
         if not self._scheduled:
             self._scheduled = True
             self._call_soon(self.flush)
@@ -304,10 +305,10 @@ class CrashingCheckpoint(Checkpoint):
         if not self.crashed:
             super().flush()
 
-    def succeeded(self, node: int, value: Any) -> None:
+    def succeeded(self, node: int, value: Any, cached: bool = False) -> None:
         if self.crashed:
             return
-        super().succeeded(node, value)
+        super().succeeded(node, value, cached)
         if node == self.crash_node and self.crash_on == "end":
             self.crash()
 
@@ -465,7 +466,8 @@ async def durable_run(store: Store, shared: Shared, plan: Plan, run_id: str,
     lease = Lease.mine()
     # One trip to a worker thread: read the run, check it, take it (one transaction).
     opened = await anyio.to_thread.run_sync(
-        _open_run, store, plan, run_id, plan_inputs, resume, lease)
+        _open_run, store, plan, run_id, plan_inputs, resume, lease,
+        tuple(settings.resources or ()))
     if opened.claim is None:
         return result_from_store(plan, opened, data)
     return await run_opened(store, shared, plan, opened, data, settings)
@@ -581,7 +583,7 @@ class Opened:
 
 
 def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
-              resume: str | None, lease: Lease) -> Opened:
+              resume: str | None, lease: Lease, resources: tuple[str, ...] = ()) -> Opened:
     """Look the run up, check it, and claim it, in one transaction of the store.
 
     Returns :class:`Opened`; its ``claim`` is None for a run that already succeeded with
@@ -597,7 +599,7 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
         if stored is not None and _read_back(stored, plan, run_id, inputs, resume,
                                              serializer, opened):
             return None  # it succeeded: replay it, claim nothing
-        return _new_record(plan, run_id, opened.inputs, serializer)
+        return _new_record(plan, run_id, opened.inputs, serializer, resources)
 
     opened.stored, opened.claim = store.claim(run_id, lease, decide)
     return opened
@@ -637,7 +639,8 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
         if rec.status in ROLLBACK_STATUSES:
             opened.rolling_back = True
         if i is None or rec.output is None or (
-                rec.status != "succeeded" and rec.status != COMPENSATING):
+                rec.status != "succeeded" and rec.status != COMPENSATING
+                and rec.status != "cached"):
             continue
         value = decode(serializer, rec.output,
                        f"the stored output of node {name!r} of run {run_id!r}")
@@ -695,8 +698,10 @@ def _same_inputs(run_id: str, given: dict[str, Any], stored: dict[str, Any],
 
 
 def _new_record(plan: Plan, run_id: str, inputs: dict[str, Any],
-                serializer: Serializer) -> RunRecord:
-    plan.check_inputs(inputs)
+                serializer: Serializer, resources: Collection[str] = ()) -> RunRecord:
+    """The record of a run about to start; refuses missing inputs (``resources``: the
+    names of the run's resources, which are never stored)."""
+    plan.check_inputs(inputs, resources)
     try:
         inputs_blob = serializer.dumps(inputs)
     except SerializationError as error:

@@ -29,10 +29,10 @@ The work queue (docs/decisions/013-queue.md) is the ``runs`` table itself: a run
 (an index on ``due``) and claims it in the same ``BEGIN IMMEDIATE`` transaction, so two
 workers never take one run. Signals and schedules have tables of their own.
 
-Schema (version 3; version 1 had no ``fence`` columns, version 2 no queue, signals or
-schedules)::
+Schema (version 4; version 1 had no ``fence`` columns, version 2 no queue, signals or
+schedules, version 3 no cache)::
 
-    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 3
+    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 4
     runs(run_id PRIMARY KEY, workflow, fingerprint, structure JSON, inputs BLOB, status,
          serializer, created, started, finished, resumes, lease JSON, lease_expires,
          fence, queue, due, recoveries, waits JSON, error)
@@ -43,6 +43,7 @@ schedules)::
             UNIQUE (run_id, signal_id))
     schedules(name PRIMARY KEY, workflow, inputs BLOB, serializer, next_due, cron, every,
               timezone, catch_up, queue, last_slot, created)
+    cache(key PRIMARY KEY, value BLOB, serializer, created, expires)
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ from ._store import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP = "flowrt"
 
 _SCHEMA = [
@@ -130,6 +131,15 @@ _QUEUE_SCHEMA = [
 ]
 _SCHEMA += _QUEUE_SCHEMA
 
+# -- caching: version 4 (docs/caching.md) --
+#: cached node outputs, by key (docs/decisions/021-cache-keys.md)
+_CACHE_SCHEMA = [
+    """CREATE TABLE cache (
+        key TEXT PRIMARY KEY, value BLOB NOT NULL, serializer TEXT NOT NULL,
+        created REAL NOT NULL, expires REAL) WITHOUT ROWID""",
+]
+_SCHEMA += _CACHE_SCHEMA
+
 #: schema_version -> statements that bring a store from that version to the next
 _MIGRATIONS: dict[int, list[str]] = {
     # 2: fencing tokens (the run's latest, and the one each node record was written by)
@@ -143,6 +153,9 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN error TEXT",
         "ALTER TABLE nodes ADD COLUMN due REAL",
         *_QUEUE_SCHEMA],
+    # -- caching --
+    # 4: cached node outputs
+    3: [*_CACHE_SCHEMA],
 }
 
 #: the columns of each table, by schema version
@@ -165,7 +178,10 @@ _COLUMNS_V3 = {
     "schedules": ("name", "workflow", "inputs", "serializer", "next_due", "cron", "every",
                   "timezone", "catch_up", "queue", "last_slot", "created"),
 }
-_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3}
+# -- caching --
+_COLUMNS_V4 = {**_COLUMNS_V3,
+               "cache": ("key", "value", "serializer", "created", "expires")}
+_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4}
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
@@ -703,8 +719,9 @@ class SQLiteStore:
         """Commit ``ops`` (and the deferred final statuses) in one transaction, each
         claim's writes only while its fence is the run's; renew the leases if asked."""
         writes = [o for o in ops if o[0] in ("write", "finish")]
+        cached = [o[1:] for o in ops if o[0] == "cache"]
         deferred = self._deferred
-        if not writes and not deferred and not (renew and self._active):
+        if not writes and not deferred and not cached and not (renew and self._active):
             return
         now = time.time()
         valid_until = time.monotonic() + self.lease_ttl
@@ -741,6 +758,8 @@ class SQLiteStore:
                 elif not claim.lost and holds(claim):
                     _, _, status, finished = o
                     self._end(conn, claim, status, finished)
+            if cached:  # cached node outputs (no claim: they belong to no run)
+                conn.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?)", cached)
             if renew:
                 for claim in list(self._active.values()):
                     if claim.error is None:
@@ -1061,6 +1080,27 @@ class SQLiteStore:
             if not moved:
                 return None
             return [r.run_id for r in runs if self._insert_queued(conn, r)]
+
+    # -- cached node outputs --
+
+    def get_cached(self, key: str, now: float) -> tuple[bytes, str] | None:
+        with self._reading("reading the cache of") as conn:
+            row = conn.execute("SELECT value, serializer, expires FROM cache WHERE key = ?",
+                               (key,)).fetchone()
+        if row is None or (row[2] is not None and now >= row[2]):
+            return None
+        return bytes(row[0]), row[1]
+
+    def put_cached(self, key: str, value: bytes, serializer: str, created: float,
+                   expires: float | None) -> None:
+        # through the writer thread: committed with the next group of node records
+        self._check_writer()
+        self._queue.put(("cache", key, value, serializer, created, expires))
+
+    def clear_cache(self) -> int:
+        self.flush()
+        with self._transaction("clearing the cache of") as conn:
+            return conn.execute("DELETE FROM cache").rowcount
 
     def close(self) -> None:
         if self._closed:

@@ -441,7 +441,7 @@ class StoredRun:
         run = self.record.run_id
         return {n: decode(ser, r.output, f"the stored output of node {n!r} of run {run!r}")
                 for n, r in self.nodes.items()
-                if r.status == "succeeded" and r.output is not None}
+                if r.status in ("succeeded", "cached") and r.output is not None}
 
     def inputs(self, serializer: Serializer | None = None) -> Any:
         """The run's inputs, read with ``serializer`` as for :meth:`outputs`.
@@ -734,6 +734,29 @@ class Store(Protocol):
         or None when another worker fired them first (or the schedule is gone)."""
         ...
 
+    # -- cached node outputs (docs/caching.md) ---------------------------------------
+
+    def get_cached(self, key: str, now: float) -> tuple[bytes, str] | None:
+        """The output stored under cache ``key`` and its serializer's name, or None when
+        there is none or it expired before ``now`` (the caller's clock).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        ...
+
+    def put_cached(self, key: str, value: bytes, serializer: str, created: float,
+                   expires: float | None) -> None:
+        """Store ``value`` (bytes written by the serializer named ``serializer``) under
+        cache ``key``, replacing any entry; written at ``created`` and good until
+        ``expires`` (None: until replaced). The store may batch it with other writes
+        (it is there once :meth:`flush` returns)."""
+        ...
+
+    def clear_cache(self) -> int:
+        """Delete every cached output; return how many there were."""
+        ...
+
     def close(self) -> None:
         """Flush and release the store (a store from a path is closed by its runtime)."""
         ...
@@ -890,6 +913,9 @@ class MemoryStore:
         self._seq = 0
         self._schedules: dict[str, ScheduleRecord] = {}
         self._lock = threading.RLock()
+        # -- cached node outputs --
+        #: key -> (output, serializer name, expiry time or None)
+        self._cache: dict[str, tuple[bytes, str, float | None]] = {}
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
@@ -1121,6 +1147,25 @@ class MemoryStore:
             self._schedules[name] = attrs.evolve(schedule, next_due=next_due,
                                                  last_slot=last_slot)
             return created
+
+    # -- cached node outputs --
+
+    def get_cached(self, key: str, now: float) -> tuple[bytes, str] | None:
+        entry = self._cache.get(key)
+        if entry is None or (entry[2] is not None and now >= entry[2]):
+            return None
+        return entry[0], entry[1]
+
+    def put_cached(self, key: str, value: bytes, serializer: str, created: float,
+                   expires: float | None) -> None:
+        with self._lock:
+            self._cache[key] = (value, serializer, expires)
+
+    def clear_cache(self) -> int:
+        with self._lock:
+            n = len(self._cache)
+            self._cache.clear()
+            return n
 
     def close(self) -> None:
         pass

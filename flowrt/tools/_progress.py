@@ -34,7 +34,7 @@ __all__ = ["PLAIN_EVENTS_UP_TO", "Display", "LiveDisplay", "PlainDisplay", "Quie
 #: Plain displays print every event of runs up to this many nodes (see the module docs).
 PLAIN_EVENTS_UP_TO = 500
 
-_FINAL = {"succeeded", "failed", "skipped", "cancelled", "bypassed"}
+_FINAL = {"succeeded", "failed", "skipped", "cancelled", "bypassed", "cached"}
 
 
 class RunProgress:
@@ -101,9 +101,10 @@ class RunProgress:
         return max(0.0, end - self.started)
 
     def summary(self) -> str:
-        """``"9 nodes: 8 succeeded, 1 failed; 1 retry"``."""
-        parts = [f"{c} {k}" for k in ("succeeded", "failed", "skipped", "cancelled",
-                                      "bypassed", "compensated", "compensation_failed")
+        """``"9 nodes: 7 succeeded, 1 cached, 1 failed; 1 retry"``."""
+        parts = [f"{c} {k}" for k in ("succeeded", "cached", "failed", "skipped",
+                                      "cancelled", "bypassed", "compensated",
+                                      "compensation_failed")
                  if (c := self.counts[k])]
         if self.restored:
             parts.insert(0, f"{self.restored} restored from the store")

@@ -74,7 +74,10 @@ def latest_start(status: str, attempts: int, restored: bool) -> str:
     """What the latest start of a resumed run did with a node, for a table:
     ``"restored"`` (it succeeded in an earlier start and was read back, not run again),
     ``"earlier"`` (it ended otherwise in an earlier start and this one did not reach
-    it), ``"ran"`` (it ran in this start), ``"-"`` (it did not run)."""
+    it), ``"ran"`` (it ran in this start), ``"cached"`` (this start read its output from
+    the cache), ``"-"`` (it did not run)."""
+    if status == "cached" and not restored:
+        return "cached"
     if restored:
         return "restored" if status == "succeeded" else "earlier"
     return "ran" if attempts and status != "pending" else "-"

@@ -35,6 +35,8 @@ COLOURS: Mapping[Status, str] = {
     # -- saga compensation --
     Status.COMPENSATED: "#cba6f7",
     Status.COMPENSATION_FAILED: "#eba0ac",
+    # -- caching --
+    Status.CACHED: "#94e2d5",
 }
 
 

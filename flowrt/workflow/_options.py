@@ -9,7 +9,7 @@ from typing import Any, Final, NamedTuple, cast
 
 import attrs
 
-from .._types import Executor, ExecutorChoice, Retry, Trigger
+from .._types import Cache, Executor, ExecutorChoice, Retry, Trigger
 from ..errors import GraphError
 
 __all__ = ["DEFAULT_OPTIONS", "EXECUTOR_NAMES", "NODE_KEYWORDS", "NodeOptions", "NodeSpec",
@@ -22,7 +22,8 @@ EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
 NODE_KEYWORDS: Final = ("name", "deps", "after", "inputs", "retries", "retry", "timeout",
                         "limit", "trigger", "executor",
                         "branch",  # branches
-                        "compensate", "output")  # saga, sub-workflows
+                        "compensate", "output",  # saga, sub-workflows
+                        "cache")  # caching
 
 
 def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> str:
@@ -48,7 +49,7 @@ def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> st
 
 @attrs.frozen
 class NodeOptions:
-    """How a node runs: retries, timeout, limit, trigger rule and executor.
+    """How a node runs: retries, timeout, limit, trigger rule, executor and cache.
 
     Nodes with the same options share one instance. ``wf.nodes[name].options`` is one.
     """
@@ -69,6 +70,9 @@ class NodeOptions:
     #: output (and a Context if it asks), see docs/compensation.md
     compensate: Callable[..., Any] | None = None
     # -- end saga compensation --
+    # -- caching --
+    #: cache the node's output (docs/caching.md); None: it always runs
+    cache: Cache | None = None
 
     @property
     def attempts(self) -> int:
@@ -116,6 +120,7 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     if options.pop("output", None) is not None:
         raise GraphError(f"node {node!r}: option output= is for a sub-workflow (a Workflow "
                          "given as the node's callable)")
+    cache = options.pop("cache", None)
     if options:
         raise TypeError(_unknown_options(node, sorted(options)))
 
@@ -150,11 +155,15 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
         raise bad("branch", "must be True or False", branch)
     if compensate is not None:
         check_compensation(node, compensate)
+    if cache is not None and not isinstance(cache, Cache):  # caching
+        raise bad("cache", "must be a flowrt.Cache", cache)
     where = cast(ExecutorChoice, executor)
     key = (retry, None if timeout is None else float(timeout), limit, trigger, where, branch,
-           compensate)
-    if (executor is not None and not isinstance(executor, str)) or compensate is not None:
-        # not cached: the cache would keep the executor or the function alive
+           compensate, cache)
+    if (executor is not None and not isinstance(executor, str)) or compensate is not None or (
+            cache is not None and cache.key is not None):
+        # not kept: the options cache would keep the executor or the function (the
+        # compensation, a cache key function) alive
         return NodeOptions(*key)
     try:
         return _options_cache[key]

@@ -125,6 +125,14 @@ class Plan:
             if o.branch:
                 self.branch[i] = 1
                 self.has_branches = True
+        # -- caching --
+        #: per node, 1 when its output is cached (``cache=``); None when none is
+        self.cached: bytearray | None = None
+        for i, o in options.items():
+            if o.cache is not None:
+                if self.cached is None:
+                    self.cached = bytearray(n)
+                self.cached[i] = 1
         #: the distinct limit names nodes use; ``limit_of[i]`` indexes it (-1: none)
         self.limit_names: tuple[str, ...] = tuple(limit_names)
         # branches: bypass_region's results, by node (filled as runs ask)
@@ -180,28 +188,40 @@ class Plan:
         """Required inputs absent from ``given``, with the nodes that need them."""
         return {k: v for k, v in self._required.items() if k not in given}
 
-    def check_inputs(self, inputs: Collection[str]) -> None:
+    def check_inputs(self, inputs: Collection[str], resources: Collection[str] = ()) -> None:
         """Refuse missing run inputs (naming them) and inputs named like nodes.
 
+        ``resources``: the names of the run's resources, which fill parameters of their
+        names as inputs do.
+
         Raises:
-            MissingInputError: a required input is not in ``inputs``; the message names
-                the nodes that need it and, for a parameter named close to a node
-                (``lod2`` for ``load2``), that node.
+            MissingInputError: a parameter is neither a node, a given input nor a
+                resource; the message names the nodes that need it and, for a name
+                close to a node (``lod2`` for ``load2``) or to a resource (``htp`` for
+                ``http``), that one.
             ValueError: an input has the name of a node (whose output fills that name).
         """
         missing = self.missing_inputs(inputs)
+        if missing and resources:
+            missing = {k: v for k, v in missing.items() if k not in resources}
         if missing:
-            raise MissingInputError(missing, self._missing_hints(missing, inputs))
+            raise MissingInputError(missing, self._missing_hints(missing, inputs, resources))
         clash = [k for k in inputs if k in self.index]
         if clash:
             raise ValueError(f"run input {clash[0]!r} is the name of a node: a node's output "
                              "cannot be given as an input (rename the input or the node)")
 
-    def _missing_hints(self, missing: Iterable[str], given: Collection[str]) -> dict[str, str]:
-        """For missing inputs that look like typos: the node or given input they are near."""
+    def _missing_hints(self, missing: Iterable[str], given: Collection[str],
+                       resources: Collection[str] = ()) -> dict[str, str]:
+        """For missing inputs that look like typos: the node, given input or resource they
+        are near."""
         hints = {}
         extra = self.unknown_inputs(given)
         for name in missing:
+            near = difflib.get_close_matches(name, list(resources), n=1)
+            if near:
+                hints[name] = f"did you mean resource {near[0]!r}?"
+                continue
             near = difflib.get_close_matches(name, extra, n=1)
             if near:
                 hints[name] = f"an input {near[0]!r} was given: a typo?"

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
-from .._types import Retry, Trigger
+from .._types import Cache, Retry, Trigger
 from ..errors import DuplicateNodeError, GraphError
 from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, name_of, node_options
 from ._signature import Signature
@@ -108,6 +108,7 @@ class Workflow:
         executor: Any = None,
         branch: bool = False,
         compensate: Callable[..., Any] | None = None,
+        cache: Cache | None = None,
     ) -> Callable[[F], F]: ...
 
     def node(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
@@ -121,7 +122,8 @@ class Workflow:
             name: the node's name (default: the function's ``__name__``); required for a
                 lambda.
             options: ``after``, ``inputs``, ``retries``, ``retry``, ``timeout``,
-                ``limit``, ``trigger``, ``executor``, ``branch``, ``compensate``, as for
+                ``limit``, ``trigger``, ``executor``, ``branch``, ``compensate``,
+                ``cache``, as for
                 :meth:`add`.
 
         Raises:
@@ -247,7 +249,8 @@ class Workflow:
                 (``"loop"``, ``"thread"``, ``"process"`` or an executor object; sync
                 nodes only), ``compensate`` (a function undoing the node, called with
                 its output when the run fails after it succeeded; docs/compensation.md),
-                ``output`` (a sub-workflow's node whose output is this node's).
+                ``output`` (a sub-workflow's node whose output is this node's), ``cache``
+                (a :class:`~flowrt.Cache`: docs/caching.md).
 
         Raises:
             ValueError: ``name`` is not a non-empty str.

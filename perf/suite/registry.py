@@ -135,6 +135,11 @@ FAMILIES: tuple[Family, ...] = (
            "same server", "(not in the seed; issue 15's figures)", tables.fleet_tables,
            kind=SCRIPT_JSON, read=timed_reader("Fleet"), requires=("psycopg",),
            extra="postgres", flowrt_names=("Fleet/*/flowrt_*",)),
+    # -- caching --
+    Family("cache", "bench_cache.py", "Cached nodes: a hit against running the node",
+           "Cached nodes: a hit's cost per node against running it",
+           "(not in the seed; issue 16's figures)", tables.cache_tables,
+           flowrt_names=("cache/*",)),
 )
 # branches (issue 13)
 FAMILIES += (

@@ -572,6 +572,20 @@ def postgres_tables(r: Results) -> list[Table]:
                   seed_column=False)]
 
 
+def cache_tables(r: Results) -> list[Table]:
+    c = "cache/noop-10000"
+    rows = [
+        Row("10,000 cached no-op nodes, all hits, runtime's memory cache (no store)",
+            f"{c}/hit-memory", {"the nodes run": f"{c}/run-memory"}, reference_only=True),
+        Row("10,000 cached no-op nodes, all hits, SQLite store's cache (durable run)",
+            f"{c}/hit-sqlite", {"the nodes run": f"{c}/run-sqlite"}, reference_only=True),
+    ]
+    return [Table("Cached nodes: a run whose every node is read from the cache versus the "
+                  "same run without cache= (per run; / 10,000 for per node). The column is "
+                  "flowrt's own reference run, not an alternative", ["the nodes run"],
+                  rows, unit="per run", seed_column=False)]
+
+
 def fleet_tables(r: Results) -> list[Table]:
     f = "Fleet/fleet"
     rows = [Row(f"runs of 5 no-op nodes through the queue, {w} worker process"
