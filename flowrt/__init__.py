@@ -18,7 +18,7 @@ hello user-7
 """
 
 from . import _compat
-from ._engine.result import NodeResult, RunMetrics, RunResult
+from ._engine.result import ItemResult, NodeResult, RunMetrics, RunResult
 from ._types import Event, EventKind, Retry, RunStatus, Status, Trigger
 from .data import DataMetrics, Interner, WorkflowData, intern, intern_many
 from .durable import (
@@ -39,6 +39,7 @@ from .errors import (
     GraphError,
     HookError,
     LeaseLost,
+    MapError,
     MissingInputError,
     NodeFailed,
     NoOutput,
@@ -89,8 +90,10 @@ __all__ = [
     "GraphError",
     "HookError",
     "Interner",
+    "ItemResult",
     "JSONSerializer",
     "LeaseLost",
+    "MapError",
     "MemoryStore",
     "MissingInputError",
     "NoOutput",

@@ -22,8 +22,27 @@ if TYPE_CHECKING:
     from .._types import Event
     from ..data import WorkflowData
     from ..workflow import Plan
+    from .mapping import ItemBoard
 
-__all__ = ["NodeResult", "RunMetrics", "RunResult", "jsonable"]
+__all__ = ["ItemResult", "NodeResult", "RunMetrics", "RunResult", "jsonable"]
+
+
+@attrs.frozen
+class ItemResult:
+    """One item of a mapped node: ``result.items(name)[i]``.
+
+    ``index`` the item's place in the list, ``status`` the item's final status (PENDING for an item that never started, as when
+    the run was cancelled before it), ``attempts`` the attempts started, ``error`` the
+    exception of a failed item's last attempt, ``started``/``finished`` wall-clock
+    times (None when unknown).
+    """
+
+    index: int
+    status: Status
+    attempts: int
+    error: BaseException | None
+    started: float | None = None
+    finished: float | None = None
 
 
 @attrs.frozen
@@ -153,6 +172,7 @@ class RunResult:
         wall_time: float,
         hook_errors: list[tuple[Event, BaseException]] | None = None,
         restored: bytearray | None = None,
+        items: Mapping[int, ItemBoard] | None = None,
     ) -> None:
         """Built by the engine (and by a store for a finished run), not by users.
 
@@ -184,6 +204,7 @@ class RunResult:
         #: per node, 1 when a durable run read it back from its store; None for a run
         #: without a store
         self._restored = restored
+        self._items = items or {}
 
     # -- status ---------------------------------------------------------------------
 
@@ -287,6 +308,35 @@ class RunResult:
         ran = sum(1 for a in self._attempts if a)
         return RunMetrics(len(self._board), self.counts(), attempts, attempts - ran,
                           self.duration, timed, total, longest)
+
+    # -- mapped nodes ---------------------------------------------------------------
+
+    def items(self, name: str | Callable[..., Any]) -> list[ItemResult]:
+        """The items of mapped node ``name``, by index: status, attempts, error, times.
+
+        Empty when the node did not get to start its items (skipped, failed before,
+        an empty list). After a resume it includes the items restored from the store.
+
+        Raises:
+            KeyError: no node ``name``.
+            ValueError: ``name`` is not a mapped node.
+        """
+        i = self._id(name)
+        if i not in self.plan.maps:
+            raise ValueError(f"node {self.plan.names[i]!r} is not a mapped node "
+                             "(result.items() is for nodes added with map=)")
+        board = self._items.get(i)
+        if board is None:
+            return []
+        errors = board.errors
+        return [ItemResult(k, BY_VALUE[s], board.attempts[k], errors.get(k),
+                           board.started[k] or None, board.finished[k] or None)
+                for k, s in enumerate(board.board)]
+
+    def item_counts(self, name: str) -> dict[str, int]:
+        """Items of mapped node ``name`` per status name (empty when none ran)."""
+        board = self._items.get(self._id(name))
+        return {} if board is None else board.counts()
 
     # -- export ---------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import attrs
 
 from .._types import EventKind, ExecutorChoice, Hook, RunStatus
 from ..data import WorkflowData
+from .mapping import ItemBoard, RecordedItems, run_map
 from .result import RunResult
 from .shared import Shared
 from .state import Checkpoint, RunState, clock
@@ -64,6 +65,17 @@ class Run:
         """
         self._sup.restore(node, value, attempts, started, finished)
 
+    def restore_items(self, node: int, recorded: RecordedItems, whole: bool) -> None:
+        """Before the run starts: what a durable run recorded of mapped ``node``'s items.
+
+        ``whole``: the node itself is restored (:meth:`restore`), so the items are only
+        reported; otherwise its items recorded as succeeded do not run again.
+        """
+        if whole:
+            self._sup.items[node] = ItemBoard.from_record(recorded)
+        else:
+            self._sup.recorded_items[node] = recorded
+
     def attach(self, checkpoint: Checkpoint) -> None:
         """Before the run starts: record node ends through ``checkpoint``."""
         self._sup.checkpoint = checkpoint
@@ -100,7 +112,7 @@ class Run:
             started=state.started, finished=state.finished, timed=state.timed,
             errors=state.errors, data=state.data, wall_start=wall_start,
             time_base=state.time_base, wall_time=wall_time, hook_errors=sup.hook_errors,
-            restored=restored,
+            restored=restored, items=sup.items,
         )
         if status is RunStatus.FAILED:
             if sup.log_failures:
@@ -130,7 +142,9 @@ def prepare_run(shared: Shared, plan: Plan, run_id: str, inputs: Mapping[str, An
         data.set(k, v)
     state = RunState(plan=plan, run_id=run_id, inputs=given, data=data,
                      metrics=settings.metrics)
-    return Run(Supervisor(shared, state, max_concurrency=settings.max_concurrency,
-                          limits=settings.limits, fail_fast=settings.fail_fast,
-                          timeout=settings.timeout, hooks=settings.hooks,
-                          executor=settings.executor))
+    sup = Supervisor(shared, state, max_concurrency=settings.max_concurrency,
+                     limits=settings.limits, fail_fast=settings.fail_fast,
+                     timeout=settings.timeout, hooks=settings.hooks, executor=settings.executor)
+    if plan.maps:
+        sup.map_runner = run_map
+    return Run(sup)

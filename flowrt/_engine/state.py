@@ -83,6 +83,20 @@ class Checkpoint(Protocol):
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None: ...
 
+    # -- the items of mapped nodes (docs/mapping.md) ------------------------------------
+
+    def items_listed(self, node: int, count: int) -> None:
+        """Mapped ``node`` has ``count`` items: called before its first item starts."""
+
+    def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
+                       started: float | None, finished: float | None) -> None:
+        """Item ``item`` of mapped ``node`` returned ``value`` (may refuse it with
+        :class:`~flowrt.SerializationError`, which fails the item). Times are wall-clock."""
+
+    def item_ended(self, node: int, item: int, status: int, error: BaseException | None,
+                   attempts: int, started: float | None, finished: float | None) -> None:
+        """Item ``item`` of mapped ``node`` failed, was skipped or cancelled."""
+
 
 def _timed_nodes(n: int, metrics: bool | float) -> bytearray:
     """Per node, 1 when its attempts are timed: every node, none, or one in ``1/rate``."""

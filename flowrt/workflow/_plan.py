@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..data import Interner
 from ..errors import CycleError, GraphError, MissingInputError, UnknownInputError, UnknownNodeError
-from ._options import DEFAULT_OPTIONS, NodeOptions, name_of
+from ._options import DEFAULT_OPTIONS, MapSpec, NodeOptions, name_of
 
 if TYPE_CHECKING:
     from ._signature import Signature
@@ -74,6 +74,7 @@ class Plan:
         required_inputs: dict[str, list[str]],
         optional_inputs: dict[str, list[str]],
         names_by_fn: Mapping[Any, str] | None = None,
+        maps: dict[int, MapSpec] | None = None,
     ) -> None:
         n = len(fns)
         self.workflow = workflow
@@ -115,6 +116,18 @@ class Plan:
                 self.special[i] = 1
         #: the distinct limit names nodes use; ``limit_of[i]`` indexes it (-1: none)
         self.limit_names: tuple[str, ...] = tuple(limit_names)
+        # -- maps (docs/decisions/018-map-slabs.md) ----------------------------------
+        #: node id -> how it fans out, for mapped nodes
+        self.maps: dict[int, MapSpec] = maps or {}
+        #: mapped node id -> the limit index its *items* are under (limit_of's meaning);
+        #: the mapped node itself holds no slot (``limit_of`` -2: no limit at all), as
+        #: its items take them: a map under ``max_concurrency=1`` would wait for itself
+        self.item_limit_of: dict[int, int] = {}
+        for i in self.maps:
+            self.item_limit_of[i] = self.limit_of[i]
+            self.limit_of[i] = -2
+            self.attempts[i] = 1  # retries are per item
+            self.special[i] = 1
 
     def options_of(self, i: int) -> NodeOptions:
         """The options of node ``i``."""
@@ -301,8 +314,10 @@ class Plan:
             args = deps[: self.nargs[i]]
             bound = sorted((p, kind, names[src] if kind == BIND_NODE else src)
                            for p, kind, src in (self.kwargs[i] or ()))
+            spec = self.maps.get(i)
+            mapped = () if spec is None else (spec.params, spec.sources, spec.partial)
             h.update(repr((name, args, sorted(deps), bound, o.attempts, o.timeout, o.limit,
-                           str(o.trigger))).encode())
+                           str(o.trigger), *mapped)).encode())
         return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:
@@ -390,6 +405,8 @@ def compile_plan(wf: Workflow) -> Plan:
             raise CycleError(_find_cycle(n, ptr, idx, order, names))
         succ_ptr = list(accumulate(map(len, succ), initial=0))
         succ_idx = list(chain.from_iterable(succ))
+    for i, spec in wf._maps.items():
+        _check_mapped(names[i], spec, kwargs[i], fns[i], wf)
     # The plan takes the workflow's name index as it is; the workflow copies it before
     # changing it again (copy on write: compiling costs no copy of n names).
     interner = Interner.from_ids(index, copy=False)
@@ -398,7 +415,21 @@ def compile_plan(wf: Workflow) -> Plan:
                 options=wf._options.copy(), pred_ptr=ptr, pred_idx=idx, succ_ptr=succ_ptr,
                 succ_idx=succ_idx, nargs=nargs, kwargs=kwargs, mode=_modes(wf, fns),
                 order=order, required_inputs=required, optional_inputs=optional,
-                names_by_fn=dict(wf._names_by_fn) if wf._names_by_fn else None)
+                names_by_fn=dict(wf._names_by_fn) if wf._names_by_fn else None,
+                maps=wf._maps.copy() if wf._maps else None)
+
+
+def _check_mapped(name: str, spec: MapSpec, bound: tuple[tuple[str, int, Any], ...] | None,
+                  fn: Callable[..., Any], wf: Workflow) -> None:
+    """Refuse a map over a parameter the node's function does not take by name."""
+    by_name = {param for param, kind, _ in bound or () if kind == BIND_NODE}
+    for param in spec.params:
+        if param not in by_name:
+            known = [p.name for p in wf._signature(fn).params]
+            near = difflib.get_close_matches(param, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise GraphError(f"node {name!r}: map= names parameter {param!r}, which its "
+                             f"function does not take by name{hint}")
 
 
 def _dependents(n: int, pred_idx: list[int], owner: list[int]) -> tuple[list[int], list[int]]:
