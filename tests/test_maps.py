@@ -695,3 +695,53 @@ def test_a_cancelled_durable_map_resumes_without_running_recorded_items(
     program = f"PATH = {str(tmp_path / 'runs.db')!r}\n" + _DURABLE_CANCEL
     out = run_program(program, backend=backend, timeout=120)
     assert out.strip().endswith("ok")
+
+
+# -- pictures and tools -------------------------------------------------------------------------
+
+
+def _pictured() -> flowrt.Workflow:
+    wf = flowrt.Workflow("pictured")
+    wf.add("files", lambda: [1, 0, 2])
+    wf.add("inv", lambda n: 1 / n, map={"n": "files"}, partial=True)
+    wf.add("total", lambda inv: len(inv), deps=["inv"])
+    return wf
+
+
+def test_pictures_draw_a_map_as_one_box_with_its_item_counts(tmp_path: Path,
+                                                             capsys: Any) -> None:
+    wf = _pictured()
+    assert 'n1[["inv<br/>map over files"]]' in wf.to_mermaid()
+    assert 'shape=box3d, label="inv\\nmap over files"' in wf.to_dot()
+    db = tmp_path / "runs.db"
+    result = wf.run_sync(store=str(db), run_id="r")
+    counts = "2 ok / 1 failed / 0 running"
+    assert f'n1[["inv<br/>items: {counts}"]]' in result.to_mermaid()
+    assert f"items: {counts}" in result.to_dot()
+    assert result.item_counts("inv") == {"succeeded": 2, "failed": 1}
+    assert result.to_dict()["nodes"]["inv"]["items"] == {"succeeded": 2, "failed": 1}
+    assert result.to_dict()["nodes"]["total"]["items"] is None
+    from flowrt.tools import cli, report
+
+    assert counts in report.render(result)
+    with SQLiteStore(db) as store:
+        stored = store.load("r")
+        assert stored is not None
+        assert stored.to_dict()["nodes"]["inv"]["items"] == {"succeeded": 2, "failed": 1}
+        assert counts in report.render(stored)
+    capsys.readouterr()
+    assert cli.main(["show", "r", "--store", str(db)]) == 0
+    assert f"succeeded (items: {counts})" in capsys.readouterr().out
+
+
+def test_progress_counts_items_apart_from_nodes() -> None:
+    from flowrt.tools._progress import RunProgress
+
+    wf = _pictured()
+    progress = RunProgress("pictured", "r", 3, time.time())
+    wf.run_sync(on_event=progress.apply)
+    assert progress.done == 3 and progress.items_running == 0
+    assert progress.item_counts == {"succeeded": 2, "failed": 1}
+    assert progress.summary() == ("3 nodes: 3 succeeded; 3 items of maps: 2 succeeded, "
+                                  "1 failed")
+    assert progress.errors == [("inv[1]", "ZeroDivisionError: division by zero")]

@@ -31,8 +31,9 @@ __all__ = ["ItemResult", "NodeResult", "RunMetrics", "RunResult", "jsonable"]
 class ItemResult:
     """One item of a mapped node: ``result.items(name)[i]``.
 
-    ``index`` the item's place in the list, ``status`` the item's final status (PENDING for an item that never started, as when
-    the run was cancelled before it), ``attempts`` the attempts started, ``error`` the
+    ``index`` the item's place in the list, ``status`` the item's final status
+    (PENDING for an item that never started, as when the run was cancelled before it),
+    ``attempts`` the attempts started, ``error`` the
     exception of a failed item's last attempt, ``started``/``finished`` wall-clock
     times (None when unknown).
     """
@@ -338,6 +339,10 @@ class RunResult:
         board = self._items.get(self._id(name))
         return {} if board is None else board.counts()
 
+    def _item_counts(self) -> dict[str, dict[str, int]]:
+        names = self.plan.names
+        return {names[i]: board.counts() for i, board in self._items.items()}
+
     # -- export ---------------------------------------------------------------------
 
     def to_dict(self, *, outputs: bool = True) -> dict[str, Any]:
@@ -347,7 +352,8 @@ class RunResult:
         seconds since the epoch), ``finished``, ``duration``, ``node_count``, ``counts``
         (nodes per status), ``attempts``, ``retries``, ``nodes`` (name ->
         :meth:`NodeResult.to_dict` plus ``deps``, the node's dependencies, and ``wait``
-        and ``due`` as a store gives them: what a wait node waits for) and, unless
+        and ``due`` as a store gives them: what a wait node waits for; ``items``, a mapped
+        node's items per status, else None) and, unless
         ``outputs=False``, ``outputs`` (the succeeded nodes' outputs; values JSON cannot
         hold become their ``repr``, see :func:`jsonable`). Stored runs have the same
         keys (:meth:`flowrt.StoredRun.to_dict`), so tools read either.
@@ -360,6 +366,8 @@ class RunResult:
             entry["deps"] = list(structure[name])
             entry["due"] = None  # a wait node's due time is the store's
             entry["wait"] = waits.get(name)
+            entry["items"] = (self.item_counts(name) if self.plan.index[name] in self.plan.maps
+                              else None)
             nodes[name] = entry
         metrics = self.metrics
         data: dict[str, Any] = {
@@ -384,13 +392,13 @@ class RunResult:
         """The workflow as a Mermaid flowchart, nodes coloured by their status."""
         from ..tools.viz import to_mermaid
 
-        return to_mermaid(self.plan, self.statuses())
+        return to_mermaid(self.plan, self.statuses(), self._item_counts())
 
     def to_dot(self) -> str:
         """The workflow as a Graphviz digraph, nodes filled by their status."""
         from ..tools.viz import to_dot
 
-        return to_dot(self.plan, self.statuses())
+        return to_dot(self.plan, self.statuses(), self._item_counts())
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())

@@ -420,7 +420,8 @@ class StoredRun:
         ``duration``, ``error``, ``traceback``, ``deps``, ``restored`` (:meth:`restored`:
         read back, not run, in the latest start), ``due`` (a wait node's) and ``wait``
         (what a wait node waits for: "signal", "approval", "timer"; None for other
-        nodes); and ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out
+        nodes), ``items`` (a mapped node's items per status, :meth:`item_counts`; None
+        for other nodes); and ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out
         (:meth:`outputs` reads them).
         """
         record = self.record
@@ -443,7 +444,8 @@ class StoredRun:
                                "duration": _span(rec.started, rec.finished),
                                "error": rec.error, "traceback": rec.traceback, "deps": deps,
                                "restored": rec.fence < record.fence,
-                               "due": rec.due, "wait": record.waits.get(name)}
+                               "due": rec.due, "wait": record.waits.get(name),
+                               "items": self.item_counts(name) or None}
                 if isinstance(rec.attempts, int) and rec.attempts > 0:
                     attempts += rec.attempts
                     ran += 1

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .._types import Status
+from ._view import items_text
 
 if TYPE_CHECKING:
     from ..workflow import Plan
@@ -36,11 +37,29 @@ def _label(name: str) -> str:
             .replace("<", "#lt;").replace(">", "#gt;").replace("\n", "#10;"))
 
 
-def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
-    """A Mermaid ``flowchart TD`` of ``plan``; nodes coloured by ``statuses`` if given."""
+def _map_note(plan: Plan, i: int, items: Mapping[str, Mapping[str, int]] | None) -> str:
+    """The second line of a mapped node's box: its item counts, or what it maps over."""
+    name = plan.names[i]
+    if items is not None and name in items:
+        return "items: " + items_text(items[name])
+    spec = plan.maps[i]
+    return "map over " + ", ".join(dict.fromkeys(spec.sources))
+
+
+def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None,
+               items: Mapping[str, Mapping[str, int]] | None = None) -> str:
+    """A Mermaid ``flowchart TD`` of ``plan``; nodes coloured by ``statuses`` if given.
+
+    A mapped node is one box of the subroutine shape (``[[...]]``) whose second line
+    says what it maps over or, given ``items`` (node -> items per status), its counts.
+    """
     lines = ["flowchart TD"]
     for i, name in enumerate(plan.names):
-        lines.append(f'    {_mermaid_id(i)}["{_label(name)}"]')
+        if i in plan.maps:
+            note = _label(_map_note(plan, i, items))
+            lines.append(f'    {_mermaid_id(i)}[["{_label(name)}<br/>{note}"]]')
+        else:
+            lines.append(f'    {_mermaid_id(i)}["{_label(name)}"]')
     for dep, node in plan.edges():
         lines.append(f"    {_mermaid_id(plan.index[dep])} --> {_mermaid_id(plan.index[node])}")
     if statuses:
@@ -65,15 +84,25 @@ def _dot_id(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def to_dot(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
-    """A Graphviz ``digraph`` of ``plan``; nodes filled by ``statuses`` if given."""
+def to_dot(plan: Plan, statuses: Mapping[str, Status] | None = None,
+           items: Mapping[str, Mapping[str, int]] | None = None) -> str:
+    """A Graphviz ``digraph`` of ``plan``; nodes filled by ``statuses`` if given.
+
+    A mapped node is one ``box3d`` (a stack) labelled with its name and what it maps
+    over or, given ``items``, its item counts.
+    """
     lines = [f"digraph {_dot_id(plan.workflow)} {{", "    rankdir=TB;",
              '    node [shape=box, style="rounded,filled", fillcolor="#ffffff"];']
-    for name in plan.names:
-        attrs = ""
+    for i, name in enumerate(plan.names):
+        parts = []
         if statuses and name in statuses:
             status = statuses[name]
-            attrs = f' [fillcolor="{COLOURS[status]}", tooltip="{status}"]'
+            parts.append(f'fillcolor="{COLOURS[status]}", tooltip="{status}"')
+        if i in plan.maps:
+            label = _dot_id(f"{name}\n{_map_note(plan, i, items)}")
+            label = label if label.startswith('"') else f'"{label}"'
+            parts.append(f"shape=box3d, label={label}")
+        attrs = f" [{', '.join(parts)}]" if parts else ""
         lines.append(f"    {_dot_id(name)}{attrs};")
     for dep, node in plan.edges():
         lines.append(f"    {_dot_id(dep)} -> {_dot_id(node)};")
