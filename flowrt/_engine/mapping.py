@@ -23,6 +23,7 @@ items recorded as succeeded (:attr:`Supervisor.recorded_items`) and runs the oth
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from array import array
@@ -337,11 +338,23 @@ class ItemSupervisor(Supervisor):
             gates.append(own)
         self._gates = gates
         self.limited = any(gates)
+        # The common case -- one async map, no timeout, no Context, one mapped list --
+        # calls a partial of the function with the item as its one keyword: measured
+        # 6.75 -> 5.6 us per no-op item (perf/bench_maps.py, maps/noop-10000/map).
+        self._direct: Any = None
+        (lvl,) = chain.levels if len(chain.levels) == 1 else (None,)
+        if (lvl is not None and not plan.mode[lvl.node] and lvl.options.timeout is None
+                and not lvl.context and len(lvl.columns) == 1):
+            self._direct = functools.partial(lvl.fn, *lvl.args, **lvl.kw)
+            self._param, self._column = lvl.columns[0]
 
     def _plan_remote_outputs(self) -> bytearray | None:
         return None  # items' outputs come back: they make the mapped node's list
 
     def _attempt(self, node: int, args: Any, bound: Any) -> Any:
+        direct = self._direct
+        if direct is not None:
+            return direct(**{self._param: self._column[node]})
         chain = self.chain
         lvl = chain.level_of(node)
         item = node - lvl.offset
