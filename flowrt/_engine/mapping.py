@@ -342,8 +342,8 @@ class ItemSupervisor(Supervisor):
         # calls a partial of the function with the item as its one keyword: measured
         # 6.75 -> 5.6 us per no-op item (perf/bench_maps.py, maps/noop-10000/map).
         self._direct: Any = None
-        (lvl,) = chain.levels if len(chain.levels) == 1 else (None,)
-        if (lvl is not None and not plan.mode[lvl.node] and lvl.options.timeout is None
+        lvl = chain.levels[0]
+        if (len(chain.levels) == 1 and not plan.mode[lvl.node] and lvl.options.timeout is None
                 and not lvl.context and len(lvl.columns) == 1):
             self._direct = functools.partial(lvl.fn, *lvl.args, **lvl.kw)
             self._param, self._column = lvl.columns[0]
@@ -547,20 +547,24 @@ async def _run_chain(sup: Supervisor, chain: _Chain) -> None:
             checkpoint.items_listed(lvl.node, n)
     if checkpoint is not None:
         child.checkpoint = _ItemCheckpoint(checkpoint, chain)
-    await child.run()
     state = chain.state
+    try:
+        await child.run()
+    finally:  # cancelled too: the result tells which items ran
+        for lvl in levels:
+            lo, hi = lvl.offset, lvl.offset + n
+            sup.items[lvl.node] = ItemBoard(
+                bytes(state.board[lo:hi]), state.attempts[lo:hi], _wall(state, lo, hi),
+                _wall(state, lo, hi, end=True),
+                {i - lo: e for i, e in state.errors.items() if lo <= i < hi})
     board = state.board
     if child.interrupted or (not child.stopped_by_failure and CANCELLED in board):
         # Stopped from outside: the run itself is being cancelled.
         await anyio.lowlevel.checkpoint()
         raise MapError("the items were cancelled")
-    values, errors = state.values, state.errors
+    values = state.values
     for lvl in levels:
         lo, hi = lvl.offset, lvl.offset + n
-        sup.items[lvl.node] = ItemBoard(
-            bytes(board[lo:hi]), state.attempts[lo:hi], _wall(state, lo, hi),
-            _wall(state, lo, hi, end=True),
-            {i - lo: e for i, e in errors.items() if lo <= i < hi})
         out = values[lo:hi]
         failed = [i for i in range(lo, hi) if board[i] != SUCCEEDED]
         if not failed:
