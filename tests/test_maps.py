@@ -72,6 +72,7 @@ def test_the_decorator_and_the_builder_define_the_same_map() -> None:
     ({"map": ["numbers"]}, "map= takes a mapping"),
     ({"concurrency": 2}, "option concurrency= is for mapped nodes"),
     ({"map": {"n": "numbers"}, "inputs": {"n": "other"}}, "mapped over 'numbers'"),
+    ({"map": {"n": "numbers"}, "branch": True}, "cannot be a branch"),
 ])
 def test_bad_map_options_name_the_culprit(options: dict[str, Any], message: str) -> None:
     wf = flowrt.Workflow("w")

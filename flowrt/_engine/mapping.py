@@ -222,6 +222,12 @@ class ItemPlan:
             for i in range(n):
                 succ_idx += [c * n + i for c in kids]
         self.indegree = indegree
+        #: items without a dependency: those of the levels that map over a list
+        self.roots = [i for j, lvl in enumerate(levels) if lvl.parent < 0
+                      for i in range(j * n, j * n + n)]
+        # no branches among items (branches: design.md, "Control flow")
+        self.branch = bytearray(total)
+        self.has_branches = False
         self.pred_ptr = pred_ptr
         self.pred_idx = pred_idx
         self.succ_ptr = succ_ptr
