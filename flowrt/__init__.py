@@ -18,7 +18,7 @@ hello user-7
 """
 
 from . import _compat
-from ._engine.result import NodeResult, RunMetrics, RunResult
+from ._engine.result import ItemResult, NodeResult, RunMetrics, RunResult
 from ._engine.shared import ActiveRun, LimitUsage
 from ._types import Cache, Event, EventKind, Retry, RunStatus, Status, Trigger
 from .data import DataMetrics, Interner, WorkflowData, intern, intern_many
@@ -42,6 +42,7 @@ from .errors import (
     GraphError,
     HookError,
     LeaseLost,
+    MapError,
     MissingInputError,
     NodeFailed,
     NoOutput,
@@ -98,9 +99,11 @@ __all__ = [
     "GraphError",
     "HookError",
     "Interner",
+    "ItemResult",
     "JSONSerializer",
     "LeaseLost",
     "LimitUsage",
+    "MapError",
     "MemoryStore",
     "MissingInputError",
     "NoOutput",

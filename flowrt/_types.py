@@ -294,7 +294,8 @@ class Event:
     name the run; ``node`` is None for run events; ``attempt`` is the node's attempt
     number (0 before its first attempt and for run events); ``time`` is the wall-clock
     time (seconds since the epoch); ``error`` is the exception of a failed or retried
-    attempt.
+    attempt; ``item`` is the index of the item of a mapped node the event is about
+    (None for the mapped node itself and for other nodes).
     """
 
     kind: EventKind
@@ -306,6 +307,8 @@ class Event:
     error: BaseException | None = None
     #: the run's final status, on RUN_FINISHED
     status: str | None = None
+    #: the item's index, for an event about one item of a mapped node (None otherwise)
+    item: int | None = None
 
 
 #: An ``on_event`` hook: a plain function called with each event, in the event loop.

@@ -392,6 +392,12 @@ class WorkflowChanged(FlowError, ValueError):
         return (self.run_id, self.added, self.removed, self.changed)
 
 
+class MapError(FlowError, ValueError):
+    """A mapped node cannot split its inputs into items: a mapped parameter is no list
+    (or is a str), the lists zipped have different lengths, or there are more items
+    than ``max_items``. Raised before any item starts; the node fails with it."""
+
+
 class SerializationError(FlowError, TypeError):
     """A value cannot be stored by the store's serializer."""
 

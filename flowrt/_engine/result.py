@@ -22,8 +22,28 @@ if TYPE_CHECKING:
     from .._types import Event
     from ..data import WorkflowData
     from ..workflow import Plan
+    from .mapping import ItemBoard
 
-__all__ = ["NodeResult", "RunMetrics", "RunResult", "jsonable"]
+__all__ = ["ItemResult", "NodeResult", "RunMetrics", "RunResult", "jsonable"]
+
+
+@attrs.frozen
+class ItemResult:
+    """One item of a mapped node: ``result.items(name)[i]``.
+
+    ``index`` the item's place in the list, ``status`` the item's final status
+    (PENDING for an item that never started, as when the run was cancelled before it),
+    ``attempts`` the attempts started, ``error`` the
+    exception of a failed item's last attempt, ``started``/``finished`` wall-clock
+    times (None when unknown).
+    """
+
+    index: int
+    status: Status
+    attempts: int
+    error: BaseException | None
+    started: float | None = None
+    finished: float | None = None
 
 _COMPENSATED = Status.COMPENSATED.value
 _COMPENSATION_FAILED = Status.COMPENSATION_FAILED.value
@@ -162,6 +182,7 @@ class RunResult:
         wall_time: float,
         hook_errors: list[tuple[Event, BaseException]] | None = None,
         restored: bytearray | None = None,
+        items: Mapping[int, ItemBoard] | None = None,
     ) -> None:
         """Built by the engine (and by a store for a finished run), not by users.
 
@@ -193,6 +214,7 @@ class RunResult:
         #: per node, 1 when a durable run read it back from its store; None for a run
         #: without a store
         self._restored = restored
+        self._items = items or {}
 
     # -- status ---------------------------------------------------------------------
 
@@ -311,6 +333,39 @@ class RunResult:
         return RunMetrics(len(self._board), self.counts(), attempts, attempts - ran,
                           self.duration, timed, total, longest)
 
+    # -- mapped nodes ---------------------------------------------------------------
+
+    def items(self, name: str | Callable[..., Any]) -> list[ItemResult]:
+        """The items of mapped node ``name``, by index: status, attempts, error, times.
+
+        Empty when the node did not get to start its items (skipped, failed before,
+        an empty list). After a resume it includes the items restored from the store.
+
+        Raises:
+            KeyError: no node ``name``.
+            ValueError: ``name`` is not a mapped node.
+        """
+        i = self._id(name)
+        if i not in self.plan.maps:
+            raise ValueError(f"node {self.plan.names[i]!r} is not a mapped node "
+                             "(result.items() is for nodes added with map=)")
+        board = self._items.get(i)
+        if board is None:
+            return []
+        errors = board.errors
+        return [ItemResult(k, BY_VALUE[s], board.attempts[k], errors.get(k),
+                           board.started[k] or None, board.finished[k] or None)
+                for k, s in enumerate(board.board)]
+
+    def item_counts(self, name: str) -> dict[str, int]:
+        """Items of mapped node ``name`` per status name (empty when none ran)."""
+        board = self._items.get(self._id(name))
+        return {} if board is None else board.counts()
+
+    def _item_counts(self) -> dict[str, dict[str, int]]:
+        names = self.plan.names
+        return {names[i]: board.counts() for i, board in self._items.items()}
+
     # -- export ---------------------------------------------------------------------
 
     def to_dict(self, *, outputs: bool = True) -> dict[str, Any]:
@@ -320,7 +375,8 @@ class RunResult:
         seconds since the epoch), ``finished``, ``duration``, ``node_count``, ``counts``
         (nodes per status), ``attempts``, ``retries``, ``nodes`` (name ->
         :meth:`NodeResult.to_dict` plus ``deps``, the node's dependencies, and ``wait``
-        and ``due`` as a store gives them: what a wait node waits for) and, unless
+        and ``due`` as a store gives them: what a wait node waits for; ``items``, a mapped
+        node's items per status, else None) and, unless
         ``outputs=False``, ``outputs`` (the succeeded nodes' outputs; values JSON cannot
         hold become their ``repr``, see :func:`jsonable`). Stored runs have the same
         keys (:meth:`flowrt.StoredRun.to_dict`), so tools read either.
@@ -333,6 +389,8 @@ class RunResult:
             entry["deps"] = list(structure[name])
             entry["due"] = None  # a wait node's due time is the store's
             entry["wait"] = waits.get(name)
+            entry["items"] = (self.item_counts(name) if self.plan.index[name] in self.plan.maps
+                              else None)
             nodes[name] = entry
         metrics = self.metrics
         data: dict[str, Any] = {
@@ -357,13 +415,13 @@ class RunResult:
         """The workflow as a Mermaid flowchart, nodes coloured by their status."""
         from ..tools.viz import to_mermaid
 
-        return to_mermaid(self.plan, self.statuses())
+        return to_mermaid(self.plan, self.statuses(), self._item_counts())
 
     def to_dot(self) -> str:
         """The workflow as a Graphviz digraph, nodes filled by their status."""
         from ..tools.viz import to_dot
 
-        return to_dot(self.plan, self.statuses())
+        return to_dot(self.plan, self.statuses(), self._item_counts())
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())

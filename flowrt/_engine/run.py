@@ -18,6 +18,7 @@ import attrs
 from .._types import EventKind, ExecutorChoice, Hook, RunStatus
 from ..data import WorkflowData
 from .cache import NodeCache, check_cached_inputs
+from .mapping import ItemBoard, RecordedItems, run_map
 from .result import RunResult
 from .saga import pending_compensations, roll_back
 from .shared import Shared
@@ -84,6 +85,17 @@ class Run:
         COMPENSATION_FAILED) in an earlier start of the run."""
         self._sup.restore_ended(node, status, error)
 
+    def restore_items(self, node: int, recorded: RecordedItems, whole: bool) -> None:
+        """Before the run starts: what a durable run recorded of mapped ``node``'s items.
+
+        ``whole``: the node itself is restored (:meth:`restore`), so the items are only
+        reported; otherwise its items recorded as succeeded do not run again.
+        """
+        if whole:
+            self._sup.items[node] = ItemBoard.from_record(recorded)
+        else:
+            self._sup.recorded_items[node] = recorded
+
     def attach(self, checkpoint: Checkpoint) -> None:
         """Before the run starts: record node ends through ``checkpoint``."""
         self._sup.checkpoint = checkpoint
@@ -148,7 +160,7 @@ class Run:
             started=state.started, finished=state.finished, timed=state.timed,
             errors=state.errors, data=state.data, wall_start=wall_start,
             time_base=state.time_base, wall_time=wall_time, hook_errors=sup.hook_errors,
-            restored=restored,
+            restored=restored, items=sup.items,
         )
         if status is RunStatus.FAILED:
             if sup.log_failures:
@@ -195,6 +207,8 @@ def prepare_run(shared: Shared, plan: Plan, run_id: str, inputs: Mapping[str, An
                      cache=settings.cache, refresh=settings.refresh)
     if plan.wait_specs:
         sup.waiter = Inbox(state, shared.clock)
+    if plan.maps:
+        sup.map_runner = run_map
     return Run(sup, settings.compensate)
 
 

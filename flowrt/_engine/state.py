@@ -105,6 +105,20 @@ class Checkpoint(Protocol):
         what it did next would not be recorded, so a resume would do it again)."""
         ...
 
+    # -- the items of mapped nodes (docs/mapping.md) ------------------------------------
+
+    def items_listed(self, node: int, count: int) -> None:
+        """Mapped ``node`` has ``count`` items: called before its first item starts."""
+
+    def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
+                       started: float | None, finished: float | None) -> None:
+        """Item ``item`` of mapped ``node`` returned ``value`` (may refuse it with
+        :class:`~flowrt.SerializationError`, which fails the item). Times are wall-clock."""
+
+    def item_ended(self, node: int, item: int, status: int, error: BaseException | None,
+                   attempts: int, started: float | None, finished: float | None) -> None:
+        """Item ``item`` of mapped ``node`` failed, was skipped or cancelled."""
+
 
 class Waiter(Protocol):
     """Where the wait nodes of one run wait (called by the supervisor).

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
     from .._types import Executor, ExecutorChoice, Hook
     from .cache import CacheSpec, NodeCache
+    from .mapping import ItemBoard, RecordedItems
     from .shared import Shared
     from .state import Checkpoint, RunState, Waiter
 
@@ -139,6 +140,16 @@ class Supervisor:
         self.shut_down = False
         self._timer_scope: anyio.CancelScope | None = None
         self.hook_errors: list[tuple[Event, BaseException]] = []
+        #: mapped node id -> its items (see flowrt._engine.mapping)
+        self.items: dict[int, ItemBoard] = {}
+        #: mapped node id -> what a durable run recorded of its items (set by restore_items)
+        self.recorded_items: dict[int, RecordedItems] = {}
+        #: mapped node id -> the chain of maps it runs in, when an earlier map of the
+        #: chain started it (depth-first maps, see flowrt._engine.mapping)
+        self.chains: dict[int, Any] = {}
+        #: how a mapped node's attempt runs its items (flowrt._engine.mapping.run_map,
+        #: set by prepare_run when the plan has maps: the map module builds on this one)
+        self.map_runner: Callable[[Supervisor, int, Any, dict[str, Any]], Any] | None = None
         self._hooks = hooks
         self._executor = executor
         #: where a durable run records node ends (see flowrt.durable); None otherwise
@@ -166,10 +177,11 @@ class Supervisor:
         own = {name: Limit(name, k) for name, k in (limits or {}).items()}
         named = [own.get(name) or shared.limits.get(name) for name in plan.limit_names]
         #: the limits a node is under, by its plan.limit_of index; the last entry (index
-        #: -1, nodes that name no limit) is the caps alone
+        #: -1, nodes that name no limit) is the caps alone; the one before (index -2) is
+        #: no limit at all (a mapped node: its items take the slots)
         self._gates: list[tuple[Limit, ...]] = [
             caps + ((lim,) if lim is not None else ()) for lim in named
-        ] + [caps]
+        ] + [(), caps]
         self.limited = any(self._gates)
         #: per node, 1 while it holds a slot handed over by Limit.release (not yet RUNNING)
         self._granted = bytearray(n)
@@ -547,6 +559,16 @@ class Supervisor:
         kw = actor.call_kwargs(self.state, node, bound) if bound is not None else None
         if plan.trigger[node]:  # it may run without some dependency's output
             args, kw = actor.fill_missing(fn, args, kw)
+        if plan.maps and node in plan.maps:
+            assert self.map_runner is not None  # set by prepare_run for plans with maps
+            return self.map_runner(self, node, args, kw or {})
+        return self._call(node, fn, args, kw)
+
+    def _call(self, node: int, fn: Callable[..., Any], args: Any,
+              kw: dict[str, Any] | None) -> Any:
+        """The coroutine calling ``fn(*args, **kw)`` as ``node``'s options say (its
+        executor, its timeout)."""
+        plan = self.plan
         if plan.mode[node]:
             where = self._executor_of(node)
             if where is None:

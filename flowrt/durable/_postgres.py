@@ -44,7 +44,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -59,6 +59,7 @@ from ._store import (
     WAITING,
     Claim,
     Decide,
+    ItemRecord,
     Lease,
     NodeRecord,
     RunRecord,
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP = "flowrt"
 
 _T = TypeVar("_T")
@@ -140,6 +141,15 @@ _MIGRATIONS: dict[int, list[str]] = {
     2: ["""CREATE TABLE {s}.cache (
             key text PRIMARY KEY, value bytea NOT NULL, serializer text NOT NULL,
             created double precision NOT NULL, expires double precision)"""],
+    # -- maps --
+    # 4: the items of mapped nodes (docs/mapping.md): one row per item that reached a
+    # final status, plus one (item -1, status 'listed', attempts = the item count) per
+    # mapped node whose item list is known
+    3: ["""CREATE TABLE {s}.items (
+            run_id text NOT NULL, node text NOT NULL, item integer NOT NULL,
+            status text NOT NULL, attempts integer NOT NULL, output bytea, error text,
+            traceback text, started double precision, finished double precision,
+            fence bigint NOT NULL DEFAULT 0, PRIMARY KEY (run_id, node, item))"""],
 }
 
 #: the columns of each table, by schema version
@@ -152,16 +162,25 @@ _COLUMNS_V1 = {
               "started", "finished", "fence"),
     "data": ("run_id", "snapshot"),
 }
-_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: {
+_COLUMNS_V2 = {
     **_COLUMNS_V1,
     "runs": (*_COLUMNS_V1["runs"], "queue", "due", "recoveries", "waits", "error"),
     "nodes": (*_COLUMNS_V1["nodes"], "due"),
     "signals": ("seq", "run_id", "name", "payload", "sent", "signal_id"),
     "schedules": ("name", "workflow", "inputs", "serializer", "next_due", "cron", "every",
                   "timezone", "catch_up", "queue", "last_slot", "created"),
-}}
+}
 # -- caching --
-_COLUMNS[3] = {**_COLUMNS[2], "cache": ("key", "value", "serializer", "created", "expires")}
+_COLUMNS_V3 = {**_COLUMNS_V2, "cache": ("key", "value", "serializer", "created", "expires")}
+# -- maps --
+_COLUMNS_V4 = {
+    **_COLUMNS_V3,
+    "items": ("run_id", "node", "item", "status", "attempts", "output", "error", "traceback",
+              "started", "finished", "fence"),
+}
+_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: _COLUMNS_V2,
+                                                   3: _COLUMNS_V3, 4: _COLUMNS_V4}
+_ITEM_COLUMNS = "node, item, status, attempts, output, error, traceback, started, finished"
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
@@ -224,7 +243,20 @@ snapshots AS (
     SELECT d.run_id, d.snapshot FROM unnest(%s::text[], %s::bigint[], %s::bytea[])
          AS d(run_id, fence, snapshot)
     JOIN held AS h ON h.run_id = d.run_id AND h.fence = d.fence
-    ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot)
+    ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot),
+item_rows AS (
+    INSERT INTO {s}.items (run_id, node, item, status, attempts, output, error, traceback,
+                           started, finished, fence)
+    SELECT i.* FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[],
+                           %s::integer[], %s::bytea[], %s::text[], %s::text[],
+                           %s::double precision[], %s::double precision[], %s::bigint[])
+         AS i(run_id, node, item, status, attempts, output, error, traceback, started,
+              finished, fence)
+    JOIN held AS h ON h.run_id = i.run_id AND h.fence = i.fence
+    ON CONFLICT (run_id, node, item) DO UPDATE SET
+        status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+        error = excluded.error, traceback = excluded.traceback, started = excluded.started,
+        finished = excluded.finished, fence = excluded.fence)
 SELECT run_id, fence, queue FROM held"""
 
 #: PostgreSQL's settings of synchronous_commit, for the writer's group commits
@@ -663,7 +695,13 @@ class PostgresStore:
         signals = tuple(_signal(r) for r in conn.execute(
             f"SELECT {_SIGNAL_COLUMNS} FROM {self._s}.signals WHERE run_id = %s "
             "ORDER BY seq", (run_id,)))
-        return StoredRun(record, nodes, snapshot, self.serializer, signals)
+        items: dict[str, dict[int, ItemRecord]] = {}
+        for r in conn.execute(f"SELECT {_ITEM_COLUMNS} FROM {self._s}.items "
+                              "WHERE run_id = %s", (run_id,)):
+            items.setdefault(r[0], {})[r[1]] = ItemRecord(
+                r[0], r[1], r[2], r[3], None if r[4] is None else bytes(r[4]), r[5], r[6],
+                r[7], r[8])
+        return StoredRun(record, nodes, snapshot, self.serializer, signals, items)
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
               ) -> tuple[StoredRun | None, Claim | None]:
@@ -757,9 +795,10 @@ class PostgresStore:
         self._active[run_id] = claim
         return claim
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+              items: Sequence[ItemRecord] = ()) -> None:
         self._check_writer()
-        self._queue.put(("write", claim, nodes, data))
+        self._queue.put(("write", claim, nodes, data, items))
 
     def finish(self, claim: Claim, status: str, finished: float) -> None:
         self._check_writer()
@@ -959,6 +998,7 @@ class PostgresStore:
         claims: dict[Claim, tuple[str, float] | None] = {}  # claim -> its end, if any
         nodes: dict[tuple[str, str, int], NodeRecord] = {}  # the last record per node wins
         data: dict[tuple[str, int], bytes] = {}
+        items: dict[tuple[str, str, int, int], ItemRecord] = {}  # the last one wins
         for o in deferred + backlog:
             claim = o[1]
             if o[0] == "write":
@@ -972,6 +1012,8 @@ class PostgresStore:
                     nodes[run_id, r[0], fence] = r
                 if o[3] is not None:
                     data[run_id, fence] = o[3]
+                for item in o[4]:
+                    items[run_id, item.node, item.item, fence] = item
             elif not claim.lost:
                 claims[claim] = (o[2], o[3])
         if renew:
@@ -1001,6 +1043,14 @@ class PostgresStore:
                        [r[7] for _, r in part], [k[2] for k, _ in part],
                        [r[9] if len(r) > 9 else None for _, r in part]]
         params += [[k[0] for k in data], [k[1] for k in data], list(data.values())]
+        item_rows = list(items.values())
+        params += [[k[0] for k in items], [r.node for r in item_rows],
+                   [r.item for r in item_rows], [r.status for r in item_rows],
+                   [r.attempts for r in item_rows], [r.output for r in item_rows],
+                   [_text(r.error) for r in item_rows],
+                   [_text(r.traceback) for r in item_rows],
+                   [r.started for r in item_rows], [r.finished for r in item_rows],
+                   [k[3] for k in items]]
         with conn.transaction():
             rows = conn.execute(self._commit_sql, params).fetchall()
             held = {(r[0], r[1]): r[2] for r in rows}
@@ -1098,6 +1148,7 @@ class PostgresStore:
         def remove(conn: psycopg.Connection[Any]) -> bool:
             with conn.transaction():
                 conn.execute(f"DELETE FROM {self._s}.nodes WHERE run_id = %s", (run_id,))
+                conn.execute(f"DELETE FROM {self._s}.items WHERE run_id = %s", (run_id,))
                 conn.execute(f"DELETE FROM {self._s}.data WHERE run_id = %s", (run_id,))
                 conn.execute(f"DELETE FROM {self._s}.signals WHERE run_id = %s", (run_id,))
                 gone = conn.execute(f"DELETE FROM {self._s}.runs WHERE run_id = %s",

@@ -42,6 +42,7 @@ import anyio.to_thread
 import attrs
 
 from .. import _backends
+from .._engine.mapping import ItemBoard, RecordedItems
 from .._engine.result import RunResult
 from .._engine.run import Run, RunSettings, prepare_run
 from .._engine.waits import sleep_until_woken
@@ -62,8 +63,10 @@ from ._serialize import Serializer, reader_for
 from ._store import (
     COMPENSATING,
     CRASHED,
+    LISTED,
     ROLLBACK_STATUSES,
     Claim,
+    ItemRecord,
     Lease,
     NodeRecord,
     RunRecord,
@@ -98,8 +101,8 @@ class Checkpoint:
 
     # claim and stop_run are set by hold()
     __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "claim", "data",
-                 "dues", "error", "names", "pending", "plan_size", "run_id", "serializer",
-                 "state", "stop_run", "store")
+                 "dues", "error", "names", "pending", "pending_items", "plan_size",
+                 "run_id", "serializer", "state", "stop_run", "store")
 
     def __init__(self, store: Store, state: RunState) -> None:
         self.store = store
@@ -113,6 +116,8 @@ class Checkpoint:
         #: records not handed to the store yet: they go in one batch per event loop
         #: turn (flush() is scheduled when the first one of a turn arrives)
         self.pending: list[NodeRecord] = []
+        #: item records of mapped nodes not handed to the store yet (same batches)
+        self.pending_items: list[ItemRecord] = []
         self._data_blob: bytes | None = None  # a data snapshot not handed over yet
         self._scheduled = False
         self._call_soon = _backends.current().call_soon()
@@ -131,12 +136,16 @@ class Checkpoint:
     def flush(self) -> None:
         """Hand the pending records (and the data snapshot, if it changed) to the store."""
         self._scheduled = False
-        pending, data = self.pending, self._data_blob
-        if pending or data is not None:
+        pending, data, items = self.pending, self._data_blob, self.pending_items
+        if pending or data is not None or items:
             self.pending = []
             self._data_blob = None
             try:
-                self.store.write(self.claim, pending, data)
+                if items:
+                    self.pending_items = []
+                    self.store.write(self.claim, pending, data, items)
+                else:
+                    self.store.write(self.claim, pending, data)
             except Exception as error:  # called from the loop: never raise there
                 if self.error is None:
                     self.error = error
@@ -241,6 +250,40 @@ class Checkpoint:
 
     def writable(self) -> bool:
         return self.error is None and self.claim.error is None
+    # -- the items of mapped nodes --------------------------------------------------------
+
+    def _add_item(self, record: ItemRecord) -> None:
+        self.pending_items.append(record)
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self.flush)
+        if _monotonic() >= self.claim.valid_until:
+            self.claim_trouble()
+
+    def items_listed(self, node: int, count: int) -> None:
+        """Record that mapped ``node`` has ``count`` items (before the first starts)."""
+        self._add_item(ItemRecord(self.names[node], LISTED, "listed", count))
+
+    def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
+                       started: float | None, finished: float | None) -> None:
+        """Record an item's output; SerializationError when it cannot be stored."""
+        try:
+            blob = self.serializer.dumps(value)
+        except SerializationError as error:
+            raise SerializationError(f"item {item} of node {self.names[node]!r} returned "
+                                     f"{error}") from None
+        self._add_item(ItemRecord(self.names[node], item, "succeeded", attempts, blob, None,
+                                  None, started, finished))
+
+    def item_ended(self, node: int, item: int, status: int, error: BaseException | None,
+                   attempts: int, started: float | None, finished: float | None) -> None:
+        """Record an item that failed, was skipped or cancelled."""
+        text = tb = None
+        if error is not None:
+            text = describe_error(error)
+            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self._add_item(ItemRecord(self.names[node], item, NAMES[status], attempts, None,
+                                  _utf8(text), _utf8(tb), started, finished))
 
     # -- the claim: who may write (docs/decisions/012-fencing.md) -------------------------
 
@@ -300,6 +343,10 @@ class CrashingCheckpoint(Checkpoint):
     def _add(self, record: NodeRecord) -> None:
         if not self.crashed:
             super()._add(record)
+
+    def _add_item(self, record: ItemRecord) -> None:
+        if not self.crashed:
+            super()._add_item(record)
 
     def flush(self) -> None:
         if not self.crashed:
@@ -577,6 +624,8 @@ class Opened:
     inputs: dict[str, Any] = attrs.Factory(dict)
     claim: Claim | None = None  #: None: the run succeeded before; nothing is started
     values: dict[int, Any] = attrs.Factory(dict)  #: node id -> stored output, read back
+    #: mapped node id -> its items as recorded (outputs read back)
+    items: dict[int, RecordedItems] = attrs.Factory(dict)
     data: dict[str, Any] | None = None  #: the stored WorkflowData keys, read back
     #: the run was rolling back (saga compensation): resume the rollback, not the run
     rolling_back: bool = False
@@ -647,6 +696,10 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
         rebuild_output = return_rebuilder(fns[i])
         values[i] = value if rebuild_output is None else _rebuilt(
             rebuild_output, value, f"the stored output of node {name!r}", run_id)
+    for name, records in stored.items.items():
+        i = index.get(name)
+        if i is not None and i in plan.maps:
+            opened.items[i] = _read_items(records, name, run_id, serializer, fns[i])
     if stored.data is not None:
         keys = decode(serializer, stored.data, f"the stored WorkflowData of run {run_id!r}")
         if not isinstance(keys, dict):
@@ -654,6 +707,32 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
                              "mapping")
         opened.data = keys
     return existing.status == "succeeded" and same
+
+
+def _read_items(records: dict[int, ItemRecord], name: str, run_id: str,
+                serializer: Serializer, fn: Callable[..., Any]) -> RecordedItems:
+    """A mapped node's item records, outputs decoded (and rebuilt as annotated)."""
+    listed = records.get(LISTED)
+    succeeded: dict[int, tuple[Any, int, float | None, float | None]] = {}
+    ended: dict[int, tuple[int, int, BaseException | None, float | None, float | None]] = {}
+    rebuild = return_rebuilder(fn)
+    for i, rec in records.items():
+        if i == LISTED:
+            continue
+        if rec.status == "succeeded" and rec.output is not None:
+            what = f"the stored output of item {i} of node {name!r}"
+            value = decode(serializer, rec.output, f"{what} of run {run_id!r}")
+            if rebuild is not None:
+                value = _rebuilt(rebuild, value, what, run_id)
+            succeeded[i] = (value, rec.attempts, rec.started, rec.finished)
+        else:
+            error = None
+            if rec.error is not None:
+                type_name, _, message = rec.error.partition(": ")
+                error = StoredError(type_name, message, rec.traceback)
+            ended[i] = (BY_NAME.get(rec.status, Status.CANCELLED).value, rec.attempts, error,
+                        rec.started, rec.finished)
+    return RecordedItems(None if listed is None else listed.attempts, succeeded, ended)
 
 
 def _rebuilt(rebuild: Callable[[Any], Any], value: Any, what: str, run_id: str) -> Any:
@@ -728,6 +807,8 @@ def _restore(run: Run, plan: Plan, opened: Opened, data: WorkflowData) -> bytear
     if stored is None:
         return restored
     names, nodes = plan.names, stored.nodes
+    for i, recorded in opened.items.items():
+        run.restore_items(i, recorded, whole=i in opened.values)
     for i, value in opened.values.items():
         rec = nodes[names[i]]
         run.restore(i, value, rec.attempts, rec.started, rec.finished)
@@ -795,10 +876,12 @@ def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = No
             data.set(key, value)
     record = stored.record
     status = RunStatus(record.status) if record.status != "running" else RunStatus.CANCELLED
+    items = {i: ItemBoard.from_record(recorded) for i, recorded in opened.items.items()}
     # The stored times are wall-clock times already: a time base of 0.
     return RunResult(plan=plan, run_id=record.run_id, status=status, board=board,
                      values=values, attempts=attempts, started=started, finished=finished,
                      timed=timed, errors=errors, data=data, wall_start=record.started,
                      time_base=0.0,
                      wall_time=(record.finished or record.started) - record.started,
-                     restored=bytearray(board[i] == Status.SUCCEEDED for i in range(n)))
+                     restored=bytearray(board[i] == Status.SUCCEEDED for i in range(n)),
+                     items=items)

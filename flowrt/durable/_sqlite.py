@@ -29,10 +29,10 @@ The work queue (docs/decisions/013-queue.md) is the ``runs`` table itself: a run
 (an index on ``due``) and claims it in the same ``BEGIN IMMEDIATE`` transaction, so two
 workers never take one run. Signals and schedules have tables of their own.
 
-Schema (version 4; version 1 had no ``fence`` columns, version 2 no queue, signals or
-schedules, version 3 no cache)::
+Schema (version 5; version 1 had no ``fence`` columns, version 2 no queue, signals or
+schedules, version 3 no cache, version 4 no items)::
 
-    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 4
+    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 5
     runs(run_id PRIMARY KEY, workflow, fingerprint, structure JSON, inputs BLOB, status,
          serializer, created, started, finished, resumes, lease JSON, lease_expires,
          fence, queue, due, recoveries, waits JSON, error)
@@ -44,6 +44,8 @@ schedules, version 3 no cache)::
     schedules(name PRIMARY KEY, workflow, inputs BLOB, serializer, next_due, cron, every,
               timezone, catch_up, queue, last_slot, created)
     cache(key PRIMARY KEY, value BLOB, serializer, created, expires)
+    items(run_id, node, item, status, attempts, output BLOB, error, traceback, started,
+          finished, fence, PRIMARY KEY (run_id, node, item))   item -1: the item list
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,6 +73,7 @@ from ._store import (
     WAITING,
     Claim,
     Decide,
+    ItemRecord,
     Lease,
     NodeRecord,
     RunRecord,
@@ -92,7 +95,7 @@ from ._store import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APP = "flowrt"
 
 _SCHEMA = [
@@ -140,6 +143,18 @@ _CACHE_SCHEMA = [
 ]
 _SCHEMA += _CACHE_SCHEMA
 
+# -- version 5: the items of mapped nodes (docs/mapping.md) -----------------------------
+#: one row per item that reached a final status, plus one (item -1, status "listed",
+#: attempts = the item count) per mapped node whose item list is known
+_ITEMS_SCHEMA = [
+    """CREATE TABLE items (
+        run_id TEXT NOT NULL, node TEXT NOT NULL, item INTEGER NOT NULL,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL, output BLOB, error TEXT,
+        traceback TEXT, started REAL, finished REAL, fence INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, node, item)) WITHOUT ROWID""",
+]
+_SCHEMA += _ITEMS_SCHEMA
+
 #: schema_version -> statements that bring a store from that version to the next
 _MIGRATIONS: dict[int, list[str]] = {
     # 2: fencing tokens (the run's latest, and the one each node record was written by)
@@ -156,6 +171,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     # -- caching --
     # 4: cached node outputs
     3: [*_CACHE_SCHEMA],
+    # 5: the items of mapped nodes
+    4: [*_ITEMS_SCHEMA],
 }
 
 #: the columns of each table, by schema version
@@ -181,7 +198,14 @@ _COLUMNS_V3 = {
 # -- caching --
 _COLUMNS_V4 = {**_COLUMNS_V3,
                "cache": ("key", "value", "serializer", "created", "expires")}
-_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4}
+# -- maps --
+_COLUMNS_V5 = {
+    **_COLUMNS_V4,
+    "items": ("run_id", "node", "item", "status", "attempts", "output", "error", "traceback",
+              "started", "finished", "fence"),
+}
+_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4, 5: _COLUMNS_V5}
+_ITEM_COLUMNS = "node, item, status, attempts, output, error, traceback, started, finished"
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
@@ -547,8 +571,13 @@ class SQLiteStore:
         data = conn.execute("SELECT snapshot FROM data WHERE run_id = ?", (run_id,)).fetchone()
         signals = tuple(_signal(r) for r in conn.execute(
             f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY seq", (run_id,)))
+        items: dict[str, dict[int, ItemRecord]] = {}
+        for r in conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE run_id = ?",
+                              (run_id,)):
+            items.setdefault(r[0], {})[r[1]] = ItemRecord(r[0], r[1], r[2], r[3], _blob(r[4]),
+                                                          r[5], r[6], r[7], r[8])
         return StoredRun(record, nodes, None if data is None else _blob(data[0]),
-                         self.serializer, signals)
+                         self.serializer, signals, items)
 
     def _take(self, conn: sqlite3.Connection, run_id: str, old: RunRecord | None,
               lease: Lease, now: float, decide: Decide, recoveries: int | None = None
@@ -615,9 +644,10 @@ class SQLiteStore:
         self._active[run_id] = claim
         return stored, claim
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+              items: Sequence[ItemRecord] = ()) -> None:
         self._check_writer()
-        self._queue.put(("write", claim, nodes, data))
+        self._queue.put(("write", claim, nodes, data, items))
 
     def finish(self, claim: Claim, status: str, finished: float) -> None:
         self._check_writer()
@@ -745,13 +775,18 @@ class SQLiteStore:
                     # must stay a prefix of what happened
                     if claim.error is not None or not holds(claim):
                         continue
-                    _, _, nodes, data = o
+                    _, _, nodes, data, items = o
                     if nodes:
                         run_id, fence = claim.run_id, claim.fence
                         conn.executemany(
                             "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                             [(run_id, *r[:8], fence, r[9] if len(r) > 9 else None)
                              for r in nodes])
+                    if items:
+                        run_id, fence = claim.run_id, claim.fence
+                        conn.executemany(
+                            "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            [(run_id, *r, fence) for r in items])
                     if data is not None:
                         conn.execute("INSERT OR REPLACE INTO data VALUES (?, ?)",
                                      (claim.run_id, data))
@@ -857,6 +892,7 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM nodes WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM items WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM data WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM signals WHERE run_id = ?", (run_id,))
                 gone = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount

@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from difflib import get_close_matches
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -57,9 +57,9 @@ from ..errors import (
 from ..workflow._waits import signal_refused
 from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
-__all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED",
-           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "WAITING", "Claim", "Decide", "Lease",
-           "MemoryStore", "NodeRecord", "RunRecord",
+__all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "LISTED", "QUEUED",
+           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "WAITING", "Claim", "Decide",
+           "ItemRecord", "Lease", "MemoryStore", "NodeRecord", "RunRecord",
            "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune"]
 
 # A stored run's status (RunRecord.status).
@@ -260,6 +260,32 @@ def with_fence(record: tuple[Any, ...], fence: int) -> NodeRecord:
     return tuple.__new__(NodeRecord, fields)
 
 
+# -- the items of mapped nodes (SQLite schema 5, PostgreSQL schema 4) --------------
+
+
+class ItemRecord(NamedTuple):
+    """One item of a mapped node of a run, or (``item == LISTED``) the item list itself.
+
+    The list's record comes before any item's: its ``attempts`` is the item count. An
+    item's record is written as the item reaches a final status; a resumed run restores
+    the items recorded as succeeded and runs the others again (docs/mapping.md).
+    """
+
+    node: str  #: the mapped node's name
+    item: int  #: the item's index; LISTED (-1) for the record of the item list
+    status: str  #: "succeeded", "failed", "skipped", "cancelled"; "listed" for the list
+    attempts: int  #: attempts started; the item count for the list's record
+    output: bytes | None = None  #: serialized output, for succeeded items
+    error: str | None = None  #: "Type: message" of a failed item
+    traceback: str | None = None  #: the formatted traceback of a failed item
+    started: float | None = None  #: wall-clock start of its first attempt
+    finished: float | None = None  #: wall-clock end
+
+
+#: ``ItemRecord.item`` of the record of a mapped node's item list
+LISTED = -1
+
+
 class SignalRecord(NamedTuple):
     """A signal sent to a run: ``store.signals(run_id)``.
 
@@ -357,6 +383,24 @@ class StoredRun:
     serializer: Serializer | None = attrs.field(default=None, eq=False, repr=False)
     #: the signals sent to the run, oldest first
     signals: tuple[SignalRecord, ...] = ()
+    #: mapped node name -> item index -> record (index LISTED: the item list's record)
+    items: dict[str, dict[int, ItemRecord]] = attrs.field(factory=dict)
+
+    def item_counts(self, node: str) -> dict[str, int]:
+        """The recorded items of mapped ``node`` per status ("pending" for the items
+        listed but not recorded yet); empty when its item list is not recorded."""
+        records = self.items.get(node)
+        if not records or LISTED not in records:
+            return {}
+        counts: dict[str, int] = {}
+        listed = records[LISTED].attempts
+        for i, rec in records.items():
+            if 0 <= i < listed:
+                counts[rec.status] = counts.get(rec.status, 0) + 1
+        pending = listed - sum(counts.values())
+        if pending > 0:
+            counts["pending"] = pending
+        return counts
 
     def waits(self) -> list[Wait]:
         """What the run's waiting nodes wait for, in the order of its structure."""
@@ -384,7 +428,8 @@ class StoredRun:
         ``duration``, ``error``, ``traceback``, ``deps``, ``restored`` (:meth:`restored`:
         read back, not run, in the latest start), ``due`` (a wait node's) and ``wait``
         (what a wait node waits for: "signal", "approval", "timer"; None for other
-        nodes); and ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out
+        nodes), ``items`` (a mapped node's items per status, :meth:`item_counts`; None
+        for other nodes); and ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out
         (:meth:`outputs` reads them).
         """
         record = self.record
@@ -407,7 +452,8 @@ class StoredRun:
                                "duration": _span(rec.started, rec.finished),
                                "error": rec.error, "traceback": rec.traceback, "deps": deps,
                                "restored": rec.fence < record.fence,
-                               "due": rec.due, "wait": record.waits.get(name)}
+                               "due": rec.due, "wait": record.waits.get(name),
+                               "items": self.item_counts(name) or None}
                 if isinstance(rec.attempts, int) and rec.attempts > 0:
                     attempts += rec.attempts
                     ran += 1
@@ -562,9 +608,11 @@ class Store(Protocol):
         """
         ...
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
-        """Record ``nodes`` (upserted by name) and the ``data`` snapshot (None: keep the
-        last one) of ``claim``'s run, in the order written; the store may batch them.
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+              items: Sequence[ItemRecord] = ()) -> None:
+        """Record ``nodes`` (upserted by name), the ``data`` snapshot (None: keep the
+        last one) and ``items`` (records of mapped nodes' items, upserted by node and
+        index) of ``claim``'s run, in the order written; the store may batch them.
 
         Refused when ``claim``'s fencing token is no longer the run's (the claim then
         fails with :class:`~flowrt.LeaseLost`).
@@ -908,6 +956,7 @@ class MemoryStore:
         self.lease_ttl = lease_ttl
         self._runs: dict[str, RunRecord] = {}
         self._nodes: dict[str, dict[str, NodeRecord]] = {}
+        self._items: dict[str, dict[str, dict[int, ItemRecord]]] = {}
         self._data: dict[str, bytes | None] = {}
         self._signals: dict[str, list[SignalRecord]] = {}
         self._seq = 0
@@ -921,9 +970,11 @@ class MemoryStore:
         return self._runs.get(run_id)
 
     def _stored(self, run_id: str) -> StoredRun:
+        items = {node: dict(records)
+                 for node, records in self._items.get(run_id, {}).items()}
         return StoredRun(self._runs[run_id], dict(self._nodes.get(run_id, {})),
                          self._data.get(run_id), self.serializer,
-                         tuple(self._signals.get(run_id, ())))
+                         tuple(self._signals.get(run_id, ())), items)
 
     def _take(self, old: RunRecord | None, run_id: str, lease: Lease, now: float,
               decide: Decide, recoveries: int | None = None
@@ -964,7 +1015,8 @@ class MemoryStore:
             claim.fail(lost_claim_error(claim.run_id, run))
         return False
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+              items: Sequence[ItemRecord] = ()) -> None:
         with self._lock:
             if not self._holds(claim):
                 return
@@ -972,6 +1024,10 @@ class MemoryStore:
             fence = claim.fence
             for r in nodes:
                 table[r[0]] = with_fence(r, fence)
+            if items:
+                by_node = self._items.setdefault(claim.run_id, {})
+                for item in items:
+                    by_node.setdefault(item.node, {})[item.item] = item
             if data is not None:
                 self._data[claim.run_id] = data
 
@@ -1018,6 +1074,7 @@ class MemoryStore:
     def delete(self, run_id: str) -> bool:
         with self._lock:
             self._nodes.pop(run_id, None)
+            self._items.pop(run_id, None)
             self._data.pop(run_id, None)
             self._signals.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..data import Interner
 from ..errors import CycleError, GraphError, MissingInputError, UnknownInputError, UnknownNodeError
-from ._options import DEFAULT_OPTIONS, NodeOptions, name_of
+from ._options import DEFAULT_OPTIONS, MapSpec, NodeOptions, name_of
 from ._waits import WaitSpec
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ class Plan:
         optional_inputs: dict[str, list[str]],
         names_by_fn: Mapping[Any, str] | None = None,
         waits: Mapping[int, WaitSpec] | None = None,
+        maps: dict[int, MapSpec] | None = None,
     ) -> None:
         n = len(fns)
         self.workflow = workflow
@@ -143,6 +144,18 @@ class Plan:
         self.wait_specs: dict[int, WaitSpec] = dict(waits) if waits else {}
         for i in self.wait_specs:
             self.special[i] = WAIT
+        # -- maps (docs/decisions/022-map-slabs.md) ----------------------------------
+        #: node id -> how it fans out, for mapped nodes
+        self.maps: dict[int, MapSpec] = maps or {}
+        #: mapped node id -> the limit index its *items* are under (limit_of's meaning);
+        #: the mapped node itself holds no slot (``limit_of`` -2: no limit at all), as
+        #: its items take them: a map under ``max_concurrency=1`` would wait for itself
+        self.item_limit_of: dict[int, int] = {}
+        for i in self.maps:
+            self.item_limit_of[i] = self.limit_of[i]
+            self.limit_of[i] = -2
+            self.attempts[i] = 1  # retries are per item
+            self.special[i] = 1
 
     @cached_property
     def waits(self) -> dict[str, str]:
@@ -403,6 +416,9 @@ class Plan:
             wait = self.wait_specs.get(i)
             if wait is not None:  # only wait nodes add to it: other fingerprints stay
                 key += (wait.kind,)
+            spec = self.maps.get(i)
+            if spec is not None:  # maps: likewise
+                key += (spec.params, spec.sources, spec.partial)
             h.update(repr(key).encode())
         return h.hexdigest()[:32]
 
@@ -491,6 +507,8 @@ def compile_plan(wf: Workflow) -> Plan:
             raise CycleError(_find_cycle(n, ptr, idx, order, names))
         succ_ptr = list(accumulate(map(len, succ), initial=0))
         succ_idx = list(chain.from_iterable(succ))
+    for i, spec in wf._maps.items():
+        _check_mapped(names[i], spec, kwargs[i], fns[i], wf)
     # The plan takes the workflow's name index as it is; the workflow copies it before
     # changing it again (copy on write: compiling costs no copy of n names).
     interner = Interner.from_ids(index, copy=False)
@@ -500,7 +518,21 @@ def compile_plan(wf: Workflow) -> Plan:
                 succ_idx=succ_idx, nargs=nargs, kwargs=kwargs, mode=_modes(wf, fns),
                 order=order, required_inputs=required, optional_inputs=optional,
                 names_by_fn=dict(wf._names_by_fn) if wf._names_by_fn else None,
-                waits=dict(wf._waits) if wf._waits else None)
+                waits=dict(wf._waits) if wf._waits else None,
+                maps=wf._maps.copy() if wf._maps else None)
+
+
+def _check_mapped(name: str, spec: MapSpec, bound: tuple[tuple[str, int, Any], ...] | None,
+                  fn: Callable[..., Any], wf: Workflow) -> None:
+    """Refuse a map over a parameter the node's function does not take by name."""
+    by_name = {param for param, kind, _ in bound or () if kind == BIND_NODE}
+    for param in spec.params:
+        if param not in by_name:
+            known = [p.name for p in wf._signature(fn).params]
+            near = difflib.get_close_matches(param, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise GraphError(f"node {name!r}: map= names parameter {param!r}, which its "
+                             f"function does not take by name{hint}")
 
 
 def _dependents(n: int, pred_idx: list[int], owner: list[int]) -> tuple[list[int], list[int]]:

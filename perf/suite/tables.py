@@ -448,6 +448,29 @@ def durable_tables(r: Results) -> list[Table]:
                   rows, unit="per run", seed_column=False)]
 
 
+def maps_tables(r: Results) -> list[Table]:
+    m = "maps"
+    per_item = target("maps", "per_item", ref=f"{m}/noop-10000/static")
+    durable = target("maps", "durable", ref=f"{m}/sleep1ms-1000/memory")
+    peers = {"static nodes": f"{m}/noop-10000/static",
+             "asyncio.gather": f"{m}/noop-10000/gather",
+             "dask.bag (sync)": f"{m}/noop-10000/dask-bag",
+             "dask.delayed (sync)": f"{m}/noop-10000/dask-delayed",
+             "dask client.map (LocalCluster, 1,000)": f"{m}/noop-1000/dask-client-map"}
+    return [
+        Table("Dynamic maps: no-op items, root -> items -> sink; time per item", list(peers),
+              [Row("a map of 10,000 no-op async items", f"{m}/noop-10000/map", peers,
+                   targets=(per_item,))],
+              floors=frozenset({"asyncio.gather"}), unit="per item", seed_column=False),
+        Table("Durable map (SQLite store kept open) versus in memory; time per run",
+              ["in memory"],
+              [Row("1,000 items x sleep(1 ms), concurrency=50", f"{m}/sleep1ms-1000/sqlite",
+                   {"in memory": f"{m}/sleep1ms-1000/memory"}, targets=(durable,),
+                   reference_only=True)],
+              unit="per run", seed_column=False),
+    ]
+
+
 def scenario_tables(r: Results) -> list[Table]:
     what = {
         "checkout": "e-commerce checkout (examples/checkout.py), 2 orders: retry + "
