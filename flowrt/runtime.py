@@ -29,6 +29,7 @@ from ._engine.limits import Limit
 from ._engine.result import RunResult
 from ._engine.run import RunSettings, prepare_run
 from ._engine.shared import Shared
+from ._engine.telemetry import open_telemetry
 from ._schedule import check_spec, schedule_record
 from ._types import Executor, ExecutorChoice, Hook
 from ._worker import Registry, new_queued_record
@@ -135,12 +136,23 @@ class Runtime:
             ``"dead_letter"`` instead of being taken over again (5).
         shutdown_grace: seconds the runs still going on when the ``async with`` block
             ends get to finish before they are stopped (below); None waits for them.
+        tracer_provider: the OpenTelemetry tracer provider of this runtime's spans
+            (default: the global one); needs the ``otel`` extra (docs/observability.md).
+        meter_provider: the OpenTelemetry meter provider of its metrics (default: the
+            global one).
 
     Raises:
         TypeError: ``limits`` is not a mapping of names to capacities, or a
             ``workflows`` entry is not a Workflow.
         ValueError: a bad capacity, ``executor``, ``max_recoveries`` or
             ``shutdown_grace``, or two ``workflows`` of one name.
+        RuntimeError: (when the block starts) ``tracer_provider`` or ``meter_provider``
+            given without the ``otel`` extra installed.
+
+    Tracing is switched on or off when the block starts, once: with a tracer provider
+    (given, or configured globally by an OpenTelemetry SDK) each run has a ``flowrt.run``
+    span and each node a ``flowrt.node`` span; with a meter provider it reports metrics;
+    with neither (or without the ``otel`` extra) runs do no OpenTelemetry work at all.
 
     Leaving the ``async with`` block shuts the runtime down: ``run`` refuses new runs
     (``RuntimeError``); runs still going on get ``shutdown_grace`` seconds to finish (0
@@ -177,6 +189,8 @@ class Runtime:
         clock: Clock | None = None,
         max_recoveries: int = 5,
         shutdown_grace: float | None = 0.0,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         _check_executor(executor)
         _check_limits(limits)
@@ -201,6 +215,8 @@ class Runtime:
         self.threads = threads
         self.metrics = metrics
         self.shutdown_grace = shutdown_grace
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
         self._open = False
         self._closed = False
 
@@ -216,6 +232,14 @@ class Runtime:
         self._shared.open()
         if self._store_arg is not None:
             self.store = open_store(self._store_arg)
+        try:
+            self._shared.telemetry = open_telemetry(self.tracer_provider, self.meter_provider,
+                                                    self._shared, self.store)
+        except BaseException:
+            if self.store is not None and self.store is not self._store_arg:
+                self.store.close()
+            self.store = None
+            raise
         self._open = True
         self._closed = False
         return self
@@ -238,6 +262,9 @@ class Runtime:
                     shared.stop_runs()
                     await shared.wait_idle()
                 await shared.aclose()
+                if shared.telemetry is not None:
+                    shared.telemetry.close()
+                    shared.telemetry = None
                 if self.store is not None and self.store is not self._store_arg:
                     self.store.close()  # a store this runtime opened from a path
                 self.store = None

@@ -90,9 +90,20 @@ class Run:
         clock_start = clock()
         if sup.log_runs:
             state.log.info("run started", nodes=len(state.plan))
-        await sup.run()
+        otel = sup.otel
+        if otel is None:
+            await sup.run()
+            status = sup.status()
+        else:  # the run's span is current in this task while it runs
+            token = otel.run_started()
+            try:
+                await sup.run()
+            except BaseException as error:
+                otel.run_ended(token, None, error)
+                raise
+            status = sup.status()
+            otel.run_ended(token, status, None)
         wall_time = clock() - clock_start
-        status = sup.status()
         n = len(state.plan)
         result = RunResult(
             plan=state.plan, run_id=state.run_id, status=status,

@@ -19,6 +19,7 @@ from .limits import Limit
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
+    from .telemetry import Telemetry
 
 __all__ = ["ExecutorChoice", "Shared"]
 
@@ -32,7 +33,7 @@ class Shared:
     """
 
     __slots__ = ("_idle", "_thread_limiter", "busy", "cap", "limits", "owned", "runs",
-                 "stopping", "threads")
+                 "stopping", "telemetry", "threads")
 
     def __init__(self, *, max_concurrency: int | None = None,
                  limits: Mapping[str, int] | None = None, threads: int = 40) -> None:
@@ -51,6 +52,8 @@ class Shared:
         self._idle: anyio.Event | None = None
         #: set by :meth:`stop_runs`: a run that starts now ends CANCELLED at once
         self.stopping = False
+        #: OpenTelemetry, when the runtime has a tracer or meter provider (set as it opens)
+        self.telemetry: Telemetry | None = None
 
     def open(self) -> None:
         """Ready for runs in the running event loop (again, after :meth:`aclose`)."""
