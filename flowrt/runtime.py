@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 import anyio.to_thread
+import attrs
 
 from . import _backends
 from ._clock import SYSTEM_CLOCK, Clock
@@ -383,6 +384,9 @@ class Runtime:
             plan.check_unknown_inputs(given)
         run_id = run_id or uuid.uuid4().hex
         record = new_queued_record(plan, run_id, given, store, self.clock.now(), queue)
+        telemetry = self._shared.telemetry
+        if telemetry is not None:  # its spans will link to the submitter's
+            record = attrs.evolve(record, trace=telemetry.current_traceparent())
         if not await anyio.to_thread.run_sync(store.submit, record):
             existing = store.get_run(run_id)
             if existing is not None and existing.workflow != plan.workflow:

@@ -582,3 +582,55 @@ def test_without_the_api_runs_work_and_providers_are_refused() -> None:
         anyio.run(main, backend=BACKEND)
     """, timeout=60)
     assert "pip install 'flowrt[otel]'" in out
+
+
+# -- durable runs: the stored trace -----------------------------------------------------
+
+
+async def test_a_store_of_schema_3_is_migrated_and_its_runs_resume_traced(
+        traces: Traces, tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    from flowrt.durable import SQLiteStore
+
+    sys.path.insert(0, str(HERE / "data"))
+    from make_store_v3 import build  # the workflow that wrote it
+
+    db = tmp_path / "v3.db"
+    shutil.copyfile(HERE / "data" / "store-v3.db", db)
+    wf = build(fail_b=False)
+    with SQLiteStore(db) as store:
+        assert {r.run_id: (r.status, r.trace) for r in store.runs()} == {
+            "half": ("failed", None), "queued": ("queued", None)}
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                            ).fetchone() == (str(flowrt.durable._sqlite.SCHEMA_VERSION),)
+    finally:
+        conn.close()
+    async with flowrt.Runtime(store=str(db), tracer_provider=traces.provider,
+                              workflows=[wf]) as rt:
+        result = await rt.run(wf, run_id="half")
+        assert result.ok and result["b"] == 2 and result.nodes["a"].restored
+        assert await rt.serve(until_idle=True) == 1
+        assert rt.store is not None
+        assert rt.store.get_run("queued").status == "succeeded"  # type: ignore[union-attr]
+        assert rt.store.get_run("half").trace is None  # type: ignore[union-attr]
+    assert all(not s.links for s in traces.named("flowrt.run"))  # nothing to link to
+
+
+async def test_a_submitted_run_links_to_the_submitters_span(traces: Traces,
+                                                           tmp_path: Path) -> None:
+    wf = flowrt.Workflow("mail")
+    wf.add("send", lambda: "sent")
+    async with flowrt.Runtime(store=str(tmp_path / "q.db"), tracer_provider=traces.provider,
+                              workflows=[wf]) as rt:
+        with traces.tracer.start_as_current_span("request") as request:
+            await rt.submit(wf, run_id="m-1")
+        assert await rt.serve(until_idle=True) == 1
+    run = traces.run()
+    assert run.parent is None  # the worker's run is a trace of its own...
+    (link,) = run.links  # ...linked to the request that submitted it
+    assert link.context.span_id == request.get_span_context().span_id
+    assert parent_id(traces.node("send")) == ids(run)[1]

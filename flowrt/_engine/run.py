@@ -24,6 +24,7 @@ from .supervisor import Supervisor
 
 if TYPE_CHECKING:
     from ..workflow import Plan
+    from .telemetry import RunSpan
 
 __all__ = ["Run", "RunSettings", "prepare_run"]
 
@@ -67,6 +68,14 @@ class Run:
     def attach(self, checkpoint: Checkpoint) -> None:
         """Before the run starts: record node ends through ``checkpoint``."""
         self._sup.checkpoint = checkpoint
+
+    def trace(self, span: RunSpan | None, link: str | None) -> None:
+        """Before the run starts: its ``flowrt.run`` span is ``span`` (opened by the
+        caller: :meth:`Telemetry.open_run_span`) rather than one opened as it starts, and
+        links to the trace of W3C ``traceparent`` ``link`` (the first start of a durable
+        run). Nothing when the runtime does not trace."""
+        if self._sup.otel is not None:
+            self._sup.otel.adopt(span, link)
 
     def stop(self) -> None:
         """Stop the run from outside (it ends CANCELLED, as when its timeout expires)."""

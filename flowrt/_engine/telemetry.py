@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .state import RunState
     from .supervisor import Supervisor
 
-__all__ = ["Carried", "RunTelemetry", "Telemetry", "open_telemetry"]
+__all__ = ["Carried", "RunSpan", "RunTelemetry", "Telemetry", "open_telemetry"]
 
 #: the ``opentelemetry`` modules once looked for: None (not yet), False (not installed)
 _api: Any = None
@@ -216,13 +216,70 @@ class Telemetry:
         """The telemetry of one run."""
         return RunTelemetry(self, state)
 
+    def open_run_span(self, workflow: str, run_id: str, nodes: int) -> RunSpan | None:
+        """A run's span, opened before its run is built (a durable run opens it before
+        it claims the run, to store its ``traceparent`` with it); None when not tracing.
+        The run takes it over (:meth:`flowrt._engine.run.Run.trace`); if it never does,
+        :meth:`RunSpan.abandon` ends it."""
+        if self.tracer is None:
+            return None
+        span = self.tracer.start_span("flowrt.run", attributes={
+            "flowrt.workflow": workflow, "flowrt.run_id": run_id, "flowrt.nodes": nodes})
+        return RunSpan(self.api, span)
+
+    def current_traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of the span current here, or None (not tracing, or no
+        span)."""
+        if self.tracer is None:
+            return None
+        carrier: dict[str, str] = {}
+        self.api.propagator.inject(carrier)
+        return carrier.get("traceparent")
+
+
+class RunSpan:
+    """A ``flowrt.run`` span opened before its run (see :meth:`Telemetry.open_run_span`)."""
+
+    __slots__ = ("api", "context", "span", "taken")
+
+    def __init__(self, api: _Api, span: Any) -> None:
+        self.api = api
+        self.span = span
+        self.context = api.set_span_in_context(span)
+        self.taken = False
+
+    @property
+    def traceparent(self) -> str | None:
+        """The span's W3C ``traceparent``."""
+        carrier: dict[str, str] = {}
+        self.api.propagator.inject(carrier, self.context)
+        return carrier.get("traceparent")
+
+    def abandon(self, status: str, error: BaseException | None = None) -> None:
+        """No run took the span over: end it with ``status`` ("succeeded": a run that
+        had succeeded before and was read back from its store; else why nothing ran)."""
+        if self.taken:
+            return
+        self.taken = True
+        api = self.api
+        span = self.span
+        span.set_attribute("flowrt.status", status)
+        if status == "succeeded":
+            span.set_attribute("flowrt.replayed", True)
+            span.set_status(api.StatusCode.OK)
+        else:
+            if error is not None and isinstance(error, Exception):
+                span.record_exception(error)
+            span.set_status(api.Status(api.StatusCode.ERROR, status))
+        span.end()
+
 
 class RunTelemetry:
     """One run's spans and metrics; the supervisor calls :meth:`event` with its events
     (only when a runtime has telemetry: see the module docs)."""
 
-    __slots__ = ("_api", "_attrs", "_ins", "_status_attrs", "contexts", "link", "run_context",
-                 "run_span", "spans", "state", "telemetry", "tracer")
+    __slots__ = ("_api", "_attrs", "_ins", "_opened", "_status_attrs", "contexts", "link",
+                 "run_context", "run_span", "spans", "state", "telemetry", "tracer")
 
     def __init__(self, telemetry: Telemetry, state: RunState) -> None:
         self.telemetry = telemetry
@@ -237,6 +294,7 @@ class RunTelemetry:
         self.contexts: list[Any] = [None] * n if self.tracer is not None else []
         self.run_span: Any = None
         self.run_context: Any = None
+        self._opened: RunSpan | None = None
         #: a durable run's first trace (its stored ``traceparent``): the run span links it
         self.link: str | None = None
         workflow = state.plan.workflow
@@ -246,26 +304,44 @@ class RunTelemetry:
 
     # -- the run --------------------------------------------------------------------
 
+    def adopt(self, opened: RunSpan | None, link: str | None) -> None:
+        """Before the run starts: take over its span ``opened`` (if any), and link its
+        span to the trace ``link`` (a durable run's first start) unless that is it."""
+        if opened is not None:
+            self._opened = opened
+            self.run_span = opened.span
+            self.run_context = opened.context
+            if link == opened.traceparent:
+                link = None
+        self.link = link
+
     def run_started(self) -> Any:
-        """The run starts, in the caller's context: open its span and make it current
-        there. Returns the token :meth:`run_ended` takes."""
+        """The run starts, in the caller's context: open its span (unless adopted) and
+        make it current there. Returns the token :meth:`run_ended` takes."""
         if self._ins is not None:
             self._ins.active.add(1, self._attrs)
         if self.tracer is None:
             return None
+        if self._opened is not None:
+            self._opened.taken = True  # run_ended ends it now
         api = self._api
         state = self.state
-        links = []
+        linked = None
         if self.link is not None:
             linked = api.trace.get_current_span(
                 api.propagator.extract({"traceparent": self.link})).get_span_context()
-            if linked.is_valid:
-                links.append(api.Link(linked, {"flowrt.link": "first_start"}))
-        self.run_span = span = self.tracer.start_span(
-            "flowrt.run", links=links,
-            attributes={"flowrt.workflow": state.plan.workflow, "flowrt.run_id": state.run_id,
-                        "flowrt.nodes": len(state.plan)})
-        self.run_context = api.set_span_in_context(span)
+            if not linked.is_valid:
+                linked = None
+        link_attrs = {"flowrt.link": "first_start"}
+        if self.run_span is None:
+            self.run_span = self.tracer.start_span(
+                "flowrt.run",
+                links=[api.Link(linked, link_attrs)] if linked is not None else None,
+                attributes={"flowrt.workflow": state.plan.workflow,
+                            "flowrt.run_id": state.run_id, "flowrt.nodes": len(state.plan)})
+            self.run_context = api.set_span_in_context(self.run_span)
+        elif linked is not None:
+            self.run_span.add_link(linked, link_attrs)
         return api.attach(self.run_context)
 
     def run_ended(self, token: Any, status: RunStatus | None, error: BaseException | None

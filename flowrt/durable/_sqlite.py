@@ -91,7 +91,7 @@ from ._store import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP = "flowrt"
 
 _SCHEMA = [
@@ -130,6 +130,10 @@ _QUEUE_SCHEMA = [
 ]
 _SCHEMA += _QUEUE_SCHEMA
 
+# -- version 4: the trace a run's later starts link to (RunRecord.trace) -------------
+_TRACE_SCHEMA = ["ALTER TABLE runs ADD COLUMN trace TEXT"]
+_SCHEMA += _TRACE_SCHEMA
+
 #: schema_version -> statements that bring a store from that version to the next
 _MIGRATIONS: dict[int, list[str]] = {
     # 2: fencing tokens (the run's latest, and the one each node record was written by)
@@ -143,6 +147,8 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN error TEXT",
         "ALTER TABLE nodes ADD COLUMN due REAL",
         *_QUEUE_SCHEMA],
+    # 4: the trace a run's later starts link to
+    3: _TRACE_SCHEMA,
 }
 
 #: the columns of each table, by schema version
@@ -165,11 +171,12 @@ _COLUMNS_V3 = {
     "schedules": ("name", "workflow", "inputs", "serializer", "next_due", "cron", "every",
                   "timezone", "catch_up", "queue", "last_slot", "created"),
 }
-_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3}
+_COLUMNS_V4 = {**_COLUMNS_V3, "runs": (*_COLUMNS_V3["runs"], "trace")}
+_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4}
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
-                "due, recoveries, waits, error")
+                "due, recoveries, waits, error, trace")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
                  "fence, due")
 _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
@@ -252,7 +259,7 @@ def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
                              f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, inputs, row[5], row[6], row[7],
                      row[8], row[9], row[10], row[3], owner, row[12], row[13], row[14],
-                     row[15], row[16], waits, row[18])
+                     row[15], row[16], waits, row[18], row[19])
 
 
 def _signal(row: tuple[Any, ...]) -> SignalRecord:
@@ -547,12 +554,12 @@ class SQLiteStore:
         if old is None:
             conn.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, record.workflow, record.fingerprint,
                  record.structure_json or json.dumps(record.structure), record.inputs,
                  RUNNING, record.serializer, record.created, record.started, None, 0,
                  lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
-                 None))
+                 None, record.trace))
             return stored, 1
         new = restarted(old, record, lease, expires)
         conn.execute(
@@ -873,11 +880,12 @@ class SQLiteStore:
     def _insert_queued(conn: sqlite3.Connection, record: RunRecord) -> bool:
         return conn.execute(
             f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (record.run_id, record.workflow, record.fingerprint,
              record.structure_json or json.dumps(record.structure), record.inputs,
              record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+             None, None, 0, record.queue, record.due, 0, _waits_json(record), None,
+             record.trace),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,
