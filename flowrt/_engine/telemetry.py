@@ -278,8 +278,8 @@ class RunTelemetry:
     """One run's spans and metrics; the supervisor calls :meth:`event` with its events
     (only when a runtime has telemetry: see the module docs)."""
 
-    __slots__ = ("_api", "_attrs", "_ins", "_opened", "_status_attrs", "contexts", "link",
-                 "run_context", "run_span", "spans", "state", "telemetry", "tracer")
+    __slots__ = ("_api", "_attrs", "_counts", "_ins", "_opened", "_status_attrs", "contexts",
+                 "link", "run_context", "run_span", "spans", "state", "telemetry", "tracer")
 
     def __init__(self, telemetry: Telemetry, state: RunState) -> None:
         self.telemetry = telemetry
@@ -295,6 +295,8 @@ class RunTelemetry:
         self.run_span: Any = None
         self.run_context: Any = None
         self._opened: RunSpan | None = None
+        #: nodes ended in this run, by status, not added to ``flowrt.nodes`` yet
+        self._counts: dict[str, int] = {}
         #: a durable run's first trace (its stored ``traceparent``): the run span links it
         self.link: str | None = None
         workflow = state.plan.workflow
@@ -351,6 +353,9 @@ class RunTelemetry:
         if self._ins is not None:
             self._ins.active.add(-1, self._attrs)
             self._ins.runs.add(1, self._status_attrs[str(status or RunStatus.CANCELLED)])
+            for node_status, count in self._counts.items():
+                self._ins.nodes.add(count, self._status_attrs[node_status])
+            self._counts.clear()
         span = self.run_span
         if span is None:
             return
@@ -402,7 +407,9 @@ class RunTelemetry:
                     self._end_node(span, kind, node, sup.attempts[node], error)
         status = _STATUS_OF.get(kind)
         if status is not None and self._ins is not None:
-            self._ins.nodes.add(1, self._status_attrs[status])
+            # counted here, added to flowrt.nodes when the run ends: one SDK call per
+            # status per run instead of one per node (perf/bench_otel.py)
+            self._counts[status] = self._counts.get(status, 0) + 1
             state = self.state
             if state.timed[node] and state.attempts[node] and kind is not EventKind.SKIPPED:
                 seconds = state.finished[node] - state.started[node]
@@ -416,10 +423,10 @@ class RunTelemetry:
         state = self.state
         parent = self.run_context
         tracer: Any = self.tracer
-        span = tracer.start_span(
-            "flowrt.node", context=parent,
-            attributes={"flowrt.workflow": state.plan.workflow, "flowrt.run_id": state.run_id,
-                        "flowrt.node": state.plan.names[node]})
+        # The node's name only: the workflow and run id are its parent's (each attribute
+        # costs the SDK a validation per span; measured in perf/bench_otel.py).
+        span = tracer.start_span("flowrt.node", context=parent,
+                                 attributes={"flowrt.node": state.plan.names[node]})
         self.spans[node] = span
         self.contexts[node] = api.set_span_in_context(span, parent)
 
@@ -428,8 +435,7 @@ class RunTelemetry:
         api = self._api
         self.spans[node] = None
         self.contexts[node] = None
-        span.set_attribute("flowrt.attempts", attempts)
-        span.set_attribute("flowrt.status", _STATUS_OF[kind])
+        span.set_attributes({"flowrt.attempts": attempts, "flowrt.status": _STATUS_OF[kind]})
         if kind is EventKind.SUCCEEDED:
             span.set_status(api.StatusCode.OK)
         elif kind is EventKind.FAILED:

@@ -131,6 +131,10 @@ FAMILIES: tuple[Family, ...] = (
            "same server", "(not in the seed; issue 15's figures)", tables.fleet_tables,
            kind=SCRIPT_JSON, read=timed_reader("Fleet"), requires=("psycopg",),
            extra="postgres", flowrt_names=("Fleet/*/flowrt_*",)),
+    Family("otel", "bench_otel.py", "OpenTelemetry's cost per node",
+           "OpenTelemetry: off, installed without an SDK, and with the SDK",
+           "(not in the seed; issue 16's figures)", tables.otel_tables,
+           flowrt_names=("otel/*",)),
 )
 BY_NAME = {f.name: f for f in FAMILIES}
 READERS = {f.name: f.read for f in FAMILIES}
