@@ -51,7 +51,6 @@ class _Api:
         from opentelemetry import context, metrics, trace
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        self.context = context
         self.trace = trace
         self.metrics = metrics
         self.attach = context.attach
@@ -60,14 +59,17 @@ class _Api:
         self.Link = trace.Link
         self.StatusCode = trace.StatusCode
         self.Status = trace.Status
-        self.SpanKind = trace.SpanKind
         self.propagator = TraceContextTextMapPropagator()
         # A provider nobody configured: the API's proxies (and explicit no-ops).
         self.no_tracer = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-        from opentelemetry.metrics import NoOpMeterProvider
-        from opentelemetry.metrics._internal import _ProxyMeterProvider
+        no_meter: list[type] = [metrics.NoOpMeterProvider]
+        try:  # the API's global proxy is private: an API that moved it loses only this
+            from opentelemetry.metrics._internal import _ProxyMeterProvider
 
-        self.no_meter = (_ProxyMeterProvider, NoOpMeterProvider)
+            no_meter.append(_ProxyMeterProvider)
+        except ImportError:  # pragma: no cover
+            pass
+        self.no_meter = tuple(no_meter)
 
 
 @functools.cache
@@ -279,10 +281,9 @@ class RunTelemetry:
     (only when a runtime has telemetry: see the module docs)."""
 
     __slots__ = ("_api", "_attrs", "_counts", "_ins", "_opened", "_status_attrs", "contexts",
-                 "link", "run_context", "run_span", "spans", "state", "telemetry", "tracer")
+                 "link", "run_context", "run_span", "spans", "state", "tracer")
 
     def __init__(self, telemetry: Telemetry, state: RunState) -> None:
-        self.telemetry = telemetry
         self._api = telemetry.api
         self.tracer = telemetry.tracer
         self._ins = telemetry.instruments
@@ -376,14 +377,6 @@ class RunTelemetry:
             description = label + (f": {', '.join(failed)}" if failed else "")
             span.set_status(api.Status(api.StatusCode.ERROR, description))
         span.end()
-
-    def traceparent(self) -> str | None:
-        """The run span's W3C ``traceparent`` (what a durable run stores), or None."""
-        if self.run_context is None:
-            return None
-        carrier: dict[str, str] = {}
-        self._api.propagator.inject(carrier, self.run_context)
-        return carrier.get("traceparent")
 
     # -- its nodes ------------------------------------------------------------------
 
