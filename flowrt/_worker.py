@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from ._logging import logger
@@ -129,17 +130,23 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
     workflows = {name: {plan.fingerprint} for name, plan in plans.items()}
     held: set[str] = set()
     ran = 0
+    shared = rt._shared
     changed = rt._worker_wakeup = anyio.Event()
     log.info("worker started", workflows=sorted(plans), concurrency=concurrency,
              queues=list(queues))
 
-    async def run_one(plan: Plan, opened: Opened) -> None:
+    async def run_one(plan: Plan, opened: Opened,
+                      *, task_status: anyio.abc.TaskStatus[None]) -> None:
         nonlocal changed, ran
         run_id = opened.claim.run_id if opened.claim is not None else "?"
         try:
-            assert rt.store is not None
-            result = await run_opened(rt.store, rt._shared, plan, opened, None,
-                                      rt._worker_settings(), handed_back="queued")
+            # Counted in flight before the loop goes on, so that a runtime shutting down
+            # waits for this run to hand itself back before it closes the store.
+            with shared.in_flight():
+                task_status.started()
+                assert rt.store is not None
+                result = await run_opened(rt.store, shared, plan, opened, None,
+                                          rt._worker_settings(), handed_back="queued")
             log.info("run ended", run_id=run_id, status=str(result.status))
             if on_run is not None:
                 on_run(run_id, str(result.status))
@@ -155,40 +162,44 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
             changed.set()
 
     async with _woken_by(store, rt), anyio.create_task_group() as tg:
-        while True:
-            now = rt.clock.now()
-            away: StoreUnavailable | None = None
-            try:
-                fired = await anyio.to_thread.run_sync(_fire_schedules, store, plans, now,
-                                                       log)
-            except StoreUnavailable as error:
-                fired = 0
-                away = error
-            took = 0
-            while away is None and len(held) < concurrency:
-                taken = _Taken()
-                decide = _decide_for(plans, store, taken)
+        while rt._open:  # a runtime shutting down stops its worker loops
+            # One look at the store, counted in flight: the runtime closes its store only
+            # after it (see Runtime.__aexit__).
+            with shared.in_flight():
+                now = rt.clock.now()
+                away: StoreUnavailable | None = None
                 try:
-                    got = await anyio.to_thread.run_sync(
-                        lambda d=decide, n=now: store.claim_next(  # type: ignore[misc]
-                            Lease.mine(), d, now=n, workflows=workflows, queues=queues,
-                            max_recoveries=max_recoveries))
+                    fired = await anyio.to_thread.run_sync(_fire_schedules, store, plans,
+                                                           now, log)
                 except StoreUnavailable as error:
+                    fired = 0
                     away = error
-                    break
-                except Exception as error:  # the run was dead-lettered; go on
-                    log.error("a queued run could not be started: it is dead-lettered",
-                              error=f"{type(error).__name__}: {error}")
-                    continue
-                if got is None:
-                    break
-                _, claim = got
-                assert taken.plan is not None and taken.opened is not None
-                taken.opened.claim = claim
-                held.add(claim.run_id)
-                took += 1
-                log.info("run taken", run_id=claim.run_id, fence=claim.fence)
-                tg.start_soon(run_one, taken.plan, taken.opened)
+                took = 0
+                while away is None and len(held) < concurrency and rt._open:
+                    taken = _Taken()
+                    decide = _decide_for(plans, store, taken)
+                    try:
+                        got = await anyio.to_thread.run_sync(
+                            lambda d=decide, n=now: store.claim_next(  # type: ignore[misc]
+                                Lease.mine(), d, now=n, workflows=workflows, queues=queues,
+                                max_recoveries=max_recoveries))
+                    except StoreUnavailable as error:
+                        away = error
+                        break
+                    except Exception as error:  # the run was dead-lettered; go on
+                        log.error("a queued run could not be started: it is dead-lettered",
+                                  error=f"{type(error).__name__}: {error}")
+                        continue
+                    if got is None:
+                        break
+                    _, claim = got
+                    assert taken.plan is not None and taken.opened is not None
+                    taken.opened.claim = claim
+                    held.add(claim.run_id)
+                    took += 1
+                    log.info("run taken", run_id=claim.run_id, fence=claim.fence)
+                    # (a run taken while the runtime shuts down ends at once, handed back)
+                    await tg.start(run_one, taken.plan, taken.opened)
             if away is not None:
                 # The store is out of reach (a database restarting): the runs held go on
                 # on their leases; look again after ``poll``.

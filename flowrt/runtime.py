@@ -250,6 +250,7 @@ class Runtime:
     ) -> None:
         self._open = False  # run() refuses new runs from here on
         self._closed = True
+        self._poke()  # a worker loop (serve) stops taking runs and returns
         shared = self._shared
         try:
             if shared.busy and self.shutdown_grace != 0:
@@ -415,6 +416,10 @@ class Runtime:
             poll: seconds between looks at the store when nothing happens here.
             until_idle: return once nothing is due and nothing runs (parked runs do
                 not count), instead of waiting for more.
+
+        It returns when the runtime shuts down (its ``async with`` block is left while
+        it serves): it takes no more runs, and the runs it holds end as every run of a
+        shutdown does (``shutdown_grace``), given back to the queue for another worker.
 
         Returns:
             How many runs it ran (to their end or to a park).

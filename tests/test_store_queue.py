@@ -297,7 +297,8 @@ def test_cancelling_a_running_run_fences_its_holder_out(store: Any) -> None:
 
 
 def test_wake_resumes_through_the_queue(make_store: Any) -> None:
-    store = make_store(lease_ttl=0.05)
+    # a lease of 0.3 s: the live holder must stay live on a loaded machine
+    store = make_store(lease_ttl=0.3)
     _park(store, "w", [NodeRecord("nap", "waiting", 1, due=500.0)])
     store.wake("w", 20.0)
     assert store.get_run("w").due == 20.0 and store.get_run("w").status == "waiting"
@@ -315,11 +316,11 @@ def test_wake_resumes_through_the_queue(make_store: Any) -> None:
     assert store.wake("w", 33.0).status == "succeeded"
     assert store.get_run("w").status == "succeeded"  # nothing to resume
     store.submit(queued("dead"))
-    holder = dying_holder(make_store, store, 0.05)
+    holder = dying_holder(make_store, store, 0.3)
     _, gone = holder.claim_next(Lease("elsewhere", 1, "x"), start, now=1.0,
                                 workflows=WORKFLOWS)
     die(holder, store)
-    time.sleep(0.08)
+    time.sleep(0.35)
     store.wake("dead", 40.0)
     record = store.get_run("dead")
     assert record.status == "queued" and record.fence == gone.fence + 1

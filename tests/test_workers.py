@@ -139,7 +139,9 @@ def test_workers_killed_at_random_points_lose_nothing(tmp_path: Path, seed: int)
 def test_a_paused_worker_is_fenced_out_and_its_late_writes_refused(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     _submit(db, 1, queue_worker.slow, prefix="slow")
-    first = _worker(tmp_path, db, "--lease-ttl", "1", QUEUE_SLOW="2")
+    # The first worker's node would sleep 20 s: a paused process's timers are all due
+    # when it wakes, so a short sleep could end before the refused renewal stops it.
+    first = _worker(tmp_path, db, "--lease-ttl", "1", QUEUE_SLOW="20")
     try:
         _wait(lambda: any(ev == "start" for ev, *_ in _lines(tmp_path)), 30, "the long node")
         first.send_signal(signal.SIGSTOP)  # paused with the run: its lease runs out
