@@ -26,6 +26,8 @@ EXAMPLES: dict[str, str] = {
                "without redoing what was done",
     "scheduled": "a nightly cron schedule fired by two workers from one store, missed "
                  "nights coalesced (a fake clock: a week in a second)",
+    "order_flow": "an order flow with a branch: express or standard shipping, the "
+                  "untaken path bypassed, merged again to ship (durable choices)",
 }
 
 __all__ = ["EXAMPLES"]

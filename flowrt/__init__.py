@@ -33,6 +33,7 @@ from .durable import (
     StoredRun,
 )
 from .errors import (
+    BranchError,
     CycleError,
     DuplicateNodeError,
     FlowError,
@@ -77,6 +78,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BranchError",
     "Context",
     "CycleError",
     "DaskExecutor",

@@ -32,20 +32,24 @@ class Status(enum.IntEnum):
     FAILED = 4  #: final: the last attempt raised
     SKIPPED = 5  #: final: its trigger rule could not hold
     CANCELLED = 6  #: final: the run was cancelled before the node finished
+    # -- branches (design.md, "Control flow") --
+    #: final: on a path a branch did not take (not a failure: the run stays ok)
+    BYPASSED = 7
 
     def __str__(self) -> str:
         return self.name.lower()
 
     @property
     def final(self) -> bool:
-        """True for SUCCEEDED, FAILED, SKIPPED and CANCELLED."""
+        """True for SUCCEEDED, FAILED, SKIPPED, CANCELLED and BYPASSED."""
         return self >= Status.SUCCEEDED
 
 
 #: The final statuses.
-FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
+FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED,
+                   Status.BYPASSED})
 
-#: Status by its byte value (0 .. 6): a tuple index, where Status(b) is an enum lookup
+#: Status by its byte value (0 .. 7): a tuple index, where Status(b) is an enum lookup
 BY_VALUE: tuple[Status, ...] = tuple(Status)
 #: Status name by its byte value: what stores and tools write ("succeeded", ...)
 NAMES: tuple[str, ...] = tuple(map(str, Status))
@@ -76,6 +80,11 @@ class Trigger(enum.StrEnum):
     dependency of the node has reached a final status; a node whose rule does not hold
     is SKIPPED (and its own dependents see a skipped dependency). A node without
     dependencies always runs.
+
+    BYPASSED dependencies (on a path a branch did not take) are left out of the count,
+    except that a node whose dependencies are all BYPASSED, or any of them under
+    ``ALL_SUCCESS``, is BYPASSED too; a merge after a branch takes a rule that tolerates
+    them, usually ``NONE_FAILED_MIN_ONE_SUCCESS`` (docs/branching.md).
     """
 
     ALL_SUCCESS = "all_success"  #: every dependency succeeded (the default)
@@ -84,6 +93,9 @@ class Trigger(enum.StrEnum):
     ONE_FAILED = "one_failed"  #: at least one dependency failed
     NONE_FAILED = "none_failed"  #: no dependency failed (skipped ones are fine)
     ALL_FAILED = "all_failed"  #: every dependency failed
+    # -- branches (design.md, "Control flow") --
+    #: no dependency failed and at least one succeeded: the merge after a branch
+    NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"
 
     @property
     def code(self) -> int:
@@ -112,7 +124,10 @@ def holds(code: int, deps: int, succeeded: int, failed: int) -> bool:
         return failed > 0
     if code == 4:  # NONE_FAILED
         return failed == 0
-    return failed == deps  # ALL_FAILED
+    if code == 5:  # ALL_FAILED
+        return failed == deps
+    # -- branches --
+    return failed == 0 and succeeded > 0  # NONE_FAILED_MIN_ONE_SUCCESS
 
 
 # -- retry policy -------------------------------------------------------------------
@@ -193,6 +208,7 @@ class EventKind(enum.StrEnum):
     RETRYING = "retrying"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    BYPASSED = "bypassed"  #: on a path a branch did not take
     RUN_FINISHED = "run_finished"
 
 

@@ -22,7 +22,8 @@ The tree::
     ├── RunNotFound (also LookupError)     no run of that id in the store
     ├── SignalRefused (also ValueError)    no node of that name waits for signals, ...
     ├── SignalTimeout (also TimeoutError)  a signal node's timeout passed first
-    └── Rejected                           an approval node's payload rejected
+    ├── Rejected                           an approval node's payload rejected
+    └── BranchError (also ValueError)      a branch chose what is no direct successor
 
     HookError (a RuntimeWarning)           an on_event hook raised (the run goes on)
 """
@@ -288,6 +289,34 @@ class Rejected(FlowError):
 
     def _init_args(self) -> tuple[Any, ...]:
         return (self.node, self.by, self.comment)
+
+
+# -- branches (design.md, "Control flow") -------------------------------------------
+
+
+class BranchError(FlowError, ValueError):
+    """A branch node returned something that is not one of its direct successors.
+
+    ``node`` is the branch, ``choice`` what it returned (as text), ``successors`` the
+    names it may return; the message lists them and the near match of a typo. The
+    branch node FAILS with this error (it is not retried) and none of its direct
+    successors runs, whatever its trigger rule.
+    """
+
+    def __init__(self, node: str, choice: str, successors: Sequence[str]) -> None:
+        import difflib
+
+        self.node = node
+        self.choice = choice
+        self.successors = list(successors)
+        near = difflib.get_close_matches(choice, self.successors, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        listed = ", ".join(map(repr, self.successors)) or "none: it has no dependents"
+        super().__init__(f"branch {node!r} chose {choice}, which is not one of its direct "
+                         f"successors{hint}; it may choose {listed}")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.choice, self.successors)
 
 
 class WorkflowChanged(FlowError, ValueError):

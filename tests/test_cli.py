@@ -284,9 +284,10 @@ def test_examples_all_succeed_from_anywhere(install: Install) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     no_traceback(proc)
     summary = proc.stdout[re.search(r"example +status", proc.stdout).start():]  # type: ignore[union-attr]
-    for name in ("checkout", "etl", "api", "durable", "scheduled"):
+    names = list(examples_package().EXAMPLES)  # every bundled example, order_flow too
+    for name in names:
         assert any(line.split()[:2] == [name, "succeeded"] for line in summary.splitlines())
-    assert "5 of 5 examples succeeded" in proc.stdout
+    assert f"{len(names)} of {len(names)} examples succeeded" in proc.stdout
     # progress: one line per event on stderr, when not on a terminal
     assert "retrying" in proc.stderr and "run succeeded" in proc.stderr
 
@@ -660,7 +661,8 @@ def test_live_display_draws_and_stops() -> None:
 
 def test_examples_package_is_found_in_process() -> None:
     package = examples_package()
-    assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable", "scheduled"}
+    assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable", "scheduled",
+                                     "order_flow"}
     files = {p.stem for p in (REPO / "examples").glob("*.py")} - {"__init__"}
     assert files == set(package.EXAMPLES)  # every example module is registered
 

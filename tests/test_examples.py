@@ -113,3 +113,18 @@ async def test_scheduled(tmp_path: Path) -> None:
         "2024-06-01T23", "2024-06-02T23", "2024-06-06T23", "2024-06-07T23"]
     assert all(r.ok for r in results) and any("coalesced" in line for line in said)
     assert len((tmp_path / "report.txt").read_text().splitlines()) == 4
+
+
+@pytest.mark.anyio
+async def test_order_flow() -> None:
+    (fast, slow), events, said = await run_demo("order_flow")
+    assert fast.ok and slow.ok
+    assert (fast["route"], slow["route"]) == ("express", "standard")
+    assert {n: str(s) for n, s in fast.statuses().items() if str(s) != "succeeded"} == {
+        "standard": "bypassed"}
+    assert {n: str(s) for n, s in slow.statuses().items() if str(s) != "succeeded"} == {
+        "express": "bypassed"}
+    assert kinds(events, fast.run_id)["bypassed:standard"] == 1
+    assert kinds(events, slow.run_id)["started:express"] == 0
+    assert fast["ship"] == "EX-B-2001" and slow["ship"] == "ST-B-2002"
+    assert any("courier" in line for line in said)

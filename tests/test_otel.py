@@ -425,6 +425,31 @@ async def test_metrics_count_runs_and_nodes_and_time_nodes(tmp_path: Path) -> No
     assert by(points["flowrt.runs.active"], "flowrt.workflow")[("shop",)].value == 0
 
 
+async def test_bypassed_nodes_are_counted_and_have_no_span(traces: Traces) -> None:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    wf = flowrt.Workflow("route")
+
+    @wf.branch
+    def route() -> str:
+        return "left"
+
+    @wf.node(after=[route])
+    async def left() -> str:
+        return "l"
+
+    @wf.node(after=[route])
+    async def right() -> str:
+        return "r"
+
+    async with flowrt.Runtime(tracer_provider=traces.provider, meter_provider=meters) as rt:
+        assert (await rt.run(wf)).ok
+    nodes = by(metric_points(reader)["flowrt.nodes"], "flowrt.status")
+    assert nodes[("succeeded",)].value == 2 and nodes[("bypassed",)].value == 1
+    assert sorted(s.attributes["flowrt.node"] for s in traces.named("flowrt.node")
+                  if s.attributes) == ["left", "route"]
+
+
 async def test_limit_usage_and_queue_depth_are_observed(tmp_path: Path) -> None:
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])

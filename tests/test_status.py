@@ -17,21 +17,24 @@ P, RD, RN, S, F, SK, C = (
     Status.SKIPPED,
     Status.CANCELLED,
 )
+BY = Status.BYPASSED  # branches
 
 LEGAL = {
     (P, RD), (RD, RN), (RN, S), (RN, F),
     (RN, RD),  # a failed attempt waits for its retry
     (P, SK),
     (P, C), (RD, C), (RN, C),  # any non-final status may be cancelled
+    (P, BY),  # branches: on a path a branch did not take
 }
 
 
 def test_status_names_and_finality() -> None:
     assert str(Status.SUCCEEDED) == "succeeded"
     assert [str(s) for s in Status] == [
-        "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled"
+        "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
+        "bypassed",
     ]
-    assert [s for s in Status if s.final] == [S, F, SK, C]
+    assert [s for s in Status if s.final] == [S, F, SK, C, BY]
     assert frozenset(s for s in Status if s.final) == FINAL
     assert not P.final and not RD.final and not RN.final
 
@@ -72,7 +75,7 @@ def test_every_transition_is_legal_or_raises_naming_both_statuses(
     assert board[0] is P
 
 
-@pytest.mark.parametrize("bad", [7, 9, 255, -1])
+@pytest.mark.parametrize("bad", [len(Status), 9, 255, -1])
 def test_a_value_that_is_no_status_is_refused(bad: int) -> None:
     board = StatusBoard(1)
     with pytest.raises(ValueError, match="not a status"):
@@ -94,7 +97,7 @@ def test_counts_and_reset() -> None:
     board.move(2, SK)
     board.move(3, C)
     counts = board.counts()
-    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1}
+    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, BY: 0}
     assert list(counts) == list(Status)  # every status listed
     assert sum(counts.values()) == len(board)
     assert repr(board) == (
@@ -132,6 +135,9 @@ def _holds(trigger: Trigger, succeeded: int, failed: int, skipped: int) -> bool:
                                (1, 1, 0): False}),
         (Trigger.ALL_FAILED, {(0, 2, 0): True, (1, 1, 0): False, (0, 1, 1): False,
                               (0, 0, 2): False}),
+        # branches: the merge
+        (Trigger.NONE_FAILED_MIN_ONE_SUCCESS, {(2, 0, 0): True, (1, 0, 1): True,
+                                               (0, 0, 2): False, (1, 1, 0): False}),
     ],
 )
 def test_trigger_rules_have_airflow_meanings(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..data._workflow_data import MISSING
+from ..errors import BranchError
 from ..workflow._context import Context as NodeContext
 from ..workflow._plan import BIND_CONTEXT, BIND_INPUT, BIND_NODE
 
@@ -28,10 +29,11 @@ if TYPE_CHECKING:
     from contextvars import Context
 
     from .._types import Executor, RemoteExecutor
+    from ..workflow import Plan
     from .state import RunState
 
-__all__ = ["NOT_STARTED", "Resume", "awaiting", "call_kwargs", "fill_missing", "in_executor",
-           "in_loop", "keeping_output", "with_timeout"]
+__all__ = ["NOT_STARTED", "Resume", "awaiting", "branching", "call_kwargs", "choice_of",
+           "fill_missing", "in_executor", "in_loop", "keeping_output", "with_timeout"]
 
 
 #: ``Resume(coro, NOT_STARTED, ...)``: the coroutine has not been stepped yet
@@ -158,3 +160,51 @@ async def with_timeout(timeout: float, coro: Coroutine[Any, Any, Any]) -> Any:
 async def awaiting(awaitable: Any) -> Any:
     """Await any awaitable (a node marked async that returned a non-coroutine)."""
     return await awaitable
+
+
+# -- branches (design.md, "Control flow") -----------------------------------------------
+
+
+async def branching(plan: Plan, node: int, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Await a branch's attempt and return what it chose (see :func:`choice_of`)."""
+    return choice_of(plan, node, await coro)
+
+
+def choice_of(plan: Plan, node: int, returned: Any) -> str | list[str]:
+    """The direct successors branch ``node`` chose by returning ``returned``.
+
+    ``returned`` is a node's name, a node's function, or a list (tuple, set) of them;
+    None takes none. The result is what the branch's output is (and what a store
+    keeps): the name, or the list of names without repeats, in the order given.
+
+    Raises:
+        BranchError: something returned is no direct successor of ``node`` (the message
+            lists them, and the near match of a misspelt name).
+    """
+    successors = plan.dependents(plan.names[node])
+    single = not isinstance(returned, list | tuple | set | frozenset)
+    if returned is None:
+        return []
+    if isinstance(returned, set | frozenset):  # no order of its own: the plan's
+        returned = sorted(returned, key=lambda r: plan.index.get(_name(plan, r) or "", -1))
+    names: list[str] = []
+    for item in [returned] if single else returned:
+        name = _name(plan, item)
+        if name is None or name not in successors:
+            raise BranchError(plan.names[node], repr(item if name is None else name),
+                              successors)
+        if name not in names:
+            names.append(name)
+    return names[0] if single else names
+
+
+def _name(plan: Plan, ref: Any) -> str | None:
+    """The node name ``ref`` (a name or a node's function) stands for, or None."""
+    if isinstance(ref, str):
+        return str(ref)  # a str subclass (a StrEnum member) is stored as its text
+    if callable(ref):
+        try:
+            return plan.name_of(ref)
+        except TypeError:
+            return None
+    return None

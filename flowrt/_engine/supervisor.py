@@ -41,7 +41,7 @@ from .. import _backends
 from .._logging import is_enabled
 from .._types import Event, EventKind, RemoteExecutor, RunStatus, Status, holds
 from ..data._workflow_data import MISSING
-from ..errors import SerializationError
+from ..errors import BranchError, SerializationError
 from ..executors._base import Remote, run_in_thread
 from . import invoke as actor
 from .events import report_hook_error
@@ -65,6 +65,11 @@ SUCCEEDED = Status.SUCCEEDED.value
 FAILED = Status.FAILED.value
 SKIPPED = Status.SKIPPED.value
 CANCELLED = Status.CANCELLED.value
+# -- branches (design.md, "Control flow") --
+BYPASSED = Status.BYPASSED.value
+#: what settle() tells the direct successors of a branch that succeeded: SUCCEEDED to
+#: those it chose (``Supervisor._taken``), BYPASSED to the others (never on the board)
+BRANCHED: Final = 255
 
 #: Nodes a runner finishes inline in a row before it lets the event loop run once, so
 #: that a long stretch of nodes that never suspend neither starves the application nor
@@ -102,6 +107,18 @@ class Supervisor:
         self.remaining = plan.indegree.copy()  # a memcpy, not a loop
         self.succeeded = [0] * n
         self.failed = [0] * n
+        # -- branches (design.md, "Control flow") --
+        #: per node, its dependencies that ended BYPASSED (only a plan with branches
+        #: has any: for the others an empty list, nothing allocated per node)
+        self.bypassed: list[int] = [0] * n if plan.has_branches else []
+        #: per node, 1 for a branch (None when the plan has none: one test per success)
+        self._branches: bytearray | None = plan.branch if plan.has_branches else None
+        #: the direct successors the branch being settled chose
+        self._taken: frozenset[int] = frozenset()
+        #: direct successors of a branch that failed with BranchError: they never run
+        self._barred: set[int] = set()
+        #: whether restore() put nodes back (a resumed durable run)
+        self._restored_any = False
         self.ready: deque[int] = deque()
         self.left = n  # nodes not final yet
         self.fail_fast = fail_fast
@@ -147,7 +164,7 @@ class Supervisor:
         self.log_runs = self._log_nodes or is_enabled(self.log, logging.INFO)
         self.log_failures = self.log_runs or is_enabled(self.log, logging.WARNING)
         # OpenTelemetry: None unless the runtime has a tracer or meter provider (decided
-        # when it opened: docs/decisions/018-otel-switch.md); then it sees every event.
+        # when it opened: docs/decisions/019-otel-switch.md); then it sees every event.
         telemetry = shared.telemetry
         self.otel: RunTelemetry | None = (
             telemetry.for_run(state) if telemetry is not None else None)
@@ -168,15 +185,19 @@ class Supervisor:
         board = self.board
         ready = self.ready
         remaining = self.remaining
-        for i in range(len(plan)):
+        # Only roots can be ready now, unless a durable run restored nodes (then any node
+        # whose dependencies were all restored may be): a 10,000-node plan whose half a
+        # branch bypasses spends no time here on the nodes that never start.
+        for i in range(len(plan)) if self._restored_any else plan.roots:
             if board[i] == PENDING and not remaining[i]:
-                if self._rule_holds(i):
+                verdict = self._verdict(i)
+                if verdict == READY:
                     board[i] = READY
                     ready.append(i)
                     if self.trace:
                         self.emit(EventKind.READY, i)
                 else:  # dependencies restored from a store may not satisfy the rule
-                    self._skip(i)
+                    self._end_unrun(i, verdict)
         shared = self.shared
         shared.runs.add(self)
         try:
@@ -500,6 +521,8 @@ class Supervisor:
         timeout = plan.options_of(node).timeout
         if timeout is not None:
             coro = actor.with_timeout(timeout, coro)
+        if plan.branch[node]:  # branches: the attempt returns the names chosen
+            coro = actor.branching(plan, node, coro)
         return coro
 
     # -- messages -------------------------------------------------------------------
@@ -520,6 +543,9 @@ class Supervisor:
             self._release(node)
         if self.trace:
             self.emit(EventKind.SUCCEEDED, node)
+        if self._branches is not None and self._branches[node]:
+            self._settle_branch(node, value)
+            return
         self.settle(node, SUCCEEDED)
 
     def raised(self, node: int, error: BaseException) -> bool:
@@ -551,6 +577,9 @@ class Supervisor:
         plan = self.plan
         if self.limited:
             self._release(node)
+        if isinstance(error, BranchError):  # branches: a bug to fix, not a hiccup
+            retry = False
+            self._barred.update(plan.succ_idx[plan.succ_ptr[node] : plan.succ_ptr[node + 1]])
         attempt = self.attempts[node]
         if retry and attempt < plan.attempts[node] and not self.stopping:
             policy = plan.options_of(node).retry
@@ -614,56 +643,183 @@ class Supervisor:
                 self._done.set()
             return
         succ_idx = plan.succ_idx
+        indegree = plan.indegree
+        trigger = plan.trigger
         remaining = self.remaining
         board = self.board
+        succeeded = self.succeeded
+        bypassed = self.bypassed  # empty unless the plan has branches
+        trace = self.trace
+        checkpoint = self.checkpoint
+        left_in_run = self.left
+        # branches: with no events and no store to tell node by node, bypass in sweeps
+        sweep = not trace and checkpoint is None
+        # Final nodes whose dependents are still to be told, and how they ended; the
+        # BYPASSED ones wait apart, for the bypass cascade's own loop (issue 13's bar:
+        # at most 0.3 us per bypassed node; perf/bench_branch.py).
         stack = [node]
         statuses = [status]
-        while stack:
-            node = stack.pop()
-            status = statuses.pop()
-            self.left -= 1
-            for s in succ_idx[succ_ptr[node] : succ_ptr[node + 1]]:
-                if status == SUCCEEDED:
-                    self.succeeded[s] += 1
-                elif status == FAILED:
-                    self.failed[s] += 1
-                left = remaining[s] - 1
-                remaining[s] = left
-                if left or board[s] != PENDING:
-                    continue
-                trigger = plan.trigger[s]
-                deps = plan.pred_ptr[s + 1] - plan.pred_ptr[s]
-                if (self.succeeded[s] == deps) if trigger == 0 else holds(
-                    trigger, deps, self.succeeded[s], self.failed[s]
-                ):
-                    board[s] = READY
-                    self.ready.append(s)
-                    if self.trace:
-                        self.emit(EventKind.READY, s)
-                else:
-                    board[s] = SKIPPED
-                    if self.trace:
-                        self.emit(EventKind.SKIPPED, s)
-                    if self.checkpoint is not None:
-                        self.checkpoint.ended(s, SKIPPED, None)
-                    stack.append(s)
-                    statuses.append(SKIPPED)
-        if not self.left and self._done is not None:
+        passed: list[int] = []
+        if status == BYPASSED:
+            passed, stack = stack, passed
+        try:
+            while True:
+                # -- branches: the bypass cascade --
+                while passed:
+                    node = passed.pop()
+                    left_in_run -= 1
+                    if sweep:
+                        # Below the node, the region only it leads to is bypassed in one
+                        # sweep; only the edges leaving the region are told one by one.
+                        region, told = plan.bypass_region(node)
+                        for s in region:
+                            board[s] = BYPASSED
+                        left_in_run -= len(region)
+                    else:
+                        told = succ_idx[succ_ptr[node] : succ_ptr[node + 1]]
+                    for s in told:
+                        bypassed[s] += 1
+                        left = remaining[s] - 1
+                        remaining[s] = left
+                        if left or board[s]:  # not final yet, or not PENDING (0)
+                            continue
+                        if not trigger[s] and succeeded[s] + bypassed[s] == indegree[s]:
+                            # ALL_SUCCESS, and no failure cascade reached it
+                            board[s] = BYPASSED
+                            if trace:
+                                self.emit(EventKind.BYPASSED, s)
+                            if checkpoint is not None:
+                                checkpoint.ended(s, BYPASSED, None)
+                            passed.append(s)
+                            continue
+                        verdict = self._verdict(s)
+                        if verdict == READY:
+                            board[s] = READY
+                            self.ready.append(s)
+                            if trace:
+                                self.emit(EventKind.READY, s)
+                            continue
+                        board[s] = verdict
+                        if trace:
+                            self.emit(EventKind.BYPASSED if verdict == BYPASSED
+                                      else EventKind.SKIPPED, s)
+                        if checkpoint is not None:
+                            checkpoint.ended(s, verdict, None)
+                        if verdict == BYPASSED:
+                            passed.append(s)
+                        else:
+                            stack.append(s)
+                            statuses.append(verdict)
+                if not stack:
+                    break
+                node = stack.pop()
+                status = statuses.pop()
+                left_in_run -= 1
+                for s in succ_idx[succ_ptr[node] : succ_ptr[node + 1]]:
+                    if status == SUCCEEDED:
+                        succeeded[s] += 1
+                    elif status == FAILED:
+                        self.failed[s] += 1
+                    elif status == BRANCHED:  # branches: the edges of a branch
+                        if s in self._taken:
+                            succeeded[s] += 1
+                        else:
+                            bypassed[s] += 1
+                    left = remaining[s] - 1
+                    remaining[s] = left
+                    if left or board[s] != PENDING:
+                        continue
+                    # The default rule is decided here (a direct successor of a branch
+                    # that failed with BranchError has a failed dependency: SKIPPED);
+                    # the other rules by _verdict.
+                    if not trigger[s]:
+                        ok = succeeded[s]
+                        deps = indegree[s]
+                        if ok == deps:
+                            verdict = READY
+                        elif bypassed and ok + bypassed[s] == deps:
+                            verdict = BYPASSED
+                        else:
+                            verdict = SKIPPED
+                    else:
+                        verdict = self._verdict(s)
+                    if verdict == READY:
+                        board[s] = READY
+                        self.ready.append(s)
+                        if trace:
+                            self.emit(EventKind.READY, s)
+                        continue
+                    board[s] = verdict
+                    if trace:
+                        self.emit(EventKind.SKIPPED if verdict == SKIPPED
+                                  else EventKind.BYPASSED, s)
+                    if checkpoint is not None:
+                        checkpoint.ended(s, verdict, None)
+                    if verdict == BYPASSED:
+                        passed.append(s)
+                    else:
+                        stack.append(s)
+                        statuses.append(verdict)
+        finally:
+            self.left = left_in_run
+        if not left_in_run and self._done is not None:
             self._done.set()
 
-    def _rule_holds(self, node: int) -> bool:
-        """The trigger rule of ``node``, all of whose dependencies are final."""
+    def _verdict(self, node: int) -> int:
+        """READY, SKIPPED or BYPASSED: how ``node`` goes on, all of its dependencies
+        being final.
+
+        Its trigger rule decides, over the dependencies that were not BYPASSED; but a
+        node whose dependencies are all BYPASSED, or any of them under ``ALL_SUCCESS``
+        (when none failed or was skipped: a failure cascade wins), is BYPASSED itself,
+        and a direct successor of a branch that failed with BranchError is SKIPPED.
+        """
         plan = self.plan
         deps = plan.pred_ptr[node + 1] - plan.pred_ptr[node]
-        return holds(plan.trigger[node], deps, self.succeeded[node], self.failed[node])
+        if not deps:
+            return READY
+        trigger = plan.trigger[node]
+        succeeded = self.succeeded[node]
+        # -- branches (design.md, "Control flow"; issue 13, "Precisely") --
+        if self._barred and node in self._barred:
+            return SKIPPED
+        bypassed = self.bypassed[node] if self.bypassed else 0
+        if bypassed:
+            if bypassed == deps:
+                return BYPASSED
+            if not trigger:  # ALL_SUCCESS
+                return BYPASSED if succeeded + bypassed == deps else SKIPPED
+            deps -= bypassed
+        return READY if holds(trigger, deps, succeeded, self.failed[node]) else SKIPPED
 
-    def _skip(self, node: int) -> None:
-        self.board[node] = SKIPPED
+    def _end_unrun(self, node: int, status: int) -> None:
+        """``node`` ends SKIPPED or BYPASSED without running (at the start of a run)."""
+        self.board[node] = status
         if self.trace:
-            self.emit(EventKind.SKIPPED, node)
+            self.emit(EventKind.SKIPPED if status == SKIPPED else EventKind.BYPASSED, node)
         if self.checkpoint is not None:
-            self.checkpoint.ended(node, SKIPPED, None)
-        self.settle(node, SKIPPED)
+            self.checkpoint.ended(node, status, None)
+        self.settle(node, status)
+
+    # -- branches (design.md, "Control flow") -------------------------------------------
+
+    def _settle_branch(self, node: int, chosen: Any) -> None:
+        """Branch ``node`` succeeded choosing ``chosen`` (a name or a list of names, as
+        :func:`~flowrt._engine.invoke.branching` made it): its chosen direct successors
+        see a succeeded dependency, the others a bypassed one."""
+        self._taken = self._ids_of(chosen)
+        try:
+            self.settle(node, BRANCHED)
+        finally:
+            self._taken = frozenset()
+
+    def _ids_of(self, chosen: Any) -> frozenset[int]:
+        """The ids of the nodes named in ``chosen`` (a name or a list of names)."""
+        index = self.plan.index
+        # anything but a name or a list of names: a value stored by another workflow
+        names = [chosen] if isinstance(chosen, str) else (
+            chosen if isinstance(chosen, list) else ())
+        return frozenset(i for i in map(index.get, names) if i is not None)
 
     def restore(self, node: int, value: Any, attempts: int, started: float | None,
                 finished: float | None) -> None:
@@ -672,6 +828,7 @@ class Supervisor:
         ``started``/``finished`` are wall-clock times. The node is not run again; its
         dependents see a succeeded dependency.
         """
+        self._restored_any = True
         self.board[node] = SUCCEEDED
         self.values[node] = value
         self.attempts[node] = attempts
@@ -683,9 +840,14 @@ class Supervisor:
             self.finished[node] = finished - base
         self.left -= 1
         plan = self.plan
+        # A branch's recorded choice is applied again, never asked again.
+        taken = self._ids_of(value) if plan.branch[node] else None
         for s in plan.succ_idx[plan.succ_ptr[node] : plan.succ_ptr[node + 1]]:
             self.remaining[s] -= 1
-            self.succeeded[s] += 1
+            if taken is None or s in taken:
+                self.succeeded[s] += 1
+            else:
+                self.bypassed[s] += 1
 
     # -- limits ---------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ Whether a runtime traces is decided once, when it opens (:func:`open_telemetry`)
 way structlog picks its fast path when a logger is made: with the API not installed,
 or installed with neither a tracer provider nor a meter provider configured (the API's
 default proxies), a runtime has no :class:`Telemetry` and its runs do no OpenTelemetry
-work at all (docs/decisions/018-otel-switch.md). Otherwise each run gets a
+work at all (docs/decisions/019-otel-switch.md). Otherwise each run gets a
 :class:`RunTelemetry`, which the supervisor calls with the run's events:
 
 - a ``flowrt.run`` span, a child of the span current where the run was started (and
@@ -41,7 +41,10 @@ __all__ = ["Carried", "RunSpan", "RunTelemetry", "Telemetry", "open_telemetry"]
 _api: Any = None
 
 _STATUS_OF = {EventKind.SUCCEEDED: "succeeded", EventKind.FAILED: "failed",
-              EventKind.CANCELLED: "cancelled", EventKind.SKIPPED: "skipped"}
+              EventKind.CANCELLED: "cancelled", EventKind.SKIPPED: "skipped",
+              EventKind.BYPASSED: "bypassed"}
+#: the final events of a node that ran (skipped and bypassed ones never did)
+_RAN = frozenset({EventKind.SUCCEEDED, EventKind.FAILED, EventKind.CANCELLED})
 
 
 class _Api:
@@ -404,7 +407,7 @@ class RunTelemetry:
             # status per run instead of one per node (perf/bench_otel.py)
             self._counts[status] = self._counts.get(status, 0) + 1
             state = self.state
-            if state.timed[node] and state.attempts[node] and kind is not EventKind.SKIPPED:
+            if state.timed[node] and state.attempts[node] and kind in _RAN:
                 seconds = state.finished[node] - state.started[node]
                 if seconds >= 0:
                     self._ins.duration.record(seconds, {

@@ -17,7 +17,8 @@ _N = len(Status)
 # _LEGAL[old * _N + new] is 1 when old -> new is a legal move.
 _legal = bytearray(_N * _N)
 for _old, _news in {
-    Status.PENDING: (Status.READY, Status.SKIPPED, Status.CANCELLED),
+    Status.PENDING: (Status.READY, Status.SKIPPED, Status.CANCELLED,
+                     Status.BYPASSED),  # branches: on a path a branch did not take
     Status.READY: (Status.RUNNING, Status.CANCELLED),
     # RUNNING -> READY: the attempt failed and the node waits to be retried.
     Status.RUNNING: (Status.SUCCEEDED, Status.FAILED, Status.READY, Status.CANCELLED),
@@ -35,7 +36,7 @@ class StatusBoard:
 
         PENDING -> READY -> RUNNING -> SUCCEEDED | FAILED
                                     -> READY            (waiting for a retry)
-        PENDING -> SKIPPED;  any non-final -> CANCELLED
+        PENDING -> SKIPPED | BYPASSED;  any non-final -> CANCELLED
     """
 
     __slots__ = ("_board",)

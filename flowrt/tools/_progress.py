@@ -34,7 +34,7 @@ __all__ = ["PLAIN_EVENTS_UP_TO", "Display", "LiveDisplay", "PlainDisplay", "Quie
 #: Plain displays print every event of runs up to this many nodes (see the module docs).
 PLAIN_EVENTS_UP_TO = 500
 
-_FINAL = {"succeeded", "failed", "skipped", "cancelled"}
+_FINAL = {"succeeded", "failed", "skipped", "cancelled", "bypassed"}
 
 
 class RunProgress:
@@ -100,7 +100,8 @@ class RunProgress:
 
     def summary(self) -> str:
         """``"9 nodes: 8 succeeded, 1 failed; 1 retry"``."""
-        parts = [f"{c} {k}" for k in ("succeeded", "failed", "skipped", "cancelled")
+        parts = [f"{c} {k}" for k in ("succeeded", "failed", "skipped", "cancelled",
+                                      "bypassed")
                  if (c := self.counts[k])]
         if self.restored:
             parts.insert(0, f"{self.restored} restored from the store")

@@ -68,7 +68,7 @@ _ORDER = ("succeeded", "cached", "failed", "cancelled", "skipped", "bypassed", "
 #: fill colour of the node statuses that the next layers store (a wait node's
 #: ``waiting``; ``bypassed``, ``cached``, ``compensated``...) until
 #: :data:`flowrt.tools.viz.COLOURS` has them
-MORE_COLOURS = {"waiting": "#d8b9ff", "bypassed": "#f5f5f5", "cached": "#b8e6c4",
+MORE_COLOURS = {"waiting": "#d8b9ff", "cached": "#b8e6c4",
                 "compensated": "#c3dafe", "compensation_failed": "#f38ba8"}
 
 
@@ -454,7 +454,11 @@ class RunPage:
                     y1 = top[v] + box_h
                     d.append(f"L{x1:.1f},{y1:.1f}")
                 x0, y0 = x1, y1
-            edges.append(f'<path d="{" ".join(d)}" />')
+            # branches: nothing went down an edge into or out of a bypassed node
+            untaken = "bypassed" in (by_name[chain[0]].status, by_name[chain[-1]].status)
+            edges.append(f'<path d="{" ".join(d)}"'
+                         + (' stroke-dasharray="5 4" class="untaken"' if untaken else "")
+                         + " />")
         boxes = []
         for n in self.run.nodes:
             x, y = centre[n.name] - box_w / 2, top[n.name]
@@ -473,7 +477,8 @@ class RunPage:
             if n.error:
                 tip += f"\n{n.error}"
             stroke = "#b42318" if n.status == "failed" else "#57606a"
-            dash = ' stroke-dasharray="4 3"' if n.status in ("skipped", "pending") else ""
+            dash = (' stroke-dasharray="4 3"' if n.status in ("skipped", "pending", "bypassed")
+                    else "")
             link = self.links.get(n.name)
             boxes.append(
                 (f'<a href="{_e(link)}">' if link else "")

@@ -1,4 +1,9 @@
-"""Mermaid and Graphviz DOT export of a plan, optionally coloured by a run's statuses."""
+"""Mermaid and Graphviz DOT export of a plan, optionally coloured by a run's statuses.
+
+Branch nodes are drawn as diamonds; given a run's statuses, the edges nothing went down
+(into or out of a BYPASSED node: a path a branch did not take) are dashed and the
+bypassed nodes grey.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,15 @@ COLOURS: Mapping[Status, str] = {
     Status.FAILED: "#f38ba8",
     Status.SKIPPED: "#f5f5f5",
     Status.CANCELLED: "#fab387",
+    Status.BYPASSED: "#d0d7de",  # branches: grey, on a path not taken
 }
+
+
+def _untaken(dep: str, node: str, statuses: Mapping[str, Status] | None) -> bool:
+    """Whether nothing went down the edge ``dep -> node`` (an end of it was bypassed)."""
+    if not statuses:
+        return False
+    return Status.BYPASSED in (statuses.get(dep), statuses.get(node))
 
 
 def _mermaid_id(i: int) -> str:
@@ -39,10 +52,16 @@ def _label(name: str) -> str:
 def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
     """A Mermaid ``flowchart TD`` of ``plan``; nodes coloured by ``statuses`` if given."""
     lines = ["flowchart TD"]
+    branch = plan.branch
     for i, name in enumerate(plan.names):
-        lines.append(f'    {_mermaid_id(i)}["{_label(name)}"]')
+        if branch[i]:  # a rhombus: a decision
+            lines.append(f'    {_mermaid_id(i)}{{"{_label(name)}"}}')
+        else:
+            lines.append(f'    {_mermaid_id(i)}["{_label(name)}"]')
     for dep, node in plan.edges():
-        lines.append(f"    {_mermaid_id(plan.index[dep])} --> {_mermaid_id(plan.index[node])}")
+        arrow = "-.->" if _untaken(dep, node, statuses) else "-->"
+        lines.append(f"    {_mermaid_id(plan.index[dep])} {arrow} "
+                     f"{_mermaid_id(plan.index[node])}")
     if statuses:
         for status in Status:
             ids = [_mermaid_id(plan.index[n]) for n, s in statuses.items()
@@ -69,13 +88,19 @@ def to_dot(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
     """A Graphviz ``digraph`` of ``plan``; nodes filled by ``statuses`` if given."""
     lines = [f"digraph {_dot_id(plan.workflow)} {{", "    rankdir=TB;",
              '    node [shape=box, style="rounded,filled", fillcolor="#ffffff"];']
-    for name in plan.names:
-        attrs = ""
+    for i, name in enumerate(plan.names):
+        attrs = []
+        if plan.branch[i]:
+            attrs.append("shape=diamond")
         if statuses and name in statuses:
             status = statuses[name]
-            attrs = f' [fillcolor="{COLOURS[status]}", tooltip="{status}"]'
-        lines.append(f"    {_dot_id(name)}{attrs};")
+            attrs += [f'fillcolor="{COLOURS[status]}"', f'tooltip="{status}"']
+            if status == Status.BYPASSED:
+                attrs.append('fontcolor="#57606a"')
+        shown = f" [{', '.join(attrs)}]" if attrs else ""
+        lines.append(f"    {_dot_id(name)}{shown};")
     for dep, node in plan.edges():
-        lines.append(f"    {_dot_id(dep)} -> {_dot_id(node)};")
+        style = " [style=dashed]" if _untaken(dep, node, statuses) else ""
+        lines.append(f"    {_dot_id(dep)} -> {_dot_id(node)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"

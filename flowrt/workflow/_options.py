@@ -19,7 +19,8 @@ EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
 
 #: Every keyword ``Workflow.node`` and ``Workflow.add`` take, for "did you mean" hints.
 NODE_KEYWORDS: Final = ("name", "deps", "after", "inputs", "retries", "retry", "timeout",
-                        "limit", "trigger", "executor")
+                        "limit", "trigger", "executor",
+                        "branch")  # branches
 
 
 def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> str:
@@ -57,6 +58,10 @@ class NodeOptions:
     #: where a sync node runs: None (the run's default), "loop", "thread", "process" or
     #: an executor object
     executor: ExecutorChoice = None
+    # -- branches (design.md, "Control flow") --
+    #: a branch: its output names the direct successors to take; the others are
+    #: BYPASSED (docs/branching.md)
+    branch: bool = False
 
     @property
     def attempts(self) -> int:
@@ -99,6 +104,7 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     limit = options.pop("limit", None)
     trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
     executor = options.pop("executor", None)
+    branch = options.pop("branch", False)  # branches
     if options:
         raise TypeError(_unknown_options(node, sorted(options)))
 
@@ -129,8 +135,10 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
             isinstance(executor, str) and executor not in EXECUTOR_NAMES):
         raise bad("executor", "must be 'loop', 'thread', 'process' or an executor object",
                   executor)
+    if not isinstance(branch, bool):  # branches
+        raise bad("branch", "must be True or False", branch)
     where = cast(ExecutorChoice, executor)
-    key = (retry, None if timeout is None else float(timeout), limit, trigger, where)
+    key = (retry, None if timeout is None else float(timeout), limit, trigger, where, branch)
     if executor is not None and not isinstance(executor, str):
         return NodeOptions(*key)  # not cached: the cache would keep the executor alive
     try:

@@ -104,6 +104,10 @@ class Plan:
         #: 1 for nodes with a retry, timeout, executor or a trigger rule that may run
         #: them without some dependency's output: the runtime's slow path
         self.special = bytearray(n)
+        # -- branches: per node, 1 for a branch (design.md, "Control flow") --
+        self.branch = bytearray(n)
+        #: whether any node is a branch (the runtime's per-run switch)
+        self.has_branches = False
         limit_names: dict[str, int] = {}
         for i, o in options.items():
             self.attempts[i] = o.attempts
@@ -111,10 +115,15 @@ class Plan:
             if o.limit is not None:
                 self.limit_of[i] = limit_names.setdefault(o.limit, len(limit_names))
             if (o.retry is not None or o.timeout is not None or o.executor is not None
-                    or self.trigger[i]):
+                    or self.trigger[i] or o.branch):
                 self.special[i] = 1
+            if o.branch:
+                self.branch[i] = 1
+                self.has_branches = True
         #: the distinct limit names nodes use; ``limit_of[i]`` indexes it (-1: none)
         self.limit_names: tuple[str, ...] = tuple(limit_names)
+        # branches: bypass_region's results, by node (filled as runs ask)
+        self._regions: dict[int, tuple[list[int], list[int]]] = {}
 
     def options_of(self, i: int) -> NodeOptions:
         """The options of node ``i``."""
@@ -264,6 +273,46 @@ class Plan:
         ptr = self.pred_ptr
         return list(map(sub, ptr[1:], ptr))
 
+    # -- branches (design.md, "Control flow") --
+
+    def bypass_region(self, node: int) -> tuple[list[int], list[int]]:
+        """What bypassing ``node`` bypasses with it, worked out once per plan and node.
+
+        Returns ``(region, boundary)``: ``region`` the nodes all of whose dependencies
+        are ``node`` or in the region (they end BYPASSED whatever their trigger rule,
+        being below nothing but bypassed nodes); ``boundary`` the dependents of ``node``
+        and of the region outside it, once per edge. The runtime bypasses a region in
+        one sweep and tells only the boundary (docs/decisions/018-branches.md).
+        """
+        found = self._regions.get(node)
+        if found is not None:
+            return found
+        indegree = self.indegree
+        ptr, idx = self.succ_ptr, self.succ_idx
+        told: dict[int, int] = {}  # node -> its dependencies found inside so far
+        region: list[int] = []
+        stack = [node]
+        while stack:
+            u = stack.pop()
+            for v in idx[ptr[u] : ptr[u + 1]]:
+                k = told.get(v, 0) + 1
+                told[v] = k
+                if k == indegree[v]:  # every dependency of v is inside: v is too
+                    region.append(v)
+                    stack.append(v)
+        inside = set(region)
+        inside.add(node)
+        boundary = [v for u in (node, *region) for v in idx[ptr[u] : ptr[u + 1]]
+                    if v not in inside]
+        found = self._regions[node] = (region, boundary)
+        return found
+
+    @cached_property
+    def roots(self) -> list[int]:
+        """The ids of the nodes without dependencies, in id order."""
+        ptr = self.pred_ptr
+        return [i for i in range(len(self)) if ptr[i] == ptr[i + 1]]
+
     @cached_property
     def levels(self) -> list[int]:
         """Per node, the length of the longest dependency chain above it (roots: 0)."""
@@ -301,8 +350,11 @@ class Plan:
             args = deps[: self.nargs[i]]
             bound = sorted((p, kind, names[src] if kind == BIND_NODE else src)
                            for p, kind, src in (self.kwargs[i] or ()))
-            h.update(repr((name, args, sorted(deps), bound, o.attempts, o.timeout, o.limit,
-                           str(o.trigger))).encode())
+            key: tuple[Any, ...] = (name, args, sorted(deps), bound, o.attempts, o.timeout,
+                                    o.limit, str(o.trigger))
+            if o.branch:  # only then: the fingerprints of plans without branches stay
+                key += ("branch",)
+            h.update(repr(key).encode())
         return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:

@@ -102,6 +102,7 @@ class Workflow:
         limit: str | None = None,
         trigger: Trigger | str = Trigger.ALL_SUCCESS,
         executor: Any = None,
+        branch: bool = False,
     ) -> Callable[[F], F]: ...
 
     def node(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
@@ -115,7 +116,7 @@ class Workflow:
             name: the node's name (default: the function's ``__name__``); required for a
                 lambda.
             options: ``after``, ``inputs``, ``retries``, ``retry``, ``timeout``,
-                ``limit``, ``trigger``, ``executor``, as for :meth:`add`.
+                ``limit``, ``trigger``, ``executor``, ``branch``, as for :meth:`add`.
 
         Raises:
             TypeError: ``fn`` is not callable, has no usable name (a lambda without
@@ -148,6 +149,65 @@ class Workflow:
         if not callable(fn):
             raise TypeError(f"@node decorates a callable, got {fn!r}")
         return decorate(fn)
+
+    # -- branches (design.md, "Control flow") --
+
+    @overload
+    def branch(self, fn: F, /) -> F: ...
+    @overload
+    def branch(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        after: Sequence[str | Callable[..., Any]] = (),
+        inputs: Mapping[str, str | Callable[..., Any]] | None = None,
+        retries: int | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        limit: str | None = None,
+        trigger: Trigger | str = Trigger.ALL_SUCCESS,
+        executor: Any = None,
+    ) -> Callable[[F], F]: ...
+
+    def branch(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
+        """Add the decorated function as a branch node: :meth:`node` with ``branch=True``.
+
+        The function returns the direct successor(s) to take: a node's name, a node's
+        function, or a list of them (an empty list or None takes none). The direct
+        successors it does not choose end BYPASSED, and so does everything below them
+        that only they lead to; a node that joins the paths again (a merge) takes a
+        trigger rule that tolerates bypassed dependencies, usually
+        ``Trigger.NONE_FAILED_MIN_ONE_SUCCESS``. The branch's output is the name (or
+        list of names) it chose; a durable run records it and never asks again.
+        Returning anything else fails the branch with :class:`~flowrt.BranchError`.
+        See docs/branching.md.
+
+        Args:
+            fn: the function, when used bare (``@wf.branch``).
+            name: the node's name (default: the function's ``__name__``).
+            options: the options of :meth:`node` (``after``, ``inputs``, ``retries``,
+                ``retry``, ``timeout``, ``limit``, ``trigger``, ``executor``).
+
+        Raises:
+            TypeError: as :meth:`node` does, and for a ``branch=`` option.
+            GraphError: an option has a bad value.
+            DuplicateNodeError: the workflow has a node of that name already.
+
+        >>> wf = Workflow("w")
+        >>> @wf.branch
+        ... def route(n: int) -> str:
+        ...     return "big" if n > 9 else "small"
+        >>> wf.add("big", lambda: "B", after=["route"])
+        >>> wf.add("small", lambda: "S", after=["route"])
+        >>> r = wf.run_sync({"n": 3})
+        >>> r["route"], r["small"], str(r.nodes["big"].status)
+        ('small', 'S', 'bypassed')
+        """
+        if "branch" in options:
+            raise TypeError("@wf.branch takes no branch= option: it is a branch")
+        return self.node(fn, name=name, branch=True, **options)
 
     def add(
         self,

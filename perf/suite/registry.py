@@ -136,6 +136,12 @@ FAMILIES: tuple[Family, ...] = (
            "(not in the seed; issue 16's figures)", tables.otel_tables,
            flowrt_names=("otel/*",)),
 )
+# branches (issue 13)
+FAMILIES += (
+    Family("branch", "bench_branch.py", "Branch overhead", "Branch overhead: bypassed nodes",
+           "(not in the seed; issue 13's figure)", tables.branch_tables,
+           flowrt_names=("Branch/*",)),
+)
 BY_NAME = {f.name: f for f in FAMILIES}
 READERS = {f.name: f.read for f in FAMILIES}
 #: every family's flowrt_names

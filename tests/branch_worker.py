@@ -1,0 +1,70 @@
+"""A workflow with a branch, run in a subprocess by the branch crash tests
+(python branch_worker.py SPEC RUN_ID LOG BACKEND; SPEC names a store as tests/stores.py
+says).
+
+``route`` is a branch whose choice changes each time it is asked: the first evaluation
+in a log takes ``slow``, any later one ``fast``. So a resumed run that asked the branch
+again would take the other path. Every node appends "start <node> <pid>" to the log
+before it works.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import anyio
+from stores import open_spec
+
+import flowrt
+
+
+def _log(path: str, node: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, f"start {node} {os.getpid()}\n".encode())
+    os.close(fd)
+
+
+def build(log_path: str) -> flowrt.Workflow:
+    wf = flowrt.Workflow("branchy")
+
+    @wf.node
+    async def order() -> dict[str, int]:
+        _log(log_path, "order")
+        return {"total": 250}
+
+    @wf.branch
+    async def route(order: dict[str, int]) -> str:
+        with open(log_path) as f:
+            asked = sum(1 for line in f if line.startswith("start route "))
+        _log(log_path, "route")
+        return "slow" if asked == 0 else "fast"
+
+    @wf.node(after=[route])
+    async def slow(order: dict[str, int]) -> str:
+        _log(log_path, "slow")
+        await anyio.sleep(1.0)  # the kill lands in here (the test waits at most 0.3 s)
+        return f"slow {order['total']}"
+
+    @wf.node(after=[route])
+    async def fast(order: dict[str, int]) -> str:
+        _log(log_path, "fast")
+        return f"fast {order['total']}"
+
+    @wf.node(trigger=flowrt.Trigger.NONE_FAILED_MIN_ONE_SUCCESS)
+    async def ship(slow: str | None = None, fast: str | None = None) -> str:
+        _log(log_path, "ship")
+        return slow or fast or "nothing"
+
+    return wf
+
+
+if __name__ == "__main__":
+    spec, run_id, log_path, backend = sys.argv[1:5]
+    store = open_spec(spec)
+    try:
+        result = build(log_path).run_sync(store=store, run_id=run_id, backend=backend)
+    finally:
+        store.close()
+    print(result.status)
+    sys.exit(0 if result.ok else 1)
