@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .._clock import SYSTEM_CLOCK, Clock
 from .._types import Executor, ExecutorChoice
 from ..executors import ProcessExecutor
 from .limits import Limit
 
 if TYPE_CHECKING:
+    from .state import Waiter
     from .supervisor import Supervisor
     from .telemetry import Telemetry
 
@@ -32,11 +34,12 @@ class Shared:
     Raises ``ValueError`` for a capacity that is not an int >= 1.
     """
 
-    __slots__ = ("_idle", "_thread_limiter", "busy", "cap", "limits", "owned", "runs",
-                 "stopping", "telemetry", "threads")
+    __slots__ = ("_idle", "_thread_limiter", "busy", "cap", "clock", "limits", "owned",
+                 "runs", "stopping", "telemetry", "threads", "waiting")
 
     def __init__(self, *, max_concurrency: int | None = None,
-                 limits: Mapping[str, int] | None = None, threads: int = 40) -> None:
+                 limits: Mapping[str, int] | None = None, threads: int = 40,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.cap = (Limit("max_concurrency", max_concurrency)
                     if max_concurrency is not None else None)
         self.limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
@@ -54,6 +57,12 @@ class Shared:
         self.stopping = False
         #: OpenTelemetry, when the runtime has a tracer or meter provider (set as it opens)
         self.telemetry: Telemetry | None = None
+        # -- waits (issue 14)
+        #: where workflow time is read: timers, signal timeouts (``Runtime(clock=...)``)
+        self.clock = clock
+        #: run id -> the waiter of its wait nodes, while one of them waits: what
+        #: ``rt.signal`` delivers to (no store) or wakes up (a store)
+        self.waiting: dict[str, Waiter] = {}
 
     def open(self) -> None:
         """Ready for runs in the running event loop (again, after :meth:`aclose`)."""

@@ -4,7 +4,7 @@ Whether a runtime traces is decided once, when it opens (:func:`open_telemetry`)
 way structlog picks its fast path when a logger is made: with the API not installed,
 or installed with neither a tracer provider nor a meter provider configured (the API's
 default proxies), a runtime has no :class:`Telemetry` and its runs do no OpenTelemetry
-work at all (docs/decisions/019-otel-switch.md). Otherwise each run gets a
+work at all (docs/decisions/021-otel-switch.md). Otherwise each run gets a
 :class:`RunTelemetry`, which the supervisor calls with the run's events:
 
 - a ``flowrt.run`` span, a child of the span current where the run was started (and
@@ -375,6 +375,8 @@ class RunTelemetry:
         span.set_attribute("flowrt.status", label)
         if status is RunStatus.SUCCEEDED:
             span.set_status(api.StatusCode.OK)
+        elif status is RunStatus.WAITING:
+            pass  # parked, not over: its next start (linked to this trace) will tell
         else:
             failed = [self.state.plan.names[i] for i in sorted(self.state.errors)][:10]
             description = label + (f": {', '.join(failed)}" if failed else "")
