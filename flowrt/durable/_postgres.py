@@ -84,7 +84,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP = "flowrt"
 
 _T = TypeVar("_T")
@@ -140,6 +140,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     2: ["""CREATE TABLE {s}.cache (
             key text PRIMARY KEY, value bytea NOT NULL, serializer text NOT NULL,
             created double precision NOT NULL, expires double precision)"""],
+    # -- 4: the trace a run's later starts link to (RunRecord.trace) ----------------
+    3: ["ALTER TABLE {s}.runs ADD COLUMN trace text"],
 }
 
 #: the columns of each table, by schema version
@@ -162,10 +164,11 @@ _COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: {
 }}
 # -- caching --
 _COLUMNS[3] = {**_COLUMNS[2], "cache": ("key", "value", "serializer", "created", "expires")}
+_COLUMNS[4] = {**_COLUMNS[3], "runs": (*_COLUMNS[3]["runs"], "trace")}
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
-                "due, recoveries, waits, error")
+                "due, recoveries, waits, error, trace")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
                  "fence, due")
 _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
@@ -348,7 +351,7 @@ def _record(row: tuple[Any, ...], where: str) -> RunRecord:
                              f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, bytes(row[4]), row[5], row[6],
                      row[7], row[8], row[9], row[10], row[3], owner, row[12], row[13],
-                     row[14], row[15], row[16], waits, row[18])
+                     row[14], row[15], row[16], waits, row[18], row[19])
 
 
 def _signal(row: tuple[Any, ...]) -> SignalRecord:
@@ -728,13 +731,13 @@ class PostgresStore:
         if old is None:
             made = conn.execute(
                 f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
-                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
                 "ON CONFLICT (run_id) DO NOTHING",
                 (run_id, record.workflow, record.fingerprint,
                  record.structure_json or json.dumps(record.structure), record.inputs,
                  RUNNING, record.serializer, record.created, record.started, None, 0,
                  lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
-                 None))
+                 None, record.trace))
             if made.rowcount == 0:
                 raise _Conflict  # another process made it since: claimed again from the start
             return stored, 1
@@ -1141,12 +1144,13 @@ class PostgresStore:
                              "PostgreSQL store cannot keep")
         return conn.execute(
             f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
-            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (run_id) DO NOTHING",
             (record.run_id, record.workflow, record.fingerprint,
              record.structure_json or json.dumps(record.structure), record.inputs,
              record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+             None, None, 0, record.queue, record.due, 0, _waits_json(record), None,
+             record.trace),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,

@@ -29,13 +29,13 @@ The work queue (docs/decisions/013-queue.md) is the ``runs`` table itself: a run
 (an index on ``due``) and claims it in the same ``BEGIN IMMEDIATE`` transaction, so two
 workers never take one run. Signals and schedules have tables of their own.
 
-Schema (version 4; version 1 had no ``fence`` columns, version 2 no queue, signals or
-schedules, version 3 no cache)::
+Schema (version 5; version 1 had no ``fence`` columns, version 2 no queue, signals or
+schedules, version 3 no cache, version 4 no ``trace``)::
 
-    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 4
+    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 5
     runs(run_id PRIMARY KEY, workflow, fingerprint, structure JSON, inputs BLOB, status,
          serializer, created, started, finished, resumes, lease JSON, lease_expires,
-         fence, queue, due, recoveries, waits JSON, error)
+         fence, queue, due, recoveries, waits JSON, error, trace)
     nodes(run_id, node, status, attempts, output BLOB, error, traceback, started,
           finished, fence, due, PRIMARY KEY (run_id, node))
     data(run_id PRIMARY KEY, snapshot BLOB)
@@ -92,7 +92,7 @@ from ._store import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APP = "flowrt"
 
 _SCHEMA = [
@@ -139,6 +139,9 @@ _CACHE_SCHEMA = [
         created REAL NOT NULL, expires REAL) WITHOUT ROWID""",
 ]
 _SCHEMA += _CACHE_SCHEMA
+# -- version 5: the trace a run's later starts link to (RunRecord.trace) -------------
+_TRACE_SCHEMA = ["ALTER TABLE runs ADD COLUMN trace TEXT"]
+_SCHEMA += _TRACE_SCHEMA
 
 #: schema_version -> statements that bring a store from that version to the next
 _MIGRATIONS: dict[int, list[str]] = {
@@ -156,6 +159,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     # -- caching --
     # 4: cached node outputs
     3: [*_CACHE_SCHEMA],
+    # 5: the trace a run's later starts link to
+    4: _TRACE_SCHEMA,
 }
 
 #: the columns of each table, by schema version
@@ -181,11 +186,13 @@ _COLUMNS_V3 = {
 # -- caching --
 _COLUMNS_V4 = {**_COLUMNS_V3,
                "cache": ("key", "value", "serializer", "created", "expires")}
-_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4}
+_COLUMNS_V5 = {**_COLUMNS_V4, "runs": (*_COLUMNS_V4["runs"], "trace")}
+_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4,
+            5: _COLUMNS_V5}
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
-                "due, recoveries, waits, error")
+                "due, recoveries, waits, error, trace")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
                  "fence, due")
 _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
@@ -268,7 +275,7 @@ def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
                              f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, inputs, row[5], row[6], row[7],
                      row[8], row[9], row[10], row[3], owner, row[12], row[13], row[14],
-                     row[15], row[16], waits, row[18])
+                     row[15], row[16], waits, row[18], row[19])
 
 
 def _signal(row: tuple[Any, ...]) -> SignalRecord:
@@ -563,12 +570,12 @@ class SQLiteStore:
         if old is None:
             conn.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, record.workflow, record.fingerprint,
                  record.structure_json or json.dumps(record.structure), record.inputs,
                  RUNNING, record.serializer, record.created, record.started, None, 0,
                  lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
-                 None))
+                 None, record.trace))
             return stored, 1
         new = restarted(old, record, lease, expires)
         conn.execute(
@@ -892,11 +899,12 @@ class SQLiteStore:
     def _insert_queued(conn: sqlite3.Connection, record: RunRecord) -> bool:
         return conn.execute(
             f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (record.run_id, record.workflow, record.fingerprint,
              record.structure_json or json.dumps(record.structure), record.inputs,
              record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+             None, None, 0, record.queue, record.due, 0, _waits_json(record), None,
+             record.trace),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,
