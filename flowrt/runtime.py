@@ -32,6 +32,7 @@ from ._engine.limits import Limit
 from ._engine.result import RunResult
 from ._engine.run import RunSettings, prepare_run
 from ._engine.shared import ActiveRun, LimitUsage, Shared
+from ._engine.telemetry import open_telemetry
 from ._engine.waits import deliver
 from ._schedule import check_spec, schedule_record
 from ._types import Executor, ExecutorChoice, Hook
@@ -174,6 +175,10 @@ class Runtime:
         resources: objects a node parameter of their name receives in every run
             (an HTTP client, a database pool); never stored or fingerprinted, so
             durable runs can use them (docs/resources.md).
+        tracer_provider: the OpenTelemetry tracer provider of this runtime's spans
+            (default: the global one); needs the ``otel`` extra (docs/observability.md).
+        meter_provider: the OpenTelemetry meter provider of its metrics (default: the
+            global one).
 
     Raises:
         TypeError: ``limits`` is not a mapping of names to capacities, or a
@@ -183,6 +188,13 @@ class Runtime:
             that is no identifier.
         TypeError: ``on_event`` that is no callable or callables, ``resources`` that
             is no mapping.
+        RuntimeError: (when the block starts) ``tracer_provider`` or ``meter_provider``
+            given without the ``otel`` extra installed.
+
+    Tracing is switched on or off when the block starts, once: with a tracer provider
+    (given, or configured globally by an OpenTelemetry SDK) each run has a ``flowrt.run``
+    span and each node a ``flowrt.node`` span; with a meter provider it reports metrics;
+    with neither (or without the ``otel`` extra) runs do no OpenTelemetry work at all.
 
     Leaving the ``async with`` block shuts the runtime down: ``run`` refuses new runs
     (``RuntimeError``); runs still going on get ``shutdown_grace`` seconds to finish (0
@@ -221,6 +233,8 @@ class Runtime:
         shutdown_grace: float | None = 0.0,
         on_event: Hook | Sequence[Hook] | None = None,
         resources: Mapping[str, Any] | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         _check_executor(executor)
         #: hooks called with every event of every run of this runtime
@@ -250,6 +264,8 @@ class Runtime:
         self.threads = threads
         self.metrics = metrics
         self.shutdown_grace = shutdown_grace
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
         self._open = False
         self._closed = False
         #: cached node outputs when there is no store (docs/caching.md); made on use
@@ -267,6 +283,14 @@ class Runtime:
         self._shared.open()
         if self._store_arg is not None:
             self.store = open_store(self._store_arg)
+        try:
+            self._shared.telemetry = open_telemetry(self.tracer_provider, self.meter_provider,
+                                                    self._shared, self.store)
+        except BaseException:
+            if self.store is not None and self.store is not self._store_arg:
+                self.store.close()
+            self.store = None
+            raise
         self._open = True
         self._closed = False
         return self
@@ -290,6 +314,9 @@ class Runtime:
                     shared.stop_runs()
                     await shared.wait_idle()
                 await shared.aclose()
+                if shared.telemetry is not None:
+                    shared.telemetry.close()
+                    shared.telemetry = None
                 if self.store is not None and self.store is not self._store_arg:
                     self.store.close()  # a store this runtime opened from a path
                 self.store = None
@@ -481,6 +508,9 @@ class Runtime:
         run_id = run_id or uuid.uuid4().hex
         record = new_queued_record(plan, run_id, given, store, self.clock.now(), queue,
                                    self.resources)
+        telemetry = self._shared.telemetry
+        if telemetry is not None:  # its spans will link to the submitter's
+            record = attrs.evolve(record, trace=telemetry.current_traceparent())
         if not await anyio.to_thread.run_sync(store.submit, record):
             existing = store.get_run(run_id)
             if existing is not None and existing.workflow != plan.workflow:

@@ -356,7 +356,12 @@ async def test_a_timed_out_process_call_does_not_hold_the_run(tmp_path: Path) ->
         wf.add("one", lambda: 1.0)
         wf.add("m", lambda: str(marker))
         wf.add("n", lambda: 7)
-        await ex.run(rt.pid, (), {})  # the pool's workers are up: time the run alone
+        # Both of the pool's workers are up (it starts them one at a time, as calls come:
+        # a worker spawned under "slow" could eat its timeout on a loaded machine before
+        # the call even starts, and leave no marker): time the run alone.
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(ex.run, rt.sleep_then, (0.3,), {})
         start = time.monotonic()
         result = await wf.run()
         elapsed = time.monotonic() - start

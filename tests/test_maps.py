@@ -529,6 +529,10 @@ def test_a_store_of_the_release_before_maps_is_migrated(tmp_path: Path) -> None:
     try:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
                             ).fetchone() == (str(flowrt.durable._sqlite.SCHEMA_VERSION),)
+        # every step ran, from 3: the cache (4), the runs' trace (5), the items (6)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"cache", "items"} <= tables
+        assert "trace" in {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
     finally:
         conn.close()
     # the migrated store keeps the items of a workflow with a map

@@ -5,7 +5,7 @@ runs them under an *item supervisor*: a :class:`~flowrt._engine.supervisor.Super
 over an :class:`ItemPlan`, whose arrays (status board, attempts, times, output slots,
 dependency counters) are allocated once, sized by the item count, when the list is
 known. A waiting item is a few slots in those arrays: no task, no coroutine, no object
-(docs/decisions/022-map-slabs.md). The item supervisor is the ordinary one, so every
+(docs/decisions/023-map-slabs.md). The item supervisor is the ordinary one, so every
 node option works per item -- retries, timeout, limit, executor -- and so do
 cancellation and ``fail_fast``; the run's limits are the item supervisor's limits
 (items take the slots, the mapped node holds none), plus one of ``concurrency`` slots.

@@ -28,6 +28,7 @@ from .waits import Inbox
 
 if TYPE_CHECKING:
     from ..workflow import Plan
+    from .telemetry import RunSpan
 
 __all__ = ["Run", "RunSettings", "prepare_run"]
 
@@ -100,6 +101,14 @@ class Run:
         """Before the run starts: record node ends through ``checkpoint``."""
         self._sup.checkpoint = checkpoint
 
+    def trace(self, span: RunSpan | None, link: str | None) -> None:
+        """Before the run starts: its ``flowrt.run`` span is ``span`` (opened by the
+        caller: :meth:`Telemetry.open_run_span`) rather than one opened as it starts, and
+        links to the trace of W3C ``traceparent`` ``link`` (the first start of a durable
+        run). Nothing when the runtime does not trace."""
+        if self._sup.otel is not None:
+            self._sup.otel.adopt(span, link)
+
     def wait_with(self, waiter: Waiter) -> None:
         """Before the run starts: its wait nodes wait through ``waiter`` (instead of the
         in-process :class:`~flowrt._engine.waits.Inbox` a run with wait nodes gets)."""
@@ -134,24 +143,34 @@ class Run:
         clock_start = clock()
         if sup.log_runs:
             state.log.info("run started", nodes=len(state.plan))
-        if rollback_only:
-            sup.finish_unrun()
-            status = sup.status()
-            await roll_back(sup, pending_compensations(sup))
-        else:
-            try:
-                await sup.run()
-            except BaseException:
-                # The caller was cancelled (or the process is told to exit): undo what
-                # succeeded, then let that go on propagating.
-                if self._compensate and not sup.shut_down and not _exiting():
-                    await roll_back(sup, pending_compensations(sup))
-                raise
-            status = sup.status()
-            # (not a parked run: it is WAITING, not over)
-            if ((status is RunStatus.FAILED or status is RunStatus.CANCELLED)
-                    and self._compensate and not sup.shut_down):
+        otel = sup.otel
+        # with telemetry, the run's span is current in this task while it runs
+        token = otel.run_started() if otel is not None else None
+        try:
+            if rollback_only:
+                sup.finish_unrun()
+                status = sup.status()
                 await roll_back(sup, pending_compensations(sup))
+            else:
+                try:
+                    await sup.run()
+                except BaseException:
+                    # The caller was cancelled (or the process is told to exit): undo
+                    # what succeeded, then let that go on propagating.
+                    if self._compensate and not sup.shut_down and not _exiting():
+                        await roll_back(sup, pending_compensations(sup))
+                    raise
+                status = sup.status()
+                # (not a parked run: it is WAITING, not over)
+                if ((status is RunStatus.FAILED or status is RunStatus.CANCELLED)
+                        and self._compensate and not sup.shut_down):
+                    await roll_back(sup, pending_compensations(sup))
+        except BaseException as error:
+            if otel is not None:
+                otel.run_ended(token, None, error)
+            raise
+        if otel is not None:
+            otel.run_ended(token, status, None)
         wall_time = clock() - clock_start
         n = len(state.plan)
         result = RunResult(

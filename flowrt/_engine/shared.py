@@ -21,6 +21,7 @@ from .limits import Limit
 if TYPE_CHECKING:
     from .state import Waiter
     from .supervisor import Supervisor
+    from .telemetry import Telemetry
 
 __all__ = ["ActiveRun", "ExecutorChoice", "LimitUsage", "Shared"]
 
@@ -62,7 +63,7 @@ class Shared:
     """
 
     __slots__ = ("_idle", "_thread_limiter", "busy", "cap", "clock", "limits", "owned",
-                 "runs", "stopping", "threads", "waiting")
+                 "runs", "stopping", "telemetry", "threads", "waiting")
 
     def __init__(self, *, max_concurrency: int | None = None,
                  limits: Mapping[str, int] | None = None, threads: int = 40,
@@ -82,6 +83,8 @@ class Shared:
         self._idle: anyio.Event | None = None
         #: set by :meth:`stop_runs`: a run that starts now ends CANCELLED at once
         self.stopping = False
+        #: OpenTelemetry, when the runtime has a tracer or meter provider (set as it opens)
+        self.telemetry: Telemetry | None = None
         # -- waits (issue 14)
         #: where workflow time is read: timers, signal timeouts (``Runtime(clock=...)``)
         self.clock = clock

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .mapping import ItemBoard, RecordedItems
     from .shared import Shared
     from .state import Checkpoint, RunState, Waiter
+    from .telemetry import RunTelemetry
 
 __all__ = ["BURST_MAX", "INLINE_STREAK", "Supervisor"]
 
@@ -192,7 +193,12 @@ class Supervisor:
         self._log_nodes = is_enabled(self.log, logging.DEBUG)
         self.log_runs = self._log_nodes or is_enabled(self.log, logging.INFO)
         self.log_failures = self.log_runs or is_enabled(self.log, logging.WARNING)
-        self.trace = bool(hooks) or self._log_nodes
+        # OpenTelemetry: None unless the runtime has a tracer or meter provider (decided
+        # when it opened: docs/decisions/022-otel-switch.md); then it sees every event.
+        telemetry = shared.telemetry
+        self.otel: RunTelemetry | None = (
+            telemetry.for_run(state) if telemetry is not None else None)
+        self.trace = bool(hooks) or self._log_nodes or self.otel is not None
 
         # -- caching (docs/caching.md) --
         #: where cached nodes are looked up; None when the plan caches nothing
@@ -469,6 +475,7 @@ class Supervisor:
         timed = self.timed
         limited = self.limited
         cached = plan.cached if self.caching else None
+        otel = self.otel if self.otel is not None and self.otel.tracer is not None else None
         streak = 0  # nodes finished inline since this runner last let the loop run
         while ready:
             if self.stopping:
@@ -517,6 +524,8 @@ class Supervisor:
             # Each node runs in its own copy of the context variables, as an asyncio
             # task would: what one node sets is not seen by others, nor by the caller.
             context = copy_context()
+            if otel is not None:  # the node's code runs with its span current
+                context.run(otel.enter_node, node)
             # Step the attempt inline: most finish right here. (One try, no nesting: a
             # nested one would pass every node's StopIteration through two handlers.)
             try:
@@ -571,6 +580,8 @@ class Supervisor:
         plan = self.plan
         if plan.mode[node]:
             where = self._executor_of(node)
+            if self.otel is not None and where is not None and where != "loop":
+                fn = self.otel.carry(node, fn)  # the span's context goes with the call
             if where is None:
                 coro = run_in_thread(self.shared.thread_limiter(), fn, args, kw)
             elif isinstance(where, str):  # "loop"
@@ -1105,6 +1116,8 @@ class Supervisor:
     def emit(self, kind: EventKind, node: int, error: BaseException | None = None,
              status: str | None = None) -> None:
         """Log ``kind`` and pass it to the hooks (callers check ``self.trace`` first)."""
+        if self.otel is not None:
+            self.otel.event(self, kind, node, error)
         name = self.plan.names[node] if node >= 0 else None
         attempt = self.attempts[node] if node >= 0 else 0
         if node >= 0 and self._log_nodes:

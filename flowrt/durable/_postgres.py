@@ -85,7 +85,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APP = "flowrt"
 
 _T = TypeVar("_T")
@@ -141,11 +141,13 @@ _MIGRATIONS: dict[int, list[str]] = {
     2: ["""CREATE TABLE {s}.cache (
             key text PRIMARY KEY, value bytea NOT NULL, serializer text NOT NULL,
             created double precision NOT NULL, expires double precision)"""],
+    # -- 4: the trace a run's later starts link to (RunRecord.trace) ----------------
+    3: ["ALTER TABLE {s}.runs ADD COLUMN trace text"],
     # -- maps --
-    # 4: the items of mapped nodes (docs/mapping.md): one row per item that reached a
+    # 5: the items of mapped nodes (docs/mapping.md): one row per item that reached a
     # final status, plus one (item -1, status 'listed', attempts = the item count) per
     # mapped node whose item list is known
-    3: ["""CREATE TABLE {s}.items (
+    4: ["""CREATE TABLE {s}.items (
             run_id text NOT NULL, node text NOT NULL, item integer NOT NULL,
             status text NOT NULL, attempts integer NOT NULL, output bytea, error text,
             traceback text, started double precision, finished double precision,
@@ -172,19 +174,22 @@ _COLUMNS_V2 = {
 }
 # -- caching --
 _COLUMNS_V3 = {**_COLUMNS_V2, "cache": ("key", "value", "serializer", "created", "expires")}
+# -- OpenTelemetry --
+_COLUMNS_V4 = {**_COLUMNS_V3, "runs": (*_COLUMNS_V3["runs"], "trace")}
 # -- maps --
-_COLUMNS_V4 = {
-    **_COLUMNS_V3,
+_COLUMNS_V5 = {
+    **_COLUMNS_V4,
     "items": ("run_id", "node", "item", "status", "attempts", "output", "error", "traceback",
               "started", "finished", "fence"),
 }
 _COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: _COLUMNS_V2,
-                                                   3: _COLUMNS_V3, 4: _COLUMNS_V4}
+                                                   3: _COLUMNS_V3, 4: _COLUMNS_V4,
+                                                   5: _COLUMNS_V5}
 _ITEM_COLUMNS = "node, item, status, attempts, output, error, traceback, started, finished"
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
-                "due, recoveries, waits, error")
+                "due, recoveries, waits, error, trace")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
                  "fence, due")
 _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
@@ -349,6 +354,47 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "\\x00")
 
 
+def _node_columns(part: list[tuple[tuple[str, str, int], NodeRecord]]) -> list[list[Any]]:
+    """Node records as the group commit's 11 arrays (``_NODE_FIELDS``), from their keys
+    (run id, node, fence) and records.
+
+    The writer thread's Python work holds the GIL the run's event loop needs, and
+    psycopg dumps an array element by element in Python (a 200-node commit: 650 us,
+    3 us a node). A column with nothing but NULLs (the error, traceback and due time of
+    succeeded nodes) goes as an empty array: ``unnest`` pads the shorter arrays with
+    NULLs (a quarter of that time).
+    """
+    if not part:
+        return [[] for _ in _NODE_FIELDS.split(",")]
+    keys, records = zip(*part, strict=True)
+    # zip stops at the shortest record: at least the 8 fields every writer passes
+    node, status, attempts, output, error, traceback, started, finished, *_ = map(
+        list, zip(*records, strict=False))
+    due = [r[9] if len(r) > 9 else None for r in records]
+    return [[k[0] for k in keys], node, status, attempts, _or_empty(output),
+            [_text(e) for e in error] if _or_empty(error) else [],
+            [_text(t) for t in traceback] if _or_empty(traceback) else [],
+            _or_empty(started), _or_empty(finished), [k[2] for k in keys], _or_empty(due)]
+
+
+def _item_columns(items: dict[tuple[str, str, int, int], ItemRecord]) -> list[list[Any]]:
+    """Item records as the group commit's 11 item arrays, from their keys (run id, node,
+    item, fence); columns of NULLs only go empty, as for nodes (:func:`_node_columns`)."""
+    rows = list(items.values())
+    return [[k[0] for k in items], [r.node for r in rows], [r.item for r in rows],
+            [r.status for r in rows], [r.attempts for r in rows],
+            _or_empty([r.output for r in rows]),
+            _or_empty([_text(r.error) for r in rows]),
+            _or_empty([_text(r.traceback) for r in rows]),
+            _or_empty([r.started for r in rows]), _or_empty([r.finished for r in rows]),
+            [k[3] for k in items]]
+
+
+def _or_empty(column: list[Any]) -> list[Any]:
+    """``column``, or an empty array (NULLs to ``unnest``) when it holds only None."""
+    return [] if column.count(None) == len(column) else column
+
+
 def _record(row: tuple[Any, ...], where: str) -> RunRecord:
     """The RunRecord of a ``runs`` row (``_RUN_COLUMNS``); StoreError when damaged."""
     run_id = row[0]
@@ -380,7 +426,7 @@ def _record(row: tuple[Any, ...], where: str) -> RunRecord:
                              f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, bytes(row[4]), row[5], row[6],
                      row[7], row[8], row[9], row[10], row[3], owner, row[12], row[13],
-                     row[14], row[15], row[16], waits, row[18])
+                     row[14], row[15], row[16], waits, row[18], row[19])
 
 
 def _signal(row: tuple[Any, ...]) -> SignalRecord:
@@ -733,8 +779,7 @@ class PostgresStore:
                 row = conn.execute(f"SELECT {_RUN_COLUMNS}, {_NOW} FROM {self._s}.runs "
                                    "WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
                 if row is None:
-                    now = conn.execute(f"SELECT {_NOW}").fetchone()[0]  # type: ignore[index]
-                    old = None
+                    now, old = 0.0, None  # a new run's lease is timed by the insert
                 else:
                     now = row[-1]
                     old = _record(row[:-1], self.where)
@@ -762,20 +807,11 @@ class PostgresStore:
             if "\x00" in name:
                 raise ValueError(f"node name {name!r} holds a NUL character, which a "
                                  "PostgreSQL store cannot keep")
-        expires = now + self.lease_ttl
         if old is None:
-            made = conn.execute(
-                f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
-                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                "ON CONFLICT (run_id) DO NOTHING",
-                (run_id, record.workflow, record.fingerprint,
-                 record.structure_json or json.dumps(record.structure), record.inputs,
-                 RUNNING, record.serializer, record.created, record.started, None, 0,
-                 lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
-                 None))
-            if made.rowcount == 0:
+            if not self._insert_run(conn, run_id, record, lease):
                 raise _Conflict  # another process made it since: claimed again from the start
             return stored, 1
+        expires = now + self.lease_ttl
         new = restarted(old, record, lease, expires)
         conn.execute(
             f"UPDATE {self._s}.runs SET status = 'running', started = %s, finished = NULL, "
@@ -786,6 +822,21 @@ class PostgresStore:
              new.structure_json or json.dumps(new.structure), lease.to_json(), expires,
              new.fence, _waits_json(new), recoveries, run_id))
         return stored, new.fence
+
+    def _insert_run(self, conn: psycopg.Connection[Any], run_id: str, record: RunRecord,
+                    lease: Lease) -> bool:
+        """Insert new run ``run_id`` as held by ``lease`` (fence 1; the lease timed by
+        the server's clock); False when the run exists (nothing is written)."""
+        made = conn.execute(
+            f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
+            f"(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,{_NOW} + %s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (run_id, record.workflow, record.fingerprint,
+             record.structure_json or json.dumps(record.structure), record.inputs,
+             RUNNING, record.serializer, record.created, record.started, None, 0,
+             lease.to_json(), self.lease_ttl, 1, record.queue, None, 0,
+             _waits_json(record), None, record.trace))
+        return bool(made.rowcount)
 
     def _claimed(self, run_id: str, stored: StoredRun | None, lease: Lease, fence: int,
                  valid_until: float) -> Claim:
@@ -1035,36 +1086,32 @@ class PostgresStore:
             self.lease_ttl, DEFAULT_QUEUE, [c.run_id for c in claims],
             [c.fence for c in claims], [None if e is None else e[0] for e in ends],
             [None if e is None else e[1] for e in ends]]
-        for part in (fresh, again):
-            params += [[k[0] for k, _ in part], [r[0] for _, r in part],
-                       [r[1] for _, r in part], [r[2] for _, r in part],
-                       [r[3] for _, r in part], [_text(r[4]) for _, r in part],
-                       [_text(r[5]) for _, r in part], [r[6] for _, r in part],
-                       [r[7] for _, r in part], [k[2] for k, _ in part],
-                       [r[9] if len(r) > 9 else None for _, r in part]]
+        params += _node_columns(fresh)
+        params += _node_columns(again)
         params += [[k[0] for k in data], [k[1] for k in data], list(data.values())]
-        item_rows = list(items.values())
-        params += [[k[0] for k in items], [r.node for r in item_rows],
-                   [r.item for r in item_rows], [r.status for r in item_rows],
-                   [r.attempts for r in item_rows], [r.output for r in item_rows],
-                   [_text(r.error) for r in item_rows],
-                   [_text(r.traceback) for r in item_rows],
-                   [r.started for r in item_rows], [r.finished for r in item_rows],
-                   [k[3] for k in items]]
-        with conn.transaction():
-            rows = conn.execute(self._commit_sql, params).fetchall()
-            held = {(r[0], r[1]): r[2] for r in rows}
-            wake: set[str] = set()
-            for claim, end in claims.items():
-                if end is None or (claim.run_id, claim.fence) not in held:
-                    continue
-                if end[0] == WAITING:
-                    if self._park(conn, claim, end[1]):
+        params += _item_columns(items)
+        if any(e is not None and e[0] in (WAITING, QUEUED) for e in ends):
+            # a run parked or handed back to its queue: its due time and the workers'
+            # wake-up go in the same transaction as the statement
+            with conn.transaction():
+                held = self._commit_statement(conn, params)
+                wake: set[str] = set()
+                for claim, end in claims.items():
+                    if end is None or (claim.run_id, claim.fence) not in held:
+                        continue
+                    if end[0] == WAITING:
+                        if self._park(conn, claim, end[1]):
+                            wake.add(held[claim.run_id, claim.fence])
+                    elif end[0] == QUEUED:
                         wake.add(held[claim.run_id, claim.fence])
-                elif end[0] == QUEUED:
-                    wake.add(held[claim.run_id, claim.fence])
-            for name in wake:
-                conn.execute("SELECT pg_notify(%s, %s)", (self._channel, name))
+                for name in wake:
+                    conn.execute("SELECT pg_notify(%s, %s)", (self._channel, name))
+        else:
+            # One statement: on an autocommit connection it is its own transaction,
+            # all of it or nothing, without the BEGIN and COMMIT round trips (two of
+            # the three a group commit made: 1,000 nodes x 1 ms went from 1.62x to
+            # ...x in memory, perf/bench_postgres.py).
+            held = self._commit_statement(conn, params)
         self._deferred = []
         refused = [c for c in claims if (c.run_id, c.fence) not in held]
         for claim, end in claims.items():
@@ -1079,6 +1126,13 @@ class PostgresStore:
             for claim in refused:
                 known.pop((claim.run_id, claim.fence), None)
                 claim.fail(self._why_refused(claim.run_id, now.get(claim.run_id)))
+
+    def _commit_statement(self, conn: psycopg.Connection[Any], params: list[Any]
+                          ) -> dict[tuple[str, int], str]:
+        """Run the group commit's statement: (run id, fence) -> queue of each claim
+        whose writes the database took (its fence is still the run's; the queue is
+        set for the runs it parks or hands back, the only ones it is read for)."""
+        return {(r[0], r[1]): r[2] for r in conn.execute(self._commit_sql, params)}
 
     def _park(self, conn: psycopg.Connection[Any], claim: Claim, now: float) -> bool:
         """Set the due time of ``claim``'s run, parked by this transaction: the earliest
@@ -1192,12 +1246,13 @@ class PostgresStore:
                              "PostgreSQL store cannot keep")
         return conn.execute(
             f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
-            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (run_id) DO NOTHING",
             (record.run_id, record.workflow, record.fingerprint,
              record.structure_json or json.dumps(record.structure), record.inputs,
              record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+             None, None, 0, record.queue, record.due, 0, _waits_json(record), None,
+             record.trace),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,

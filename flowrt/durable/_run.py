@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from .._engine.shared import Shared
     from .._engine.state import RunState
+    from .._engine.telemetry import RunSpan
     from ..workflow import Plan, WaitSpec
     from ._store import Store
 
@@ -511,18 +512,29 @@ async def durable_run(store: Store, shared: Shared, plan: Plan, run_id: str,
     if not run_id.isascii():
         _check_text(run_id, "run_id")
     lease = Lease.mine()
-    # One trip to a worker thread: read the run, check it, take it (one transaction).
-    opened = await anyio.to_thread.run_sync(
-        _open_run, store, plan, run_id, plan_inputs, resume, lease,
-        tuple(settings.resources or ()))
-    if opened.claim is None:
-        return result_from_store(plan, opened, data)
-    return await run_opened(store, shared, plan, opened, data, settings)
+    # Traced: the run's span opens now, so that a new run is stored with its trace.
+    span = (shared.telemetry.open_run_span(plan.workflow, run_id, len(plan))
+            if shared.telemetry is not None else None)
+    try:
+        # One trip to a worker thread: read the run, check it, take it (one transaction).
+        opened = await anyio.to_thread.run_sync(
+            _open_run, store, plan, run_id, plan_inputs, resume, lease,
+            tuple(settings.resources or ()), span.traceparent if span is not None else None)
+        if opened.claim is None:
+            if span is not None:
+                span.abandon("succeeded")
+            return result_from_store(plan, opened, data)
+        return await run_opened(store, shared, plan, opened, data, settings, span=span)
+    except BaseException as error:
+        if span is not None:  # unless the run took it over (and ended it)
+            span.abandon("cancelled" if not isinstance(error, Exception) else "error", error)
+        raise
 
 
 async def run_opened(store: Store, shared: Shared, plan: Plan, opened: Opened,
                      data: WorkflowData | None, settings: RunSettings, *,
-                     handed_back: str = "cancelled") -> RunResult:
+                     handed_back: str = "cancelled", span: RunSpan | None = None
+                     ) -> RunResult:
     """Run a run claimed from the store (by :func:`durable_run`, or by a worker that
     took it from the queue) to its end, recording it as it goes.
 
@@ -530,24 +542,28 @@ async def run_opened(store: Store, shared: Shared, plan: Plan, opened: Opened,
     ``shared`` resources, with ``settings``), with what the store recorded put back and
     a :class:`Checkpoint` attached. ``handed_back``: the status the store records when
     the caller is cancelled or the runtime shuts down (``"cancelled"``; a worker gives
-    its runs back to the queue with ``"queued"``).
+    its runs back to the queue with ``"queued"``). ``span``: the run's ``flowrt.run``
+    span when the caller opened it (:func:`durable_run`, tracing).
 
     Raises:
         LeaseLost: another process took the run over (the store refused this one).
         StoreError: the store could not record the run.
     """
     with shared.in_flight():  # the runtime keeps its store open until this returns
-        return await _run_claimed(store, shared, plan, opened, data, settings, handed_back)
+        return await _run_claimed(store, shared, plan, opened, data, settings, handed_back,
+                                  span)
 
 
 async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
                        data: WorkflowData | None, settings: RunSettings,
-                       handed_back: str) -> RunResult:
+                       handed_back: str, span: RunSpan | None) -> RunResult:
     claim = opened.claim
     assert claim is not None
     run_id = claim.run_id
     try:
         run = prepare_run(shared, plan, run_id, opened.inputs, data, settings)
+        # a later start of a traced run links to the trace of its first start
+        run.trace(span, opened.stored.record.trace if opened.stored is not None else None)
         restored = _restore(run, plan, opened, run.state.data)
         crash = CRASH_AT.get()
         checkpoint: Checkpoint
@@ -632,13 +648,14 @@ class Opened:
 
 
 def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
-              resume: str | None, lease: Lease, resources: tuple[str, ...] = ()) -> Opened:
+              resume: str | None, lease: Lease, resources: tuple[str, ...] = (),
+              trace: str | None = None) -> Opened:
     """Look the run up, check it, and claim it, in one transaction of the store.
 
     Returns :class:`Opened`; its ``claim`` is None for a run that already succeeded with
     this structure: its stored result is the answer and nothing is started. Everything
     stored is read (decoded, rebuilt) before anything is written, so a damaged run is
-    refused and left as it was.
+    refused and left as it was. ``trace``: the ``traceparent`` a new run is stored with.
     """
     serializer = store.serializer
     opened = Opened(inputs=inputs)
@@ -648,7 +665,8 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
         if stored is not None and _read_back(stored, plan, run_id, inputs, resume,
                                              serializer, opened):
             return None  # it succeeded: replay it, claim nothing
-        return _new_record(plan, run_id, opened.inputs, serializer, resources)
+        record = _new_record(plan, run_id, opened.inputs, serializer, resources)
+        return record if trace is None else attrs.evolve(record, trace=trace)
 
     opened.stored, opened.claim = store.claim(run_id, lease, decide)
     return opened

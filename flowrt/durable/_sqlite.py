@@ -29,13 +29,13 @@ The work queue (docs/decisions/013-queue.md) is the ``runs`` table itself: a run
 (an index on ``due``) and claims it in the same ``BEGIN IMMEDIATE`` transaction, so two
 workers never take one run. Signals and schedules have tables of their own.
 
-Schema (version 5; version 1 had no ``fence`` columns, version 2 no queue, signals or
-schedules, version 3 no cache, version 4 no items)::
+Schema (version 6; version 1 had no ``fence`` columns, version 2 no queue, signals or
+schedules, version 3 no cache, version 4 no ``trace``, version 5 no items)::
 
-    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 5
+    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 6
     runs(run_id PRIMARY KEY, workflow, fingerprint, structure JSON, inputs BLOB, status,
          serializer, created, started, finished, resumes, lease JSON, lease_expires,
-         fence, queue, due, recoveries, waits JSON, error)
+         fence, queue, due, recoveries, waits JSON, error, trace)
     nodes(run_id, node, status, attempts, output BLOB, error, traceback, started,
           finished, fence, due, PRIMARY KEY (run_id, node))
     data(run_id PRIMARY KEY, snapshot BLOB)
@@ -95,7 +95,7 @@ from ._store import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APP = "flowrt"
 
 _SCHEMA = [
@@ -142,8 +142,11 @@ _CACHE_SCHEMA = [
         created REAL NOT NULL, expires REAL) WITHOUT ROWID""",
 ]
 _SCHEMA += _CACHE_SCHEMA
+# -- version 5: the trace a run's later starts link to (RunRecord.trace) -------------
+_TRACE_SCHEMA = ["ALTER TABLE runs ADD COLUMN trace TEXT"]
+_SCHEMA += _TRACE_SCHEMA
 
-# -- version 5: the items of mapped nodes (docs/mapping.md) -----------------------------
+# -- version 6: the items of mapped nodes (docs/mapping.md) -----------------------------
 #: one row per item that reached a final status, plus one (item -1, status "listed",
 #: attempts = the item count) per mapped node whose item list is known
 _ITEMS_SCHEMA = [
@@ -171,8 +174,10 @@ _MIGRATIONS: dict[int, list[str]] = {
     # -- caching --
     # 4: cached node outputs
     3: [*_CACHE_SCHEMA],
-    # 5: the items of mapped nodes
-    4: [*_ITEMS_SCHEMA],
+    # 5: the trace a run's later starts link to
+    4: _TRACE_SCHEMA,
+    # 6: the items of mapped nodes
+    5: [*_ITEMS_SCHEMA],
 }
 
 #: the columns of each table, by schema version
@@ -198,18 +203,21 @@ _COLUMNS_V3 = {
 # -- caching --
 _COLUMNS_V4 = {**_COLUMNS_V3,
                "cache": ("key", "value", "serializer", "created", "expires")}
+# -- OpenTelemetry --
+_COLUMNS_V5 = {**_COLUMNS_V4, "runs": (*_COLUMNS_V4["runs"], "trace")}
 # -- maps --
-_COLUMNS_V5 = {
-    **_COLUMNS_V4,
+_COLUMNS_V6 = {
+    **_COLUMNS_V5,
     "items": ("run_id", "node", "item", "status", "attempts", "output", "error", "traceback",
               "started", "finished", "fence"),
 }
-_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4, 5: _COLUMNS_V5}
+_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4,
+            5: _COLUMNS_V5, 6: _COLUMNS_V6}
 _ITEM_COLUMNS = "node, item, status, attempts, output, error, traceback, started, finished"
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
-                "due, recoveries, waits, error")
+                "due, recoveries, waits, error, trace")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
                  "fence, due")
 _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
@@ -292,7 +300,7 @@ def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
                              f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, inputs, row[5], row[6], row[7],
                      row[8], row[9], row[10], row[3], owner, row[12], row[13], row[14],
-                     row[15], row[16], waits, row[18])
+                     row[15], row[16], waits, row[18], row[19])
 
 
 def _signal(row: tuple[Any, ...]) -> SignalRecord:
@@ -592,12 +600,12 @@ class SQLiteStore:
         if old is None:
             conn.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, record.workflow, record.fingerprint,
                  record.structure_json or json.dumps(record.structure), record.inputs,
                  RUNNING, record.serializer, record.created, record.started, None, 0,
                  lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
-                 None))
+                 None, record.trace))
             return stored, 1
         new = restarted(old, record, lease, expires)
         conn.execute(
@@ -928,11 +936,12 @@ class SQLiteStore:
     def _insert_queued(conn: sqlite3.Connection, record: RunRecord) -> bool:
         return conn.execute(
             f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (record.run_id, record.workflow, record.fingerprint,
              record.structure_json or json.dumps(record.structure), record.inputs,
              record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+             None, None, 0, record.queue, record.due, 0, _waits_json(record), None,
+             record.trace),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,

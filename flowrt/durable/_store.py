@@ -187,6 +187,11 @@ class RunRecord:
     waits: dict[str, str] = attrs.field(factory=dict)
     #: why it ended ``"dead_letter"`` (or another run-level error), else None
     error: str | None = None
+    # -- OpenTelemetry (docs/observability.md): schema 5 on SQLite, 4 on PostgreSQL --
+    #: the W3C ``traceparent`` of the run's first start (its ``flowrt.run`` span; for a
+    #: submitted run, the span current where it was submitted), which the spans of its
+    #: later starts link to; None when it was not traced. Written once, with the run.
+    trace: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -260,7 +265,7 @@ def with_fence(record: tuple[Any, ...], fence: int) -> NodeRecord:
     return tuple.__new__(NodeRecord, fields)
 
 
-# -- the items of mapped nodes (SQLite schema 5, PostgreSQL schema 4) --------------
+# -- the items of mapped nodes (SQLite schema 6, PostgreSQL schema 5) --------------
 
 
 class ItemRecord(NamedTuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._logging import logger
+from .._logging import logger, trace_ids
 
 if TYPE_CHECKING:
     from ..data import WorkflowData
@@ -56,11 +56,13 @@ class Context:
 
     @property
     def log(self) -> Any:
-        """A structlog logger of the ``flowrt`` logger, bound with run_id, node, attempt."""
+        """A structlog logger of the ``flowrt`` logger, bound with run_id, node, attempt;
+        and with ``trace_id`` and ``span_id`` when an OpenTelemetry span is active where
+        it is first asked for (the node's span, when the runtime traces)."""
         if self._log is None:
             self._log = logger().bind(
-                workflow=self.workflow, run_id=self.run_id, node=self.node, attempt=self.attempt
-            )
+                workflow=self.workflow, run_id=self.run_id, node=self.node, attempt=self.attempt,
+                **trace_ids())
             if self.item is not None:
                 self._log = self._log.bind(item=self.item)
         return self._log

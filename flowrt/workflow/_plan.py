@@ -144,7 +144,7 @@ class Plan:
         self.wait_specs: dict[int, WaitSpec] = dict(waits) if waits else {}
         for i in self.wait_specs:
             self.special[i] = WAIT
-        # -- maps (docs/decisions/022-map-slabs.md) ----------------------------------
+        # -- maps (docs/decisions/023-map-slabs.md) ----------------------------------
         #: node id -> how it fans out, for mapped nodes
         self.maps: dict[int, MapSpec] = maps or {}
         #: mapped node id -> the limit index its *items* are under (limit_of's meaning);

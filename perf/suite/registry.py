@@ -144,6 +144,10 @@ FAMILIES: tuple[Family, ...] = (
            "Cached nodes: a hit's cost per node against running it",
            "(not in the seed; issue 16's figures)", tables.cache_tables,
            flowrt_names=("cache/*",)),
+    Family("otel", "bench_otel.py", "OpenTelemetry's cost per node",
+           "OpenTelemetry: off, installed without an SDK, and with the SDK",
+           "(not in the seed; issue 16's figures)", tables.otel_tables,
+           flowrt_names=("otel/*",)),
 )
 # branches (issue 13)
 FAMILIES += (

@@ -685,6 +685,25 @@ def render_table(r: Results, table: Table, behind_out: list[tuple[Row, Verdict]]
     return lines
 
 
+def otel_tables(r: Results) -> list[Table]:
+    o = "otel/noop-10000"
+    absent = {"without the otel extra": f"{o}/absent"}
+    rows = [
+        Row("10,000 no-op nodes: the otel extra installed, no SDK configured",
+            f"{o}/no_sdk", absent, reference_only=True,
+            info="target: at most 1.03x without the extra"),
+        Row("10,000 no-op nodes: the SDK's spans, a no-op exporter", f"{o}/sdk_spans",
+            absent, reference_only=True),
+        Row("10,000 no-op nodes: the SDK's metrics (never collected)", f"{o}/sdk_metrics",
+            absent, reference_only=True),
+    ]
+    return [Table("OpenTelemetry per node (one run of 10,000 no-op async nodes on an open "
+                  "Runtime). The column is flowrt's own run without the extra, not an "
+                  "alternative", ["without the otel extra"], rows, seed_column=False,
+                  footnotes=["Without a provider a runtime has no telemetry object, and "
+                             "the supervisor's per-node path is the same as without the "
+                             "extra (docs/decisions/022-otel-switch.md): the no-SDK ratio "
+                             "is noise."])]
 
 
 # -- branches (issue 13) ------------------------------------------------------------------
