@@ -65,11 +65,6 @@ _DASH = "\u2013"  # what an empty cell shows
 _DOT = " \u00b7 "  # between the parts of a label
 _ORDER = ("succeeded", "cached", "failed", "cancelled", "skipped", "bypassed", "compensated",
           "compensation_failed", "waiting", "running", "pending")
-#: fill colour of the node statuses that the next layers store (a wait node's
-#: ``waiting``; ``bypassed``, ``cached``, ``compensated``...) until
-#: :data:`flowrt.tools.viz.COLOURS` has them
-MORE_COLOURS = {"waiting": "#d8b9ff", "cached": "#b8e6c4",
-                "compensated": "#c3dafe", "compensation_failed": "#f38ba8"}
 
 
 def view_of_stored(stored: StoredRun) -> RunView:
@@ -150,7 +145,7 @@ def _colour(status: str) -> str:
     s = BY_NAME.get(status)
     if s is not None:
         return COLOURS[s]
-    return MORE_COLOURS.get(status, COLOURS[Status.PENDING])
+    return COLOURS[Status.PENDING]  # a status this flowrt does not know
 
 
 def _in_order(present: Iterable[str]) -> list[str]:

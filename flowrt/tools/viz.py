@@ -34,9 +34,9 @@ COLOURS: Mapping[Status, str] = {
     Status.BYPASSED: "#d0d7de",  # branches: grey, on a path not taken
     # -- waits (issue 14): the colour the report gave stored "waiting" nodes before
     Status.WAITING: "#d8b9ff",
-    # -- saga compensation --
-    Status.COMPENSATED: "#cba6f7",
-    Status.COMPENSATION_FAILED: "#eba0ac",
+    # -- saga compensation: khaki and red, apart from waiting's purple and failed's pink
+    Status.COMPENSATED: "#e5c890",
+    Status.COMPENSATION_FAILED: "#e78284",
     # -- caching --
     Status.CACHED: "#94e2d5",
 }

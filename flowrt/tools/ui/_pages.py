@@ -23,7 +23,7 @@ from ..._engine.result import jsonable
 from ..._types import BY_NAME, Status
 from .. import _format as fmt
 from .._view import RunView
-from ..report import MORE_COLOURS, RunPage
+from ..report import RunPage
 from ..viz import COLOURS
 from ._data import PAGE_SIZE, SINCE, STATES, Children, Holder, RunFilter, Snapshot, state_of
 
@@ -58,7 +58,7 @@ def colour(state: str) -> str:
     status = BY_NAME.get(state)
     if status is not None:
         return COLOURS[status]
-    return RUN_COLOURS.get(state) or MORE_COLOURS.get(state) or COLOURS[Status.PENDING]
+    return RUN_COLOURS.get(state) or COLOURS[Status.PENDING]
 
 
 def badge(state: str) -> str:
