@@ -376,7 +376,8 @@ class RunResult:
         (nodes per status), ``attempts``, ``retries``, ``nodes`` (name ->
         :meth:`NodeResult.to_dict` plus ``deps``, the node's dependencies, and ``wait``
         and ``due`` as a store gives them: what a wait node waits for; ``items``, a mapped
-        node's items per status, else None) and, unless
+        node's items per status, else None; ``item_list``, its items by index as
+        ``{"status", "attempts", "error"}``, else None) and, unless
         ``outputs=False``, ``outputs`` (the succeeded nodes' outputs; values JSON cannot
         hold become their ``repr``, see :func:`jsonable`). Stored runs have the same
         keys (:meth:`flowrt.StoredRun.to_dict`), so tools read either.
@@ -389,8 +390,13 @@ class RunResult:
             entry["deps"] = list(structure[name])
             entry["due"] = None  # a wait node's due time is the store's
             entry["wait"] = waits.get(name)
-            entry["items"] = (self.item_counts(name) if self.plan.index[name] in self.plan.maps
-                              else None)
+            mapped = self.plan.index[name] in self.plan.maps
+            entry["items"] = self.item_counts(name) if mapped else None
+            entry["item_list"] = [
+                {"status": str(it.status), "attempts": it.attempts,
+                 "error": None if it.error is None
+                 else f"{type(it.error).__name__}: {it.error}"}
+                for it in self.items(name)] if mapped else None
             nodes[name] = entry
         metrics = self.metrics
         data: dict[str, Any] = {

@@ -407,6 +407,21 @@ class StoredRun:
             counts["pending"] = pending
         return counts
 
+    def item_list(self, node: str) -> list[dict[str, Any]]:
+        """The items of mapped ``node`` by index, each ``{"status", "attempts", "error"}``
+        ("pending", 0, None for an item listed but not recorded yet); empty when its item
+        list is not recorded."""
+        records = self.items.get(node)
+        if not records or LISTED not in records:
+            return []
+        out = []
+        for i in range(records[LISTED].attempts):
+            rec = records.get(i)
+            out.append({"status": "pending", "attempts": 0, "error": None} if rec is None
+                       else {"status": rec.status, "attempts": rec.attempts,
+                             "error": rec.error})
+        return out
+
     def waits(self) -> list[Wait]:
         """What the run's waiting nodes wait for, in the order of its structure."""
         kinds = self.record.waits
@@ -434,8 +449,9 @@ class StoredRun:
         read back, not run, in the latest start), ``due`` (a wait node's) and ``wait``
         (what a wait node waits for: "signal", "approval", "timer"; None for other
         nodes), ``items`` (a mapped node's items per status, :meth:`item_counts`; None
-        for other nodes); and ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out
-        (:meth:`outputs` reads them).
+        for other nodes), ``item_list`` (its items by index, :meth:`item_list`); and
+        ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out (:meth:`outputs`
+        reads them).
         """
         record = self.record
         structure = record.structure
@@ -458,7 +474,8 @@ class StoredRun:
                                "error": rec.error, "traceback": rec.traceback, "deps": deps,
                                "restored": rec.fence < record.fence,
                                "due": rec.due, "wait": record.waits.get(name),
-                               "items": self.item_counts(name) or None}
+                               "items": self.item_counts(name) or None,
+                               "item_list": self.item_list(name) or None}
                 if isinstance(rec.attempts, int) and rec.attempts > 0:
                     attempts += rec.attempts
                     ran += 1

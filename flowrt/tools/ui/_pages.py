@@ -352,14 +352,16 @@ def _compensation(view: RunView, level: Mapping[str, int]) -> str:
 
 
 def _items(data: Mapping[str, Any]) -> str:
-    """The items of each map node: ``nodes[name]["items"]``, a list of dicts with
-    ``status``, ``attempts``, ``error`` (what ``result.items(name)`` gives)."""
+    """The items of each map node: ``nodes[name]["item_list"]`` of ``to_dict()`` (or a
+    list under ``"items"``), dicts with ``status``, ``attempts``, ``error`` (what
+    ``result.items(name)`` gives)."""
     nodes = data.get("nodes")
     if not isinstance(nodes, Mapping):
         return ""
     out = []
     for name, node in nodes.items():
-        items = node.get("items") if isinstance(node, Mapping) else None
+        items = (node.get("item_list") or node.get("items")) if isinstance(node, Mapping) \
+            else None
         if not isinstance(items, list):
             continue
         counts: dict[str, int] = {}
