@@ -73,9 +73,11 @@ from ._store import (
     not_found,
     park_due,
     prune,
+    queued_run_row,
     refuse_live_holder,
     refuse_signal,
     restarted,
+    waits_json,
     woken,
 )
 
@@ -436,10 +438,6 @@ def _signal(row: tuple[Any, ...]) -> SignalRecord:
 def _schedule(row: tuple[Any, ...]) -> ScheduleRecord:
     return ScheduleRecord(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6],
                           row[7], bool(row[8]), row[9], row[10], row[11])
-
-
-def _waits_json(record: RunRecord) -> str | None:
-    return json.dumps(record.waits) if record.waits else None
 
 
 def _channel(schema: str) -> str:
@@ -820,7 +818,7 @@ class PostgresStore:
             "recoveries = coalesce(%s, recoveries) WHERE run_id = %s",
             (new.started, new.resumes, new.fingerprint,
              new.structure_json or json.dumps(new.structure), lease.to_json(), expires,
-             new.fence, _waits_json(new), recoveries, run_id))
+             new.fence, waits_json(new), recoveries, run_id))
         return stored, new.fence
 
     def _insert_run(self, conn: psycopg.Connection[Any], run_id: str, record: RunRecord,
@@ -835,7 +833,7 @@ class PostgresStore:
              record.structure_json or json.dumps(record.structure), record.inputs,
              RUNNING, record.serializer, record.created, record.started, None, 0,
              lease.to_json(), self.lease_ttl, 1, record.queue, None, 0,
-             _waits_json(record), None, record.trace))
+             waits_json(record), None, record.trace))
         return bool(made.rowcount)
 
     def _claimed(self, run_id: str, stored: StoredRun | None, lease: Lease, fence: int,
@@ -1248,11 +1246,7 @@ class PostgresStore:
             f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
             "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (run_id) DO NOTHING",
-            (record.run_id, record.workflow, record.fingerprint,
-             record.structure_json or json.dumps(record.structure), record.inputs,
-             record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None,
-             record.trace),
+            queued_run_row(record),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,

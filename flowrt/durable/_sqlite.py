@@ -87,9 +87,11 @@ from ._store import (
     not_found,
     park_due,
     prune,
+    queued_run_row,
     refuse_live_holder,
     refuse_signal,
     restarted,
+    waits_json,
     woken,
 )
 
@@ -310,10 +312,6 @@ def _signal(row: tuple[Any, ...]) -> SignalRecord:
 def _schedule(row: tuple[Any, ...]) -> ScheduleRecord:
     return ScheduleRecord(row[0], row[1], _blob(row[2]), row[3], row[4], row[5], row[6],
                           row[7], bool(row[8]), row[9], row[10], row[11])
-
-
-def _waits_json(record: RunRecord) -> str | None:
-    return json.dumps(record.waits) if record.waits else None
 
 
 class SQLiteStore:
@@ -604,7 +602,7 @@ class SQLiteStore:
                 (run_id, record.workflow, record.fingerprint,
                  record.structure_json or json.dumps(record.structure), record.inputs,
                  RUNNING, record.serializer, record.created, record.started, None, 0,
-                 lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
+                 lease.to_json(), expires, 1, record.queue, None, 0, waits_json(record),
                  None, record.trace))
             return stored, 1
         new = restarted(old, record, lease, expires)
@@ -615,7 +613,7 @@ class SQLiteStore:
             "recoveries = coalesce(?, recoveries) WHERE run_id = ?",
             (new.started, new.resumes, new.fingerprint,
              new.structure_json or json.dumps(new.structure), lease.to_json(), expires,
-             new.fence, _waits_json(new), recoveries, run_id))
+             new.fence, waits_json(new), recoveries, run_id))
         return stored, new.fence
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
@@ -937,11 +935,7 @@ class SQLiteStore:
         return conn.execute(
             f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES "
             "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (record.run_id, record.workflow, record.fingerprint,
-             record.structure_json or json.dumps(record.structure), record.inputs,
-             record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None,
-             record.trace),
+            queued_run_row(record),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,

@@ -258,6 +258,21 @@ class NodeRecord(NamedTuple):
     due: float | None = None
 
 
+def waits_json(record: RunRecord) -> str | None:
+    """The ``waits`` column of ``record``'s row (None when it has no wait nodes)."""
+    return json.dumps(record.waits) if record.waits else None
+
+
+def queued_run_row(record: RunRecord) -> tuple[Any, ...]:
+    """The row of a run submitted to the queue, in the runs table's column order (the
+    same for every SQL store): no lease, fence 0, no recoveries yet."""
+    return (record.run_id, record.workflow, record.fingerprint,
+            record.structure_json or json.dumps(record.structure), record.inputs,
+            record.status, record.serializer, record.created, record.started, None, 0,
+            None, None, 0, record.queue, record.due, 0, waits_json(record), None,
+            record.trace)
+
+
 def with_fence(record: tuple[Any, ...], fence: int) -> NodeRecord:
     """``record`` as a store keeps it: written under ``fence`` (writers may pass the
     first eight fields only, built with ``tuple.__new__`` on the hot path)."""
