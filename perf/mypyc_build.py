@@ -52,9 +52,11 @@ REPO = Path(__file__).resolve().parent.parent
 #: data/_interner.py (``__call__ = intern`` in the class body: importing it raises
 #: KeyError 'intern'); data/_workflow_data.py (mypyc refuses ``cls = ...`` in __new__).
 SETS = {
-    # the run's hot path: the runner loop, succeed, settle; the node call; the limits
+    # the run's hot path: the runner loop, succeed, settle; the node call; the limits;
+    # and the maps, whose item supervisor subclasses the Supervisor (an interpreted class
+    # cannot subclass a compiled one)
     "engine": ["_engine/supervisor.py", "_engine/invoke.py", "_engine/limits.py",
-               "_engine/state.py"],
+               "_engine/state.py", "_engine/mapping.py"],
     # building a workflow: Workflow.add, signatures, options
     "build": ["workflow/_workflow.py", "workflow/_signature.py", "workflow/_options.py"],
     # the status board (the data store is left out: see above)
@@ -98,6 +100,11 @@ PATCHES = [
     ("_engine/supervisor.py", r"(?m)^([A-Z]+) = (Status\.[A-Z]+\.value)$", r"\1: Final = \2"),
     ("workflow/_workflow.py", r"index\.setdefault\(name, i\) is not i:",
      "index.setdefault(name, i) != i:"),
+    # A native attribute checks its declared type on every assignment: _Chain.state is
+    # declared _ItemState through a cast of None (it is set later); compiled, every map
+    # failed with "TypeError: _ItemState object expected; got None".
+    ("_engine/mapping.py", r'self\.state = cast\("_ItemState", state\)',
+     "self.state: Any = state"),
 ]
 
 
