@@ -41,6 +41,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from difflib import get_close_matches
+from itertools import chain
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
@@ -258,6 +259,24 @@ class NodeRecord(NamedTuple):
     due: float | None = None
 
 
+def is_structure(value: Any) -> bool:
+    """Whether ``value`` (read from JSON) maps node names to lists of node names: what a
+    run's stored ``structure`` must be.
+
+    Checked with C-level loops (``map``, ``set``): a store reads it at every claim, and
+    generator expressions over a 10,000-node run cost ~3 ms of that claim.
+    """
+    if type(value) is not dict:
+        return False
+    deps = value.values()
+    # JSON decodes to exact types (no subclasses): comparing the types is isinstance here
+    return set(map(type, deps)) <= _LIST and set(map(type, chain.from_iterable(deps))) <= _STR
+
+
+_LIST = frozenset({list})
+_STR = frozenset({str})
+
+
 def waits_json(record: RunRecord) -> str | None:
     """The ``waits`` column of ``record``'s row (None when it has no wait nodes)."""
     return json.dumps(record.waits) if record.waits else None
@@ -383,8 +402,12 @@ def decode(serializer: Serializer, blob: bytes, what: str) -> Any:
     try:
         return serializer.loads(blob)
     except Exception as error:
-        raise StoreError(f"{what} is damaged and cannot be read: "
-                         f"{type(error).__name__}: {error}") from None
+        raise unreadable(what, error) from None
+
+
+def unreadable(what: str, error: Exception) -> StoreError:
+    """The error of a stored value (``what``) that ``error`` says cannot be read."""
+    return StoreError(f"{what} is damaged and cannot be read: {type(error).__name__}: {error}")
 
 
 @attrs.frozen
