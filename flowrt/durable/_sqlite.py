@@ -599,10 +599,10 @@ class SQLiteStore:
         run_id = record.run_id
         # The rows are in the records' field order: each becomes its record as it is
         # (tuple.__new__ skips NamedTuple's Python-level __new__: a resume reads every
-        # node; 10,000 rows in ~2.5 ms instead of ~6), output converted where it is not a
-        # blob already (_blob).
+        # node), output converted where it is neither a blob nor NULL (_blob).
         new = tuple.__new__
-        nodes = {r[0]: new(NodeRecord, r if type(r[3]) is bytes else _blob_at(r, 3))
+        nodes = {r[0]: new(NodeRecord, r if type(r[3]) is bytes or r[3] is None
+                           else _blob_at(r, 3))
                  for r in conn.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE run_id = ?",
                                        (run_id,))}
         data = conn.execute("SELECT snapshot FROM data WHERE run_id = ?", (run_id,)).fetchone()
@@ -612,7 +612,7 @@ class SQLiteStore:
         for r in conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE run_id = ?",
                               (run_id,)):
             items.setdefault(r[0], {})[r[1]] = new(
-                ItemRecord, r if type(r[4]) is bytes else _blob_at(r, 4))
+                ItemRecord, r if type(r[4]) is bytes or r[4] is None else _blob_at(r, 4))
         return StoredRun(record, nodes, None if data is None else _blob(data[0]),
                          self.serializer, signals, items)
 
