@@ -14,6 +14,7 @@ import flowrt
 from flowrt import SQLiteStore
 from flowrt._schedule import due_slots, slot_run_id
 from flowrt.testing import Crash, FakeClock, check_resume, crash_at
+from subproc import run_program
 
 pytestmark = pytest.mark.anyio
 
@@ -266,3 +267,73 @@ async def test_crash_at_every_boundary_resumes_to_the_same_result(tmp_path: Path
         assert rt.store is not None and rt.store.get_run("r").status == "running"
         result = await rt.run(wf, run_id="r")
         assert result["b"] == 50 and calls == ["a", "b"] and result.nodes["a"].restored
+
+
+CHECK_RESUME_WITH_WAITS = """
+    from datetime import timedelta
+    import anyio, flowrt
+    from flowrt.testing import check_resume
+
+    wf = flowrt.Workflow("purchase")
+
+    @wf.node
+    def quote() -> int:
+        return 1450
+
+    wf.approval("manager", after=["quote"])
+    wf.signal("paid", after=["quote"], timeout=timedelta(days=1))
+    wf.timer("cool_off", after=["manager"], delay=timedelta(hours=1))
+
+    @wf.node(after=["cool_off"])
+    def ship(quote: int, paid: dict, manager: dict) -> str:
+        return f"{quote} paid {paid['ref']}, approved by {manager['by']}"
+
+    starts = []
+
+    def count(event):
+        if str(event.kind) == "run_started":
+            starts.append(event.run_id)
+
+    async def main():
+        for missing in ({}, {"payd": {"ref": "x"}}):
+            try:
+                await check_resume(wf, signals=missing)
+            except ValueError as error:
+                print("refused:", error)
+        picture = await check_resume(wf, signals={"paid": {"ref": "T-9"}})
+        print(picture["status"], picture["outputs"]["ship"])
+        await check_resume(wf, nodes=["ship"], signals={"paid": {"ref": "T-9"}},
+                           on_event=count)
+        print("starts", len(starts))
+        rejected = await check_resume(wf, signals={"paid": {"ref": "T-9"},
+                                                   "manager": {"approved": False,
+                                                               "by": "cfo"}})
+        print(rejected["status"], rejected["nodes"]["manager"], rejected["nodes"]["ship"])
+
+    anyio.run(main, backend=BACKEND)
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_check_resume_serves_signals_approvals_and_timers(backend: str) -> None:
+    """It used to wait forever for a signal nobody sent (now: a subprocess that would
+    hang fails the test at its timeout)."""
+    out = run_program(CHECK_RESUME_WITH_WAITS, backend=backend, timeout=120).splitlines()
+    assert out[0] == ("refused: check_resume cannot make up a payload for signal node "
+                      "'paid' of workflow 'purchase': pass signals={'paid': ...}")
+    assert out[1] == ("refused: signals=: 'payd' is no signal node of workflow 'purchase'; "
+                      "did you mean 'paid'? (its signal and approval nodes: 'manager', "
+                      "'paid')")
+    assert out[2] == "succeeded 1450 paid T-9, approved by check_resume"
+    # 3 starts without a crash (parked for the signals, then for the timer, then done),
+    # 4 with the crash at 'ship' (reached after the waits, in the third start)
+    assert out[3] == "starts 7"
+    assert out[4] == "failed failed skipped"
+
+
+async def test_check_resume_refuses_park_and_unknown_crash_points() -> None:
+    wf = chain()
+    with pytest.raises(ValueError, match="leave park= out"):
+        await check_resume(wf, park=True)
+    with pytest.raises(ValueError, match="has no node 'bb'; did you mean 'b'"):
+        await check_resume(wf, nodes=["bb"])
