@@ -337,3 +337,37 @@ async def test_check_resume_refuses_park_and_unknown_crash_points() -> None:
         await check_resume(wf, park=True)
     with pytest.raises(ValueError, match="has no node 'bb'; did you mean 'b'"):
         await check_resume(wf, nodes=["bb"])
+
+
+async def test_a_worker_logs_what_a_parked_run_waits_for(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Not "run ended status=waiting": the run is not over, and the log says what it
+    waits for, with the due times on the runtime's clock (here a FakeClock's)."""
+    wf = flowrt.Workflow("purchase")
+    wf.add("quote", lambda: 1450)
+    wf.approval("manager", after=["quote"])
+    wf.signal("paid", after=["quote"], timeout=timedelta(days=1))
+    wf.timer("cool_off", after=["manager"], delay=timedelta(hours=1))
+    wf.add("ship", lambda quote, paid: f"{quote} {paid}", deps=["quote", "paid"],
+           after=["cool_off"])
+    caplog.set_level("INFO", logger="flowrt")
+    clock = FakeClock(START)
+    async with flowrt.Runtime(store=str(tmp_path / "q.db"), workflows=[wf],
+                              clock=clock) as rt:
+        await rt.submit(wf, run_id="po-1")
+        await rt.serve(until_idle=True, poll=0.05)
+        await rt.approve("po-1", "manager", by="ann")
+        await rt.signal("po-1", "paid", "T-9")
+        await rt.serve(until_idle=True, poll=0.05)
+        clock.advance(3600)
+        await rt.serve(until_idle=True, poll=0.05)
+    said = [r.getMessage() for r in caplog.records
+            if r.getMessage().startswith(("run parked", "run ended"))]
+    assert said == [
+        "run parked (waiting for manager: approval; paid: signal 'paid' times out "
+        "2024-01-02T00:00:00Z)",
+        "run parked (waiting for cool_off: timer due 2024-01-01T01:00:00Z)",
+        "run ended",
+    ]
+    assert [getattr(r, "run_id", None) for r in caplog.records
+            if r.getMessage().startswith("run parked")] == ["po-1", "po-1"]
