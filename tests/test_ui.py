@@ -1055,3 +1055,38 @@ def test_a_rolled_back_run_offers_no_resume_and_refuses_one(tmp_path: Path,
         assert status == 200 and json.loads(body)["ok"] is True
     finally:
         server.stop()
+
+
+def test_a_map_box_label_is_readable_in_the_browser(tmp_path: Path, browser: Browser) -> None:
+    """The box of a mapped node says how its items ended in words that fit the box (it
+    read "11 ok / 1 failed / 0 run..." once); the full counts are in its tooltip."""
+    wf = flowrt.Workflow("etl-map")
+    wf.add("files", lambda: [f"f{i}.csv" for i in range(12)])
+
+    def parse(path: str) -> int:
+        if path == "f7.csv":
+            raise ValueError("bad row")
+        return len(path)
+
+    wf.add("parse", parse, map={"path": "files"}, partial=True)
+    wf.add("total", lambda parse: sum(p or 0 for p in parse), deps=["parse"])
+    store_path = tmp_path / "map.db"
+    assert wf.run_sync(store=str(store_path), run_id="etl-map").ok
+    server = Server(store_path)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/run?id=etl-map")
+        box = page.eval("""(() => {
+            const g = document.querySelector('#dag g.node[data-node="parse"]');
+            const rects = g.querySelectorAll('rect');
+            const label = g.querySelectorAll('text')[1];
+            return {text: label.textContent, width: label.getComputedTextLength(),
+                    box: rects[rects.length - 1].width.baseVal.value,
+                    tip: g.querySelector('title').textContent};
+        })()""")
+        shot(page, tmp_path, "map")
+    finally:
+        server.stop()
+    assert box["text"] == "11/12 ok, 1 failed"
+    assert box["width"] < box["box"] - 8, box  # inside the box, with a margin
+    assert "items: 11 ok / 1 failed / 0 running" in box["tip"]
