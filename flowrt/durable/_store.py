@@ -842,6 +842,15 @@ class Store(Protocol):
         """Delete every cached output; return how many there were."""
         ...
 
+    def prune_cache(self, now: float) -> int:
+        """Delete the cached outputs that expired at ``now`` (the caller's clock) or
+        before -- those :meth:`get_cached` no longer returns; return how many.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        ...
+
     def close(self) -> None:
         """Flush and release the store (a store from a path is closed by its runtime)."""
         ...
@@ -1260,6 +1269,14 @@ class MemoryStore:
             n = len(self._cache)
             self._cache.clear()
             return n
+
+    def prune_cache(self, now: float) -> int:
+        with self._lock:
+            expired = [k for k, (_, _, expires) in self._cache.items()
+                       if expires is not None and now >= expires]
+            for key in expired:
+                del self._cache[key]
+            return len(expired)
 
     def close(self) -> None:
         pass
