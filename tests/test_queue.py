@@ -371,3 +371,26 @@ async def test_a_worker_logs_what_a_parked_run_waits_for(
     ]
     assert [getattr(r, "run_id", None) for r in caplog.records
             if r.getMessage().startswith("run parked")] == ["po-1", "po-1"]
+
+
+async def test_a_waits_since_is_wall_clock_and_its_due_the_runtimes_clock(
+        tmp_path: Path) -> None:
+    """As documented on flowrt.durable.Wait: ``since`` is a node time (wall clock, as
+    every node's start), ``due`` is workflow time (the runtime's clock, here fake)."""
+    import time
+
+    wf = flowrt.Workflow("cool")
+    wf.add("first", lambda: 1)
+    wf.timer("cool_off", after=["first"], delay=timedelta(hours=1))
+    clock = FakeClock(START)
+    async with flowrt.Runtime(store=str(tmp_path / "w.db"), clock=clock) as rt:
+        before = time.time()
+        assert str((await rt.run(wf, run_id="r", park=True)).status) == "waiting"
+        assert rt.store is not None
+        stored = rt.store.load("r")
+    assert stored is not None
+    (wait,) = stored.waits()
+    assert wait.due == START + 3600
+    assert wait.since is not None and before <= wait.since <= time.time()
+    assert stored.nodes["first"].started is not None
+    assert abs(wait.since - stored.nodes["first"].started) < 60  # one clock for nodes
