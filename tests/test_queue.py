@@ -9,12 +9,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from subproc import run_program
 
 import flowrt
 from flowrt import SQLiteStore
 from flowrt._schedule import due_slots, slot_run_id
 from flowrt.testing import Crash, FakeClock, check_resume, crash_at
-from subproc import run_program
 
 pytestmark = pytest.mark.anyio
 

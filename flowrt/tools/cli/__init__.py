@@ -25,9 +25,9 @@ failed or was cancelled, 2 a usage or input error (a message, never a traceback)
 interrupted by Ctrl-C (143 by SIGTERM). See docs/cli.md.
 
 One module per command (``_run``, ``_graph``, ``_runs``, ``_show``, ``_report``,
-``_examples``, ``_cache``, ``_ui``), each with ``add_parser(sub)`` and ``command(args)``; what they share is
-in ``_common`` (errors, exit codes, targets, inputs, stores, output) and ``_running``
-(Ctrl-C, progress and logging while work runs).
+``_examples``, ``_cache``, ``_ui``), each with ``add_parser(sub)`` and ``command(args)``;
+what they share is in ``_common`` (errors, exit codes, targets, inputs, stores, output)
+and ``_running`` (Ctrl-C, progress and logging while work runs).
 """
 
 from __future__ import annotations
