@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._types import RunStatus
 from .durable._run import CRASH_AT, Crash
 from .durable._store import CRASHED
 from .workflow._waits import SIGNAL, TIMER
@@ -254,7 +255,7 @@ def _wait_payloads(workflow: str, waits: Mapping[str, str],
 
 
 def _waiting(result: Any) -> bool:
-    return str(result.status) == "waiting"
+    return bool(result.status is RunStatus.WAITING)
 
 
 async def _serve_waits(rt: Any, clock: FakeClock, run_id: str,
