@@ -266,15 +266,17 @@ class Checkpoint:
         self._add_item(ItemRecord(self.names[node], LISTED, "listed", count))
 
     def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
-                       started: float | None, finished: float | None) -> None:
-        """Record an item's output; SerializationError when it cannot be stored."""
+                       started: float | None, finished: float | None,
+                       cached: bool = False) -> None:
+        """Record an item's output (``cached``: read from the cache); SerializationError
+        when it cannot be stored."""
         try:
             blob = self.serializer.dumps(value)
         except SerializationError as error:
             raise SerializationError(f"item {item} of node {self.names[node]!r} returned "
                                      f"{error}") from None
-        self._add_item(ItemRecord(self.names[node], item, "succeeded", attempts, blob, None,
-                                  None, started, finished))
+        self._add_item(ItemRecord(self.names[node], item, "cached" if cached else "succeeded",
+                                  attempts, blob, None, None, started, finished))
 
     def item_ended(self, node: int, item: int, status: int, error: BaseException | None,
                    attempts: int, started: float | None, finished: float | None) -> None:
@@ -733,11 +735,14 @@ def _read_items(records: dict[int, ItemRecord], name: str, run_id: str,
     listed = records.get(LISTED)
     succeeded: dict[int, tuple[Any, int, float | None, float | None]] = {}
     ended: dict[int, tuple[int, int, BaseException | None, float | None, float | None]] = {}
+    cached: set[int] = set()
     rebuild = return_rebuilder(fn)
     for i, rec in records.items():
         if i == LISTED:
             continue
-        if rec.status == "succeeded" and rec.output is not None:
+        if (rec.status == "succeeded" or rec.status == "cached") and rec.output is not None:
+            if rec.status == "cached":
+                cached.add(i)
             what = f"the stored output of item {i} of node {name!r}"
             value = decode(serializer, rec.output, f"{what} of run {run_id!r}")
             if rebuild is not None:
@@ -750,7 +755,8 @@ def _read_items(records: dict[int, ItemRecord], name: str, run_id: str,
                 error = StoredError(type_name, message, rec.traceback)
             ended[i] = (BY_NAME.get(rec.status, Status.CANCELLED).value, rec.attempts, error,
                         rec.started, rec.finished)
-    return RecordedItems(None if listed is None else listed.attempts, succeeded, ended)
+    return RecordedItems(None if listed is None else listed.attempts, succeeded, ended,
+                         frozenset(cached))
 
 
 def _rebuilt(rebuild: Callable[[Any], Any], value: Any, what: str, run_id: str) -> Any:

@@ -1,0 +1,195 @@
+"""What a mapped node does per item beyond running it (issue 13): caching each item,
+compensating each succeeded item on rollback, mapped sub-workflows (a child run per
+item) and maps nested through them -- in memory and durable on every store, resumed,
+and cancelled (outer scope, run timeout, fail_fast) on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from subproc import run_program
+
+import flowrt
+from flowrt import RunStatus, Status
+from flowrt.testing import Crash, FakeClock, crash_at
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+# -- caching per item (docs/caching.md, "Mapped nodes") ----------------------------------
+
+
+def _cached_map(calls: list[int], **options: Any) -> flowrt.Workflow:
+    wf = flowrt.Workflow("cached-map")
+    wf.add("numbers", lambda numbers_in: list(numbers_in))
+
+    def square(n: int, factor: int) -> int:
+        calls.append(n)
+        return n * n * factor
+
+    wf.add("square", square, map={"n": "numbers"}, cache=flowrt.Cache(**options))
+    wf.add("total", lambda square: sum(square))
+    return wf
+
+
+def _statuses(result: flowrt.RunResult, name: str) -> list[str]:
+    return [str(item.status) for item in result.items(name)]
+
+
+@pytest.mark.anyio
+async def test_each_item_is_cached_on_its_own() -> None:
+    calls: list[int] = []
+    wf = _cached_map(calls)
+    async with flowrt.Runtime() as rt:
+        first = await rt.run(wf, {"numbers_in": [1, 2, 3], "factor": 1})
+        assert first.ok and first["square"] == [1, 4, 9] and sorted(calls) == [1, 2, 3]
+        assert _statuses(first, "square") == ["succeeded"] * 3
+        calls.clear()
+        # a longer list: the three known items are hits, only the new one runs
+        second = await rt.run(wf, {"numbers_in": [3, 1, 2, 4], "factor": 1})
+        assert second.ok and second["square"] == [9, 1, 4, 16] and calls == [4]
+        assert _statuses(second, "square") == ["cached", "cached", "cached", "succeeded"]
+        assert [i.attempts for i in second.items("square")] == [0, 0, 0, 1]
+        # the mapped node itself ran (its items were looked up): SUCCEEDED
+        assert second.nodes["square"].status is Status.SUCCEEDED
+        assert second["total"] == 30
+        calls.clear()
+        # another value of a fixed argument is another key for every item
+        third = await rt.run(wf, {"numbers_in": [1, 2], "factor": 2})
+        assert third["square"] == [2, 8] and sorted(calls) == [1, 2]
+        calls.clear()
+        fresh = await rt.run(wf, {"numbers_in": [1, 2], "factor": 2}, refresh=True)
+        assert fresh["square"] == [2, 8] and sorted(calls) == [1, 2]
+        assert _statuses(fresh, "square") == ["succeeded"] * 2
+
+
+@pytest.mark.anyio
+async def test_an_item_key_is_the_key_of_the_same_call_unmapped() -> None:
+    """An item's key is the node's name, version and the item's arguments: a run of the
+    same node over a list hits what another run computed for one of its items."""
+    calls: list[int] = []
+    wf = _cached_map(calls)
+    async with flowrt.Runtime() as rt:
+        await rt.run(wf, {"numbers_in": [5], "factor": 3})
+        calls.clear()
+        again = await rt.run(wf, {"numbers_in": [5, 5, 6], "factor": 3})
+        assert again["square"] == [75, 75, 108] and calls.count(5) == 0
+
+
+@pytest.mark.anyio
+async def test_cached_items_expire_and_failed_items_are_not_cached() -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    wf = flowrt.Workflow("ttl-map")
+    wf.add("numbers", lambda: [1, 0, 2])
+
+    def invert(n: int) -> float:
+        calls.append(n)
+        return 1 / n
+
+    wf.add("invert", invert, map={"n": "numbers"}, partial=True,
+           cache=flowrt.Cache(ttl=60))
+    async with flowrt.Runtime(clock=clock) as rt:
+        first = await rt.run(wf)
+        assert first["invert"] == [1.0, None, 0.5]
+        calls.clear()
+        second = await rt.run(wf)
+        assert calls == [0]  # the failed item was not cached: it runs again
+        assert _statuses(second, "invert") == ["cached", "failed", "cached"]
+        clock.advance(61)
+        calls.clear()
+        await rt.run(wf)
+        assert sorted(calls) == [0, 1, 2]
+
+
+@pytest.mark.anyio
+async def test_a_chained_map_caches_each_level() -> None:
+    calls: list[tuple[str, int]] = []
+    wf = flowrt.Workflow("chain")
+    wf.add("numbers", lambda: [1, 2, 3])
+
+    @wf.map(n="numbers", cache=flowrt.Cache())
+    def fetch(n: int) -> int:
+        calls.append(("fetch", n))
+        return n * 10
+
+    @wf.map(page="fetch", cache=flowrt.Cache())
+    def parse(page: int) -> int:
+        calls.append(("parse", page))
+        return page + 1
+
+    async with flowrt.Runtime() as rt:
+        first = await rt.run(wf)
+        assert first["parse"] == [11, 21, 31] and len(calls) == 6
+        calls.clear()
+        again = await rt.run(wf)
+        assert again["parse"] == [11, 21, 31] and calls == []
+        assert _statuses(again, "parse") == ["cached"] * 3
+
+
+@pytest.mark.anyio
+async def test_an_unhashable_item_fails_that_item() -> None:
+    wf = flowrt.Workflow("bad-item")
+    wf.add("things", lambda: [1, object(), 3])
+    wf.add("use", lambda t: str(t), map={"t": "things"}, cache=flowrt.Cache(),
+           partial=True)
+    result = await wf.run()
+    items = result.items("use")
+    assert [i.status for i in items] == [Status.SUCCEEDED, Status.FAILED, Status.SUCCEEDED]
+    error = items[1].error
+    assert isinstance(error, flowrt.CacheKeyError)
+    assert (error.node, error.parameter) == ("use", "t")
+
+
+def test_cached_items_are_durable_on_every_store(any_store: Any) -> None:
+    calls: list[int] = []
+    wf = _cached_map(calls)
+    first = wf.run_sync({"numbers_in": [1, 2, 3], "factor": 1}, store=any_store,
+                        run_id="a")
+    assert first.ok and sorted(calls) == [1, 2, 3]
+    calls.clear()
+    second = wf.run_sync({"numbers_in": [1, 2, 3, 4], "factor": 1}, store=any_store,
+                         run_id="b")
+    assert second["square"] == [1, 4, 9, 16] and calls == [4]
+    stored = any_store.load("b")
+    assert stored.item_counts("square") == {"cached": 3, "succeeded": 1}
+    assert {i: r.status for i, r in stored.items["square"].items() if i >= 0} == {
+        0: "cached", 1: "cached", 2: "cached", 3: "succeeded"}
+    # replayed from the store: the cached items are still CACHED
+    calls.clear()
+    replay = wf.run_sync({"numbers_in": [1, 2, 3, 4], "factor": 1}, store=any_store,
+                         run_id="b")
+    assert calls == [] and _statuses(replay, "square") == ["cached"] * 3 + ["succeeded"]
+    # refresh=True recomputes every item and replaces the entries
+    fresh = wf.run_sync({"numbers_in": [1, 2, 3, 4], "factor": 1}, store=any_store,
+                        run_id="c", refresh=True)
+    assert sorted(calls) == [1, 2, 3, 4] and _statuses(fresh, "square") == ["succeeded"] * 4
+
+
+def test_a_resumed_map_keeps_its_cached_items(any_store: Any) -> None:
+    calls: list[int] = []
+    broken = {3}
+    wf = flowrt.Workflow("resume-cached")
+    wf.add("numbers", lambda: [1, 2, 3, 4])
+
+    def square(n: int) -> int:
+        calls.append(n)
+        if n in broken:
+            raise ConnectionError(n)
+        return n * n
+
+    wf.add("square", square, map={"n": "numbers"}, cache=flowrt.Cache())
+    assert wf.run_sync(store=any_store, run_id="warm", inputs=None).status is RunStatus.FAILED
+    calls.clear()
+    # a new run: items 1, 2, 4 are hits; 3 still fails
+    failed = wf.run_sync(store=any_store, run_id="r")
+    assert failed.status is RunStatus.FAILED and calls == [3]
+    assert _statuses(failed, "square") == ["cached", "cached", "failed", "cached"]
+    broken.clear()
+    calls.clear()
+    resumed = wf.run_sync(store=any_store, run_id="r")
+    assert resumed.ok and resumed["square"] == [1, 4, 9, 16] and calls == [3]
+    assert _statuses(resumed, "square") == ["cached", "cached", "succeeded", "cached"]
