@@ -193,3 +193,144 @@ def test_a_resumed_map_keeps_its_cached_items(any_store: Any) -> None:
     resumed = wf.run_sync(store=any_store, run_id="r")
     assert resumed.ok and resumed["square"] == [1, 4, 9, 16] and calls == [3]
     assert _statuses(resumed, "square") == ["cached", "cached", "succeeded", "cached"]
+
+
+# -- compensating a mapped node item by item (docs/compensation.md, "Mapped nodes") -------
+
+
+def _charges(undone: list[Any], *, declined: set[int], fail_after: bool = False,
+             refund_fails: set[int] | None = None, is_async: bool = False,
+             cards: int = 5) -> flowrt.Workflow:
+    wf = flowrt.Workflow("charges")
+    wf.add("cards", lambda: list(range(cards)))
+
+    def charge(card: int) -> str:
+        if card in declined:
+            raise RuntimeError(f"card {card} declined")
+        return f"ch{card}"
+
+    def refund(charge: str, ctx: flowrt.Context) -> None:
+        undone.append((charge, ctx.item, ctx.node))
+        if refund_fails and ctx.item in refund_fails:
+            raise ConnectionError(f"refund of {charge} failed")
+
+    async def refund_async(charge: str, ctx: flowrt.Context) -> None:
+        await anyio.sleep(0)
+        refund(charge, ctx)
+
+    wf.add("charge", charge, map={"card": "cards"},
+           compensate=refund_async if is_async else refund)
+
+    def ship(charge: list[str]) -> str:
+        if fail_after:
+            raise RuntimeError("no courier")
+        return "shipped"
+
+    wf.add("ship", ship)
+    return wf
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_each_succeeded_item_is_compensated_last_item_first(is_async: bool) -> None:
+    undone: list[Any] = []
+    result = await _charges(undone, declined=set(), fail_after=True, is_async=is_async).run()
+    assert result.status is RunStatus.FAILED
+    assert undone == [(f"ch{k}", k, "charge") for k in (4, 3, 2, 1, 0)]
+    # a map that succeeded is undone as any node: COMPENSATED, and so is each item
+    assert result.nodes["charge"].status is Status.COMPENSATED
+    assert result.compensation == {"charge": Status.COMPENSATED}
+    assert _statuses(result, "charge") == ["compensated"] * 5
+
+
+@pytest.mark.anyio
+async def test_a_failed_map_undoes_the_items_that_succeeded() -> None:
+    undone: list[Any] = []
+    result = await _charges(undone, declined={2}, refund_fails={3}).run()
+    assert result.status is RunStatus.FAILED
+    # every succeeded item is undone, one failing compensation does not stop the others
+    assert [k for _, k, _ in undone] == [4, 3, 1, 0]
+    # the map keeps its own status (it is what failed); its items say what was undone
+    assert result.nodes["charge"].status is Status.FAILED
+    assert _statuses(result, "charge") == [
+        "compensated", "compensated", "failed", "compensation_failed", "compensated"]
+    assert isinstance(result.items("charge")[3].error, ConnectionError)
+    assert result.compensation == {"charge": Status.COMPENSATION_FAILED}
+    assert result.nodes["ship"].status is Status.SKIPPED
+
+
+@pytest.mark.anyio
+async def test_cached_items_and_compensate_false_are_not_undone() -> None:
+    undone: list[Any] = []
+    wf = flowrt.Workflow("cached-charges")
+    wf.add("cards", lambda cards_in: list(cards_in))
+    wf.add("charge", lambda card: f"ch{card}", map={"card": "cards"},
+           cache=flowrt.Cache(), compensate=lambda c: undone.append(c))
+
+    def ship(charge: list[str]) -> None:
+        raise RuntimeError("no courier")
+
+    wf.add("ship", ship)
+    async with flowrt.Runtime() as rt:
+        await rt.run(wf, {"cards_in": [1, 2]}, compensate=False)
+        assert undone == []
+        result = await rt.run(wf, {"cards_in": [1, 2, 3]})
+        # items 1 and 2 came from the cache: this run did not do them
+        assert undone == ["ch3"]
+        assert _statuses(result, "charge") == ["cached", "cached", "compensated"]
+
+
+def test_item_compensations_are_durable_and_a_rolled_back_map_is_over(
+        any_store: Any) -> None:
+    undone: list[Any] = []
+    wf = _charges(undone, declined={2})
+    first = wf.run_sync(store=any_store, run_id="r")
+    assert first.status is RunStatus.FAILED and len(undone) == 4
+    stored = any_store.load("r")
+    assert stored.item_counts("charge") == {"compensated": 4, "failed": 1}
+    assert stored.nodes["charge"].status == "failed"
+    undone.clear()
+    again = wf.run_sync(store=any_store, run_id="r")
+    assert undone == [] and again.status is RunStatus.FAILED
+    assert _statuses(again, "charge") == _statuses(first, "charge")
+    assert again.compensation == {"charge": Status.COMPENSATED}
+
+
+_KILLED_ROLLBACK = """
+import os, signal, sys, time
+import flowrt
+from stores import open_spec
+
+def refund(charge, ctx: flowrt.Context):
+    with open(LOG, "a") as log:
+        log.write(f"{ctx.item}\\n")
+    if KILL and ctx.item == 2:
+        time.sleep(0.3)  # the items undone before are on disk by now
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def charge(card):
+    if card == 5:
+        raise RuntimeError("declined")
+    return f"ch{card}"
+
+wf = flowrt.Workflow("killed-rollback")
+wf.add("cards", lambda: list(range(6)))
+wf.add("charge", charge, map={"card": "cards"}, compensate=refund)
+store = open_spec(SPEC)
+result = wf.run_sync(store=store, run_id="r")
+print(result.status, [str(i.status) for i in result.items("charge")])
+store.close()
+"""
+
+
+def test_sigkill_while_items_are_undone_then_resume(shared_kit: Any, tmp_path: Path) -> None:
+    """Killed while undoing item 2 of 5: the resumed rollback does not undo items 4 and
+    3 again, undoes 2 (it was running: at least once), 1 and 0, and nothing runs
+    forward."""
+    log = tmp_path / "undone.log"
+    head = f"SPEC = {shared_kit.spec!r}\nLOG = {str(log)!r}\n"
+    run_program(head + "KILL = True\n" + _KILLED_ROLLBACK, timeout=60, expect_exit=-9)
+    assert log.read_text().split() == ["4", "3", "2"]
+    out = run_program(head + "KILL = False\n" + _KILLED_ROLLBACK, timeout=60)
+    assert log.read_text().split() == ["4", "3", "2", "2", "1", "0"]
+    assert out.strip() == "failed " + str(["compensated"] * 5 + ["failed"])

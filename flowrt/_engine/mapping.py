@@ -76,17 +76,22 @@ class RecordedItems(NamedTuple):
 class ItemBoard:
     """The items of one mapped node once it is over: per item its status byte,
     attempts, wall-clock start and end (0.0: unknown), and the errors of failed items.
-    What :meth:`flowrt.RunResult.items` reads."""
+    What :meth:`flowrt.RunResult.items` reads.
 
-    __slots__ = ("attempts", "board", "errors", "finished", "started")
+    ``outputs``: the items' outputs (MISSING for those without one), kept only for a
+    node with ``compensate=`` (a rollback undoes each succeeded item with its output)."""
 
-    def __init__(self, board: bytes, attempts: list[int], started: array[float],
-                 finished: array[float], errors: dict[int, BaseException]) -> None:
-        self.board = board
+    __slots__ = ("attempts", "board", "errors", "finished", "outputs", "started")
+
+    def __init__(self, board: bytes | bytearray, attempts: list[int], started: array[float],
+                 finished: array[float], errors: dict[int, BaseException],
+                 outputs: list[Any] | None = None) -> None:
+        self.board = bytearray(board)  # a rollback changes it (COMPENSATED items)
         self.attempts = attempts
         self.started = started
         self.finished = finished
         self.errors = errors
+        self.outputs = outputs
 
     def __len__(self) -> int:
         return len(self.board)
@@ -98,15 +103,18 @@ class ItemBoard:
 
     @classmethod
     def from_record(cls, recorded: RecordedItems) -> ItemBoard:
-        """The items of a mapped node restored whole from a store."""
+        """The items of a mapped node restored whole from a store (with the outputs of
+        the succeeded ones)."""
         n = recorded.listed or 0
         board = bytearray([Status.PENDING.value]) * n
         attempts = [0] * n
         started = array("d", bytes(8 * n))
         finished = array("d", bytes(8 * n))
         errors: dict[int, BaseException] = {}
-        for i, (_, tries, begin, end) in recorded.succeeded.items():
+        outputs: list[Any] = [MISSING] * n
+        for i, (value, tries, begin, end) in recorded.succeeded.items():
             if i < n:
+                outputs[i] = value
                 board[i] = CACHED if i in recorded.cached else SUCCEEDED
                 attempts[i] = tries
                 started[i], finished[i] = begin or 0.0, end or 0.0
@@ -116,7 +124,7 @@ class ItemBoard:
                 started[i], finished[i] = begin or 0.0, end or 0.0
                 if error is not None:
                     errors[i] = error
-        return cls(bytes(board), attempts, started, finished, errors)
+        return cls(board, attempts, started, finished, errors, outputs)
 
 
 class _Level:
@@ -603,7 +611,8 @@ async def _run_chain(sup: Supervisor, chain: _Chain) -> None:
             sup.items[lvl.node] = ItemBoard(
                 bytes(state.board[lo:hi]), state.attempts[lo:hi], _wall(state, lo, hi),
                 _wall(state, lo, hi, end=True),
-                {i - lo: e for i, e in state.errors.items() if lo <= i < hi})
+                {i - lo: e for i, e in state.errors.items() if lo <= i < hi},
+                state.values[lo:hi] if lvl.options.compensate is not None else None)
     board = state.board
     if child.interrupted or (not child.stopped_by_failure and CANCELLED in board):
         # Stopped from outside: the run itself is being cancelled.

@@ -151,6 +151,9 @@ class Run:
                 sup.finish_unrun()
                 status = sup.status()
                 await roll_back(sup, pending_compensations(sup))
+                for node, recorded in sup.recorded_items.items():  # shown as stored
+                    if node not in sup.items:
+                        sup.items[node] = ItemBoard.from_record(recorded)
             else:
                 try:
                     await sup.run()

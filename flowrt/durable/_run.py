@@ -48,6 +48,7 @@ from .._engine.run import Run, RunSettings, prepare_run
 from .._engine.waits import sleep_until_woken
 from .._types import BY_NAME, NAMES, RunStatus, Status
 from ..data import WorkflowData
+from ..data._workflow_data import MISSING
 from ..errors import (
     LeaseLost,
     RunCancelled,
@@ -235,13 +236,22 @@ class Checkpoint:
         state = self.state
         records = []
         for i in nodes:
-            try:
-                blob = self.serializer.dumps(state.values[i])
-            except SerializationError:  # stored once already: cannot happen; be safe
+            text = None
+            value = state.values[i]
+            if value is MISSING:
+                # a mapped node that failed or was cancelled, undoing its succeeded items
+                # (recorded apart): no output; an error says it failed, none cancelled
                 blob = None
+                error = state.errors.get(i)
+                text = None if error is None else _utf8(describe_error(error))
+            else:
+                try:
+                    blob = self.serializer.dumps(value)
+                except SerializationError:  # stored once already: cannot happen; be safe
+                    blob = None
             started, finished = state.times(i)
             records.append(NodeRecord(self.names[i], COMPENSATING, state.attempts[i], blob,
-                                      None, None, started, finished))
+                                      text, None, started, finished))
         self.pending.extend(records)
         self.flush()
         if not self.writable():
@@ -718,6 +728,9 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
             rebuild_output, value, f"the stored output of node {name!r}", run_id)
     for name, records in stored.items.items():
         i = index.get(name)
+        if not opened.rolling_back and any(
+                r.status in ROLLBACK_STATUSES for r in records.values()):
+            opened.rolling_back = True  # a map's items were being undone
         if i is not None and i in plan.maps:
             opened.items[i] = _read_items(records, name, run_id, serializer, fns[i])
     if stored.data is not None:
@@ -851,6 +864,9 @@ def _restore_rollback(run: Run, plan: Plan, opened: Opened) -> None:
         if i is None or i in opened.values:
             continue
         status = BY_NAME.get(rec.status)
+        if rec.status == COMPENSATING and i in plan.maps:
+            # a mapped node that did not succeed, undoing its items (see rolling_back)
+            status = Status.FAILED if rec.error is not None else Status.CANCELLED
         if status is None or status is Status.SUCCEEDED or not status.final:
             continue  # a succeeded node whose output was not kept: nothing to undo
         error = None
