@@ -334,3 +334,114 @@ def test_sigkill_while_items_are_undone_then_resume(shared_kit: Any, tmp_path: P
     out = run_program(head + "KILL = False\n" + _KILLED_ROLLBACK, timeout=60)
     assert log.read_text().split() == ["4", "3", "2", "2", "1", "0"]
     assert out.strip() == "failed " + str(["compensated"] * 5 + ["failed"])
+
+
+# -- mapped sub-workflows, and maps nested through them (docs/sub-workflows.md) -----------
+
+
+def _row_workflow(calls: list[Any], broken: set[tuple[int, int]]) -> flowrt.Workflow:
+    """A child that maps over the cells of its row: a map inside each item."""
+    row_wf = flowrt.Workflow("row")
+    row_wf.add("cells", lambda row: list(range(row)))
+
+    def cell(c: int, row: int) -> int:
+        calls.append((row, c))
+        if (row, c) in broken:
+            raise ConnectionError(f"cell {row}.{c}")
+        return row * 10 + c
+
+    row_wf.add("cell", cell, map={"c": "cells"})
+    row_wf.add("total", lambda cell: sum(cell))
+    return row_wf
+
+
+def _grid(calls: list[Any], broken: set[tuple[int, int]], **options: Any) -> flowrt.Workflow:
+    wf = flowrt.Workflow("grid")
+    wf.add("rows", lambda: [1, 2, 3])
+    wf.add("per_row", _row_workflow(calls, broken), map={"row": "rows"}, **options)
+    wf.add("grand", lambda per_row: sum(per_row))
+    return wf
+
+
+@pytest.mark.anyio
+async def test_a_mapped_sub_workflow_runs_one_child_run_per_item() -> None:
+    child = flowrt.Workflow("double")
+    child.add("twice", lambda x: 2 * x)
+    wf = flowrt.Workflow("parent")
+    wf.add("xs", lambda: [1, 2, 3])
+    wf.add("per", child, map={"x": "xs"})
+    events: list[flowrt.Event] = []
+    result = await wf.run(run_id="p", on_event=events.append)
+    assert result.ok and result["per"] == [2, 4, 6]
+    assert _statuses(result, "per") == ["succeeded"] * 3
+    child_runs = {e.run_id for e in events if e.node == "twice"}
+    assert child_runs == {"p/per/0", "p/per/1", "p/per/2"}
+
+
+@pytest.mark.anyio
+async def test_maps_nest_through_a_mapped_sub_workflow() -> None:
+    calls: list[Any] = []
+    result = await _grid(calls, set()).run(run_id="g")
+    assert result.ok
+    assert result["per_row"] == [10, 20 + 21, 30 + 31 + 32]
+    assert result["grand"] == 10 + 41 + 93
+    assert sorted(calls) == [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
+
+
+@pytest.mark.anyio
+async def test_a_failed_inner_item_fails_its_outer_item_with_the_childs_errors() -> None:
+    calls: list[Any] = []
+    result = await _grid(calls, {(2, 1)}, partial=True).run(run_id="g")
+    assert result["per_row"] == [10, None, 93]
+    error = result.items("per_row")[1].error
+    assert isinstance(error, flowrt.SubWorkflowFailed) and error.run_id == "g/per_row/1"
+    assert isinstance(error.errors["cell"], ConnectionError)
+
+
+def test_mapped_sub_workflows_are_recorded_and_resume_only_unrecorded_items(
+        any_store: Any) -> None:
+    """Each item's child run is recorded in the same store (``parent/node/index``); a
+    resume re-runs only the outer items not recorded, and in them only the inner items
+    not recorded."""
+    calls: list[Any] = []
+    broken = {(3, 1)}
+    failed = _grid(calls, broken).run_sync(store=any_store, run_id="g")
+    assert failed.status is RunStatus.FAILED
+    assert _statuses(failed, "per_row") == ["succeeded", "succeeded", "failed"]
+    assert sorted(r.run_id for r in any_store.runs()) == [
+        "g", "g/per_row/0", "g/per_row/1", "g/per_row/2"]
+    assert any_store.load("g/per_row/2").item_counts("cell") == {
+        "succeeded": 2, "failed": 1}
+    assert any_store.load("g").item_counts("per_row") == {"succeeded": 2, "failed": 1}
+    broken.clear()
+    calls.clear()
+    resumed = _grid(calls, broken).run_sync(store=any_store, run_id="g")
+    assert resumed.ok and resumed["grand"] == 10 + 41 + 93
+    assert calls == [(3, 1)]  # one inner item of one outer item
+    assert _statuses(resumed, "per_row") == ["succeeded"] * 3
+    assert any_store.load("g/per_row/2").item_counts("cell") == {"succeeded": 3}
+
+
+def test_nesting_through_mapped_sub_workflows_is_limited_to_16_levels() -> None:
+    wf = flowrt.Workflow("w0")
+    wf.add("leaf", lambda x: x + 1)
+    for depth in range(1, 17):
+        parent = flowrt.Workflow(f"w{depth}")
+        parent.add("xs", lambda x: [x + 1])
+        parent.add("child", wf, map={"x": "xs"})
+        parent.add("out", lambda child: child[0])
+        wf = parent
+    result = wf.run_sync({"x": 0}, run_id="deep")
+    assert result.ok and result["out"] == 17  # 16 levels of maps of sub-workflows ran
+    too_deep = flowrt.Workflow("w17")
+    too_deep.add("xs", lambda: [1])
+    with pytest.raises(flowrt.GraphError, match="nests 17 levels deep; the limit is 16"):
+        too_deep.add("child", wf, map={"x": "xs"})
+    inner = flowrt.Workflow("inner")
+    inner.add("x_", lambda x: [x])
+    outer = flowrt.Workflow("outer")
+    outer.add("xs", lambda: [1])
+    outer.add("per", inner, map={"x": "xs"})
+    with pytest.raises(flowrt.CycleError) as caught:
+        inner.add("back", outer, map={"unused": "x_"})
+    assert caught.value.cycle == ["inner", "outer", "inner"]
