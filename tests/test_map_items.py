@@ -14,7 +14,7 @@ from subproc import run_program
 
 import flowrt
 from flowrt import RunStatus, Status
-from flowrt.testing import Crash, FakeClock, crash_at
+from flowrt.testing import FakeClock
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -539,3 +539,53 @@ def test_cancelled_while_nested_items_run_are_cached_or_rolled_back(backend: str
     program = f"MODE = {mode!r}\nTRIALS = 40\n" + _CANCEL_PROGRAM
     out = run_program(program, backend=backend, timeout=180)
     assert out.strip().endswith("ok")
+
+
+# -- the HTML report draws sub-workflows (flowrt/tools/report.py) ------------------------------
+
+
+def test_the_report_draws_the_child_runs_of_a_stored_run_nested(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from flowrt.durable import SQLiteStore
+    from flowrt.tools.report import child_views, render
+
+    calls: list[Any] = []
+    pay = flowrt.Workflow("pay")
+    pay.add("authorize", lambda: "auth-1")
+    wf = _grid(calls, {(3, 2)}, partial=True)
+    wf.add("pay", pay)
+    db = str(tmp_path / "runs.db")
+    store = SQLiteStore(db)
+    try:
+        result = wf.run_sync(store=store, run_id="g")
+        assert result["per_row"] == [10, 41, None]  # "grand" fails on the None
+        children = child_views(store, "g")
+        assert sorted(children) == ["g/pay", "g/per_row/0", "g/per_row/1", "g/per_row/2"]
+        page = render(store.load("g"), children=children)
+    finally:
+        store.close()
+    sub = page[page.index('<h2 id="sub-workflows">'):]
+    # a sub-workflow's run nested under its node; a mapped one's item runs listed and drawn
+    assert "sub-workflow pay" in sub and "mapped sub-workflow row: 3 item runs" in sub
+    for rid in ("g/pay", "g/per_row/0", "g/per_row/1", "g/per_row/2"):
+        assert f"<code>{rid}</code>" in sub
+    assert sub.count('class="nested"') == 4
+    assert 'data-node="authorize"' in sub and 'data-node="cell"' in sub
+    # the failed item run says so, with its failed inner map
+    row2 = sub[sub.index("run <code>g/per_row/2</code> of"):]
+    assert row2.index("failed") < 100  # the run's status
+    assert "2 ok / 1 failed" in row2.split("</svg>")[0]  # its map's box
+    # the nodes link to their part of the page (no link leaves it)
+    assert 'href="#sub-g-per_row"' in page and 'id="sub-g-per_row"' in page
+    assert 'href="#sub-g-pay"' in page and "http" not in sub
+    # without children= the page is as before: no section
+    assert "Sub-workflows" not in render(SQLiteStore(db).load("g"))
+    # flowrt report reads the child runs from the store
+    out = tmp_path / "g.html"
+    proc = subprocess.run([sys.executable, "-m", "flowrt", "report", "g", "--store", db,
+                           "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 child runs" in proc.stdout
+    assert out.read_text().count('class="nested"') == 4
