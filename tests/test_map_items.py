@@ -589,3 +589,34 @@ def test_the_report_draws_the_child_runs_of_a_stored_run_nested(tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert "4 child runs" in proc.stdout
     assert out.read_text().count('class="nested"') == 4
+
+
+@pytest.mark.anyio
+async def test_a_cached_mapped_sub_workflow_misses_when_the_child_changes() -> None:
+    calls: list[int] = []
+
+    def child(step: Any) -> flowrt.Workflow:
+        c = flowrt.Workflow("child")
+        c.add("out", step)
+        return c
+
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    def triple(x: int) -> int:
+        calls.append(x)
+        return 3 * x
+
+    async with flowrt.Runtime() as rt:
+        ran = []
+        for step in (double, double, triple):
+            wf = flowrt.Workflow("parent")
+            wf.add("xs", lambda: [1, 2])
+            wf.add("per", child(step), map={"x": "xs"}, cache=flowrt.Cache())
+            calls.clear()
+            result = await rt.run(wf)
+            ran.append((result["per"], sorted(calls), _statuses(result, "per")))
+    assert ran == [([2, 4], [1, 2], ["succeeded"] * 2),
+                   ([2, 4], [], ["cached"] * 2),  # the same child: hits
+                   ([3, 6], [1, 2], ["succeeded"] * 2)]  # its node's code changed

@@ -33,6 +33,7 @@ from ..data._workflow_data import MISSING
 from ..errors import CacheKeyError
 from ..workflow import Plan
 from ..workflow._plan import BIND_CONTEXT, BIND_NODE
+from ..workflow._subworkflow import SubWorkflow
 
 if TYPE_CHECKING:
     from .._types import Cache
@@ -195,7 +196,14 @@ def _hash_code(h: Any, code: Any) -> None:
 
 def code_version(fn: Callable[..., Any]) -> str:
     """A hash of ``fn``'s code: its source text when it can be read, else its bytecode
-    and constants. (A ``functools.partial`` adds its bound arguments' repr.)"""
+    and constants. (A ``functools.partial`` adds its bound arguments' repr; a
+    sub-workflow's is its child's structure and the code of each of its nodes.)"""
+    if type(fn) is SubWorkflow:  # the child's structure and every node's code
+        plan = fn.workflow.compile()
+        h = hashlib.sha256(plan.fingerprint.encode())
+        for child_fn in plan.fns:
+            h.update(code_version(child_fn).encode())
+        return h.hexdigest()[:16]
     extra = ""
     while isinstance(fn, functools.partial):
         extra += repr((fn.args, sorted(fn.keywords.items())))
