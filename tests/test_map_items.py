@@ -620,3 +620,62 @@ async def test_a_cached_mapped_sub_workflow_misses_when_the_child_changes() -> N
     assert ran == [([2, 4], [1, 2], ["succeeded"] * 2),
                    ([2, 4], [], ["cached"] * 2),  # the same child: hits
                    ([3, 6], [1, 2], ["succeeded"] * 2)]  # its node's code changed
+
+
+_KILLED_NESTED = """
+import os, signal, sys, time
+import anyio, flowrt
+from stores import open_spec
+
+def cell(c: int, ctx: flowrt.Context) -> int:
+    with open(LOG, "a") as log:
+        log.write(f"{ctx.run_id}:{c}\\n")
+    if KILL:
+        with open(LOG) as log:
+            if len(log.read().split()) >= 7:
+                time.sleep(0.3)  # the items that ended before are on disk by now
+                os.kill(os.getpid(), signal.SIGKILL)
+    return c
+
+row = flowrt.Workflow("row")
+row.add("cells", lambda row: list(range(3)))
+row.add("cell", cell, map={"c": "cells"}, concurrency=1)
+row.add("total", lambda cell, row: row * 100 + sum(cell))
+grid = flowrt.Workflow("grid")
+grid.add("rows", lambda: [1, 2, 3, 4])
+grid.add("per_row", row, map={"row": "rows"}, concurrency=2)
+
+async def main():
+    store = open_spec(SPEC)
+    result = await grid.run(store=store, run_id="g")
+    print(result.status, result["per_row"])
+    store.close()
+
+anyio.run(main, backend=BACKEND)
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_sigkill_in_the_middle_of_a_map_of_maps_then_resume(shared_kit: Any, tmp_path: Path,
+                                                           backend: str) -> None:
+    """A real process is killed (SIGKILL) while inner items of a mapped sub-workflow run;
+    a second one resumes the parent: no inner item recorded as succeeded runs again, and
+    the result is whole."""
+    log = tmp_path / "cells.log"
+    head = f"SPEC = {shared_kit.spec!r}\nLOG = {str(log)!r}\n"
+    run_program(head + "KILL = True\n" + _KILLED_NESTED, backend=backend, timeout=60,
+                expect_exit=-9)
+    store = shared_kit.make()
+    recorded = set()
+    for record in store.runs():
+        if record.run_id.startswith("g/per_row/"):
+            items = store.load(record.run_id).items.get("cell") or {}
+            recorded |= {f"{record.run_id}:{i}" for i, r in items.items()
+                         if i >= 0 and r.status == "succeeded"}
+    store.close()
+    assert len(recorded) >= 3, recorded
+    before = len(log.read_text().split())
+    out = run_program(head + "KILL = False\n" + _KILLED_NESTED, backend=backend, timeout=60)
+    assert out.split("\n")[0] == "succeeded [103, 203, 303, 403]"
+    ran_again = set(log.read_text().split()[before:])
+    assert ran_again and ran_again.isdisjoint(recorded), ran_again & recorded
