@@ -679,3 +679,81 @@ def test_sigkill_in_the_middle_of_a_map_of_maps_then_resume(shared_kit: Any, tmp
     assert out.split("\n")[0] == "succeeded [103, 203, 303, 403]"
     ran_again = set(log.read_text().split()[before:])
     assert ran_again and ran_again.isdisjoint(recorded), ran_again & recorded
+
+
+_CANCEL_ROLLBACK = """
+import anyio, flowrt
+from flowrt import Status
+from flowrt._engine import saga
+
+undone = []
+HANG = False
+
+async def refund(charge: str, ctx: flowrt.Context) -> None:
+    undone.append(ctx.item)
+    if HANG and ctx.item == 2:
+        await anyio.sleep(3600)  # cut off by the grace
+    await anyio.sleep(0.005)
+
+def build():
+    wf = flowrt.Workflow("cancel-rollback")
+    wf.add("cards", lambda: list(range(5)))
+    wf.add("charge", lambda card: f"ch{card}", map={"card": "cards"}, compensate=refund)
+
+    async def ship(charge: list) -> None:
+        await anyio.sleep(3600)  # the caller gives up while it waits
+
+    wf.add("ship", ship)
+    return wf
+
+async def main():
+    global HANG
+    wf = build()
+    store = flowrt.MemoryStore()
+    for trial in range(TRIALS):
+        undone.clear()
+        # cancelled from outside while ship waits: the rollback undoes every item, all
+        # of it shielded from the cancellation, which then propagates
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                async def cancel_soon():
+                    await anyio.sleep(0.01)
+                    scope.cancel()
+                tg.start_soon(cancel_soon)
+                await wf.run(run_id=f"r{trial}", store=store)
+        assert scope.cancelled_caught
+        assert undone == [4, 3, 2, 1, 0], undone
+        stored = store.load(f"r{trial}")
+        assert stored.item_counts("charge") == {"compensated": 5}, stored.item_counts("charge")
+    # a compensation that hangs is cut off when the grace runs out; the items not
+    # undone yet are left to a resume of the rollback
+    HANG = True
+    saga.ROLLBACK_GRACE = 0.05
+    undone.clear()
+    with anyio.move_on_after(0.01):
+        await wf.run(run_id="hang", store=store)
+    assert undone == [4, 3, 2], undone
+    counts = store.load("hang").item_counts("charge")
+    assert counts == {"compensated": 2, "compensation_failed": 1, "succeeded": 2}, counts
+    HANG = False
+    undone.clear()
+    result = await wf.run(run_id="hang", store=store)
+    assert undone == [1, 0], undone
+    statuses = [str(i.status) for i in result.items("charge")]
+    assert statuses == ["compensated"] * 2 + ["compensation_failed"] + ["compensated"] * 2
+    assert result.status is flowrt.RunStatus.CANCELLED, result.status
+    assert isinstance(result.items("charge")[2].error, Exception)
+
+anyio.run(main, backend=BACKEND)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_cancelled_caller_waits_for_the_items_rollback_within_the_grace(
+        backend: str) -> None:
+    """Cancelled from outside 20 times: every succeeded item is undone (shielded), last
+    first, recorded; a hanging item compensation is cut off by the grace and a resume
+    undoes the items left."""
+    out = run_program("TRIALS = 20\n" + _CANCEL_ROLLBACK, backend=backend, timeout=120)
+    assert out.strip().endswith("ok")
