@@ -14,7 +14,7 @@ from subproc import run_program
 
 import flowrt
 from flowrt import RunStatus, Status
-from flowrt.testing import FakeClock
+from flowrt.testing import Crash, FakeClock, crash_at
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -688,6 +688,7 @@ from flowrt._engine import saga
 
 undone = []
 HANG = False
+SHIPPING = [None]
 
 async def refund(charge: str, ctx: flowrt.Context) -> None:
     undone.append(ctx.item)
@@ -701,6 +702,7 @@ def build():
     wf.add("charge", lambda card: f"ch{card}", map={"card": "cards"}, compensate=refund)
 
     async def ship(charge: list) -> None:
+        SHIPPING[0].set()  # every item succeeded
         await anyio.sleep(3600)  # the caller gives up while it waits
 
     wf.add("ship", ship)
@@ -712,12 +714,14 @@ async def main():
     store = flowrt.MemoryStore()
     for trial in range(TRIALS):
         undone.clear()
+        SHIPPING[0] = anyio.Event()
         # cancelled from outside while ship waits: the rollback undoes every item, all
         # of it shielded from the cancellation, which then propagates
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
                 async def cancel_soon():
-                    await anyio.sleep(0.01)
+                    await SHIPPING[0].wait()
+                    await anyio.sleep(0.002 * (trial % 3))
                     scope.cancel()
                 tg.start_soon(cancel_soon)
                 await wf.run(run_id=f"r{trial}", store=store)
@@ -730,8 +734,14 @@ async def main():
     HANG = True
     saga.ROLLBACK_GRACE = 0.05
     undone.clear()
-    with anyio.move_on_after(0.01):
-        await wf.run(run_id="hang", store=store)
+    SHIPPING[0] = anyio.Event()
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            async def cancel_when_shipping():
+                await SHIPPING[0].wait()
+                scope.cancel()
+            tg.start_soon(cancel_when_shipping)
+            await wf.run(run_id="hang", store=store)
     assert undone == [4, 3, 2], undone
     counts = store.load("hang").item_counts("charge")
     assert counts == {"compensated": 2, "compensation_failed": 1, "succeeded": 2}, counts
@@ -757,3 +767,18 @@ def test_a_cancelled_caller_waits_for_the_items_rollback_within_the_grace(
     undoes the items left."""
     out = run_program("TRIALS = 20\n" + _CANCEL_ROLLBACK, backend=backend, timeout=120)
     assert out.strip().endswith("ok")
+
+
+def test_a_map_restored_by_a_resume_is_undone_item_by_item(any_store: Any) -> None:
+    """The map succeeded before a crash; the resumed run fails later: the rollback undoes
+    the items restored from the store, with their stored outputs."""
+    undone: list[Any] = []
+    wf = _charges(undone, declined=set(), fail_after=True, cards=3)
+    with pytest.raises(Crash), crash_at("charge"):
+        wf.run_sync(store=any_store, run_id="r")
+    assert undone == []
+    result = wf.run_sync(store=any_store, run_id="r")
+    assert result.status is RunStatus.FAILED
+    assert undone == [("ch2", 2, "charge"), ("ch1", 1, "charge"), ("ch0", 0, "charge")]
+    assert result.nodes["charge"].status is Status.COMPENSATED
+    assert any_store.load("r").item_counts("charge") == {"compensated": 3}

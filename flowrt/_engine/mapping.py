@@ -102,19 +102,20 @@ class ItemBoard:
                 if self.board.count(s.value)}
 
     @classmethod
-    def from_record(cls, recorded: RecordedItems) -> ItemBoard:
-        """The items of a mapped node restored whole from a store (with the outputs of
-        the succeeded ones)."""
+    def from_record(cls, recorded: RecordedItems, outputs: bool = False) -> ItemBoard:
+        """The items of a mapped node restored whole from a store (``outputs``: with
+        the outputs of the succeeded ones, for a node with ``compensate=``)."""
         n = recorded.listed or 0
         board = bytearray([Status.PENDING.value]) * n
         attempts = [0] * n
         started = array("d", bytes(8 * n))
         finished = array("d", bytes(8 * n))
         errors: dict[int, BaseException] = {}
-        outputs: list[Any] = [MISSING] * n
+        kept: list[Any] | None = [MISSING] * n if outputs else None
         for i, (value, tries, begin, end) in recorded.succeeded.items():
             if i < n:
-                outputs[i] = value
+                if kept is not None:
+                    kept[i] = value
                 board[i] = CACHED if i in recorded.cached else SUCCEEDED
                 attempts[i] = tries
                 started[i], finished[i] = begin or 0.0, end or 0.0
@@ -124,7 +125,7 @@ class ItemBoard:
                 started[i], finished[i] = begin or 0.0, end or 0.0
                 if error is not None:
                     errors[i] = error
-        return cls(board, attempts, started, finished, errors, outputs)
+        return cls(board, attempts, started, finished, errors, kept)
 
 
 class _Level:

@@ -66,7 +66,7 @@ def _items_to_undo(sup: Supervisor, node: int) -> list[int]:
         recorded = sup.recorded_items.get(node)  # a resumed rollback: the store's items
         if recorded is None or not recorded.succeeded:
             return []
-        items = sup.items[node] = ItemBoard.from_record(recorded)
+        items = sup.items[node] = ItemBoard.from_record(recorded, outputs=True)
     outputs = items.outputs
     if outputs is None:
         return []
