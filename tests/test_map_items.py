@@ -246,8 +246,16 @@ async def test_each_succeeded_item_is_compensated_last_item_first(is_async: bool
 @pytest.mark.anyio
 async def test_a_failed_map_undoes_the_items_that_succeeded() -> None:
     undone: list[Any] = []
-    result = await _charges(undone, declined={2}, refund_fails={3}).run()
+    events: list[flowrt.Event] = []
+    result = await _charges(undone, declined={2}, refund_fails={3}).run(
+        on_event=events.append)
     assert result.status is RunStatus.FAILED
+    # each item's compensation is an event with the item's index
+    assert [(str(e.kind), e.item) for e in events if e.item is not None
+            and "compensat" in str(e.kind)] == [
+        ("compensating", 4), ("compensated", 4), ("compensating", 3),
+        ("compensation_failed", 3), ("compensating", 1), ("compensated", 1),
+        ("compensating", 0), ("compensated", 0)]
     # every succeeded item is undone, one failing compensation does not stop the others
     assert [k for _, k, _ in undone] == [4, 3, 1, 0]
     # the map keeps its own status (it is what failed); its items say what was undone

@@ -433,17 +433,7 @@ class ItemSupervisor(Supervisor):
         if self._hooks:
             event = Event(kind, self.plan.workflow, self.run_id, lvl.name, attempt,
                           time.time(), error, status, item)
-            self._pass_on(event)
-
-    def _pass_on(self, event: Event) -> None:
-        from .events import report_hook_error
-
-        for hook in self._hooks:
-            try:
-                hook(event)
-            except Exception as hook_error:
-                self.hook_errors.append((event, hook_error))
-                report_hook_error(hook, event, hook_error, len(self.hook_errors) == 1)
+            self.pass_on(event)
 
 
 class _Chain:

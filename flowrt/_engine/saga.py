@@ -18,11 +18,12 @@ durable run (docs/decisions/020-saga-rollback.md).
 from __future__ import annotations
 
 import inspect
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._types import EventKind, Status
+from .._types import Event, EventKind, Status
 from ..data._workflow_data import MISSING
 from ..errors import RollbackCutOff
 from ..executors._base import run_in_thread
@@ -190,9 +191,13 @@ async def _compensate_items(sup: Supervisor, node: int, fn: Callable[..., Any],
     assert outputs is not None  # pending_compensations chose it for its items
     checkpoint = sup.checkpoint
     first_error: BaseException | None = None
+    hooks = bool(sup._hooks)
     for k in _items_to_undo(sup, node):
         if checkpoint is not None and not checkpoint.writable():
             return  # the rest is left to a resume of the rollback
+        if hooks:
+            sup.pass_on(Event(EventKind.COMPENSATING, state.plan.workflow, state.run_id, name,
+                              items.attempts[k], time.time(), None, None, k))
         kwargs: dict[str, Any] = {}
         if context_param is not None:
             kwargs[context_param] = Context(state.plan.workflow, state.run_id, name,
@@ -215,6 +220,14 @@ async def _compensate_items(sup: Supervisor, node: int, fn: Callable[..., Any],
             items.errors[k] = error
             if first_error is None:
                 first_error = error
+            if sup.log_failures:
+                sup.log.warning("compensation failed", node=name, item=k,
+                                error=f"{type(error).__name__}: {error}")
+        if hooks:
+            sup.pass_on(Event(EventKind.COMPENSATED if error is None
+                              else EventKind.COMPENSATION_FAILED, state.plan.workflow,
+                              state.run_id, name, items.attempts[k], time.time(), error,
+                              None, k))
         if checkpoint is not None:
             begin, end = items.started[k], items.finished[k]
             checkpoint.item_ended(node, k, status, error, items.attempts[k],

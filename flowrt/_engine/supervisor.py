@@ -1120,6 +1120,15 @@ class Supervisor:
 
     # -- events ---------------------------------------------------------------------
 
+    def pass_on(self, event: Event) -> None:
+        """Pass ``event`` (made by the caller: an item's) to the hooks."""
+        for hook in self._hooks:
+            try:
+                hook(event)
+            except Exception as hook_error:  # a bug in a hook must not break the run
+                self.hook_errors.append((event, hook_error))
+                report_hook_error(hook, event, hook_error, len(self.hook_errors) == 1)
+
     def emit(self, kind: EventKind, node: int, error: BaseException | None = None,
              status: str | None = None) -> None:
         """Log ``kind`` and pass it to the hooks (callers check ``self.trace`` first)."""
