@@ -790,3 +790,16 @@ def test_a_map_restored_by_a_resume_is_undone_item_by_item(any_store: Any) -> No
     assert undone == [("ch2", 2, "charge"), ("ch1", 1, "charge"), ("ch0", 0, "charge")]
     assert result.nodes["charge"].status is Status.COMPENSATED
     assert any_store.load("r").item_counts("charge") == {"compensated": 3}
+
+
+def test_the_progress_line_counts_a_compensated_node_once() -> None:
+    from flowrt.tools._progress import RunProgress
+
+    undone: list[Any] = []
+    progress = RunProgress("charges", "r", None, 0.0)
+    result = _charges(undone, declined=set(), fail_after=True).run_sync(
+        run_id="r", on_event=progress.apply)
+    assert result.status is RunStatus.FAILED
+    # cards succeeded, charge compensated, ship failed: three nodes, each counted once
+    assert progress.summary().startswith(
+        "3 nodes: 1 succeeded, 1 failed, 1 compensated; 5 items of maps")

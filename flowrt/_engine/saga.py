@@ -239,10 +239,7 @@ async def _compensate_items(sup: Supervisor, node: int, fn: Callable[..., Any],
         _ended(sup, node, status, first_error)
         return
     # A map that failed (or was cancelled) keeps that status; its items say what was
-    # undone (result.compensation lists it by them). Its record goes back to that status.
-    if sup.trace:
-        sup.emit(EventKind.COMPENSATED if status == COMPENSATED
-                 else EventKind.COMPENSATION_FAILED, node, first_error)
+    # undone (their events, result.compensation). Its record goes back to that status.
     if checkpoint is not None:
         checkpoint.ended(node, sup.board[node], sup.errors.get(node))
 
