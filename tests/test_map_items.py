@@ -10,6 +10,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from subproc import run_program
 
 import flowrt
@@ -803,3 +805,48 @@ def test_the_progress_line_counts_a_compensated_node_once() -> None:
     # cards succeeded, charge compensated, ship failed: three nodes, each counted once
     assert progress.summary().startswith(
         "3 nodes: 1 succeeded, 1 failed, 1 compensated; 5 items of maps")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 12), declined=st.sets(st.integers(0, 11)),
+       refund_fails=st.sets(st.integers(0, 11)), fail_after=st.booleans(),
+       partial=st.booleans())
+def test_random_maps_undo_exactly_their_succeeded_items_last_first(
+        n: int, declined: set[int], refund_fails: set[int], fail_after: bool,
+        partial: bool) -> None:
+    """Whatever fails: the items undone are exactly the items that succeeded, in
+    descending index order, each once, and only when the run did not succeed."""
+    undone: list[Any] = []
+    wf = flowrt.Workflow("random-charges")
+    wf.add("cards", lambda: list(range(n)))
+
+    def charge(card: int) -> str:
+        if card in declined:
+            raise RuntimeError(card)
+        return f"ch{card}"
+
+    def refund(out: str, ctx: flowrt.Context) -> None:
+        undone.append(ctx.item)
+        if ctx.item in refund_fails:
+            raise ConnectionError(out)
+
+    wf.add("charge", charge, map={"card": "cards"}, compensate=refund, partial=partial)
+
+    def ship(charge: list[Any]) -> None:
+        if fail_after:
+            raise RuntimeError("no courier")
+
+    wf.add("ship", ship)
+    result = wf.run_sync()
+    succeeded = [k for k in range(n) if k not in declined]
+    if result.ok:
+        assert undone == [] and not (fail_after or (declined & set(range(n)) and not partial))
+        return
+    assert undone == sorted(succeeded, reverse=True)
+    statuses = [i.status for i in result.items("charge")]
+    for k, status in enumerate(statuses):
+        if k in declined:
+            assert status is Status.FAILED
+        else:
+            assert status is (Status.COMPENSATION_FAILED if k in refund_fails
+                              else Status.COMPENSATED)
