@@ -374,9 +374,10 @@ class CrashingCheckpoint(Checkpoint):
             super()._add_item(record)
 
     def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
-                       started: float | None, finished: float | None) -> None:
+                       started: float | None, finished: float | None,
+                       cached: bool = False) -> None:
         if not self.crashed:  # (it does not go through _add_item)
-            super().item_succeeded(node, item, value, attempts, started, finished)
+            super().item_succeeded(node, item, value, attempts, started, finished, cached)
 
     def flush(self) -> None:
         if not self.crashed:
