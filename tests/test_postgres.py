@@ -242,6 +242,47 @@ async def _side(i: int, calls: list[str]) -> int:
     return i
 
 
+# -- the group commit's arrays -----------------------------------------------------------
+
+
+def test_the_arrays_the_writer_builds_are_what_the_server_reads(pg_url: str) -> None:
+    """The writer builds its arrays in PostgreSQL's binary format itself: every element
+    type, NULLs anywhere, empty arrays, long and non-UTF-8 blobs, text of any character
+    (a NUL escaped, in messages), columns of thousands, and text cached or not."""
+    import psycopg
+
+    from flowrt.durable import _postgres as pg
+
+    blob = bytes(range(256)) * 40  # longer than the cached length prefixes
+    columns: list[tuple[Any, list[Any], str]] = [
+        (pg._texts, ["a", "é ü 漢字 🙂", None, "", "x" * 5000, '{"q",\\}'], "text[]"),
+        (pg._texts, [], "text[]"),
+        (pg._texts, [None, None], "text[]"),
+        (pg._messages, ["a\x00b", None, "Traceback ...\n  line 1"], "text[]"),
+        (pg._blobs, [b"\x00\xff", None, b"", blob], "bytea[]"),
+        (pg._int4s, [1, -2, 2**31 - 1, -(2**31)], "integer[]"),
+        (pg._int4s, [None, 7], "integer[]"),
+        (pg._int8s, [2**62, -1, 0], "bigint[]"),
+        (pg._int8s, [3, None], "bigint[]"),
+        (pg._float8s, [1.5, -0.0, 1e300, float("inf"), 2], "double precision[]"),
+        (pg._float8s, [2.5, None], "double precision[]"),
+        (pg._float8s, [], "double precision[]"),
+        (pg._float8s, [i / 7 for i in range(10_000)], "double precision[]"),
+        (pg._texts, [f"node {i}" for i in range(10_000)], "text[]"),
+    ]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        pg._register_arrays(conn)
+        for build, values, sql_type in columns:
+            for _ in range(2):  # the second time from the cache of text elements
+                got = conn.execute(f"SELECT %b::{sql_type}", (build(values),)).fetchone()
+                expected = [v.replace("\x00", "\\x00") if isinstance(v, str) else v
+                            for v in values]
+                assert got is not None and got[0] == expected, (sql_type, values[:3])
+        pg._PREFIXED.clear()  # as when it grows too large: refilled
+        got = conn.execute("SELECT %b::text[]", (pg._texts(["a", None]),)).fetchone()
+        assert got == (["a", None],) and pg._PREFIXED[None] == pg._NULL
+
+
 # -- reconnection ---------------------------------------------------------------------------
 
 
