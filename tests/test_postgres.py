@@ -25,6 +25,7 @@ from stores import PostgresKit, drop_schema, new_schema
 from subproc import run_program
 
 import flowrt
+from flowrt.durable import Lease, RunRecord
 from flowrt.durable._postgres import SCHEMA_VERSION
 
 HERE = Path(__file__).parent
@@ -281,6 +282,31 @@ def test_the_arrays_the_writer_builds_are_what_the_server_reads(pg_url: str) -> 
         pg._PREFIXED.clear()  # as when it grows too large: refilled
         got = conn.execute("SELECT %b::text[]", (pg._texts(["a", None]),)).fetchone()
         assert got == (["a", None],) and pg._PREFIXED[None] == pg._NULL
+
+
+def test_a_run_made_by_another_process_during_a_claim_is_claimed_again(
+        pg_kit: PostgresKit) -> None:
+    """A new run's claim looks for the run, then inserts it, without a transaction
+    around them; when another process made the run in between, the insert does nothing
+    and the claim goes on as a stored run's: it takes the run as that process left it."""
+    store, other = pg_kit.make(), pg_kit.make()
+    record = RunRecord("r", "wf", "fp", {"a": []}, b"{}", "running", "json", 1.0, 1.0)
+    mine = Lease("here", 1, "mine")
+    seen: list[Any] = []
+
+    def decide(stored: Any) -> Any:
+        seen.append(stored)
+        if stored is None:  # meanwhile another process makes the run and ends it
+            _, theirs = other.claim("r", Lease("there", 2, "theirs"),
+                                    lambda s: record)
+            other.finish(theirs, "failed", 2.0)
+            other.flush()
+        return record
+
+    stored, claim = store.claim("r", mine, decide)
+    assert seen[0] is None and seen[1].record.status == "failed" and len(seen) == 2
+    assert stored is seen[1] and claim is not None and claim.fence == 2
+    assert store.get_run("r").owner == mine
 
 
 # -- reconnection ---------------------------------------------------------------------------

@@ -598,6 +598,15 @@ def _channel(schema: str) -> str:
     return name
 
 
+def _checked(record: RunRecord) -> RunRecord:
+    """``record``, whose node names PostgreSQL text can hold; ValueError otherwise."""
+    for name in record.structure:
+        if "\x00" in name:
+            raise ValueError(f"node name {name!r} holds a NUL character, which a "
+                             "PostgreSQL store cannot keep")
+    return record
+
+
 class _Conflict(Exception):
     """Another process created the run being claimed (internal: claim again)."""
 
@@ -924,6 +933,19 @@ class PostgresStore:
 
         def take(conn: psycopg.Connection[Any]) -> None:
             valid_until = time.monotonic() + self.lease_ttl
+            # A new run (the common case) has no row to lock: it is looked for, then
+            # inserted, each statement its own transaction on the autocommit
+            # connection: two round trips, where BEGIN and COMMIT around them made four.
+            if conn.execute(f"SELECT 1 FROM {self._s}.runs WHERE run_id = %s",
+                            (run_id,)).fetchone() is None:
+                record = decide(None)
+                if record is None:
+                    result[:] = [None, None, valid_until]
+                    return
+                if self._insert_run(conn, run_id, _checked(record), lease):
+                    result[:] = [None, 1, valid_until]
+                    return
+                # another process made it since the look: claimed as a stored run
             with conn.transaction():
                 row = conn.execute(f"SELECT {_RUN_COLUMNS}, {_NOW} FROM {self._s}.runs "
                                    "WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
@@ -952,10 +974,7 @@ class PostgresStore:
         record = decide(stored)
         if record is None:
             return stored, None
-        for name in record.structure:
-            if "\x00" in name:
-                raise ValueError(f"node name {name!r} holds a NUL character, which a "
-                                 "PostgreSQL store cannot keep")
+        _checked(record)
         if old is None:
             if not self._insert_run(conn, run_id, record, lease):
                 raise _Conflict  # another process made it since: claimed again from the start
