@@ -503,26 +503,31 @@ def _float8s(values: Sequence[float | None]) -> _Array:
     return _array(_Float8Array, _FLOAT8, values)
 
 
-def _node_columns(part: list[tuple[tuple[str, str, int], NodeRecord]]) -> list[_Array]:
-    """Node records as the group commit's 11 arrays (``_NODE_FIELDS``), from their keys
-    (run id, node, fence) and records.
+def _node_columns(parts: list[tuple[Claim, Collection[NodeRecord]]]) -> list[_Array]:
+    """Node records as the group commit's 11 arrays (``_NODE_FIELDS``), from the
+    records of each claim.
 
     A column with nothing but NULLs (the error, traceback and due time of succeeded
     nodes) goes as an empty array: ``unnest`` pads the shorter arrays with NULLs.
     """
-    if not part:
+    run_ids: list[str] = []
+    fences: list[int] = []
+    records: list[NodeRecord] = []
+    for claim, mine in parts:
+        run_ids += [claim.run_id] * len(mine)
+        fences += [claim.fence] * len(mine)
+        records += mine
+    if not records:
         return _NO_NODES
-    keys, records = zip(*part, strict=True)
     # zip stops at the shortest record: at least the 8 fields every writer passes
     node, status, attempts, output, error, traceback, started, finished, *_ = zip(
         *records, strict=False)
     due = ([r[9] if len(r) > 9 else None for r in records]
            if max(map(len, records)) > 9 else ())
-    return [_texts([k[0] for k in keys]), _texts(node), _texts(status), _int4s(attempts),
+    return [_texts(run_ids), _texts(node), _texts(status), _int4s(attempts),
             _blobs(_or_empty(output)), _messages(_or_empty(error)),
             _messages(_or_empty(traceback)), _float8s(_or_empty(started)),
-            _float8s(_or_empty(finished)), _int8s([k[2] for k in keys]),
-            _float8s(_or_empty(due))]
+            _float8s(_or_empty(finished)), _int8s(fences), _float8s(_or_empty(due))]
 
 
 _NO_NODES = [_texts(()), _texts(()), _texts(()), _int4s(()), _blobs(()), _texts(()),
@@ -1215,7 +1220,7 @@ class PostgresStore:
             return
         valid_until = time.monotonic() + self.lease_ttl
         claims: dict[Claim, tuple[str, float] | None] = {}  # claim -> its end, if any
-        nodes: dict[tuple[str, str, int], NodeRecord] = {}  # the last record per node wins
+        nodes: dict[Claim, dict[str, NodeRecord]] = {}  # the last record per node wins
         data: dict[tuple[str, int], bytes] = {}
         items: dict[tuple[str, str, int, int], ItemRecord] = {}  # the last one wins
         for o in deferred + backlog:
@@ -1226,29 +1231,39 @@ class PostgresStore:
                 if claim.error is not None:
                     continue
                 claims.setdefault(claim, None)
-                run_id, fence = claim.run_id, claim.fence
-                for r in o[2]:
-                    nodes[run_id, r[0], fence] = r
+                if o[2]:
+                    mine = nodes.get(claim)
+                    if mine is None:
+                        mine = nodes[claim] = {}
+                    for r in o[2]:
+                        mine[r[0]] = r
                 if o[3] is not None:
-                    data[run_id, fence] = o[3]
+                    data[claim.run_id, claim.fence] = o[3]
                 for item in o[4]:
-                    items[run_id, item.node, item.item, fence] = item
+                    items[claim.run_id, item.node, item.item, claim.fence] = item
             elif not claim.lost:
                 claims[claim] = (o[2], o[3])
         if renew:
             for claim in list(self._active.values()):
                 if claim.error is None:
                     claims.setdefault(claim, None)
-        fresh: list[tuple[tuple[str, str, int], NodeRecord]] = []
-        again: list[tuple[tuple[str, str, int], NodeRecord]] = []
+        # Set operations per claim rather than a look per node (the writer's Python
+        # holds the GIL the runs' event loop needs).
+        fresh: list[tuple[Claim, Collection[NodeRecord]]] = []
+        again: list[tuple[Claim, Collection[NodeRecord]]] = []
         known = self._known
-        for key, r in nodes.items():
-            seen = known.get((key[0], key[2]))
-            if seen is None or key[1] in seen:
-                again.append((key, r))
+        for claim, mine in nodes.items():
+            seen = known.get((claim.run_id, claim.fence))
+            if seen is None:
+                again.append((claim, mine.values()))
+                continue
+            repeated = seen.intersection(mine)
+            if repeated:
+                again.append((claim, [mine[n] for n in repeated]))
+                fresh.append((claim, [r for n, r in mine.items() if n not in repeated]))
             else:
-                seen.add(key[1])  # upserted if this commit is sent again
-                fresh.append((key, r))
+                fresh.append((claim, mine.values()))
+            seen.update(mine)  # upserted if this commit is sent again
         ends = list(claims.values())
         params: list[Any] = [
             self.lease_ttl, DEFAULT_QUEUE, _texts([c.run_id for c in claims]),
