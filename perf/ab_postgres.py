@@ -11,6 +11,9 @@ the store (read from ``/proc``, so the server must run on this machine; 0 otherw
 Not a pyperf harness: a diagnostic beside ``perf/bench_postgres.py``, which measures
 the figure itself.
 
+``--noop`` runs the other figure of issue 15 instead: 10,000 no-op nodes (a random
+DAG, no concurrency cap), and prints the time per committed node too.
+
 ``--base REV`` (repeatable) adds a PostgreSQL store from another commit of flowrt,
 ``postgres@REV``, run in the same rounds: a paired A/B of a change to the store in one
 process, both sides on the same runtime (only the store's package differs: it is
@@ -34,8 +37,8 @@ from typing import Any
 
 import anyio
 import psycopg
-from _common import build_workflow
-from graphs import independent
+from _common import build_workflow, noop
+from graphs import independent, random_dag
 
 import flowrt
 
@@ -86,8 +89,13 @@ def store_class_at(rev: str) -> Any:
     return importlib.import_module(f"{name}.durable._postgres").PostgresStore
 
 
-async def main(rounds: int, url: str, bases: list[str]) -> None:
-    wf = build_workflow(independent(1000), nap, "sleepy")
+async def main(rounds: int, url: str, bases: list[str], noops: bool) -> None:
+    if noops:
+        wf = build_workflow(random_dag(10_000), noop, "noops")
+        options: dict[str, Any] = {}
+    else:
+        wf = build_workflow(independent(1000), nap, "sleepy")
+        options = {"max_concurrency": 50}
     wf.compile()
     stores: dict[str, Any] = {
         "memory": None,
@@ -103,13 +111,12 @@ async def main(rounds: int, url: str, bases: list[str]) -> None:
     runtimes = {m: flowrt.Runtime(store=stores[m]) for m in modes}
     for m in modes:
         await runtimes[m].__aenter__()
-        await runtimes[m].run(wf, run_id=uuid.uuid4().hex, max_concurrency=50)  # warm up
+        await runtimes[m].run(wf, run_id=uuid.uuid4().hex, **options)  # warm up
     try:
         for r in range(rounds):
             for m in modes[r % len(modes):] + modes[:r % len(modes)]:  # turns rotate
                 s0, c0, t0 = server_cpu(), time.process_time(), time.perf_counter()
-                result = await runtimes[m].run(wf, run_id=uuid.uuid4().hex,
-                                               max_concurrency=50)
+                result = await runtimes[m].run(wf, run_id=uuid.uuid4().hex, **options)
                 wall[m].append(time.perf_counter() - t0)
                 cpu[m].append(time.process_time() - c0)
                 server[m].append(server_cpu() - s0)
@@ -127,7 +134,9 @@ async def main(rounds: int, url: str, bases: list[str]) -> None:
         ratio = statistics.median(a / b for a, b in zip(wall[m], wall["memory"], strict=True))
         print(f"{m:{width}s} wall {statistics.median(wall[m]) * 1e3:6.1f} ms   paired ratio "
               f"{ratio:.2f}x   client cpu {statistics.mean(cpu[m]) * 1e3:5.1f} ms   "
-              f"server cpu {statistics.mean(server[m]) * 1e3:5.1f} ms")
+              f"server cpu {statistics.mean(server[m]) * 1e3:5.1f} ms"
+              + (f"   {statistics.median(wall[m]) / 10_000 * 1e6:5.1f} us a node"
+                 if noops else ""))
 
 
 if __name__ == "__main__":
@@ -136,5 +145,6 @@ if __name__ == "__main__":
         sys.exit("set FLOWRT_PERF_PG_URL (or FLOWRT_TEST_PG_URL) to a PostgreSQL server")
     args = sys.argv[1:]
     base_revs = [args[i + 1] for i, a in enumerate(args) if a == "--base"]
-    plain = [a for i, a in enumerate(args) if a != "--base" and (i == 0 or args[i - 1] != "--base")]
-    anyio.run(main, int(plain[0]) if plain else 10, pg_url, base_revs)
+    plain = [a for i, a in enumerate(args) if not a.startswith("--")
+             and (i == 0 or args[i - 1] != "--base")]
+    anyio.run(main, int(plain[0]) if plain else 10, pg_url, base_revs, "--noop" in args)
