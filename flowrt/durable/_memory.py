@@ -353,5 +353,13 @@ class MemoryStore:
             self._cache.clear()
             return n
 
+    def prune_cache(self, now: float) -> int:
+        with self._lock:
+            expired = [k for k, (_, _, expires) in self._cache.items()
+                       if expires is not None and now >= expires]
+            for key in expired:
+                del self._cache[key]
+            return len(expired)
+
     def close(self) -> None:
         pass

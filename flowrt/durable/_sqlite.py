@@ -1172,6 +1172,11 @@ class SQLiteStore:
         with self._transaction("clearing the cache of") as conn:
             return conn.execute("DELETE FROM cache").rowcount
 
+    def prune_cache(self, now: float) -> int:
+        self.flush()  # entries still queued for the writer are swept too
+        with self._transaction("pruning the cache of") as conn:
+            return conn.execute("DELETE FROM cache WHERE expires <= ?", (now,)).rowcount
+
     def close(self) -> None:
         if self._closed:
             return

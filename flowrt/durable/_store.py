@@ -342,12 +342,23 @@ class SignalRecord(NamedTuple):
 
 
 class Wait(NamedTuple):
-    """What a waiting node waits for (:meth:`StoredRun.waits`)."""
+    """What a waiting node waits for (:meth:`StoredRun.waits`).
+
+    ``since`` and ``due`` are read on two clocks, each the one its kind of time is kept
+    on (flowrt/_clock.py): ``since`` is the node record's ``started``, wall-clock time
+    (``time.time()``) as every node's start and end; ``due`` is workflow time, on the
+    runtime's clock (``Runtime(clock=...)``) as timers, signal timeouts and schedules
+    are. With the default clock both are the system's time; under a
+    :class:`~flowrt.testing.FakeClock` compare ``due`` with ``clock.now()``, not with
+    ``since``.
+    """
 
     node: str  #: the node's name (a signal's name is its node's name)
     kind: str  #: "signal", "approval" or "timer"
-    since: float | None  #: when it started waiting
-    due: float | None  #: when the timer fires or the signal times out; None: no timeout
+    #: when it started waiting: wall-clock seconds since the epoch (not the runtime's clock)
+    since: float | None
+    #: when the timer fires or the signal times out, on the runtime's clock; None: never
+    due: float | None
     signalled: bool  #: a signal for it is stored (the run wakes to take it)
 
 
@@ -864,6 +875,15 @@ class Store(Protocol):
 
     def clear_cache(self) -> int:
         """Delete every cached output; return how many there were."""
+        ...
+
+    def prune_cache(self, now: float) -> int:
+        """Delete the cached outputs that expired at ``now`` (the caller's clock) or
+        before -- those :meth:`get_cached` no longer returns; return how many.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
         ...
 
     def close(self) -> None:

@@ -18,8 +18,8 @@ yours to close (``await executor.aclose()``, or ``async with executor``). Built 
 from __future__ import annotations
 
 import concurrent.futures
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from types import CoroutineType
 from typing import Any
 
 import anyio
@@ -53,11 +53,30 @@ class Remote:
         return f"<Remote {self.handle!r}>"
 
 
+class _Returned:
+    """A sync call's coroutine result on its way out of the worker thread (trio refuses a
+    thread function whose result is a coroutine; flowrt's contract takes it as is)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Coroutine[Any, Any, Any]) -> None:
+        self.value = value
+
+
 async def run_in_thread(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], args: Any,
                         kwargs: Mapping[str, Any] | None) -> Any:
-    """Call a sync function in a worker thread; a cancelled call abandons the thread."""
-    call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
-    return await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
+    """Call a sync function in a worker thread; a cancelled call abandons the thread.
+
+    Its result is returned as is, a coroutine too (design.md: not awaited), on both
+    backends: trio would refuse a coroutine result with its own error, so it crosses
+    the thread boxed.
+    """
+    def call() -> Any:
+        value = fn(*args, **kwargs) if kwargs else fn(*args)
+        return _Returned(value) if type(value) is CoroutineType else value
+
+    result = await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
+    return result.value if type(result) is _Returned else result
 
 
 async def until_called(register: Callable[[Callable[[Any], None]], None]) -> None:
