@@ -336,3 +336,39 @@ async def test_long_inline_stretches_let_the_loop_run() -> None:
         tg.cancel_scope.cancel()
     assert result.ok
     assert ticks - before >= 4  # the loop ran during the run, not only after it
+
+
+# -- scale (issue 18): ready nodes are taken in id order, whatever order they were added --
+@pytest.mark.parametrize("order", ["added_first", "added_last", "shuffled"])
+async def test_every_node_runs_after_its_dependencies_whatever_the_insertion_order(
+        order: str) -> None:
+    """Ready nodes are taken in id (insertion) order where they can be; a node added
+    before its dependencies becomes ready behind that order and must still run, once,
+    after them -- with nodes that suspend in the mix, so runners take turns."""
+    import random
+
+    rng = random.Random(18)
+    n = 400
+    graph = {f"n{i}": [f"n{j}" for j in rng.sample(range(i), min(i, rng.randint(1, 3)))]
+             for i in range(n)}
+    names = list(graph)
+    if order == "added_last":
+        names.reverse()
+    elif order == "shuffled":
+        rng.shuffle(names)
+    ran: list[str] = []
+    wf = flowrt.Workflow("order")
+    for name in names:
+        async def node(*_: object, name: str = name) -> str:
+            if int(name[1:]) % 7 == 0:
+                await anyio.sleep(0)  # suspends: another runner takes the queue
+            ran.append(name)
+            return name
+        wf.add(name, node, deps=graph[name])
+    result = await wf.run()
+    assert result.ok
+    assert sorted(ran) == sorted(graph)  # every node once
+    position = {name: k for k, name in enumerate(ran)}
+    for name, deps in graph.items():
+        for dep in deps:
+            assert position[dep] < position[name], (dep, name)

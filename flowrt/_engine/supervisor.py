@@ -119,6 +119,18 @@ class Supervisor:
         #: whether restore() put nodes back (a resumed durable run)
         self._restored_any = False
         self.ready: deque[int] = deque()
+        # -- scale (issue 18): ready nodes in id order --
+        #: Nodes that become READY at or after ``cursor`` are marked here instead of
+        #: queued, and runners take them in id order: ids are insertion order
+        #: (topological when every dependency was added first), so a run sweeps its
+        #: per-node arrays forwards instead of at random. On a 1M-node random DAG the
+        #: FIFO order cost ~30 last-level cache misses per node (decision 019).
+        #: ``ready`` keeps what must not wait for the sweep: retries, slots handed back,
+        #: nodes behind the cursor. ``marked`` counts the marks.
+        self.mark = bytearray(n)
+        self.cursor = 0
+        self.marked = 0
+        # -- end scale --
         self.left = n  # nodes not final yet
         self.fail_fast = fail_fast
         self.timeout = timeout
@@ -177,7 +189,6 @@ class Supervisor:
         self.emit(EventKind.RUN_STARTED, -1)
         plan = self.plan
         board = self.board
-        ready = self.ready
         remaining = self.remaining
         # Only roots can be ready now, unless a durable run restored nodes (then any node
         # whose dependencies were all restored may be): a 10,000-node plan whose half a
@@ -187,7 +198,8 @@ class Supervisor:
                 verdict = self._verdict(i)
                 if verdict == READY:
                     board[i] = READY
-                    ready.append(i)
+                    self.mark[i] = 1
+                    self.marked += 1
                     if self.trace:
                         self.emit(EventKind.READY, i)
                 else:  # dependencies restored from a store may not satisfy the rule
@@ -323,6 +335,8 @@ class Supervisor:
                 if self.checkpoint is not None:
                     self.checkpoint.ended(i, CANCELLED, None)
         self.ready.clear()
+        self.mark[:] = bytes(len(self.mark))  # in place: a runner may hold it
+        self.marked = 0
         if self.limited:
             self._leave_queues()
 
@@ -373,7 +387,7 @@ class Supervisor:
         does not cost one loop iteration per node; nodes that finish inline need only
         one runner.
         """
-        want = min(len(self.ready), self._burst) - self._pending
+        want = min(len(self.ready) + self.marked, self._burst) - self._pending
         if want > 0:
             self._pending += want
             spawn = self._spawner.spawn  # type: ignore[union-attr]  # set while runners run
@@ -392,7 +406,7 @@ class Supervisor:
         """
         if spawned:
             self._pending -= 1
-            if not self.ready:
+            if not self.ready and not self.marked:
                 self._burst = 1  # started for nothing: stop growing the bursts
                 return
         plan = self.plan
@@ -410,17 +424,26 @@ class Supervisor:
         started = self.started
         timed = self.timed
         limited = self.limited
+        mark = self.mark
         streak = 0  # nodes finished inline since this runner last let the loop run
-        while ready:
+        while ready or self.marked:
             if self.stopping:
                 return
             streak += 1
             if streak > INLINE_STREAK:
                 streak = 0
                 await anyio.lowlevel.checkpoint()
-                if self.stopping or not ready:
+                if self.stopping or not (ready or self.marked):
                     break
-            node = ready.popleft()
+            if ready:
+                node = ready.popleft()
+            else:  # the next marked node in id order; usually the very next id
+                node = self.cursor
+                if not mark[node]:
+                    node = mark.find(1, node)
+                mark[node] = 0
+                self.marked -= 1
+                self.cursor = node + 1
             if limited and not self._acquire(node):
                 continue
             # start the attempt
@@ -475,7 +498,7 @@ class Supervisor:
                 continue
             # The attempt really suspends: this runner stays with it; another takes
             # the rest of the queue.
-            if ready and not self.stopping:
+            if (ready or self.marked) and not self.stopping:
                 self._spawn_runners()
             streak = 0
             try:
@@ -684,7 +707,11 @@ class Supervisor:
                         verdict = self._verdict(s)
                         if verdict == READY:
                             board[s] = READY
-                            self.ready.append(s)
+                            if s >= self.cursor:
+                                self.mark[s] = 1
+                                self.marked += 1
+                            else:
+                                self.ready.append(s)
                             if trace:
                                 self.emit(EventKind.READY, s)
                             continue
@@ -734,7 +761,11 @@ class Supervisor:
                         verdict = self._verdict(s)
                     if verdict == READY:
                         board[s] = READY
-                        self.ready.append(s)
+                        if s >= self.cursor:  # scale: taken in id order (see mark)
+                            self.mark[s] = 1
+                            self.marked += 1
+                        else:
+                            self.ready.append(s)
                         if trace:
                             self.emit(EventKind.READY, s)
                         continue
