@@ -17,7 +17,7 @@ can tell a working example from a broken one.
 #: name -> what the example shows, in the order ``python -m flowrt examples`` runs them
 EXAMPLES: dict[str, str] = {
     "checkout": "e-commerce checkout: a flaky payment retried, a compensating refund "
-                "when shipping fails (trigger rules)",
+                "when shipping fails (a saga: compensate=)",
     "etl": "ETL: CSV files -> validate -> transform || enrich -> aggregate -> SQLite -> "
            "report, CPU steps in threads",
     "api": "API orchestration against a local HTTP server that fails some calls and "
@@ -28,6 +28,8 @@ EXAMPLES: dict[str, str] = {
                  "nights coalesced (a fake clock: a week in a second)",
     "order_flow": "an order flow with a branch: express or standard shipping, the "
                   "untaken path bypassed, merged again to ship (durable choices)",
+    "approval": "quote -> manager approval -> order: a worker process parks the run, "
+                "'flowrt approve' / 'reject' from the command line wakes it",
 }
 
 __all__ = ["EXAMPLES"]

@@ -2,7 +2,8 @@
 
     order (validate) -> reservation (inventory) || payment -> allocation
         -> invoice || shipment -> confirmation
-    refund, restock: compensations, run only when a later step failed (Trigger.ONE_FAILED)
+    reservation: compensate=restock; payment: compensate=refund (a saga: run only when
+    a later step fails, each with its node's output, the latest first)
 
 The shop is an SQLite database (products and stock, orders, a payments ledger); the
 invoice, the shipping label and the confirmation e-mail are files. Two orders go
@@ -13,9 +14,10 @@ through the same workflow:
   idempotency key and the card is charged once. Every step succeeds; the compensations
   are skipped.
 - A-1002 ships to Antarctica, where the carrier does not deliver. The shipment fails
-  after the card was charged and the stock reserved, so ``refund`` gives the money back
-  and ``restock`` puts the items back on the shelf; the confirmation is skipped and the
-  run ends FAILED, with the books balanced.
+  after the card was charged and the stock reserved, so the run rolls back: ``refund``
+  gives the money back (the payment is COMPENSATED) and ``restock`` puts the items back
+  on the shelf (the reservation is COMPENSATED); the confirmation is skipped and the run
+  ends FAILED, with the books balanced.
 
 Run it: ``python examples/checkout.py`` (or ``python -m flowrt examples checkout``).
 """
@@ -34,7 +36,6 @@ from typing import Any
 import anyio
 
 import flowrt
-from flowrt import Trigger
 
 wf = flowrt.Workflow("checkout")
 
@@ -80,6 +81,34 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
+# -- compensations (docs/compensation.md) ---------------------------------------------------
+# When a later step fails, the run is rolled back: each succeeded node with a
+# ``compensate=`` is undone, the latest first, with its own output. The run inputs are
+# in the run's data (``ctx.data``).
+
+
+def restock(reserved: int, ctx: flowrt.Context) -> None:
+    """Undo ``reservation``: put the reserved items back on the shelf."""
+    order_id = ctx.data["order_id"]
+    with shop_db(ctx.data["shop"]) as db, transaction(db):
+        rows = db.execute("SELECT sku, qty FROM reservations WHERE order_id = ?",
+                          (order_id,)).fetchall()
+        for sku, qty in rows:
+            db.execute("UPDATE products SET stock = stock + ? WHERE sku = ?", (qty, sku))
+        db.execute("DELETE FROM reservations WHERE order_id = ?", (order_id,))
+    if sum(qty for _, qty in rows) != reserved:
+        raise RuntimeError(f"restocked {rows} for order {order_id}, expected {reserved} items")
+
+
+def refund(paid: dict[str, Any], ctx: flowrt.Context) -> None:
+    """Undo ``payment``: give the captured amount back (once: the key is the payment's)."""
+    with shop_db(ctx.data["shop"]) as db, transaction(db):
+        db.execute("INSERT INTO payments (order_id, kind, amount_cents, key) "
+                   "VALUES (?, 'refund', ?, ?) ON CONFLICT (key) DO NOTHING",
+                   (paid["order_id"], -paid["amount_cents"], f"refund/{paid['payment_id']}"))
+        db.execute("UPDATE orders SET status = 'refunded' WHERE id = ?", (paid["order_id"],))
+
+
 # -- the workflow -------------------------------------------------------------------------
 
 
@@ -110,7 +139,7 @@ def order(order_id: str, shop: str) -> dict[str, Any]:
     }
 
 
-@wf.node
+@wf.node(compensate=restock)
 def reservation(order: dict[str, Any], shop: str) -> int:
     """Inventory: take the items off the shelf, all or none."""
     with shop_db(shop) as db, transaction(db):
@@ -147,13 +176,14 @@ def charge_card(shop: str, key: str, order_id: str, amount_cents: int) -> int:
     return payment_id
 
 
-@wf.node(retry=flowrt.Retry(attempts=3, delay=0.05, on=GatewayTimeout), limit="gateway")
+@wf.node(retry=flowrt.Retry(attempts=3, delay=0.05, on=GatewayTimeout), limit="gateway",
+         compensate=refund)
 def payment(order: dict[str, Any], shop: str, ctx: flowrt.Context) -> dict[str, Any]:
     """Charge the card. The key is the same on every attempt: a retry never charges twice."""
     key = f"{ctx.run_id}/{order['id']}"
     payment_id = charge_card(shop, key, order["id"], order["total_cents"])
-    return {"payment_id": payment_id, "amount_cents": order["total_cents"],
-            "attempts": ctx.attempt}
+    return {"payment_id": payment_id, "order_id": order["id"],
+            "amount_cents": order["total_cents"], "attempts": ctx.attempt}
 
 
 @wf.node
@@ -218,31 +248,6 @@ def confirmation(order: dict[str, Any], invoice: str, shipment: str, out_dir: st
     return str(path)
 
 
-@wf.node(after=[reservation, allocation, invoice, shipment], trigger=Trigger.ONE_FAILED)
-def refund(order_id: str, shop: str) -> int:
-    """Compensation: give back what was captured for the order (nothing if nothing was)."""
-    with shop_db(shop) as db, transaction(db):
-        balance = db.execute("SELECT COALESCE(SUM(amount_cents), 0) FROM payments "
-                             "WHERE order_id = ?", (order_id,)).fetchone()[0]
-        if balance:
-            db.execute("INSERT INTO payments (order_id, kind, amount_cents, key) "
-                       "VALUES (?, 'refund', ?, ?)", (order_id, -balance, f"refund/{order_id}"))
-        db.execute("UPDATE orders SET status = 'refunded' WHERE id = ?", (order_id,))
-    return int(balance)
-
-
-@wf.node(after=[payment, allocation, invoice, shipment], trigger=Trigger.ONE_FAILED)
-def restock(order_id: str, shop: str) -> int:
-    """Compensation: put reserved items back on the shelf."""
-    with shop_db(shop) as db, transaction(db):
-        rows = db.execute("SELECT sku, qty FROM reservations WHERE order_id = ?",
-                          (order_id,)).fetchall()
-        for sku, qty in rows:
-            db.execute("UPDATE products SET stock = stock + ? WHERE sku = ?", (qty, sku))
-        db.execute("DELETE FROM reservations WHERE order_id = ?", (order_id,))
-    return sum(qty for _, qty in rows)
-
-
 # -- the scenario -------------------------------------------------------------------------
 
 
@@ -305,17 +310,22 @@ async def demo(on_event: Callable[[flowrt.Event], Any] | None = None,
             else:
                 for name, error in result.errors.items():
                     say(f"  {name} failed: {type(error).__name__}: {error}")
-                say(f"  refund: {result.get('refund', 0) / 100:.2f} EUR; items back in stock: "
-                    f"{result.get('restock', 0)}; confirmation {statuses['confirmation']}")
+                refunded = -_query(shop, "SELECT COALESCE(SUM(amount_cents), 0) FROM payments "
+                                   "WHERE order_id = ? AND kind = 'refund'", order_id)
+                undone = ", ".join(f"{name} {status}"
+                                   for name, status in result.compensation.items())
+                say(f"  rolled back: {undone}; refund: {refunded / 100:.2f} EUR; "
+                    f"confirmation {statuses['confirmation']}")
 
         happy, failed = results
         _check(happy.ok, "order A-1001 should succeed")
         _check(happy.nodes["payment"].attempts == 2, "the payment should take two attempts")
-        _check(str(happy.nodes["refund"].status) == "skipped", "no refund for A-1001")
+        _check(happy.compensation == {}, "nothing to undo for A-1001")
         _check(str(failed.status) == "failed", "order A-1002 should fail at the shipment")
         _check(str(failed.nodes["shipment"].status) == "failed", "the shipment should fail")
-        _check(str(failed.nodes["refund"].status) == "succeeded", "A-1002 should be refunded")
-        _check(str(failed.nodes["restock"].status) == "succeeded", "A-1002 should be restocked")
+        _check({n: str(s) for n, s in failed.compensation.items()} == {
+            "reservation": "compensated", "payment": "compensated"},
+            "A-1002's payment should be refunded and its reservation restocked")
         _check(_query(shop, "SELECT SUM(amount_cents) FROM payments WHERE order_id = ?",
                       "A-1002") == 0, "the ledger of A-1002 should balance")
         _check(_query(shop, "SELECT COUNT(*) FROM payments WHERE kind = 'capture'") == 2,

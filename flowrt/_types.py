@@ -35,21 +35,31 @@ class Status(enum.IntEnum):
     # -- branches (design.md, "Control flow") --
     #: final: on a path a branch did not take (not a failure: the run stays ok)
     BYPASSED = 7
+    # -- waits (issue 14): not final (the only status after the final ones that is not)
+    #: a signal, approval or timer node waiting for its signal or its time
+    WAITING = 8
+    # -- saga compensation (docs/compensation.md) --
+    #: final: it succeeded, then the run failed and its ``compensate=`` undid it
+    COMPENSATED = 9
+    #: final: it succeeded, then the run failed and its ``compensate=`` raised
+    COMPENSATION_FAILED = 10
+    # -- end saga compensation --
 
     def __str__(self) -> str:
         return self.name.lower()
 
     @property
     def final(self) -> bool:
-        """True for SUCCEEDED, FAILED, SKIPPED, CANCELLED and BYPASSED."""
-        return self >= Status.SUCCEEDED
+        """True for every status from SUCCEEDED on but WAITING (all but PENDING, READY,
+        RUNNING and WAITING)."""
+        return self in FINAL
 
 
 #: The final statuses.
 FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED,
-                   Status.BYPASSED})
+                   Status.BYPASSED, Status.COMPENSATED, Status.COMPENSATION_FAILED})
 
-#: Status by its byte value (0 .. 7): a tuple index, where Status(b) is an enum lookup
+#: Status by its byte value (0 .. 10): a tuple index, where Status(b) is an enum lookup
 BY_VALUE: tuple[Status, ...] = tuple(Status)
 #: Status name by its byte value: what stores and tools write ("succeeded", ...)
 NAMES: tuple[str, ...] = tuple(map(str, Status))
@@ -209,7 +219,14 @@ class EventKind(enum.StrEnum):
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
     BYPASSED = "bypassed"  #: on a path a branch did not take
+    # -- saga compensation --
+    COMPENSATING = "compensating"  #: a node's compensation starts
+    COMPENSATED = "compensated"  #: it returned
+    COMPENSATION_FAILED = "compensation_failed"  #: it raised (``error``)
+    # -- end saga compensation --
     RUN_FINISHED = "run_finished"
+    # -- waits (issue 14)
+    WAITING = "waiting"  #: a wait node began waiting for its signal or its time
 
 
 @attrs.frozen

@@ -145,8 +145,10 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
             with shared.in_flight():
                 task_status.started()
                 assert rt.store is not None
-                result = await run_opened(rt.store, shared, plan, opened, None,
-                                          rt._worker_settings(), handed_back="queued")
+                settings = rt._worker_settings()
+                with rt.children_of(settings):  # its sub-workflows run in this runtime
+                    result = await run_opened(rt.store, shared, plan, opened, None,
+                                              settings, handed_back="queued")
             log.info("run ended", run_id=run_id, status=str(result.status))
             if on_run is not None:
                 on_run(run_id, str(result.status))
@@ -252,7 +254,7 @@ def _fire_schedules(store: Store, plans: Mapping[str, Plan], now: float, log: An
             continue  # another worker's workflow
         slots, next_due = due_slots(schedule, now)
         runs = slot_runs(schedule, slots, plan.fingerprint, plan.structure,
-                         plan.structure_json, dict(getattr(plan, "waits", {})))
+                         plan.structure_json, dict(plan.waits))
         created = store.fire_schedule(schedule.name, schedule.next_due, runs, next_due,
                                       slot_text(slots[-1]))
         if created:

@@ -56,15 +56,23 @@ class CycleError(GraphError):
 
     ``cycle`` lists the names of one cycle's nodes in dependency order, with the first
     node repeated at the end, as :class:`graphlib.CycleError` does: ``["a", "b", "a"]``
-    means ``a`` depends on ``b`` and ``b`` depends on ``a``.
+    means ``a`` depends on ``b`` and ``b`` depends on ``a``. For a workflow that
+    contains itself (``kind="sub-workflow"``) it names the workflows: ``["a", "b",
+    "a"]`` means ``a`` runs ``b`` as a sub-workflow and ``b`` runs ``a``.
     """
 
-    def __init__(self, cycle: Sequence[str]) -> None:
+    def __init__(self, cycle: Sequence[str], kind: str = "dependency") -> None:
         self.cycle: list[str] = list(cycle)
-        super().__init__(f"dependency cycle: {' -> '.join(self.cycle)}")
+        self.kind = kind
+        if kind == "sub-workflow":  # workflows that contain themselves
+            message = (f"workflow {self.cycle[0]!r} contains itself through sub-workflows: "
+                       + " -> ".join(self.cycle))
+        else:
+            message = f"{kind} cycle: {' -> '.join(self.cycle)}"
+        super().__init__(message)
 
     def _init_args(self) -> tuple[Any, ...]:
-        return (self.cycle,)
+        return (self.cycle, self.kind)
 
 
 class UnknownNodeError(GraphError):
@@ -183,6 +191,45 @@ class WorkflowFailed(FlowError):
 
     def _init_args(self) -> tuple[Any, ...]:
         return (self.workflow, self.status, self.errors)
+
+
+class SubWorkflowFailed(FlowError):
+    """A sub-workflow's child run did not succeed; raised by (and failing) the parent's
+    node that ran it.
+
+    ``workflow`` and ``run_id`` name the child run, ``status`` is how it ended
+    ("failed", "cancelled") and ``errors`` maps each failed node of the child to its
+    exception (a failed nested sub-workflow node's is a SubWorkflowFailed in turn).
+    """
+
+    def __init__(self, workflow: str, run_id: str, status: str,
+                 errors: Mapping[str, BaseException]) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.status = status
+        self.errors: dict[str, BaseException] = dict(errors)
+        detail = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in self.errors.items())
+        super().__init__(f"sub-workflow {workflow!r} (run {run_id!r}) {status}"
+                         + (f": {detail}" if detail else ""))
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.workflow, self.run_id, self.status, self.errors)
+
+
+class RollbackCutOff(FlowError, TimeoutError):
+    """A compensation still running when a rollback's grace ran out (the caller was
+    cancelled; docs/compensation.md): the node ends COMPENSATION_FAILED with this error,
+    and whether its effect was undone is unknown. ``node`` names it, ``grace`` is the
+    grace in seconds."""
+
+    def __init__(self, node: str, grace: float) -> None:
+        self.node = node
+        self.grace = grace
+        super().__init__(f"the compensation of node {node!r} was cut off: the run was "
+                         f"cancelled and the rollback's grace of {grace:g} s ran out")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.grace)
 
 
 class StoreError(FlowError):

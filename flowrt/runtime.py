@@ -12,15 +12,17 @@ workflows keeps one runtime open and starts every run through it, so that a limi
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 import anyio.to_thread
+import attrs
 
 from . import _backends
 from ._clock import SYSTEM_CLOCK, Clock
@@ -29,6 +31,7 @@ from ._engine.limits import Limit
 from ._engine.result import RunResult
 from ._engine.run import RunSettings, prepare_run
 from ._engine.shared import Shared
+from ._engine.waits import deliver
 from ._schedule import check_spec, schedule_record
 from ._types import Executor, ExecutorChoice, Hook
 from ._worker import Registry, new_queued_record
@@ -38,6 +41,7 @@ from .durable import open_store
 from .durable._run import durable_run
 from .errors import SerializationError
 from .workflow import Plan
+from .workflow._subworkflow import CHILD_RUNNER
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -64,6 +68,11 @@ class RunOptions(TypedDict, total=False):
     changed. ``metrics``: time every node (True), none (False) or a sampled share.
     ``strict_inputs``: refuse run inputs that no node takes (True, the default: they are
     usually typos) or store them in the run's data for nodes to read (False).
+    ``park``: with a store, return as soon as every node left waits for a signal or a
+    timer, with status WAITING (a signal, the due timer or ``rt.resume`` continues the
+    run in a worker; running it again with its ``run_id`` continues it here).
+    ``compensate``: when the run fails, is cancelled or times out, undo its succeeded
+    nodes with their ``compensate=`` functions (True, the default; docs/compensation.md).
     """
 
     run_id: str | None
@@ -77,6 +86,8 @@ class RunOptions(TypedDict, total=False):
     resume: str | None
     metrics: bool | float | None
     strict_inputs: bool
+    park: bool
+    compensate: bool
 
 
 #: the names RunOptions takes
@@ -194,7 +205,8 @@ class Runtime:
         self.max_recoveries = max_recoveries
         #: set to wake this runtime's worker loop early (a run ended, a signal came)
         self._worker_wakeup: anyio.Event | None = None
-        self._shared = Shared(max_concurrency=max_concurrency, limits=limits, threads=threads)
+        self._shared = Shared(max_concurrency=max_concurrency, limits=limits, threads=threads,
+                              clock=self.clock)
         self._store_arg = store
         self.store: Store | None = None
         self.executor = executor
@@ -294,20 +306,50 @@ class Runtime:
         resume = options.get("resume")
         metrics = options.get("metrics")
         run_id = options.get("run_id") or uuid.uuid4().hex
+        park = options.get("park", False)
+        if park and self.store is None:
+            raise ValueError("park=True needs a store (Runtime(store='runs.db')): a parked "
+                             "run is continued from the store")
         settings = RunSettings(
             max_concurrency=max_concurrency, limits=limits,
             fail_fast=options.get("fail_fast", False), timeout=timeout, hooks=hooks,
             executor=executor if executor is not None else self.executor,
-            metrics=self.metrics if metrics is None else metrics,
+            metrics=self.metrics if metrics is None else metrics, park=bool(park),
+            compensate=bool(options.get("compensate", True)),
         )
-        with self._shared.in_flight():
+        if resume is not None and self.store is None:
+            raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
+        with self._shared.in_flight(), self.children_of(settings):
             if self.store is not None:
                 return await durable_run(self.store, self._shared, plan, run_id, inputs, data,
                                          settings, resume)
-            if resume is not None:
-                raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
             return await prepare_run(self._shared, plan, run_id, inputs, data,
                                      settings).execute()
+
+    # -- sub-workflows (docs/sub-workflows.md) ---------------------------------------------
+
+    @contextlib.contextmanager
+    def children_of(self, settings: RunSettings) -> Iterator[None]:
+        """While this block runs a run with ``settings``, the sub-workflow nodes of that
+        run start their child runs in this runtime (and its store), with the same
+        settings but no timeout or concurrency cap of their own (the parent's node is
+        under them already)."""
+        async def run_child(workflow: Workflow, run_id: str,
+                            inputs: Mapping[str, Any]) -> RunResult:
+            plan = workflow.compile()
+            child = attrs.evolve(settings, timeout=None, max_concurrency=None)
+            with self._shared.in_flight(), self.children_of(child):
+                if self.store is not None:
+                    return await durable_run(self.store, self._shared, plan, run_id,
+                                             inputs, None, child, None)
+                return await prepare_run(self._shared, plan, run_id, inputs, None,
+                                         child).execute()
+
+        token = CHILD_RUNNER.set(run_child)
+        try:
+            yield
+        finally:
+            CHILD_RUNNER.reset(token)
 
     # -- runs that outlive a process (docs/decisions/013-queue.md) -----------------------
 
@@ -319,8 +361,9 @@ class Runtime:
         return self.store
 
     def _worker_settings(self) -> RunSettings:
-        """The run settings of runs a worker takes from the queue: the runtime's."""
-        return RunSettings(executor=self.executor, metrics=self.metrics)
+        """The run settings of runs a worker takes from the queue: the runtime's; a run
+        whose nodes all wait is parked, so that it holds no slot while it waits."""
+        return RunSettings(executor=self.executor, metrics=self.metrics, park=True)
 
     def _poke(self) -> None:
         """Wake this runtime's worker loop now (something it may take has changed)."""
@@ -437,10 +480,17 @@ class Runtime:
         """
         from .durable import control
 
-        store = self._need_store("signal()")
+        if not self._open:
+            raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
+        store = self.store
+        if store is None:  # in-process waits: the run goes on in this runtime
+            return deliver(self._shared, run_id, name, payload, id)
         stored = await anyio.to_thread.run_sync(
             lambda: control.send_signal(store, run_id, name, payload, signal_id=id,
                                         now=self.clock.now()))
+        waiter = self._shared.waiting.get(run_id)
+        if waiter is not None:  # the run waits in this process: it looks at once
+            waiter.wake()
         self._poke()
         return stored
 

@@ -93,7 +93,8 @@ class FakeClock:
 def crash_at(node: str, *, on: str = "end") -> Iterator[None]:
     """Crash the durable runs started inside the block right after ``node``'s record
     reaches the store (``on="end"``: it ended, however; ``on="wait"``: a wait node
-    started waiting, its due time recorded).
+    started waiting, its due time recorded; ``on="compensated"``: a rollback's
+    compensation of the node ended, however).
 
     The run stops where it is: nodes running then are abandoned, and nothing more is
     written -- no node ends, no final status; its lease is left to a holder that counts
@@ -102,13 +103,13 @@ def crash_at(node: str, *, on: str = "end") -> Iterator[None]:
 
     Args:
         node: the node's name.
-        on: ``"end"`` or ``"wait"``.
+        on: ``"end"``, ``"wait"`` or ``"compensated"``.
 
     Raises:
         ValueError: ``on`` is neither.
     """
-    if on not in ("end", "wait"):
-        raise ValueError(f"on= is 'end' or 'wait', got {on!r}")
+    if on not in ("end", "wait", "compensated"):
+        raise ValueError(f"on= is 'end', 'wait' or 'compensated', got {on!r}")
     token = CRASH_AT.set((node, on))
     try:
         yield

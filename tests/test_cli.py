@@ -662,7 +662,7 @@ def test_live_display_draws_and_stops() -> None:
 def test_examples_package_is_found_in_process() -> None:
     package = examples_package()
     assert set(package.EXAMPLES) == {"checkout", "etl", "api", "durable", "scheduled",
-                                     "order_flow"}
+                                     "order_flow", "approval"}
     files = {p.stem for p in (REPO / "examples").glob("*.py")} - {"__init__"}
     assert files == set(package.EXAMPLES)  # every example module is registered
 

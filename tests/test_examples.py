@@ -41,11 +41,14 @@ async def test_checkout() -> None:
     (happy, failed), events, said = await run_demo("checkout")
     assert happy.ok and str(failed.status) == "failed"
     assert happy.nodes["payment"].attempts == 2
-    assert {n: str(s) for n, s in happy.statuses().items() if str(s) != "succeeded"} == {
-        "refund": "skipped", "restock": "skipped"}
+    assert happy.compensation == {}
+    assert {n: str(s) for n, s in happy.statuses().items() if str(s) != "succeeded"} == {}
     assert {n: str(s) for n, s in failed.statuses().items() if str(s) != "succeeded"} == {
-        "shipment": "failed", "confirmation": "skipped"}
-    assert failed["refund"] == 5400 and failed["restock"] == 3
+        "shipment": "failed", "confirmation": "skipped", "reservation": "compensated",
+        "payment": "compensated"}
+    assert list(failed.compensation) == ["reservation", "payment"]
+    failed_events = kinds(events, failed.run_id)
+    assert failed_events["compensated:payment"] == failed_events["compensated:reservation"] == 1
     assert kinds(events, happy.run_id)["retrying:payment"] == 1
     assert any("refund: 54.00 EUR" in line for line in said)
 
@@ -128,3 +131,20 @@ async def test_order_flow() -> None:
     assert kinds(events, slow.run_id)["started:express"] == 0
     assert fast["ship"] == "EX-B-2001" and slow["ship"] == "ST-B-2002"
     assert any("courier" in line for line in said)
+
+
+@pytest.mark.anyio
+async def test_approval(tmp_path: Path) -> None:
+    """A worker process parks both runs at the approval; the CLI approves one and
+    rejects the other; quote ran once each (it is before the wait)."""
+    results, _, said = await run_demo("approval", folder=str(tmp_path))
+    assert [r.run_id for r in results] == ["po-1"] and results[0].ok
+    assert results[0]["manager"]["by"] == "alice"
+    assert (tmp_path / "orders.txt").read_text().count("\n") == 1
+    assert any("rejected by alice: not this year" in line for line in said)
+    store = flowrt.SQLiteStore(tmp_path / "runs.db")
+    try:
+        assert [store.load(r).nodes["quote"].attempts for r in ("po-1", "po-2")] == [1, 1]
+        assert store.load("po-1").nodes["quote"].fence < store.get_run("po-1").fence
+    finally:
+        store.close()

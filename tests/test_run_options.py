@@ -30,6 +30,8 @@ def sample_values() -> dict[str, Any]:
         "resume": "force",  # needs a store: every run below has one
         "metrics": False,
         "strict_inputs": False,
+        "park": True,  # needs a store too; a run without wait nodes never parks
+        "compensate": False,
     }
 
 

@@ -25,6 +25,10 @@ LEGAL = {
     (P, SK),
     (P, C), (RD, C), (RN, C),  # any non-final status may be cancelled
     (P, BY),  # branches: on a path a branch did not take
+    # waits (issue 14)
+    (RD, Status.WAITING), (Status.WAITING, S), (Status.WAITING, F), (Status.WAITING, C),
+    # saga compensation: a rollback undoes a succeeded node
+    (S, Status.COMPENSATED), (S, Status.COMPENSATION_FAILED),
 }
 
 
@@ -32,11 +36,13 @@ def test_status_names_and_finality() -> None:
     assert str(Status.SUCCEEDED) == "succeeded"
     assert [str(s) for s in Status] == [
         "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
-        "bypassed",
+        "bypassed", "waiting", "compensated", "compensation_failed",
     ]
-    assert [s for s in Status if s.final] == [S, F, SK, C, BY]
+    assert [s for s in Status if s.final] == [
+        S, F, SK, C, BY, Status.COMPENSATED, Status.COMPENSATION_FAILED]
     assert frozenset(s for s in Status if s.final) == FINAL
     assert not P.final and not RD.final and not RN.final
+    assert not Status.WAITING.final  # a wait node waits: not final (issue 14)
 
 
 def test_board_starts_pending() -> None:
@@ -75,7 +81,7 @@ def test_every_transition_is_legal_or_raises_naming_both_statuses(
     assert board[0] is P
 
 
-@pytest.mark.parametrize("bad", [len(Status), 9, 255, -1])
+@pytest.mark.parametrize("bad", [len(Status), 255, -1])
 def test_a_value_that_is_no_status_is_refused(bad: int) -> None:
     board = StatusBoard(1)
     with pytest.raises(ValueError, match="not a status"):
@@ -97,7 +103,8 @@ def test_counts_and_reset() -> None:
     board.move(2, SK)
     board.move(3, C)
     counts = board.counts()
-    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, BY: 0}
+    assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, BY: 0,
+                      Status.WAITING: 0, Status.COMPENSATED: 0, Status.COMPENSATION_FAILED: 0}
     assert list(counts) == list(Status)  # every status listed
     assert sum(counts.values()) == len(board)
     assert repr(board) == (

@@ -218,6 +218,42 @@ def test_a_parked_run_wakes_at_its_earliest_due_time(store: Any) -> None:
     assert stored.nodes["nap"].due == 70.0 and store.get_run("r").resumes == 1
 
 
+def test_a_wait_records_due_time_is_kept_in_any_status(store: Any) -> None:
+    """A wait node's due time goes with its record whatever the status: a cancelled
+    timer resumed later waits for the time left (flowrt.durable's StoreWaiter)."""
+    store.submit(queued("r", due=0.0))
+    _, claim = take(store, now=10.0)
+    store.write(claim, [NodeRecord("nap", "waiting", 1, started=10.0, due=70.0)], None)
+    store.write(claim, [NodeRecord("nap", "cancelled", 1, None, None, None, 10.0, 12.0, 0,
+                                   70.0)], None)
+    store.finish(claim, "cancelled", 12.0)
+    store.flush()
+    rec = store.load("r").nodes["nap"]
+    assert (rec.status, rec.due, rec.fence) == ("cancelled", 70.0, claim.fence)
+
+
+def test_a_store_that_watches_tells_of_every_signal(store: Any) -> None:
+    """A store with ``watch`` (PostgreSQL: LISTEN/NOTIFY) calls its watchers for a
+    signal to a running run too: a node waiting for it in that run's process looks at
+    once instead of at its next poll."""
+    watch = getattr(store, "watch", None)
+    if watch is None:
+        pytest.skip("this store has no watch(): waiting nodes poll it")
+    import threading
+
+    told = threading.Event()
+    store.submit(queued("r", due=0.0))
+    take(store, now=10.0)  # running, not parked
+    unwatch = watch(told.set)
+    try:
+        time.sleep(0.3)  # the listener is up (it also calls once when it starts)
+        told.clear()
+        assert store.add_signal(SignalRecord("r", "ping", b"1", 20.0, "s1"))
+        assert told.wait(10.0)
+    finally:
+        unwatch()
+
+
 def test_a_signal_wakes_the_run_parked_for_it(store: Any) -> None:
     _park(store, "r", [NodeRecord("approve", "waiting", 1, started=10.0)])
     assert store.get_run("r").due is None  # no timeout: only a signal wakes it

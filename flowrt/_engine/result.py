@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["NodeResult", "RunMetrics", "RunResult", "jsonable"]
 
+_COMPENSATED = Status.COMPENSATED.value
+_COMPENSATION_FAILED = Status.COMPENSATION_FAILED.value
+
 
 @attrs.frozen
 class NodeResult:
@@ -131,7 +134,8 @@ class RunResult:
 
     ``result["node"]`` is a succeeded node's output; it raises
     :class:`~flowrt.NodeFailed` for a failed node (the node's exception is the
-    ``__cause__``) and :class:`~flowrt.NoOutput` for a skipped or cancelled one.
+    ``__cause__``) and :class:`~flowrt.NoOutput` for a skipped or cancelled one, and
+    for one a rollback compensated (its effect was undone).
     """
 
     def __init__(
@@ -253,9 +257,23 @@ class RunResult:
         return NodeResult(self.plan.names[i], BY_VALUE[self._board[i]], self._attempts[i],
                           self._errors.get(i), started, finished, restored)
 
+    # -- saga compensation --
+    @property
+    def compensation(self) -> dict[str, Status]:
+        """The nodes a rollback undid: name -> ``Status.COMPENSATED`` or
+        ``Status.COMPENSATION_FAILED`` (``nodes[name].error`` says why), in node order;
+        empty when nothing was compensated (docs/compensation.md)."""
+        board = self._board
+        if not (board.count(_COMPENSATED) or board.count(_COMPENSATION_FAILED)):
+            return {}
+        names = self.plan.names
+        return {names[i]: BY_VALUE[s] for i, s in enumerate(board)
+                if s in (_COMPENSATED, _COMPENSATION_FAILED)}
+    # -- end saga compensation --
+
     @property
     def errors(self) -> dict[str, BaseException]:
-        """The exception of every failed node, by name."""
+        """The exception of every failed node (and failed compensation), by name."""
         names = self.plan.names
         return {names[i]: e for i, e in self._errors.items()}
 

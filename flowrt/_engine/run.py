@@ -18,9 +18,11 @@ import attrs
 from .._types import EventKind, ExecutorChoice, Hook, RunStatus
 from ..data import WorkflowData
 from .result import RunResult
+from .saga import pending_compensations, roll_back
 from .shared import Shared
-from .state import Checkpoint, RunState, clock
+from .state import Checkpoint, RunState, Waiter, clock
 from .supervisor import Supervisor
+from .waits import Inbox
 
 if TYPE_CHECKING:
     from ..workflow import Plan
@@ -43,15 +45,21 @@ class RunSettings:
     hooks: tuple[Hook, ...] = ()
     executor: ExecutorChoice = None
     metrics: bool | float = True
+    #: return as soon as every node left waits, status WAITING (a store is needed to
+    #: continue it: ``flowrt.durable`` checks)
+    park: bool = False
+    #: run the ``compensate=`` of succeeded nodes when the run fails (docs/compensation.md)
+    compensate: bool = True
 
 
 class Run:
     """One run of a plan, ready to start. Made by :func:`prepare_run`."""
 
-    __slots__ = ("_sup", "state")
+    __slots__ = ("_compensate", "_sup", "state")
 
-    def __init__(self, sup: Supervisor) -> None:
+    def __init__(self, sup: Supervisor, compensate: bool = True) -> None:
         self._sup = sup
+        self._compensate = compensate
         #: the run's plan, inputs, data and per-node arrays (read them, do not change them)
         self.state: RunState = sup.state
 
@@ -64,9 +72,20 @@ class Run:
         """
         self._sup.restore(node, value, attempts, started, finished)
 
+    def restore_ended(self, node: int, status: int, error: BaseException | None) -> None:
+        """Before a rollback-only run (``execute(rollback_only=True)``): ``node`` ended
+        with final ``status`` (FAILED, SKIPPED, CANCELLED, COMPENSATED or
+        COMPENSATION_FAILED) in an earlier start of the run."""
+        self._sup.restore_ended(node, status, error)
+
     def attach(self, checkpoint: Checkpoint) -> None:
         """Before the run starts: record node ends through ``checkpoint``."""
         self._sup.checkpoint = checkpoint
+
+    def wait_with(self, waiter: Waiter) -> None:
+        """Before the run starts: its wait nodes wait through ``waiter`` (instead of the
+        in-process :class:`~flowrt._engine.waits.Inbox` a run with wait nodes gets)."""
+        self._sup.waiter = waiter
 
     def stop(self) -> None:
         """Stop the run from outside (it ends CANCELLED, as when its timeout expires)."""
@@ -77,12 +96,19 @@ class Run:
         """Whether the run was stopped because its runtime shut down."""
         return self._sup.shut_down
 
-    async def execute(self, *, restored: bytearray | None = None) -> RunResult:
+    async def execute(self, *, restored: bytearray | None = None,
+                      rollback_only: bool = False) -> RunResult:
         """Run every node to a final status and return the result.
 
         ``restored``: per node, 1 for those :meth:`restore` put back (the result tells).
         Cancelling the caller cancels every running node; the cancellation propagates
-        and the nodes end CANCELLED.
+        and the nodes end CANCELLED. When the run fails, is cancelled or times out, the
+        ``compensate=`` of its succeeded nodes run (unless the run was made with
+        ``compensate=False``), shielded from the caller's cancellation for a bounded
+        time (:mod:`flowrt._engine.saga`).
+
+        ``rollback_only``: a durable run that crashed during its rollback: nothing runs
+        forward (nodes not restored end CANCELLED); the rollback goes on.
         """
         sup = self._sup
         state = self.state
@@ -90,9 +116,25 @@ class Run:
         clock_start = clock()
         if sup.log_runs:
             state.log.info("run started", nodes=len(state.plan))
-        await sup.run()
+        if rollback_only:
+            sup.finish_unrun()
+            status = sup.status()
+            await roll_back(sup, pending_compensations(sup))
+        else:
+            try:
+                await sup.run()
+            except BaseException:
+                # The caller was cancelled (or the process is told to exit): undo what
+                # succeeded, then let that go on propagating.
+                if self._compensate and not sup.shut_down and not _exiting():
+                    await roll_back(sup, pending_compensations(sup))
+                raise
+            status = sup.status()
+            # (not a parked run: it is WAITING, not over)
+            if ((status is RunStatus.FAILED or status is RunStatus.CANCELLED)
+                    and self._compensate and not sup.shut_down):
+                await roll_back(sup, pending_compensations(sup))
         wall_time = clock() - clock_start
-        status = sup.status()
         n = len(state.plan)
         result = RunResult(
             plan=state.plan, run_id=state.run_id, status=status,
@@ -130,7 +172,18 @@ def prepare_run(shared: Shared, plan: Plan, run_id: str, inputs: Mapping[str, An
         data.set(k, v)
     state = RunState(plan=plan, run_id=run_id, inputs=given, data=data,
                      metrics=settings.metrics)
-    return Run(Supervisor(shared, state, max_concurrency=settings.max_concurrency,
-                          limits=settings.limits, fail_fast=settings.fail_fast,
-                          timeout=settings.timeout, hooks=settings.hooks,
-                          executor=settings.executor))
+    sup = Supervisor(shared, state, max_concurrency=settings.max_concurrency,
+                     limits=settings.limits, fail_fast=settings.fail_fast,
+                     timeout=settings.timeout, hooks=settings.hooks,
+                     executor=settings.executor, park=settings.park)
+    if plan.wait_specs:
+        sup.waiter = Inbox(state, shared.clock)
+    return Run(sup, settings.compensate)
+
+
+def _exiting() -> bool:
+    """Whether the exception being handled is a KeyboardInterrupt or SystemExit (no
+    rollback then: the process is going away)."""
+    import sys
+
+    return isinstance(sys.exception(), KeyboardInterrupt | SystemExit)

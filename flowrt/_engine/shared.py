@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .._clock import SYSTEM_CLOCK, Clock
 from .._types import Executor, ExecutorChoice
 from ..executors import ProcessExecutor
 from .limits import Limit
 
 if TYPE_CHECKING:
+    from .state import Waiter
     from .supervisor import Supervisor
 
 __all__ = ["ExecutorChoice", "Shared"]
@@ -31,11 +33,12 @@ class Shared:
     Raises ``ValueError`` for a capacity that is not an int >= 1.
     """
 
-    __slots__ = ("_idle", "_thread_limiter", "busy", "cap", "limits", "owned", "runs",
-                 "stopping", "threads")
+    __slots__ = ("_idle", "_thread_limiter", "busy", "cap", "clock", "limits", "owned",
+                 "runs", "stopping", "threads", "waiting")
 
     def __init__(self, *, max_concurrency: int | None = None,
-                 limits: Mapping[str, int] | None = None, threads: int = 40) -> None:
+                 limits: Mapping[str, int] | None = None, threads: int = 40,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.cap = (Limit("max_concurrency", max_concurrency)
                     if max_concurrency is not None else None)
         self.limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
@@ -51,6 +54,12 @@ class Shared:
         self._idle: anyio.Event | None = None
         #: set by :meth:`stop_runs`: a run that starts now ends CANCELLED at once
         self.stopping = False
+        # -- waits (issue 14)
+        #: where workflow time is read: timers, signal timeouts (``Runtime(clock=...)``)
+        self.clock = clock
+        #: run id -> the waiter of its wait nodes, while one of them waits: what
+        #: ``rt.signal`` delivers to (no store) or wakes up (a store)
+        self.waiting: dict[str, Waiter] = {}
 
     def open(self) -> None:
         """Ready for runs in the running event loop (again, after :meth:`aclose`)."""

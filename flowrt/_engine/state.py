@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._logging import logger
 
 if TYPE_CHECKING:
     from ..data import WorkflowData
-    from ..workflow import Plan
+    from ..workflow import Plan, WaitSpec
 
-__all__ = ["Checkpoint", "RunState", "clock"]
+__all__ = ["Checkpoint", "RunState", "Waiter", "clock"]
 
 #: node times are readings of this clock (seconds); ``RunState.time_base`` makes them
 #: wall-clock times
@@ -82,6 +82,48 @@ class Checkpoint(Protocol):
     def succeeded(self, node: int, value: Any) -> None: ...
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None: ...
+
+    # -- saga compensation --
+    async def rolling_back(self, nodes: list[int]) -> bool:
+        """A rollback of the run starts and will compensate ``nodes``: make that
+        durable before the first compensation runs (their outcomes then come through
+        :meth:`ended`, as COMPENSATED or COMPENSATION_FAILED). False when the store
+        cannot record it (the run's lease is lost, a write failed): no rollback then,
+        as nothing of it could be recorded."""
+        ...
+
+    def writable(self) -> bool:
+        """Whether the run can still record anything (a rollback stops when it cannot:
+        what it did next would not be recorded, so a resume would do it again)."""
+        ...
+
+
+class Waiter(Protocol):
+    """Where the wait nodes of one run wait (called by the supervisor).
+
+    Without a store the runtime's in-process one (:class:`flowrt._engine.waits.Inbox`):
+    signals come through ``rt.signal`` in this process. With a store,
+    ``flowrt.durable``'s: the wait and its due time are recorded, and signals are read
+    from the store. Both read the time on the runtime's clock.
+    """
+
+    def wake(self) -> None:
+        """A signal may have come for the run (``rt.signal`` in this process): look
+        again now. Called in the event loop."""
+        ...
+
+    def begin(self, node: int, spec: WaitSpec) -> float | None:
+        """Wait node ``node`` begins waiting: record it; return when it is due (a timer
+        fires, a signal times out) on the runtime's clock, or None (no limit)."""
+        ...
+
+    async def signal(self, node: int, due: float | None,
+                     idle: Callable[[], object]) -> tuple[bool, Any]:
+        """``(True, payload)`` of the first signal sent under signal node ``node``'s
+        name, waiting for it until the clock reads ``due``; ``(False, None)`` when
+        ``due`` came first. Calls ``idle()`` once, when it finds no signal and goes to
+        sleep (the supervisor parks a run whose nodes all sleep so)."""
+        ...
 
 
 def _timed_nodes(n: int, metrics: bool | float) -> bytearray:

@@ -41,8 +41,10 @@ from .. import _backends
 from .._logging import is_enabled
 from .._types import Event, EventKind, RemoteExecutor, RunStatus, Status, holds
 from ..data._workflow_data import MISSING
-from ..errors import BranchError, SerializationError
+from ..errors import BranchError, SerializationError, SignalTimeout
 from ..executors._base import Remote, run_in_thread
+from ..workflow._plan import WAIT
+from ..workflow._waits import APPROVAL, TIMER, approved
 from . import invoke as actor
 from .events import report_hook_error
 from .limits import GONE, HANDED, WOKEN, Limit
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 
     from .._types import Executor, ExecutorChoice, Hook
     from .shared import Shared
-    from .state import Checkpoint, RunState
+    from .state import Checkpoint, RunState, Waiter
 
 __all__ = ["BURST_MAX", "INLINE_STREAK", "Supervisor"]
 
@@ -69,6 +71,8 @@ BYPASSED = Status.BYPASSED.value
 #: what settle() tells the direct successors of a branch that succeeded: SUCCEEDED to
 #: those it chose (``Supervisor._taken``), BYPASSED to the others (never on the board)
 BRANCHED: Final = 255
+# -- waits (issue 14)
+WAITING = Status.WAITING.value
 
 #: Nodes a runner finishes inline in a row before it lets the event loop run once, so
 #: that a long stretch of nodes that never suspend neither starves the application nor
@@ -88,7 +92,8 @@ class Supervisor:
 
     def __init__(self, shared: Shared, state: RunState, *, max_concurrency: int | None,
                  limits: Mapping[str, int] | None, fail_fast: bool, timeout: float | None,
-                 hooks: tuple[Hook, ...], executor: ExecutorChoice) -> None:
+                 hooks: tuple[Hook, ...], executor: ExecutorChoice,
+                 park: bool = False) -> None:
         plan = state.plan
         n = len(plan)
         self.shared = shared
@@ -124,7 +129,7 @@ class Supervisor:
         #: queued, and runners take them in id order: ids are insertion order
         #: (topological when every dependency was added first), so a run sweeps its
         #: per-node arrays forwards instead of at random. On a 1M-node random DAG the
-        #: FIFO order cost ~30 last-level cache misses per node (decision 019).
+        #: FIFO order cost ~30 last-level cache misses per node (decision 021).
         #: ``ready`` keeps what must not wait for the sweep: retries, slots handed back,
         #: nodes behind the cursor. ``marked`` counts the marks.
         self.mark = bytearray(n)
@@ -153,6 +158,15 @@ class Supervisor:
         self._done: anyio.Event | None = None
         self._cancel_exc: type[BaseException] = BaseException
         self._keep_remote: bytearray | None = None
+        # -- waits (issue 14)
+        #: where wait nodes wait (set by prepare_run's caller); None: the run has none
+        self.waiter: Waiter | None = None
+        #: stop the run as WAITING as soon as every node left waits (``park=True``)
+        self.park = park
+        #: the run stopped so: its wait nodes stay WAITING, the nodes after them PENDING
+        self.parked = False
+        self._waits: set[int] = set()  # wait nodes waiting now
+        self._idle_waits: set[int] = set()  # those of them asleep: nothing came yet
 
         # Limits: the run's own cap, the runtime's cap, and one per named limit.
         run_cap = Limit("max_concurrency", max_concurrency) if max_concurrency else None
@@ -206,6 +220,9 @@ class Supervisor:
                     self._end_unrun(i, verdict)
         shared = self.shared
         shared.runs.add(self)
+        waiter = self.waiter
+        if waiter is not None:  # rt.signal finds it by the run id
+            shared.waiting[self.run_id] = waiter
         try:
             if shared.stopping:  # its runtime is shutting down: the run starts nothing
                 self.stopping = self.interrupted = self.shut_down = True
@@ -229,6 +246,8 @@ class Supervisor:
                             self.stopping = True
         finally:
             shared.runs.discard(self)
+            if waiter is not None and shared.waiting.get(self.run_id) is waiter:
+                del shared.waiting[self.run_id]
             self._finish_cancelled()
         if self._keep_remote is not None:
             await self._fetch_remote_outputs()
@@ -236,6 +255,8 @@ class Supervisor:
     def status(self) -> RunStatus:
         """How the run ended (once :meth:`run` has returned)."""
         board = self.board
+        if self.parked:
+            return RunStatus.WAITING
         if self.stopped_by_failure or (board.count(FAILED) and not self.interrupted):
             return RunStatus.FAILED
         if self.interrupted or board.count(CANCELLED):
@@ -265,9 +286,7 @@ class Supervisor:
         if self.checkpoint is not None:
             return None
         local = (None, "thread", "loop")
-        if not any(o.executor not in local for o in plan.node_options.values()) and (
-            self._executor in local
-        ):
+        if not plan.remote_executors and self._executor in local:
             return None
         keep = bytearray(len(plan))
         where = [self._executor_of(i) if plan.mode[i] else "async" for i in range(len(plan))]
@@ -319,9 +338,16 @@ class Supervisor:
         if not self.left:
             return
         board = self.board
+        if self.parked:  # what waits stays WAITING, and what comes after it PENDING
+            self.ready.clear()
+            self.mark[:] = bytes(len(self.mark))  # scale: the id-order marks too
+            self.marked = 0
+            if self.limited:
+                self._leave_queues()
+            return
         now = clock()
         for i in range(len(board)):
-            if board[i] < SUCCEEDED:
+            if board[i] < SUCCEEDED or board[i] == WAITING:
                 was_running = board[i] == RUNNING
                 if self.limited and (was_running or self._granted[i]):
                     self._granted[i] = 0
@@ -444,6 +470,9 @@ class Supervisor:
                 mark[node] = 0
                 self.marked -= 1
                 self.cursor = node + 1
+            if special[node] == WAIT:  # a wait node: it waits, holding no slot
+                self._begin_wait(node)
+                continue
             if limited and not self._acquire(node):
                 continue
             # start the attempt
@@ -508,6 +537,8 @@ class Supervisor:
                     raise
                 continue
             self.succeed(node, value)
+        if self._waits and self.park and not self.stopping:
+            self._maybe_park()
 
     def _attempt(self, node: int, args: Any, bound: Any) -> Any:
         """The coroutine of one attempt of a node that is not a plain async call."""
@@ -549,10 +580,10 @@ class Supervisor:
             except SerializationError as error:  # the store cannot keep this output
                 self.attempt_failed(node, error, retry=False)
                 return
+        if self.limited and self.board[node] == RUNNING:
+            self._release(node)
         self.values[node] = value
         self.board[node] = SUCCEEDED
-        if self.limited:
-            self._release(node)
         if self.trace:
             self.emit(EventKind.SUCCEEDED, node)
         if self._branches is not None and self._branches[node]:
@@ -587,7 +618,7 @@ class Supervisor:
         if isinstance(error, KeyboardInterrupt | SystemExit):
             raise error
         plan = self.plan
-        if self.limited:
+        if self.limited and self.board[node] == RUNNING:
             self._release(node)
         if isinstance(error, BranchError):  # branches: a bug to fix, not a hiccup
             retry = False
@@ -632,7 +663,7 @@ class Supervisor:
 
     def _cancelled(self, node: int) -> None:
         self.stopping = True  # the run is being cancelled: start nothing new
-        if self.limited:
+        if self.limited and self.board[node] == RUNNING:
             self._release(node)
         self.board[node] = CANCELLED
         if self.timed[node]:
@@ -644,6 +675,74 @@ class Supervisor:
         self.left -= 1
         if not self.left and self._done is not None:
             self._done.set()
+
+    # -- waits (issue 14) -------------------------------------------------------------
+
+    def _begin_wait(self, node: int) -> None:
+        """READY wait ``node`` begins waiting for its signal or its time, in a task."""
+        self.board[node] = WAITING
+        self.attempts[node] = 1
+        if self.timed[node]:
+            self.started[node] = clock()
+        self._waits.add(node)
+        if self.trace:
+            self.emit(EventKind.WAITING, node)
+        self._spawner.spawn(self._wait, node)  # type: ignore[union-attr]
+
+    async def _wait(self, node: int) -> None:
+        plan = self.plan
+        spec = plan.wait_specs[node]
+        waiter = self.waiter
+        assert waiter is not None, "prepare_run's caller gives a run with waits a waiter"
+        try:
+            due = waiter.begin(node, spec)
+            if spec.kind == TIMER:
+                clock_ = self.shared.clock
+                if due is not None and clock_.now() < due:
+                    self._wait_idle(node)
+                    await clock_.sleep_until(due)
+                value = None
+            else:
+                got, value = await waiter.signal(node, due, lambda: self._wait_idle(node))
+                if not got:
+                    assert spec.timeout is not None
+                    raise SignalTimeout(plan.names[node], spec.timeout)
+                if spec.kind == APPROVAL:
+                    value = approved(value, plan.names[node])
+        except BaseException as error:
+            self._waits.discard(node)
+            self._idle_waits.discard(node)
+            if self.parked:  # stopped to park: the node still waits, in the store
+                raise
+            if self.raised(node, error):
+                raise
+        else:
+            self._waits.discard(node)
+            self._idle_waits.discard(node)
+            if self.board[node] != WAITING:  # the run ended meanwhile
+                return
+            self.succeed(node, value)
+        if (self.ready or self.marked) and not self.stopping:
+            await self.runner()
+        elif self._waits and self.park and not self.stopping:
+            self._maybe_park()
+
+    def _wait_idle(self, node: int) -> None:
+        """Wait ``node`` found nothing and sleeps: park the run if every node left does."""
+        self._idle_waits.add(node)
+        if self.park and not self.stopping:
+            self._maybe_park()
+
+    def _maybe_park(self) -> None:
+        """Park the run (``park=True``) when every node left waits, asleep: nothing is
+        READY (queued, in a limit's queue, between retries) or RUNNING."""
+        if len(self._idle_waits) != len(self._waits):
+            return
+        board = self.board
+        if board.count(RUNNING) or board.count(READY):
+            return
+        self.parked = True
+        self.stop()
 
     def settle(self, node: int, status: int) -> None:
         """``node`` reached final ``status``: tell its dependents, transitively."""
@@ -868,6 +967,20 @@ class Supervisor:
                 self.succeeded[s] += 1
             else:
                 self.bypassed[s] += 1
+
+    # -- saga compensation: resuming a rollback ------------------------------------
+
+    def restore_ended(self, node: int, status: int, error: BaseException | None) -> None:
+        """Before a rollback-only run: ``node`` ended with final ``status`` earlier."""
+        self.board[node] = status
+        if error is not None:
+            self.errors[node] = error
+        self.left -= 1
+
+    def finish_unrun(self) -> None:
+        """A rollback-only run: the nodes not restored will not run; they end CANCELLED."""
+        self._finish_cancelled()
+        self.left = 0
 
     # -- limits ---------------------------------------------------------------------
 

@@ -19,10 +19,14 @@ _legal = bytearray(_N * _N)
 for _old, _news in {
     Status.PENDING: (Status.READY, Status.SKIPPED, Status.CANCELLED,
                      Status.BYPASSED),  # branches: on a path a branch did not take
-    Status.READY: (Status.RUNNING, Status.CANCELLED),
+    Status.READY: (Status.RUNNING, Status.CANCELLED, Status.WAITING),
     # RUNNING -> READY: the attempt failed and the node waits to be retried.
     Status.RUNNING: (Status.SUCCEEDED, Status.FAILED, Status.READY, Status.CANCELLED),
     # A durable run resumes: its final nodes become what the store says.
+    # -- waits (issue 14): a READY wait node waits, then ends as its wait does
+    Status.WAITING: (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED),
+    # -- saga compensation: a rollback undoes a succeeded node --
+    Status.SUCCEEDED: (Status.COMPENSATED, Status.COMPENSATION_FAILED),
 }.items():
     for _new in _news:
         _legal[_old * _N + _new] = 1
@@ -37,6 +41,8 @@ class StatusBoard:
         PENDING -> READY -> RUNNING -> SUCCEEDED | FAILED
                                     -> READY            (waiting for a retry)
         PENDING -> SKIPPED | BYPASSED;  any non-final -> CANCELLED
+        READY -> WAITING -> SUCCEEDED | FAILED   (a signal, approval or timer node)
+        SUCCEEDED -> COMPENSATED | COMPENSATION_FAILED   (a rollback undid it)
     """
 
     __slots__ = ("_board",)

@@ -18,10 +18,10 @@ flowrt.errors.RunNotFound: no run 'nope' in the store
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
-from ..errors import SerializationError, SignalRefused
+from ..errors import SerializationError
+from ..workflow._waits import approval_payload
 from ._store import RunRecord, SignalRecord, Store, not_found
 
 __all__ = ["approval_payload", "approve", "cancel", "reject", "resume", "send_signal"]
@@ -65,22 +65,6 @@ def send_signal(store: Store, run_id: str, name: str, payload: Any = None, *,
                                  f"{error}") from None
     sent = time.time() if now is None else now
     return store.add_signal(SignalRecord(run_id, name, blob, sent, signal_id))
-
-
-def approval_payload(payload: Any, name: str = "approval") -> tuple[bool, str | None,
-                                                                     str | None]:
-    """``(approved, by, comment)`` of an approval's payload.
-
-    Raises:
-        SignalRefused: the payload is not a mapping with ``"approved"`` True or False.
-    """
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("approved"), bool):
-        raise SignalRefused(f"node {name!r} is an approval: its payload must be a mapping "
-                            "with 'approved' true or false (and optionally 'by' and "
-                            f"'comment'), got {payload!r}")
-    by, comment = payload.get("by"), payload.get("comment")
-    return (payload["approved"], None if by is None else str(by),
-            None if comment is None else str(comment))
 
 
 def approve(store: Store, run_id: str, name: str, *, by: str, comment: str | None = None,

@@ -1267,6 +1267,9 @@ class PostgresStore:
                     "AND status = 'waiting'", (signal.run_id, signal.name)).fetchone():
                 conn.execute(f"UPDATE {self._s}.runs SET due = least(coalesce(due, %s), %s) "
                              "WHERE run_id = %s", (signal.sent, signal.sent, signal.run_id))
+            if made:
+                # Wake the watchers: workers (a parked run is due now) and the process
+                # whose run waits for it without parking (its wait node looks at once).
                 self._notify(conn, run.queue)
             return made
 

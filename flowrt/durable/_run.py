@@ -44,6 +44,7 @@ import attrs
 from .. import _backends
 from .._engine.result import RunResult
 from .._engine.run import Run, RunSettings, prepare_run
+from .._engine.waits import sleep_until_woken
 from .._types import BY_NAME, NAMES, RunStatus, Status
 from ..data import WorkflowData
 from ..errors import (
@@ -58,19 +59,32 @@ from ..errors import (
 )
 from ._rebuild import input_rebuilders, return_rebuilder
 from ._serialize import Serializer, reader_for
-from ._store import CRASHED, Claim, Lease, NodeRecord, RunRecord, StoredRun, decode
+from ._store import (
+    COMPENSATING,
+    CRASHED,
+    ROLLBACK_STATUSES,
+    Claim,
+    Lease,
+    NodeRecord,
+    RunRecord,
+    SignalRecord,
+    StoredRun,
+    decode,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .._clock import Clock
     from .._engine.shared import Shared
     from .._engine.state import RunState
-    from ..workflow import Plan
+    from ..workflow import Plan, WaitSpec
     from ._store import Store
 
 __all__ = ["Checkpoint", "durable_run"]
 
 RESUME_MODES = (None, "auto", "force")
+CANCELLED = Status.CANCELLED.value
 _monotonic = time.monotonic
 
 
@@ -84,8 +98,8 @@ class Checkpoint:
 
     # claim and stop_run are set by hold()
     __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "claim", "data",
-                 "error", "names", "pending", "plan_size", "run_id", "serializer", "state",
-                 "stop_run", "store")
+                 "dues", "error", "names", "pending", "plan_size", "run_id", "serializer",
+                 "state", "stop_run", "store")
 
     def __init__(self, store: Store, state: RunState) -> None:
         self.store = store
@@ -104,6 +118,9 @@ class Checkpoint:
         self._call_soon = _backends.current().call_soon()
         #: a failure of the store itself, raised when the run ends
         self.error: BaseException | None = None
+        #: wait node -> its due time, kept in its record when it ends otherwise than
+        #: succeeded (a cancelled timer resumed later waits for the time left)
+        self.dues: dict[int, float | None] = {}
 
     def _add(self, record: NodeRecord) -> None:
         self.pending.append(record)
@@ -181,10 +198,48 @@ class Checkpoint:
         if error is not None:
             text = describe_error(error)
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        due = self.dues.get(node) if self.dues and status == CANCELLED else None
         self._add(NodeRecord(self.names[node], NAMES[status], self.state.attempts[node],
-                             None, _utf8(text), _utf8(tb), started, finished))
+                             None, _utf8(text), _utf8(tb), started, finished, 0, due))
         if _monotonic() >= self.claim.valid_until:
             self.claim_trouble()
+
+    def waiting(self, node: int, since: float, due: float | None) -> None:
+        """Record that wait ``node`` began waiting at ``since`` (wall clock), due at
+        ``due`` (the runtime's clock): a crash or a park keeps that due time."""
+        self.dues[node] = due
+        self._add(NodeRecord(self.names[node], "waiting", self.state.attempts[node],
+                             started=since, due=due))
+        if _monotonic() >= self.claim.valid_until:
+            self.claim_trouble()
+
+    # -- saga compensation (docs/decisions/020-saga-rollback.md) ------------------------
+
+    async def rolling_back(self, nodes: list[int]) -> bool:
+        """A rollback starts: record each node it will undo as ``"compensating"`` (its
+        output kept: the compensation needs it on resume), and wait until that is on
+        disk. False when the run can no longer write (no rollback then)."""
+        if not self.writable():
+            return False
+        state = self.state
+        records = []
+        for i in nodes:
+            try:
+                blob = self.serializer.dumps(state.values[i])
+            except SerializationError:  # stored once already: cannot happen; be safe
+                blob = None
+            started, finished = state.times(i)
+            records.append(NodeRecord(self.names[i], COMPENSATING, state.attempts[i], blob,
+                                      None, None, started, finished))
+        self.pending.extend(records)
+        self.flush()
+        if not self.writable():
+            return False
+        await anyio.to_thread.run_sync(self.store.flush)
+        return self.writable()
+
+    def writable(self) -> bool:
+        return self.error is None and self.claim.error is None
 
     # -- the claim: who may write (docs/decisions/012-fencing.md) -------------------------
 
@@ -220,8 +275,10 @@ class Crash(BaseException):
         super().__init__(f"simulated crash of run {run_id!r} after node {node!r}")
 
 
-#: (node, "end" or "wait"): runs started in this context crash right after that node's
-#: record reaches the store (flowrt.testing.crash_at); None: they do not
+_COMPENSATION_ENDS = (Status.COMPENSATED.value, Status.COMPENSATION_FAILED.value)
+
+#: (node, "end", "wait" or "compensated"): runs started in this context crash right
+#: after that node's record reaches the store (flowrt.testing.crash_at); None: they do not
 CRASH_AT: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "flowrt_crash_at", default=None)
 
@@ -233,7 +290,8 @@ class CrashingCheckpoint(Checkpoint):
     __slots__ = ("crash_node", "crash_on", "crashed")
 
     def arm(self, node: int, on: str) -> None:
-        """Crash after ``node``'s end (``on="end"``) or wait (``"wait"``)."""
+        """Crash after ``node``'s end (``on="end"``), wait (``"wait"``) or
+        compensation (``"compensated"``)."""
         self.crash_node = node
         self.crash_on = on
         self.crashed = False
@@ -257,8 +315,20 @@ class CrashingCheckpoint(Checkpoint):
         if self.crashed:
             return
         super().ended(node, status, error)
-        if node == self.crash_node and self.crash_on == "end":
+        if node == self.crash_node and self.crash_on == (
+                "compensated" if status in _COMPENSATION_ENDS else "end"):
             self.crash()
+
+    def waiting(self, node: int, since: float, due: float | None) -> None:
+        if self.crashed:
+            return
+        super().waiting(node, since, due)
+        if node == self.crash_node and self.crash_on == "wait":
+            self.crash()
+    async def rolling_back(self, nodes: list[int]) -> bool:
+        if self.crashed:
+            return False
+        return await super().rolling_back(nodes)
 
     def crash(self) -> None:
         """Commit what was recorded up to now, then die."""
@@ -268,6 +338,82 @@ class CrashingCheckpoint(Checkpoint):
         CRASHED.add(self.claim.lease.token)
         self.claim.fail(LeaseLost(self.run_id, "nobody: its process crashed (crash_at)"))
         self.stop_run()
+
+
+#: seconds between two looks at the store for a signal, when nothing tells a waiting
+#: node that one came (a signal sent through another runtime, with SQLite: PostgreSQL
+#: notifies, and a signal sent through this runtime wakes it at once)
+SIGNAL_POLL = 0.5
+
+
+class StoreWaiter:
+    """The waiter of a durable run (:class:`~flowrt._engine.state.Waiter`): a wait
+    is recorded as it begins, with its due time -- the one recorded before, when the
+    run waited there already (a crash, a park, a cancellation), so that it waits for the
+    time left -- and signals are read from the store."""
+
+    __slots__ = ("_changed", "checkpoint", "clock", "poll", "recorded", "store")
+
+    def __init__(self, store: Store, checkpoint: Checkpoint, clock: Clock,
+                 recorded: Mapping[str, NodeRecord], poll: float = SIGNAL_POLL) -> None:
+        self.store = store
+        self.checkpoint = checkpoint
+        self.clock = clock
+        self.recorded = recorded
+        self.poll = poll
+        self._changed: anyio.Event | None = None
+
+    def wake(self) -> None:
+        """A signal may have come: look at the store now."""
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    def begin(self, node: int, spec: WaitSpec) -> float | None:
+        checkpoint = self.checkpoint
+        rec = self.recorded.get(checkpoint.names[node])
+        if rec is not None and rec.status in ("waiting", "cancelled") and rec.due is not None:
+            due: float | None = rec.due
+        else:
+            due = spec.due(self.clock.now())
+        checkpoint.waiting(node, time.time(), due)
+        return due
+
+    async def signal(self, node: int, due: float | None,
+                     idle: Callable[[], object]) -> tuple[bool, Any]:
+        checkpoint = self.checkpoint
+        name = checkpoint.names[node]
+        store, claim = self.store, checkpoint.claim
+        watch = getattr(store, "watch", None)  # PostgreSQL: LISTEN/NOTIFY
+        unwatch = watch(_from_any_thread(self.wake)) if watch is not None else None
+        was_idle = False
+        try:
+            while True:
+                if self._changed is None:  # set before the look: a wake during it counts
+                    self._changed = anyio.Event()
+                changed = self._changed
+                sent, record = await anyio.to_thread.run_sync(_look, store, claim.run_id, name)
+                if sent is not None:
+                    return True, decode(store.serializer, sent.payload,
+                                        f"the payload of signal {name!r}")
+                if record is None or record.fence != claim.fence:
+                    checkpoint.claim_trouble()  # cancelled or taken over: the run stops
+                if due is not None and self.clock.now() >= due:
+                    return False, None
+                if not was_idle:
+                    was_idle = True
+                    idle()
+                await sleep_until_woken(changed, self.clock, due, self.poll)
+        finally:
+            if unwatch is not None:
+                unwatch()
+
+
+def _look(store: Store, run_id: str, name: str) -> tuple[SignalRecord | None,
+                                                          RunRecord | None]:
+    """The first signal ``name`` sent to ``run_id``, and the run as it is now."""
+    sent = next((s for s in store.signals(run_id) if s.name == name), None)
+    return sent, (store.get_run(run_id) if sent is None else None)
 
 
 def _utf8(text: str | None) -> str | None:
@@ -362,6 +508,10 @@ async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
         else:
             checkpoint = Checkpoint(store, run.state)
         run.attach(checkpoint)
+        if plan.wait_specs:
+            stored = opened.stored
+            run.wait_with(StoreWaiter(store, checkpoint, shared.clock,
+                                      stored.nodes if stored is not None else {}))
         checkpoint.hold(claim, run.stop)
         claim.on_trouble(_from_any_thread(checkpoint.claim_trouble))
     except BaseException:
@@ -370,7 +520,9 @@ async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
         raise
     finished = False
     try:
-        result = await run.execute(restored=restored)
+        if opened.rolling_back:
+            _restore_rollback(run, plan, opened)
+        result = await run.execute(restored=restored, rollback_only=opened.rolling_back)
         finished = True
     finally:
         if isinstance(checkpoint, CrashingCheckpoint) and checkpoint.crashed:
@@ -424,6 +576,8 @@ class Opened:
     claim: Claim | None = None  #: None: the run succeeded before; nothing is started
     values: dict[int, Any] = attrs.Factory(dict)  #: node id -> stored output, read back
     data: dict[str, Any] | None = None  #: the stored WorkflowData keys, read back
+    #: the run was rolling back (saga compensation): resume the rollback, not the run
+    rolling_back: bool = False
 
 
 def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
@@ -480,7 +634,10 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
     values = opened.values
     for name, rec in stored.nodes.items():
         i = index.get(name)
-        if i is None or rec.status != "succeeded" or rec.output is None:
+        if rec.status in ROLLBACK_STATUSES:
+            opened.rolling_back = True
+        if i is None or rec.output is None or (
+                rec.status != "succeeded" and rec.status != COMPENSATING):
             continue
         value = decode(serializer, rec.output,
                        f"the stored output of node {name!r} of run {run_id!r}")
@@ -549,7 +706,8 @@ def _new_record(plan: Plan, run_id: str, inputs: dict[str, Any],
         _check_text(structure_json, "the workflow's node names")
     now = time.time()
     return RunRecord(run_id, plan.workflow, plan.fingerprint, plan.structure, inputs_blob,
-                     "running", serializer.name, now, now, structure_json=structure_json)
+                     "running", serializer.name, now, now, structure_json=structure_json,
+                     waits=plan.waits)
 
 
 def _restore(run: Run, plan: Plan, opened: Opened, data: WorkflowData) -> bytearray:
@@ -572,6 +730,26 @@ def _restore(run: Run, plan: Plan, opened: Opened, data: WorkflowData) -> bytear
     return restored
 
 
+def _restore_rollback(run: Run, plan: Plan, opened: Opened) -> None:
+    """A run that crashed during its rollback: put back how every other recorded node
+    ended (what :func:`_restore` did not: failures, skips, compensations)."""
+    stored = opened.stored
+    assert stored is not None
+    index = plan.index
+    for name, rec in stored.nodes.items():
+        i = index.get(name)
+        if i is None or i in opened.values:
+            continue
+        status = BY_NAME.get(rec.status)
+        if status is None or status is Status.SUCCEEDED or not status.final:
+            continue  # a succeeded node whose output was not kept: nothing to undo
+        error = None
+        if rec.error is not None:
+            type_name, _, message = rec.error.partition(": ")
+            error = StoredError(type_name, message, rec.traceback)
+        run.restore_ended(i, status, error)
+
+
 def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = None
                       ) -> RunResult:
     """The :class:`RunResult` of a finished stored run, without running anything."""
@@ -592,7 +770,9 @@ def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = No
         i = plan.index.get(name)
         if i is None:
             continue
-        board[i] = BY_NAME.get(rec.status, Status.CANCELLED)
+        # "compensating": a rollback that did not get to it (it succeeded)
+        board[i] = (Status.SUCCEEDED if rec.status == COMPENSATING
+                    else BY_NAME.get(rec.status, Status.CANCELLED))
         attempts[i] = rec.attempts
         if rec.started is not None:
             started[i] = rec.started

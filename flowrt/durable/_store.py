@@ -51,14 +51,15 @@ from ..errors import (
     RunCancelled,
     RunLeased,
     RunNotFound,
-    SignalRefused,
     StoreError,
     describe_error,
 )
+from ..workflow._waits import signal_refused
 from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
-__all__ = ["CANCELLED", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED", "RUNNING", "SUCCEEDED",
-           "WAITING", "Claim", "Decide", "Lease", "MemoryStore", "NodeRecord", "RunRecord",
+__all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED",
+           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "WAITING", "Claim", "Decide", "Lease",
+           "MemoryStore", "NodeRecord", "RunRecord",
            "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune"]
 
 # A stored run's status (RunRecord.status).
@@ -72,6 +73,12 @@ DEAD_LETTER = "dead_letter"  #: its workers died max_recoveries times running it
 #: the statuses of runs that nothing will take up again unless asked (resume)
 FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER})
 #: every status, in the order of a run's life
+#: a node record's status while a rollback that will compensate the node is under way:
+#: it SUCCEEDED (its output is kept) and its compensation has not ended yet
+#: (docs/decisions/020-saga-rollback.md)
+COMPENSATING = "compensating"
+#: node record statuses that say the run was rolling back
+ROLLBACK_STATUSES = frozenset({COMPENSATING, "compensated", "compensation_failed"})
 STATUSES = (QUEUED, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER)
 #: the queue runs go to when none is named (submitted, parked or resumed for workers)
 DEFAULT_QUEUE = "default"
@@ -229,7 +236,9 @@ class NodeRecord(NamedTuple):
     """
 
     node: str  #: the node's name
-    status: str  #: "succeeded", "failed", "skipped" or "cancelled"
+    #: "succeeded", "failed", "skipped", "cancelled"; during and after a rollback
+    #: "compensating" (succeeded, not undone yet), "compensated", "compensation_failed"
+    status: str
     attempts: int  #: attempts started (in the latest start of the run)
     output: bytes | None = None  #: serialized output, for succeeded nodes
     error: str | None = None  #: "Type: message" of a failed node
@@ -788,26 +797,10 @@ def park_due(nodes: Mapping[str, NodeRecord], waits: Mapping[str, str],
 def refuse_signal(record: RunRecord, name: str) -> None:
     """Raise SignalRefused unless run ``record`` has a signal or approval node ``name``
     and has not succeeded."""
-    run_id = record.run_id
-    kind = record.waits.get(name)
-    if kind is not None and kind != "timer":
-        if record.status == SUCCEEDED:
-            raise SignalRefused(f"run {run_id!r} has succeeded: none of its nodes waits for "
-                                f"signal {name!r} any more")
-        return
-    names = [n for n, k in record.waits.items() if k != "timer"]
-    if kind == "timer":
-        message = f"node {name!r} of run {run_id!r} is a timer: it takes no signal"
-    else:
-        message = f"run {run_id!r} has no signal {name!r}"
-        near = get_close_matches(name, names, n=1)
-        if near:
-            message += f"; did you mean {near[0]!r}?"
-    if names:
-        message += f" (its signal and approval nodes: {', '.join(map(repr, names))})"
-    else:
-        message += f" (workflow {record.workflow!r} has no signal or approval node)"
-    raise SignalRefused(message)
+    refused = signal_refused(record.run_id, record.workflow, record.waits, name,
+                             record.status == SUCCEEDED)
+    if refused is not None:
+        raise refused
 
 
 def not_found(run_id: str, known: Iterable[str], where: str) -> RunNotFound:

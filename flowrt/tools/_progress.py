@@ -85,6 +85,8 @@ class RunProgress:
             self.done += 1
             if kind == "failed" and len(self.errors) < 5:
                 self.errors.append((node, fmt.error_text(event.error)))
+        elif kind in ("compensated", "compensation_failed"):  # undone by a rollback
+            self.counts[kind] += 1
         elif kind == "run_finished":
             self.status = event.status or "finished"
             self.finished = event.time
@@ -101,7 +103,7 @@ class RunProgress:
     def summary(self) -> str:
         """``"9 nodes: 8 succeeded, 1 failed; 1 retry"``."""
         parts = [f"{c} {k}" for k in ("succeeded", "failed", "skipped", "cancelled",
-                                      "bypassed")
+                                      "bypassed", "compensated", "compensation_failed")
                  if (c := self.counts[k])]
         if self.restored:
             parts.insert(0, f"{self.restored} restored from the store")
@@ -228,6 +230,8 @@ class PlainDisplay(Display):
         elif kind is EventKind.FAILED:
             attempts = f" after {event.attempt} attempts" if event.attempt > 1 else ""
             line += f"{attempts}: {fmt.error_text(event.error)}"
+        elif kind is EventKind.COMPENSATION_FAILED:
+            line += f": {fmt.error_text(event.error)}"
         self._write(line)
 
 

@@ -2,7 +2,8 @@
 
 Branch nodes are drawn as diamonds; given a run's statuses, the edges nothing went down
 (into or out of a BYPASSED node: a path a branch did not take) are dashed and the
-bypassed nodes grey.
+bypassed nodes grey. A sub-workflow node holds its child's nodes: a Mermaid subgraph
+(a nested box), a DOT cluster linked to the node.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .._types import Status
+from ..workflow._subworkflow import SubWorkflow
 
 if TYPE_CHECKING:
     from ..workflow import Plan
@@ -28,6 +30,11 @@ COLOURS: Mapping[Status, str] = {
     Status.SKIPPED: "#f5f5f5",
     Status.CANCELLED: "#fab387",
     Status.BYPASSED: "#d0d7de",  # branches: grey, on a path not taken
+    # -- waits (issue 14): the colour the report gave stored "waiting" nodes before
+    Status.WAITING: "#d8b9ff",
+    # -- saga compensation --
+    Status.COMPENSATED: "#cba6f7",
+    Status.COMPENSATION_FAILED: "#eba0ac",
 }
 
 
@@ -49,19 +56,42 @@ def _label(name: str) -> str:
             .replace("<", "#lt;").replace(">", "#gt;").replace("\n", "#10;"))
 
 
-def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
-    """A Mermaid ``flowchart TD`` of ``plan``; nodes coloured by ``statuses`` if given."""
-    lines = ["flowchart TD"]
+def _children(plan: Plan) -> dict[int, Plan]:
+    """The sub-workflow nodes of ``plan``: node id -> the child's plan."""
+    return {i: fn.workflow.compile() for i, fn in enumerate(plan.fns)
+            if type(fn) is SubWorkflow}
+
+
+def _mermaid_nodes(plan: Plan, prefix: str, indent: str, lines: list[str],
+                   statuses: Mapping[str, Status] | None) -> None:
+    """``plan``'s nodes and edges; a sub-workflow node is a subgraph of its child's."""
+    children = _children(plan)
     branch = plan.branch
     for i, name in enumerate(plan.names):
-        if branch[i]:  # a rhombus: a decision
-            lines.append(f'    {_mermaid_id(i)}{{"{_label(name)}"}}')
+        child = children.get(i)
+        node_id = f"{prefix}{_mermaid_id(i)}"
+        if child is not None:
+            label = _label(f"{name} (sub-workflow {child.workflow})")
+            lines.append(f'{indent}subgraph {node_id}["{label}"]')
+            _mermaid_nodes(child, f"{node_id}_", indent + "    ", lines, None)
+            lines.append(f"{indent}end")
+        elif branch[i]:  # a rhombus: a decision
+            lines.append(f'{indent}{node_id}{{"{_label(name)}"}}')
         else:
-            lines.append(f'    {_mermaid_id(i)}["{_label(name)}"]')
+            lines.append(f'{indent}{node_id}["{_label(name)}"]')
     for dep, node in plan.edges():
         arrow = "-.->" if _untaken(dep, node, statuses) else "-->"
-        lines.append(f"    {_mermaid_id(plan.index[dep])} {arrow} "
-                     f"{_mermaid_id(plan.index[node])}")
+        lines.append(f"{indent}{prefix}{_mermaid_id(plan.index[dep])} {arrow} "
+                     f"{prefix}{_mermaid_id(plan.index[node])}")
+
+
+def to_mermaid(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
+    """A Mermaid ``flowchart TD`` of ``plan``; nodes coloured by ``statuses`` if given.
+
+    A sub-workflow node is drawn as a subgraph (a nested box) holding its child's nodes.
+    """
+    lines = ["flowchart TD"]
+    _mermaid_nodes(plan, "", "    ", lines, statuses)
     if statuses:
         for status in Status:
             ids = [_mermaid_id(plan.index[n]) for n, s in statuses.items()
@@ -85,22 +115,45 @@ def _dot_id(name: str) -> str:
 
 
 def to_dot(plan: Plan, statuses: Mapping[str, Status] | None = None) -> str:
-    """A Graphviz ``digraph`` of ``plan``; nodes filled by ``statuses`` if given."""
+    """A Graphviz ``digraph`` of ``plan``; nodes filled by ``statuses`` if given.
+
+    A sub-workflow node is drawn as a component linked (dashed) to a cluster holding
+    its child's nodes, named ``node/child_node``.
+    """
     lines = [f"digraph {_dot_id(plan.workflow)} {{", "    rankdir=TB;",
              '    node [shape=box, style="rounded,filled", fillcolor="#ffffff"];']
+    _dot_nodes(plan, "", "    ", lines, statuses)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_nodes(plan: Plan, prefix: str, indent: str, lines: list[str],
+               statuses: Mapping[str, Status] | None) -> None:
+    children = _children(plan)
     for i, name in enumerate(plan.names):
         attrs = []
         if plan.branch[i]:
             attrs.append("shape=diamond")
+        elif i in children:
+            attrs.append("shape=component")
         if statuses and name in statuses:
             status = statuses[name]
             attrs += [f'fillcolor="{COLOURS[status]}"', f'tooltip="{status}"']
             if status == Status.BYPASSED:
                 attrs.append('fontcolor="#57606a"')
         shown = f" [{', '.join(attrs)}]" if attrs else ""
-        lines.append(f"    {_dot_id(name)}{shown};")
+        lines.append(f"{indent}{_dot_id(prefix + name)}{shown};")
     for dep, node in plan.edges():
         style = " [style=dashed]" if _untaken(dep, node, statuses) else ""
-        lines.append(f"    {_dot_id(dep)} -> {_dot_id(node)}{style};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        lines.append(f"{indent}{_dot_id(prefix + dep)} -> {_dot_id(prefix + node)}{style};")
+    for i, child in children.items():
+        name = prefix + plan.names[i]
+        lines.append(f"{indent}subgraph {_dot_id('cluster_' + name)} {{")
+        lines.append(f'{indent}    label={_dot_id(f"{name}: sub-workflow {child.workflow}")};')
+        lines.append(f'{indent}    style="rounded,dashed";')
+        _dot_nodes(child, name + "/", indent + "    ", lines, None)
+        lines.append(f"{indent}}}")
+        for root in child.names:
+            if not child.deps(root):
+                lines.append(f"{indent}{_dot_id(name)} -> {_dot_id(name + '/' + root)} "
+                             "[style=dashed, arrowhead=empty];")

@@ -9,6 +9,7 @@
 from ._context import Context
 from ._options import NodeOptions, NodeSpec
 from ._plan import Plan
+from ._waits import WaitSpec
 from ._workflow import Workflow
 
-__all__ = ["Context", "NodeOptions", "NodeSpec", "Plan", "Workflow"]
+__all__ = ["Context", "NodeOptions", "NodeSpec", "Plan", "WaitSpec", "Workflow"]

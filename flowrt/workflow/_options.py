@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple, cast
 
@@ -12,7 +13,7 @@ from .._types import Executor, ExecutorChoice, Retry, Trigger
 from ..errors import GraphError
 
 __all__ = ["DEFAULT_OPTIONS", "EXECUTOR_NAMES", "NODE_KEYWORDS", "NodeOptions", "NodeSpec",
-           "name_of", "node_options"]
+           "check_compensation", "name_of", "node_options"]
 
 #: Where a sync node may run, by name; an executor object is accepted too.
 EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
@@ -20,7 +21,8 @@ EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
 #: Every keyword ``Workflow.node`` and ``Workflow.add`` take, for "did you mean" hints.
 NODE_KEYWORDS: Final = ("name", "deps", "after", "inputs", "retries", "retry", "timeout",
                         "limit", "trigger", "executor",
-                        "branch")  # branches
+                        "branch",  # branches
+                        "compensate", "output")  # saga, sub-workflows
 
 
 def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> str:
@@ -62,6 +64,11 @@ class NodeOptions:
     #: a branch: its output names the direct successors to take; the others are
     #: BYPASSED (docs/branching.md)
     branch: bool = False
+    # -- saga compensation --
+    #: what undoes the node when the run fails after it succeeded: called with its
+    #: output (and a Context if it asks), see docs/compensation.md
+    compensate: Callable[..., Any] | None = None
+    # -- end saga compensation --
 
     @property
     def attempts(self) -> int:
@@ -105,6 +112,10 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     trigger = options.pop("trigger", Trigger.ALL_SUCCESS)
     executor = options.pop("executor", None)
     branch = options.pop("branch", False)  # branches
+    compensate = options.pop("compensate", None)
+    if options.pop("output", None) is not None:
+        raise GraphError(f"node {node!r}: option output= is for a sub-workflow (a Workflow "
+                         "given as the node's callable)")
     if options:
         raise TypeError(_unknown_options(node, sorted(options)))
 
@@ -137,16 +148,42 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
                   executor)
     if not isinstance(branch, bool):  # branches
         raise bad("branch", "must be True or False", branch)
+    if compensate is not None:
+        check_compensation(node, compensate)
     where = cast(ExecutorChoice, executor)
-    key = (retry, None if timeout is None else float(timeout), limit, trigger, where, branch)
-    if executor is not None and not isinstance(executor, str):
-        return NodeOptions(*key)  # not cached: the cache would keep the executor alive
+    key = (retry, None if timeout is None else float(timeout), limit, trigger, where, branch,
+           compensate)
+    if (executor is not None and not isinstance(executor, str)) or compensate is not None:
+        # not cached: the cache would keep the executor or the function alive
+        return NodeOptions(*key)
     try:
         return _options_cache[key]
     except KeyError:
         opts = NodeOptions(*key)
         _options_cache[key] = opts
         return opts
+
+
+def check_compensation(node: str, fn: Any) -> None:
+    """Refuse a ``compensate=`` that cannot be called with the node's output.
+
+    Raises:
+        GraphError: ``fn`` is not callable, or takes no positional parameter for the
+            output.
+    """
+    if not callable(fn):
+        raise GraphError(f"node {node!r}: option compensate= must be a function called with "
+                         f"the node's output, got {fn!r}")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin whose signature cannot be read
+        return
+    kinds = [p.kind for p in sig.parameters.values()]
+    P = inspect.Parameter
+    if not any(k in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD, P.VAR_POSITIONAL)
+               for k in kinds):
+        raise GraphError(f"node {node!r}: compensate={getattr(fn, '__name__', fn)!r} takes "
+                         "no positional parameter; it is called with the node's output first")
 
 
 def _unknown_options(node: str, unknown: list[str]) -> str:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..data import Interner
 from ..errors import CycleError, GraphError, MissingInputError, UnknownInputError, UnknownNodeError
 from ._options import DEFAULT_OPTIONS, NodeOptions, name_of
+from ._waits import WaitSpec
 
 if TYPE_CHECKING:
     from ._signature import Signature
@@ -44,6 +45,9 @@ BIND_CONTEXT: Final = 3  # source: None
 # Plan.mode[i]: how node i is called.
 MODE_ASYNC: Final = 0  # a coroutine function, awaited in the loop
 MODE_SYNC: Final = 1  # a sync function; where it runs is the run's/node's executor
+
+#: Plan.special[i] of a wait node (1 marks the other nodes off the fast path)
+WAIT: Final = 2
 
 
 class Plan:
@@ -74,6 +78,7 @@ class Plan:
         required_inputs: dict[str, list[str]],
         optional_inputs: dict[str, list[str]],
         names_by_fn: Mapping[Any, str] | None = None,
+        waits: Mapping[int, WaitSpec] | None = None,
     ) -> None:
         n = len(fns)
         self.workflow = workflow
@@ -124,6 +129,19 @@ class Plan:
         self.limit_names: tuple[str, ...] = tuple(limit_names)
         # branches: bypass_region's results, by node (filled as runs ask)
         self._regions: dict[int, tuple[list[int], list[int]]] = {}
+        # -- waits (issue 14)
+        #: node id -> what a wait node (signal, approval, timer) waits for; its
+        #: ``special`` byte is WAIT, so the runner sends it to wait instead of calling it
+        self.wait_specs: dict[int, WaitSpec] = dict(waits) if waits else {}
+        for i in self.wait_specs:
+            self.special[i] = WAIT
+
+    @cached_property
+    def waits(self) -> dict[str, str]:
+        """Wait node name -> what it waits for: "signal", "approval" or "timer" (what a
+        store keeps, so that tools can check a signal without the workflow's code)."""
+        names = self.names
+        return {names[i]: spec.kind for i, spec in sorted(self.wait_specs.items())}
 
     def options_of(self, i: int) -> NodeOptions:
         """The options of node ``i``."""
@@ -268,6 +286,14 @@ class Plan:
         return [names[i] for i in self.order]
 
     @cached_property
+    def remote_executors(self) -> bool:
+        """Whether some node names an executor object or ``"process"`` (computed once:
+        the runtime asks at every run, and a plan whose nodes all have options -- a
+        ``compensate=`` on each -- would pay a loop over them per run)."""
+        local = (None, "thread", "loop")
+        return any(o.executor not in local for o in self.node_options.values())
+
+    @cached_property
     def indegree(self) -> list[int]:
         """Per node, how many dependencies it has (edges, duplicates counted)."""
         ptr = self.pred_ptr
@@ -354,6 +380,9 @@ class Plan:
                                     o.limit, str(o.trigger))
             if o.branch:  # only then: the fingerprints of plans without branches stay
                 key += ("branch",)
+            wait = self.wait_specs.get(i)
+            if wait is not None:  # only wait nodes add to it: other fingerprints stay
+                key += (wait.kind,)
             h.update(repr(key).encode())
         return h.hexdigest()[:32]
 
@@ -450,7 +479,8 @@ def compile_plan(wf: Workflow) -> Plan:
                 options=wf._options.copy(), pred_ptr=ptr, pred_idx=idx, succ_ptr=succ_ptr,
                 succ_idx=succ_idx, nargs=nargs, kwargs=kwargs, mode=_modes(wf, fns),
                 order=order, required_inputs=required, optional_inputs=optional,
-                names_by_fn=dict(wf._names_by_fn) if wf._names_by_fn else None)
+                names_by_fn=dict(wf._names_by_fn) if wf._names_by_fn else None,
+                waits=dict(wf._waits) if wf._waits else None)
 
 
 def _dependents(n: int, pred_idx: list[int], owner: list[int]) -> tuple[list[int], list[int]]:

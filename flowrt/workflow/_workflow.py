@@ -27,8 +27,11 @@ from .._types import Retry, Trigger
 from ..errors import DuplicateNodeError, GraphError
 from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, name_of, node_options
 from ._signature import Signature
+from ._waits import APPROVAL, SIGNAL, TIMER, WaitSpec, wait_spec
 
 if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
     from .._engine.result import RunResult
     from ..durable import Store
     from ..runtime import RunOptions
@@ -81,6 +84,7 @@ class Workflow:
         self._open: list[int] = []  # nodes with named parameters to bind at compile
         self._spec_list: list[NodeSpec] = []  # NodeSpecs built so far, by node id
         self._spec_refs = 0  # how far into _arg_refs _spec_list has read
+        self._waits: dict[int, WaitSpec] = {}  # node id -> what a wait node waits for
         self._plan: Plan | None = None
 
     # -- defining -------------------------------------------------------------------
@@ -103,6 +107,7 @@ class Workflow:
         trigger: Trigger | str = Trigger.ALL_SUCCESS,
         executor: Any = None,
         branch: bool = False,
+        compensate: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]: ...
 
     def node(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
@@ -116,7 +121,8 @@ class Workflow:
             name: the node's name (default: the function's ``__name__``); required for a
                 lambda.
             options: ``after``, ``inputs``, ``retries``, ``retry``, ``timeout``,
-                ``limit``, ``trigger``, ``executor``, ``branch``, as for :meth:`add`.
+                ``limit``, ``trigger``, ``executor``, ``branch``, ``compensate``, as for
+                :meth:`add`.
 
         Raises:
             TypeError: ``fn`` is not callable, has no usable name (a lambda without
@@ -212,22 +218,25 @@ class Workflow:
     def add(
         self,
         name: str,
-        fn: Callable[..., Any],
+        fn: Callable[..., Any] | Workflow,
         *,
         deps: Sequence[str | Callable[..., Any]] | Mapping[str, str | Callable[..., Any]] = (),
         after: Sequence[str | Callable[..., Any]] = (),
         inputs: Mapping[str, str | Callable[..., Any]] | None = None,
         **options: Any,
     ) -> None:
-        """Add node ``name`` calling ``fn``.
+        """Add node ``name`` calling ``fn`` (or running workflow ``fn``).
 
         A rejected node leaves the workflow as it was. The node's
         :class:`~flowrt.workflow.NodeSpec` is ``wf.nodes[name]``.
 
         Args:
             name: the node's name, unique in the workflow.
-            fn: a coroutine function (run in the event loop) or a plain callable (run
-                where its executor says: a worker thread by default).
+            fn: a coroutine function (run in the event loop), a plain callable (run
+                where its executor says: a worker thread by default), or a
+                :class:`Workflow`: a sub-workflow (docs/sub-workflows.md), whose run
+                inputs are this node's parameters and whose single sink's output (or
+                ``output=``'s) is this node's.
             deps: node names (or decorated functions) whose outputs fill the first
                 positional parameters, in order; or a mapping ``parameter -> node``.
             after: nodes this one runs after, without taking their outputs.
@@ -236,10 +245,13 @@ class Workflow:
                 ``timeout`` (seconds per attempt), ``limit`` (a limit's name),
                 ``trigger`` (a :class:`~flowrt.Trigger` or its name), ``executor``
                 (``"loop"``, ``"thread"``, ``"process"`` or an executor object; sync
-                nodes only).
+                nodes only), ``compensate`` (a function undoing the node, called with
+                its output when the run fails after it succeeded; docs/compensation.md),
+                ``output`` (a sub-workflow's node whose output is this node's).
 
         Raises:
             ValueError: ``name`` is not a non-empty str.
+            CycleError: ``fn`` is a workflow that contains this one (or is it).
             TypeError: ``fn`` is not callable, ``deps``/``after`` is a str, or an
                 option is unknown (the message names the near match).
             GraphError: more positional ``deps`` than ``fn`` takes, a bad option value,
@@ -258,6 +270,8 @@ class Workflow:
         # This is the hot path of generated graphs: validate, then append to flat lists.
         if type(name) is not str or not name:
             raise ValueError(f"a node's name must be a non-empty str, got {name!r}")
+        if isinstance(fn, Workflow):
+            fn = self._subworkflow(name, fn, options.pop("output", None))
         if type(deps) is not list and type(deps) is not tuple:
             if isinstance(deps, Mapping):
                 inputs = {**deps, **(inputs or {})}
@@ -313,6 +327,37 @@ class Workflow:
         if input_names or k < sig.bind_from:
             self._open.append(i)
 
+    def subworkflow(self, workflow: Workflow, *, name: str | None = None,
+                    **options: Any) -> str:
+        """Add ``workflow`` as a node (named after it unless ``name=``); return the name.
+
+        The same as ``wf.add(name, workflow, **options)``; see docs/sub-workflows.md.
+
+        >>> inner = Workflow("double")
+        >>> inner.add("twice", lambda x: 2 * x)
+        >>> outer = Workflow("outer")
+        >>> outer.add("x", lambda: 21)
+        >>> outer.subworkflow(inner)
+        'double'
+        >>> outer.run_sync()["double"]
+        42
+        """
+        node = workflow.name if name is None else name
+        self.add(node, workflow, **options)
+        return node
+
+    def _subworkflow(self, name: str, child: Workflow, output: str | None
+                     ) -> Callable[..., Any]:
+        """The callable of node ``name`` running ``child`` (checked for containing this
+        workflow, and for nesting too deep)."""
+        from ._subworkflow import MAX_DEPTH, SubWorkflow, nesting
+
+        depth = 1 + nesting(child, (self,))  # raises CycleError when child contains self
+        if depth > MAX_DEPTH:
+            raise GraphError(f"node {name!r}: sub-workflow {child.name!r} nests {depth} "
+                             f"levels deep; the limit is {MAX_DEPTH}")
+        return SubWorkflow(child, output)
+
     def remove(self, name: str) -> NodeSpec:
         """Remove node ``name`` and return its spec (dependents will fail to compile).
 
@@ -329,7 +374,97 @@ class Workflow:
         for other in specs[:i] + specs[i + 1 :]:  # added again, in their order
             self.add(other.name, other.fn, deps=other.args, after=other.after,
                      inputs=other.inputs, **other.options.as_options())
+            if isinstance(other.fn, WaitSpec):
+                self._waits[self._index[other.name]] = other.fn
         return spec
+
+    # -- waits (issue 14) -------------------------------------------------------------
+
+    def signal(self, name: str, *, after: Sequence[str | Callable[..., Any]] = (),
+               timeout: float | timedelta | None = None,
+               trigger: Trigger | str = Trigger.ALL_SUCCESS) -> None:
+        """Add node ``name`` that waits for a signal ``name`` sent to the run
+        (``rt.signal(run_id, name, payload)``, ``flowrt signal``) and outputs its payload.
+
+        Dependents receive the payload through a parameter named after the node. A
+        signal sent before the node waits is kept until it does; the first one sent
+        wins.
+
+        Args:
+            name: the node's name, which is the signal's name.
+            after: the nodes it begins waiting after.
+            timeout: seconds (or a ``timedelta``) from when it begins waiting to when
+                it fails with :class:`~flowrt.SignalTimeout` (a ``TimeoutError``); None
+                waits without limit.
+            trigger: its trigger rule, as for any node.
+
+        Raises:
+            ValueError: ``name`` is not a non-empty str.
+            GraphError: a bad ``timeout`` or ``trigger``.
+            DuplicateNodeError: the workflow has a node of that name already.
+
+        >>> from datetime import timedelta
+        >>> wf = Workflow("w")
+        >>> wf.signal("payment", timeout=timedelta(days=2))
+        >>> wf.nodes["payment"].fn
+        WaitSpec(kind='signal', timeout=172800.0, delay=None, until=None)
+        """
+        self._add_wait(name, wait_spec(SIGNAL, name, timeout=timeout), after, trigger)
+
+    def approval(self, name: str, *, after: Sequence[str | Callable[..., Any]] = (),
+                 timeout: float | timedelta | None = None,
+                 trigger: Trigger | str = Trigger.ALL_SUCCESS) -> None:
+        """Add node ``name``: a signal whose payload approves or rejects
+        (``rt.approve`` / ``rt.reject``, ``flowrt approve`` / ``reject``).
+
+        Approved, it outputs the payload: ``{"approved": True, "by": ..., "comment":
+        ...}``. Rejected, it fails with :class:`~flowrt.Rejected` (who and why in its
+        message) and its dependents are skipped as for any failure.
+
+        Args:
+            name: the node's name, which is the signal's name.
+            after: the nodes it begins waiting after.
+            timeout: seconds (or a ``timedelta``) from when it begins waiting to when
+                it fails with :class:`~flowrt.SignalTimeout`; None waits without limit.
+            trigger: its trigger rule, as for any node.
+
+        Raises:
+            ValueError: ``name`` is not a non-empty str.
+            GraphError: a bad ``timeout`` or ``trigger``.
+            DuplicateNodeError: the workflow has a node of that name already.
+        """
+        self._add_wait(name, wait_spec(APPROVAL, name, timeout=timeout), after, trigger)
+
+    def timer(self, name: str, *, after: Sequence[str | Callable[..., Any]] = (),
+              delay: float | timedelta | None = None, until: datetime | None = None,
+              trigger: Trigger | str = Trigger.ALL_SUCCESS) -> None:
+        """Add node ``name`` that waits ``delay`` from when it begins waiting, or until
+        ``until``, on the runtime's clock; its output is None.
+
+        With a store its due time is recorded when it begins waiting, so a run resumed
+        after a crash or a park waits only for the time left.
+
+        Args:
+            name: the node's name.
+            after: the nodes it begins waiting after.
+            delay: seconds or a ``timedelta``.
+            until: an aware ``datetime`` (instead of ``delay``).
+            trigger: its trigger rule, as for any node.
+
+        Raises:
+            ValueError: ``name`` is not a non-empty str.
+            GraphError: not exactly one of ``delay`` and ``until``, a negative delay,
+                a naive datetime, or a bad ``trigger``.
+            DuplicateNodeError: the workflow has a node of that name already.
+        """
+        self._add_wait(name, wait_spec(TIMER, name, delay=delay, until=until), after,
+                       trigger)
+
+    def _add_wait(self, name: str, spec: WaitSpec,
+                  after: Sequence[str | Callable[..., Any]], trigger: Trigger | str) -> None:
+        options: dict[str, Any] = {} if trigger == Trigger.ALL_SUCCESS else {"trigger": trigger}
+        self.add(name, spec, after=after, **options)
+        self._waits[self._index[name]] = spec
 
     def _name_of(self, ref: str | Callable[..., Any]) -> str:
         return name_of(ref, self._names_by_fn)
@@ -432,7 +567,8 @@ class Workflow:
                 it again with the same ``run_id`` resumes it.
             options: the run options, :class:`~flowrt.runtime.RunOptions`: ``run_id``,
                 ``max_concurrency``, ``limits``, ``fail_fast``, ``timeout``, ``data``,
-                ``executor``, ``on_event``, ``resume``, ``metrics``, ``strict_inputs``.
+                ``executor``, ``on_event``, ``resume``, ``metrics``, ``strict_inputs``,
+                ``park``.
 
         Returns:
             The :class:`~flowrt.RunResult`; a failed node does not raise (see

@@ -530,6 +530,26 @@ def queue_tables(r: Results) -> list[Table]:
                              "of worker_concurrency 8 polled every 10 ms)."])]
 
 
+def waits_tables(r: Results) -> list[Table]:
+    w = "Waits/waits"
+    rows = [
+        Row("in-process, no store: `rt.signal` to a run waiting in `rt.run`",
+            f"{w}/in-process/memory", {}),
+        Row("in-process, SQLite store: the wait recorded, the signal stored and read back",
+            f"{w}/in-process/sqlite", {}),
+        Row("through a worker process on SQLite (`--poll 0.01`): parked run woken, "
+            "claimed, resumed", f"{w}/worker/sqlite", {}),
+        Row("through a worker process on PostgreSQL, woken by NOTIFY (`--poll 1`)",
+            f"{w}/worker/postgres", {}),
+    ]
+    return [Table("Park and wake: seconds from `rt.signal` to the start of the waiting "
+                  "node's successor (median)", [], rows, unit="per signal",
+                  seed_column=False,
+                  footnotes=["A plain timed script (`bench_waits.py`): `start -> go "
+                             "(signal) -> after`; `after` records `time.time()` as it "
+                             "starts. The PostgreSQL row needs `FLOWRT_BENCH_PG_URL`."])]
+
+
 def postgres_tables(r: Results) -> list[Table]:
     d = "postgres"
     sleep = target("durable", "sleep", ref=f"{d}/sleep1ms-1000/memory")

@@ -45,8 +45,8 @@ def command(args: argparse.Namespace) -> int:
     try:
         records = store.runs(workflow=args.workflow, status=stored_status)
         runs = [r.to_dict() for r in sorted(records, key=lambda r: r.created)]
-        for run in runs:  # what a parked run waits for is in its node records
-            if run["status"] == "waiting":
+        for run in runs:  # what a run waits for is in its node records
+            if run["status"] == "waiting" or (run["status"] == "running" and run["waits"]):
                 stored = store.load(run["run_id"])
                 run["waiting_for"] = ([w._asdict() for w in stored.waits()]
                                       if stored is not None else [])
@@ -72,6 +72,11 @@ def command(args: argparse.Namespace) -> int:
     if waiting:
         echo("\nwaiting (parked: a signal, its timer or `flowrt resume` wakes it):")
         for d in waiting:
+            echo(f"  {d['run_id']}: {_waits_text(d)}")
+    held = [d for d in runs if d["status"] == "running" and d.get("waiting_for")]
+    if held:
+        echo("\nwaiting in the process that runs it (a signal reaches it there):")
+        for d in held:
             echo(f"  {d['run_id']}: {_waits_text(d)}")
     letters = [d for d in runs if d["status"] == "dead_letter"]
     if letters:

@@ -35,12 +35,24 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=command)
 
 
+def _child_part(rest: str, nodes: Any) -> bool:
+    """Whether ``rest`` (a run id after "RUN_ID/") names a child run of one of
+    ``nodes``: "node", or "node/index" for an item of a mapped sub-workflow."""
+    head, _, tail = rest.rpartition("/")
+    return (head if head and tail.isdigit() else rest) in nodes
+
+
 def command(args: argparse.Namespace) -> int:
     """``flowrt show``: the run's facts, then one line per node."""
     store = open_store(args.store, must_exist=True)
     try:
         stored = load_run(store, args.run_id, args.store)
         data = stored.to_dict()
+        # sub-workflows: the child runs of its nodes are runs "RUN_ID/node[/index]"
+        prefix = f"{args.run_id}/"
+        children = [(r.run_id, r.workflow, r.status) for r in store.runs()
+                    if r.run_id.startswith(prefix)
+                    and _child_part(r.run_id[len(prefix):], data.get("nodes", {}))]
     finally:
         store.close()
     if args.json:
@@ -70,6 +82,9 @@ def command(args: argparse.Namespace) -> int:
             for n in run.nodes]
     echo()
     echo(format_table(headers, rows, right=(2, 3)))
+    if children:
+        echo()
+        echo(format_table(["child run", "workflow", "status"], [list(c) for c in children]))
     if args.traceback:
         for n in run.nodes:
             if n.traceback:
