@@ -1,19 +1,21 @@
 """ETL: CSV files in, an SQLite warehouse and a report out.
 
-    extract_north, extract_south, extract_east, extract_west   (one CSV file each)
-        -> validate -> transform || enrich -> aggregate -> load (SQLite) -> report
+    discover -> extract (mapped: once per file found) -> validate (merges them)
+        -> transform || enrich -> aggregate -> load (SQLite) -> report
 
 The example first writes a day's worth of point-of-sale exports: four CSV files of
 sales (about 20,000 rows, a few of them broken: a negative quantity, a date that does not
 exist, an unknown product, a missing field), a product catalogue and a list of stores.
-The workflow reads the files in parallel, rejects the broken rows (and says why),
+The workflow discovers the sales files in the folder, reads them in parallel (a mapped
+node: one item per file, however many there are), merges them and rejects the broken
+rows (and says why),
 computes revenue (transform) while it looks up categories, regions and costs (enrich),
 sums everything per day, region and category, loads facts and totals into an SQLite
 database in one transaction, and writes a Markdown report from SQL queries.
 
 Every step is a plain (sync) function: flowrt runs it in a worker thread, so the event
-loop stays free, and independent steps (the four extracts; transform and enrich) run at
-the same time.
+loop stays free, and independent steps (the files' extracts; transform and enrich) run
+at the same time.
 
 Run it: ``python examples/etl.py`` (or ``python -m flowrt examples etl``).
 """
@@ -42,26 +44,30 @@ wf = flowrt.Workflow("etl")
 # -- the steps ----------------------------------------------------------------------------
 
 
-def extractor(part: str) -> Callable[[str], list[dict[str, Any]]]:
-    """The extract step of one source file (one node per file)."""
-
-    def extract(source: str) -> list[dict[str, Any]]:
-        path = Path(source) / f"sales-{part}.csv"
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        for line, row in enumerate(rows, start=2):  # line 1 is the header
-            row["_where"] = f"{path.name}:{line}"
-        return rows
-
-    return extract
+@wf.node
+def discover(source: str) -> list[str]:
+    """The sales files of the day, however many the tills exported."""
+    return [str(p) for p in sorted(Path(source).glob("sales-*.csv"))]
 
 
-def validate(*parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Parse and check every row; keep the good ones, say why the others are rejected."""
+@wf.map(path="discover", concurrency=4, retries=1)
+def extract(path: str) -> list[dict[str, Any]]:
+    """Read one sales file (called once per file ``discover`` found)."""
+    file = Path(path)
+    with file.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        row["_where"] = f"{file.name}:{line}"
+    return rows
+
+
+def validate(extract: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Merge the files' rows; parse and check every row, keep the good ones, say why the
+    others are rejected."""
     good: list[dict[str, Any]] = []
     rejected: list[dict[str, str]] = []
     seen: set[str] = set()
-    for rows in parts:
+    for rows in extract:
         for row in rows:
             problem = None
             if any(not (row.get(k) or "").strip() for k in
@@ -197,9 +203,7 @@ def report(loaded: dict[str, int], validated: dict[str, Any], warehouse: str,
             "rejected": len(validated["rejected"])}
 
 
-for part in PARTS:
-    wf.add(f"extract_{part}", extractor(part))
-wf.add("validate", validate, deps=[f"extract_{part}" for part in PARTS])
+wf.add("validate", validate, deps=["extract"])
 wf.add("transform", transform, deps=["validate"])
 wf.add("enrich", enrich, deps=["validate"])
 wf.add("aggregate", aggregate, deps=["transform", "enrich"])
@@ -282,7 +286,8 @@ async def demo(on_event: Callable[[flowrt.Event], Any] | None = None,
             f"{rejected[0]['reason']}; {unplaced} rows name an unknown product")
         say(f"report: {Path(summary['path']).name}, best region {summary['regions'][0]}, "
             f"top category {summary['top_category']}")
-        extracted = sum(len(result[f"extract_{p}"]) for p in PARTS)
+        extracted = sum(len(rows) for rows in result["extract"])
+        _check(len(result.items("extract")) == len(PARTS), "one extract item per file")
         db = sqlite3.connect(warehouse)
         try:
             facts = db.execute("SELECT COUNT(*), SUM(revenue_cents) FROM sales").fetchone()

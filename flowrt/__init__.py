@@ -18,8 +18,9 @@ hello user-7
 """
 
 from . import _compat
-from ._engine.result import NodeResult, RunMetrics, RunResult
-from ._types import Event, EventKind, Retry, RunStatus, Status, Trigger
+from ._engine.result import ItemResult, NodeResult, RunMetrics, RunResult
+from ._engine.shared import ActiveRun, LimitUsage
+from ._types import Cache, Event, EventKind, Retry, RunStatus, Status, Trigger
 from .data import DataMetrics, Interner, WorkflowData, intern, intern_many
 from .durable import (
     JSONSerializer,
@@ -34,12 +35,14 @@ from .durable import (
 )
 from .errors import (
     BranchError,
+    CacheKeyError,
     CycleError,
     DuplicateNodeError,
     FlowError,
     GraphError,
     HookError,
     LeaseLost,
+    MapError,
     MissingInputError,
     NodeFailed,
     NoOutput,
@@ -80,7 +83,10 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ActiveRun",
     "BranchError",
+    "Cache",
+    "CacheKeyError",
     "Context",
     "CycleError",
     "DaskExecutor",
@@ -93,8 +99,11 @@ __all__ = [
     "GraphError",
     "HookError",
     "Interner",
+    "ItemResult",
     "JSONSerializer",
     "LeaseLost",
+    "LimitUsage",
+    "MapError",
     "MemoryStore",
     "MissingInputError",
     "NoOutput",

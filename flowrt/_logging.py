@@ -10,11 +10,12 @@ See docs/decisions/004-logging-without-configuring.md.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import structlog
 
-__all__ = ["is_enabled", "logger"]
+__all__ = ["is_enabled", "logger", "trace_ids"]
 
 _stdlib_logger = logging.getLogger("flowrt")
 _stdlib_logger.addHandler(logging.NullHandler())
@@ -40,3 +41,20 @@ def is_enabled(log: Any, level: int) -> bool:
         return bool(check(level))
     except Exception:  # a proxy whose wrapped logger cannot answer
         return True
+
+
+def trace_ids() -> dict[str, str]:
+    """``trace_id`` and ``span_id`` of the current OpenTelemetry span (hex, as trace
+    backends show them), or nothing when no span is active.
+
+    Looks only when the application has imported the OpenTelemetry API (flowrt never
+    imports it for this): without it there is no span to name.
+    """
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return {}
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": format(context.trace_id, "032x"),
+            "span_id": format(context.span_id, "016x")}

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["BY_NAME", "BY_VALUE", "FINAL", "NAMES", "Event", "EventKind", "Executor",
+__all__ = ["BY_NAME", "BY_VALUE", "FINAL", "NAMES", "Cache", "Event", "EventKind", "Executor",
            "ExecutorChoice", "Hook", "RemoteExecutor", "Retry", "RunStatus", "Status",
            "Trigger", "holds"]
 
@@ -44,6 +44,10 @@ class Status(enum.IntEnum):
     #: final: it succeeded, then the run failed and its ``compensate=`` raised
     COMPENSATION_FAILED = 10
     # -- end saga compensation --
+    # -- caching (docs/caching.md) --
+    #: final: its output was read from the cache instead of running it (counts as a
+    #: success for its dependents and the run)
+    CACHED = 11
 
     def __str__(self) -> str:
         return self.name.lower()
@@ -57,7 +61,8 @@ class Status(enum.IntEnum):
 
 #: The final statuses.
 FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED,
-                   Status.BYPASSED, Status.COMPENSATED, Status.COMPENSATION_FAILED})
+                   Status.BYPASSED, Status.COMPENSATED, Status.COMPENSATION_FAILED,
+                   Status.CACHED})
 
 #: Status by its byte value (0 .. 10): a tuple index, where Status(b) is an enum lookup
 BY_VALUE: tuple[Status, ...] = tuple(Status)
@@ -204,6 +209,57 @@ class Retry:
         return isinstance(error, self.on)
 
 
+# -- caching (docs/caching.md, docs/decisions/021-cache-keys.md) ----------------------
+
+
+def _cache_ttl(inst: Cache, attr: attrs.Attribute[float | None], value: float | None) -> None:
+    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)
+                              or not value > 0):
+        raise ValueError(f"Cache.ttl must be seconds > 0 or None, got {value!r}")
+
+
+def _cache_key(inst: Cache, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"Cache.key must be a callable or None, got {value!r}")
+
+
+def _cache_version(inst: Cache, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"Cache.version must be a str or None, got {value!r}")
+
+
+@attrs.frozen
+class Cache:
+    """Cache a node's output: ``@wf.node(cache=flowrt.Cache())``.
+
+    A node whose key is in the cache does not run: it ends CACHED with the output
+    stored under that key. The key is the node's name, its ``version`` and a hash of its
+    arguments (their JSON-canonical form: equal values hash equal whatever the order of
+    a dict's keys or a set's items; a list's order counts). Resources and the
+    :class:`~flowrt.Context` are never part of it.
+
+    Args:
+        ttl: seconds an entry is good for, from when it was stored (by the runtime's
+            clock); None keeps it until it is replaced.
+        key: a function called with the node's arguments by parameter name (a dict)
+            that returns what identifies them (a str, or any JSON-ready value); it
+            replaces the hash of the arguments (the name and version stay in the key).
+        version: the node's version; by default a hash of its code, so that changing
+            the code misses the old entries. Give one to keep entries across edits
+            that do not change the result (or to share entries between processes whose
+            code differs only in form).
+
+    Raises:
+        ValueError: a ``ttl`` that is not a number > 0.
+        TypeError: a ``key`` that is not callable, a ``version`` that is not a str.
+    """
+
+    ttl: float | None = attrs.field(default=None, validator=_cache_ttl)
+    key: Callable[[dict[str, Any]], Any] | None = attrs.field(default=None,
+                                                               validator=_cache_key)
+    version: str | None = attrs.field(default=None, validator=_cache_version)
+
+
 # -- events -------------------------------------------------------------------------
 
 
@@ -227,7 +283,8 @@ class EventKind(enum.StrEnum):
     RUN_FINISHED = "run_finished"
     # -- waits (issue 14)
     WAITING = "waiting"  #: a wait node began waiting for its signal or its time
-
+    # -- caching --
+    CACHED = "cached"  #: the node's output was read from the cache; it did not run
 
 @attrs.frozen
 class Event:
@@ -237,7 +294,8 @@ class Event:
     name the run; ``node`` is None for run events; ``attempt`` is the node's attempt
     number (0 before its first attempt and for run events); ``time`` is the wall-clock
     time (seconds since the epoch); ``error`` is the exception of a failed or retried
-    attempt.
+    attempt; ``item`` is the index of the item of a mapped node the event is about
+    (None for the mapped node itself and for other nodes).
     """
 
     kind: EventKind
@@ -249,6 +307,8 @@ class Event:
     error: BaseException | None = None
     #: the run's final status, on RUN_FINISHED
     status: str | None = None
+    #: the item's index, for an event about one item of a mapped node (None otherwise)
+    item: int | None = None
 
 
 #: An ``on_event`` hook: a plain function called with each event, in the event loop.

@@ -14,7 +14,7 @@ number of workers, in any number of processes, share one store.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -76,14 +76,15 @@ class Registry:
 
 
 def new_queued_record(plan: Plan, run_id: str, inputs: Mapping[str, Any], store: Store,
-                      now: float, queue: str | None) -> RunRecord:
+                      now: float, queue: str | None,
+                      resources: Collection[str] = ()) -> RunRecord:
     """The record of a run submitted to the queue, due at ``now``.
 
     Raises:
         MissingInputError: a required input is missing.
         SerializationError: the inputs cannot be stored.
     """
-    record = _new_record(plan, run_id, dict(inputs), store.serializer)
+    record = _new_record(plan, run_id, dict(inputs), store.serializer, resources)
     return RunRecord(record.run_id, record.workflow, record.fingerprint, record.structure,
                      record.inputs, QUEUED, record.serializer, now, now,
                      structure_json=record.structure_json, queue=queue or DEFAULT_QUEUE,
@@ -100,8 +101,9 @@ class _Taken:
         self.opened: Opened | None = None
 
 
-def _decide_for(plans: Mapping[str, Plan], store: Store,
-                taken: _Taken) -> Callable[[StoredRun | None], RunRecord | None]:
+def _decide_for(plans: Mapping[str, Plan], store: Store, taken: _Taken,
+                resources: Collection[str] = ()) -> Callable[[StoredRun | None],
+                                                             RunRecord | None]:
     serializer = store.serializer
 
     def decide(stored: StoredRun | None) -> RunRecord | None:
@@ -113,7 +115,7 @@ def _decide_for(plans: Mapping[str, Plan], store: Store,
         if _read_back(stored, plan, record.run_id, {}, "auto", serializer, opened):
             return None  # it succeeded already (the row changed under us): nothing to do
         taken.plan, taken.opened = plan, opened
-        return _new_record(plan, record.run_id, opened.inputs, serializer)
+        return _new_record(plan, record.run_id, opened.inputs, serializer, resources)
 
     return decide
 
@@ -145,7 +147,7 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
             with shared.in_flight():
                 task_status.started()
                 assert rt.store is not None
-                settings = rt._worker_settings()
+                settings = rt._worker_settings(plan)
                 with rt.children_of(settings):  # its sub-workflows run in this runtime
                     result = await run_opened(rt.store, shared, plan, opened, None,
                                               settings, handed_back="queued")
@@ -179,7 +181,7 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
                 took = 0
                 while away is None and len(held) < concurrency and rt._open:
                     taken = _Taken()
-                    decide = _decide_for(plans, store, taken)
+                    decide = _decide_for(plans, store, taken, tuple(rt.resources))
                     try:
                         got = await anyio.to_thread.run_sync(
                             lambda d=decide, n=now: store.claim_next(  # type: ignore[misc]

@@ -14,6 +14,7 @@ The tree::
     ├── WorkflowFailed                     raise_for_status(): carries every node error
     ├── WorkflowChanged (also ValueError)  resuming a run whose workflow changed
     ├── SerializationError (also TypeError)    a value the store's serializer cannot keep
+    ├── CacheKeyError (also TypeError)     a cached node's argument that cannot be hashed
     ├── StoredError                        a node's error as read back from a store
     ├── StoreError                         a store file that is no flowrt store, or too new
     │   └── RunLeased                      the run is being run elsewhere right now
@@ -391,8 +392,33 @@ class WorkflowChanged(FlowError, ValueError):
         return (self.run_id, self.added, self.removed, self.changed)
 
 
+class MapError(FlowError, ValueError):
+    """A mapped node cannot split its inputs into items: a mapped parameter is no list
+    (or is a str), the lists zipped have different lengths, or there are more items
+    than ``max_items``. Raised before any item starts; the node fails with it."""
+
+
 class SerializationError(FlowError, TypeError):
     """A value cannot be stored by the store's serializer."""
+
+
+class CacheKeyError(FlowError, TypeError):
+    """An argument of a cached node cannot be hashed into its cache key.
+
+    Raised before any node runs for a run input; a value a dependency returned fails
+    the node (not retried). ``node`` and ``parameter`` name the culprit.
+    """
+
+    def __init__(self, node: str, parameter: str, detail: str) -> None:
+        self.node = node
+        self.parameter = parameter
+        self.detail = detail
+        super().__init__(f"node {node!r}: argument {parameter!r} cannot be hashed for the "
+                         f"cache key ({detail}); pass JSON-like values (dict, list, str, "
+                         f"numbers, sets, dataclasses) or give Cache(key=...)")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.node, self.parameter, self.detail)
 
 
 class StoredError(FlowError):

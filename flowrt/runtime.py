@@ -26,11 +26,13 @@ import attrs
 
 from . import _backends
 from ._clock import SYSTEM_CLOCK, Clock
+from ._engine.cache import MemoryCache, NodeCache, check_cached_inputs
 from ._engine.events import normalize_hooks
 from ._engine.limits import Limit
 from ._engine.result import RunResult
 from ._engine.run import RunSettings, prepare_run
-from ._engine.shared import Shared
+from ._engine.shared import ActiveRun, LimitUsage, Shared
+from ._engine.telemetry import open_telemetry
 from ._engine.waits import deliver
 from ._schedule import check_spec, schedule_record
 from ._types import Executor, ExecutorChoice, Hook
@@ -38,8 +40,9 @@ from ._worker import Registry, new_queued_record
 from ._worker import serve as serve_queue
 from .data import WorkflowData
 from .durable import open_store
+from .durable._cache import StoreCache
 from .durable._run import durable_run
-from .errors import SerializationError
+from .errors import RunNotFound, SerializationError
 from .workflow import Plan
 from .workflow._subworkflow import CHILD_RUNNER
 
@@ -73,6 +76,10 @@ class RunOptions(TypedDict, total=False):
     run in a worker; running it again with its ``run_id`` continues it here).
     ``compensate``: when the run fails, is cancelled or times out, undo its succeeded
     nodes with their ``compensate=`` functions (True, the default; docs/compensation.md).
+    ``resources``: objects a parameter of their name receives (clients, pools), added to
+    the runtime's (a name in both: this run's); never stored, never in a cache key
+    (docs/resources.md). ``refresh``: cached nodes run again and replace their cache
+    entries (docs/caching.md).
     """
 
     run_id: str | None
@@ -88,6 +95,9 @@ class RunOptions(TypedDict, total=False):
     strict_inputs: bool
     park: bool
     compensate: bool
+    # -- resources and caching --
+    resources: Mapping[str, Any] | None
+    refresh: bool
 
 
 #: the names RunOptions takes
@@ -113,6 +123,20 @@ def _check_limits(limits: object) -> None:
     for name in limits:
         if not isinstance(name, str):
             raise TypeError(f"limits= takes limit names as str keys, got {name!r}")
+
+
+def _check_resources(resources: object, where: str) -> dict[str, Any]:
+    """``resources=`` as a dict; refuse what is no mapping of names to objects."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise TypeError(f"{where} resources= takes a mapping of parameter name to object, "
+                        f"such as {{'http': client}}, got {resources!r}")
+    for name in resources:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"{where} resources= takes parameter names as keys, "
+                             f"got {name!r}")
+    return dict(resources)
 
 
 def _check_executor(executor: object) -> None:
@@ -146,12 +170,31 @@ class Runtime:
             ``"dead_letter"`` instead of being taken over again (5).
         shutdown_grace: seconds the runs still going on when the ``async with`` block
             ends get to finish before they are stopped (below); None waits for them.
+        on_event: a hook or hooks called with every :class:`~flowrt.Event` of every
+            run of this runtime (before the run's own ``on_event`` hooks).
+        resources: objects a node parameter of their name receives in every run
+            (an HTTP client, a database pool); never stored or fingerprinted, so
+            durable runs can use them (docs/resources.md).
+        tracer_provider: the OpenTelemetry tracer provider of this runtime's spans
+            (default: the global one); needs the ``otel`` extra (docs/observability.md).
+        meter_provider: the OpenTelemetry meter provider of its metrics (default: the
+            global one).
 
     Raises:
         TypeError: ``limits`` is not a mapping of names to capacities, or a
             ``workflows`` entry is not a Workflow.
         ValueError: a bad capacity, ``executor``, ``max_recoveries`` or
-            ``shutdown_grace``, or two ``workflows`` of one name.
+            ``shutdown_grace``, or two ``workflows`` of one name, or a resource name
+            that is no identifier.
+        TypeError: ``on_event`` that is no callable or callables, ``resources`` that
+            is no mapping.
+        RuntimeError: (when the block starts) ``tracer_provider`` or ``meter_provider``
+            given without the ``otel`` extra installed.
+
+    Tracing is switched on or off when the block starts, once: with a tracer provider
+    (given, or configured globally by an OpenTelemetry SDK) each run has a ``flowrt.run``
+    span and each node a ``flowrt.node`` span; with a meter provider it reports metrics;
+    with neither (or without the ``otel`` extra) runs do no OpenTelemetry work at all.
 
     Leaving the ``async with`` block shuts the runtime down: ``run`` refuses new runs
     (``RuntimeError``); runs still going on get ``shutdown_grace`` seconds to finish (0
@@ -188,8 +231,16 @@ class Runtime:
         clock: Clock | None = None,
         max_recoveries: int = 5,
         shutdown_grace: float | None = 0.0,
+        on_event: Hook | Sequence[Hook] | None = None,
+        resources: Mapping[str, Any] | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         _check_executor(executor)
+        #: hooks called with every event of every run of this runtime
+        self.hooks = normalize_hooks(on_event)
+        #: the resources every run of this runtime gets (docs/resources.md)
+        self.resources: dict[str, Any] = _check_resources(resources, "Runtime()")
         _check_limits(limits)
         if not isinstance(max_recoveries, int) or isinstance(max_recoveries, bool) or (
                 max_recoveries < 1):
@@ -213,8 +264,12 @@ class Runtime:
         self.threads = threads
         self.metrics = metrics
         self.shutdown_grace = shutdown_grace
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
         self._open = False
         self._closed = False
+        #: cached node outputs when there is no store (docs/caching.md); made on use
+        self._memory_cache: MemoryCache | None = None
 
     @property
     def _limits(self) -> dict[str, Limit]:
@@ -228,6 +283,14 @@ class Runtime:
         self._shared.open()
         if self._store_arg is not None:
             self.store = open_store(self._store_arg)
+        try:
+            self._shared.telemetry = open_telemetry(self.tracer_provider, self.meter_provider,
+                                                    self._shared, self.store)
+        except BaseException:
+            if self.store is not None and self.store is not self._store_arg:
+                self.store.close()
+            self.store = None
+            raise
         self._open = True
         self._closed = False
         return self
@@ -251,6 +314,9 @@ class Runtime:
                     shared.stop_runs()
                     await shared.wait_idle()
                 await shared.aclose()
+                if shared.telemetry is not None:
+                    shared.telemetry.close()
+                    shared.telemetry = None
                 if self.store is not None and self.store is not self._store_arg:
                     self.store.close()  # a store this runtime opened from a path
                 self.store = None
@@ -270,8 +336,10 @@ class Runtime:
             MissingInputError: a required input is missing.
             UnknownInputError: an input that no node takes (unless
                 ``strict_inputs=False``).
-            TypeError: an unknown option (naming the near match), or ``limits`` that is
-                not a mapping.
+            TypeError: an unknown option (naming the near match), or ``limits`` or
+                ``resources`` that is not a mapping.
+            CacheKeyError: an input of a cached node cannot be hashed (naming the node
+                and the parameter).
             ValueError: a bad option value, or an input named like a node.
 
         All of these are raised before any node runs. Cancelling the caller cancels
@@ -287,6 +355,8 @@ class Runtime:
         plan = workflow if isinstance(workflow, Plan) else workflow.compile()
         if inputs and options.get("strict_inputs", True):
             plan.check_unknown_inputs(inputs)
+        if inputs and plan.cached is not None:
+            check_cached_inputs(plan, inputs)  # before a store records anything
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is not None and (
             not isinstance(max_concurrency, int) or max_concurrency < 1
@@ -295,7 +365,10 @@ class Runtime:
         timeout = options.get("timeout")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        hooks = normalize_hooks(options.get("on_event"))
+        hooks = self.hooks + normalize_hooks(options.get("on_event"))
+        resources = self.resources
+        if options.get("resources") is not None:
+            resources = {**resources, **_check_resources(options.get("resources"), "run()")}
         limits = options.get("limits")
         _check_limits(limits)
         for name, capacity in (limits or {}).items():
@@ -316,6 +389,8 @@ class Runtime:
             executor=executor if executor is not None else self.executor,
             metrics=self.metrics if metrics is None else metrics, park=bool(park),
             compensate=bool(options.get("compensate", True)),
+            resources=resources or None, cache=self._cache_for(plan),
+            refresh=bool(options.get("refresh", False)),
         )
         if resume is not None and self.store is None:
             raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
@@ -360,10 +435,38 @@ class Runtime:
             raise ValueError(f"{what} needs a store: Runtime(store='runs.db', ...)")
         return self.store
 
-    def _worker_settings(self) -> RunSettings:
+    def _worker_settings(self, plan: Plan | None = None) -> RunSettings:
         """The run settings of runs a worker takes from the queue: the runtime's; a run
         whose nodes all wait is parked, so that it holds no slot while it waits."""
-        return RunSettings(executor=self.executor, metrics=self.metrics, park=True)
+        return RunSettings(executor=self.executor, metrics=self.metrics, park=True,
+                           hooks=self.hooks, resources=self.resources or None,
+                           cache=None if plan is None else self._cache_for(plan))
+
+    # -- caching (docs/caching.md) --------------------------------------------------
+
+    def _cache_for(self, plan: Plan) -> NodeCache | None:
+        """Where the cached nodes of ``plan`` are looked up: the store's cache, else
+        this runtime's own (in memory); None when the plan caches nothing."""
+        if plan.cached is None:
+            return None
+        if self.store is not None:
+            return StoreCache(self.store, self.clock.now)
+        if self._memory_cache is None:
+            self._memory_cache = MemoryCache(self.clock.now)
+        return self._memory_cache
+
+    # -- introspection ----------------------------------------------------------------
+
+    def active(self) -> list[ActiveRun]:
+        """The runs in flight in this runtime now, oldest first: each one's id,
+        workflow, start time and nodes per status. A plain method (no await)."""
+        return self._shared.active()
+
+    def limit_usage(self) -> dict[str, LimitUsage]:
+        """The runtime's limits now, by name: capacity, slots in use, nodes waiting
+        (``"max_concurrency"`` for the runtime's cap, when it has one). A plain method
+        (no await). A run's own ``limits=`` are not the runtime's and not listed."""
+        return self._shared.limit_usage()
 
     def _poke(self) -> None:
         """Wake this runtime's worker loop now (something it may take has changed)."""
@@ -375,9 +478,11 @@ class Runtime:
         """Put a run of ``workflow`` in the store's queue and return its run id.
 
         A worker (:meth:`serve`, ``flowrt worker``) that has the workflow runs it. The
-        inputs are checked and stored now. Submitting a run id that the store has
-        already changes nothing and returns the id (an idempotency key: submit
-        ``f"order-{order_id}"`` as often as you like, it runs once).
+        inputs are checked and stored now; a parameter that is a resource of this
+        runtime is not an input (the worker's runtime gives its own resource).
+        Submitting a run id that the store has already changes nothing and returns the
+        id (an idempotency key: submit ``f"order-{order_id}"`` as often as you like, it
+        runs once).
 
         Args:
             workflow: the workflow (added to the ones this runtime serves).
@@ -392,14 +497,20 @@ class Runtime:
             MissingInputError: a required input is missing.
             UnknownInputError: an input that no node takes.
             SerializationError: the inputs cannot be stored.
+            CacheKeyError: an input of a cached node cannot be hashed.
         """
         store = self._need_store("submit()")
         plan = workflow.compile()
         given = dict(inputs) if inputs else {}
         if given:
             plan.check_unknown_inputs(given)
+            check_cached_inputs(plan, given)
         run_id = run_id or uuid.uuid4().hex
-        record = new_queued_record(plan, run_id, given, store, self.clock.now(), queue)
+        record = new_queued_record(plan, run_id, given, store, self.clock.now(), queue,
+                                   self.resources)
+        telemetry = self._shared.telemetry
+        if telemetry is not None:  # its spans will link to the submitter's
+            record = attrs.evolve(record, trace=telemetry.current_traceparent())
         if not await anyio.to_thread.run_sync(store.submit, record):
             existing = store.get_run(run_id)
             if existing is not None and existing.workflow != plan.workflow:
@@ -512,23 +623,40 @@ class Runtime:
         return await self.signal(run_id, name, {"approved": False, "by": by,
                                                 "comment": comment}, id=id)
 
-    async def cancel(self, run_id: str) -> RunRecord:
-        """Cancel run ``run_id`` through the store; return its record as it was.
+    async def cancel(self, run_id: str) -> RunRecord | None:
+        """Cancel run ``run_id``: its ``rt.run`` returns a CANCELLED result (as at its
+        timeout; it does not raise), other runs go on untouched. Awaitable.
 
-        A queued or parked run is cancelled at once; a running one -- here, in a worker
-        or in any other process -- stops at its next checkpoint or lease renewal (its
-        holder is fenced out). Cancelled runs can be resumed.
+        A run going on in this runtime is stopped at once: its running nodes are
+        cancelled, the others end CANCELLED. With a store, the run is cancelled through
+        the store first: a queued or parked run at once; a running one is fenced out
+        (nothing it writes from then on is kept) and -- in a worker or any other
+        process -- stops at its next checkpoint or lease renewal. Cancelled durable runs
+        can be resumed.
+
+        Returns:
+            With a store, the run's record as it was before; without one, None.
 
         Raises:
             RuntimeError: the runtime is not open.
-            ValueError: the runtime has no store.
-            RunNotFound: no such run.
+            RunNotFound: no such run (without a store: none going on in this runtime).
         """
         from .durable import control
 
-        store = self._need_store("cancel()")
-        return await anyio.to_thread.run_sync(
+        if not self._open:
+            raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
+        store = self.store
+        if store is None:
+            if not self._shared.stop_run(run_id):
+                raise RunNotFound(run_id, "this runtime's runs in flight")
+            return None
+        # Through the store first (its holder, wherever it is, is fenced out: nothing it
+        # writes from now on is kept), then a run of this runtime stops at once rather
+        # than at its next write.
+        record = await anyio.to_thread.run_sync(
             lambda: control.cancel(store, run_id, self.clock.now()))
+        self._shared.stop_run(run_id)
+        return record
 
     async def resume(self, run_id: str) -> RunRecord:
         """Resume run ``run_id`` through the store's queue; return its record as it was.
@@ -626,7 +754,7 @@ async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None
     what it raises.
     """
     check_run_options(options)
-    async with Runtime(store=store) as rt:
+    async with Runtime(store=store) as rt:  # a private runtime: caches in memory, for this run
         return await rt.run(workflow, inputs, **options)
 
 

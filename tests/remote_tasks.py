@@ -71,3 +71,27 @@ def context_info(value: object, ctx: flowrt.Context) -> tuple[object, ...]:
     """What a remote node sees of its context (no data: it does not travel)."""
     size = len(value) if isinstance(value, bytes | str) else value
     return (ctx.run_id, ctx.node, ctx.attempt, ctx.data is None, size)
+
+
+def span_ids(*_: object) -> tuple[int, int]:
+    """The trace and span id current in this worker (the node's, carried with the call)."""
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return context.trace_id, context.span_id
+
+
+def user_span_parent(*_: object) -> tuple[int, int | None]:
+    """Open a span with this worker's own SDK: its trace id and parent span id."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("worker").start_as_current_span("in the worker"):
+        pass
+    (span,) = exporter.get_finished_spans()
+    assert span.context is not None
+    return span.context.trace_id, span.parent.span_id if span.parent else None

@@ -56,7 +56,11 @@ async def test_checkout() -> None:
 @pytest.mark.anyio
 async def test_etl() -> None:
     (result,), events, said = await run_demo("etl")
-    assert result.ok and len(result.plan) == 10
+    assert result.ok and len(result.plan) == 8
+    # extract is mapped over the files discover found: one item per file
+    assert [str(i.status) for i in result.items("extract")] == ["succeeded"] * 4
+    assert sorted(e.item for e in events if e.node == "extract" and str(e.kind) == "started"
+                  and e.item is not None) == [0, 1, 2, 3]
     # transform and enrich both ran after validate, and before aggregate
     order = [e.node for e in events if str(e.kind) == "started"]
     assert order.index("validate") < order.index("transform") < order.index("aggregate")

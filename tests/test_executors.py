@@ -177,6 +177,26 @@ async def test_durable_run_keeps_no_remote_values(dask_executor: Any, tmp_path: 
         assert stored is not None and stored.outputs() == {"seed": 3, "sq": 9, "sum": 12}
 
 
+# -- caching --
+async def test_cached_nodes_on_a_cluster_cache_values_not_handles(dask_executor: Any) -> None:
+    """A cached node's output, and the outputs it is keyed on, come back from the
+    cluster: the cache keeps values, and a second run reads them without the cluster."""
+    wf = flowrt.Workflow("cached-dask")
+    wf.add("seed", lambda: 3)
+    wf.add("sq", rt.square, deps=["seed"], executor=dask_executor)
+    wf.add("sum", rt.add, deps=["sq", "seed"], executor=dask_executor,
+           cache=flowrt.Cache(version="1"))
+    wf.add("big", rt.square, deps=["sum"], executor=dask_executor,
+           cache=flowrt.Cache(version="1"))
+    async with flowrt.Runtime() as runtime:
+        first = await runtime.run(wf)
+        second = await runtime.run(wf)
+    assert first["big"] == second["big"] == 144
+    assert second.statuses()["sum"] is flowrt.Status.CACHED
+    assert second.statuses()["big"] is flowrt.Status.CACHED
+    assert type(second["sum"]) is int
+
+
 def test_killed_worker_fails_or_retries_the_node(tmp_path: Path) -> None:
     from distributed import Client, LocalCluster
 
@@ -336,7 +356,12 @@ async def test_a_timed_out_process_call_does_not_hold_the_run(tmp_path: Path) ->
         wf.add("one", lambda: 1.0)
         wf.add("m", lambda: str(marker))
         wf.add("n", lambda: 7)
-        await ex.run(rt.pid, (), {})  # the pool's workers are up: time the run alone
+        # Both of the pool's workers are up (it starts them one at a time, as calls come:
+        # a worker spawned under "slow" could eat its timeout on a loaded machine before
+        # the call even starts, and leave no marker): time the run alone.
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(ex.run, rt.sleep_then, (0.3,), {})
         start = time.monotonic()
         result = await wf.run()
         elapsed = time.monotonic() - start

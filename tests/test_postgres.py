@@ -25,6 +25,7 @@ from stores import PostgresKit, drop_schema, new_schema
 from subproc import run_program
 
 import flowrt
+from flowrt.durable._postgres import SCHEMA_VERSION
 
 HERE = Path(__file__).parent
 
@@ -76,7 +77,7 @@ def test_workers_starting_together_create_the_schema_once(pg_kit: PostgresKit) -
             kit = PostgresKit(pg_kit.url)
             kit.schema = schema
             assert sorted(kit.sql("SELECT key, value FROM meta")) == [
-                ("app", "flowrt"), ("schema_version", "2")]
+                ("app", "flowrt"), ("schema_version", str(SCHEMA_VERSION))]
         finally:
             drop_schema(pg_kit.url, schema)
 
@@ -122,12 +123,16 @@ def test_a_store_of_schema_version_1_is_migrated_and_resumes(pg_kit: PostgresKit
     pg_kit.sql("INSERT INTO nodes VALUES ('old', 'n0', 'succeeded', 1, '0', NULL, NULL, "
                "1.0, 1.5, 1), ('old', 'n1', 'failed', 1, NULL, 'E: x', 'tb', 1.5, 2.0, 1)")
     store = pg_kit.make()
-    assert pg_kit.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert pg_kit.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)]
     record = store.get_run("old")
     assert record.status == "failed" and record.queue is None and record.waits == {}
     result = wf.run_sync(store=store, run_id="old")
     assert result.ok and sorted(calls) == ["n1", "n2"] and result.nodes["n0"].restored
     assert store.signals("old") == [] and store.schedules() == []
+    # -- caching: schema 3 added the cache table --
+    store.put_cached("k", b"1", "json", 1.0, None)
+    assert store.get_cached("k", 2.0) == (b"1", "json")
 
 
 def test_a_schema_of_something_else_is_refused_and_left_as_it_was(pg_kit: PostgresKit

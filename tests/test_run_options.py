@@ -32,6 +32,9 @@ def sample_values() -> dict[str, Any]:
         "strict_inputs": False,
         "park": True,  # needs a store too; a run without wait nodes never parks
         "compensate": False,
+        # -- resources and caching --
+        "resources": {"client": object()},
+        "refresh": True,
     }
 
 

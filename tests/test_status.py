@@ -18,6 +18,8 @@ P, RD, RN, S, F, SK, C = (
     Status.CANCELLED,
 )
 BY = Status.BYPASSED  # branches
+# -- caching --
+CA = Status.CACHED
 
 LEGAL = {
     (P, RD), (RD, RN), (RN, S), (RN, F),
@@ -29,6 +31,7 @@ LEGAL = {
     (RD, Status.WAITING), (Status.WAITING, S), (Status.WAITING, F), (Status.WAITING, C),
     # saga compensation: a rollback undoes a succeeded node
     (S, Status.COMPENSATED), (S, Status.COMPENSATION_FAILED),
+    (RD, CA),  # caching: read from the cache instead of running
 }
 
 
@@ -36,10 +39,10 @@ def test_status_names_and_finality() -> None:
     assert str(Status.SUCCEEDED) == "succeeded"
     assert [str(s) for s in Status] == [
         "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
-        "bypassed", "waiting", "compensated", "compensation_failed",
+        "bypassed", "waiting", "compensated", "compensation_failed", "cached",
     ]
     assert [s for s in Status if s.final] == [
-        S, F, SK, C, BY, Status.COMPENSATED, Status.COMPENSATION_FAILED]
+        S, F, SK, C, BY, Status.COMPENSATED, Status.COMPENSATION_FAILED, CA]
     assert frozenset(s for s in Status if s.final) == FINAL
     assert not P.final and not RD.final and not RN.final
     assert not Status.WAITING.final  # a wait node waits: not final (issue 14)
@@ -81,7 +84,7 @@ def test_every_transition_is_legal_or_raises_naming_both_statuses(
     assert board[0] is P
 
 
-@pytest.mark.parametrize("bad", [len(Status), 255, -1])
+@pytest.mark.parametrize("bad", [len(Status), len(Status) + 1, 255, -1])
 def test_a_value_that_is_no_status_is_refused(bad: int) -> None:
     board = StatusBoard(1)
     with pytest.raises(ValueError, match="not a status"):
@@ -104,7 +107,8 @@ def test_counts_and_reset() -> None:
     board.move(3, C)
     counts = board.counts()
     assert counts == {P: 1, RD: 1, RN: 1, S: 0, F: 0, SK: 1, C: 1, BY: 0,
-                      Status.WAITING: 0, Status.COMPENSATED: 0, Status.COMPENSATION_FAILED: 0}
+                      Status.WAITING: 0, Status.COMPENSATED: 0, Status.COMPENSATION_FAILED: 0,
+                      CA: 0}
     assert list(counts) == list(Status)  # every status listed
     assert sum(counts.values()) == len(board)
     assert repr(board) == (

@@ -350,6 +350,74 @@ def test_resume_after_failure_runs_only_the_failed_part(any_store: Any) -> None:
     assert any_store.get_run("etl-1").resumes == 1
 
 
+# -- traces (OpenTelemetry: docs/observability.md) ------------------------------------
+
+
+def test_a_runs_trace_is_stored_once_and_kept(any_store: Any) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    _, claim = any_store.claim("t", _lease("one"),
+                               lambda old: attrs.evolve(_record("t"), trace=traceparent))
+    assert any_store.get_run("t").trace == traceparent
+    any_store.finish(claim, "failed", 2.0)
+    any_store.flush()
+    # a later start (whatever its own record says) keeps the first start's trace
+    any_store.claim("t", _lease("two"), lambda old: _record("t"))
+    assert any_store.get_run("t").trace == traceparent
+    assert any_store.get_run("t").resumes == 1
+    queued = attrs.evolve(_record("q"), status="queued", queue="default", due=1.0,
+                          trace=traceparent)
+    assert any_store.submit(queued)
+    assert any_store.get_run("q").trace == traceparent
+    _, claim = any_store.claim("untraced", _lease("three"), lambda old: _record("untraced"))
+    assert any_store.get_run("untraced").trace is None
+
+
+def test_a_resumed_run_links_to_the_trace_of_its_first_start(any_store: Any) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    broken = True
+    wf = flowrt.Workflow("traced")
+    wf.add("a", lambda: 1)
+
+    @wf.node
+    def b(a: int) -> int:
+        if broken:
+            raise ValueError("not yet")
+        return a + 1
+
+    async def run(request: str) -> flowrt.RunResult:
+        async with flowrt.Runtime(store=any_store, tracer_provider=provider) as rt:
+            with provider.get_tracer("app").start_as_current_span(request):
+                return await rt.run(wf, run_id="t-1")
+
+    assert anyio.run(run, "first request").status is RunStatus.FAILED
+    broken = False
+    assert anyio.run(run, "second request").ok
+    assert anyio.run(run, "third request").ok  # succeeded before: read back, nothing runs
+    spans = exporter.get_finished_spans()
+    first, second, third = [s for s in spans if s.name == "flowrt.run"]
+    request_ids = {s.name: s.context.trace_id for s in spans if s.name.endswith("request")}
+    assert first.context.trace_id == request_ids["first request"]
+    assert second.context.trace_id == request_ids["second request"]  # the caller's trace
+    assert not first.links
+    (link,) = second.links
+    assert (link.context.trace_id, link.context.span_id) == (
+        first.context.trace_id, first.context.span_id)
+    assert [s.attributes["flowrt.node"] for s in spans if s.name == "flowrt.node"
+            and s.context.trace_id == second.context.trace_id] == ["b"]  # a was restored
+    assert third.attributes["flowrt.replayed"] is True
+    assert third.attributes["flowrt.status"] == "succeeded"
+    record = any_store.get_run("t-1")
+    assert record.trace.startswith(f"00-{first.context.trace_id:032x}-"
+                                   f"{first.context.span_id:016x}-")
+
+
 def _two_step(extra: bool = False) -> flowrt.Workflow:
     wf = flowrt.Workflow("shape")
     wf.add("a", lambda: 1)

@@ -740,6 +740,40 @@ def test_waits_items_and_compensation_are_drawn() -> None:
     assert "<form" not in run_form_sections(layout, forms, actions=False)["waits"]
 
 
+def test_a_stored_map_runs_items_are_listed(tmp_path: Path) -> None:
+    """A real map run read back from SQLite: the run page lists each item, the failed
+    one with its error (``StoredRun.to_dict()["nodes"][name]["item_list"]``)."""
+    from flowrt.tools._view import RunView
+    from flowrt.tools.ui._pages import run_heavy_sections
+
+    wf = flowrt.Workflow("etl")
+
+    @wf.node
+    def files() -> list[str]:
+        return ["a.csv", "b.csv", "c.csv"]
+
+    @wf.map(path="files", partial=True)
+    def parse(path: str) -> int:
+        if path == "b.csv":
+            raise ValueError("bad row 3 in " + path)
+        return len(path)
+
+    result = wf.run_sync(store=str(tmp_path / "runs.db"), run_id="m")
+    assert [str(i.status) for i in result.items("parse")] == [
+        "succeeded", "failed", "succeeded"]
+    assert result.to_dict()["nodes"]["parse"]["item_list"][1]["error"] == (
+        "ValueError: bad row 3 in b.csv")
+    with flowrt.SQLiteStore(tmp_path / "runs.db") as store:
+        stored = store.load("m")
+        assert stored is not None
+        data = stored.to_dict()
+    assert [i["status"] for i in data["nodes"]["parse"]["item_list"]] == [
+        "succeeded", "failed", "succeeded"]
+    items = run_heavy_sections(RunView.from_dict(data), data, {}, 300)["items"]
+    assert 'data-item="1" data-status="failed"' in items and "3 items" in items
+    assert "bad row 3 in b.csv" in items
+
+
 # -- actions from the page, checked through the store ---------------------------------------
 
 needs_controls = pytest.mark.skipif(

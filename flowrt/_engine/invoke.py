@@ -89,7 +89,7 @@ def call_kwargs(state: RunState, node: int, bound: tuple[tuple[str, int, Any], .
                 ) -> dict[str, Any]:
     """The keyword arguments of one attempt of ``node``, from its bindings."""
     values = state.values
-    inputs = state.inputs
+    inputs = state.bindable  # run inputs and resources
     kwargs: dict[str, Any] = {}
     for param, kind, source in bound:
         if kind == BIND_NODE:

@@ -22,8 +22,28 @@ if TYPE_CHECKING:
     from .._types import Event
     from ..data import WorkflowData
     from ..workflow import Plan
+    from .mapping import ItemBoard
 
-__all__ = ["NodeResult", "RunMetrics", "RunResult", "jsonable"]
+__all__ = ["ItemResult", "NodeResult", "RunMetrics", "RunResult", "jsonable"]
+
+
+@attrs.frozen
+class ItemResult:
+    """One item of a mapped node: ``result.items(name)[i]``.
+
+    ``index`` the item's place in the list, ``status`` the item's final status
+    (PENDING for an item that never started, as when the run was cancelled before it),
+    ``attempts`` the attempts started, ``error`` the
+    exception of a failed item's last attempt, ``started``/``finished`` wall-clock
+    times (None when unknown).
+    """
+
+    index: int
+    status: Status
+    attempts: int
+    error: BaseException | None
+    started: float | None = None
+    finished: float | None = None
 
 _COMPENSATED = Status.COMPENSATED.value
 _COMPENSATION_FAILED = Status.COMPENSATION_FAILED.value
@@ -107,6 +127,10 @@ class _Nodes(Mapping[str, NodeResult]):
         return len(self._r.plan)
 
 
+#: the statuses of nodes that have an output: succeeded, or read from the cache
+_HAS_OUTPUT: frozenset[int] = frozenset({Status.SUCCEEDED, Status.CACHED})
+
+
 class _Outputs(Mapping[str, Any]):
     __slots__ = ("_r",)
 
@@ -116,17 +140,18 @@ class _Outputs(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         r = self._r
         i = r.plan.index.get(name)
-        if i is None or r._board[i] != Status.SUCCEEDED:
+        if i is None or r._board[i] not in _HAS_OUTPUT:
             raise KeyError(name)
         return r._values[i]
 
     def __iter__(self) -> Iterator[str]:
         names = self._r.plan.names
         board = self._r._board
-        return (names[i] for i in range(len(board)) if board[i] == Status.SUCCEEDED)
+        return (names[i] for i in range(len(board)) if board[i] in _HAS_OUTPUT)
 
     def __len__(self) -> int:
-        return self._r._board.count(Status.SUCCEEDED)
+        board = self._r._board
+        return board.count(Status.SUCCEEDED) + board.count(Status.CACHED)
 
 
 class RunResult:
@@ -157,6 +182,7 @@ class RunResult:
         wall_time: float,
         hook_errors: list[tuple[Event, BaseException]] | None = None,
         restored: bytearray | None = None,
+        items: Mapping[int, ItemBoard] | None = None,
     ) -> None:
         """Built by the engine (and by a store for a finished run), not by users.
 
@@ -188,6 +214,7 @@ class RunResult:
         #: per node, 1 when a durable run read it back from its store; None for a run
         #: without a store
         self._restored = restored
+        self._items = items or {}
 
     # -- status ---------------------------------------------------------------------
 
@@ -222,7 +249,7 @@ class RunResult:
         i = self._id(name)
         name = self.plan.names[i]
         status = self._board[i]
-        if status == Status.SUCCEEDED:
+        if status == Status.SUCCEEDED or status == Status.CACHED:
             return self._values[i]
         if status == Status.FAILED:
             error = self._errors[i]
@@ -306,6 +333,39 @@ class RunResult:
         return RunMetrics(len(self._board), self.counts(), attempts, attempts - ran,
                           self.duration, timed, total, longest)
 
+    # -- mapped nodes ---------------------------------------------------------------
+
+    def items(self, name: str | Callable[..., Any]) -> list[ItemResult]:
+        """The items of mapped node ``name``, by index: status, attempts, error, times.
+
+        Empty when the node did not get to start its items (skipped, failed before,
+        an empty list). After a resume it includes the items restored from the store.
+
+        Raises:
+            KeyError: no node ``name``.
+            ValueError: ``name`` is not a mapped node.
+        """
+        i = self._id(name)
+        if i not in self.plan.maps:
+            raise ValueError(f"node {self.plan.names[i]!r} is not a mapped node "
+                             "(result.items() is for nodes added with map=)")
+        board = self._items.get(i)
+        if board is None:
+            return []
+        errors = board.errors
+        return [ItemResult(k, BY_VALUE[s], board.attempts[k], errors.get(k),
+                           board.started[k] or None, board.finished[k] or None)
+                for k, s in enumerate(board.board)]
+
+    def item_counts(self, name: str) -> dict[str, int]:
+        """Items of mapped node ``name`` per status name (empty when none ran)."""
+        board = self._items.get(self._id(name))
+        return {} if board is None else board.counts()
+
+    def _item_counts(self) -> dict[str, dict[str, int]]:
+        names = self.plan.names
+        return {names[i]: board.counts() for i, board in self._items.items()}
+
     # -- export ---------------------------------------------------------------------
 
     def to_dict(self, *, outputs: bool = True) -> dict[str, Any]:
@@ -315,7 +375,9 @@ class RunResult:
         seconds since the epoch), ``finished``, ``duration``, ``node_count``, ``counts``
         (nodes per status), ``attempts``, ``retries``, ``nodes`` (name ->
         :meth:`NodeResult.to_dict` plus ``deps``, the node's dependencies, and ``wait``
-        and ``due`` as a store gives them: what a wait node waits for) and, unless
+        and ``due`` as a store gives them: what a wait node waits for; ``items``, a mapped
+        node's items per status, else None; ``item_list``, its items by index as
+        ``{"status", "attempts", "error"}``, else None) and, unless
         ``outputs=False``, ``outputs`` (the succeeded nodes' outputs; values JSON cannot
         hold become their ``repr``, see :func:`jsonable`). Stored runs have the same
         keys (:meth:`flowrt.StoredRun.to_dict`), so tools read either.
@@ -328,6 +390,13 @@ class RunResult:
             entry["deps"] = list(structure[name])
             entry["due"] = None  # a wait node's due time is the store's
             entry["wait"] = waits.get(name)
+            mapped = self.plan.index[name] in self.plan.maps
+            entry["items"] = self.item_counts(name) if mapped else None
+            entry["item_list"] = [
+                {"status": str(it.status), "attempts": it.attempts,
+                 "error": None if it.error is None
+                 else f"{type(it.error).__name__}: {it.error}"}
+                for it in self.items(name)] if mapped else None
             nodes[name] = entry
         metrics = self.metrics
         data: dict[str, Any] = {
@@ -352,13 +421,13 @@ class RunResult:
         """The workflow as a Mermaid flowchart, nodes coloured by their status."""
         from ..tools.viz import to_mermaid
 
-        return to_mermaid(self.plan, self.statuses())
+        return to_mermaid(self.plan, self.statuses(), self._item_counts())
 
     def to_dot(self) -> str:
         """The workflow as a Graphviz digraph, nodes filled by their status."""
         from ..tools.viz import to_dot
 
-        return to_dot(self.plan, self.statuses())
+        return to_dot(self.plan, self.statuses(), self._item_counts())
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())

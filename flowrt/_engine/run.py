@@ -17,6 +17,8 @@ import attrs
 
 from .._types import EventKind, ExecutorChoice, Hook, RunStatus
 from ..data import WorkflowData
+from .cache import NodeCache, check_cached_inputs
+from .mapping import ItemBoard, RecordedItems, run_map
 from .result import RunResult
 from .saga import pending_compensations, roll_back
 from .shared import Shared
@@ -26,6 +28,7 @@ from .waits import Inbox
 
 if TYPE_CHECKING:
     from ..workflow import Plan
+    from .telemetry import RunSpan
 
 __all__ = ["Run", "RunSettings", "prepare_run"]
 
@@ -35,7 +38,8 @@ class RunSettings:
     """How one run goes: the run options the engine reads, the runtime's defaults applied.
 
     See :class:`flowrt.runtime.RunOptions` for their meaning; ``hooks`` is ``on_event`` as
-    a tuple.
+    a tuple (the runtime's hooks first); ``resources`` are the runtime's and the run's
+    together; ``cache`` is where cached nodes are looked up (None: nowhere).
     """
 
     max_concurrency: int | None = None
@@ -50,6 +54,10 @@ class RunSettings:
     park: bool = False
     #: run the ``compensate=`` of succeeded nodes when the run fails (docs/compensation.md)
     compensate: bool = True
+    # -- resources and caching --
+    resources: Mapping[str, Any] | None = None
+    cache: NodeCache | None = None
+    refresh: bool = False
 
 
 class Run:
@@ -78,9 +86,28 @@ class Run:
         COMPENSATION_FAILED) in an earlier start of the run."""
         self._sup.restore_ended(node, status, error)
 
+    def restore_items(self, node: int, recorded: RecordedItems, whole: bool) -> None:
+        """Before the run starts: what a durable run recorded of mapped ``node``'s items.
+
+        ``whole``: the node itself is restored (:meth:`restore`), so the items are only
+        reported; otherwise its items recorded as succeeded do not run again.
+        """
+        if whole:
+            self._sup.items[node] = ItemBoard.from_record(recorded)
+        else:
+            self._sup.recorded_items[node] = recorded
+
     def attach(self, checkpoint: Checkpoint) -> None:
         """Before the run starts: record node ends through ``checkpoint``."""
         self._sup.checkpoint = checkpoint
+
+    def trace(self, span: RunSpan | None, link: str | None) -> None:
+        """Before the run starts: its ``flowrt.run`` span is ``span`` (opened by the
+        caller: :meth:`Telemetry.open_run_span`) rather than one opened as it starts, and
+        links to the trace of W3C ``traceparent`` ``link`` (the first start of a durable
+        run). Nothing when the runtime does not trace."""
+        if self._sup.otel is not None:
+            self._sup.otel.adopt(span, link)
 
     def wait_with(self, waiter: Waiter) -> None:
         """Before the run starts: its wait nodes wait through ``waiter`` (instead of the
@@ -116,24 +143,34 @@ class Run:
         clock_start = clock()
         if sup.log_runs:
             state.log.info("run started", nodes=len(state.plan))
-        if rollback_only:
-            sup.finish_unrun()
-            status = sup.status()
-            await roll_back(sup, pending_compensations(sup))
-        else:
-            try:
-                await sup.run()
-            except BaseException:
-                # The caller was cancelled (or the process is told to exit): undo what
-                # succeeded, then let that go on propagating.
-                if self._compensate and not sup.shut_down and not _exiting():
-                    await roll_back(sup, pending_compensations(sup))
-                raise
-            status = sup.status()
-            # (not a parked run: it is WAITING, not over)
-            if ((status is RunStatus.FAILED or status is RunStatus.CANCELLED)
-                    and self._compensate and not sup.shut_down):
+        otel = sup.otel
+        # with telemetry, the run's span is current in this task while it runs
+        token = otel.run_started() if otel is not None else None
+        try:
+            if rollback_only:
+                sup.finish_unrun()
+                status = sup.status()
                 await roll_back(sup, pending_compensations(sup))
+            else:
+                try:
+                    await sup.run()
+                except BaseException:
+                    # The caller was cancelled (or the process is told to exit): undo
+                    # what succeeded, then let that go on propagating.
+                    if self._compensate and not sup.shut_down and not _exiting():
+                        await roll_back(sup, pending_compensations(sup))
+                    raise
+                status = sup.status()
+                # (not a parked run: it is WAITING, not over)
+                if ((status is RunStatus.FAILED or status is RunStatus.CANCELLED)
+                        and self._compensate and not sup.shut_down):
+                    await roll_back(sup, pending_compensations(sup))
+        except BaseException as error:
+            if otel is not None:
+                otel.run_ended(token, None, error)
+            raise
+        if otel is not None:
+            otel.run_ended(token, status, None)
         wall_time = clock() - clock_start
         n = len(state.plan)
         result = RunResult(
@@ -142,7 +179,7 @@ class Run:
             started=state.started, finished=state.finished, timed=state.timed,
             errors=state.errors, data=state.data, wall_start=wall_start,
             time_base=state.time_base, wall_time=wall_time, hook_errors=sup.hook_errors,
-            restored=restored,
+            restored=restored, items=sup.items,
         )
         if status is RunStatus.FAILED:
             if sup.log_failures:
@@ -161,23 +198,36 @@ def prepare_run(shared: Shared, plan: Plan, run_id: str, inputs: Mapping[str, An
 
     ``data``: the :class:`~flowrt.WorkflowData` to use (a new one when None); the inputs
     are set in it. Raises :class:`~flowrt.MissingInputError` when a required input is
-    missing, ``ValueError`` for an input named like a node or a bad ``metrics`` rate.
+    missing (naming a resource it is close to), ``ValueError`` for an input named like a
+    node or like a resource, or a bad ``metrics`` rate, and
+    :class:`~flowrt.CacheKeyError` for an input of a cached node that cannot be hashed.
     """
     given = dict(inputs) if inputs else {}
-    plan.check_inputs(given)
+    resources = settings.resources
+    plan.check_inputs(given, resources or ())
+    if resources:
+        clash = [k for k in given if k in resources]
+        if clash:
+            raise ValueError(f"run input {clash[0]!r} is also the name of a resource: "
+                             "rename one of them")
+    if plan.cached is not None and settings.cache is not None:
+        check_cached_inputs(plan, given)
     if data is None:
         data = WorkflowData(len(plan) + len(given) + 8)
     data.attach(plan)
     for k, v in given.items():
         data.set(k, v)
     state = RunState(plan=plan, run_id=run_id, inputs=given, data=data,
-                     metrics=settings.metrics)
+                     metrics=settings.metrics, resources=resources)
     sup = Supervisor(shared, state, max_concurrency=settings.max_concurrency,
                      limits=settings.limits, fail_fast=settings.fail_fast,
                      timeout=settings.timeout, hooks=settings.hooks,
-                     executor=settings.executor, park=settings.park)
+                     executor=settings.executor, park=settings.park,
+                     cache=settings.cache, refresh=settings.refresh)
     if plan.wait_specs:
         sup.waiter = Inbox(state, shared.clock)
+    if plan.maps:
+        sup.map_runner = run_map
     return Run(sup, settings.compensate)
 
 

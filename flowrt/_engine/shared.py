@@ -9,20 +9,49 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._types import Executor, ExecutorChoice
+from .._types import BY_VALUE, Executor, ExecutorChoice
 from ..executors import ProcessExecutor
 from .limits import Limit
 
 if TYPE_CHECKING:
     from .state import Waiter
     from .supervisor import Supervisor
+    from .telemetry import Telemetry
 
-__all__ = ["ExecutorChoice", "Shared"]
+__all__ = ["ActiveRun", "ExecutorChoice", "LimitUsage", "Shared"]
+
+
+# -- introspection (Runtime.active, Runtime.limit_usage) --
+
+
+class ActiveRun(NamedTuple):
+    """A run in flight in a runtime, as :meth:`flowrt.Runtime.active` sees it now."""
+
+    #: the run's id
+    run_id: str
+    #: the name of its workflow
+    workflow: str
+    #: wall-clock time the run started (seconds since the epoch)
+    started: float
+    #: nodes per status name (``{"succeeded": 3, "running": 1, "pending": 6}``), the
+    #: statuses with none left out
+    counts: dict[str, int]
+
+
+class LimitUsage(NamedTuple):
+    """A limit of a runtime now, as :meth:`flowrt.Runtime.limit_usage` sees it."""
+
+    #: how many nodes may hold a slot at once
+    capacity: int
+    #: slots held by running nodes (of every run of the runtime)
+    in_use: int
+    #: nodes waiting for a slot
+    waiting: int
 
 
 class Shared:
@@ -34,7 +63,7 @@ class Shared:
     """
 
     __slots__ = ("_idle", "_thread_limiter", "busy", "cap", "clock", "limits", "owned",
-                 "runs", "stopping", "threads", "waiting")
+                 "runs", "stopping", "telemetry", "threads", "waiting")
 
     def __init__(self, *, max_concurrency: int | None = None,
                  limits: Mapping[str, int] | None = None, threads: int = 40,
@@ -54,6 +83,8 @@ class Shared:
         self._idle: anyio.Event | None = None
         #: set by :meth:`stop_runs`: a run that starts now ends CANCELLED at once
         self.stopping = False
+        #: OpenTelemetry, when the runtime has a tracer or meter provider (set as it opens)
+        self.telemetry: Telemetry | None = None
         # -- waits (issue 14)
         #: where workflow time is read: timers, signal timeouts (``Runtime(clock=...)``)
         self.clock = clock
@@ -112,6 +143,36 @@ class Shared:
         self.stopping = True
         for sup in list(self.runs):
             sup.interrupt(shutdown=True)
+
+    def active(self) -> list[ActiveRun]:
+        """The runs going on now, oldest first."""
+        runs = []
+        for sup in self.runs:
+            board = sup.board
+            counts = {str(BY_VALUE[v]): c for v in range(len(BY_VALUE))
+                      if (c := board.count(v))}
+            runs.append(ActiveRun(sup.run_id, sup.plan.workflow, sup.wall_start, counts))
+        runs.sort(key=lambda r: r.started)
+        return runs
+
+    def limit_usage(self) -> dict[str, LimitUsage]:
+        """Each shared limit's use now, by name (``"max_concurrency"``: the cap)."""
+        usage = {name: LimitUsage(lim.capacity, lim.in_use, len(lim.waiters))
+                 for name, lim in self.limits.items()}
+        if self.cap is not None:
+            usage.setdefault("max_concurrency", LimitUsage(
+                self.cap.capacity, self.cap.in_use, len(self.cap.waiters)))
+        return usage
+
+    def stop_run(self, run_id: str) -> bool:
+        """Stop the run ``run_id`` going on here (it ends CANCELLED, as at its timeout);
+        False when no such run goes on."""
+        found = False
+        for sup in list(self.runs):
+            if sup.run_id == run_id:
+                sup.interrupt()
+                found = True
+        return found
 
     async def aclose(self) -> None:
         """Close the executors made from a name (shielded from cancellation)."""

@@ -38,18 +38,24 @@ class RunState:
     of its first attempt's start and of its end, kept when ``timed[i]`` is 1 (metrics on,
     or sampled in); ``errors`` the exception of each failed node, by id. ``time_base``
     turns a clock reading into a wall-clock time (``started[i] + time_base``); ``log``
-    is the run's bound logger.
+    is the run's bound logger. ``resources`` are the run's resources (never stored);
+    ``bindable`` is what fills a parameter that no node fills: the inputs and the
+    resources (an input and a resource never share a name).
     """
 
-    __slots__ = ("attempts", "board", "data", "errors", "finished", "inputs", "log", "plan",
-                 "run_id", "started", "time_base", "timed", "values")
+    __slots__ = ("attempts", "bindable", "board", "data", "errors", "finished", "inputs",
+                 "log", "plan", "resources", "run_id", "started", "time_base", "timed",
+                 "values")
 
     def __init__(self, *, plan: Plan, run_id: str, inputs: Mapping[str, Any],
-                 data: WorkflowData, metrics: bool | float) -> None:
+                 data: WorkflowData, metrics: bool | float,
+                 resources: Mapping[str, Any] | None = None) -> None:
         n = len(plan)
         self.plan = plan
         self.run_id = run_id
         self.inputs = inputs
+        self.resources: Mapping[str, Any] = resources or {}
+        self.bindable: Mapping[str, Any] = {**resources, **inputs} if resources else inputs
         self.data = data
         self.values: list[Any] = data._values
         self.board: bytearray = data.statuses.raw
@@ -79,9 +85,11 @@ class Checkpoint(Protocol):
     event loop and must not block it.
     """
 
-    def succeeded(self, node: int, value: Any) -> None: ...
+    def succeeded(self, node: int, value: Any, cached: bool = False) -> None:
+        """``node`` succeeded with ``value`` (``cached``: read from the cache)."""
 
-    def ended(self, node: int, status: int, error: BaseException | None) -> None: ...
+    def ended(self, node: int, status: int, error: BaseException | None) -> None:
+        """``node`` failed, was skipped or cancelled."""
 
     # -- saga compensation --
     async def rolling_back(self, nodes: list[int]) -> bool:
@@ -96,6 +104,20 @@ class Checkpoint(Protocol):
         """Whether the run can still record anything (a rollback stops when it cannot:
         what it did next would not be recorded, so a resume would do it again)."""
         ...
+
+    # -- the items of mapped nodes (docs/mapping.md) ------------------------------------
+
+    def items_listed(self, node: int, count: int) -> None:
+        """Mapped ``node`` has ``count`` items: called before its first item starts."""
+
+    def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
+                       started: float | None, finished: float | None) -> None:
+        """Item ``item`` of mapped ``node`` returned ``value`` (may refuse it with
+        :class:`~flowrt.SerializationError`, which fails the item). Times are wall-clock."""
+
+    def item_ended(self, node: int, item: int, status: int, error: BaseException | None,
+                   attempts: int, started: float | None, finished: float | None) -> None:
+        """Item ``item`` of mapped ``node`` failed, was skipped or cancelled."""
 
 
 class Waiter(Protocol):

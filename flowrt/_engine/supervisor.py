@@ -45,6 +45,7 @@ from ..errors import BranchError, SerializationError, SignalTimeout
 from ..executors._base import Remote, run_in_thread
 from ..workflow._plan import WAIT
 from ..workflow._waits import APPROVAL, TIMER, approved
+from . import cache as caching
 from . import invoke as actor
 from .events import report_hook_error
 from .limits import GONE, HANDED, WOKEN, Limit
@@ -54,8 +55,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from .._types import Executor, ExecutorChoice, Hook
+    from .cache import CacheSpec, NodeCache
+    from .mapping import ItemBoard, RecordedItems
     from .shared import Shared
     from .state import Checkpoint, RunState, Waiter
+    from .telemetry import RunTelemetry
 
 __all__ = ["BURST_MAX", "INLINE_STREAK", "Supervisor"]
 
@@ -73,7 +77,8 @@ BYPASSED = Status.BYPASSED.value
 BRANCHED: Final = 255
 # -- waits (issue 14)
 WAITING = Status.WAITING.value
-
+# -- caching --
+CACHED = Status.CACHED.value
 #: Nodes a runner finishes inline in a row before it lets the event loop run once, so
 #: that a long stretch of nodes that never suspend neither starves the application nor
 #: delays a cancellation (docs/decisions/003-runners-not-tasks.md, "A turn for the loop").
@@ -93,7 +98,8 @@ class Supervisor:
     def __init__(self, shared: Shared, state: RunState, *, max_concurrency: int | None,
                  limits: Mapping[str, int] | None, fail_fast: bool, timeout: float | None,
                  hooks: tuple[Hook, ...], executor: ExecutorChoice,
-                 park: bool = False) -> None:
+                 park: bool = False, cache: NodeCache | None = None,
+                 refresh: bool = False) -> None:
         plan = state.plan
         n = len(plan)
         self.shared = shared
@@ -129,7 +135,7 @@ class Supervisor:
         #: queued, and runners take them in id order: ids are insertion order
         #: (topological when every dependency was added first), so a run sweeps its
         #: per-node arrays forwards instead of at random. On a 1M-node random DAG the
-        #: FIFO order cost ~30 last-level cache misses per node (decision 021).
+        #: FIFO order cost ~30 last-level cache misses per node (decision 024).
         #: ``ready`` keeps what must not wait for the sweep: retries, slots handed back,
         #: nodes behind the cursor. ``marked`` counts the marks.
         self.mark = bytearray(n)
@@ -147,6 +153,16 @@ class Supervisor:
         self.shut_down = False
         self._timer_scope: anyio.CancelScope | None = None
         self.hook_errors: list[tuple[Event, BaseException]] = []
+        #: mapped node id -> its items (see flowrt._engine.mapping)
+        self.items: dict[int, ItemBoard] = {}
+        #: mapped node id -> what a durable run recorded of its items (set by restore_items)
+        self.recorded_items: dict[int, RecordedItems] = {}
+        #: mapped node id -> the chain of maps it runs in, when an earlier map of the
+        #: chain started it (depth-first maps, see flowrt._engine.mapping)
+        self.chains: dict[int, Any] = {}
+        #: how a mapped node's attempt runs its items (flowrt._engine.mapping.run_map,
+        #: set by prepare_run when the plan has maps: the map module builds on this one)
+        self.map_runner: Callable[[Supervisor, int, Any, dict[str, Any]], Any] | None = None
         self._hooks = hooks
         self._executor = executor
         #: where a durable run records node ends (see flowrt.durable); None otherwise
@@ -174,10 +190,11 @@ class Supervisor:
         own = {name: Limit(name, k) for name, k in (limits or {}).items()}
         named = [own.get(name) or shared.limits.get(name) for name in plan.limit_names]
         #: the limits a node is under, by its plan.limit_of index; the last entry (index
-        #: -1, nodes that name no limit) is the caps alone
+        #: -1, nodes that name no limit) is the caps alone; the one before (index -2) is
+        #: no limit at all (a mapped node: its items take the slots)
         self._gates: list[tuple[Limit, ...]] = [
             caps + ((lim,) if lim is not None else ()) for lim in named
-        ] + [caps]
+        ] + [(), caps]
         self.limited = any(self._gates)
         #: per node, 1 while it holds a slot handed over by Limit.release (not yet RUNNING)
         self._granted = bytearray(n)
@@ -188,7 +205,26 @@ class Supervisor:
         self._log_nodes = is_enabled(self.log, logging.DEBUG)
         self.log_runs = self._log_nodes or is_enabled(self.log, logging.INFO)
         self.log_failures = self.log_runs or is_enabled(self.log, logging.WARNING)
-        self.trace = bool(hooks) or self._log_nodes
+        # OpenTelemetry: None unless the runtime has a tracer or meter provider (decided
+        # when it opened: docs/decisions/022-otel-switch.md); then it sees every event.
+        telemetry = shared.telemetry
+        self.otel: RunTelemetry | None = (
+            telemetry.for_run(state) if telemetry is not None else None)
+        self.trace = bool(hooks) or self._log_nodes or self.otel is not None
+
+        # -- caching (docs/caching.md) --
+        #: where cached nodes are looked up; None when the plan caches nothing
+        self._cache = cache if plan.cached is not None else None
+        #: True when some node of the run is cached (one test per success otherwise)
+        self.caching = self._cache is not None
+        #: ``refresh=True``: cached nodes run again and replace their entries
+        self._refresh = refresh
+        self._cache_specs: dict[int, CacheSpec] = (
+            caching.specs_of(plan) if self.caching else {})
+        #: node -> the key its output goes under when it succeeds (a miss, running)
+        self._cache_keys: dict[int, str] = {}
+        #: when the run started (wall clock), for Runtime.active()
+        self.wall_start = 0.0
 
     # -- running --------------------------------------------------------------------
 
@@ -200,6 +236,7 @@ class Supervisor:
         self._cancel_exc = anyio.get_cancelled_exc_class()
         self._keep_remote = self._plan_remote_outputs()
         self._done = anyio.Event()
+        self.wall_start = time.time()
         self.emit(EventKind.RUN_STARTED, -1)
         plan = self.plan
         board = self.board
@@ -292,10 +329,13 @@ class Supervisor:
         where = [self._executor_of(i) if plan.mode[i] else "async" for i in range(len(plan))]
         remote = {id(ex): isinstance(ex, RemoteExecutor) for ex in where}
         any_kept = False
+        cached = plan.cached
         for i, ex in enumerate(where):
             if not remote[id(ex)]:
                 continue
             succ = plan.succ_idx[plan.succ_ptr[i] : plan.succ_ptr[i + 1]]
+            if cached is not None and (cached[i] or any(cached[s] for s in succ)):
+                continue  # a cache keeps, and keys on, values: not handles to them
             if all(where[s] is ex for s in succ):  # sinks too: fetched in one batch
                 keep[i] = 1
                 any_kept = True
@@ -451,6 +491,8 @@ class Supervisor:
         timed = self.timed
         limited = self.limited
         mark = self.mark
+        cached = plan.cached if self.caching else None
+        otel = self.otel if self.otel is not None and self.otel.tracer is not None else None
         streak = 0  # nodes finished inline since this runner last let the loop run
         while ready or self.marked:
             if self.stopping:
@@ -473,6 +515,8 @@ class Supervisor:
             if special[node] == WAIT:  # a wait node: it waits, holding no slot
                 self._begin_wait(node)
                 continue
+            if cached is not None and cached[node] and self._from_cache(node):
+                continue  # read from the cache (or its key failed the node)
             if limited and not self._acquire(node):
                 continue
             # start the attempt
@@ -505,6 +549,8 @@ class Supervisor:
             # Each node runs in its own copy of the context variables, as an asyncio
             # task would: what one node sets is not seen by others, nor by the caller.
             context = copy_context()
+            if otel is not None:  # the node's code runs with its span current
+                context.run(otel.enter_node, node)
             # Step the attempt inline: most finish right here. (One try, no nesting: a
             # nested one would pass every node's StopIteration through two handlers.)
             try:
@@ -547,8 +593,20 @@ class Supervisor:
         kw = actor.call_kwargs(self.state, node, bound) if bound is not None else None
         if plan.trigger[node]:  # it may run without some dependency's output
             args, kw = actor.fill_missing(fn, args, kw)
+        if plan.maps and node in plan.maps:
+            assert self.map_runner is not None  # set by prepare_run for plans with maps
+            return self.map_runner(self, node, args, kw or {})
+        return self._call(node, fn, args, kw)
+
+    def _call(self, node: int, fn: Callable[..., Any], args: Any,
+              kw: dict[str, Any] | None) -> Any:
+        """The coroutine calling ``fn(*args, **kw)`` as ``node``'s options say (its
+        executor, its timeout)."""
+        plan = self.plan
         if plan.mode[node]:
             where = self._executor_of(node)
+            if self.otel is not None and where is not None and where != "loop":
+                fn = self.otel.carry(node, fn)  # the span's context goes with the call
             if where is None:
                 coro = run_in_thread(self.shared.thread_limiter(), fn, args, kw)
             elif isinstance(where, str):  # "loop"
@@ -584,6 +642,8 @@ class Supervisor:
             self._release(node)
         self.values[node] = value
         self.board[node] = SUCCEEDED
+        if self.caching:
+            self._to_cache(node, value)
         if self.trace:
             self.emit(EventKind.SUCCEEDED, node)
         if self._branches is not None and self._branches[node]:
@@ -613,7 +673,9 @@ class Supervisor:
     def attempt_failed(self, node: int, error: BaseException, retry: bool = True) -> None:
         """The attempt raised ``error``: retry the node, or it FAILED.
 
-        KeyboardInterrupt and SystemExit are not node failures: they stop the run.
+        KeyboardInterrupt and SystemExit are not node failures: they stop the run. A
+        RUNNING node gives its limit slots back (one that failed before it ran -- its
+        cache key could not be made -- holds none).
         """
         if isinstance(error, KeyboardInterrupt | SystemExit):
             raise error
@@ -981,6 +1043,65 @@ class Supervisor:
         """A rollback-only run: the nodes not restored will not run; they end CANCELLED."""
         self._finish_cancelled()
         self.left = 0
+    # -- caching --------------------------------------------------------------------
+
+    def _from_cache(self, node: int) -> bool:
+        """Before ``node`` starts: True when it is over -- read from the cache (CACHED),
+        or FAILED because its arguments cannot be hashed; False to run it."""
+        if node in self._cache_keys:
+            # It missed already: it waited for a limit slot (and may hold one now) or
+            # is retried; its arguments, so its key, are the same.
+            return False
+        spec = self._cache_specs.get(node)
+        if spec is None:
+            spec = self._cache_specs[node] = caching.cache_spec(self.plan, node)
+        name = self.plan.names[node]
+        try:
+            key = caching.key_of(name, spec, caching.arguments(self.state, node, spec))
+        except Exception as error:  # CacheKeyError, or a Cache(key=...) that raised
+            self.attempts[node] += 1  # READY still: it holds no slot to give back
+            self.attempt_failed(node, error, retry=False)
+            return True
+        cache = self._cache
+        assert cache is not None
+        if not self._refresh:
+            try:
+                hit, value = cache.get(key, self.plan.fns[node])
+            except Exception as error:  # an unreadable entry: run the node instead
+                self.log.warning("cache entry could not be read; running the node",
+                                 node=name, error=f"{type(error).__name__}: {error}")
+                hit, value = False, None
+            if hit:
+                if self.checkpoint is not None:
+                    try:
+                        self.checkpoint.succeeded(node, value, cached=True)
+                    except SerializationError:  # the run's store cannot keep it: run it
+                        self._cache_keys[node] = key
+                        return False
+                self.values[node] = value
+                self.board[node] = CACHED
+                if self.trace:
+                    self.emit(EventKind.CACHED, node)
+                if self._branches is not None and self._branches[node]:
+                    self._settle_branch(node, value)  # its stored choice, applied again
+                else:
+                    self.settle(node, SUCCEEDED)  # its dependents see a success
+                return True
+        self._cache_keys[node] = key
+        return False
+
+    def _to_cache(self, node: int, value: Any) -> None:
+        """``node`` succeeded: keep its output under the key it missed (if cached)."""
+        key = self._cache_keys.pop(node, None)
+        if key is None:
+            return
+        cache = self.plan.options_of(node).cache
+        assert cache is not None and self._cache is not None
+        try:
+            self._cache.put(key, value, cache.ttl)
+        except Exception as error:  # the node succeeded all the same
+            self.log.warning("node output not cached", node=self.plan.names[node],
+                             error=f"{type(error).__name__}: {error}")
 
     # -- limits ---------------------------------------------------------------------
 
@@ -1028,6 +1149,8 @@ class Supervisor:
     def emit(self, kind: EventKind, node: int, error: BaseException | None = None,
              status: str | None = None) -> None:
         """Log ``kind`` and pass it to the hooks (callers check ``self.trace`` first)."""
+        if self.otel is not None:
+            self.otel.event(self, kind, node, error)
         name = self.plan.names[node] if node >= 0 else None
         attempt = self.attempts[node] if node >= 0 else 0
         if node >= 0 and self._log_nodes:

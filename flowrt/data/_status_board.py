@@ -19,7 +19,8 @@ _legal = bytearray(_N * _N)
 for _old, _news in {
     Status.PENDING: (Status.READY, Status.SKIPPED, Status.CANCELLED,
                      Status.BYPASSED),  # branches: on a path a branch did not take
-    Status.READY: (Status.RUNNING, Status.CANCELLED, Status.WAITING),
+    Status.READY: (Status.RUNNING, Status.CANCELLED, Status.WAITING,
+                   Status.CACHED),  # caching: read from the cache instead of running
     # RUNNING -> READY: the attempt failed and the node waits to be retried.
     Status.RUNNING: (Status.SUCCEEDED, Status.FAILED, Status.READY, Status.CANCELLED),
     # A durable run resumes: its final nodes become what the store says.

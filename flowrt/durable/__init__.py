@@ -19,6 +19,7 @@ from ._serialize import (
 from ._sqlite import SQLiteStore
 from ._store import (
     Claim,
+    ItemRecord,
     Lease,
     MemoryStore,
     NodeRecord,
@@ -30,7 +31,7 @@ from ._store import (
     Wait,
 )
 
-__all__ = ["Claim", "JSONSerializer", "Lease", "MemoryStore", "NodeRecord", "PickleSerializer",
-           "PostgresStore", "RunRecord", "SQLiteStore", "ScheduleRecord", "Serializer",
-           "SignalRecord", "Store", "StoredRun", "Wait", "control", "get_serializer",
+__all__ = ["Claim", "ItemRecord", "JSONSerializer", "Lease", "MemoryStore", "NodeRecord",
+           "PickleSerializer", "PostgresStore", "RunRecord", "SQLiteStore", "ScheduleRecord",
+           "Serializer", "SignalRecord", "Store", "StoredRun", "Wait", "control", "get_serializer",
            "open_store", "reader_for"]

@@ -44,7 +44,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -59,6 +59,7 @@ from ._store import (
     WAITING,
     Claim,
     Decide,
+    ItemRecord,
     Lease,
     NodeRecord,
     RunRecord,
@@ -72,9 +73,11 @@ from ._store import (
     not_found,
     park_due,
     prune,
+    queued_run_row,
     refuse_live_holder,
     refuse_signal,
     restarted,
+    waits_json,
     woken,
 )
 
@@ -84,7 +87,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 APP = "flowrt"
 
 _T = TypeVar("_T")
@@ -135,6 +138,22 @@ _MIGRATIONS: dict[int, list[str]] = {
             serializer text NOT NULL, next_due double precision NOT NULL, cron text,
             every double precision, timezone text NOT NULL, catch_up boolean NOT NULL,
             queue text NOT NULL, last_slot text, created double precision NOT NULL)"""],
+    # -- caching --
+    # 3: cached node outputs (docs/caching.md)
+    2: ["""CREATE TABLE {s}.cache (
+            key text PRIMARY KEY, value bytea NOT NULL, serializer text NOT NULL,
+            created double precision NOT NULL, expires double precision)"""],
+    # -- 4: the trace a run's later starts link to (RunRecord.trace) ----------------
+    3: ["ALTER TABLE {s}.runs ADD COLUMN trace text"],
+    # -- maps --
+    # 5: the items of mapped nodes (docs/mapping.md): one row per item that reached a
+    # final status, plus one (item -1, status 'listed', attempts = the item count) per
+    # mapped node whose item list is known
+    4: ["""CREATE TABLE {s}.items (
+            run_id text NOT NULL, node text NOT NULL, item integer NOT NULL,
+            status text NOT NULL, attempts integer NOT NULL, output bytea, error text,
+            traceback text, started double precision, finished double precision,
+            fence bigint NOT NULL DEFAULT 0, PRIMARY KEY (run_id, node, item))"""],
 }
 
 #: the columns of each table, by schema version
@@ -147,18 +166,32 @@ _COLUMNS_V1 = {
               "started", "finished", "fence"),
     "data": ("run_id", "snapshot"),
 }
-_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: {
+_COLUMNS_V2 = {
     **_COLUMNS_V1,
     "runs": (*_COLUMNS_V1["runs"], "queue", "due", "recoveries", "waits", "error"),
     "nodes": (*_COLUMNS_V1["nodes"], "due"),
     "signals": ("seq", "run_id", "name", "payload", "sent", "signal_id"),
     "schedules": ("name", "workflow", "inputs", "serializer", "next_due", "cron", "every",
                   "timezone", "catch_up", "queue", "last_slot", "created"),
-}}
+}
+# -- caching --
+_COLUMNS_V3 = {**_COLUMNS_V2, "cache": ("key", "value", "serializer", "created", "expires")}
+# -- OpenTelemetry --
+_COLUMNS_V4 = {**_COLUMNS_V3, "runs": (*_COLUMNS_V3["runs"], "trace")}
+# -- maps --
+_COLUMNS_V5 = {
+    **_COLUMNS_V4,
+    "items": ("run_id", "node", "item", "status", "attempts", "output", "error", "traceback",
+              "started", "finished", "fence"),
+}
+_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: _COLUMNS_V2,
+                                                   3: _COLUMNS_V3, 4: _COLUMNS_V4,
+                                                   5: _COLUMNS_V5}
+_ITEM_COLUMNS = "node, item, status, attempts, output, error, traceback, started, finished"
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
-                "due, recoveries, waits, error")
+                "due, recoveries, waits, error, trace")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
                  "fence, due")
 _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
@@ -217,7 +250,20 @@ snapshots AS (
     SELECT d.run_id, d.snapshot FROM unnest(%s::text[], %s::bigint[], %s::bytea[])
          AS d(run_id, fence, snapshot)
     JOIN held AS h ON h.run_id = d.run_id AND h.fence = d.fence
-    ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot)
+    ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot),
+item_rows AS (
+    INSERT INTO {s}.items (run_id, node, item, status, attempts, output, error, traceback,
+                           started, finished, fence)
+    SELECT i.* FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[],
+                           %s::integer[], %s::bytea[], %s::text[], %s::text[],
+                           %s::double precision[], %s::double precision[], %s::bigint[])
+         AS i(run_id, node, item, status, attempts, output, error, traceback, started,
+              finished, fence)
+    JOIN held AS h ON h.run_id = i.run_id AND h.fence = i.fence
+    ON CONFLICT (run_id, node, item) DO UPDATE SET
+        status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+        error = excluded.error, traceback = excluded.traceback, started = excluded.started,
+        finished = excluded.finished, fence = excluded.fence)
 SELECT run_id, fence, queue FROM held"""
 
 #: PostgreSQL's settings of synchronous_commit, for the writer's group commits
@@ -310,6 +356,47 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "\\x00")
 
 
+def _node_columns(part: list[tuple[tuple[str, str, int], NodeRecord]]) -> list[list[Any]]:
+    """Node records as the group commit's 11 arrays (``_NODE_FIELDS``), from their keys
+    (run id, node, fence) and records.
+
+    The writer thread's Python work holds the GIL the run's event loop needs, and
+    psycopg dumps an array element by element in Python (a 200-node commit: 650 us,
+    3 us a node). A column with nothing but NULLs (the error, traceback and due time of
+    succeeded nodes) goes as an empty array: ``unnest`` pads the shorter arrays with
+    NULLs (a quarter of that time).
+    """
+    if not part:
+        return [[] for _ in _NODE_FIELDS.split(",")]
+    keys, records = zip(*part, strict=True)
+    # zip stops at the shortest record: at least the 8 fields every writer passes
+    node, status, attempts, output, error, traceback, started, finished, *_ = map(
+        list, zip(*records, strict=False))
+    due = [r[9] if len(r) > 9 else None for r in records]
+    return [[k[0] for k in keys], node, status, attempts, _or_empty(output),
+            [_text(e) for e in error] if _or_empty(error) else [],
+            [_text(t) for t in traceback] if _or_empty(traceback) else [],
+            _or_empty(started), _or_empty(finished), [k[2] for k in keys], _or_empty(due)]
+
+
+def _item_columns(items: dict[tuple[str, str, int, int], ItemRecord]) -> list[list[Any]]:
+    """Item records as the group commit's 11 item arrays, from their keys (run id, node,
+    item, fence); columns of NULLs only go empty, as for nodes (:func:`_node_columns`)."""
+    rows = list(items.values())
+    return [[k[0] for k in items], [r.node for r in rows], [r.item for r in rows],
+            [r.status for r in rows], [r.attempts for r in rows],
+            _or_empty([r.output for r in rows]),
+            _or_empty([_text(r.error) for r in rows]),
+            _or_empty([_text(r.traceback) for r in rows]),
+            _or_empty([r.started for r in rows]), _or_empty([r.finished for r in rows]),
+            [k[3] for k in items]]
+
+
+def _or_empty(column: list[Any]) -> list[Any]:
+    """``column``, or an empty array (NULLs to ``unnest``) when it holds only None."""
+    return [] if column.count(None) == len(column) else column
+
+
 def _record(row: tuple[Any, ...], where: str) -> RunRecord:
     """The RunRecord of a ``runs`` row (``_RUN_COLUMNS``); StoreError when damaged."""
     run_id = row[0]
@@ -341,7 +428,7 @@ def _record(row: tuple[Any, ...], where: str) -> RunRecord:
                              f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, bytes(row[4]), row[5], row[6],
                      row[7], row[8], row[9], row[10], row[3], owner, row[12], row[13],
-                     row[14], row[15], row[16], waits, row[18])
+                     row[14], row[15], row[16], waits, row[18], row[19])
 
 
 def _signal(row: tuple[Any, ...]) -> SignalRecord:
@@ -351,10 +438,6 @@ def _signal(row: tuple[Any, ...]) -> SignalRecord:
 def _schedule(row: tuple[Any, ...]) -> ScheduleRecord:
     return ScheduleRecord(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6],
                           row[7], bool(row[8]), row[9], row[10], row[11])
-
-
-def _waits_json(record: RunRecord) -> str | None:
-    return json.dumps(record.waits) if record.waits else None
 
 
 def _channel(schema: str) -> str:
@@ -656,7 +739,13 @@ class PostgresStore:
         signals = tuple(_signal(r) for r in conn.execute(
             f"SELECT {_SIGNAL_COLUMNS} FROM {self._s}.signals WHERE run_id = %s "
             "ORDER BY seq", (run_id,)))
-        return StoredRun(record, nodes, snapshot, self.serializer, signals)
+        items: dict[str, dict[int, ItemRecord]] = {}
+        for r in conn.execute(f"SELECT {_ITEM_COLUMNS} FROM {self._s}.items "
+                              "WHERE run_id = %s", (run_id,)):
+            items.setdefault(r[0], {})[r[1]] = ItemRecord(
+                r[0], r[1], r[2], r[3], None if r[4] is None else bytes(r[4]), r[5], r[6],
+                r[7], r[8])
+        return StoredRun(record, nodes, snapshot, self.serializer, signals, items)
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
               ) -> tuple[StoredRun | None, Claim | None]:
@@ -688,8 +777,7 @@ class PostgresStore:
                 row = conn.execute(f"SELECT {_RUN_COLUMNS}, {_NOW} FROM {self._s}.runs "
                                    "WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
                 if row is None:
-                    now = conn.execute(f"SELECT {_NOW}").fetchone()[0]  # type: ignore[index]
-                    old = None
+                    now, old = 0.0, None  # a new run's lease is timed by the insert
                 else:
                     now = row[-1]
                     old = _record(row[:-1], self.where)
@@ -717,20 +805,11 @@ class PostgresStore:
             if "\x00" in name:
                 raise ValueError(f"node name {name!r} holds a NUL character, which a "
                                  "PostgreSQL store cannot keep")
-        expires = now + self.lease_ttl
         if old is None:
-            made = conn.execute(
-                f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
-                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                "ON CONFLICT (run_id) DO NOTHING",
-                (run_id, record.workflow, record.fingerprint,
-                 record.structure_json or json.dumps(record.structure), record.inputs,
-                 RUNNING, record.serializer, record.created, record.started, None, 0,
-                 lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
-                 None))
-            if made.rowcount == 0:
+            if not self._insert_run(conn, run_id, record, lease):
                 raise _Conflict  # another process made it since: claimed again from the start
             return stored, 1
+        expires = now + self.lease_ttl
         new = restarted(old, record, lease, expires)
         conn.execute(
             f"UPDATE {self._s}.runs SET status = 'running', started = %s, finished = NULL, "
@@ -739,8 +818,23 @@ class PostgresStore:
             "recoveries = coalesce(%s, recoveries) WHERE run_id = %s",
             (new.started, new.resumes, new.fingerprint,
              new.structure_json or json.dumps(new.structure), lease.to_json(), expires,
-             new.fence, _waits_json(new), recoveries, run_id))
+             new.fence, waits_json(new), recoveries, run_id))
         return stored, new.fence
+
+    def _insert_run(self, conn: psycopg.Connection[Any], run_id: str, record: RunRecord,
+                    lease: Lease) -> bool:
+        """Insert new run ``run_id`` as held by ``lease`` (fence 1; the lease timed by
+        the server's clock); False when the run exists (nothing is written)."""
+        made = conn.execute(
+            f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
+            f"(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,{_NOW} + %s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (run_id, record.workflow, record.fingerprint,
+             record.structure_json or json.dumps(record.structure), record.inputs,
+             RUNNING, record.serializer, record.created, record.started, None, 0,
+             lease.to_json(), self.lease_ttl, 1, record.queue, None, 0,
+             waits_json(record), None, record.trace))
+        return bool(made.rowcount)
 
     def _claimed(self, run_id: str, stored: StoredRun | None, lease: Lease, fence: int,
                  valid_until: float) -> Claim:
@@ -750,9 +844,10 @@ class PostgresStore:
         self._active[run_id] = claim
         return claim
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+              items: Sequence[ItemRecord] = ()) -> None:
         self._check_writer()
-        self._queue.put(("write", claim, nodes, data))
+        self._queue.put(("write", claim, nodes, data, items))
 
     def finish(self, claim: Claim, status: str, finished: float) -> None:
         self._check_writer()
@@ -952,6 +1047,7 @@ class PostgresStore:
         claims: dict[Claim, tuple[str, float] | None] = {}  # claim -> its end, if any
         nodes: dict[tuple[str, str, int], NodeRecord] = {}  # the last record per node wins
         data: dict[tuple[str, int], bytes] = {}
+        items: dict[tuple[str, str, int, int], ItemRecord] = {}  # the last one wins
         for o in deferred + backlog:
             claim = o[1]
             if o[0] == "write":
@@ -965,6 +1061,8 @@ class PostgresStore:
                     nodes[run_id, r[0], fence] = r
                 if o[3] is not None:
                     data[run_id, fence] = o[3]
+                for item in o[4]:
+                    items[run_id, item.node, item.item, fence] = item
             elif not claim.lost:
                 claims[claim] = (o[2], o[3])
         if renew:
@@ -986,28 +1084,32 @@ class PostgresStore:
             self.lease_ttl, DEFAULT_QUEUE, [c.run_id for c in claims],
             [c.fence for c in claims], [None if e is None else e[0] for e in ends],
             [None if e is None else e[1] for e in ends]]
-        for part in (fresh, again):
-            params += [[k[0] for k, _ in part], [r[0] for _, r in part],
-                       [r[1] for _, r in part], [r[2] for _, r in part],
-                       [r[3] for _, r in part], [_text(r[4]) for _, r in part],
-                       [_text(r[5]) for _, r in part], [r[6] for _, r in part],
-                       [r[7] for _, r in part], [k[2] for k, _ in part],
-                       [r[9] if len(r) > 9 else None for _, r in part]]
+        params += _node_columns(fresh)
+        params += _node_columns(again)
         params += [[k[0] for k in data], [k[1] for k in data], list(data.values())]
-        with conn.transaction():
-            rows = conn.execute(self._commit_sql, params).fetchall()
-            held = {(r[0], r[1]): r[2] for r in rows}
-            wake: set[str] = set()
-            for claim, end in claims.items():
-                if end is None or (claim.run_id, claim.fence) not in held:
-                    continue
-                if end[0] == WAITING:
-                    if self._park(conn, claim, end[1]):
+        params += _item_columns(items)
+        if any(e is not None and e[0] in (WAITING, QUEUED) for e in ends):
+            # a run parked or handed back to its queue: its due time and the workers'
+            # wake-up go in the same transaction as the statement
+            with conn.transaction():
+                held = self._commit_statement(conn, params)
+                wake: set[str] = set()
+                for claim, end in claims.items():
+                    if end is None or (claim.run_id, claim.fence) not in held:
+                        continue
+                    if end[0] == WAITING:
+                        if self._park(conn, claim, end[1]):
+                            wake.add(held[claim.run_id, claim.fence])
+                    elif end[0] == QUEUED:
                         wake.add(held[claim.run_id, claim.fence])
-                elif end[0] == QUEUED:
-                    wake.add(held[claim.run_id, claim.fence])
-            for name in wake:
-                conn.execute("SELECT pg_notify(%s, %s)", (self._channel, name))
+                for name in wake:
+                    conn.execute("SELECT pg_notify(%s, %s)", (self._channel, name))
+        else:
+            # One statement: on an autocommit connection it is its own transaction,
+            # all of it or nothing, without the BEGIN and COMMIT round trips (two of
+            # the three a group commit made: 1,000 nodes x 1 ms went from 1.62x to
+            # ...x in memory, perf/bench_postgres.py).
+            held = self._commit_statement(conn, params)
         self._deferred = []
         refused = [c for c in claims if (c.run_id, c.fence) not in held]
         for claim, end in claims.items():
@@ -1022,6 +1124,13 @@ class PostgresStore:
             for claim in refused:
                 known.pop((claim.run_id, claim.fence), None)
                 claim.fail(self._why_refused(claim.run_id, now.get(claim.run_id)))
+
+    def _commit_statement(self, conn: psycopg.Connection[Any], params: list[Any]
+                          ) -> dict[tuple[str, int], str]:
+        """Run the group commit's statement: (run id, fence) -> queue of each claim
+        whose writes the database took (its fence is still the run's; the queue is
+        set for the runs it parks or hands back, the only ones it is read for)."""
+        return {(r[0], r[1]): r[2] for r in conn.execute(self._commit_sql, params)}
 
     def _park(self, conn: psycopg.Connection[Any], claim: Claim, now: float) -> bool:
         """Set the due time of ``claim``'s run, parked by this transaction: the earliest
@@ -1091,6 +1200,7 @@ class PostgresStore:
         def remove(conn: psycopg.Connection[Any]) -> bool:
             with conn.transaction():
                 conn.execute(f"DELETE FROM {self._s}.nodes WHERE run_id = %s", (run_id,))
+                conn.execute(f"DELETE FROM {self._s}.items WHERE run_id = %s", (run_id,))
                 conn.execute(f"DELETE FROM {self._s}.data WHERE run_id = %s", (run_id,))
                 conn.execute(f"DELETE FROM {self._s}.signals WHERE run_id = %s", (run_id,))
                 gone = conn.execute(f"DELETE FROM {self._s}.runs WHERE run_id = %s",
@@ -1134,12 +1244,9 @@ class PostgresStore:
                              "PostgreSQL store cannot keep")
         return conn.execute(
             f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
-            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (run_id) DO NOTHING",
-            (record.run_id, record.workflow, record.fingerprint,
-             record.structure_json or json.dumps(record.structure), record.inputs,
-             record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+            queued_run_row(record),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,
@@ -1428,6 +1535,29 @@ class PostgresStore:
                 self._listening = None
                 with contextlib.suppress(Exception):
                     conn.close()
+
+    # -- cached node outputs --
+
+    def get_cached(self, key: str, now: float) -> tuple[bytes, str] | None:
+        row = self._with_connection("reading the cache of", lambda conn: conn.execute(
+            f"SELECT value, serializer, expires FROM {self._s}.cache WHERE key = %s",
+            (key,)).fetchone())
+        if row is None or (row[2] is not None and now >= row[2]):
+            return None
+        return bytes(row[0]), row[1]
+
+    def put_cached(self, key: str, value: bytes, serializer: str, created: float,
+                   expires: float | None) -> None:
+        # One upsert in autocommit: a cached output belongs to no run and no claim.
+        self._with_connection("writing the cache of", lambda conn: conn.execute(
+            f"INSERT INTO {self._s}.cache VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) "
+            "DO UPDATE SET value = excluded.value, serializer = excluded.serializer, "
+            "created = excluded.created, expires = excluded.expires",
+            (key, value, serializer, created, expires)))
+
+    def clear_cache(self) -> int:
+        return self._transaction("clearing the cache of", lambda conn: conn.execute(
+            f"DELETE FROM {self._s}.cache").rowcount)
 
     def close(self) -> None:
         """Write what is queued (waiting up to ``connect_timeout`` for a database that is

@@ -34,7 +34,7 @@ import contextvars
 import time
 import traceback
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -42,6 +42,7 @@ import anyio.to_thread
 import attrs
 
 from .. import _backends
+from .._engine.mapping import ItemBoard, RecordedItems
 from .._engine.result import RunResult
 from .._engine.run import Run, RunSettings, prepare_run
 from .._engine.waits import sleep_until_woken
@@ -62,8 +63,10 @@ from ._serialize import Serializer, reader_for
 from ._store import (
     COMPENSATING,
     CRASHED,
+    LISTED,
     ROLLBACK_STATUSES,
     Claim,
+    ItemRecord,
     Lease,
     NodeRecord,
     RunRecord,
@@ -78,6 +81,7 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from .._engine.shared import Shared
     from .._engine.state import RunState
+    from .._engine.telemetry import RunSpan
     from ..workflow import Plan, WaitSpec
     from ._store import Store
 
@@ -98,8 +102,8 @@ class Checkpoint:
 
     # claim and stop_run are set by hold()
     __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "claim", "data",
-                 "dues", "error", "names", "pending", "plan_size", "run_id", "serializer",
-                 "state", "stop_run", "store")
+                 "dues", "error", "names", "pending", "pending_items", "plan_size",
+                 "run_id", "serializer", "state", "stop_run", "store")
 
     def __init__(self, store: Store, state: RunState) -> None:
         self.store = store
@@ -113,6 +117,8 @@ class Checkpoint:
         #: records not handed to the store yet: they go in one batch per event loop
         #: turn (flush() is scheduled when the first one of a turn arrives)
         self.pending: list[NodeRecord] = []
+        #: item records of mapped nodes not handed to the store yet (same batches)
+        self.pending_items: list[ItemRecord] = []
         self._data_blob: bytes | None = None  # a data snapshot not handed over yet
         self._scheduled = False
         self._call_soon = _backends.current().call_soon()
@@ -131,12 +137,16 @@ class Checkpoint:
     def flush(self) -> None:
         """Hand the pending records (and the data snapshot, if it changed) to the store."""
         self._scheduled = False
-        pending, data = self.pending, self._data_blob
-        if pending or data is not None:
+        pending, data, items = self.pending, self._data_blob, self.pending_items
+        if pending or data is not None or items:
             self.pending = []
             self._data_blob = None
             try:
-                self.store.write(self.claim, pending, data)
+                if items:
+                    self.pending_items = []
+                    self.store.write(self.claim, pending, data, items)
+                else:
+                    self.store.write(self.claim, pending, data)
             except Exception as error:  # called from the loop: never raise there
                 if self.error is None:
                     self.error = error
@@ -162,8 +172,9 @@ class Checkpoint:
                 f"({type(keys.get(bad)).__name__}); the run's data is not saved until "
                 "that key is changed or deleted") from None
 
-    def succeeded(self, node: int, value: Any) -> None:
-        """Record a success; raises SerializationError when the output cannot be stored.
+    def succeeded(self, node: int, value: Any, cached: bool = False) -> None:
+        """Record a success (``cached``: the output came from the cache); raises
+        SerializationError when the output cannot be stored.
 
         Called for every node of a durable run: kept to a few plain steps.
         """
@@ -181,8 +192,8 @@ class Checkpoint:
             finished = state.finished[node] + base
         # tuple.__new__ skips NamedTuple's Python-level __new__
         self.pending.append(tuple.__new__(NodeRecord, (
-            self.names[node], "succeeded", state.attempts[node], blob, None, None, started,
-            finished)))
+            self.names[node], "cached" if cached else "succeeded", state.attempts[node],
+            blob, None, None, started, finished)))
         if not self._scheduled:
             self._scheduled = True
             self._call_soon(self.flush)
@@ -240,6 +251,40 @@ class Checkpoint:
 
     def writable(self) -> bool:
         return self.error is None and self.claim.error is None
+    # -- the items of mapped nodes --------------------------------------------------------
+
+    def _add_item(self, record: ItemRecord) -> None:
+        self.pending_items.append(record)
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self.flush)
+        if _monotonic() >= self.claim.valid_until:
+            self.claim_trouble()
+
+    def items_listed(self, node: int, count: int) -> None:
+        """Record that mapped ``node`` has ``count`` items (before the first starts)."""
+        self._add_item(ItemRecord(self.names[node], LISTED, "listed", count))
+
+    def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
+                       started: float | None, finished: float | None) -> None:
+        """Record an item's output; SerializationError when it cannot be stored."""
+        try:
+            blob = self.serializer.dumps(value)
+        except SerializationError as error:
+            raise SerializationError(f"item {item} of node {self.names[node]!r} returned "
+                                     f"{error}") from None
+        self._add_item(ItemRecord(self.names[node], item, "succeeded", attempts, blob, None,
+                                  None, started, finished))
+
+    def item_ended(self, node: int, item: int, status: int, error: BaseException | None,
+                   attempts: int, started: float | None, finished: float | None) -> None:
+        """Record an item that failed, was skipped or cancelled."""
+        text = tb = None
+        if error is not None:
+            text = describe_error(error)
+            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self._add_item(ItemRecord(self.names[node], item, NAMES[status], attempts, None,
+                                  _utf8(text), _utf8(tb), started, finished))
 
     # -- the claim: who may write (docs/decisions/012-fencing.md) -------------------------
 
@@ -300,14 +345,18 @@ class CrashingCheckpoint(Checkpoint):
         if not self.crashed:
             super()._add(record)
 
+    def _add_item(self, record: ItemRecord) -> None:
+        if not self.crashed:
+            super()._add_item(record)
+
     def flush(self) -> None:
         if not self.crashed:
             super().flush()
 
-    def succeeded(self, node: int, value: Any) -> None:
+    def succeeded(self, node: int, value: Any, cached: bool = False) -> None:
         if self.crashed:
             return
-        super().succeeded(node, value)
+        super().succeeded(node, value, cached)
         if node == self.crash_node and self.crash_on == "end":
             self.crash()
 
@@ -463,17 +512,29 @@ async def durable_run(store: Store, shared: Shared, plan: Plan, run_id: str,
     if not run_id.isascii():
         _check_text(run_id, "run_id")
     lease = Lease.mine()
-    # One trip to a worker thread: read the run, check it, take it (one transaction).
-    opened = await anyio.to_thread.run_sync(
-        _open_run, store, plan, run_id, plan_inputs, resume, lease)
-    if opened.claim is None:
-        return result_from_store(plan, opened, data)
-    return await run_opened(store, shared, plan, opened, data, settings)
+    # Traced: the run's span opens now, so that a new run is stored with its trace.
+    span = (shared.telemetry.open_run_span(plan.workflow, run_id, len(plan))
+            if shared.telemetry is not None else None)
+    try:
+        # One trip to a worker thread: read the run, check it, take it (one transaction).
+        opened = await anyio.to_thread.run_sync(
+            _open_run, store, plan, run_id, plan_inputs, resume, lease,
+            tuple(settings.resources or ()), span.traceparent if span is not None else None)
+        if opened.claim is None:
+            if span is not None:
+                span.abandon("succeeded")
+            return result_from_store(plan, opened, data)
+        return await run_opened(store, shared, plan, opened, data, settings, span=span)
+    except BaseException as error:
+        if span is not None:  # unless the run took it over (and ended it)
+            span.abandon("cancelled" if not isinstance(error, Exception) else "error", error)
+        raise
 
 
 async def run_opened(store: Store, shared: Shared, plan: Plan, opened: Opened,
                      data: WorkflowData | None, settings: RunSettings, *,
-                     handed_back: str = "cancelled") -> RunResult:
+                     handed_back: str = "cancelled", span: RunSpan | None = None
+                     ) -> RunResult:
     """Run a run claimed from the store (by :func:`durable_run`, or by a worker that
     took it from the queue) to its end, recording it as it goes.
 
@@ -481,24 +542,28 @@ async def run_opened(store: Store, shared: Shared, plan: Plan, opened: Opened,
     ``shared`` resources, with ``settings``), with what the store recorded put back and
     a :class:`Checkpoint` attached. ``handed_back``: the status the store records when
     the caller is cancelled or the runtime shuts down (``"cancelled"``; a worker gives
-    its runs back to the queue with ``"queued"``).
+    its runs back to the queue with ``"queued"``). ``span``: the run's ``flowrt.run``
+    span when the caller opened it (:func:`durable_run`, tracing).
 
     Raises:
         LeaseLost: another process took the run over (the store refused this one).
         StoreError: the store could not record the run.
     """
     with shared.in_flight():  # the runtime keeps its store open until this returns
-        return await _run_claimed(store, shared, plan, opened, data, settings, handed_back)
+        return await _run_claimed(store, shared, plan, opened, data, settings, handed_back,
+                                  span)
 
 
 async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
                        data: WorkflowData | None, settings: RunSettings,
-                       handed_back: str) -> RunResult:
+                       handed_back: str, span: RunSpan | None) -> RunResult:
     claim = opened.claim
     assert claim is not None
     run_id = claim.run_id
     try:
         run = prepare_run(shared, plan, run_id, opened.inputs, data, settings)
+        # a later start of a traced run links to the trace of its first start
+        run.trace(span, opened.stored.record.trace if opened.stored is not None else None)
         restored = _restore(run, plan, opened, run.state.data)
         crash = CRASH_AT.get()
         checkpoint: Checkpoint
@@ -575,19 +640,22 @@ class Opened:
     inputs: dict[str, Any] = attrs.Factory(dict)
     claim: Claim | None = None  #: None: the run succeeded before; nothing is started
     values: dict[int, Any] = attrs.Factory(dict)  #: node id -> stored output, read back
+    #: mapped node id -> its items as recorded (outputs read back)
+    items: dict[int, RecordedItems] = attrs.Factory(dict)
     data: dict[str, Any] | None = None  #: the stored WorkflowData keys, read back
     #: the run was rolling back (saga compensation): resume the rollback, not the run
     rolling_back: bool = False
 
 
 def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
-              resume: str | None, lease: Lease) -> Opened:
+              resume: str | None, lease: Lease, resources: tuple[str, ...] = (),
+              trace: str | None = None) -> Opened:
     """Look the run up, check it, and claim it, in one transaction of the store.
 
     Returns :class:`Opened`; its ``claim`` is None for a run that already succeeded with
     this structure: its stored result is the answer and nothing is started. Everything
     stored is read (decoded, rebuilt) before anything is written, so a damaged run is
-    refused and left as it was.
+    refused and left as it was. ``trace``: the ``traceparent`` a new run is stored with.
     """
     serializer = store.serializer
     opened = Opened(inputs=inputs)
@@ -597,7 +665,8 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
         if stored is not None and _read_back(stored, plan, run_id, inputs, resume,
                                              serializer, opened):
             return None  # it succeeded: replay it, claim nothing
-        return _new_record(plan, run_id, opened.inputs, serializer)
+        record = _new_record(plan, run_id, opened.inputs, serializer, resources)
+        return record if trace is None else attrs.evolve(record, trace=trace)
 
     opened.stored, opened.claim = store.claim(run_id, lease, decide)
     return opened
@@ -637,13 +706,18 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
         if rec.status in ROLLBACK_STATUSES:
             opened.rolling_back = True
         if i is None or rec.output is None or (
-                rec.status != "succeeded" and rec.status != COMPENSATING):
+                rec.status != "succeeded" and rec.status != COMPENSATING
+                and rec.status != "cached"):
             continue
         value = decode(serializer, rec.output,
                        f"the stored output of node {name!r} of run {run_id!r}")
         rebuild_output = return_rebuilder(fns[i])
         values[i] = value if rebuild_output is None else _rebuilt(
             rebuild_output, value, f"the stored output of node {name!r}", run_id)
+    for name, records in stored.items.items():
+        i = index.get(name)
+        if i is not None and i in plan.maps:
+            opened.items[i] = _read_items(records, name, run_id, serializer, fns[i])
     if stored.data is not None:
         keys = decode(serializer, stored.data, f"the stored WorkflowData of run {run_id!r}")
         if not isinstance(keys, dict):
@@ -651,6 +725,32 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
                              "mapping")
         opened.data = keys
     return existing.status == "succeeded" and same
+
+
+def _read_items(records: dict[int, ItemRecord], name: str, run_id: str,
+                serializer: Serializer, fn: Callable[..., Any]) -> RecordedItems:
+    """A mapped node's item records, outputs decoded (and rebuilt as annotated)."""
+    listed = records.get(LISTED)
+    succeeded: dict[int, tuple[Any, int, float | None, float | None]] = {}
+    ended: dict[int, tuple[int, int, BaseException | None, float | None, float | None]] = {}
+    rebuild = return_rebuilder(fn)
+    for i, rec in records.items():
+        if i == LISTED:
+            continue
+        if rec.status == "succeeded" and rec.output is not None:
+            what = f"the stored output of item {i} of node {name!r}"
+            value = decode(serializer, rec.output, f"{what} of run {run_id!r}")
+            if rebuild is not None:
+                value = _rebuilt(rebuild, value, what, run_id)
+            succeeded[i] = (value, rec.attempts, rec.started, rec.finished)
+        else:
+            error = None
+            if rec.error is not None:
+                type_name, _, message = rec.error.partition(": ")
+                error = StoredError(type_name, message, rec.traceback)
+            ended[i] = (BY_NAME.get(rec.status, Status.CANCELLED).value, rec.attempts, error,
+                        rec.started, rec.finished)
+    return RecordedItems(None if listed is None else listed.attempts, succeeded, ended)
 
 
 def _rebuilt(rebuild: Callable[[Any], Any], value: Any, what: str, run_id: str) -> Any:
@@ -695,8 +795,10 @@ def _same_inputs(run_id: str, given: dict[str, Any], stored: dict[str, Any],
 
 
 def _new_record(plan: Plan, run_id: str, inputs: dict[str, Any],
-                serializer: Serializer) -> RunRecord:
-    plan.check_inputs(inputs)
+                serializer: Serializer, resources: Collection[str] = ()) -> RunRecord:
+    """The record of a run about to start; refuses missing inputs (``resources``: the
+    names of the run's resources, which are never stored)."""
+    plan.check_inputs(inputs, resources)
     try:
         inputs_blob = serializer.dumps(inputs)
     except SerializationError as error:
@@ -723,6 +825,8 @@ def _restore(run: Run, plan: Plan, opened: Opened, data: WorkflowData) -> bytear
     if stored is None:
         return restored
     names, nodes = plan.names, stored.nodes
+    for i, recorded in opened.items.items():
+        run.restore_items(i, recorded, whole=i in opened.values)
     for i, value in opened.values.items():
         rec = nodes[names[i]]
         run.restore(i, value, rec.attempts, rec.started, rec.finished)
@@ -790,10 +894,12 @@ def result_from_store(plan: Plan, opened: Opened, data: WorkflowData | None = No
             data.set(key, value)
     record = stored.record
     status = RunStatus(record.status) if record.status != "running" else RunStatus.CANCELLED
+    items = {i: ItemBoard.from_record(recorded) for i, recorded in opened.items.items()}
     # The stored times are wall-clock times already: a time base of 0.
     return RunResult(plan=plan, run_id=record.run_id, status=status, board=board,
                      values=values, attempts=attempts, started=started, finished=finished,
                      timed=timed, errors=errors, data=data, wall_start=record.started,
                      time_base=0.0,
                      wall_time=(record.finished or record.started) - record.started,
-                     restored=bytearray(board[i] == Status.SUCCEEDED for i in range(n)))
+                     restored=bytearray(board[i] == Status.SUCCEEDED for i in range(n)),
+                     items=items)

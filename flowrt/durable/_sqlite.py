@@ -29,13 +29,13 @@ The work queue (docs/decisions/013-queue.md) is the ``runs`` table itself: a run
 (an index on ``due``) and claims it in the same ``BEGIN IMMEDIATE`` transaction, so two
 workers never take one run. Signals and schedules have tables of their own.
 
-Schema (version 3; version 1 had no ``fence`` columns, version 2 no queue, signals or
-schedules)::
+Schema (version 6; version 1 had no ``fence`` columns, version 2 no queue, signals or
+schedules, version 3 no cache, version 4 no ``trace``, version 5 no items)::
 
-    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 3
+    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 6
     runs(run_id PRIMARY KEY, workflow, fingerprint, structure JSON, inputs BLOB, status,
          serializer, created, started, finished, resumes, lease JSON, lease_expires,
-         fence, queue, due, recoveries, waits JSON, error)
+         fence, queue, due, recoveries, waits JSON, error, trace)
     nodes(run_id, node, status, attempts, output BLOB, error, traceback, started,
           finished, fence, due, PRIMARY KEY (run_id, node))
     data(run_id PRIMARY KEY, snapshot BLOB)
@@ -43,6 +43,9 @@ schedules)::
             UNIQUE (run_id, signal_id))
     schedules(name PRIMARY KEY, workflow, inputs BLOB, serializer, next_due, cron, every,
               timezone, catch_up, queue, last_slot, created)
+    cache(key PRIMARY KEY, value BLOB, serializer, created, expires)
+    items(run_id, node, item, status, attempts, output BLOB, error, traceback, started,
+          finished, fence, PRIMARY KEY (run_id, node, item))   item -1: the item list
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,6 +73,7 @@ from ._store import (
     WAITING,
     Claim,
     Decide,
+    ItemRecord,
     Lease,
     NodeRecord,
     RunRecord,
@@ -83,15 +87,17 @@ from ._store import (
     not_found,
     park_due,
     prune,
+    queued_run_row,
     refuse_live_holder,
     refuse_signal,
     restarted,
+    waits_json,
     woken,
 )
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 6
 APP = "flowrt"
 
 _SCHEMA = [
@@ -130,6 +136,30 @@ _QUEUE_SCHEMA = [
 ]
 _SCHEMA += _QUEUE_SCHEMA
 
+# -- caching: version 4 (docs/caching.md) --
+#: cached node outputs, by key (docs/decisions/021-cache-keys.md)
+_CACHE_SCHEMA = [
+    """CREATE TABLE cache (
+        key TEXT PRIMARY KEY, value BLOB NOT NULL, serializer TEXT NOT NULL,
+        created REAL NOT NULL, expires REAL) WITHOUT ROWID""",
+]
+_SCHEMA += _CACHE_SCHEMA
+# -- version 5: the trace a run's later starts link to (RunRecord.trace) -------------
+_TRACE_SCHEMA = ["ALTER TABLE runs ADD COLUMN trace TEXT"]
+_SCHEMA += _TRACE_SCHEMA
+
+# -- version 6: the items of mapped nodes (docs/mapping.md) -----------------------------
+#: one row per item that reached a final status, plus one (item -1, status "listed",
+#: attempts = the item count) per mapped node whose item list is known
+_ITEMS_SCHEMA = [
+    """CREATE TABLE items (
+        run_id TEXT NOT NULL, node TEXT NOT NULL, item INTEGER NOT NULL,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL, output BLOB, error TEXT,
+        traceback TEXT, started REAL, finished REAL, fence INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, node, item)) WITHOUT ROWID""",
+]
+_SCHEMA += _ITEMS_SCHEMA
+
 #: schema_version -> statements that bring a store from that version to the next
 _MIGRATIONS: dict[int, list[str]] = {
     # 2: fencing tokens (the run's latest, and the one each node record was written by)
@@ -143,6 +173,13 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN error TEXT",
         "ALTER TABLE nodes ADD COLUMN due REAL",
         *_QUEUE_SCHEMA],
+    # -- caching --
+    # 4: cached node outputs
+    3: [*_CACHE_SCHEMA],
+    # 5: the trace a run's later starts link to
+    4: _TRACE_SCHEMA,
+    # 6: the items of mapped nodes
+    5: [*_ITEMS_SCHEMA],
 }
 
 #: the columns of each table, by schema version
@@ -165,11 +202,24 @@ _COLUMNS_V3 = {
     "schedules": ("name", "workflow", "inputs", "serializer", "next_due", "cron", "every",
                   "timezone", "catch_up", "queue", "last_slot", "created"),
 }
-_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3}
+# -- caching --
+_COLUMNS_V4 = {**_COLUMNS_V3,
+               "cache": ("key", "value", "serializer", "created", "expires")}
+# -- OpenTelemetry --
+_COLUMNS_V5 = {**_COLUMNS_V4, "runs": (*_COLUMNS_V4["runs"], "trace")}
+# -- maps --
+_COLUMNS_V6 = {
+    **_COLUMNS_V5,
+    "items": ("run_id", "node", "item", "status", "attempts", "output", "error", "traceback",
+              "started", "finished", "fence"),
+}
+_COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4,
+            5: _COLUMNS_V5, 6: _COLUMNS_V6}
+_ITEM_COLUMNS = "node, item, status, attempts, output, error, traceback, started, finished"
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
-                "due, recoveries, waits, error")
+                "due, recoveries, waits, error, trace")
 _NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
                  "fence, due")
 _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
@@ -252,7 +302,7 @@ def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
                              f"what flowrt writes ({error})") from None
     return RunRecord(run_id, row[1], row[2], structure, inputs, row[5], row[6], row[7],
                      row[8], row[9], row[10], row[3], owner, row[12], row[13], row[14],
-                     row[15], row[16], waits, row[18])
+                     row[15], row[16], waits, row[18], row[19])
 
 
 def _signal(row: tuple[Any, ...]) -> SignalRecord:
@@ -262,10 +312,6 @@ def _signal(row: tuple[Any, ...]) -> SignalRecord:
 def _schedule(row: tuple[Any, ...]) -> ScheduleRecord:
     return ScheduleRecord(row[0], row[1], _blob(row[2]), row[3], row[4], row[5], row[6],
                           row[7], bool(row[8]), row[9], row[10], row[11])
-
-
-def _waits_json(record: RunRecord) -> str | None:
-    return json.dumps(record.waits) if record.waits else None
 
 
 class SQLiteStore:
@@ -531,8 +577,13 @@ class SQLiteStore:
         data = conn.execute("SELECT snapshot FROM data WHERE run_id = ?", (run_id,)).fetchone()
         signals = tuple(_signal(r) for r in conn.execute(
             f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY seq", (run_id,)))
+        items: dict[str, dict[int, ItemRecord]] = {}
+        for r in conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE run_id = ?",
+                              (run_id,)):
+            items.setdefault(r[0], {})[r[1]] = ItemRecord(r[0], r[1], r[2], r[3], _blob(r[4]),
+                                                          r[5], r[6], r[7], r[8])
         return StoredRun(record, nodes, None if data is None else _blob(data[0]),
-                         self.serializer, signals)
+                         self.serializer, signals, items)
 
     def _take(self, conn: sqlite3.Connection, run_id: str, old: RunRecord | None,
               lease: Lease, now: float, decide: Decide, recoveries: int | None = None
@@ -547,12 +598,12 @@ class SQLiteStore:
         if old is None:
             conn.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, record.workflow, record.fingerprint,
                  record.structure_json or json.dumps(record.structure), record.inputs,
                  RUNNING, record.serializer, record.created, record.started, None, 0,
-                 lease.to_json(), expires, 1, record.queue, None, 0, _waits_json(record),
-                 None))
+                 lease.to_json(), expires, 1, record.queue, None, 0, waits_json(record),
+                 None, record.trace))
             return stored, 1
         new = restarted(old, record, lease, expires)
         conn.execute(
@@ -562,7 +613,7 @@ class SQLiteStore:
             "recoveries = coalesce(?, recoveries) WHERE run_id = ?",
             (new.started, new.resumes, new.fingerprint,
              new.structure_json or json.dumps(new.structure), lease.to_json(), expires,
-             new.fence, _waits_json(new), recoveries, run_id))
+             new.fence, waits_json(new), recoveries, run_id))
         return stored, new.fence
 
     def claim(self, run_id: str, lease: Lease, decide: Decide
@@ -599,9 +650,10 @@ class SQLiteStore:
         self._active[run_id] = claim
         return stored, claim
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+              items: Sequence[ItemRecord] = ()) -> None:
         self._check_writer()
-        self._queue.put(("write", claim, nodes, data))
+        self._queue.put(("write", claim, nodes, data, items))
 
     def finish(self, claim: Claim, status: str, finished: float) -> None:
         self._check_writer()
@@ -703,8 +755,9 @@ class SQLiteStore:
         """Commit ``ops`` (and the deferred final statuses) in one transaction, each
         claim's writes only while its fence is the run's; renew the leases if asked."""
         writes = [o for o in ops if o[0] in ("write", "finish")]
+        cached = [o[1:] for o in ops if o[0] == "cache"]
         deferred = self._deferred
-        if not writes and not deferred and not (renew and self._active):
+        if not writes and not deferred and not cached and not (renew and self._active):
             return
         now = time.time()
         valid_until = time.monotonic() + self.lease_ttl
@@ -728,19 +781,26 @@ class SQLiteStore:
                     # must stay a prefix of what happened
                     if claim.error is not None or not holds(claim):
                         continue
-                    _, _, nodes, data = o
+                    _, _, nodes, data, items = o
                     if nodes:
                         run_id, fence = claim.run_id, claim.fence
                         conn.executemany(
                             "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                             [(run_id, *r[:8], fence, r[9] if len(r) > 9 else None)
                              for r in nodes])
+                    if items:
+                        run_id, fence = claim.run_id, claim.fence
+                        conn.executemany(
+                            "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            [(run_id, *r, fence) for r in items])
                     if data is not None:
                         conn.execute("INSERT OR REPLACE INTO data VALUES (?, ?)",
                                      (claim.run_id, data))
                 elif not claim.lost and holds(claim):
                     _, _, status, finished = o
                     self._end(conn, claim, status, finished)
+            if cached:  # cached node outputs (no claim: they belong to no run)
+                conn.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?)", cached)
             if renew:
                 for claim in list(self._active.values()):
                     if claim.error is None:
@@ -838,6 +898,7 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM nodes WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM items WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM data WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM signals WHERE run_id = ?", (run_id,))
                 gone = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
@@ -873,11 +934,8 @@ class SQLiteStore:
     def _insert_queued(conn: sqlite3.Connection, record: RunRecord) -> bool:
         return conn.execute(
             f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (record.run_id, record.workflow, record.fingerprint,
-             record.structure_json or json.dumps(record.structure), record.inputs,
-             record.status, record.serializer, record.created, record.started, None, 0,
-             None, None, 0, record.queue, record.due, 0, _waits_json(record), None),
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            queued_run_row(record),
         ).rowcount == 1
 
     def claim_next(self, lease: Lease, decide: Decide, *, now: float,
@@ -1061,6 +1119,27 @@ class SQLiteStore:
             if not moved:
                 return None
             return [r.run_id for r in runs if self._insert_queued(conn, r)]
+
+    # -- cached node outputs --
+
+    def get_cached(self, key: str, now: float) -> tuple[bytes, str] | None:
+        with self._reading("reading the cache of") as conn:
+            row = conn.execute("SELECT value, serializer, expires FROM cache WHERE key = ?",
+                               (key,)).fetchone()
+        if row is None or (row[2] is not None and now >= row[2]):
+            return None
+        return bytes(row[0]), row[1]
+
+    def put_cached(self, key: str, value: bytes, serializer: str, created: float,
+                   expires: float | None) -> None:
+        # through the writer thread: committed with the next group of node records
+        self._check_writer()
+        self._queue.put(("cache", key, value, serializer, created, expires))
+
+    def clear_cache(self) -> int:
+        self.flush()
+        with self._transaction("clearing the cache of") as conn:
+            return conn.execute("DELETE FROM cache").rowcount
 
     def close(self) -> None:
         if self._closed:

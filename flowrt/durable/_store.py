@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from difflib import get_close_matches
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -57,9 +57,9 @@ from ..errors import (
 from ..workflow._waits import signal_refused
 from ._serialize import JSONSerializer, Serializer, get_serializer, reader_for
 
-__all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "QUEUED",
-           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "WAITING", "Claim", "Decide", "Lease",
-           "MemoryStore", "NodeRecord", "RunRecord",
+__all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "LISTED", "QUEUED",
+           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "WAITING", "Claim", "Decide",
+           "ItemRecord", "Lease", "MemoryStore", "NodeRecord", "RunRecord",
            "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune"]
 
 # A stored run's status (RunRecord.status).
@@ -187,6 +187,11 @@ class RunRecord:
     waits: dict[str, str] = attrs.field(factory=dict)
     #: why it ended ``"dead_letter"`` (or another run-level error), else None
     error: str | None = None
+    # -- OpenTelemetry (docs/observability.md): schema 5 on SQLite, 4 on PostgreSQL --
+    #: the W3C ``traceparent`` of the run's first start (its ``flowrt.run`` span; for a
+    #: submitted run, the span current where it was submitted), which the spans of its
+    #: later starts link to; None when it was not traced. Written once, with the run.
+    trace: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -253,11 +258,52 @@ class NodeRecord(NamedTuple):
     due: float | None = None
 
 
+def waits_json(record: RunRecord) -> str | None:
+    """The ``waits`` column of ``record``'s row (None when it has no wait nodes)."""
+    return json.dumps(record.waits) if record.waits else None
+
+
+def queued_run_row(record: RunRecord) -> tuple[Any, ...]:
+    """The row of a run submitted to the queue, in the runs table's column order (the
+    same for every SQL store): no lease, fence 0, no recoveries yet."""
+    return (record.run_id, record.workflow, record.fingerprint,
+            record.structure_json or json.dumps(record.structure), record.inputs,
+            record.status, record.serializer, record.created, record.started, None, 0,
+            None, None, 0, record.queue, record.due, 0, waits_json(record), None,
+            record.trace)
+
+
 def with_fence(record: tuple[Any, ...], fence: int) -> NodeRecord:
     """``record`` as a store keeps it: written under ``fence`` (writers may pass the
     first eight fields only, built with ``tuple.__new__`` on the hot path)."""
     fields = (*record[:8], fence, record[9] if len(record) > 9 else None)
     return tuple.__new__(NodeRecord, fields)
+
+
+# -- the items of mapped nodes (SQLite schema 6, PostgreSQL schema 5) --------------
+
+
+class ItemRecord(NamedTuple):
+    """One item of a mapped node of a run, or (``item == LISTED``) the item list itself.
+
+    The list's record comes before any item's: its ``attempts`` is the item count. An
+    item's record is written as the item reaches a final status; a resumed run restores
+    the items recorded as succeeded and runs the others again (docs/mapping.md).
+    """
+
+    node: str  #: the mapped node's name
+    item: int  #: the item's index; LISTED (-1) for the record of the item list
+    status: str  #: "succeeded", "failed", "skipped", "cancelled"; "listed" for the list
+    attempts: int  #: attempts started; the item count for the list's record
+    output: bytes | None = None  #: serialized output, for succeeded items
+    error: str | None = None  #: "Type: message" of a failed item
+    traceback: str | None = None  #: the formatted traceback of a failed item
+    started: float | None = None  #: wall-clock start of its first attempt
+    finished: float | None = None  #: wall-clock end
+
+
+#: ``ItemRecord.item`` of the record of a mapped node's item list
+LISTED = -1
 
 
 class SignalRecord(NamedTuple):
@@ -357,6 +403,39 @@ class StoredRun:
     serializer: Serializer | None = attrs.field(default=None, eq=False, repr=False)
     #: the signals sent to the run, oldest first
     signals: tuple[SignalRecord, ...] = ()
+    #: mapped node name -> item index -> record (index LISTED: the item list's record)
+    items: dict[str, dict[int, ItemRecord]] = attrs.field(factory=dict)
+
+    def item_counts(self, node: str) -> dict[str, int]:
+        """The recorded items of mapped ``node`` per status ("pending" for the items
+        listed but not recorded yet); empty when its item list is not recorded."""
+        records = self.items.get(node)
+        if not records or LISTED not in records:
+            return {}
+        counts: dict[str, int] = {}
+        listed = records[LISTED].attempts
+        for i, rec in records.items():
+            if 0 <= i < listed:
+                counts[rec.status] = counts.get(rec.status, 0) + 1
+        pending = listed - sum(counts.values())
+        if pending > 0:
+            counts["pending"] = pending
+        return counts
+
+    def item_list(self, node: str) -> list[dict[str, Any]]:
+        """The items of mapped ``node`` by index, each ``{"status", "attempts", "error"}``
+        ("pending", 0, None for an item listed but not recorded yet); empty when its item
+        list is not recorded."""
+        records = self.items.get(node)
+        if not records or LISTED not in records:
+            return []
+        out = []
+        for i in range(records[LISTED].attempts):
+            rec = records.get(i)
+            out.append({"status": "pending", "attempts": 0, "error": None} if rec is None
+                       else {"status": rec.status, "attempts": rec.attempts,
+                             "error": rec.error})
+        return out
 
     def waits(self) -> list[Wait]:
         """What the run's waiting nodes wait for, in the order of its structure."""
@@ -384,8 +463,10 @@ class StoredRun:
         ``duration``, ``error``, ``traceback``, ``deps``, ``restored`` (:meth:`restored`:
         read back, not run, in the latest start), ``due`` (a wait node's) and ``wait``
         (what a wait node waits for: "signal", "approval", "timer"; None for other
-        nodes); and ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out
-        (:meth:`outputs` reads them).
+        nodes), ``items`` (a mapped node's items per status, :meth:`item_counts`; None
+        for other nodes), ``item_list`` (its items by index, :meth:`item_list`); and
+        ``waiting_for`` (:meth:`waits`, as dicts). Outputs are left out (:meth:`outputs`
+        reads them).
         """
         record = self.record
         structure = record.structure
@@ -407,7 +488,9 @@ class StoredRun:
                                "duration": _span(rec.started, rec.finished),
                                "error": rec.error, "traceback": rec.traceback, "deps": deps,
                                "restored": rec.fence < record.fence,
-                               "due": rec.due, "wait": record.waits.get(name)}
+                               "due": rec.due, "wait": record.waits.get(name),
+                               "items": self.item_counts(name) or None,
+                               "item_list": self.item_list(name) or None}
                 if isinstance(rec.attempts, int) and rec.attempts > 0:
                     attempts += rec.attempts
                     ran += 1
@@ -441,7 +524,7 @@ class StoredRun:
         run = self.record.run_id
         return {n: decode(ser, r.output, f"the stored output of node {n!r} of run {run!r}")
                 for n, r in self.nodes.items()
-                if r.status == "succeeded" and r.output is not None}
+                if r.status in ("succeeded", "cached") and r.output is not None}
 
     def inputs(self, serializer: Serializer | None = None) -> Any:
         """The run's inputs, read with ``serializer`` as for :meth:`outputs`.
@@ -562,9 +645,11 @@ class Store(Protocol):
         """
         ...
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
-        """Record ``nodes`` (upserted by name) and the ``data`` snapshot (None: keep the
-        last one) of ``claim``'s run, in the order written; the store may batch them.
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+              items: Sequence[ItemRecord] = ()) -> None:
+        """Record ``nodes`` (upserted by name), the ``data`` snapshot (None: keep the
+        last one) and ``items`` (records of mapped nodes' items, upserted by node and
+        index) of ``claim``'s run, in the order written; the store may batch them.
 
         Refused when ``claim``'s fencing token is no longer the run's (the claim then
         fails with :class:`~flowrt.LeaseLost`).
@@ -734,6 +819,29 @@ class Store(Protocol):
         or None when another worker fired them first (or the schedule is gone)."""
         ...
 
+    # -- cached node outputs (docs/caching.md) ---------------------------------------
+
+    def get_cached(self, key: str, now: float) -> tuple[bytes, str] | None:
+        """The output stored under cache ``key`` and its serializer's name, or None when
+        there is none or it expired before ``now`` (the caller's clock).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        ...
+
+    def put_cached(self, key: str, value: bytes, serializer: str, created: float,
+                   expires: float | None) -> None:
+        """Store ``value`` (bytes written by the serializer named ``serializer``) under
+        cache ``key``, replacing any entry; written at ``created`` and good until
+        ``expires`` (None: until replaced). The store may batch it with other writes
+        (it is there once :meth:`flush` returns)."""
+        ...
+
+    def clear_cache(self) -> int:
+        """Delete every cached output; return how many there were."""
+        ...
+
     def close(self) -> None:
         """Flush and release the store (a store from a path is closed by its runtime)."""
         ...
@@ -885,19 +993,25 @@ class MemoryStore:
         self.lease_ttl = lease_ttl
         self._runs: dict[str, RunRecord] = {}
         self._nodes: dict[str, dict[str, NodeRecord]] = {}
+        self._items: dict[str, dict[str, dict[int, ItemRecord]]] = {}
         self._data: dict[str, bytes | None] = {}
         self._signals: dict[str, list[SignalRecord]] = {}
         self._seq = 0
         self._schedules: dict[str, ScheduleRecord] = {}
         self._lock = threading.RLock()
+        # -- cached node outputs --
+        #: key -> (output, serializer name, expiry time or None)
+        self._cache: dict[str, tuple[bytes, str, float | None]] = {}
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 
     def _stored(self, run_id: str) -> StoredRun:
+        items = {node: dict(records)
+                 for node, records in self._items.get(run_id, {}).items()}
         return StoredRun(self._runs[run_id], dict(self._nodes.get(run_id, {})),
                          self._data.get(run_id), self.serializer,
-                         tuple(self._signals.get(run_id, ())))
+                         tuple(self._signals.get(run_id, ())), items)
 
     def _take(self, old: RunRecord | None, run_id: str, lease: Lease, now: float,
               decide: Decide, recoveries: int | None = None
@@ -938,7 +1052,8 @@ class MemoryStore:
             claim.fail(lost_claim_error(claim.run_id, run))
         return False
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None) -> None:
+    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+              items: Sequence[ItemRecord] = ()) -> None:
         with self._lock:
             if not self._holds(claim):
                 return
@@ -946,6 +1061,10 @@ class MemoryStore:
             fence = claim.fence
             for r in nodes:
                 table[r[0]] = with_fence(r, fence)
+            if items:
+                by_node = self._items.setdefault(claim.run_id, {})
+                for item in items:
+                    by_node.setdefault(item.node, {})[item.item] = item
             if data is not None:
                 self._data[claim.run_id] = data
 
@@ -992,6 +1111,7 @@ class MemoryStore:
     def delete(self, run_id: str) -> bool:
         with self._lock:
             self._nodes.pop(run_id, None)
+            self._items.pop(run_id, None)
             self._data.pop(run_id, None)
             self._signals.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None
@@ -1121,6 +1241,25 @@ class MemoryStore:
             self._schedules[name] = attrs.evolve(schedule, next_due=next_due,
                                                  last_slot=last_slot)
             return created
+
+    # -- cached node outputs --
+
+    def get_cached(self, key: str, now: float) -> tuple[bytes, str] | None:
+        entry = self._cache.get(key)
+        if entry is None or (entry[2] is not None and now >= entry[2]):
+            return None
+        return entry[0], entry[1]
+
+    def put_cached(self, key: str, value: bytes, serializer: str, created: float,
+                   expires: float | None) -> None:
+        with self._lock:
+            self._cache[key] = (value, serializer, expires)
+
+    def clear_cache(self) -> int:
+        with self._lock:
+            n = len(self._cache)
+            self._cache.clear()
+            return n
 
     def close(self) -> None:
         pass

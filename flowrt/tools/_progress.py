@@ -34,7 +34,7 @@ __all__ = ["PLAIN_EVENTS_UP_TO", "Display", "LiveDisplay", "PlainDisplay", "Quie
 #: Plain displays print every event of runs up to this many nodes (see the module docs).
 PLAIN_EVENTS_UP_TO = 500
 
-_FINAL = {"succeeded", "failed", "skipped", "cancelled", "bypassed"}
+_FINAL = {"succeeded", "failed", "skipped", "cancelled", "bypassed", "cached"}
 
 
 class RunProgress:
@@ -46,6 +46,8 @@ class RunProgress:
         "done",
         "errors",
         "finished",
+        "item_counts",
+        "items_running",
         "restored",
         "retries",
         "run_id",
@@ -70,10 +72,26 @@ class RunProgress:
         self.status: str | None = None
         self.finished: float | None = None
         self._next_line = 0.0
+        #: items of mapped nodes that ended, per status; items running now
+        self.item_counts: Counter[str] = Counter()
+        self.items_running = 0
 
     def apply(self, event: Event) -> None:
         kind = str(event.kind)
         node = event.node
+        if event.item is not None:  # an item of a mapped node: not a node of the run
+            if kind == "started":
+                self.items_running += 1
+            elif kind == "retrying":
+                self.items_running -= 1
+                self.retries += 1
+            elif kind in _FINAL:
+                if kind != "skipped" and (kind != "cancelled" or event.attempt):
+                    self.items_running = max(0, self.items_running - 1)
+                self.item_counts[kind] += 1
+                if kind == "failed" and len(self.errors) < 5:
+                    self.errors.append((f"{node}[{event.item}]", fmt.error_text(event.error)))
+            return
         if kind == "started" and node is not None:
             self.running[node] = event.attempt
         elif kind == "retrying" and node is not None:
@@ -101,9 +119,10 @@ class RunProgress:
         return max(0.0, end - self.started)
 
     def summary(self) -> str:
-        """``"9 nodes: 8 succeeded, 1 failed; 1 retry"``."""
-        parts = [f"{c} {k}" for k in ("succeeded", "failed", "skipped", "cancelled",
-                                      "bypassed", "compensated", "compensation_failed")
+        """``"9 nodes: 7 succeeded, 1 cached, 1 failed; 1 retry"``."""
+        parts = [f"{c} {k}" for k in ("succeeded", "cached", "failed", "skipped",
+                                      "cancelled", "bypassed", "compensated",
+                                      "compensation_failed")
                  if (c := self.counts[k])]
         if self.restored:
             parts.insert(0, f"{self.restored} restored from the store")
@@ -111,6 +130,11 @@ class RunProgress:
         text = f"{total} node{'s' if total != 1 else ''}"
         if parts:
             text += ": " + ", ".join(parts)
+        if self.item_counts:
+            items = sum(self.item_counts.values())
+            text += f"; {items} item{'s' if items != 1 else ''} of maps: " + ", ".join(
+                f"{c} {k}" for k in ("succeeded", "failed", "skipped", "cancelled")
+                if (c := self.item_counts[k]))
         if self.retries:
             text += f"; {self.retries} retr{'y' if self.retries == 1 else 'ies'}"
         return text
@@ -223,6 +247,8 @@ class PlainDisplay(Display):
             return
         at = fmt.duration(max(0.0, event.time - run.started))
         line = f"{_tag(run)} {at:>7} {kind!s:<10} {event.node}"
+        if event.item is not None:
+            line += f"[{event.item}]"
         if kind is EventKind.STARTED and event.attempt > 1:
             line += f" (attempt {event.attempt})"
         elif kind is EventKind.RETRYING:

@@ -56,6 +56,15 @@ class NodeView:
     deps: tuple[str, ...]
     #: read back from the store by the latest start of the run, not run by it
     restored: bool = False
+    #: a mapped node's items per status ("succeeded": 8, "failed": 1, ...); None for
+    #: other nodes
+    items: Mapping[str, int] | None = None
+
+    @property
+    def items_text(self) -> str:
+        """A mapped node's item counts as the tools write them: "8 ok / 1 failed /
+        0 running" (other statuses appended when there are some); "" for other nodes."""
+        return items_text(self.items)
 
     @property
     def duration(self) -> float | None:
@@ -70,11 +79,27 @@ class NodeView:
         return latest_start(self.status, self.attempts, self.restored)
 
 
+def items_text(counts: Mapping[str, int] | None) -> str:
+    """Item counts as "8 ok / 1 failed / 0 running" (plus any other status that has
+    items: skipped, cancelled, pending); "" for None."""
+    if counts is None:
+        return ""
+    running = counts.get("running", 0) + counts.get("ready", 0)
+    parts = [f"{counts.get('succeeded', 0)} ok", f"{counts.get('failed', 0)} failed",
+             f"{running} running"]
+    parts += [f"{c} {s}" for s, c in counts.items()
+              if c and s not in ("succeeded", "failed", "running", "ready")]
+    return " / ".join(parts)
+
+
 def latest_start(status: str, attempts: int, restored: bool) -> str:
     """What the latest start of a resumed run did with a node, for a table:
     ``"restored"`` (it succeeded in an earlier start and was read back, not run again),
     ``"earlier"`` (it ended otherwise in an earlier start and this one did not reach
-    it), ``"ran"`` (it ran in this start), ``"-"`` (it did not run)."""
+    it), ``"ran"`` (it ran in this start), ``"cached"`` (this start read its output from
+    the cache), ``"-"`` (it did not run)."""
+    if status == "cached" and not restored:
+        return "cached"
     if restored:
         return "restored" if status == "succeeded" else "earlier"
     return "ran" if attempts and status != "pending" else "-"
@@ -163,12 +188,15 @@ class RunView:
         for name, node in (raw_nodes.items() if isinstance(raw_nodes, Mapping) else ()):
             node = node if isinstance(node, Mapping) else {}
             deps = node.get("deps")
+            items = node.get("items")
             nodes.append(NodeView(
                 str(name), str(node.get("status", "pending")), _count(node.get("attempts")),
                 _number(node.get("started")), _number(node.get("finished")),
                 _text(node.get("error")), _text(node.get("traceback")),
                 tuple(str(d) for d in deps) if isinstance(deps, list | tuple) else (),
-                node.get("restored") is True))
+                node.get("restored") is True,
+                {str(k): _count(v) for k, v in items.items()}
+                if isinstance(items, Mapping) else None))
         started = _number(data.get("started"))
         created = _number(data.get("created"))
         if started is None:

@@ -65,11 +65,6 @@ _DASH = "\u2013"  # what an empty cell shows
 _DOT = " \u00b7 "  # between the parts of a label
 _ORDER = ("succeeded", "cached", "failed", "cancelled", "skipped", "bypassed", "compensated",
           "compensation_failed", "waiting", "running", "pending")
-#: fill colour of the node statuses that the next layers store (a wait node's
-#: ``waiting``; ``bypassed``, ``cached``, ``compensated``...) until
-#: :data:`flowrt.tools.viz.COLOURS` has them
-MORE_COLOURS = {"waiting": "#d8b9ff", "cached": "#b8e6c4",
-                "compensated": "#c3dafe", "compensation_failed": "#f38ba8"}
 
 
 def view_of_stored(stored: StoredRun) -> RunView:
@@ -150,7 +145,7 @@ def _colour(status: str) -> str:
     s = BY_NAME.get(status)
     if s is not None:
         return COLOURS[s]
-    return MORE_COLOURS.get(status, COLOURS[Status.PENDING])
+    return COLOURS[Status.PENDING]  # a status this flowrt does not know
 
 
 def _in_order(present: Iterable[str]) -> list[str]:
@@ -480,11 +475,18 @@ class RunPage:
             dash = (' stroke-dasharray="4 3"' if n.status in ("skipped", "pending", "bypassed")
                     else "")
             link = self.links.get(n.name)
+            stack = ""
+            if n.items is not None:  # a mapped node: one box, drawn as a stack of items
+                detail = [n.items_text]
+                tip += f"\nitems: {n.items_text}"
+                stack = (f'<rect x="{x + 4:.1f}" y="{y + 4:.1f}" width="{box_w}" '
+                         f'height="{box_h}" rx="7" fill="#ffffff" stroke="{stroke}" '
+                         'stroke-width="1" />')
             boxes.append(
                 (f'<a href="{_e(link)}">' if link else "")
                 + f'<g class="node" data-node="{_e(n.name)}" data-status="{_e(n.status)}">'
-                f"<title>{_e(tip)}</title>"
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="7" '
+                f"<title>{_e(tip)}</title>" + stack
+                + f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="7" '
                 f'fill="{_colour(n.status)}" stroke="{stroke}" stroke-width="1.3"{dash} />'
                 f'<text x="{x + box_w / 2:.1f}" y="{y + 18:.1f}" text-anchor="middle" '
                 f'font-size="12.5" font-weight="600" fill="#1f2328">{_e(_fit(n.name, chars))}'

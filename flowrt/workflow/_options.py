@@ -9,11 +9,12 @@ from typing import Any, Final, NamedTuple, cast
 
 import attrs
 
-from .._types import Executor, ExecutorChoice, Retry, Trigger
+from .._types import Cache, Executor, ExecutorChoice, Retry, Trigger
 from ..errors import GraphError
 
-__all__ = ["DEFAULT_OPTIONS", "EXECUTOR_NAMES", "NODE_KEYWORDS", "NodeOptions", "NodeSpec",
-           "check_compensation", "name_of", "node_options"]
+__all__ = ["DEFAULT_MAX_ITEMS", "DEFAULT_OPTIONS", "EXECUTOR_NAMES", "MAP_KEYWORDS",
+           "NODE_KEYWORDS", "MapSpec", "NodeOptions", "NodeSpec", "check_compensation",
+           "map_spec", "name_of", "node_options"]
 
 #: Where a sync node may run, by name; an executor object is accepted too.
 EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
@@ -22,7 +23,68 @@ EXECUTOR_NAMES: Final = frozenset({"loop", "thread", "process"})
 NODE_KEYWORDS: Final = ("name", "deps", "after", "inputs", "retries", "retry", "timeout",
                         "limit", "trigger", "executor",
                         "branch",  # branches
-                        "compensate", "output")  # saga, sub-workflows
+                        "compensate", "output",  # saga, sub-workflows
+                        "cache",  # caching
+                        "map", "max_items", "concurrency", "partial")  # maps
+
+# -- maps (design.md, "Control flow"; docs/mapping.md) --------------------------------
+
+#: The options of a mapped node that are about the map itself, not about each item.
+MAP_KEYWORDS: Final = ("max_items", "concurrency", "partial")
+#: A map of more items than this fails before any item starts (``max_items=``).
+DEFAULT_MAX_ITEMS: Final = 100_000
+
+
+@attrs.frozen
+class MapSpec:
+    """How a mapped node fans out: ``wf.nodes[name].map``, None for other nodes.
+
+    ``params`` are the mapped parameters (zipped, in order) and ``sources`` the nodes
+    whose outputs they iterate over; ``max_items`` caps the item count (more fails the
+    node before any item starts); ``concurrency`` caps the items in flight (None: only
+    the run's limits); ``partial``: failed items give None in the output instead of
+    failing the node.
+    """
+
+    params: tuple[str, ...]
+    sources: tuple[str, ...]
+    max_items: int = DEFAULT_MAX_ITEMS
+    concurrency: int | None = None
+    partial: bool = False
+
+
+def map_spec(node: str, mapping: Mapping[str, str], options: dict[str, Any]) -> MapSpec:
+    """Validate a node's ``map=`` and map options (popped from ``options``).
+
+    Raises:
+        GraphError: an empty or malformed mapping, or a bad option value.
+    """
+    max_items = options.pop("max_items", DEFAULT_MAX_ITEMS)
+    concurrency = options.pop("concurrency", None)
+    partial = options.pop("partial", False)
+    if not mapping:
+        raise GraphError(f"node {node!r}: map= needs at least one parameter -> node")
+    for param, source in mapping.items():
+        if not isinstance(param, str) or not param.isidentifier():
+            raise GraphError(f"node {node!r}: map= maps parameters (names) to nodes, "
+                             f"got parameter {param!r}")
+        if not isinstance(source, str) or not source:
+            raise GraphError(f"node {node!r}: map= maps parameter {param!r} to {source!r}, "
+                             "not a node name")
+    if not _is_int(max_items) or max_items < 0:
+        raise GraphError(f"node {node!r}: option max_items= must be an int >= 0, "
+                         f"got {max_items!r}")
+    if concurrency is not None and (not _is_int(concurrency) or concurrency < 1):
+        raise GraphError(f"node {node!r}: option concurrency= must be an int >= 1 or None, "
+                         f"got {concurrency!r}")
+    if not isinstance(partial, bool):
+        raise GraphError(f"node {node!r}: option partial= must be True or False, "
+                         f"got {partial!r}")
+    return MapSpec(tuple(mapping), tuple(mapping.values()), max_items, concurrency, partial)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> str:
@@ -48,7 +110,7 @@ def name_of(ref: str | Callable[..., Any], names_by_fn: Mapping[Any, str]) -> st
 
 @attrs.frozen
 class NodeOptions:
-    """How a node runs: retries, timeout, limit, trigger rule and executor.
+    """How a node runs: retries, timeout, limit, trigger rule, executor and cache.
 
     Nodes with the same options share one instance. ``wf.nodes[name].options`` is one.
     """
@@ -69,6 +131,9 @@ class NodeOptions:
     #: output (and a Context if it asks), see docs/compensation.md
     compensate: Callable[..., Any] | None = None
     # -- end saga compensation --
+    # -- caching --
+    #: cache the node's output (docs/caching.md); None: it always runs
+    cache: Cache | None = None
 
     @property
     def attempts(self) -> int:
@@ -101,6 +166,8 @@ class NodeSpec(NamedTuple):
     #: ordering-only dependencies: the node runs after them, without their outputs
     after: tuple[str, ...]
     options: NodeOptions
+    #: how a mapped node fans out (``map=``), None for other nodes
+    map: MapSpec | None = None
 
 
 def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
@@ -116,6 +183,7 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
     if options.pop("output", None) is not None:
         raise GraphError(f"node {node!r}: option output= is for a sub-workflow (a Workflow "
                          "given as the node's callable)")
+    cache = options.pop("cache", None)
     if options:
         raise TypeError(_unknown_options(node, sorted(options)))
 
@@ -150,11 +218,15 @@ def node_options(node: str, options: dict[str, Any]) -> NodeOptions:
         raise bad("branch", "must be True or False", branch)
     if compensate is not None:
         check_compensation(node, compensate)
+    if cache is not None and not isinstance(cache, Cache):  # caching
+        raise bad("cache", "must be a flowrt.Cache", cache)
     where = cast(ExecutorChoice, executor)
     key = (retry, None if timeout is None else float(timeout), limit, trigger, where, branch,
-           compensate)
-    if (executor is not None and not isinstance(executor, str)) or compensate is not None:
-        # not cached: the cache would keep the executor or the function alive
+           compensate, cache)
+    if (executor is not None and not isinstance(executor, str)) or compensate is not None or (
+            cache is not None and cache.key is not None):
+        # not kept: the options cache would keep the executor or the function (the
+        # compensation, a cache key function) alive
         return NodeOptions(*key)
     try:
         return _options_cache[key]

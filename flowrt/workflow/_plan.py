@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..data import Interner
 from ..errors import CycleError, GraphError, MissingInputError, UnknownInputError, UnknownNodeError
-from ._options import DEFAULT_OPTIONS, NodeOptions, name_of
+from ._options import DEFAULT_OPTIONS, MapSpec, NodeOptions, name_of
 from ._waits import WaitSpec
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ class Plan:
         optional_inputs: dict[str, list[str]],
         names_by_fn: Mapping[Any, str] | None = None,
         waits: Mapping[int, WaitSpec] | None = None,
+        maps: dict[int, MapSpec] | None = None,
     ) -> None:
         n = len(fns)
         self.workflow = workflow
@@ -125,6 +126,14 @@ class Plan:
             if o.branch:
                 self.branch[i] = 1
                 self.has_branches = True
+        # -- caching --
+        #: per node, 1 when its output is cached (``cache=``); None when none is
+        self.cached: bytearray | None = None
+        for i, o in options.items():
+            if o.cache is not None:
+                if self.cached is None:
+                    self.cached = bytearray(n)
+                self.cached[i] = 1
         #: the distinct limit names nodes use; ``limit_of[i]`` indexes it (-1: none)
         self.limit_names: tuple[str, ...] = tuple(limit_names)
         # branches: bypass_region's results, by node (filled as runs ask)
@@ -135,6 +144,18 @@ class Plan:
         self.wait_specs: dict[int, WaitSpec] = dict(waits) if waits else {}
         for i in self.wait_specs:
             self.special[i] = WAIT
+        # -- maps (docs/decisions/023-map-slabs.md) ----------------------------------
+        #: node id -> how it fans out, for mapped nodes
+        self.maps: dict[int, MapSpec] = maps or {}
+        #: mapped node id -> the limit index its *items* are under (limit_of's meaning);
+        #: the mapped node itself holds no slot (``limit_of`` -2: no limit at all), as
+        #: its items take them: a map under ``max_concurrency=1`` would wait for itself
+        self.item_limit_of: dict[int, int] = {}
+        for i in self.maps:
+            self.item_limit_of[i] = self.limit_of[i]
+            self.limit_of[i] = -2
+            self.attempts[i] = 1  # retries are per item
+            self.special[i] = 1
 
     @cached_property
     def waits(self) -> dict[str, str]:
@@ -180,28 +201,40 @@ class Plan:
         """Required inputs absent from ``given``, with the nodes that need them."""
         return {k: v for k, v in self._required.items() if k not in given}
 
-    def check_inputs(self, inputs: Collection[str]) -> None:
+    def check_inputs(self, inputs: Collection[str], resources: Collection[str] = ()) -> None:
         """Refuse missing run inputs (naming them) and inputs named like nodes.
 
+        ``resources``: the names of the run's resources, which fill parameters of their
+        names as inputs do.
+
         Raises:
-            MissingInputError: a required input is not in ``inputs``; the message names
-                the nodes that need it and, for a parameter named close to a node
-                (``lod2`` for ``load2``), that node.
+            MissingInputError: a parameter is neither a node, a given input nor a
+                resource; the message names the nodes that need it and, for a name
+                close to a node (``lod2`` for ``load2``) or to a resource (``htp`` for
+                ``http``), that one.
             ValueError: an input has the name of a node (whose output fills that name).
         """
         missing = self.missing_inputs(inputs)
+        if missing and resources:
+            missing = {k: v for k, v in missing.items() if k not in resources}
         if missing:
-            raise MissingInputError(missing, self._missing_hints(missing, inputs))
+            raise MissingInputError(missing, self._missing_hints(missing, inputs, resources))
         clash = [k for k in inputs if k in self.index]
         if clash:
             raise ValueError(f"run input {clash[0]!r} is the name of a node: a node's output "
                              "cannot be given as an input (rename the input or the node)")
 
-    def _missing_hints(self, missing: Iterable[str], given: Collection[str]) -> dict[str, str]:
-        """For missing inputs that look like typos: the node or given input they are near."""
+    def _missing_hints(self, missing: Iterable[str], given: Collection[str],
+                       resources: Collection[str] = ()) -> dict[str, str]:
+        """For missing inputs that look like typos: the node, given input or resource they
+        are near."""
         hints = {}
         extra = self.unknown_inputs(given)
         for name in missing:
+            near = difflib.get_close_matches(name, list(resources), n=1)
+            if near:
+                hints[name] = f"did you mean resource {near[0]!r}?"
+                continue
             near = difflib.get_close_matches(name, extra, n=1)
             if near:
                 hints[name] = f"an input {near[0]!r} was given: a typo?"
@@ -383,6 +416,9 @@ class Plan:
             wait = self.wait_specs.get(i)
             if wait is not None:  # only wait nodes add to it: other fingerprints stay
                 key += (wait.kind,)
+            spec = self.maps.get(i)
+            if spec is not None:  # maps: likewise
+                key += (spec.params, spec.sources, spec.partial)
             h.update(repr(key).encode())
         return h.hexdigest()[:32]
 
@@ -471,6 +507,8 @@ def compile_plan(wf: Workflow) -> Plan:
             raise CycleError(_find_cycle(n, ptr, idx, order, names))
         succ_ptr = list(accumulate(map(len, succ), initial=0))
         succ_idx = list(chain.from_iterable(succ))
+    for i, spec in wf._maps.items():
+        _check_mapped(names[i], spec, kwargs[i], fns[i], wf)
     # The plan takes the workflow's name index as it is; the workflow copies it before
     # changing it again (copy on write: compiling costs no copy of n names).
     interner = Interner.from_ids(index, copy=False)
@@ -480,7 +518,21 @@ def compile_plan(wf: Workflow) -> Plan:
                 succ_idx=succ_idx, nargs=nargs, kwargs=kwargs, mode=_modes(wf, fns),
                 order=order, required_inputs=required, optional_inputs=optional,
                 names_by_fn=dict(wf._names_by_fn) if wf._names_by_fn else None,
-                waits=dict(wf._waits) if wf._waits else None)
+                waits=dict(wf._waits) if wf._waits else None,
+                maps=wf._maps.copy() if wf._maps else None)
+
+
+def _check_mapped(name: str, spec: MapSpec, bound: tuple[tuple[str, int, Any], ...] | None,
+                  fn: Callable[..., Any], wf: Workflow) -> None:
+    """Refuse a map over a parameter the node's function does not take by name."""
+    by_name = {param for param, kind, _ in bound or () if kind == BIND_NODE}
+    for param in spec.params:
+        if param not in by_name:
+            known = [p.name for p in wf._signature(fn).params]
+            near = difflib.get_close_matches(param, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise GraphError(f"node {name!r}: map= names parameter {param!r}, which its "
+                             f"function does not take by name{hint}")
 
 
 def _dependents(n: int, pred_idx: list[int], owner: list[int]) -> tuple[list[int], list[int]]:

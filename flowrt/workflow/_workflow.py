@@ -23,9 +23,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
-from .._types import Retry, Trigger
+from .._types import Cache, Retry, Trigger
 from ..errors import DuplicateNodeError, GraphError
-from ._options import DEFAULT_OPTIONS, NodeOptions, NodeSpec, name_of, node_options
+from ._options import (
+    DEFAULT_OPTIONS,
+    MAP_KEYWORDS,
+    NODE_KEYWORDS,
+    MapSpec,
+    NodeOptions,
+    NodeSpec,
+    map_spec,
+    name_of,
+    node_options,
+)
 from ._signature import Signature
 from ._waits import APPROVAL, SIGNAL, TIMER, WaitSpec, wait_spec
 
@@ -81,6 +91,7 @@ class Workflow:
         self._after: dict[int, tuple[str, ...]] = {}  # node id -> after= names (sparse)
         self._inputs: dict[int, dict[str, str]] = {}  # node id -> inputs= mapping (sparse)
         self._options: dict[int, NodeOptions] = {}  # node id -> non-default options (sparse)
+        self._maps: dict[int, MapSpec] = {}  # node id -> how it fans out (mapped nodes only)
         self._open: list[int] = []  # nodes with named parameters to bind at compile
         self._spec_list: list[NodeSpec] = []  # NodeSpecs built so far, by node id
         self._spec_refs = 0  # how far into _arg_refs _spec_list has read
@@ -108,6 +119,11 @@ class Workflow:
         executor: Any = None,
         branch: bool = False,
         compensate: Callable[..., Any] | None = None,
+        cache: Cache | None = None,
+        map: Mapping[str, str | Callable[..., Any]] | None = None,
+        max_items: int = ...,
+        concurrency: int | None = None,
+        partial: bool = False,
     ) -> Callable[[F], F]: ...
 
     def node(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
@@ -121,8 +137,9 @@ class Workflow:
             name: the node's name (default: the function's ``__name__``); required for a
                 lambda.
             options: ``after``, ``inputs``, ``retries``, ``retry``, ``timeout``,
-                ``limit``, ``trigger``, ``executor``, ``branch``, ``compensate``, as for
-                :meth:`add`.
+                ``limit``, ``trigger``, ``executor``, ``branch``, ``compensate``,
+                ``cache``, and for a mapped node ``map``, ``max_items``,
+                ``concurrency``, ``partial``, as for :meth:`add`.
 
         Raises:
             TypeError: ``fn`` is not callable, has no usable name (a lambda without
@@ -215,6 +232,53 @@ class Workflow:
             raise TypeError("@wf.branch takes no branch= option: it is a branch")
         return self.node(fn, name=name, branch=True, **options)
 
+    # -- maps (docs/mapping.md) --
+
+    def map(self, fn: Any = None, /, *, name: str | None = None,
+            map: Mapping[str, str | Callable[..., Any]] | None = None,
+            **kwargs: Any) -> Any:
+        """Add the decorated function as a *mapped* node: called once per item.
+
+        ``@wf.map(path="files")`` calls the function once per item of node ``files``'
+        output, with the item as ``path``; the node's output is the list of the items'
+        outputs, in order. Several mapped parameters zip (their lists must have equal
+        lengths). Keywords that are node options (``retries``, ``timeout``, ``limit``,
+        ``executor``... and the map's own ``max_items``, ``concurrency``, ``partial``)
+        are options; every other keyword maps a parameter to a node (``map=`` gives
+        the mapping explicitly, for a parameter named like an option). See
+        docs/mapping.md.
+
+        Args:
+            fn: the function (the decorator is always called with the mapping).
+            name: the node's name (default: the function's ``__name__``).
+            map: ``parameter -> node`` mappings, added to the keyword ones.
+            kwargs: mapped parameters and options, as for :meth:`add`.
+
+        Raises:
+            GraphError: no mapped parameter, or a bad option value.
+            TypeError: as for :meth:`node`.
+            DuplicateNodeError: the workflow has a node of that name already.
+
+        >>> wf = Workflow("w")
+        >>> wf.add("numbers", lambda: [1, 2, 3])
+        >>> @wf.map(n="numbers")
+        ... def square(n: int) -> int:
+        ...     return n * n
+        >>> wf.run_sync()["square"]
+        [1, 4, 9]
+        """
+        mapping: dict[str, Any] = dict(map or {})
+        options: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key in NODE_KEYWORDS:
+                options[key] = value
+            else:
+                mapping[key] = value
+        if not mapping:
+            raise GraphError("@wf.map needs the parameter(s) to map, as param=\"node\" "
+                             "(e.g. @wf.map(path=\"files\"))")
+        return self.node(fn, name=name, map=mapping, **options)
+
     def add(
         self,
         name: str,
@@ -247,7 +311,12 @@ class Workflow:
                 (``"loop"``, ``"thread"``, ``"process"`` or an executor object; sync
                 nodes only), ``compensate`` (a function undoing the node, called with
                 its output when the run fails after it succeeded; docs/compensation.md),
-                ``output`` (a sub-workflow's node whose output is this node's).
+                ``output`` (a sub-workflow's node whose output is this node's), ``cache``
+                (a :class:`~flowrt.Cache`: docs/caching.md); ``map`` (``parameter ->
+                node``: call ``fn`` once per item of those nodes' outputs, zipped; see
+                :meth:`map`) with ``max_items`` (default 100,000), ``concurrency``
+                (items in flight) and ``partial`` (failed items give None instead of
+                failing the node).
 
         Raises:
             ValueError: ``name`` is not a non-empty str.
@@ -272,6 +341,9 @@ class Workflow:
             raise ValueError(f"a node's name must be a non-empty str, got {name!r}")
         if isinstance(fn, Workflow):
             fn = self._subworkflow(name, fn, options.pop("output", None))
+        spec: MapSpec | None = None
+        if options and ("map" in options or any(k in options for k in MAP_KEYWORDS)):
+            spec, inputs = self._map_of(name, options, inputs)
         if type(deps) is not list and type(deps) is not tuple:
             if isinstance(deps, Mapping):
                 inputs = {**deps, **(inputs or {})}
@@ -319,6 +391,8 @@ class Workflow:
         self._arg_refs += deps
         if opts is not DEFAULT_OPTIONS:
             self._options[i] = opts
+        if spec is not None:
+            self._maps[i] = spec
         if after:
             self._after[i] = after_names
         if input_names:
@@ -358,6 +432,34 @@ class Workflow:
                              f"levels deep; the limit is {MAX_DEPTH}")
         return SubWorkflow(child, output)
 
+    def _map_of(self, name: str, options: dict[str, Any],
+                inputs: Mapping[str, str | Callable[..., Any]] | None
+                ) -> tuple[MapSpec, dict[str, str | Callable[..., Any]]]:
+        """The map of node ``name`` (popped from ``options``) and its ``inputs=`` with the
+        mapped parameters added (a mapped parameter takes its node's output, which the
+        map splits into items)."""
+        mapping = options.pop("map", None)
+        if mapping is None:
+            given = next(k for k in MAP_KEYWORDS if k in options)
+            raise GraphError(f"node {name!r}: option {given}= is for mapped nodes; "
+                             "give map={param: node} or use @wf.map")
+        if not isinstance(mapping, Mapping):
+            raise GraphError(f"node {name!r}: map= takes a mapping parameter -> node, "
+                             f"got {mapping!r}")
+        if options.get("branch"):
+            raise GraphError(f"node {name!r}: a mapped node cannot be a branch (map= and "
+                             "branch=True); branch on the map's output in a node after it")
+        names = {p: self._name_of(src) for p, src in mapping.items()}
+        spec = map_spec(name, names, options)
+        merged: dict[str, str | Callable[..., Any]] = dict(inputs or {})
+        for param, source in names.items():
+            other = merged.get(param)
+            if other is not None and self._name_of(other) != source:
+                raise GraphError(f"node {name!r}: parameter {param!r} is mapped over "
+                                 f"{source!r} and given {self._name_of(other)!r} by inputs=")
+            merged[param] = source
+        return spec, merged
+
     def remove(self, name: str) -> NodeSpec:
         """Remove node ``name`` and return its spec (dependents will fail to compile).
 
@@ -372,8 +474,13 @@ class Workflow:
         self._names_by_fn = {f: n for f, n in self._names_by_fn.items() if n != name}
         self._clear()
         for other in specs[:i] + specs[i + 1 :]:  # added again, in their order
+            extra: dict[str, Any] = {}
+            if other.map is not None:
+                extra = {"map": dict(zip(other.map.params, other.map.sources, strict=True)),
+                         "max_items": other.map.max_items,
+                         "concurrency": other.map.concurrency, "partial": other.map.partial}
             self.add(other.name, other.fn, deps=other.args, after=other.after,
-                     inputs=other.inputs, **other.options.as_options())
+                     inputs=other.inputs, **other.options.as_options(), **extra)
             if isinstance(other.fn, WaitSpec):
                 self._waits[self._index[other.name]] = other.fn
         return spec
@@ -487,12 +594,13 @@ class Workflow:
             names = list(self._index)
             fns, nargs = self._fns, self._nargs
             options, after, inputs = self._options, self._after, self._inputs
+            maps = self._maps
             for i in range(len(specs), len(fns)):
                 k = nargs[i]
                 # tuple.__new__ skips NamedTuple's Python-level __new__.
                 specs.append(tuple.__new__(NodeSpec, (
                     names[i], fns[i], tuple(refs[at : at + k]), inputs.get(i),
-                    after.get(i, ()), options.get(i, DEFAULT_OPTIONS))))
+                    after.get(i, ()), options.get(i, DEFAULT_OPTIONS), maps.get(i))))
                 at += k
             self._spec_refs = at
         return specs

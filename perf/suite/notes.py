@@ -201,10 +201,10 @@ NOTES: tuple[Note, ...] = (
          "1M) and every per-node array is touched at random; callgrind at 100k counts ~31 "
          "last-level cache misses per node against ~5 in id order, for the same "
          "instructions. At 10k the remaining gap to 0.15x graphlib is interpreter work in "
-         "the runner loop and settle (decision 019).",
+         "the runner loop and settle (decision 024).",
          "Take ready nodes in id order (a bytearray of marks and a cursor), a lean settle "
          "and int arrays for the edges: 2.70x -> 1.43x from 10k to 1M and 0.244 -> 0.150 of "
-         "graphlib at 10k on the earlier engine (decision 019); then compiling the runner "
+         "graphlib at 10k on the earlier engine (decision 024); then compiling the runner "
          "and settle (mypyc/Cython)."),
     Note(("Memory/*",), "Memory per node",
          "flowrt keeps what a workflow needs later: per node its name in the index, its "

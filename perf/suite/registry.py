@@ -107,6 +107,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("durable", "bench_durable.py", "Durable versus in-memory runs",
            "Durable versus in-memory runs", "(not in the seed; issue 4's target)",
            tables.durable_tables, flowrt_names=("durable/*",)),
+    Family("maps", "bench_maps.py", "Dynamic maps: items versus nodes and peers",
+           "Dynamic maps: per-item overhead, peers, durable items",
+           "(not in the seed; issue 13's figures)", tables.maps_tables,
+           requires=("dask",), extra="dask", flowrt_names=("maps/*/map", "maps/*/sqlite")),
     Family("scenarios", "bench_scenarios.py", "Real-world scenarios",
            "Real-world scenarios end to end", "Overview: real-world scenarios (no figures)",
            tables.scenario_tables),
@@ -135,6 +139,15 @@ FAMILIES: tuple[Family, ...] = (
            "same server", "(not in the seed; issue 15's figures)", tables.fleet_tables,
            kind=SCRIPT_JSON, read=timed_reader("Fleet"), requires=("psycopg",),
            extra="postgres", flowrt_names=("Fleet/*/flowrt_*",)),
+    # -- caching --
+    Family("cache", "bench_cache.py", "Cached nodes: a hit against running the node",
+           "Cached nodes: a hit's cost per node against running it",
+           "(not in the seed; issue 16's figures)", tables.cache_tables,
+           flowrt_names=("cache/*",)),
+    Family("otel", "bench_otel.py", "OpenTelemetry's cost per node",
+           "OpenTelemetry: off, installed without an SDK, and with the SDK",
+           "(not in the seed; issue 16's figures)", tables.otel_tables,
+           flowrt_names=("otel/*",)),
 )
 # branches (issue 13)
 FAMILIES += (

@@ -448,6 +448,29 @@ def durable_tables(r: Results) -> list[Table]:
                   rows, unit="per run", seed_column=False)]
 
 
+def maps_tables(r: Results) -> list[Table]:
+    m = "maps"
+    per_item = target("maps", "per_item", ref=f"{m}/noop-10000/static")
+    durable = target("maps", "durable", ref=f"{m}/sleep1ms-1000/memory")
+    peers = {"static nodes": f"{m}/noop-10000/static",
+             "asyncio.gather": f"{m}/noop-10000/gather",
+             "dask.bag (sync)": f"{m}/noop-10000/dask-bag",
+             "dask.delayed (sync)": f"{m}/noop-10000/dask-delayed",
+             "dask client.map (LocalCluster, 1,000)": f"{m}/noop-1000/dask-client-map"}
+    return [
+        Table("Dynamic maps: no-op items, root -> items -> sink; time per item", list(peers),
+              [Row("a map of 10,000 no-op async items", f"{m}/noop-10000/map", peers,
+                   targets=(per_item,))],
+              floors=frozenset({"asyncio.gather"}), unit="per item", seed_column=False),
+        Table("Durable map (SQLite store kept open) versus in memory; time per run",
+              ["in memory"],
+              [Row("1,000 items x sleep(1 ms), concurrency=50", f"{m}/sleep1ms-1000/sqlite",
+                   {"in memory": f"{m}/sleep1ms-1000/memory"}, targets=(durable,),
+                   reference_only=True)],
+              unit="per run", seed_column=False),
+    ]
+
+
 def scenario_tables(r: Results) -> list[Table]:
     what = {
         "checkout": "e-commerce checkout (examples/checkout.py), 2 orders: retry + "
@@ -572,6 +595,20 @@ def postgres_tables(r: Results) -> list[Table]:
                   seed_column=False)]
 
 
+def cache_tables(r: Results) -> list[Table]:
+    c = "cache/noop-10000"
+    rows = [
+        Row("10,000 cached no-op nodes, all hits, runtime's memory cache (no store)",
+            f"{c}/hit-memory", {"the nodes run": f"{c}/run-memory"}, reference_only=True),
+        Row("10,000 cached no-op nodes, all hits, SQLite store's cache (durable run)",
+            f"{c}/hit-sqlite", {"the nodes run": f"{c}/run-sqlite"}, reference_only=True),
+    ]
+    return [Table("Cached nodes: a run whose every node is read from the cache versus the "
+                  "same run without cache= (per run; / 10,000 for per node). The column is "
+                  "flowrt's own reference run, not an alternative", ["the nodes run"],
+                  rows, unit="per run", seed_column=False)]
+
+
 def fleet_tables(r: Results) -> list[Table]:
     f = "Fleet/fleet"
     rows = [Row(f"runs of 5 no-op nodes through the queue, {w} worker process"
@@ -648,6 +685,25 @@ def render_table(r: Results, table: Table, behind_out: list[tuple[Row, Verdict]]
     return lines
 
 
+def otel_tables(r: Results) -> list[Table]:
+    o = "otel/noop-10000"
+    absent = {"without the otel extra": f"{o}/absent"}
+    rows = [
+        Row("10,000 no-op nodes: the otel extra installed, no SDK configured",
+            f"{o}/no_sdk", absent, reference_only=True,
+            info="target: at most 1.03x without the extra"),
+        Row("10,000 no-op nodes: the SDK's spans, a no-op exporter", f"{o}/sdk_spans",
+            absent, reference_only=True),
+        Row("10,000 no-op nodes: the SDK's metrics (never collected)", f"{o}/sdk_metrics",
+            absent, reference_only=True),
+    ]
+    return [Table("OpenTelemetry per node (one run of 10,000 no-op async nodes on an open "
+                  "Runtime). The column is flowrt's own run without the extra, not an "
+                  "alternative", ["without the otel extra"], rows, seed_column=False,
+                  footnotes=["Without a provider a runtime has no telemetry object, and "
+                             "the supervisor's per-node path is the same as without the "
+                             "extra (docs/decisions/022-otel-switch.md): the no-SDK ratio "
+                             "is noise."])]
 
 
 # -- branches (issue 13) ------------------------------------------------------------------

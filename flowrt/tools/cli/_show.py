@@ -77,7 +77,8 @@ def command(args: argparse.Namespace) -> int:
     # A resumed run says, per node, whether its latest start ran it or read it back.
     headers = ["node", "status", "attempts", "duration",
                *(["latest start"] if resumes else []), "error"]
-    rows = [[n.name, n.status, n.attempts, fmt.duration(n.duration),
+    rows = [[n.name, n.status + (f" (items: {n.items_text})" if n.items is not None else ""),
+             n.attempts, fmt.duration(n.duration),
              *([n.latest_start] if resumes else []), fmt.one_line(n.error or "", 100)]
             for n in run.nodes]
     echo()

@@ -23,7 +23,7 @@ from ..._engine.result import jsonable
 from ..._types import BY_NAME, Status
 from .. import _format as fmt
 from .._view import RunView
-from ..report import MORE_COLOURS, RunPage
+from ..report import RunPage
 from ..viz import COLOURS
 from ._data import PAGE_SIZE, SINCE, STATES, Children, Holder, RunFilter, Snapshot, state_of
 
@@ -58,7 +58,7 @@ def colour(state: str) -> str:
     status = BY_NAME.get(state)
     if status is not None:
         return COLOURS[status]
-    return RUN_COLOURS.get(state) or MORE_COLOURS.get(state) or COLOURS[Status.PENDING]
+    return RUN_COLOURS.get(state) or COLOURS[Status.PENDING]
 
 
 def badge(state: str) -> str:
@@ -352,14 +352,16 @@ def _compensation(view: RunView, level: Mapping[str, int]) -> str:
 
 
 def _items(data: Mapping[str, Any]) -> str:
-    """The items of each map node: ``nodes[name]["items"]``, a list of dicts with
-    ``status``, ``attempts``, ``error`` (what ``result.items(name)`` gives)."""
+    """The items of each map node: ``nodes[name]["item_list"]`` of ``to_dict()`` (or a
+    list under ``"items"``), dicts with ``status``, ``attempts``, ``error`` (what
+    ``result.items(name)`` gives)."""
     nodes = data.get("nodes")
     if not isinstance(nodes, Mapping):
         return ""
     out = []
     for name, node in nodes.items():
-        items = node.get("items") if isinstance(node, Mapping) else None
+        items = (node.get("item_list") or node.get("items")) if isinstance(node, Mapping) \
+            else None
         if not isinstance(items, list):
             continue
         counts: dict[str, int] = {}
