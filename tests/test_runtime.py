@@ -372,3 +372,33 @@ async def test_every_node_runs_after_its_dependencies_whatever_the_insertion_ord
     for name, deps in graph.items():
         for dep in deps:
             assert position[dep] < position[name], (dep, name)
+
+
+@pytest.mark.parametrize("fan_in", [3, 300])
+async def test_a_skip_reached_by_a_success_cascades_whatever_the_in_degree(fan_in: int) -> None:
+    """A node whose last dependency to end succeeds (settled inline by the runner) but
+    another failed: its rule decides (ALL_SUCCESS: SKIPPED, and so are its dependents;
+    ALL_DONE: it runs). With more than 255 dependencies the run counts them in lists
+    instead of bytes."""
+    wf = flowrt.Workflow("fan_in")
+
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    async def ok(*_: object) -> int:
+        return 1
+
+    wf.add("bad", boom)  # added (so run) first: it fails before the others succeed
+    ups = [f"up{i}" for i in range(fan_in)]
+    for name in ups:
+        wf.add(name, ok)
+    wf.add("strict", ok, deps=["bad", *ups])
+    wf.add("after_strict", ok, deps=["strict"])
+    wf.add("lenient", ok, after=["bad", *ups], trigger=flowrt.Trigger.ALL_DONE)
+    wf.add("after_lenient", ok, deps=["lenient"])
+    result = await wf.run()
+    statuses = result.statuses()
+    assert statuses["bad"] is Status.FAILED
+    assert statuses["strict"] is Status.SKIPPED and statuses["after_strict"] is Status.SKIPPED
+    assert statuses["lenient"] is Status.SUCCEEDED and result["after_lenient"] == 1
+    assert result.status is RunStatus.FAILED

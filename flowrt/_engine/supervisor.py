@@ -52,7 +52,7 @@ from .limits import GONE, HANDED, WOKEN, Limit
 from .state import clock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from .._types import Executor, ExecutorChoice, Hook
     from .cache import CacheSpec, NodeCache
@@ -114,13 +114,27 @@ class Supervisor:
         self.finished = state.finished
         self.timed = state.timed
         self.errors = state.errors
-        self.remaining = plan.indegree.copy()  # a memcpy, not a loop
-        self.succeeded = [0] * n
-        self.failed = [0] * n
+        # Per node: its dependencies not final yet (a copy of the in-degrees: a memcpy,
+        # not a loop), and those that succeeded, failed. Bytes when every in-degree fits
+        # in one (see Plan.indegree), so that no counter can overflow.
+        indegree = plan.indegree
+        self.remaining: bytearray | list[int]
+        self.succeeded: bytearray | list[int]
+        self.failed: bytearray | list[int]
+        if type(indegree) is bytearray:
+            self.remaining = bytearray(indegree)
+            self.succeeded = bytearray(n)
+            self.failed = bytearray(n)
+        else:
+            self.remaining = list(indegree)
+            self.succeeded = [0] * n
+            self.failed = [0] * n
         # -- branches (design.md, "Control flow") --
         #: per node, its dependencies that ended BYPASSED (only a plan with branches
-        #: has any: for the others an empty list, nothing allocated per node)
-        self.bypassed: list[int] = [0] * n if plan.has_branches else []
+        #: has any: for the others an empty array, nothing allocated per node)
+        self.bypassed: bytearray | list[int] = (
+            (bytearray(n) if type(indegree) is bytearray else [0] * n)
+            if plan.has_branches else [])
         #: per node, 1 for a branch (None when the plan has none: one test per success)
         self._branches: bytearray | None = plan.branch if plan.has_branches else None
         #: the direct successors the branch being settled chose
@@ -841,6 +855,7 @@ class Supervisor:
                 while passed:
                     node = passed.pop()
                     left_in_run -= 1
+                    told: Sequence[int]
                     if sweep:
                         # Below the node, the region only it leads to is bypassed in one
                         # sweep; only the edges leaving the region are told one by one.
