@@ -691,7 +691,11 @@ class Supervisor:
     # -- messages -------------------------------------------------------------------
 
     def succeed(self, node: int, value: Any) -> None:
-        """The attempt returned ``value``: the node SUCCEEDED."""
+        """The attempt returned ``value``: the node SUCCEEDED.
+
+        (A plain run's runner does this and settle()'s success case inline: a change to
+        what a success does goes there too.)
+        """
         if self.timed[node]:
             self.finished[node] = clock()
         if self.checkpoint is not None:

@@ -196,16 +196,18 @@ NOTES: tuple[Note, ...] = (
          "one supervisor's arrays among runs of the same plan."),
     # scaling (issue 18)
     Note(("Scaling/random/*",), "Scaling: the random DAG's run per node grows with N",
-         "Only the random DAG grows (linear, fan-out and binary tree stay flat): its ready "
-         "queue is FIFO, so consecutive nodes are far apart in id (median jump 0.15 N at "
-         "1M) and every per-node array is touched at random; callgrind at 100k counts ~31 "
-         "last-level cache misses per node against ~5 in id order, for the same "
-         "instructions. At 10k the remaining gap to 0.15x graphlib is interpreter work in "
-         "the runner loop and settle (decision 024).",
-         "Take ready nodes in id order (a bytearray of marks and a cursor), a lean settle "
-         "and int arrays for the edges: 2.70x -> 1.43x from 10k to 1M and 0.244 -> 0.150 of "
-         "graphlib at 10k on the earlier engine (decision 024); then compiling the runner "
-         "and settle (mypyc/Cython)."),
+         "Only the random DAG grew (linear, fan-out and binary tree stay flat): a FIFO "
+         "ready queue handed out node ids far apart (median jump 0.15 N at 1M), so every "
+         "per-node array was touched at random; callgrind at 100k counted ~31 last-level "
+         "cache misses per node against ~5 in id order, for the same instructions. The "
+         "engine now takes ready nodes in id order; what is left at 100k is mostly the "
+         "load of the shared machine on a one-value figure, and at 1M compile's name "
+         "lookups (2M fresh strings in a 1M-entry dict) and its counting sort (decision "
+         "024).",
+         "Done on branch scale: id order (a bytearray of marks and a cursor), CSR arrays "
+         "as array('i') for large plans, an inline success path and tuple arguments "
+         "(10k: 0.155x graphlib, 1M: 574 MB peak). Next: compiling the runner and settle "
+         "(mypyc/Cython, another evaluation of issue 18)."),
     Note(("Memory/*",), "Memory per node",
          "flowrt keeps what a workflow needs later: per node its name in the index, its "
          "callable, its dep count and dep names in flat lists (docs/decisions/002), and the "
