@@ -455,6 +455,23 @@ class Runtime:
             self._memory_cache = MemoryCache(self.clock.now)
         return self._memory_cache
 
+    async def prune_cache(self) -> int:
+        """Delete the cached node outputs whose ``ttl`` has run out on this runtime's
+        clock (they are never returned, but stay until replaced or swept); return how
+        many. In the store's cache with a store, else in the runtime's own.
+
+        Raises:
+            RuntimeError: the runtime is not open.
+            StoreError: the store cannot be written.
+        """
+        if not self._open:
+            raise RuntimeError("use the Runtime as 'async with Runtime(...) as rt' first")
+        store = self.store
+        if store is None:
+            return self._memory_cache.prune() if self._memory_cache is not None else 0
+        now = self.clock.now()
+        return await anyio.to_thread.run_sync(lambda: store.prune_cache(now))
+
     # -- introspection ----------------------------------------------------------------
 
     def active(self) -> list[ActiveRun]:

@@ -318,6 +318,63 @@ def test_every_store_keeps_cached_outputs(store_kit: StoreKit) -> None:
     assert store.get_cached("forever", 0.0) is None
 
 
+def test_every_store_sweeps_expired_entries(store_kit: StoreKit) -> None:
+    """Expired entries are never returned, but they stayed in the table for ever before
+    ``prune_cache`` (decision 021 said so); it deletes exactly those."""
+    store = store_kit.make()
+    store.put_cached("old", b"1", "json", 100.0, 160.0)
+    store.put_cached("due-now", b"2", "json", 100.0, 200.0)
+    store.put_cached("later", b"3", "json", 100.0, 300.0)
+    store.put_cached("forever", b"4", "json", 100.0, None)
+    assert store.prune_cache(200.0) == 2  # SQLite: entries still queued are swept too
+    assert store.get_cached("later", 200.0) == (b"3", "json")
+    assert store.get_cached("forever", 200.0) == (b"4", "json")
+    assert store.prune_cache(200.0) == 0
+    assert store.prune_cache(1e12) == 1  # 'forever' never expires
+    assert store.get_cached("forever", 1e12) == (b"4", "json")
+    assert store.clear_cache() == 1
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+async def test_a_runtime_prunes_on_its_own_clock(with_store: bool, tmp_path: Path) -> None:
+    calls: list[Any] = []
+    wf = _counted(calls, Cache(ttl=60))
+    clock = FakeClock(1000.0)
+    store = str(tmp_path / "c.db") if with_store else None
+    async with flowrt.Runtime(clock=clock, store=store) as rt:
+        await rt.run(wf, {"x": 1})
+        await rt.run(wf, {"x": 2})
+        clock.advance(30)
+        await rt.run(wf, {"x": 3})
+        assert await rt.prune_cache() == 0
+        clock.advance(40)  # x=1 and x=2 expired at 1060, x=3 expires at 1090
+        assert await rt.prune_cache() == 2
+        again = await rt.run(wf, {"x": 3})
+        assert again.statuses()["square"] is Status.CACHED and len(calls) == 3
+    with pytest.raises(RuntimeError, match="async with"):
+        await rt.prune_cache()
+
+
+def test_the_cli_prunes_and_clears_a_stores_cache(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / "c.db"
+    with flowrt.SQLiteStore(path) as store:
+        now = time.time()
+        store.put_cached("gone", b"1", "json", now - 100, now - 1)
+        store.put_cached("kept", b"2", "json", now, now + 3600)
+    out = run_program(f"""
+        from flowrt.tools import cli
+        cli.main(["cache", "prune", "--store", {str(path)!r}])
+        cli.main(["cache", "prune", "--store", {str(path)!r}])
+        cli.main(["cache", "clear", "--store", {str(path)!r}])
+        print(cli.main(["cache", "prune", "--store", {str(path / "missing.db")!r}]))
+    """, timeout=60)
+    assert out.splitlines() == ["1 expired cache entry deleted",
+                                "0 expired cache entries deleted",
+                                "1 cache entry deleted", "2"]
+
+
 async def test_durable_runs_read_the_stores_cache_and_record_cached_nodes(
         store_kit: StoreKit) -> None:
     calls: list[Any] = []

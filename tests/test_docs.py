@@ -251,3 +251,47 @@ def test_the_docs_have_examples_to_check() -> None:
 ])
 def test_the_normalisation_rules(expected: str, actual: str, same: bool) -> None:
     assert matches(expected, actual) is same
+
+
+# -- facts the docs state about the code -------------------------------------------------
+
+TABLE_LINE = re.compile(r"^\s*(?P<table>\w+)\((?P<columns>[^)]*)\)")
+
+
+def documented_tables(text: str) -> dict[str, tuple[str, ...]]:
+    """``table(col, col, ...)`` lines of a fenced block (a line may go on on the next)."""
+    tables: dict[str, tuple[str, ...]] = {}
+    joined = re.sub(r",\s*\n\s*", ", ", text)
+    for line in joined.split("\n"):
+        m = TABLE_LINE.match(line)
+        if m:
+            tables[m["table"]] = tuple(c.strip() for c in m["columns"].split(","))
+    return tables
+
+
+def test_durable_md_states_the_sqlite_schema_this_flowrt_writes() -> None:
+    """docs/durable.md says which schema_version a store file has and its tables; they
+    were stale for four versions once (the page said 2 when the code wrote 6)."""
+    from flowrt.durable import _sqlite
+
+    page = (ROOT / "docs" / "durable.md").read_text(encoding="utf-8")
+    section = page[page.index("**Schema and versions.**"):]
+    section = section[: section.index("\n- **")]  # up to the next bullet
+    stated = re.search(r"This version of flowrt writes schema version (\d+)", section)
+    assert stated is not None, "docs/durable.md no longer says which version it writes"
+    assert int(stated[1]) == _sqlite.SCHEMA_VERSION
+    history = [int(v) for v in re.findall(r"^\s*\| (\d+) \|", section, re.M)]
+    assert history == list(range(1, _sqlite.SCHEMA_VERSION + 1)), (
+        "the table of schema versions in docs/durable.md misses a version")
+    block = section[section.index("```") + 3:]
+    block = block[: block.index("```")]
+    assert documented_tables(block) == _sqlite._COLUMNS[_sqlite.SCHEMA_VERSION]
+
+
+def test_decision_016_states_the_postgres_schema_version() -> None:
+    from flowrt.durable import _postgres
+
+    page = (ROOT / "docs" / "decisions" / "016-postgres.md").read_text(encoding="utf-8")
+    stated = re.findall(r"schema_version = (\d+)|`meta\.schema_version` \((\d+)", page)
+    assert len(stated) == 2
+    assert {int(a or b) for a, b in stated} == {_postgres.SCHEMA_VERSION}

@@ -319,6 +319,11 @@ def _damaged_store(tmp_path: Path, *damage: str) -> Path:
     (("DROP TABLE nodes",), "table 'nodes' is missing", True),
     (("ALTER TABLE runs DROP COLUMN fence",), "no column 'fence'", True),
     (("UPDATE runs SET structure = '{\"a\": ['",), "structure", False),
+    # JSON, but not node names to lists of names (checked without a loop per node)
+    (("UPDATE runs SET structure = '[\"a\", \"b\"]'",), "structure", False),
+    (("UPDATE runs SET structure = '{\"a\": [], \"b\": \"a\"}'",), "structure", False),
+    (("UPDATE runs SET structure = '{\"a\": [], \"b\": [\"a\", 7]}'",), "structure",
+     False),
     (("UPDATE runs SET lease = 'held'",), "not a lease", False),
 ])
 def test_a_damaged_store_is_a_store_error_and_stays_as_it_was(
@@ -343,6 +348,39 @@ def test_a_damaged_store_is_a_store_error_and_stays_as_it_was(
         assert out.returncode == 2, (command, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr and message.split()[0] in out.stderr, out.stderr
     assert _sha(db) == before
+
+
+def test_outputs_rewritten_as_text_by_another_tool_are_read_back(tmp_path: Path) -> None:
+    """SQLite keeps whatever type a tool writes: outputs (of nodes and of map items) that
+    a tool rewrote as TEXT are read as their UTF-8 bytes, and a resume restores them."""
+    db = tmp_path / "runs.db"
+    broken, ran = [True], []
+    wf = flowrt.Workflow("text")
+    wf.add("a", lambda: {"rows": [1, 2, 3]})
+    wf.add("rows", lambda a: a["rows"])
+
+    def double(n: int) -> int:
+        ran.append(n)
+        if broken[0] and n == 3:
+            raise RuntimeError("item 2 is broken")
+        return 2 * n
+
+    wf.add("double", double, map={"n": "rows"})
+    wf.add("total", lambda a, double: len(a["rows"]) + sum(double))
+    assert not wf.run_sync(store=str(db), run_id="r").ok
+    _sql(db, "UPDATE nodes SET output = CAST(output AS TEXT) WHERE output IS NOT NULL",
+         "UPDATE items SET output = CAST(output AS TEXT) WHERE output IS NOT NULL")
+    with SQLiteStore(db) as store:
+        stored = store.load("r")
+        assert stored is not None
+        assert stored.nodes["a"].output == b'{"rows":[1,2,3]}'
+        assert stored.items["double"][1].output == b"4"
+    broken[0] = False
+    ran.clear()
+    result = wf.run_sync(store=str(db), run_id="r")
+    assert result.ok and result["total"] == 3 + 12
+    assert ran == [3]  # items 0 and 1 restored from their text outputs
+    assert result.nodes["a"].restored
 
 
 @pytest.mark.parametrize(("damage", "message"), [

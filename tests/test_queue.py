@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from subproc import run_program
 
 import flowrt
 from flowrt import SQLiteStore
@@ -266,3 +267,130 @@ async def test_crash_at_every_boundary_resumes_to_the_same_result(tmp_path: Path
         assert rt.store is not None and rt.store.get_run("r").status == "running"
         result = await rt.run(wf, run_id="r")
         assert result["b"] == 50 and calls == ["a", "b"] and result.nodes["a"].restored
+
+
+CHECK_RESUME_WITH_WAITS = """
+    from datetime import timedelta
+    import anyio, flowrt
+    from flowrt.testing import check_resume
+
+    wf = flowrt.Workflow("purchase")
+
+    @wf.node
+    def quote() -> int:
+        return 1450
+
+    wf.approval("manager", after=["quote"])
+    wf.signal("paid", after=["quote"], timeout=timedelta(days=1))
+    wf.timer("cool_off", after=["manager"], delay=timedelta(hours=1))
+
+    @wf.node(after=["cool_off"])
+    def ship(quote: int, paid: dict, manager: dict) -> str:
+        return f"{quote} paid {paid['ref']}, approved by {manager['by']}"
+
+    starts = []
+
+    def count(event):
+        if str(event.kind) == "run_started":
+            starts.append(event.run_id)
+
+    async def main():
+        for missing in ({}, {"payd": {"ref": "x"}}):
+            try:
+                await check_resume(wf, signals=missing)
+            except ValueError as error:
+                print("refused:", error)
+        picture = await check_resume(wf, signals={"paid": {"ref": "T-9"}})
+        print(picture["status"], picture["outputs"]["ship"])
+        await check_resume(wf, nodes=["ship"], signals={"paid": {"ref": "T-9"}},
+                           on_event=count)
+        print("starts", len(starts))
+        rejected = await check_resume(wf, signals={"paid": {"ref": "T-9"},
+                                                   "manager": {"approved": False,
+                                                               "by": "cfo"}})
+        print(rejected["status"], rejected["nodes"]["manager"], rejected["nodes"]["ship"])
+
+    anyio.run(main, backend=BACKEND)
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_check_resume_serves_signals_approvals_and_timers(backend: str) -> None:
+    """It used to wait forever for a signal nobody sent (now: a subprocess that would
+    hang fails the test at its timeout)."""
+    out = run_program(CHECK_RESUME_WITH_WAITS, backend=backend, timeout=120).splitlines()
+    assert out[0] == ("refused: check_resume cannot make up a payload for signal node "
+                      "'paid' of workflow 'purchase': pass signals={'paid': ...}")
+    assert out[1] == ("refused: signals=: 'payd' is no signal node of workflow 'purchase'; "
+                      "did you mean 'paid'? (its signal and approval nodes: 'manager', "
+                      "'paid')")
+    assert out[2] == "succeeded 1450 paid T-9, approved by check_resume"
+    # 3 starts without a crash (parked for the signals, then for the timer, then done),
+    # 4 with the crash at 'ship' (reached after the waits, in the third start)
+    assert out[3] == "starts 7"
+    assert out[4] == "failed failed skipped"
+
+
+async def test_check_resume_refuses_park_and_unknown_crash_points() -> None:
+    wf = chain()
+    with pytest.raises(ValueError, match="leave park= out"):
+        await check_resume(wf, park=True)
+    with pytest.raises(ValueError, match="has no node 'bb'; did you mean 'b'"):
+        await check_resume(wf, nodes=["bb"])
+
+
+async def test_a_worker_logs_what_a_parked_run_waits_for(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Not "run ended status=waiting": the run is not over, and the log says what it
+    waits for, with the due times on the runtime's clock (here a FakeClock's)."""
+    wf = flowrt.Workflow("purchase")
+    wf.add("quote", lambda: 1450)
+    wf.approval("manager", after=["quote"])
+    wf.signal("paid", after=["quote"], timeout=timedelta(days=1))
+    wf.timer("cool_off", after=["manager"], delay=timedelta(hours=1))
+    wf.add("ship", lambda quote, paid: f"{quote} {paid}", deps=["quote", "paid"],
+           after=["cool_off"])
+    caplog.set_level("INFO", logger="flowrt")
+    clock = FakeClock(START)
+    async with flowrt.Runtime(store=str(tmp_path / "q.db"), workflows=[wf],
+                              clock=clock) as rt:
+        await rt.submit(wf, run_id="po-1")
+        await rt.serve(until_idle=True, poll=0.05)
+        await rt.approve("po-1", "manager", by="ann")
+        await rt.signal("po-1", "paid", "T-9")
+        await rt.serve(until_idle=True, poll=0.05)
+        clock.advance(3600)
+        await rt.serve(until_idle=True, poll=0.05)
+    said = [r.getMessage() for r in caplog.records
+            if r.getMessage().startswith(("run parked", "run ended"))]
+    assert said == [
+        "run parked (waiting for manager: approval; paid: signal 'paid' times out "
+        "2024-01-02T00:00:00Z)",
+        "run parked (waiting for cool_off: timer due 2024-01-01T01:00:00Z)",
+        "run ended",
+    ]
+    assert [getattr(r, "run_id", None) for r in caplog.records
+            if r.getMessage().startswith("run parked")] == ["po-1", "po-1"]
+
+
+async def test_a_waits_since_is_wall_clock_and_its_due_the_runtimes_clock(
+        tmp_path: Path) -> None:
+    """As documented on flowrt.durable.Wait: ``since`` is a node time (wall clock, as
+    every node's start), ``due`` is workflow time (the runtime's clock, here fake)."""
+    import time
+
+    wf = flowrt.Workflow("cool")
+    wf.add("first", lambda: 1)
+    wf.timer("cool_off", after=["first"], delay=timedelta(hours=1))
+    clock = FakeClock(START)
+    async with flowrt.Runtime(store=str(tmp_path / "w.db"), clock=clock) as rt:
+        before = time.time()
+        assert str((await rt.run(wf, run_id="r", park=True)).status) == "waiting"
+        assert rt.store is not None
+        stored = rt.store.load("r")
+    assert stored is not None
+    (wait,) = stored.waits()
+    assert wait.due == START + 3600
+    assert wait.since is not None and before <= wait.since <= time.time()
+    assert stored.nodes["first"].started is not None
+    assert abs(wait.since - stored.nodes["first"].started) < 60  # one clock for nodes

@@ -997,3 +997,96 @@ def test_schedules_page_lists_the_stored_schedules(tmp_path: Path, browser: Brow
         assert status == 200 and b'data-queue="default"' in body  # 2 queued, due
     finally:
         server.stop()
+
+
+def rolled_back_workflow() -> flowrt.Workflow:
+    """pay succeeds and is undone when ship fails (a saga rolled back to the end)."""
+    wf = flowrt.Workflow("checkout")
+
+    def refund(pay: str) -> None:
+        return None
+
+    wf.add("pay", lambda: "charge-1", compensate=refund)
+
+    def ship(pay: str) -> None:
+        raise RuntimeError("no courier")
+
+    wf.add("ship", ship, deps=["pay"])
+    return wf
+
+
+@needs_controls
+def test_a_rolled_back_run_offers_no_resume_and_refuses_one(tmp_path: Path,
+                                                            browser: Browser) -> None:
+    """A run rolled back to the end is over (decision 020): resuming it would run
+    nothing, so its page has no Resume and the server refuses a resume sent anyway;
+    a failed run that was not rolled back keeps its Resume."""
+    store_path = tmp_path / "saga.db"
+    result = rolled_back_workflow().run_sync(store=str(store_path), run_id="undone")
+    assert str(result.status) == "failed" and str(result.nodes["pay"].status) == "compensated"
+    assert str(mixed_workflow().run_sync(store=str(store_path), run_id="plain").status) == (
+        "failed")
+    server = Server(store_path)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/run?id=undone")
+        assert page.eval("document.querySelector('h1[data-run]').dataset.state") == "failed"
+        assert page.eval("document.querySelector('form[data-action=resume]')") is None
+        note = page.eval("document.querySelector('.actions .note').textContent")
+        assert "Rolled back" in note and "nothing to resume" in note
+        shot(page, tmp_path, "rolled-back")
+        page.goto(server.url + "/run?id=plain")
+        assert page.eval("document.querySelector('form[data-action=resume] button')"
+                         ".textContent") == "Resume"
+        # a resume posted anyway (an old page, a script) is refused, saying why
+        session, csrf = session_of(server, "/run?id=plain")
+        headers = {"cookie": f"flowrt_ui_session={session}", "accept": "application/json"}
+        status, _, body = server.post("/actions/resume", {"csrf": csrf, "run_id": "undone"},
+                                      headers)
+        assert status == 409, body
+        answer = json.loads(body)
+        assert answer["ok"] is False
+        assert ("run 'undone' was rolled back (failed; undone: pay): it is over, and "
+                "resuming it would run nothing") in answer["error"]
+        with flowrt.SQLiteStore(store_path) as store:
+            assert store.get_run("undone").status == "failed"  # type: ignore[union-attr]
+        status, _, body = server.post("/actions/resume", {"csrf": csrf, "run_id": "plain"},
+                                      headers)
+        assert status == 200 and json.loads(body)["ok"] is True
+    finally:
+        server.stop()
+
+
+def test_a_map_box_label_is_readable_in_the_browser(tmp_path: Path, browser: Browser) -> None:
+    """The box of a mapped node says how its items ended in words that fit the box (it
+    read "11 ok / 1 failed / 0 run..." once); the full counts are in its tooltip."""
+    wf = flowrt.Workflow("etl-map")
+    wf.add("files", lambda: [f"f{i}.csv" for i in range(12)])
+
+    def parse(path: str) -> int:
+        if path == "f7.csv":
+            raise ValueError("bad row")
+        return len(path)
+
+    wf.add("parse", parse, map={"path": "files"}, partial=True)
+    wf.add("total", lambda parse: sum(p or 0 for p in parse), deps=["parse"])
+    store_path = tmp_path / "map.db"
+    assert wf.run_sync(store=str(store_path), run_id="etl-map").ok
+    server = Server(store_path)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/run?id=etl-map")
+        box = page.eval("""(() => {
+            const g = document.querySelector('#dag g.node[data-node="parse"]');
+            const rects = g.querySelectorAll('rect');
+            const label = g.querySelectorAll('text')[1];
+            return {text: label.textContent, width: label.getComputedTextLength(),
+                    box: rects[rects.length - 1].width.baseVal.value,
+                    tip: g.querySelector('title').textContent};
+        })()""")
+        shot(page, tmp_path, "map")
+    finally:
+        server.stop()
+    assert box["text"] == "11/12 ok, 1 failed"
+    assert box["width"] < box["box"] - 8, box  # inside the box, with a margin
+    assert "items: 11 ok / 1 failed / 0 running" in box["tip"]

@@ -88,6 +88,15 @@ class MemoryCache:
     def put(self, key: str, value: Any, ttl: float | None) -> None:
         self.entries[key] = (value, None if ttl is None else self.now() + ttl)
 
+    def prune(self) -> int:
+        """Delete the entries that expired by now; return how many."""
+        now = self.now()
+        expired = [k for k, (_, expires) in self.entries.items()
+                   if expires is not None and now >= expires]
+        for key in expired:
+            del self.entries[key]
+        return len(expired)
+
     def __len__(self) -> int:
         return len(self.entries)
 

@@ -293,11 +293,20 @@ class _ItemCheckpoint:
         return state.started[item] + base, (finished + base) if finished else None
 
     def succeeded(self, node: int, value: Any, cached: bool = False) -> None:
-        lvl = self.chain.level_of(node)
-        state = self.chain.state
-        started, finished = self._times(node)
-        self.checkpoint.item_succeeded(lvl.node, node - lvl.offset, value,
-                                       state.attempts[node], started, finished)
+        # called for every item of a durable map: level_of() and _times() inlined
+        chain = self.chain
+        lvl = chain.levels[node // chain.n]
+        state = chain.state
+        attempts = state.attempts[node]
+        started = finished = None
+        if state.timed[node] and attempts:
+            base = state.time_base
+            started = state.started[node] + base
+            end = state.finished[node]
+            if end:
+                finished = end + base
+        self.checkpoint.item_succeeded(lvl.node, node - lvl.offset, value, attempts, started,
+                                       finished)
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None:
         lvl = self.chain.level_of(node)

@@ -670,9 +670,10 @@ class Supervisor:
             if self.otel is not None and where is not None and where != "loop":
                 fn = self.otel.carry(node, fn)  # the span's context goes with the call
             if where is None:
-                coro = run_in_thread(self.shared.thread_limiter(), fn, args, kw)
+                coro = run_in_thread(self.shared.thread_limiter(), fn, args, kw,
+                                     plan.names[node])
             elif isinstance(where, str):  # "loop"
-                coro = actor.in_loop(fn, args, kw)
+                coro = actor.in_loop(fn, args, kw, plan.names[node])
             else:
                 keep = self._keep_remote
                 if keep is not None and keep[node]:  # where is a RemoteExecutor

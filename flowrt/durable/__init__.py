@@ -7,6 +7,7 @@ docs/durable.md for what is guaranteed.
 """
 
 from . import _control as control
+from ._memory import MemoryStore
 from ._open import open_store
 from ._postgres import PostgresStore
 from ._serialize import (
@@ -21,7 +22,6 @@ from ._store import (
     Claim,
     ItemRecord,
     Lease,
-    MemoryStore,
     NodeRecord,
     RunRecord,
     ScheduleRecord,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ._memory import MemoryStore
 from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
-from ._store import MemoryStore, Store
+from ._store import Store
 
 __all__ = ["POSTGRES_SCHEMES", "open_store"]
 

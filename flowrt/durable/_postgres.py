@@ -1559,6 +1559,10 @@ class PostgresStore:
         return self._transaction("clearing the cache of", lambda conn: conn.execute(
             f"DELETE FROM {self._s}.cache").rowcount)
 
+    def prune_cache(self, now: float) -> int:
+        return self._transaction("pruning the cache of", lambda conn: conn.execute(
+            f"DELETE FROM {self._s}.cache WHERE expires <= %s", (now,)).rowcount)
+
     def close(self) -> None:
         """Write what is queued (waiting up to ``connect_timeout`` for a database that is
         away), stop the writer and close the connections."""

@@ -73,6 +73,7 @@ from ._store import (
     SignalRecord,
     StoredRun,
     decode,
+    unreadable,
 )
 
 if TYPE_CHECKING:
@@ -267,14 +268,25 @@ class Checkpoint:
 
     def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
                        started: float | None, finished: float | None) -> None:
-        """Record an item's output; SerializationError when it cannot be stored."""
+        """Record an item's output; SerializationError when it cannot be stored.
+
+        Called for every item of a durable map: kept to a few plain steps, as
+        :meth:`succeeded` (:meth:`_add_item` inlined).
+        """
         try:
             blob = self.serializer.dumps(value)
         except SerializationError as error:
             raise SerializationError(f"item {item} of node {self.names[node]!r} returned "
                                      f"{error}") from None
-        self._add_item(ItemRecord(self.names[node], item, "succeeded", attempts, blob, None,
-                                  None, started, finished))
+        # tuple.__new__ skips NamedTuple's Python-level __new__
+        self.pending_items.append(tuple.__new__(ItemRecord, (
+            self.names[node], item, "succeeded", attempts, blob, None, None, started,
+            finished)))
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self.flush)
+        if _monotonic() >= self.claim.valid_until:
+            self.claim_trouble()
 
     def item_ended(self, node: int, item: int, status: int, error: BaseException | None,
                    attempts: int, started: float | None, finished: float | None) -> None:
@@ -348,6 +360,11 @@ class CrashingCheckpoint(Checkpoint):
     def _add_item(self, record: ItemRecord) -> None:
         if not self.crashed:
             super()._add_item(record)
+
+    def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
+                       started: float | None, finished: float | None) -> None:
+        if not self.crashed:  # (it does not go through _add_item)
+            super().item_succeeded(node, item, value, attempts, started, finished)
 
     def flush(self) -> None:
         if not self.crashed:
@@ -699,25 +716,11 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
                 stored_inputs[name] = _rebuilt(rebuild, stored_inputs[name],
                                                f"the stored run input {name!r}", run_id)
         opened.inputs = stored_inputs  # as stored (typed inputs rebuilt)
-    index, fns = plan.index, plan.fns
-    values = opened.values
-    for name, rec in stored.nodes.items():
-        i = index.get(name)
-        if rec.status in ROLLBACK_STATUSES:
-            opened.rolling_back = True
-        if i is None or rec.output is None or (
-                rec.status != "succeeded" and rec.status != COMPENSATING
-                and rec.status != "cached"):
-            continue
-        value = decode(serializer, rec.output,
-                       f"the stored output of node {name!r} of run {run_id!r}")
-        rebuild_output = return_rebuilder(fns[i])
-        values[i] = value if rebuild_output is None else _rebuilt(
-            rebuild_output, value, f"the stored output of node {name!r}", run_id)
+    _read_outputs(stored, plan, run_id, serializer, opened)
     for name, records in stored.items.items():
-        i = index.get(name)
+        i = plan.index.get(name)
         if i is not None and i in plan.maps:
-            opened.items[i] = _read_items(records, name, run_id, serializer, fns[i])
+            opened.items[i] = _read_items(records, name, run_id, serializer, plan.fns[i])
     if stored.data is not None:
         keys = decode(serializer, stored.data, f"the stored WorkflowData of run {run_id!r}")
         if not isinstance(keys, dict):
@@ -725,6 +728,48 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
                              "mapping")
         opened.data = keys
     return existing.status == "succeeded" and same
+
+
+#: the statuses of node records whose output a resume reads back
+_KEPT = frozenset({"succeeded", "cached", COMPENSATING})
+
+
+def _read_outputs(stored: StoredRun, plan: Plan, run_id: str, serializer: Serializer,
+                  opened: Opened) -> None:
+    """Decode (and rebuild as annotated) the stored outputs of the nodes ``plan`` still
+    has into ``opened.values``; note a rollback under way.
+
+    Runs once per node of a resumed run: the messages of errors are made only when
+    one is raised, and each function's rebuild is looked up once.
+    """
+    index, fns = plan.index, plan.fns
+    values = opened.values
+    loads = serializer.loads
+    rebuilds: dict[int, Callable[[Any], Any] | None] = {}  # id(fn) -> its rebuild
+    for name, rec in stored.nodes.items():
+        status = rec.status
+        if status not in _KEPT:
+            if status in ROLLBACK_STATUSES:
+                opened.rolling_back = True
+            continue
+        if status == COMPENSATING:
+            opened.rolling_back = True
+        i = index.get(name)
+        blob = rec.output
+        if i is None or blob is None:
+            continue
+        try:
+            value = loads(blob)
+        except Exception as error:
+            raise unreadable(f"the stored output of node {name!r} of run {run_id!r}",
+                             error) from None
+        fn = fns[i]
+        key = id(fn)  # fns holds fn for the whole loop: its id stays its own
+        rebuild = rebuilds.get(key, _ABSENT)
+        if rebuild is _ABSENT:
+            rebuild = rebuilds[key] = return_rebuilder(fn)
+        values[i] = value if rebuild is None else _rebuilt(
+            rebuild, value, f"the stored output of node {name!r}", run_id)
 
 
 def _read_items(records: dict[int, ItemRecord], name: str, run_id: str,
@@ -824,12 +869,13 @@ def _restore(run: Run, plan: Plan, opened: Opened, data: WorkflowData) -> bytear
     stored = opened.stored
     if stored is None:
         return restored
-    names, nodes = plan.names, stored.nodes
+    names, nodes, values = plan.names, stored.nodes, opened.values
     for i, recorded in opened.items.items():
-        run.restore_items(i, recorded, whole=i in opened.values)
-    for i, value in opened.values.items():
+        run.restore_items(i, recorded, whole=i in values)
+    restore = run.restore
+    for i, value in values.items():
         rec = nodes[names[i]]
-        run.restore(i, value, rec.attempts, rec.started, rec.finished)
+        restore(i, value, rec.attempts, rec.started, rec.finished)
         restored[i] = 1
     return restored
 

@@ -83,6 +83,7 @@ from ._store import (
     cancelled,
     dead_letter_reason,
     holder_gone,
+    is_structure,
     lost_claim_error,
     not_found,
     park_due,
@@ -268,15 +269,17 @@ def _blob(value: Any) -> Any:
     return value
 
 
+def _blob_at(row: tuple[Any, ...], k: int) -> tuple[Any, ...]:
+    """``row`` with its column ``k`` made a blob (:func:`_blob`)."""
+    return (*row[:k], _blob(row[k]), *row[k + 1:])
+
+
 def _record(row: tuple[Any, ...], where: Path) -> RunRecord:
     """The RunRecord of a ``runs`` row (``_RUN_COLUMNS``); StoreError when damaged."""
     run_id = row[0]
     try:
         structure = json.loads(row[3])
-        if not isinstance(structure, dict) or not all(
-            isinstance(deps, list) and all(isinstance(d, str) for d in deps)
-            for deps in structure.values()
-        ):
+        if not is_structure(structure):
             raise ValueError("not a mapping of node names to lists of names")
     except (TypeError, ValueError) as error:
         raise StoreError(f"run {run_id!r} in {where} is damaged: its structure is not "
@@ -354,9 +357,9 @@ class SQLiteStore:
         self.lease_ttl = lease_ttl
         self.commit_interval = commit_interval
         self._busy = busy_timeout
-        self._check_and_create()
+        made = self._check_and_create()
         try:
-            self._conn = self._connect()
+            self._conn = made if made is not None else self._connect()
         except sqlite3.Error as error:
             raise StoreError(f"cannot open the store {self.path}: {_describe(error)}") from None
         self._lock = threading.Lock()  # guards self._conn (used from worker threads)
@@ -373,9 +376,10 @@ class SQLiteStore:
 
     # -- opening --------------------------------------------------------------------
 
-    def _check_and_create(self) -> None:
+    def _check_and_create(self) -> sqlite3.Connection | None:
         """Refuse a file that is not ours, or a damaged one, before anything writes to it;
-        create or migrate the schema."""
+        create or migrate the schema. Returns the connection that did (the store keeps
+        it), or None when the file was a store of this version already."""
         path = self.path
         try:
             exists = path.exists() and path.stat().st_size > 0
@@ -396,14 +400,21 @@ class SQLiteStore:
             raise StoreError(f"cannot open the store {path}: "
                              f"{error.strerror or error}") from None
         version = self._look()
+        made = None
         if version != SCHEMA_VERSION:
-            self._retry_busy(self._create_or_migrate)
-        self._check_writable()
+            made = self._retry_busy(self._create_or_migrate)
+        try:
+            self._check_writable()
+        except BaseException:
+            if made is not None:
+                made.close()
+            raise
         for suffix in ("-wal", "-shm"):
             side = Path(f"{path}{suffix}")
             if side.exists():
                 with contextlib.suppress(OSError):
                     os.chmod(side, 0o600)
+        return made
 
     def _look(self) -> int:
         """Read the file's tables and meta without writing; its schema version (0: a new
@@ -479,8 +490,14 @@ class SQLiteStore:
         return version
 
     def _check_columns(self, conn: sqlite3.Connection, version: int) -> None:
+        # one query for every table (a store is opened by every wf.run(store=path))
+        columns_of: dict[str, list[str]] = {}
+        for table, column in conn.execute(
+                "SELECT m.name, c.name FROM sqlite_master AS m, pragma_table_info(m.name) "
+                "AS c WHERE m.type = 'table'"):
+            columns_of.setdefault(table, []).append(column)
         for table, columns in _COLUMNS[version].items():
-            found = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            found = columns_of.get(table)
             if not found:
                 raise StoreError(f"{self.path} is a damaged flowrt store: its table "
                                  f"{table!r} is missing")
@@ -508,8 +525,16 @@ class SQLiteStore:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
-    def _create_or_migrate(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None)
+    def _create_or_migrate(self) -> sqlite3.Connection:
+        """Create the schema in an empty file, or migrate an older store, in one
+        transaction; the connection that did is returned open (the store's own from
+        then on: closing it would checkpoint the WAL, two fsyncs for nothing).
+
+        With the store's ``synchronous`` from the start: FULL, the default of a new
+        connection, costs a new store's creation two more fsyncs than NORMAL (seven, as
+        counted with strace, against five).
+        """
+        conn = self._connect()
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("BEGIN IMMEDIATE")
@@ -540,8 +565,10 @@ class SQLiteStore:
             except BaseException:
                 _rollback(conn)
                 raise
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        return conn
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None,
@@ -570,8 +597,12 @@ class SQLiteStore:
 
     def _load(self, conn: sqlite3.Connection, record: RunRecord) -> StoredRun:
         run_id = record.run_id
-        nodes = {r[0]: NodeRecord(r[0], r[1], r[2], _blob(r[3]), r[4], r[5], r[6], r[7], r[8],
-                                  r[9])
+        # The rows are in the records' field order: each becomes its record as it is
+        # (tuple.__new__ skips NamedTuple's Python-level __new__: a resume reads every
+        # node), output converted where it is neither a blob nor NULL (_blob).
+        new = tuple.__new__
+        nodes = {r[0]: new(NodeRecord, r if type(r[3]) is bytes or r[3] is None
+                           else _blob_at(r, 3))
                  for r in conn.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE run_id = ?",
                                        (run_id,))}
         data = conn.execute("SELECT snapshot FROM data WHERE run_id = ?", (run_id,)).fetchone()
@@ -580,8 +611,8 @@ class SQLiteStore:
         items: dict[str, dict[int, ItemRecord]] = {}
         for r in conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE run_id = ?",
                               (run_id,)):
-            items.setdefault(r[0], {})[r[1]] = ItemRecord(r[0], r[1], r[2], r[3], _blob(r[4]),
-                                                          r[5], r[6], r[7], r[8])
+            items.setdefault(r[0], {})[r[1]] = new(
+                ItemRecord, r if type(r[4]) is bytes or r[4] is None else _blob_at(r, 4))
         return StoredRun(record, nodes, None if data is None else _blob(data[0]),
                          self.serializer, signals, items)
 
@@ -1140,6 +1171,11 @@ class SQLiteStore:
         self.flush()
         with self._transaction("clearing the cache of") as conn:
             return conn.execute("DELETE FROM cache").rowcount
+
+    def prune_cache(self, now: float) -> int:
+        self.flush()  # entries still queued for the writer are swept too
+        with self._transaction("pruning the cache of") as conn:
+            return conn.execute("DELETE FROM cache WHERE expires <= ?", (now,)).rowcount
 
     def close(self) -> None:
         if self._closed:

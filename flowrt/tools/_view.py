@@ -67,6 +67,11 @@ class NodeView:
         return items_text(self.items)
 
     @property
+    def items_brief(self) -> str:
+        """:attr:`items_text` short enough for a graph's box (:func:`items_brief`)."""
+        return items_brief(self.items)
+
+    @property
     def duration(self) -> float | None:
         """Seconds from the first attempt's start to the end, or None."""
         if self.started is None or self.finished is None:
@@ -90,6 +95,26 @@ def items_text(counts: Mapping[str, int] | None) -> str:
     parts += [f"{c} {s}" for s, c in counts.items()
               if c and s not in ("succeeded", "failed", "running", "ready")]
     return " / ".join(parts)
+
+
+def items_brief(counts: Mapping[str, int] | None) -> str:
+    """Item counts short enough for a node's box in a graph: "11/12 ok, 1 failed" --
+    the items that succeeded out of all, then only the other statuses that have items
+    (failed first, running last); "no items" for an empty map, "" for None."""
+    if counts is None:
+        return ""
+    total = sum(counts.values())
+    if not total:
+        return "no items"
+    parts = [f"{counts.get('succeeded', 0)}/{total} ok"]
+    if counts.get("failed"):
+        parts.append(f"{counts['failed']} failed")
+    parts += [f"{c} {s}" for s, c in counts.items()
+              if c and s not in ("succeeded", "failed", "running", "ready")]
+    running = counts.get("running", 0) + counts.get("ready", 0)
+    if running:
+        parts.append(f"{running} running")
+    return ", ".join(parts)
 
 
 def latest_start(status: str, attempts: int, restored: bool) -> str:

@@ -477,7 +477,7 @@ class RunPage:
             link = self.links.get(n.name)
             stack = ""
             if n.items is not None:  # a mapped node: one box, drawn as a stack of items
-                detail = [n.items_text]
+                detail = [n.items_brief]  # the full counts are in the tooltip
                 tip += f"\nitems: {n.items_text}"
                 stack = (f'<rect x="{x + 4:.1f}" y="{y + 4:.1f}" width="{box_w}" '
                          f'height="{box_h}" rx="7" fill="#ffffff" stroke="{stroke}" '

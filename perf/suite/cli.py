@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .compare import compare
 from .paths import PLOTS, REPORT, RESULTS
-from .plots import plot_all
+from .plots import missing_plotter, plot_all
 from .registry import BY_NAME, FAMILIES, READERS
 from .report import write_report
 from .results import load_results, merge_pyperf
@@ -94,8 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("flowrt benchmarks that got slower:")
                 for s in comparison["regressions"]:
                     print("  - " + s)
+        # Without matplotlib the families' figures are still worth a report.
+        no_plots = missing_plotter()
         plots = plot_all(r, args.plots, [p for f in FAMILIES for p in f.plots])
-        write_report(r, args.report, plots, comparison)
+        write_report(r, args.report, plots, comparison, no_plots=no_plots)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -103,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nreport: {args.report}")
     for png in plots.values():
         print(f"plot:   {png}")
+    if no_plots is not None:
+        print(f"plots:  none drawn: {no_plots}")
     print(f"pyperf: {all_json} ({count} benchmarks; python -m pyperf compare_to OLD.json "
           f"{all_json})")
     if not args.report_only:

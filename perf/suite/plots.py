@@ -48,8 +48,26 @@ class Plot:
     draw: Callable[[Results, str], Any]  # (results, stamp) -> a Figure, or None
 
 
+#: why the report has no plots when matplotlib cannot be imported
+NO_MATPLOTLIB = ("matplotlib is not installed (`pip install matplotlib`, or the `perf` "
+                 "extra); the tables are complete. Draw them later with `python "
+                 "perf/run.py --report-only`")
+
+
+def missing_plotter() -> str | None:
+    """Why plots cannot be drawn here (:data:`NO_MATPLOTLIB`), or None when they can."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return NO_MATPLOTLIB
+    return None
+
+
 def plot_all(r: Results, out_dir: Path, plots: Iterable[Plot]) -> dict[str, Path]:
-    """Draw ``plots`` into ``out_dir``; the PNGs written, by plot name."""
+    """Draw ``plots`` into ``out_dir``; the PNGs written, by plot name (none when
+    matplotlib is not installed: :func:`missing_plotter` says so, and the report too)."""
+    if missing_plotter() is not None:
+        return {}
     pyplot()  # the Agg backend, before anything draws
     import matplotlib.pyplot as plt
 

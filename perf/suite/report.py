@@ -58,8 +58,9 @@ def machine_lines(r: Results) -> list[str]:
 
 
 def write_report(r: Results, path: Path, plots: dict[str, Path],
-                 comparison: dict[str, Any] | None) -> None:
-    """Write the report of run ``r`` to ``path``, linking the PNGs ``plots`` (by name)."""
+                 comparison: dict[str, Any] | None, *, no_plots: str | None = None) -> None:
+    """Write the report of run ``r`` to ``path``, linking the PNGs ``plots`` (by name);
+    ``no_plots`` says why there are none (matplotlib missing), at the top."""
     run = r.run
     quick = run["mode"] == "quick"
     out = ["# flowrt benchmark report", "",
@@ -68,6 +69,8 @@ def write_report(r: Results, path: Path, plots: dict[str, Path],
            "[README.md](README.md) for what each benchmark measures.", ""]
     out += machine_lines(r)
     out.append("")
+    if no_plots is not None:
+        out += [f"**No plots in this report: {no_plots}.**", ""]
     if quick:
         out += ["Quick mode: pyperf with one worker process and 3 values per benchmark "
                 "(`" + " ".join(QUICK_PYPERF[1:]) + "`), no 100,000-node sizes. The "

@@ -114,6 +114,9 @@ def load_results(results: Path, run: dict[str, Any], readers: Mapping[str, Reade
 
 def merge_pyperf(paths: Iterable[Path], out: Path) -> int:
     """One pyperf file holding every benchmark of ``paths`` (for compare_to)."""
+    paths = list(paths)
+    if not paths:  # nothing ran to the end: no need for pyperf to say so
+        return 0
     import pyperf
 
     suite = None

@@ -16,6 +16,7 @@
     flowrt cancel RUN --store PATH
     flowrt resume RUN --store PATH
     flowrt schedules --store PATH
+    flowrt cache prune|clear --store PATH
     flowrt ui --store PATH [--host 127.0.0.1] [--port 8080] [--token TOKEN]
 
 TARGET is ``path/to/file.py:name`` or ``package.module:name`` (``:name`` may be left
@@ -24,9 +25,9 @@ failed or was cancelled, 2 a usage or input error (a message, never a traceback)
 interrupted by Ctrl-C (143 by SIGTERM). See docs/cli.md.
 
 One module per command (``_run``, ``_graph``, ``_runs``, ``_show``, ``_report``,
-``_examples``, ``_ui``), each with ``add_parser(sub)`` and ``command(args)``; what they share is
-in ``_common`` (errors, exit codes, targets, inputs, stores, output) and ``_running``
-(Ctrl-C, progress and logging while work runs).
+``_examples``, ``_cache``, ``_ui``), each with ``add_parser(sub)`` and ``command(args)``;
+what they share is in ``_common`` (errors, exit codes, targets, inputs, stores, output)
+and ``_running`` (Ctrl-C, progress and logging while work runs).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 
 from ... import __version__
 from ...errors import StoreError
-from . import _examples, _graph, _queue, _report, _run, _runs, _show, _ui
+from . import _cache, _examples, _graph, _queue, _report, _run, _runs, _show, _ui
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, err, prog
 
 __all__ = ["build_parser", "main"]
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                "input error, 130 interrupted (Ctrl-C). Docs: docs/cli.md.")
     parser.add_argument("--version", action="version", version=f"flowrt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (_examples, _run, _graph, _runs, _show, _report, _ui):
+    for module in (_examples, _run, _graph, _runs, _show, _report, _cache, _ui):
         module.add_parser(sub)
     _queue.add_parsers(sub)
     return parser

@@ -25,7 +25,17 @@ from .. import _format as fmt
 from .._view import RunView
 from ..report import RunPage
 from ..viz import COLOURS
-from ._data import PAGE_SIZE, SINCE, STATES, Children, Holder, RunFilter, Snapshot, state_of
+from ._data import (
+    PAGE_SIZE,
+    SINCE,
+    STATES,
+    Children,
+    Holder,
+    RunFilter,
+    Snapshot,
+    rolled_back,
+    state_of,
+)
 
 __all__ = ["Layout", "RunForms", "Waits", "colour", "e", "login_page", "run_form_sections",
            "run_heavy_sections", "run_light_sections", "runs_sections", "schedules_sections",
@@ -390,15 +400,17 @@ def _items(data: Mapping[str, Any]) -> str:
 
 class RunForms:
     """What a run's forms depend on, kept small so that a page cache can hold it:
-    ``run_id``, ``state``, its :class:`Waits`, and the status of each of its wait nodes
-    (``statuses``)."""
+    ``run_id``, ``state``, its :class:`Waits`, the status of each of its wait nodes
+    (``statuses``), and whether it was rolled back to the end (``rolled_back``)."""
 
     def __init__(self, run_id: str, state: str, waits: Waits,
-                 statuses: Mapping[str, str]) -> None:
+                 statuses: Mapping[str, str], *, rolled_back: bool = False) -> None:
         self.run_id = run_id
         self.state = state
         self.waits = waits
         self.statuses = dict(statuses)
+        #: the run was rolled back to the end: it is over, no Resume
+        self.rolled_back = rolled_back
 
 
 def run_light_sections(layout: Layout, view: RunView, data: Mapping[str, Any], waits: Waits,
@@ -411,7 +423,8 @@ def run_light_sections(layout: Layout, view: RunView, data: Mapping[str, Any], w
     statuses = {n.name: n.status for n in view.nodes if n.name in waits.kinds}
     return ({"header": _run_header(layout, view, data, state, parent),
              "children": _children(layout, view, children)},
-            RunForms(view.run_id, state, waits, statuses))
+            RunForms(view.run_id, state, waits, statuses,
+                     rolled_back=rolled_back(state, (n.status for n in view.nodes))))
 
 
 def run_form_sections(layout: Layout, forms: RunForms, *, actions: bool = True
@@ -420,7 +433,8 @@ def run_form_sections(layout: Layout, forms: RunForms, *, actions: bool = True
     its CSRF token): ``actions`` (cancel, resume) and ``waits`` (what a waiting run
     waits for, with the forms that signal, approve or reject it). Without ``actions``
     the page offers no form."""
-    return {"actions": _run_actions(layout, forms.run_id, forms.state) if actions else "",
+    return {"actions": _run_actions(layout, forms.run_id, forms.state, forms.rolled_back)
+            if actions else "",
             "waits": _waits(layout, forms, actions)}
 
 
@@ -477,12 +491,16 @@ def _run_header(layout: Layout, view: RunView, data: Mapping[str, Any], state: s
     return "\n".join(out)
 
 
-def _run_actions(layout: Layout, run_id: str, state: str) -> str:
+def _run_actions(layout: Layout, run_id: str, state: str, undone: bool = False) -> str:
     forms = []
     fields = {"run_id": run_id}
     if state in ("queued", "running", "waiting", "interrupted"):
         forms.append(layout.form("cancel", fields,
                                  '<button type="submit" class="danger">Cancel the run</button>'))
+    if undone:  # rolled back to the end: resuming would run nothing (decision 020)
+        return ('<div class="actions"><span class="note">Rolled back: what succeeded was '
+                "undone, so the run is over and there is nothing to resume. Start a new "
+                "run to try again.</span></div>")
     if state in ("waiting", "interrupted", "failed", "cancelled", "dead_letter"):
         label = "Wake it now" if state == "waiting" else "Resume"
         forms.append(layout.form("resume", fields,
