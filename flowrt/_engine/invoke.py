@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine, Generator, Mapping
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ..data._workflow_data import MISSING
 from ..errors import BranchError
-from ..executors._base import returned_coroutine
 from ..workflow._context import Context as NodeContext
 from ..workflow._plan import BIND_CONTEXT, BIND_INPUT, BIND_NODE
 
@@ -148,14 +146,9 @@ async def keeping_output(executor: RemoteExecutor, fn: Callable[..., Any], args:
     return await executor.run(fn, tuple(args), dict(kwargs) if kwargs else {}, keep=True)
 
 
-async def in_loop(fn: Callable[..., Any], args: Any, kwargs: Mapping[str, Any] | None,
-                  node: str | None = None) -> Any:
-    """Call a sync function right in the event loop (``executor="loop"``); a coroutine it
-    returns fails the call, as in a thread (:func:`~flowrt.executors._base.returned_coroutine`)."""
-    value = fn(*args, **kwargs) if kwargs else fn(*args)
-    if type(value) is CoroutineType:
-        raise returned_coroutine(fn, value, node)
-    return value
+async def in_loop(fn: Callable[..., Any], args: Any, kwargs: Mapping[str, Any] | None) -> Any:
+    """Call a sync function right in the event loop (``executor="loop"``)."""
+    return fn(*args, **kwargs) if kwargs else fn(*args)
 
 
 async def with_timeout(timeout: float, coro: Coroutine[Any, Any, Any]) -> Any:

@@ -670,10 +670,9 @@ class Supervisor:
             if self.otel is not None and where is not None and where != "loop":
                 fn = self.otel.carry(node, fn)  # the span's context goes with the call
             if where is None:
-                coro = run_in_thread(self.shared.thread_limiter(), fn, args, kw,
-                                     plan.names[node])
+                coro = run_in_thread(self.shared.thread_limiter(), fn, args, kw)
             elif isinstance(where, str):  # "loop"
-                coro = actor.in_loop(fn, args, kw, plan.names[node])
+                coro = actor.in_loop(fn, args, kw)
             else:
                 keep = self._keep_remote
                 if keep is not None and keep[node]:  # where is a RemoteExecutor

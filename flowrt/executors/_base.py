@@ -28,8 +28,8 @@ import anyio.to_thread
 from .._backends import current as current_backend
 from .._types import Executor, RemoteExecutor
 
-__all__ = ["Executor", "Remote", "RemoteExecutor", "returned_coroutine", "run_in_thread",
-           "until_called", "wait_future"]
+__all__ = ["Executor", "Remote", "RemoteExecutor", "run_in_thread", "until_called",
+           "wait_future"]
 
 
 class Remote:
@@ -53,37 +53,30 @@ class Remote:
         return f"<Remote {self.handle!r}>"
 
 
-def returned_coroutine(fn: Callable[..., Any], value: Coroutine[Any, Any, Any],
-                       node: str | None = None) -> TypeError:
-    """The error of a sync ``fn`` (node ``node``) that returned the coroutine ``value``,
-    which is closed (never awaited: no "was never awaited" warning follows).
+class _Returned:
+    """A sync call's coroutine result on its way out of the worker thread (trio refuses a
+    thread function whose result is a coroutine; flowrt's contract takes it as is)."""
 
-    flowrt does not await what a sync callable returns (design.md), and a coroutine is
-    almost always an ``async def`` called from a sync wrapper (a lambda) by mistake. The
-    check is here, in one place, because trio refuses such a result of a worker thread
-    with its own message, and asyncio took the coroutine as the node's output.
-    """
-    value.close()
-    name = getattr(fn, "__qualname__", None) or repr(fn)
-    where = f"node {node!r}: " if node is not None else ""
-    return TypeError(f"{where}{name}() is a sync function that returned a coroutine, which "
-                     "flowrt does not await: make it 'async def'")
+    __slots__ = ("value",)
+
+    def __init__(self, value: Coroutine[Any, Any, Any]) -> None:
+        self.value = value
 
 
 async def run_in_thread(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], args: Any,
-                        kwargs: Mapping[str, Any] | None, node: str | None = None) -> Any:
+                        kwargs: Mapping[str, Any] | None) -> Any:
     """Call a sync function in a worker thread; a cancelled call abandons the thread.
 
-    A coroutine it returns fails the call with :func:`returned_coroutine`'s error
-    (naming ``node`` when given), on asyncio and trio alike.
+    Its result is returned as is, a coroutine too (design.md: not awaited), on both
+    backends: trio would refuse a coroutine result with its own error, so it crosses
+    the thread boxed.
     """
     def call() -> Any:
         value = fn(*args, **kwargs) if kwargs else fn(*args)
-        if type(value) is CoroutineType:
-            raise returned_coroutine(fn, value, node)
-        return value
+        return _Returned(value) if type(value) is CoroutineType else value
 
-    return await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
+    result = await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
+    return result.value if type(result) is _Returned else result
 
 
 async def until_called(register: Callable[[Callable[[Any], None]], None]) -> None:
