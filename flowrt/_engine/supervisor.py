@@ -149,7 +149,7 @@ class Supervisor:
         #: queued, and runners take them in id order: ids are insertion order
         #: (topological when every dependency was added first), so a run sweeps its
         #: per-node arrays forwards instead of at random. On a 1M-node random DAG the
-        #: FIFO order cost ~30 last-level cache misses per node (decision 024).
+        #: FIFO order cost ~30 last-level cache misses per node (decision 027).
         #: ``ready`` keeps what must not wait for the sweep: retries, slots handed back,
         #: nodes behind the cursor. ``marked`` counts the marks.
         self.mark = bytearray(n)
@@ -509,7 +509,7 @@ class Supervisor:
         otel = self.otel if self.otel is not None and self.otel.tracer is not None else None
         # A plain run -- no store, limits, events or cache, no branch -- settles a node
         # that succeeds inline right here: succeed() and settle()'s success path without
-        # their calls and checks (decision 024: 1M random DAG, CPU us per node, A/B in
+        # their calls and checks (decision 027: 1M random DAG, CPU us per node, A/B in
         # one process).
         plain = (self.checkpoint is None and not limited and not self.trace
                  and not self.caching and self._branches is None)
@@ -556,7 +556,7 @@ class Supervisor:
             k = pred_ptr[node]
             n_args = nargs[node]
             # Tuples written out for up to three arguments: a comprehension costs a call
-            # (66 ns for two instead of 306, timeit; decision 024).
+            # (66 ns for two instead of 306, timeit; decision 027).
             if n_args == 0:
                 args: Any = ()
             elif n_args == 1:

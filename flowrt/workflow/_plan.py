@@ -8,7 +8,7 @@ objects on the hot path. The four CSR arrays are Python lists in a small plan (i
 list hands back an int object that already exists, while indexing an ``array`` builds
 a new one: docs/decisions/002-bulk-compilation.md) and ``array.array``s of C ints in a
 large one (4 bytes per entry instead of an 8-byte pointer to a 28-byte int object: at
-a million nodes ~100 MB less, and arrays that stay in the cache; decision 024).
+a million nodes ~100 MB less, and arrays that stay in the cache; decision 027).
 
 Compilation binds named parameters, then resolves every dependency name in bulk; when
 each dependency was added before its dependent, insertion order is the topological
@@ -345,7 +345,7 @@ class Plan:
         A bytearray when every count is below 256 (nearly every plan), else a list: a
         run copies it as its counters of dependencies not final yet, and counts its
         dependencies' outcomes in arrays of the same kind, so a large run's counters take
-        1 byte per node instead of 8 and stay in the cache (decision 024).
+        1 byte per node instead of 8 and stay in the cache (decision 027).
         """
         ptr = self.pred_ptr
         counts = list(map(sub, ptr[1:], ptr))
@@ -575,7 +575,7 @@ def _dependents(n: int, pred_idx: Ints, owner: Ints) -> tuple[Ints, Ints]:
     A counting sort into preallocated lists or arrays (those of ``pred_idx``'s kind): no
     list per node, so building a large plan does not set the garbage collector off.
     (Counting in a loop beats a ``Counter``: 0.17 us per node at 10,000 nodes instead of
-    0.44; into arrays at 100,000 nodes, 0.84 instead of 1.42; decision 024.)
+    0.44; into arrays at 100,000 nodes, 0.84 instead of 1.42; decision 027.)
     """
     edges = len(pred_idx)
     counts: Ints

@@ -203,11 +203,11 @@ NOTES: tuple[Note, ...] = (
          "engine now takes ready nodes in id order; what is left at 100k is mostly the "
          "load of the shared machine on a one-value figure, and at 1M compile's name "
          "lookups (2M fresh strings in a 1M-entry dict) and its counting sort (decision "
-         "024).",
-         "Done on branch scale: id order (a bytearray of marks and a cursor), CSR arrays "
-         "as array('i') for large plans, an inline success path and tuple arguments "
-         "(10k: 0.155x graphlib, 1M: 574 MB peak). Next: compiling the runner and settle "
-         "(mypyc/Cython, another evaluation of issue 18)."),
+         "027).",
+         "Done: id order (a bytearray of marks and a cursor), CSR arrays as array('i') "
+         "for large plans, an inline success path and tuple arguments (10k: 0.155x "
+         "graphlib, 1M: 574 MB peak). Next: compile's name lookups at 1M, and compiling "
+         "the runner and settle (mypyc or Cython: decision 028)."),
     Note(("Memory/*",), "Memory per node",
          "flowrt keeps what a workflow needs later: per node its name in the index, its "
          "callable, its dep count and dep names in flat lists (docs/decisions/002), and the "
