@@ -1139,12 +1139,11 @@ class Supervisor:
             # It missed already: it waited for a limit slot (and may hold one now) or
             # is retried; its arguments, so its key, are the same.
             return False
-        spec = self._cache_specs.get(node)
-        if spec is None:
-            spec = self._cache_specs[node] = caching.cache_spec(self.plan, node)
+        if self.plan.maps and node in self.plan.maps:
+            return False  # a mapped node's items are cached, each on its own
         name = self.plan.names[node]
         try:
-            key = caching.key_of(name, spec, caching.arguments(self.state, node, spec))
+            key = self._cache_key(node)
         except Exception as error:  # CacheKeyError, or a Cache(key=...) that raised
             self.attempts[node] += 1  # READY still: it holds no slot to give back
             self.attempt_failed(node, error, retry=False)
@@ -1176,6 +1175,14 @@ class Supervisor:
                 return True
         self._cache_keys[node] = key
         return False
+
+    def _cache_key(self, node: int) -> str:
+        """The cache key of ``node``'s call now (raises CacheKeyError)."""
+        spec = self._cache_specs.get(node)
+        if spec is None:
+            spec = self._cache_specs[node] = caching.cache_spec(self.plan, node)
+        return caching.key_of(self.plan.names[node], spec,
+                              caching.arguments(self.state, node, spec))
 
     def _to_cache(self, node: int, value: Any) -> None:
         """``node`` succeeded: keep its output under the key it missed (if cached)."""
@@ -1232,6 +1239,15 @@ class Supervisor:
                     waiters.extend(kept)
 
     # -- events ---------------------------------------------------------------------
+
+    def pass_on(self, event: Event) -> None:
+        """Pass ``event`` (made by the caller: an item's) to the hooks."""
+        for hook in self._hooks:
+            try:
+                hook(event)
+            except Exception as hook_error:  # a bug in a hook must not break the run
+                self.hook_errors.append((event, hook_error))
+                report_hook_error(hook, event, hook_error, len(self.hook_errors) == 1)
 
     def emit(self, kind: EventKind, node: int, error: BaseException | None = None,
              status: str | None = None) -> None:
