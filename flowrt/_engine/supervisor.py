@@ -144,7 +144,7 @@ class Supervisor:
         #: whether restore() put nodes back (a resumed durable run)
         self._restored_any = False
         self.ready: deque[int] = deque()
-        # -- scale (issue 18): ready nodes in id order --
+        # -- ready nodes in id order (issue 18, decision 027) --
         #: Nodes that become READY at or after ``cursor`` are marked here instead of
         #: queued, and runners take them in id order: ids are insertion order
         #: (topological when every dependency was added first), so a run sweeps its
@@ -155,7 +155,6 @@ class Supervisor:
         self.mark = bytearray(n)
         self.cursor = 0
         self.marked = 0
-        # -- end scale --
         self.left = n  # nodes not final yet
         self.fail_fast = fail_fast
         self.timeout = timeout
@@ -394,7 +393,7 @@ class Supervisor:
         board = self.board
         if self.parked:  # what waits stays WAITING, and what comes after it PENDING
             self.ready.clear()
-            self.mark[:] = bytes(len(self.mark))  # scale: the id-order marks too
+            self.mark[:] = bytes(len(self.mark))  # the id-order marks too
             self.marked = 0
             if self.limited:
                 self._leave_queues()
@@ -989,7 +988,7 @@ class Supervisor:
                         verdict = self._verdict(s)
                     if verdict == READY:
                         board[s] = READY
-                        if s >= self.cursor:  # scale: taken in id order (see mark)
+                        if s >= self.cursor:  # taken in id order (see mark)
                             self.mark[s] = 1
                             self.marked += 1
                         else:
