@@ -26,8 +26,9 @@ EXAMPLES: dict[str, str] = {
                "without redoing what was done",
     "scheduled": "a nightly cron schedule fired by two workers from one store, missed "
                  "nights coalesced (a fake clock: a week in a second)",
-    "order_flow": "an order flow with a branch: express or standard shipping, the "
-                  "untaken path bypassed, merged again to ship (durable choices)",
+    "order_flow": "an order flow with a branch and a saga: express or standard shipping, "
+                  "the untaken path bypassed, merged again to ship; a failed shipment "
+                  "cancels the booking and refunds the payment (durable)",
     "approval": "quote -> manager approval -> order: a worker process parks the run, "
                 "'flowrt approve' / 'reject' from the command line wakes it",
 }

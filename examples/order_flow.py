@@ -1,4 +1,5 @@
-"""An order flow with a branch: express or standard shipping, merged again to ship.
+"""An order flow with a branch and a saga: express or standard shipping, merged again
+to ship; a shipment that fails undoes the booking and refunds the payment.
 
     order -> payment -> route (a branch) -> express  | standard -> ship -> confirmation
                                              (the untaken one is BYPASSED)
@@ -10,10 +11,19 @@ the direct successor to take, ``"express"`` for orders over 100 EUR, else
 ``ship``, the merge, runs under ``Trigger.NONE_FAILED_MIN_ONE_SUCCESS``, taking the
 output of whichever path ran (the other parameter gets its default, None).
 
-Two orders go through the same workflow, each a durable run in an SQLite store: B-2001
-(180 EUR) goes express, B-2002 (35 EUR) standard. The store keeps each branch's choice
-(``route``'s output), so a resumed run would take the same path without asking again.
-The HTML report of each run (``flowrt report``) draws the untaken path dashed and grey.
+The saga: ``payment``, ``express`` and ``standard`` each say how to undo themselves
+(``compensate=``: refund the payment, cancel the courier or the post). When a later step
+fails, the run is rolled back: the steps that succeeded are undone in reverse order --
+the booking first, then the payment -- and end COMPENSATED.
+
+Three orders go through the same workflow, each a durable run in an SQLite store: B-2001
+(180 EUR) goes express, B-2002 (35 EUR) standard, and B-2003 (240 EUR) goes express to a
+PO box, which the courier does not deliver to: ``ship`` fails, the courier booking is
+cancelled and the payment refunded. The store keeps each branch's choice (``route``'s
+output), so a resumed run would take the same path without asking again, and each
+compensation as it ends, so a crash during the rollback resumes the rollback. The HTML
+report of each run (``flowrt report``) draws the untaken path dashed and grey, and the
+compensated steps in their own colour.
 
 Run it: ``python examples/order_flow.py`` (or ``python -m flowrt examples order_flow``).
 """
@@ -60,7 +70,14 @@ def order(order_id: str, shop: str) -> dict[str, Any]:
     return {"id": order_id, "email": email, "total_cents": total, "address": address}
 
 
-@wf.node
+def refund(payment: int, ctx: flowrt.Context) -> None:
+    """Undo ``payment``: a refund row for the payment's ledger id (once, even when a
+    resumed rollback calls it again: the ledger id is the key)."""
+    with shop_db(ctx.data["shop"]) as db:
+        db.execute("INSERT OR IGNORE INTO refunds (payment_id) VALUES (?)", (payment,))
+
+
+@wf.node(compensate=refund)
 def payment(order: dict[str, Any], shop: str) -> int:
     """Capture the payment; returns its ledger id."""
     with shop_db(shop) as db:
@@ -69,20 +86,30 @@ def payment(order: dict[str, Any], shop: str) -> int:
         return int(cur.lastrowid or 0)
 
 
+#: the bookings cancelled by a rollback (the carriers' APIs, in this example)
+CANCELLED_BOOKINGS: list[str] = []
+
+
+async def cancel_booking(booking: dict[str, str]) -> None:
+    """Undo ``express`` or ``standard``: cancel the booking at its carrier."""
+    await anyio.sleep(0.01)  # the carrier's cancellation API
+    CANCELLED_BOOKINGS.append(booking["tracking"])
+
+
 @wf.branch(after=[payment])
 def route(order: dict[str, Any]) -> str:
     """Express for big orders, standard otherwise (the name of the path to take)."""
     return "express" if order["total_cents"] > EXPRESS_FROM_CENTS else "standard"
 
 
-@wf.node(after=[route])
+@wf.node(after=[route], compensate=cancel_booking)
 async def express(order: dict[str, Any]) -> dict[str, str]:
     """Book a courier for tomorrow."""
     await anyio.sleep(0.01)  # the courier's booking API
     return {"carrier": "courier", "service": "next day", "tracking": f"EX-{order['id']}"}
 
 
-@wf.node(after=[route])
+@wf.node(after=[route], compensate=cancel_booking)
 async def standard(order: dict[str, Any]) -> dict[str, str]:
     """Book the postal service."""
     await anyio.sleep(0.01)
@@ -96,6 +123,8 @@ def ship(order: dict[str, Any], shop: str, out_dir: str,
     """The merge: print the label of whichever path ran and record the shipment."""
     booking = express or standard
     assert booking is not None  # the rule holds only when one of them succeeded
+    if booking["carrier"] == "courier" and order["address"].startswith("PO Box"):
+        raise ValueError(f"the courier does not deliver to a PO box ({order['address']})")
     label = Path(out_dir) / f"label-{order['id']}.txt"
     label.write_text(f"{order['address']}\n{booking['carrier']} ({booking['service']})\n"
                      f"{booking['tracking']}\n")
@@ -112,7 +141,7 @@ def confirmation(order: dict[str, Any], ship: str) -> str:
 
 
 def create_shop(shop: str) -> None:
-    """The shop's database: two orders."""
+    """The shop's database: three orders."""
     with shop_db(shop) as db:
         db.executescript("""
             CREATE TABLE orders (id TEXT PRIMARY KEY, email TEXT, total_cents INTEGER,
@@ -120,9 +149,11 @@ def create_shop(shop: str) -> None:
             CREATE TABLE payments (id INTEGER PRIMARY KEY, order_id TEXT,
                                    amount_cents INTEGER);
             CREATE TABLE shipments (order_id TEXT PRIMARY KEY, carrier TEXT, tracking TEXT);
+            CREATE TABLE refunds (payment_id INTEGER PRIMARY KEY);
             INSERT INTO orders VALUES
                 ('B-2001', 'ines@example.com', 18000, 'Rua Augusta 1, Lisboa'),
-                ('B-2002', 'tom@example.com', 3500, 'Keizersgracht 2, Amsterdam');
+                ('B-2002', 'tom@example.com', 3500, 'Keizersgracht 2, Amsterdam'),
+                ('B-2003', 'ola@example.com', 24000, 'PO Box 12, Oslo');
         """)
 
 
@@ -133,9 +164,10 @@ def _check(condition: bool, what: str) -> None:
 
 async def demo(on_event: Callable[[flowrt.Event], Any] | None = None,
                say: Callable[[str], Any] = print) -> list[flowrt.RunResult]:
-    """Run both orders; raise if the workflow did not behave as described above."""
+    """Run the three orders; raise if the workflow did not behave as described above."""
     from flowrt.tools import report
 
+    CANCELLED_BOOKINGS.clear()
     results = []
     with tempfile.TemporaryDirectory(prefix="flowrt-order-flow-") as tmp:
         shop = str(Path(tmp) / "shop.db")
@@ -144,7 +176,7 @@ async def demo(on_event: Callable[[flowrt.Event], Any] | None = None,
         create_shop(shop)
         store = flowrt.SQLiteStore(Path(tmp) / "runs.db")
         try:
-            for order_id in ("B-2001", "B-2002"):
+            for order_id in ("B-2001", "B-2002", "B-2003"):
                 result = await wf.run({"order_id": order_id, "shop": shop,
                                        "out_dir": str(out_dir)},
                                       run_id=f"order-{order_id}", store=store,
@@ -152,8 +184,14 @@ async def demo(on_event: Callable[[flowrt.Event], Any] | None = None,
                 results.append(result)
                 bypassed = [n for n, s in result.statuses().items()
                             if s is flowrt.Status.BYPASSED]
-                say(f"order {order_id}: {result.status}, took {result['route']!r} "
-                    f"(bypassed: {', '.join(bypassed)}), tracking {result['ship']}")
+                if result.ok:
+                    say(f"order {order_id}: {result.status}, took {result['route']!r} "
+                        f"(bypassed: {', '.join(bypassed)}), tracking {result['ship']}")
+                else:
+                    undone = ", ".join(f"{name} {status}"
+                                       for name, status in result.compensation.items())
+                    say(f"order {order_id}: {result.status} ({result.errors['ship']}); "
+                        f"rolled back: {undone}")
                 page = Path(tmp) / f"{order_id}.html"
                 report.write(store.load(result.run_id) or result, page)
                 _check('class="untaken"' in page.read_text(),
@@ -162,8 +200,8 @@ async def demo(on_event: Callable[[flowrt.Event], Any] | None = None,
         finally:
             store.close()
 
-        fast, slow = results
-        _check(fast.ok and slow.ok, "both orders should ship")
+        fast, slow, po_box = results
+        _check(fast.ok and slow.ok, "the first two orders should ship")
         _check(fast["route"] == "express" and slow["route"] == "standard",
                "B-2001 should go express, B-2002 standard")
         _check(str(fast.nodes["standard"].status) == "bypassed", "no post for B-2001")
@@ -171,12 +209,19 @@ async def demo(on_event: Callable[[flowrt.Event], Any] | None = None,
         for run_id, record in stored.items():
             _check(record is not None and record.outputs()["route"] in (
                 "express", "standard"), f"the store should keep {run_id}'s choice")
+        _check(not po_box.ok and po_box.compensation == {
+            "payment": flowrt.Status.COMPENSATED, "express": flowrt.Status.COMPENSATED},
+            "B-2003's booking and payment should be undone")
+        _check(CANCELLED_BOOKINGS == ["EX-B-2003"], "only B-2003's courier is cancelled")
         labels = sorted(p.name for p in out_dir.iterdir())
         _check(labels == ["label-B-2001.txt", "label-B-2002.txt"], "one label per order")
         with shop_db(shop) as db:
             carriers = dict(db.execute("SELECT order_id, carrier FROM shipments"))
+            refunded = [row[0] for row in db.execute(
+                "SELECT p.order_id FROM refunds r JOIN payments p ON p.id = r.payment_id")]
         _check(carriers == {"B-2001": "courier", "B-2002": "post"}, "one shipment each")
-        say(f"shipments: {carriers}")
+        _check(refunded == ["B-2003"], "B-2003 refunded, the others not")
+        say(f"shipments: {carriers}; refunded: {refunded}")
     return results
 
 

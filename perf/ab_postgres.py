@@ -1,6 +1,6 @@
 """Where the time of a durable run on PostgreSQL goes: one process, runs in turn.
 
-``python perf/ab_postgres.py [ROUNDS]`` (``FLOWRT_PERF_PG_URL`` or
+``python perf/ab_postgres.py [ROUNDS] [--base REV ...]`` (``FLOWRT_PERF_PG_URL`` or
 ``FLOWRT_TEST_PG_URL`` names the server). Each round runs issue 15's workflow --
 1,000 independent nodes that each sleep 1 ms, ``max_concurrency=50`` -- once in
 memory, once on PostgreSQL and once on SQLite, each through a ``flowrt.Runtime`` kept
@@ -10,13 +10,25 @@ process's CPU time a run, and the CPU time a run of the server backends that ser
 the store (read from ``/proc``, so the server must run on this machine; 0 otherwise).
 Not a pyperf harness: a diagnostic beside ``perf/bench_postgres.py``, which measures
 the figure itself.
+
+``--noop`` runs the other figure of issue 15 instead: 10,000 no-op nodes (a random
+DAG, no concurrency cap), and prints the time per committed node too.
+
+``--base REV`` (repeatable) adds a PostgreSQL store from another commit of flowrt,
+``postgres@REV``, run in the same rounds: a paired A/B of a change to the store in one
+process, both sides on the same runtime (only the store's package differs: it is
+``git archive``d into a temporary directory and imported as ``flowrt_REV``).
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import os
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -25,12 +37,12 @@ from typing import Any
 
 import anyio
 import psycopg
-from _common import build_workflow
-from graphs import independent
+from _common import build_workflow, noop
+from graphs import independent, random_dag
 
 import flowrt
 
-MODES = ("memory", "postgres", "sqlite")
+REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 backends: list[int] = []  # the pids of the server processes serving this one
 
@@ -64,47 +76,75 @@ async def nap(*_: Any) -> None:
     await anyio.sleep(0.001)
 
 
-async def main(rounds: int, url: str) -> None:
-    wf = build_workflow(independent(1000), nap, "sleepy")
+def store_class_at(rev: str) -> Any:
+    """PostgresStore as flowrt was at commit ``rev``, imported as package ``flowrt_REV``."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "flowrt"],
+                             check=True, capture_output=True).stdout
+    where = Path(tempfile.mkdtemp(prefix="flowrt-ab-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(where, filter="data")
+    name = f"flowrt_{rev.replace('-', '_').replace('.', '_')}"
+    (where / "flowrt").rename(where / name)
+    sys.path.insert(0, str(where))
+    return importlib.import_module(f"{name}.durable._postgres").PostgresStore
+
+
+async def main(rounds: int, url: str, bases: list[str], noops: bool) -> None:
+    if noops:
+        wf = build_workflow(random_dag(10_000), noop, "noops")
+        options: dict[str, Any] = {}
+    else:
+        wf = build_workflow(independent(1000), nap, "sleepy")
+        options = {"max_concurrency": 50}
     wf.compile()
-    stores: dict[str, flowrt.Store | None] = {
+    stores: dict[str, Any] = {
         "memory": None,
         "postgres": flowrt.PostgresStore(url, schema=f"ab_{os.getpid()}"),
         "sqlite": flowrt.SQLiteStore(Path(tempfile.mkdtemp()) / "ab.db")}
-    wall: dict[str, list[float]] = {m: [] for m in MODES}
-    cpu: dict[str, list[float]] = {m: [] for m in MODES}
-    server: dict[str, list[float]] = {m: [] for m in MODES}
-    runtimes = {m: flowrt.Runtime(store=stores[m]) for m in MODES}
-    for m in MODES:
+    for rev in bases:
+        stores[f"postgres@{rev}"] = store_class_at(rev)(
+            url, schema=f"ab_{os.getpid()}_{len(stores)}")
+    modes = list(stores)
+    wall: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    server: dict[str, list[float]] = {m: [] for m in modes}
+    runtimes = {m: flowrt.Runtime(store=stores[m]) for m in modes}
+    for m in modes:
         await runtimes[m].__aenter__()
-        await runtimes[m].run(wf, run_id=uuid.uuid4().hex, max_concurrency=50)  # warm up
+        await runtimes[m].run(wf, run_id=uuid.uuid4().hex, **options)  # warm up
     try:
-        for _ in range(rounds):
-            for m in MODES:
+        for r in range(rounds):
+            for m in modes[r % len(modes):] + modes[:r % len(modes)]:  # turns rotate
                 s0, c0, t0 = server_cpu(), time.process_time(), time.perf_counter()
-                result = await runtimes[m].run(wf, run_id=uuid.uuid4().hex,
-                                               max_concurrency=50)
+                result = await runtimes[m].run(wf, run_id=uuid.uuid4().hex, **options)
                 wall[m].append(time.perf_counter() - t0)
                 cpu[m].append(time.process_time() - c0)
                 server[m].append(server_cpu() - s0)
                 assert result.ok
     finally:
-        for m in MODES:
+        for m in modes:
             await runtimes[m].__aexit__(None, None, None)
-        postgres = stores["postgres"]
-        assert isinstance(postgres, flowrt.PostgresStore)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{postgres.schema}" CASCADE'.encode())
-        postgres.close()
-    for m in MODES:
+        for m in modes:
+            if m.startswith("postgres"):
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{stores[m].schema}" CASCADE'.encode())
+                stores[m].close()
+    width = max(map(len, modes))
+    for m in modes:
         ratio = statistics.median(a / b for a, b in zip(wall[m], wall["memory"], strict=True))
-        print(f"{m:9s} wall {statistics.median(wall[m]) * 1e3:6.1f} ms   paired ratio "
+        print(f"{m:{width}s} wall {statistics.median(wall[m]) * 1e3:6.1f} ms   paired ratio "
               f"{ratio:.2f}x   client cpu {statistics.mean(cpu[m]) * 1e3:5.1f} ms   "
-              f"server cpu {statistics.mean(server[m]) * 1e3:5.1f} ms")
+              f"server cpu {statistics.mean(server[m]) * 1e3:5.1f} ms"
+              + (f"   {statistics.median(wall[m]) / 10_000 * 1e6:5.1f} us a node"
+                 if noops else ""))
 
 
 if __name__ == "__main__":
     pg_url = os.environ.get("FLOWRT_PERF_PG_URL") or os.environ.get("FLOWRT_TEST_PG_URL")
     if not pg_url:
         sys.exit("set FLOWRT_PERF_PG_URL (or FLOWRT_TEST_PG_URL) to a PostgreSQL server")
-    anyio.run(main, int(sys.argv[1]) if len(sys.argv) > 1 else 10, pg_url)
+    args = sys.argv[1:]
+    base_revs = [args[i + 1] for i, a in enumerate(args) if a == "--base"]
+    plain = [a for i, a in enumerate(args) if not a.startswith("--")
+             and (i == 0 or args[i - 1] != "--base")]
+    anyio.run(main, int(plain[0]) if plain else 10, pg_url, base_revs, "--noop" in args)

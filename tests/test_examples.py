@@ -124,7 +124,7 @@ async def test_scheduled(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_order_flow() -> None:
-    (fast, slow), events, said = await run_demo("order_flow")
+    (fast, slow, po_box), events, said = await run_demo("order_flow")
     assert fast.ok and slow.ok
     assert (fast["route"], slow["route"]) == ("express", "standard")
     assert {n: str(s) for n, s in fast.statuses().items() if str(s) != "succeeded"} == {
@@ -135,6 +135,15 @@ async def test_order_flow() -> None:
     assert kinds(events, slow.run_id)["started:express"] == 0
     assert fast["ship"] == "EX-B-2001" and slow["ship"] == "ST-B-2002"
     assert any("courier" in line for line in said)
+    # the saga: B-2003's shipment fails; its courier booking, then its payment, undone
+    assert po_box.status is flowrt.RunStatus.FAILED
+    assert po_box.compensation == {"payment": flowrt.Status.COMPENSATED,
+                                   "express": flowrt.Status.COMPENSATED}
+    assert str(po_box.nodes["ship"].status) == "failed"
+    undone = [e.node for e in events
+              if e.run_id == po_box.run_id and str(e.kind) == "compensated"]
+    assert undone == ["express", "payment"]  # reverse order: the booking first
+    assert any("refunded: ['B-2003']" in line for line in said)
 
 
 @pytest.mark.anyio

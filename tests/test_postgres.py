@@ -25,6 +25,7 @@ from stores import PostgresKit, drop_schema, new_schema
 from subproc import run_program
 
 import flowrt
+from flowrt.durable import Lease, RunRecord
 from flowrt.durable._postgres import SCHEMA_VERSION
 
 HERE = Path(__file__).parent
@@ -240,6 +241,72 @@ async def _side(i: int, calls: list[str]) -> int:
     calls.append(f"side{i}")
     await anyio.sleep(0.0025 * (i % 400))
     return i
+
+
+# -- the group commit's arrays -----------------------------------------------------------
+
+
+def test_the_arrays_the_writer_builds_are_what_the_server_reads(pg_url: str) -> None:
+    """The writer builds its arrays in PostgreSQL's binary format itself: every element
+    type, NULLs anywhere, empty arrays, long and non-UTF-8 blobs, text of any character
+    (a NUL escaped, in messages), columns of thousands, and text cached or not."""
+    import psycopg
+
+    from flowrt.durable import _postgres as pg
+
+    blob = bytes(range(256)) * 40  # longer than the cached length prefixes
+    columns: list[tuple[Any, list[Any], str]] = [
+        (pg._texts, ["a", "é ü 漢字 🙂", None, "", "x" * 5000, '{"q",\\}'], "text[]"),
+        (pg._texts, [], "text[]"),
+        (pg._texts, [None, None], "text[]"),
+        (pg._messages, ["a\x00b", None, "Traceback ...\n  line 1"], "text[]"),
+        (pg._blobs, [b"\x00\xff", None, b"", blob], "bytea[]"),
+        (pg._int4s, [1, -2, 2**31 - 1, -(2**31)], "integer[]"),
+        (pg._int4s, [None, 7], "integer[]"),
+        (pg._int8s, [2**62, -1, 0], "bigint[]"),
+        (pg._int8s, [3, None], "bigint[]"),
+        (pg._float8s, [1.5, -0.0, 1e300, float("inf"), 2], "double precision[]"),
+        (pg._float8s, [2.5, None], "double precision[]"),
+        (pg._float8s, [], "double precision[]"),
+        (pg._float8s, [i / 7 for i in range(10_000)], "double precision[]"),
+        (pg._texts, [f"node {i}" for i in range(10_000)], "text[]"),
+    ]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        pg._register_arrays(conn)
+        for build, values, sql_type in columns:
+            for _ in range(2):  # the second time from the cache of text elements
+                got = conn.execute(f"SELECT %b::{sql_type}", (build(values),)).fetchone()
+                expected = [v.replace("\x00", "\\x00") if isinstance(v, str) else v
+                            for v in values]
+                assert got is not None and got[0] == expected, (sql_type, values[:3])
+        pg._PREFIXED.clear()  # as when it grows too large: refilled
+        got = conn.execute("SELECT %b::text[]", (pg._texts(["a", None]),)).fetchone()
+        assert got == (["a", None],) and pg._PREFIXED[None] == pg._NULL
+
+
+def test_a_run_made_by_another_process_during_a_claim_is_claimed_again(
+        pg_kit: PostgresKit) -> None:
+    """A new run's claim looks for the run, then inserts it, without a transaction
+    around them; when another process made the run in between, the insert does nothing
+    and the claim goes on as a stored run's: it takes the run as that process left it."""
+    store, other = pg_kit.make(), pg_kit.make()
+    record = RunRecord("r", "wf", "fp", {"a": []}, b"{}", "running", "json", 1.0, 1.0)
+    mine = Lease("here", 1, "mine")
+    seen: list[Any] = []
+
+    def decide(stored: Any) -> Any:
+        seen.append(stored)
+        if stored is None:  # meanwhile another process makes the run and ends it
+            _, theirs = other.claim("r", Lease("there", 2, "theirs"),
+                                    lambda s: record)
+            other.finish(theirs, "failed", 2.0)
+            other.flush()
+        return record
+
+    stored, claim = store.claim("r", mine, decide)
+    assert seen[0] is None and seen[1].record.status == "failed" and len(seen) == 2
+    assert stored is seen[1] and claim is not None and claim.fence == 2
+    assert store.get_run("r").owner == mine
 
 
 # -- reconnection ---------------------------------------------------------------------------

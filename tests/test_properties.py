@@ -167,3 +167,52 @@ def test_scheduler_invariants(backend: str, case: Any) -> None:
             assert ran == 0
     any_failed = any(s is Status.FAILED for s in statuses.values())
     assert result.status is (RunStatus.FAILED if any_failed else RunStatus.SUCCEEDED)
+
+
+# -- scale (issue 18): a plain run (no events, store, limits) settles successes inline,
+# and a large plan keeps its CSR arrays as array("i") instead of lists --
+@pytest.mark.parametrize("arrays", [False, True], ids=["lists", "arrays"])
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=workflows())
+def test_plain_runs_follow_the_rules(backend: str, arrays: bool, case: Any) -> None:
+    """The same invariants without on_event or limits (the runner's inline success path),
+    with the plan's arrays as lists (a small plan) and as C arrays (a large one)."""
+    from unittest import mock
+
+    from flowrt.workflow import _plan
+
+    nodes, _cap, _limits, order = case
+    for plan in nodes:
+        plan.limit = None
+    ended: list[str] = []  # nodes in the order their last attempt ended
+    before: dict[str, set[str]] = {}  # node -> the nodes ended when it first started
+    wf = flowrt.Workflow("plain")
+    for i in order:
+        plan = nodes[i]
+
+        async def fn(ctx: flowrt.Context, plan: NodePlan = plan) -> str:
+            before.setdefault(ctx.node, set(ended))
+            if plan.sleep:
+                await anyio.sleep(plan.sleep)
+            if ctx.attempt <= plan.failing_attempts:
+                if ctx.attempt == plan.attempts:
+                    ended.append(ctx.node)
+                raise RuntimeError(f"{ctx.node} attempt {ctx.attempt}")
+            ended.append(ctx.node)
+            return ctx.node
+
+        wf.add(f"n{i}", fn, after=[f"n{d}" for d in plan.deps], trigger=plan.trigger,
+               retry=flowrt.Retry(attempts=plan.attempts, delay=0) if plan.attempts > 1 else None)
+    with mock.patch.object(_plan, "ARRAYS_FROM", 0 if arrays else 1 << 30):
+        result = wf.run_sync(backend=backend)
+    statuses = result.statuses()
+    for i, plan in enumerate(nodes):
+        name = f"n{i}"
+        deps = [statuses[f"n{d}"] for d in plan.deps]
+        assert statuses[name] is expected_status(plan, deps), name
+        if name in before:  # it ran: after every dependency that ran had ended
+            ran = {f"n{d}" for d in plan.deps if result.nodes[f"n{d}"].attempts}
+            assert ran <= before[name], name
+    any_failed = any(s is Status.FAILED for s in statuses.values())
+    assert result.status is (RunStatus.FAILED if any_failed else RunStatus.SUCCEEDED)

@@ -341,3 +341,69 @@ async def test_long_inline_stretches_let_the_loop_run() -> None:
         tg.cancel_scope.cancel()
     assert result.ok
     assert ticks - before >= 4  # the loop ran during the run, not only after it
+
+
+# -- scale (issue 18): ready nodes are taken in id order, whatever order they were added --
+@pytest.mark.parametrize("order", ["added_first", "added_last", "shuffled"])
+async def test_every_node_runs_after_its_dependencies_whatever_the_insertion_order(
+        order: str) -> None:
+    """Ready nodes are taken in id (insertion) order where they can be; a node added
+    before its dependencies becomes ready behind that order and must still run, once,
+    after them -- with nodes that suspend in the mix, so runners take turns."""
+    import random
+
+    rng = random.Random(18)
+    n = 400
+    graph = {f"n{i}": [f"n{j}" for j in rng.sample(range(i), min(i, rng.randint(1, 3)))]
+             for i in range(n)}
+    names = list(graph)
+    if order == "added_last":
+        names.reverse()
+    elif order == "shuffled":
+        rng.shuffle(names)
+    ran: list[str] = []
+    wf = flowrt.Workflow("order")
+    for name in names:
+        async def node(*_: object, name: str = name) -> str:
+            if int(name[1:]) % 7 == 0:
+                await anyio.sleep(0)  # suspends: another runner takes the queue
+            ran.append(name)
+            return name
+        wf.add(name, node, deps=graph[name])
+    result = await wf.run()
+    assert result.ok
+    assert sorted(ran) == sorted(graph)  # every node once
+    position = {name: k for k, name in enumerate(ran)}
+    for name, deps in graph.items():
+        for dep in deps:
+            assert position[dep] < position[name], (dep, name)
+
+
+@pytest.mark.parametrize("fan_in", [3, 300])
+async def test_a_skip_reached_by_a_success_cascades_whatever_the_in_degree(fan_in: int) -> None:
+    """A node whose last dependency to end succeeds (settled inline by the runner) but
+    another failed: its rule decides (ALL_SUCCESS: SKIPPED, and so are its dependents;
+    ALL_DONE: it runs). With more than 255 dependencies the run counts them in lists
+    instead of bytes."""
+    wf = flowrt.Workflow("fan_in")
+
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    async def ok(*_: object) -> int:
+        return 1
+
+    wf.add("bad", boom)  # added (so run) first: it fails before the others succeed
+    ups = [f"up{i}" for i in range(fan_in)]
+    for name in ups:
+        wf.add(name, ok)
+    wf.add("strict", ok, deps=["bad", *ups])
+    wf.add("after_strict", ok, deps=["strict"])
+    wf.add("lenient", ok, after=["bad", *ups], trigger=flowrt.Trigger.ALL_DONE)
+    wf.add("after_lenient", ok, deps=["lenient"])
+    result = await wf.run()
+    statuses = result.statuses()
+    assert statuses["bad"] is Status.FAILED
+    assert statuses["strict"] is Status.SKIPPED and statuses["after_strict"] is Status.SKIPPED
+    assert statuses["lenient"] is Status.SUCCEEDED and result["after_lenient"] == 1
+    assert result.status is RunStatus.FAILED

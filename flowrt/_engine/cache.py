@@ -33,13 +33,15 @@ from ..data._workflow_data import MISSING
 from ..errors import CacheKeyError
 from ..workflow import Plan
 from ..workflow._plan import BIND_CONTEXT, BIND_NODE
+from ..workflow._subworkflow import SubWorkflow
 
 if TYPE_CHECKING:
     from .._types import Cache
     from .state import RunState
 
-__all__ = ["CacheSpec", "MemoryCache", "NodeCache", "Unhashable", "cache_key", "canonical",
-           "check_cached_inputs", "code_version", "specs_of"]
+__all__ = ["CacheSpec", "ItemKeys", "MemoryCache", "NodeCache", "Unhashable", "cache_key",
+           "canonical", "canonical_arguments", "check_cached_inputs", "code_version",
+           "specs_of"]
 
 #: the first item of every key: a change of the key's recipe misses old entries
 KEY_FORMAT = "flowrt-cache-1"
@@ -203,7 +205,14 @@ def _hash_code(h: Any, code: Any) -> None:
 
 def code_version(fn: Callable[..., Any]) -> str:
     """A hash of ``fn``'s code: its source text when it can be read, else its bytecode
-    and constants. (A ``functools.partial`` adds its bound arguments' repr.)"""
+    and constants. (A ``functools.partial`` adds its bound arguments' repr; a
+    sub-workflow's is its child's structure and the code of each of its nodes.)"""
+    if type(fn) is SubWorkflow:  # the child's structure and every node's code
+        plan = fn.workflow.compile()
+        h = hashlib.sha256(plan.fingerprint.encode())
+        for child_fn in plan.fns:
+            h.update(code_version(child_fn).encode())
+        return h.hexdigest()[:16]
     extra = ""
     while isinstance(fn, functools.partial):
         extra += repr((fn.args, sorted(fn.keywords.items())))
@@ -315,13 +324,46 @@ def key_of(name: str, spec: CacheSpec, named: dict[str, Any]) -> str:
             return cache_key(name, spec.version, {"__key__": canonical(custom)})
         except Unhashable as why:
             raise CacheKeyError(name, "Cache(key=...)'s result", str(why)) from None
+    return cache_key(name, spec.version, canonical_arguments(name, named))
+
+
+def canonical_arguments(name: str, named: dict[str, Any]) -> dict[str, Any]:
+    """``named`` (arguments of node ``name`` by parameter) in canonical form; raises
+    :class:`CacheKeyError` naming the parameter whose value cannot be hashed."""
     args: dict[str, Any] = {}
     for param, value in named.items():
         try:
             args[param] = canonical(value)
         except Unhashable as why:
             raise CacheKeyError(name, param, str(why)) from None
-    return cache_key(name, spec.version, args)
+    return args
+
+
+class ItemKeys:
+    """The cache keys of the items of a cached mapped node (docs/caching.md, "Mapped
+    nodes"): each item's key is the one the node would have if called with that item's
+    arguments -- its fixed arguments (made canonical once, not once per item) and the
+    item's values of the mapped parameters."""
+
+    __slots__ = ("_fixed", "_fixed_canonical", "name", "spec")
+
+    def __init__(self, name: str, spec: CacheSpec, fixed: dict[str, Any]) -> None:
+        self.name = name
+        self.spec = spec
+        self._fixed = fixed  # the arguments every item shares, by parameter name
+        self._fixed_canonical: dict[str, Any] | None = None
+
+    def key(self, item_args: dict[str, Any]) -> str:
+        """The key of the item called with ``item_args`` (its mapped parameters) on top
+        of the fixed arguments; raises :class:`CacheKeyError`."""
+        if self.spec.cache.key is not None:
+            return key_of(self.name, self.spec, {**self._fixed, **item_args})
+        fixed = self._fixed_canonical
+        if fixed is None:
+            fixed = self._fixed_canonical = canonical_arguments(self.name, self._fixed)
+        args = fixed.copy()
+        args.update(canonical_arguments(self.name, item_args))
+        return cache_key(self.name, self.spec.version, args)
 
 
 def check_cached_inputs(plan: Plan, inputs: Mapping[str, Any]) -> None:

@@ -38,6 +38,7 @@ from ..data._workflow_data import MISSING
 from ..errors import MapError
 from ..workflow._context import Context
 from ..workflow._plan import BIND_CONTEXT, BIND_NODE
+from . import cache as caching
 from . import invoke as actor
 from .limits import Limit
 from .supervisor import Supervisor
@@ -53,6 +54,7 @@ SUCCEEDED = Status.SUCCEEDED.value
 FAILED = Status.FAILED.value
 SKIPPED = Status.SKIPPED.value
 CANCELLED = Status.CANCELLED.value
+CACHED = Status.CACHED.value
 
 
 class RecordedItems(NamedTuple):
@@ -61,28 +63,35 @@ class RecordedItems(NamedTuple):
     ``listed``: the item count recorded before the first item started (None: none);
     ``succeeded``: item -> (output, attempts, wall-clock start, end) of the items that
     succeeded; ``ended``: item -> (status byte, attempts, error, start, end) of the
-    others that reached a final status (the result reports them; they run again).
+    others that reached a final status (the result reports them; they run again);
+    ``cached``: the items of ``succeeded`` whose output came from the cache.
     """
 
     listed: int | None
     succeeded: dict[int, tuple[Any, int, float | None, float | None]]
     ended: dict[int, tuple[int, int, BaseException | None, float | None, float | None]]
+    cached: frozenset[int] = frozenset()
 
 
 class ItemBoard:
     """The items of one mapped node once it is over: per item its status byte,
     attempts, wall-clock start and end (0.0: unknown), and the errors of failed items.
-    What :meth:`flowrt.RunResult.items` reads."""
+    What :meth:`flowrt.RunResult.items` reads.
 
-    __slots__ = ("attempts", "board", "errors", "finished", "started")
+    ``outputs``: the items' outputs (MISSING for those without one), kept only for a
+    node with ``compensate=`` (a rollback undoes each succeeded item with its output)."""
 
-    def __init__(self, board: bytes, attempts: list[int], started: array[float],
-                 finished: array[float], errors: dict[int, BaseException]) -> None:
-        self.board = board
+    __slots__ = ("attempts", "board", "errors", "finished", "outputs", "started")
+
+    def __init__(self, board: bytes | bytearray, attempts: list[int], started: array[float],
+                 finished: array[float], errors: dict[int, BaseException],
+                 outputs: list[Any] | None = None) -> None:
+        self.board = bytearray(board)  # a rollback changes it (COMPENSATED items)
         self.attempts = attempts
         self.started = started
         self.finished = finished
         self.errors = errors
+        self.outputs = outputs
 
     def __len__(self) -> int:
         return len(self.board)
@@ -93,25 +102,30 @@ class ItemBoard:
                 if self.board.count(s.value)}
 
     @classmethod
-    def from_record(cls, recorded: RecordedItems) -> ItemBoard:
-        """The items of a mapped node restored whole from a store."""
+    def from_record(cls, recorded: RecordedItems, outputs: bool = False) -> ItemBoard:
+        """The items of a mapped node restored whole from a store (``outputs``: with
+        the outputs of the succeeded ones, for a node with ``compensate=``)."""
         n = recorded.listed or 0
         board = bytearray([Status.PENDING.value]) * n
         attempts = [0] * n
         started = array("d", bytes(8 * n))
         finished = array("d", bytes(8 * n))
         errors: dict[int, BaseException] = {}
-        for i, (_, tries, begin, end) in recorded.succeeded.items():
+        kept: list[Any] | None = [MISSING] * n if outputs else None
+        for i, (value, tries, begin, end) in recorded.succeeded.items():
             if i < n:
-                board[i], attempts[i] = SUCCEEDED, tries
+                if kept is not None:
+                    kept[i] = value
+                board[i] = CACHED if i in recorded.cached else SUCCEEDED
+                attempts[i] = tries
                 started[i], finished[i] = begin or 0.0, end or 0.0
         for i, (status, tries, error, begin, end) in recorded.ended.items():
-            if i < n and board[i] != SUCCEEDED:
+            if i < n and board[i] != SUCCEEDED and board[i] != CACHED:
                 board[i], attempts[i] = status, tries
                 started[i], finished[i] = begin or 0.0, end or 0.0
                 if error is not None:
                     errors[i] = error
-        return cls(bytes(board), attempts, started, finished, errors)
+        return cls(board, attempts, started, finished, errors, kept)
 
 
 class _Level:
@@ -123,6 +137,7 @@ class _Level:
         "context",
         "fn",
         "from_parent",
+        "keys",
         "kw",
         "name",
         "node",
@@ -147,6 +162,8 @@ class _Level:
         self.parent = parent  # the level whose item i feeds item i of this one (-1: none)
         self.from_parent = from_parent  # the parameter that takes it
         self.offset = 0  # this level's first item id in the item supervisor
+        #: the items' cache keys (a cached mapped node: docs/caching.md), else None
+        self.keys: caching.ItemKeys | None = None
 
 
 class _Names:
@@ -192,8 +209,13 @@ class ItemPlan:
         self.node_options: dict[int, Any] = {}
         self.maps: dict[int, Any] = {}
         self.item_limit_of: dict[int, int] = {}
-        self.cached: bytearray | None = None  # items are never cached: the mapped node is
-        self.wait_specs: dict[int, Any] = {}  # and never wait
+        #: items of a cached mapped node are cached each on its own (the node is not)
+        self.cached: bytearray | None = None
+        if any(o.cache is not None for o in self._options):
+            self.cached = bytearray()
+            for o in self._options:
+                self.cached += (b"\x01" if o.cache is not None else b"\x00") * n
+        self.wait_specs: dict[int, Any] = {}  # items never wait
         # Dependencies: item i of a level with a parent depends on item i of the parent.
         indegree = []
         pred_ptr = [0]
@@ -306,7 +328,7 @@ class _ItemCheckpoint:
             if end:
                 finished = end + base
         self.checkpoint.item_succeeded(lvl.node, node - lvl.offset, value, attempts, started,
-                                       finished)
+                                       finished, cached)
 
     def ended(self, node: int, status: int, error: BaseException | None) -> None:
         lvl = self.chain.level_of(node)
@@ -344,7 +366,8 @@ class ItemSupervisor(Supervisor):
         fail_fast = parent.fail_fast and not any(lvl.spec.partial for lvl in chain.levels)
         super().__init__(parent.shared, cast("RunState", chain.state), max_concurrency=None,
                          limits=None, fail_fast=fail_fast, timeout=None,
-                         hooks=parent._hooks, executor=parent._executor)
+                         hooks=parent._hooks, executor=parent._executor,
+                         cache=parent._cache, refresh=parent._refresh)
         self.chain = chain
         self.hook_errors = parent.hook_errors  # one list for the run
         self.log = parent.log
@@ -374,6 +397,18 @@ class ItemSupervisor(Supervisor):
 
     def _plan_remote_outputs(self) -> bytearray | None:
         return None  # items' outputs come back: they make the mapped node's list
+
+    def _cache_key(self, node: int) -> str:
+        """An item's key: its mapped node's, called with the item's arguments."""
+        chain = self.chain
+        lvl = chain.level_of(node)
+        keys = lvl.keys
+        assert keys is not None  # set by _run_chain for the levels of a cached map
+        item = node - lvl.offset
+        args = {param: column[item] for param, column in lvl.columns}
+        if lvl.from_parent is not None:
+            args[lvl.from_parent] = self.values[chain.levels[lvl.parent].offset + item]
+        return keys.key(args)
 
     def _attempt(self, node: int, args: Any, bound: Any) -> Any:
         direct = self._direct
@@ -407,17 +442,7 @@ class ItemSupervisor(Supervisor):
         if self._hooks:
             event = Event(kind, self.plan.workflow, self.run_id, lvl.name, attempt,
                           time.time(), error, status, item)
-            self._pass_on(event)
-
-    def _pass_on(self, event: Event) -> None:
-        from .events import report_hook_error
-
-        for hook in self._hooks:
-            try:
-                hook(event)
-            except Exception as hook_error:
-                self.hook_errors.append((event, hook_error))
-                report_hook_error(hook, event, hook_error, len(self.hook_errors) == 1)
+            self.pass_on(event)
 
 
 class _Chain:
@@ -560,6 +585,10 @@ async def _run_chain(sup: Supervisor, chain: _Chain) -> None:
         lvl.offset = k * n
     item_plan = ItemPlan(sup.plan, levels, n)
     chain.state = _ItemState(sup.state, item_plan, sup.timed[levels[0].node])
+    if item_plan.cached is not None:
+        for lvl in levels:
+            if lvl.options.cache is not None:
+                lvl.keys = _item_keys(sup, lvl)
     child = ItemSupervisor(sup, chain)
     for lvl in levels:
         recorded = sup.recorded_items.get(lvl.node)
@@ -567,6 +596,8 @@ async def _run_chain(sup: Supervisor, chain: _Chain) -> None:
             for item, (value, attempts, started, finished) in recorded.succeeded.items():
                 if item < n:
                     child.restore(lvl.offset + item, value, attempts, started, finished)
+                    if item in recorded.cached:
+                        child.board[lvl.offset + item] = CACHED
         if checkpoint is not None:
             checkpoint.items_listed(lvl.node, n)
     if checkpoint is not None:
@@ -580,7 +611,8 @@ async def _run_chain(sup: Supervisor, chain: _Chain) -> None:
             sup.items[lvl.node] = ItemBoard(
                 bytes(state.board[lo:hi]), state.attempts[lo:hi], _wall(state, lo, hi),
                 _wall(state, lo, hi, end=True),
-                {i - lo: e for i, e in state.errors.items() if lo <= i < hi})
+                {i - lo: e for i, e in state.errors.items() if lo <= i < hi},
+                state.values[lo:hi] if lvl.options.compensate is not None else None)
     board = state.board
     if child.interrupted or (not child.stopped_by_failure and CANCELLED in board):
         # Stopped from outside: the run itself is being cancelled.
@@ -590,7 +622,7 @@ async def _run_chain(sup: Supervisor, chain: _Chain) -> None:
     for lvl in levels:
         lo, hi = lvl.offset, lvl.offset + n
         out = values[lo:hi]
-        failed = [i for i in range(lo, hi) if board[i] != SUCCEEDED]
+        failed = [i for i in range(lo, hi) if board[i] != SUCCEEDED and board[i] != CACHED]
         if not failed:
             chain.outcomes[lvl.node] = (True, out)
         elif lvl.spec.partial and not child.stopped_by_failure:
@@ -599,6 +631,19 @@ async def _run_chain(sup: Supervisor, chain: _Chain) -> None:
             chain.outcomes[lvl.node] = (True, out)
         else:
             chain.outcomes[lvl.node] = (False, _failure(lvl, state, failed, n))
+
+
+def _item_keys(sup: Supervisor, lvl: _Level) -> caching.ItemKeys:
+    """How the items of cached level ``lvl`` are keyed: the mapped node's arguments but
+    its mapped parameters (never its Context or resources), and its cache spec."""
+    specs = caching.specs_of(sup.plan)
+    spec = specs.get(lvl.node)
+    if spec is None:
+        spec = specs[lvl.node] = caching.cache_spec(sup.plan, lvl.node)
+    fixed = caching.arguments(sup.state, lvl.node, spec)
+    for param in lvl.spec.params:
+        fixed.pop(param, None)
+    return caching.ItemKeys(lvl.name, spec, fixed)
 
 
 def _failure(lvl: _Level, state: _ItemState, failed: list[int], n: int) -> BaseException:

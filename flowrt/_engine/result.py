@@ -289,13 +289,23 @@ class RunResult:
     def compensation(self) -> dict[str, Status]:
         """The nodes a rollback undid: name -> ``Status.COMPENSATED`` or
         ``Status.COMPENSATION_FAILED`` (``nodes[name].error`` says why), in node order;
-        empty when nothing was compensated (docs/compensation.md)."""
+        empty when nothing was compensated (docs/compensation.md). A mapped node that
+        failed (or was cancelled) keeps that status while its succeeded items are
+        undone: it is listed here by how its items' compensations went."""
         board = self._board
-        if not (board.count(_COMPENSATED) or board.count(_COMPENSATION_FAILED)):
+        undone: dict[int, int] = {}
+        for i, items in self._items.items():
+            if board[i] in (_COMPENSATED, _COMPENSATION_FAILED):
+                continue
+            if items.board.count(_COMPENSATION_FAILED):
+                undone[i] = _COMPENSATION_FAILED
+            elif items.board.count(_COMPENSATED):
+                undone[i] = _COMPENSATED
+        if not (undone or board.count(_COMPENSATED) or board.count(_COMPENSATION_FAILED)):
             return {}
         names = self.plan.names
-        return {names[i]: BY_VALUE[s] for i, s in enumerate(board)
-                if s in (_COMPENSATED, _COMPENSATION_FAILED)}
+        return {names[i]: BY_VALUE[undone.get(i, s)] for i, s in enumerate(board)
+                if i in undone or s in (_COMPENSATED, _COMPENSATION_FAILED)}
     # -- end saga compensation --
 
     @property

@@ -92,8 +92,9 @@ class Run:
         ``whole``: the node itself is restored (:meth:`restore`), so the items are only
         reported; otherwise its items recorded as succeeded do not run again.
         """
-        if whole:
-            self._sup.items[node] = ItemBoard.from_record(recorded)
+        if whole:  # (the outputs are kept for a rollback that would undo each item)
+            undo = self.state.plan.options_of(node).compensate is not None
+            self._sup.items[node] = ItemBoard.from_record(recorded, outputs=undo)
         else:
             self._sup.recorded_items[node] = recorded
 
@@ -151,6 +152,9 @@ class Run:
                 sup.finish_unrun()
                 status = sup.status()
                 await roll_back(sup, pending_compensations(sup))
+                for node, recorded in sup.recorded_items.items():  # shown as stored
+                    if node not in sup.items:
+                        sup.items[node] = ItemBoard.from_record(recorded)
             else:
                 try:
                     await sup.run()

@@ -18,14 +18,17 @@ durable run (docs/decisions/020-saga-rollback.md).
 from __future__ import annotations
 
 import inspect
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._types import EventKind, Status
+from .._types import Event, EventKind, Status
+from ..data._workflow_data import MISSING
 from ..errors import RollbackCutOff
 from ..executors._base import run_in_thread
 from ..workflow._context import Context
+from .mapping import ItemBoard
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,11 +47,33 @@ ROLLBACK_GRACE: float = 30.0
 
 
 def pending_compensations(sup: Supervisor) -> list[int]:
-    """The nodes a rollback would undo now: SUCCEEDED, with a ``compensate=``."""
+    """The nodes a rollback would undo now: those with a ``compensate=`` that
+    SUCCEEDED, and the mapped ones with items that succeeded (whatever the node's own
+    status: a map that failed at one item undoes the items that did not)."""
     plan = sup.plan
     board = sup.board
+    maps = plan.maps
     return sorted(i for i, o in plan.node_options.items()
-                  if o.compensate is not None and board[i] == SUCCEEDED)
+                  if o.compensate is not None and (
+                      _items_to_undo(sup, i) if maps and i in maps
+                      else board[i] == SUCCEEDED))
+
+
+def _items_to_undo(sup: Supervisor, node: int) -> list[int]:
+    """The items of mapped ``node`` that a rollback undoes, in the order it undoes them:
+    the succeeded ones (not those read from the cache), last item first."""
+    items = sup.items.get(node)
+    if items is None:
+        recorded = sup.recorded_items.get(node)  # a resumed rollback: the store's items
+        if recorded is None or not recorded.succeeded:
+            return []
+        items = sup.items[node] = ItemBoard.from_record(recorded, outputs=True)
+    outputs = items.outputs
+    if outputs is None:
+        return []
+    board = items.board
+    return [k for k in range(len(board) - 1, -1, -1)
+            if board[k] == SUCCEEDED and outputs[k] is not MISSING]
 
 
 async def roll_back(sup: Supervisor, nodes: list[int]) -> None:
@@ -127,6 +152,9 @@ async def _compensate(sup: Supervisor, node: int, scope: anyio.CancelScope,
         how = calls[id(fn)] = (_is_async(fn), _context_param(fn))
     is_async, context_param = how
     state = sup.state
+    if state.plan.maps and node in state.plan.maps:
+        await _compensate_items(sup, node, fn, is_async, context_param, scope)
+        return
     value = state.values[node]
     kwargs: dict[str, Any] = {}
     if context_param is not None:
@@ -148,6 +176,72 @@ async def _compensate(sup: Supervisor, node: int, scope: anyio.CancelScope,
         _ended(sup, node, COMPENSATION_FAILED, error)
         return
     _ended(sup, node, COMPENSATED, None)
+
+
+async def _compensate_items(sup: Supervisor, node: int, fn: Callable[..., Any],
+                            is_async: bool, context_param: str | None,
+                            scope: anyio.CancelScope) -> None:
+    """Undo the succeeded items of mapped ``node``, one after another, last item first;
+    record each item's outcome as it ends, then the node's (COMPENSATION_FAILED when an
+    item's compensation failed: the first such error is the node's)."""
+    state = sup.state
+    name = state.plan.names[node]
+    items = sup.items[node]
+    outputs = items.outputs
+    assert outputs is not None  # pending_compensations chose it for its items
+    checkpoint = sup.checkpoint
+    first_error: BaseException | None = None
+    hooks = bool(sup._hooks)
+    for k in _items_to_undo(sup, node):
+        if checkpoint is not None and not checkpoint.writable():
+            return  # the rest is left to a resume of the rollback
+        if hooks:
+            sup.pass_on(Event(EventKind.COMPENSATING, state.plan.workflow, state.run_id, name,
+                              items.attempts[k], time.time(), None, None, k))
+        kwargs: dict[str, Any] = {}
+        if context_param is not None:
+            kwargs[context_param] = Context(state.plan.workflow, state.run_id, name,
+                                            items.attempts[k], state.data, k)
+        error: BaseException | None = None
+        try:
+            if is_async:
+                await fn(outputs[k], **kwargs)
+            else:
+                await run_in_thread(sup.shared.thread_limiter(), fn, (outputs[k],), kwargs)
+        except anyio.get_cancelled_exc_class():
+            if not scope.cancel_called:
+                raise  # not ours (cannot happen under the shield; never swallow it)
+            error = RollbackCutOff(f"{name}[{k}]", ROLLBACK_GRACE)
+        except Exception as failure:
+            error = failure
+        status = COMPENSATED if error is None else COMPENSATION_FAILED
+        items.board[k] = status
+        if error is not None:
+            items.errors[k] = error
+            if first_error is None:
+                first_error = error
+            if sup.log_failures:
+                sup.log.warning("compensation failed", node=name, item=k,
+                                error=f"{type(error).__name__}: {error}")
+        if hooks:
+            sup.pass_on(Event(EventKind.COMPENSATED if error is None
+                              else EventKind.COMPENSATION_FAILED, state.plan.workflow,
+                              state.run_id, name, items.attempts[k], time.time(), error,
+                              None, k))
+        if checkpoint is not None:
+            begin, end = items.started[k], items.finished[k]
+            checkpoint.item_ended(node, k, status, error, items.attempts[k],
+                                  begin or None, end or None)
+        if scope.cancel_called:
+            return  # cut off: the items left are left to a resume of the rollback
+    status = COMPENSATED if first_error is None else COMPENSATION_FAILED
+    if sup.board[node] == SUCCEEDED:
+        _ended(sup, node, status, first_error)
+        return
+    # A map that failed (or was cancelled) keeps that status; its items say what was
+    # undone (their events, result.compensation). Its record goes back to that status.
+    if checkpoint is not None:
+        checkpoint.ended(node, sup.board[node], sup.errors.get(node))
 
 
 def _ended(sup: Supervisor, node: int, status: int, error: BaseException | None) -> None:

@@ -111,9 +111,11 @@ class Checkpoint(Protocol):
         """Mapped ``node`` has ``count`` items: called before its first item starts."""
 
     def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
-                       started: float | None, finished: float | None) -> None:
+                       started: float | None, finished: float | None,
+                       cached: bool = False) -> None:
         """Item ``item`` of mapped ``node`` returned ``value`` (may refuse it with
-        :class:`~flowrt.SerializationError`, which fails the item). Times are wall-clock."""
+        :class:`~flowrt.SerializationError`, which fails the item). Times are wall-clock.
+        ``cached``: the output came from the cache (the item ended CACHED)."""
 
     def item_ended(self, node: int, item: int, status: int, error: BaseException | None,
                    attempts: int, started: float | None, finished: float | None) -> None:

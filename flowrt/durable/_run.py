@@ -48,6 +48,7 @@ from .._engine.run import Run, RunSettings, prepare_run
 from .._engine.waits import sleep_until_woken
 from .._types import BY_NAME, NAMES, RunStatus, Status
 from ..data import WorkflowData
+from ..data._workflow_data import MISSING
 from ..errors import (
     LeaseLost,
     RunCancelled,
@@ -236,13 +237,22 @@ class Checkpoint:
         state = self.state
         records = []
         for i in nodes:
-            try:
-                blob = self.serializer.dumps(state.values[i])
-            except SerializationError:  # stored once already: cannot happen; be safe
+            text = None
+            value = state.values[i]
+            if value is MISSING:
+                # a mapped node that failed or was cancelled, undoing its succeeded items
+                # (recorded apart): no output; an error says it failed, none cancelled
                 blob = None
+                error = state.errors.get(i)
+                text = None if error is None else _utf8(describe_error(error))
+            else:
+                try:
+                    blob = self.serializer.dumps(value)
+                except SerializationError:  # stored once already: cannot happen; be safe
+                    blob = None
             started, finished = state.times(i)
             records.append(NodeRecord(self.names[i], COMPENSATING, state.attempts[i], blob,
-                                      None, None, started, finished))
+                                      text, None, started, finished))
         self.pending.extend(records)
         self.flush()
         if not self.writable():
@@ -267,8 +277,10 @@ class Checkpoint:
         self._add_item(ItemRecord(self.names[node], LISTED, "listed", count))
 
     def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
-                       started: float | None, finished: float | None) -> None:
-        """Record an item's output; SerializationError when it cannot be stored.
+                       started: float | None, finished: float | None,
+                       cached: bool = False) -> None:
+        """Record an item's output (``cached``: read from the cache); SerializationError
+        when it cannot be stored.
 
         Called for every item of a durable map: kept to a few plain steps, as
         :meth:`succeeded` (:meth:`_add_item` inlined).
@@ -280,8 +292,8 @@ class Checkpoint:
                                      f"{error}") from None
         # tuple.__new__ skips NamedTuple's Python-level __new__
         self.pending_items.append(tuple.__new__(ItemRecord, (
-            self.names[node], item, "succeeded", attempts, blob, None, None, started,
-            finished)))
+            self.names[node], item, "cached" if cached else "succeeded", attempts, blob,
+            None, None, started, finished)))
         if not self._scheduled:
             self._scheduled = True
             self._call_soon(self.flush)
@@ -362,9 +374,10 @@ class CrashingCheckpoint(Checkpoint):
             super()._add_item(record)
 
     def item_succeeded(self, node: int, item: int, value: Any, attempts: int,
-                       started: float | None, finished: float | None) -> None:
+                       started: float | None, finished: float | None,
+                       cached: bool = False) -> None:
         if not self.crashed:  # (it does not go through _add_item)
-            super().item_succeeded(node, item, value, attempts, started, finished)
+            super().item_succeeded(node, item, value, attempts, started, finished, cached)
 
     def flush(self) -> None:
         if not self.crashed:
@@ -719,6 +732,9 @@ def _read_back(stored: StoredRun, plan: Plan, run_id: str, inputs: dict[str, Any
     _read_outputs(stored, plan, run_id, serializer, opened)
     for name, records in stored.items.items():
         i = plan.index.get(name)
+        if not opened.rolling_back and any(
+                r.status in ROLLBACK_STATUSES for r in records.values()):
+            opened.rolling_back = True  # a map's items were being undone
         if i is not None and i in plan.maps:
             opened.items[i] = _read_items(records, name, run_id, serializer, plan.fns[i])
     if stored.data is not None:
@@ -778,11 +794,14 @@ def _read_items(records: dict[int, ItemRecord], name: str, run_id: str,
     listed = records.get(LISTED)
     succeeded: dict[int, tuple[Any, int, float | None, float | None]] = {}
     ended: dict[int, tuple[int, int, BaseException | None, float | None, float | None]] = {}
+    cached: set[int] = set()
     rebuild = return_rebuilder(fn)
     for i, rec in records.items():
         if i == LISTED:
             continue
-        if rec.status == "succeeded" and rec.output is not None:
+        if (rec.status == "succeeded" or rec.status == "cached") and rec.output is not None:
+            if rec.status == "cached":
+                cached.add(i)
             what = f"the stored output of item {i} of node {name!r}"
             value = decode(serializer, rec.output, f"{what} of run {run_id!r}")
             if rebuild is not None:
@@ -795,7 +814,8 @@ def _read_items(records: dict[int, ItemRecord], name: str, run_id: str,
                 error = StoredError(type_name, message, rec.traceback)
             ended[i] = (BY_NAME.get(rec.status, Status.CANCELLED).value, rec.attempts, error,
                         rec.started, rec.finished)
-    return RecordedItems(None if listed is None else listed.attempts, succeeded, ended)
+    return RecordedItems(None if listed is None else listed.attempts, succeeded, ended,
+                         frozenset(cached))
 
 
 def _rebuilt(rebuild: Callable[[Any], Any], value: Any, what: str, run_id: str) -> Any:
@@ -891,6 +911,9 @@ def _restore_rollback(run: Run, plan: Plan, opened: Opened) -> None:
         if i is None or i in opened.values:
             continue
         status = BY_NAME.get(rec.status)
+        if rec.status == COMPENSATING and i in plan.maps:
+            # a mapped node that did not succeed, undoing its items (see rolling_back)
+            status = Status.FAILED if rec.error is not None else Status.CANCELLED
         if status is None or status is Status.SUCCEEDED or not status.final:
             continue  # a succeeded node whose output was not kept: nothing to undo
         error = None

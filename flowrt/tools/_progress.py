@@ -105,6 +105,8 @@ class RunProgress:
                 self.errors.append((node, fmt.error_text(event.error)))
         elif kind in ("compensated", "compensation_failed"):  # undone by a rollback
             self.counts[kind] += 1
+            if self.counts["succeeded"]:  # it was counted there: a node counts once
+                self.counts["succeeded"] -= 1
         elif kind == "run_finished":
             self.status = event.status or "finished"
             self.finished = event.time

@@ -17,6 +17,12 @@ file, so it opens anywhere, offline, and can be mailed or kept as a CI artifact.
   labelled with its attempts when it had more than one.
 - **The node table**: status, attempts, start, duration and error (with the stored
   traceback) of every node.
+- **Sub-workflows**, when the child runs are given (``children=``; ``flowrt report``
+  reads them from the store): each sub-workflow node's child run drawn nested under
+  the node's name -- its status, node counts and graph, and its own child runs in
+  turn -- and, for a mapped sub-workflow, a table of its item runs with the first
+  :data:`MAX_CHILD_GRAPHS` drawn. A sub-workflow node's box in the graph links to its
+  section (a link inside the page).
 
 Runs of more than ``max_nodes`` nodes (300 by default) are summarised so that the page
 stays readable and small: the graph becomes one bar per level showing how its nodes
@@ -41,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._engine.result import jsonable
 from .._types import BY_NAME, Status
-from ..durable import StoredRun
+from ..durable import Store, StoredRun
 from . import _format as fmt
 from ._view import NodeView, RunView
 from .viz import COLOURS
@@ -49,7 +55,7 @@ from .viz import COLOURS
 if TYPE_CHECKING:
     from .._engine.result import RunResult
 
-__all__ = ["CSS", "NodeView", "RunPage", "RunView", "render", "write"]
+__all__ = ["CSS", "NodeView", "RunPage", "RunView", "child_views", "render", "write"]
 
 #: Runs with more nodes than this are summarised (see the module docs).
 MAX_NODES = 300
@@ -57,6 +63,10 @@ MAX_NODES = 300
 LONGEST = 50
 #: At most this many rows of nodes that did not succeed in a summarised run's table.
 MAX_UNSUCCESSFUL_ROWS = 500
+#: At most this many child runs of one node are drawn nested (the rest are listed).
+MAX_CHILD_GRAPHS = 12
+#: At most this many child runs of one node are listed in its table.
+MAX_CHILD_ROWS = 500
 #: Report files are readable and writable by their owner only unless told otherwise:
 #: they hold what the store holds (inputs, errors, tracebacks).
 DEFAULT_MODE = 0o600
@@ -85,20 +95,40 @@ def _view(run: StoredRun | RunResult | RunView) -> RunView:
     return view_of_result(run)
 
 
+def child_views(store: Store, run_id: str) -> dict[str, RunView]:
+    """The runs of ``store`` below ``run_id`` -- its sub-workflows' child runs
+    (``run_id/node``), its mapped sub-workflows' item runs (``run_id/node/3``), theirs
+    in turn -- by run id: what :func:`render`'s ``children=`` takes."""
+    prefix = run_id + "/"
+    views: dict[str, RunView] = {}
+    for record in store.runs():
+        if record.run_id.startswith(prefix):
+            stored = store.load(record.run_id)
+            if stored is not None:
+                views[record.run_id] = view_of_stored(stored)
+    return views
+
+
 def render(run: StoredRun | RunResult | RunView, *, max_nodes: int = MAX_NODES,
-           title: str | None = None) -> str:
+           title: str | None = None,
+           children: Mapping[str, StoredRun | RunResult | RunView] | None = None) -> str:
     """The HTML page of ``run`` (a stored run, a result, or a :class:`RunView`).
 
     Args:
         run: what to draw.
         max_nodes: runs of more nodes are summarised (see the module docs).
         title: the page's title (default: the workflow's name and the run id).
+        children: the runs below ``run`` by run id (its sub-workflows' child runs and
+            theirs: :func:`child_views` reads them from a store), drawn nested; runs
+            that are not below ``run`` are ignored.
     """
-    return RunPage(_view(run), max_nodes).html(title)
+    views = {rid: _view(child) for rid, child in (children or {}).items()}
+    return RunPage(_view(run), max_nodes, children=views).html(title)
 
 
 def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
-          max_nodes: int = MAX_NODES, mode: int = DEFAULT_MODE) -> Path:
+          max_nodes: int = MAX_NODES, mode: int = DEFAULT_MODE,
+          children: Mapping[str, StoredRun | RunResult | RunView] | None = None) -> Path:
     """Write the HTML page of ``run`` to ``path`` (see :func:`render`); return the path.
 
     The page is written to a new temporary file beside ``path`` (a fresh random name,
@@ -112,12 +142,13 @@ def write(run: StoredRun | RunResult | RunView, path: str | os.PathLike[str], *,
         max_nodes: runs of more nodes are summarised (see the module docs).
         mode: the file's permission bits (default 0o600: readable by its owner only,
             like a store; ``flowrt report`` gives the page its store's mode).
+        children: the runs below ``run``, drawn nested (see :func:`render`).
 
     Raises:
         OSError: the directory is missing or not writable (nothing is left behind).
     """
     out = Path(path)
-    text = render(run, max_nodes=max_nodes)
+    text = render(run, max_nodes=max_nodes, children=children)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         # backslashreplace: a lone surrogate (a name decoded with surrogateescape) is
@@ -244,6 +275,9 @@ details pre { white-space: pre-wrap; font-size: 11.5px; background: var(--soft);
   padding: 8px; border-radius: 4px; max-height: 320px; overflow: auto; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
 .footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+.child { margin: 8px 0 20px; }
+.nested { border-left: 3px solid var(--line); padding-left: 12px; margin: 6px 0 12px; }
 .tag { font-size: 11px; color: #8250df; border: 1px solid #d8b9ff; border-radius: 8px;
   padding: 0 6px; margin-left: 4px; }
 """
@@ -262,13 +296,24 @@ class RunPage:
         links: node name -> a URL to open from its box in the graph and its name in the
             table (the dashboard links a sub-workflow node to its child run); none by
             default, which keeps the page self-contained.
+        children: the runs below this one by run id (see :func:`render`): the
+            sub-workflows section draws them, and a node with child runs that has no
+            link of its own links to its part of that section.
     """
 
     def __init__(self, run: RunView, max_nodes: int = MAX_NODES,
-                 links: Mapping[str, str] | None = None) -> None:
+                 links: Mapping[str, str] | None = None,
+                 children: Mapping[str, RunView] | None = None) -> None:
         self.run = run
         self.max_nodes = max_nodes
-        self.links: Mapping[str, str] = links or {}
+        #: node name -> its child runs: (the rest of the run id after the node's name,
+        #: e.g. "" for a sub-workflow's run or "3" for item 3 of a mapped one, the view)
+        self.children = _by_node(run, children or {})
+        self._below = children or {}
+        links = dict(links or {})
+        for name in self.children:
+            links.setdefault(name, f"#{_anchor(run.run_id, name)}")
+        self.links: Mapping[str, str] = links
         self.big = len(run.nodes) > max_nodes
         self.level = _levels(run.nodes)
         timed = [n for n in run.nodes if n.started is not None]
@@ -299,6 +344,8 @@ class RunPage:
             self.timeline(),
             '<h2 id="nodes">Nodes</h2>',
             self.table(),
+            *(['<h2 id="sub-workflows">Sub-workflows</h2>', self.subworkflows()]
+              if self.children else []),
             f'<p class="footer">Written by flowrt on {_e(fmt.timestamp(time.time()))}. '
             "This page is self-contained: no scripts, nothing loaded from elsewhere.</p>",
             "</body></html>",
@@ -719,6 +766,89 @@ class RunPage:
                 '<th class="num">level</th><th>status</th><th class="num">attempts</th>'
                 '<th class="num">start</th><th class="num">duration</th><th>error</th></tr>'
                 "</thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+    # -- sub-workflows ----------------------------------------------------------------
+
+    def subworkflows(self) -> str:
+        """The child runs of the run's nodes, nested: a sub-workflow's run drawn under
+        its node's name; a mapped sub-workflow's item runs in a table, the first
+        :data:`MAX_CHILD_GRAPHS` of them drawn too. Empty without child runs."""
+        out = []
+        for name, runs in self.children.items():
+            out.append(f'<section class="child" id="{_anchor(self.run.run_id, name)}">')
+            if len(runs) == 1 and not runs[0][0]:
+                out.append(f"<h3>{_e(name)} <span class=\"tag\">sub-workflow "
+                           f"{_e(runs[0][1].workflow)}</span></h3>")
+                out.append(self._child(runs[0][1]))
+            else:
+                workflows = ", ".join(sorted({_e(v.workflow) for _, v in runs}))
+                out.append(f"<h3>{_e(name)} <span class=\"tag\">mapped sub-workflow "
+                           f"{workflows}: {len(runs):,} item runs</span></h3>")
+                out.append(self._child_table(runs))
+                for k, (rest, view) in enumerate(runs[:MAX_CHILD_GRAPHS]):
+                    out.append(f"<details{' open' if k == 0 else ''}><summary>item {_e(rest)}"
+                               f" \u00b7 run <code>{_e(view.run_id)}</code> \u00b7 "
+                               f"{_e(view.state)}</summary>{self._child(view)}</details>")
+                if len(runs) > MAX_CHILD_GRAPHS:
+                    out.append(f'<p class="note">The first {MAX_CHILD_GRAPHS} item runs are '
+                               f"drawn; the table lists {min(len(runs), MAX_CHILD_ROWS):,} "
+                               f"of {len(runs):,}.</p>")
+            out.append("</section>")
+        return "\n".join(out)
+
+    def _child(self, view: RunView) -> str:
+        """One child run: its status, node counts and graph, and its own child runs."""
+        page = RunPage(view, self.max_nodes, children=self._below)
+        counts = Counter(n.status for n in view.nodes)
+        text = ", ".join(f"{counts[s]:,} {s}" for s in _in_order(counts))
+        head = (f'<p class="sub">run <code>{_e(view.run_id)}</code> of '
+                f"<b>{_e(view.workflow)}</b>: {_e(view.state)} in "
+                f"{_e(fmt.duration(view.duration))} \u00b7 nodes: {_e(text)}</p>")
+        nested = page.subworkflows() if page.children else ""
+        return f'<div class="nested">{head}{page.graph()}{nested}</div>'
+
+    def _child_table(self, runs: list[tuple[str, RunView]]) -> str:
+        rows = []
+        for rest, view in runs[:MAX_CHILD_ROWS]:
+            counts = Counter(n.status for n in view.nodes)
+            text = ", ".join(f"{counts[s]} {s}" for s in _in_order(counts))
+            rows.append(f'<tr><td class="num">{_e(rest)}</td>'
+                        f'<td class="name">{_e(view.run_id)}</td>'
+                        f'<td><i class="chip" style="background:{_colour(view.state)}"></i>'
+                        f"{_e(view.state)}</td><td>{_e(text)}</td>"
+                        f'<td class="num">{_e(fmt.duration(view.duration))}</td></tr>')
+        return ('<table class="nodes"><thead><tr><th class="num">item</th><th>run</th>'
+                "<th>status</th><th>nodes</th><th class=\"num\">duration</th></tr></thead>"
+                "<tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _by_node(run: RunView, below: Mapping[str, RunView]
+             ) -> dict[str, list[tuple[str, RunView]]]:
+    """The runs of ``below`` that are child runs of ``run``'s nodes (``run/node`` or
+    ``run/node/i``, not deeper), by node, items in index order."""
+    prefix = run.run_id + "/"
+    names = sorted((n.name for n in run.nodes), key=len, reverse=True)
+    by_node: dict[str, list[tuple[str, RunView]]] = {}
+    for rid, view in below.items():
+        if not rid.startswith(prefix):
+            continue
+        rest = rid[len(prefix):]
+        for name in names:  # a node name may contain "/": the longest that fits wins
+            if rest == name:
+                by_node.setdefault(name, []).append(("", view))
+                break
+            tail = rest[len(name) + 1:]
+            if rest.startswith(name + "/") and tail.isdigit():
+                by_node.setdefault(name, []).append((tail, view))
+                break
+    for runs in by_node.values():
+        runs.sort(key=lambda kv: int(kv[0]) if kv[0] else -1)
+    return {n.name: by_node[n.name] for n in run.nodes if n.name in by_node}
+
+
+def _anchor(run_id: str, node: str) -> str:
+    """The id of the part of the page that draws ``node``'s child runs."""
+    return "sub-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{run_id}-{node}")
 
 
 def _mean(values: list[float], default: float) -> float:

@@ -143,8 +143,8 @@ class SubWorkflow:
         # Only what the parent gives: an optional input it has no value for is left out
         # (not None), so the child's own default applies.
         inputs = dict(self.__signature__.bind_partial(*args, **kwargs).arguments)
-        return await run_child(self.workflow, child_run_id(ctx.run_id, ctx.node), inputs,
-                               self.sink())
+        run_id = child_run_id(ctx.run_id, ctx.node, ctx.item)  # an item: parent/node/i
+        return await run_child(self.workflow, run_id, inputs, self.sink())
 
     def __repr__(self) -> str:
         return f"<SubWorkflow {self.workflow.name!r}>"

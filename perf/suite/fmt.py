@@ -25,6 +25,8 @@ def fmt_value(value: float | None, unit: str) -> str:
         return "-"
     if unit == "byte":
         return f"{value:,.0f} B"
+    if unit == "megabyte":  # the scaling family's peak RSS
+        return f"{value:,.0f} MB"
     return fmt_time(value)
 
 

@@ -194,6 +194,20 @@ NOTES: tuple[Note, ...] = (
          "results), and the other runs' timers fire that much later.",
          "The smaller fixed cost per run (see Execution); a `Runtime.run_many` that shares "
          "one supervisor's arrays among runs of the same plan."),
+    # scaling (issue 18)
+    Note(("Scaling/random/*",), "Scaling: the random DAG's run per node grows with N",
+         "Only the random DAG grew (linear, fan-out and binary tree stay flat): a FIFO "
+         "ready queue handed out node ids far apart (median jump 0.15 N at 1M), so every "
+         "per-node array was touched at random; callgrind at 100k counted ~31 last-level "
+         "cache misses per node against ~5 in id order, for the same instructions. The "
+         "engine now takes ready nodes in id order; what is left at 100k is mostly the "
+         "load of the shared machine on a one-value figure, and at 1M compile's name "
+         "lookups (2M fresh strings in a 1M-entry dict) and its counting sort (decision "
+         "027).",
+         "Done: id order (a bytearray of marks and a cursor), CSR arrays as array('i') "
+         "for large plans, an inline success path and tuple arguments (10k: 0.155x "
+         "graphlib, 1M: 574 MB peak). Next: compile's name lookups at 1M, and compiling "
+         "the runner and settle (mypyc or Cython: decision 028)."),
     Note(("Memory/*",), "Memory per node",
          "flowrt keeps what a workflow needs later: per node its name in the index, its "
          "callable, its dep count and dep names in flat lists (docs/decisions/002), and the "

@@ -31,6 +31,9 @@ RUNNER_STYLE: dict[str, dict[str, Any]] = {
     "dask_get_sync": dict(color="#9467bd", marker="P"),
     "dask_threaded": dict(color="#8c564b", marker="X"),
     "naive_scan": dict(color="#17becf", marker="^"),
+    # scaling (issue 18): flowrt's build and compile beside its run
+    "flowrt_build": dict(color="#d62728", marker=".", lw=1.0, ls=":", zorder=4),
+    "flowrt_compile": dict(color="#d62728", marker="x", lw=1.0, ls="-.", zorder=4),
 }
 
 DPI = 110
@@ -240,3 +243,30 @@ DEPENDENCY_RESOLUTION = Plot("dependency_resolution_per_node", "dependency_resol
 DAG_CONSTRUCTION = Plot("dag_construction_per_node", "dag_construction.png",
                         dag_construction_per_node)
 IO_SCALING = Plot("io_scaling_wall", "io_scaling.png", io_scaling_wall)
+
+
+# scaling (issue 18)
+def scaling_per_node(r: Results, stamp: str) -> Any:
+    """Scaling: run time per node against nodes (1k..1M), one panel per topology."""
+    topologies = [t for t in ("random", "linear", "fan_out", "binary_tree")
+                  if r.names(f"Scaling/{t}/*/flowrt")]
+    if not topologies:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(topologies), figsize=(4.6 * len(topologies), 4.4),
+                             squeeze=False)
+    for ax, topo in zip(axes[0], topologies, strict=True):
+        series: dict[str, list[tuple[int, float]]] = {}
+        for runner in ("flowrt", "graphlib_wait", "flowrt_compile", "flowrt_build"):
+            for name in r.names(f"Scaling/{topo}/*/{runner}"):
+                n = int(name.split("/")[2])
+                series.setdefault(runner, []).append((n, r.stats[name].median))
+        per_node_axes(ax, series, f"{topo}: CPU time per node")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Scaling: time per node against node count (log-log; flat = O(1) per "
+                 f"node) - {stamp}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+SCALING = Plot("scaling_per_node", "scaling.png", scaling_per_node)

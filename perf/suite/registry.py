@@ -16,7 +16,7 @@ from pathlib import Path
 from . import plots, tables
 from .paths import PERF
 from .plots import Plot
-from .results import Reader, Results, read_memory, read_pyperf, timed_reader
+from .results import Reader, Results, read_memory, read_pyperf, read_scaling, timed_reader
 from .tables import Table
 
 #: pyperf options for --quick: one worker process of 3 values (and one calibration run)
@@ -154,6 +154,13 @@ FAMILIES += (
     Family("branch", "bench_branch.py", "Branch overhead", "Branch overhead: bypassed nodes",
            "(not in the seed; issue 13's figure)", tables.branch_tables,
            flowrt_names=("Branch/*",)),
+)
+# scaling (issue 18)
+FAMILIES += (
+    Family("scaling", "bench_scaling.py", "Scaling: 1k to 1M nodes",
+           "Scaling: build, compile, run and peak RSS from 1,000 to 1,000,000 nodes",
+           "(not in the seed; issue 18's figures)", tables.scaling_tables, kind=SCRIPT_JSON,
+           read=read_scaling, more=tables.scaling_by_size, plots=(plots.SCALING,)),
 )
 BY_NAME = {f.name: f for f in FAMILIES}
 READERS = {f.name: f.read for f in FAMILIES}

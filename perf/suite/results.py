@@ -138,3 +138,20 @@ def merge_pyperf(paths: Iterable[Path], out: Path) -> int:
         out.unlink()
     suite.dump(str(out))
     return count
+
+
+# scaling (issue 18)
+def read_scaling(path: Path) -> dict[str, Stat]:
+    """``bench_scaling.py``'s JSON: ``Scaling/<topology>/<n>/<runner>`` time per node
+    (CPU time), and ``Scaling/<topology>/<n>/peak_rss``, megabytes (in ``meta``, the
+    mapping's own share as ``graph_mb``)."""
+    stats: dict[str, Stat] = {}
+    for key, row in json.loads(path.read_text())["rows"].items():
+        name = f"Scaling/{key}"
+        if key.endswith("/rss"):
+            name = name[:-len("rss")] + "peak_rss"
+            stats[name] = Stat(name, [row["peak_mb"]], "megabyte",
+                               {"graph_mb": row["graph_mb"]})
+            continue
+        stats[name] = Stat(name, [t / row["nodes"] for t in row["times_s"]])
+    return stats

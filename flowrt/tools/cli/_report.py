@@ -8,6 +8,7 @@ import stat
 from typing import Any
 
 from .._view import RunView
+from ..report import child_views
 from ..report import write as write_report
 from ._common import EXIT_OK, UsageError, echo, load_run, nonempty, open_store
 
@@ -34,6 +35,7 @@ def command(args: argparse.Namespace) -> int:
     try:
         stored = load_run(store, args.run_id, args.store)
         data = stored.to_dict()
+        children = child_views(store, args.run_id)  # drawn nested: sub-workflows
         # The page shows what the store holds: whoever may not read the store may not
         # read the page either (a database has no file mode: the owner's only).
         path = getattr(store, "path", None)
@@ -43,9 +45,10 @@ def command(args: argparse.Namespace) -> int:
     view = RunView.from_dict(data)
     out = args.output or f"{args.run_id}.html"
     try:
-        path = write_report(view, out, mode=mode)
+        path = write_report(view, out, mode=mode, children=children)
     except OSError as error:
         raise UsageError(f"cannot write {out}: {error.strerror or error}") from None
+    nested = f", {len(children)} child runs" if children else ""
     echo(f"wrote {path} (run {view.run_id} of {view.workflow!r}, {view.state}, "
-         f"{len(view.nodes)} nodes)")
+         f"{len(view.nodes)} nodes{nested})")
     return EXIT_OK
