@@ -1,6 +1,6 @@
 """Build flowrt with some of its modules compiled by mypyc, beside the pure-Python package.
 
-The evaluation of issue 18's last item (docs/decisions/024-mypyc-compiled-engine.md):
+The evaluation of issue 18's last item (docs/decisions/028-mypyc-compiled-engine.md):
 this script makes the compiled build that the record measures, so that a later engineer
 can repeat the measurement. flowrt does not ship it: the pure-Python package is the
 only one installed, tested and supported.
@@ -91,7 +91,7 @@ def copy_tree(src: Path) -> None:
 
 
 #: Edits made to the copy before compiling (``--no-patch`` skips them), each measured in
-#: docs/decisions/024-mypyc-compiled-engine.md: mypyc reads a module-level name from the
+#: docs/decisions/028-mypyc-compiled-engine.md: mypyc reads a module-level name from the
 #: module's dict at every use unless it is ``Final`` (then it is a C static), where
 #: CPython caches the lookup; the supervisor's status constants are read per edge.
 #: And mypyc boxes a native int anew for ``is``: Workflow.add's duplicate test compares

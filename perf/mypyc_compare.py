@@ -5,7 +5,7 @@ and its source cannot both be imported in one process under the same name. Each
 process builds a DAG from ``perf/graphs.py`` with ``wf.add``, compiles it and runs it
 ``--rounds`` times, and reports the CPU time (``time.process_time``) per node of each
 phase; this script prints the medians over all processes of each side and the ratios,
-with the load average beside them (docs/decisions/024-mypyc-compiled-engine.md).
+with the load average beside them (docs/decisions/028-mypyc-compiled-engine.md).
 
     python perf/mypyc_build.py --modules engine,build,data
     python perf/mypyc_compare.py --sizes 10000,100000 --pairs 3 --rounds 5
