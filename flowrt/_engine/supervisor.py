@@ -1240,7 +1240,7 @@ class Supervisor:
     # -- events ---------------------------------------------------------------------
 
     def pass_on(self, event: Event) -> None:
-        """Pass ``event`` (made by the caller: an item's) to the hooks."""
+        """Pass ``event`` to the hooks (emit's, or one the caller made: an item's)."""
         for hook in self._hooks:
             try:
                 hook(event)
@@ -1259,11 +1259,5 @@ class Supervisor:
             self.log.debug(str(kind), node=name, attempt=attempt,
                            error=None if error is None else repr(error))
         if self._hooks:
-            event = Event(kind, self.plan.workflow, self.run_id, name, attempt, time.time(),
-                          error, status)
-            for hook in self._hooks:
-                try:
-                    hook(event)
-                except Exception as hook_error:  # a bug in a hook must not break the run
-                    self.hook_errors.append((event, hook_error))
-                    report_hook_error(hook, event, hook_error, len(self.hook_errors) == 1)
+            self.pass_on(Event(kind, self.plan.workflow, self.run_id, name, attempt,
+                               time.time(), error, status))
