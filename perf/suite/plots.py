@@ -126,16 +126,24 @@ def per_node_axes(ax: Any, series: dict[str, list[tuple[int, float]]], title: st
     ax.grid(True, which="both", alpha=0.3)
 
 
+def topology_panels(topologies: list[str], draw: Callable[[Any, str], None]) -> Any:
+    """A figure of one panel per topology side by side, each filled by ``draw(ax, topology)``;
+    returns ``(figure, axes)``."""
+    fig, axes = pyplot().subplots(1, len(topologies), figsize=(4.6 * len(topologies), 4.4),
+                                  squeeze=False)
+    for ax, topo in zip(axes[0], topologies, strict=True):
+        draw(ax, topo)
+    return fig, axes
+
+
 def execution_per_node(r: Results, stamp: str) -> Any:
     """Execution: time per node against node count, one panel per topology."""
     topologies = [t for t in ("linear", "fan_out", "binary_tree", "random")
                   if r.names(f"Execution/{t}_*/flowrt")]
     if not topologies:
         return None
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(topologies), figsize=(4.6 * len(topologies), 4.4),
-                             squeeze=False)
-    for ax, topo in zip(axes[0], topologies, strict=True):
+
+    def draw(ax: Any, topo: str) -> None:
         series: dict[str, list[tuple[int, float]]] = {}
         for name in r.names(f"Execution/{topo}_*/*"):
             _, size, runner = name.split("/")
@@ -143,6 +151,8 @@ def execution_per_node(r: Results, stamp: str) -> Any:
             series.setdefault(runner, []).append((n, r.stats[name].median))
         per_node_axes(ax, {k: series[k] for k in RUNNER_STYLE if k in series},
                       f"{topo}: no-op async nodes")
+
+    fig, axes = topology_panels(topologies, draw)
     labels: dict[str, Any] = {}
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -252,16 +262,16 @@ def scaling_per_node(r: Results, stamp: str) -> Any:
                   if r.names(f"Scaling/{t}/*/flowrt")]
     if not topologies:
         return None
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(topologies), figsize=(4.6 * len(topologies), 4.4),
-                             squeeze=False)
-    for ax, topo in zip(axes[0], topologies, strict=True):
+
+    def draw(ax: Any, topo: str) -> None:
         series: dict[str, list[tuple[int, float]]] = {}
         for runner in ("flowrt", "graphlib_wait", "flowrt_compile", "flowrt_build"):
             for name in r.names(f"Scaling/{topo}/*/{runner}"):
                 n = int(name.split("/")[2])
                 series.setdefault(runner, []).append((n, r.stats[name].median))
         per_node_axes(ax, series, f"{topo}: CPU time per node")
+
+    fig, axes = topology_panels(topologies, draw)
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"Scaling: time per node against node count (log-log; flat = O(1) per "
                  f"node) - {stamp}", fontsize=9)
