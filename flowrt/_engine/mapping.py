@@ -200,6 +200,7 @@ class ItemPlan:
         for lvl in levels:
             self.mode += bytes([plan.mode[lvl.node]]) * n
         self.special = bytearray(b"\x01") * total  # every item goes through _attempt
+        self.slow = self.special
         self.trigger = bytearray(total)
         self.attempts = _repeat([o.attempts for o in self._options], n)
         self.limit_of = _repeat(list(range(k)), n)

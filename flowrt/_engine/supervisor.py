@@ -533,6 +533,7 @@ class Supervisor:
         fns = plan.fns
         mode = plan.mode
         special = plan.special
+        slow = plan.slow
         pred_ptr = plan.pred_ptr
         pred_idx = plan.pred_idx
         nargs = plan.nargs
@@ -548,7 +549,8 @@ class Supervisor:
         # that succeeds inline right here: succeed() and settle()'s success path without
         # their calls and checks (decision 027: 1M random DAG, CPU us per node, A/B in
         # one process).
-        plain = (self.checkpoint is None and not limited and not self.trace
+        trace = self.trace  # set once per run
+        plain = (self.checkpoint is None and not limited and not trace
                  and not self.caching and self._branches is None)
         finished = self.finished
         succ_ptr = plan.succ_ptr
@@ -578,11 +580,13 @@ class Supervisor:
                 mark[node] = 0
                 self.marked -= 1
                 self.cursor = node + 1
-            if special[node] == WAIT:  # a wait node: it waits, holding no slot
-                self._begin_wait(node)
-                continue
-            if cached is not None and cached[node] and self._from_cache(node):
-                continue  # read from the cache (or its key failed the node)
+            called_apart = slow[node]  # more to it than a call: see Plan.slow
+            if called_apart:
+                if special[node] == WAIT:  # a wait node: it waits, holding no slot
+                    self._begin_wait(node)
+                    continue
+                if cached is not None and cached[node] and self._from_cache(node):
+                    continue  # read from the cache (or its key failed the node)
             if limited and not self._acquire(node):
                 continue
             # start the attempt
@@ -590,7 +594,7 @@ class Supervisor:
             attempt = attempts[node] = attempts[node] + 1
             if timed[node] and attempt == 1:  # a node's time runs from its first attempt
                 started[node] = clock()
-            if self.trace:
+            if trace:
                 self.emit(EventKind.STARTED, node)
             k = pred_ptr[node]
             n_args = nargs[node]
@@ -607,10 +611,11 @@ class Supervisor:
             else:
                 args = [values[j] for j in pred_idx[k : k + n_args]]
             try:
-                bound = kwargs[node]
-                if special[node] or mode[node]:
-                    coro = self._attempt(node, args, bound)
-                elif bound is None:
+                if not called_apart:
+                    coro = fns[node](*args)
+                elif special[node] or mode[node]:
+                    coro = self._attempt(node, args, kwargs[node])
+                elif (bound := kwargs[node]) is None:  # a cached node
                     coro = fns[node](*args)
                 else:
                     coro = fns[node](*args, **actor.call_kwargs(self.state, node, bound))
