@@ -391,7 +391,7 @@ class Workflow:
         i = len(index)
         if index.setdefault(name, i) is not i:
             raise DuplicateNodeError(name, self.name)
-        self._fns.append(fn)
+        self._fns.append(fn)  # type: ignore[arg-type]  # a Workflow was replaced above
         self._nargs.append(k)
         self._arg_refs += deps
         if opts is not DEFAULT_OPTIONS:
