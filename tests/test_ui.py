@@ -1090,3 +1090,52 @@ def test_a_map_box_label_is_readable_in_the_browser(tmp_path: Path, browser: Bro
     assert box["text"] == "11/12 ok, 1 failed"
     assert box["width"] < box["box"] - 8, box  # inside the box, with a margin
     assert "items: 11 ok / 1 failed / 0 running" in box["tip"]
+
+
+def test_the_undone_items_of_a_failed_map_are_listed_in_the_browser(
+        tmp_path: Path, browser: Browser) -> None:
+    """A map that failed at one item keeps its status FAILED, and its rollback undoes
+    the items that succeeded (decision 026): the run page's compensation section lists
+    each of them (node, item index, status), last item first, with the error of a
+    compensation that failed; the run is over, so it offers no Resume."""
+    wf = flowrt.Workflow("charges")
+    wf.add("cards", lambda: list(range(5)))
+
+    def charge(card: int) -> str:
+        if card == 2:
+            raise RuntimeError("card 2 declined")
+        return f"ch{card}"
+
+    def refund(charge: str) -> None:
+        if charge == "ch3":
+            raise ConnectionError("refund of ch3 failed")
+
+    wf.add("charge", charge, map={"card": "cards"}, compensate=refund)
+    wf.add("ship", lambda charge: "shipped")
+    store_path = tmp_path / "charges.db"
+    result = wf.run_sync(store=str(store_path), run_id="charges")
+    assert str(result.nodes["charge"].status) == "failed"
+    server = Server(store_path)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/run?id=charges")
+        rows = page.eval("""[...document.querySelectorAll(
+                             '#compensation ~ table.compensation tbody tr')
+                             ].map(tr => [tr.dataset.node, tr.dataset.item,
+                             tr.dataset.status, tr.cells[1].textContent,
+                             tr.querySelector('.err')?.textContent ?? null])""")
+        note = page.eval("document.querySelector('#compensation + p.note').textContent")
+        resume = page.eval("document.querySelector('form[data-action=resume]')")
+        page.eval("document.getElementById('compensation').scrollIntoView()")
+        shot(page, tmp_path, "map-compensation")
+    finally:
+        server.stop()
+    assert rows == [
+        ["charge", "4", "compensated", "4", None],
+        ["charge", "3", "compensation_failed", "3",
+         "ConnectionError: refund of ch3 failed"],
+        ["charge", "1", "compensated", "1", None],
+        ["charge", "0", "compensated", "0", None]]
+    assert note == ("The run was rolled back: 3 map items undone, 1 compensation failed, "
+                    "deepest first, a map's items last first.")
+    assert resume is None
