@@ -41,6 +41,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from difflib import get_close_matches
 from itertools import chain
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -63,7 +64,7 @@ __all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "LISTE
            "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "UNDONE", "WAITING", "Claim", "Decide",
            "ItemRecord", "Lease", "NodeRecord", "RunRecord",
            "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune",
-           "rolled_back"]
+           "rolled_back", "utc_text"]
 
 # A stored run's status (RunRecord.status).
 QUEUED = "queued"  #: submitted; a worker will take it when it is due
@@ -89,6 +90,14 @@ STATUSES = (QUEUED, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER)
 DEFAULT_QUEUE = "default"
 #: what a wait node waits for (RunRecord.waits values)
 WAIT_KINDS = ("signal", "approval", "timer")
+
+
+def utc_text(when: float) -> str:
+    """A time (seconds since the epoch) as the store's texts say it: UTC, ISO 8601, to
+    the second (to the millisecond when it is not a whole second)."""
+    ms = round(when * 1000)
+    text = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
 
 
 def rolled_back(status: str, statuses: Iterable[str]) -> bool:
