@@ -1057,6 +1057,42 @@ def test_a_rolled_back_run_offers_no_resume_and_refuses_one(tmp_path: Path,
         server.stop()
 
 
+@needs_controls
+def test_the_dashboard_and_the_command_line_refuse_alike(tmp_path: Path) -> None:
+    """A refused action says the same from the dashboard (its JSON answer) as from
+    ``flowrt`` (its stderr; exit 2): one message, from the store operation both call.
+    A typo of a run id names the near one; a run rolled back to the end says why it
+    cannot be resumed; an unknown signal names the run's wait nodes."""
+    store_path = tmp_path / "saga.db"
+    rolled_back_workflow().run_sync(store=str(store_path), run_id="undone-7")
+    mixed_workflow().run_sync(store=str(store_path), run_id="plain")  # a page with forms
+    server = Server(store_path)
+    try:
+        session, csrf = session_of(server, "/run?id=plain")
+        headers = {"cookie": f"flowrt_ui_session={session}", "accept": "application/json"}
+        for action, fields, http_status, near in [
+            ("resume", {"run_id": "undone-8"}, 404, "did you mean 'undone-7'?"),
+            ("cancel", {"run_id": "undone"}, 404, "did you mean 'undone-7'?"),
+            ("resume", {"run_id": "undone-7"}, 409, "Start a new run to try again."),
+            ("signal", {"run_id": "undone-7", "name": "go"}, 409, "has no signal 'go'"),
+        ]:
+            status, _, body = server.post(f"/actions/{action}", {"csrf": csrf, **fields},
+                                          headers)
+            dashboard = json.loads(body)["error"]
+            assert status == http_status and near in dashboard, (action, status, body)
+            cli = subprocess.run(
+                [sys.executable, "-m", "flowrt", action, fields["run_id"],
+                 *([fields["name"]] if "name" in fields else []), "--store", str(store_path)],
+                capture_output=True, text=True, cwd=REPO, timeout=60)
+            assert cli.returncode == 2, (action, cli.stdout, cli.stderr)
+            assert cli.stderr.strip().endswith(f"error: {dashboard}"), (cli.stderr, dashboard)
+    finally:
+        server.stop()
+    with flowrt.SQLiteStore(store_path) as store:  # nothing was changed
+        assert {r.run_id: r.status for r in store.runs()} == {"undone-7": "failed",
+                                                              "plain": "failed"}
+
+
 def test_a_map_box_label_is_readable_in_the_browser(tmp_path: Path, browser: Browser) -> None:
     """The box of a mapped node says how its items ended in words that fit the box (it
     read "11 ok / 1 failed / 0 run..." once); the full counts are in its tooltip."""
