@@ -1162,6 +1162,13 @@ def test_the_undone_items_of_a_failed_map_are_listed_in_the_browser(
                              tr.querySelector('.err')?.textContent ?? null])""")
         note = page.eval("document.querySelector('#compensation + p.note').textContent")
         resume = page.eval("document.querySelector('form[data-action=resume]')")
+        box = page.eval("""(() => {
+            const g = document.querySelector('#dag g.node[data-node="charge"]');
+            const rects = g.querySelectorAll('rect');
+            const label = g.querySelectorAll('text')[1];
+            return {text: label.textContent, width: label.getComputedTextLength(),
+                    box: rects[rects.length - 1].width.baseVal.value};
+        })()""")
         page.eval("document.getElementById('compensation').scrollIntoView()")
         shot(page, tmp_path, "map-compensation")
     finally:
@@ -1175,3 +1182,6 @@ def test_the_undone_items_of_a_failed_map_are_listed_in_the_browser(
     assert note == ("The run was rolled back: 3 map items undone, 1 compensation failed, "
                     "deepest first, a map's items last first.")
     assert resume is None
+    # the map's box says it too, in words that fit ("0/5 ok, 1 failed, 3 comp..." once)
+    assert box["text"] == "undone 3/4, 1 failed"
+    assert box["width"] < box["box"] - 8, box
