@@ -675,13 +675,16 @@ class Runtime:
 
         A parked run is woken; a failed, cancelled or dead-lettered run (or one whose
         process died) is queued again. A worker with its workflow -- this runtime, if
-        it serves -- takes it and runs what is left.
+        it serves -- takes it and runs what is left. A run rolled back to the end (it
+        failed or was cancelled and its compensations ran) is over: it is refused, and
+        nothing changes.
 
         Raises:
             RuntimeError: the runtime is not open.
             ValueError: the runtime has no store.
-            RunNotFound: no such run.
+            RunNotFound: no such run (the message names a near run id).
             RunLeased: a live process runs it now.
+            RunRolledBack: the run was rolled back to the end (start a new run).
         """
         from .durable import control
 
