@@ -154,7 +154,7 @@ class Supervisor:
         # failed. Bytes when every in-degree fits in one (see Plan.indegree), so that no
         # counter can overflow. What is counted is what did *not* succeed: a success,
         # by far the most common end, then writes one counter per dependent instead of
-        # two (decision 027: 7% of the instructions of a 10,000-node run).
+        # two (decision 027: 5% of the instructions of a 10,000-node run).
         indegree = plan.indegree
         self.remaining: bytearray | list[int]
         self.unsucceeded: bytearray | list[int]
