@@ -375,32 +375,31 @@ def test_a_commit_waits_for_a_claim_in_progress_and_is_fenced_out_by_it(
     assert pg_kit.sql("SELECT node FROM nodes") == []
 
 
-def test_the_writer_connects_and_prepares_when_a_run_is_claimed(pg_kit: PostgresKit
-                                                                ) -> None:
-    """The writer's connection is made, and its two statements prepared, while the first
-    run claimed starts, not at that run's first commit; a store that only reads makes
-    none."""
+def test_the_writer_is_connected_and_prepared_when_the_store_opens(pg_kit: PostgresKit
+                                                                   ) -> None:
+    """The connection that found the server is the writer's, its two statements
+    prepared before the store is returned: a run's first commit makes no connection."""
     def writer_backends() -> int:
         return len(pg_kit.sql(
             "SELECT 1 FROM pg_stat_activity WHERE application_name = 'flowrt' "
             "AND query LIKE %s AND query LIKE %s",
             "%WITH held AS%", f'%"{pg_kit.schema}".runs%'))
 
-    reader = pg_kit.make()
-    reader.runs()
-    time.sleep(0.2)
     assert writer_backends() == 0
     store = pg_kit.make()
+    assert writer_backends() == 1
     _, claim = store.claim("r", Lease.mine(), lambda s: RunRecord(
         "r", "wf", "fp", {"a": []}, b"{}", "running", "json", 1.0, 1.0))
-    deadline = time.monotonic() + 10
-    while writer_backends() == 0:
-        assert time.monotonic() < deadline, "the writer did not connect"
-        time.sleep(0.02)
-    assert pg_kit.sql("SELECT count(*) FROM nodes") == [(0,)]
     assert claim is not None
+    store.write(claim, [NodeRecord("a", "succeeded", 1, b"1")], None)
     store.finish(claim, "succeeded", 2.0)
     store.flush()
+    assert writer_backends() == 1 and store.load("r").nodes["a"].output == b"1"
+    store.close()
+    deadline = time.monotonic() + 10
+    while writer_backends():
+        assert time.monotonic() < deadline, "the writer's connection was not closed"
+        time.sleep(0.02)
 
 
 # -- reconnection ---------------------------------------------------------------------------

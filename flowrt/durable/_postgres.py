@@ -731,13 +731,23 @@ class PostgresStore:
             url, min_size=1, max_size=max(1, pool_size), open=False,
             kwargs={**self._kwargs, "autocommit": True}, timeout=connect_timeout,
             name=f"flowrt-store:{schema}")
-        self._reach()
+        first = self._reach()
         self._pool.open(wait=False)
         try:
             self._prepare_schema()
         except BaseException:
+            first.close()
             self._pool.close()
             raise
+        # The connection that found the server becomes the writer's, ready before the
+        # first run: made at a run's first commit, it cost that run a new backend and
+        # the planning of its statements (~8 ms more for the first run of a store than
+        # for the next, perf/ab_postgres.py --fresh).
+        self._writer_conn: psycopg.Connection[Any] | None = None
+        try:
+            self._writer_conn = self._prepare_writer(first)
+        except self._pg.Error:
+            first.close()  # the writer connects at its first commit, as after a cut
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._active: dict[str, Claim] = {}  # runs whose lease the writer renews
         #: (run id, fence) of a claim -> the nodes the run has records of (read by the
@@ -746,8 +756,6 @@ class PostgresStore:
         #: final statuses a failed commit could not write: written at the next that works
         self._deferred: list[tuple[Any, ...]] = []
         self._writer_error: BaseException | None = None
-        #: whether the writer holds a connection (else a claim asks it to make one)
-        self._writer_connected = False
         #: monotonic time the writer lost its connection, None while it has one
         self.outage_since: float | None = None
         self._hurry = threading.Event()
@@ -775,7 +783,10 @@ class PostgresStore:
         end -- are prepared here, by running them on empty arrays (they write nothing),
         rather than on a run's path: a run's first commit on a new connection paid
         about a millisecond of planning for each (see ``_commit_statement``)."""
-        conn = self._connect()
+        return self._prepare_writer(self._connect())
+
+    def _prepare_writer(self, conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+        """``conn``, set up as the writer's (closed if that fails)."""
         try:
             conn.execute("SELECT set_config('synchronous_commit', %s, false)",
                          (self.synchronous_commit,))
@@ -792,15 +803,14 @@ class PostgresStore:
             raise
         return conn
 
-    def _reach(self) -> None:
+    def _reach(self) -> psycopg.Connection[Any]:
         """Wait until the database accepts a connection (a server still starting up), up
-        to ``connect_timeout``; StoreError saying why it does not."""
+        to ``connect_timeout``, and return it; StoreError saying why it does not."""
         deadline = time.monotonic() + self.connect_timeout
         pause = 0.05
         while True:
             try:
-                self._connect().close()
-                return
+                return self._connect()
             except self._pg.OperationalError as error:
                 if _refused_for_good(error):
                     raise StoreError(f"cannot open the store in {self.where}: "
@@ -1069,11 +1079,6 @@ class PostgresStore:
         claim = Claim(run_id, lease, fence, valid_until)
         self._known[run_id, fence] = set() if stored is None else set(stored.nodes)
         self._active[run_id] = claim
-        if not self._writer_connected:
-            # The writer connects now, while the run starts, rather than at its first
-            # commit (a new backend: ~5 ms on the first run of a store, measured by
-            # perf/ab_postgres.py --fresh-store).
-            self._queue.put(("connect",))
         return claim
 
     def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
@@ -1141,7 +1146,7 @@ class PostgresStore:
     # -- the writer thread ----------------------------------------------------------
 
     def _write_loop(self) -> None:
-        conn: psycopg.Connection[Any] | None = None
+        conn, self._writer_conn = self._writer_conn, None
         renew_every = max(self.lease_ttl / 3, 0.05)
         next_renewal = time.monotonic() + renew_every
         backlog: list[tuple[Any, ...]] = []  # writes and finishes not committed yet
@@ -1175,7 +1180,7 @@ class PostgresStore:
                         flushes.append(o[1])
                     elif kind == "stop":
                         stopping_since = stopping_since or time.monotonic()
-                    elif kind != "connect":  # connecting: done below, for the claims
+                    else:
                         backlog.append(o)
                 now = time.monotonic()
                 renew = now >= next_renewal or stopping_since is not None
@@ -1188,7 +1193,6 @@ class PostgresStore:
                     if conn is None and (backlog or self._deferred or self._active
                                          or self.outage_since is not None):
                         conn = self._connect_writer()
-                        self._writer_connected = True
                     if conn is not None:
                         self._commit(conn, backlog, renew)
                 except self._pg.Error as error:
@@ -1199,7 +1203,6 @@ class PostgresStore:
                             with contextlib.suppress(Exception):
                                 conn.close()
                         conn = None
-                        self._writer_connected = False
                         if not self._lost_connection(backlog, flushes, stopping_since):
                             next_attempt = time.monotonic() + pause
                             pause = min(pause * 2, 1.0)
