@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .durable import RunRecord, ScheduleRecord
-from .durable._store import DEFAULT_QUEUE, QUEUED
+from .durable._store import DEFAULT_QUEUE, QUEUED, utc_text
 
 __all__ = ["MAX_CATCH_UP", "due_slots", "first_slot", "next_slot", "schedule_record",
            "slot_run_id", "slot_text"]
@@ -132,9 +132,7 @@ def due_slots(schedule: ScheduleRecord, now: float) -> tuple[list[float], float]
 def slot_text(when: float) -> str:
     """A slot's time as it appears in run ids: UTC, ISO 8601, to the second (to the
     millisecond when it is not a whole second: intervals below a second)."""
-    ms = round(when * 1000)
-    text = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
+    return utc_text(when)
 
 
 def slot_run_id(name: str, when: float) -> str:

@@ -14,7 +14,6 @@ number of workers, in any number of processes, share one store.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,21 +21,20 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from ._logging import is_enabled, logger
+from ._logging import logger
 from ._schedule import due_slots, slot_runs, slot_text
-from ._types import RunStatus, Status
+from ._types import RunStatus
 from .durable import Lease, RunRecord, StoredRun
 from .durable._run import Opened, _from_any_thread, _new_record, _read_back, run_opened
-from .durable._store import DEFAULT_QUEUE, QUEUED, Wait
+from .durable._store import DEFAULT_QUEUE, QUEUED
 from .errors import LeaseLost, RunCancelled, SerializationError, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
-    from ._engine.result import RunResult
     from .durable import Store
     from .runtime import Runtime
     from .workflow import Plan, Workflow
 
-__all__ = ["Registry", "new_queued_record", "parked_text", "serve"]
+__all__ = ["Registry", "new_queued_record", "serve"]
 
 
 class Registry:
@@ -92,36 +90,6 @@ def new_queued_record(plan: Plan, run_id: str, inputs: Mapping[str, Any], store:
                      record.inputs, QUEUED, record.serializer, now, now,
                      structure_json=record.structure_json, queue=queue or DEFAULT_QUEUE,
                      due=now, waits=record.waits)
-
-
-def parked_text(result: RunResult, stored: StoredRun | None) -> str:
-    """What a parked run waits for, for a log line: ``"paid: signal 'paid'; cool_off:
-    timer due 2024-01-01T01:00:00Z"`` (a signal's or approval's timeout as "times out
-    ..."; the due times are the store's, on the runtime's clock, in UTC)."""
-    waits: list[Wait] = stored.waits() if stored is not None else []
-    if not waits:  # the store could not be read: what the result knows
-        kinds = result.plan.waits
-        waits = [Wait(name, kinds.get(name, "signal"), None, None, False)
-                 for name, node in result.nodes.items() if node.status is Status.WAITING]
-    parts = []
-    for w in waits:
-        what = {"signal": f"signal {w.node!r}", "approval": "approval"}.get(w.kind, w.kind)
-        if w.signalled:
-            what += " (its signal came: it goes on at once)"
-        elif w.due is not None:
-            what += f" {'due' if w.kind == 'timer' else 'times out'} {slot_text(w.due)}"
-        parts.append(f"{w.node}: {what}")
-    return "; ".join(parts) or "nothing recorded"
-
-
-def _load_quietly(store: Store | None, run_id: str) -> StoredRun | None:
-    """``store.load(run_id)``, or None when it cannot be read (only a log line needs it)."""
-    if store is None:
-        return None
-    try:
-        return store.load(run_id)
-    except StoreError:  # StoreUnavailable too
-        return None
 
 
 class _Taken:
@@ -184,12 +152,7 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
                 with rt.children_of(settings):  # its sub-workflows run in this runtime
                     result = await run_opened(rt.store, shared, plan, opened, None,
                                               settings, handed_back="queued")
-            if result.status is RunStatus.WAITING:
-                if is_enabled(log, logging.INFO):  # one read of the store to say what for
-                    stored = await anyio.to_thread.run_sync(_load_quietly, rt.store, run_id)
-                    log.info(f"run parked (waiting for {parked_text(result, stored)})",
-                             run_id=run_id)
-            else:
+            if result.status is not RunStatus.WAITING:  # (the run said it parked)
                 log.info("run ended", run_id=run_id, status=str(result.status))
             if on_run is not None:
                 on_run(run_id, str(result.status))

@@ -21,6 +21,7 @@ The tree::
     │       └── LeaseLost                  another process took the run over
     │           └── RunCancelled           the run was cancelled through the store
     ├── RunNotFound (also LookupError)     no run of that id in the store
+    ├── RunRolledBack (also ValueError)    resuming a run whose rollback ended: it is over
     ├── SignalRefused (also ValueError)    no node of that name waits for signals, ...
     ├── SignalTimeout (also TimeoutError)  a signal node's timeout passed first
     ├── Rejected                           an approval node's payload rejected
@@ -304,6 +305,31 @@ class RunNotFound(FlowError, LookupError):
 
     def _init_args(self) -> tuple[Any, ...]:
         return (self.run_id, self.where, self.near)
+
+
+class RunRolledBack(FlowError, ValueError):
+    """A resume of a run that was rolled back to the end (docs/compensation.md): it
+    failed or was cancelled, its compensations ran, so it is over and resuming it would
+    run nothing. ``undone`` names what its rollback undid (or tried to): nodes, and
+    map items as ``node[index]``. Start a new run to try again."""
+
+    def __init__(self, run_id: str, status: str, undone: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.undone = tuple(undone)
+        shown = ", ".join(self.undone[:MAX_UNDONE_SHOWN])
+        if len(self.undone) > MAX_UNDONE_SHOWN:
+            shown += f" and {len(self.undone) - MAX_UNDONE_SHOWN:,} more"
+        super().__init__(f"run {run_id!r} was rolled back ({status}; undone: {shown}): it "
+                         "is over, and resuming it would run nothing (its compensations "
+                         "ran). Start a new run to try again.")
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.run_id, self.status, self.undone)
+
+
+#: how many undone nodes and items a RunRolledBack message names
+MAX_UNDONE_SHOWN = 10
 
 
 class SignalRefused(FlowError, ValueError):

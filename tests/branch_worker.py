@@ -10,19 +10,10 @@ before it works.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import anyio
-from stores import open_spec
+from worker_kit import main, note
 
 import flowrt
-
-
-def _log(path: str, node: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.write(fd, f"start {node} {os.getpid()}\n".encode())
-    os.close(fd)
 
 
 def build(log_path: str) -> flowrt.Workflow:
@@ -30,41 +21,34 @@ def build(log_path: str) -> flowrt.Workflow:
 
     @wf.node
     async def order() -> dict[str, int]:
-        _log(log_path, "order")
+        note(log_path, "start order")
         return {"total": 250}
 
     @wf.branch
     async def route(order: dict[str, int]) -> str:
         with open(log_path) as f:
             asked = sum(1 for line in f if line.startswith("start route "))
-        _log(log_path, "route")
+        note(log_path, "start route")
         return "slow" if asked == 0 else "fast"
 
     @wf.node(after=[route])
     async def slow(order: dict[str, int]) -> str:
-        _log(log_path, "slow")
+        note(log_path, "start slow")
         await anyio.sleep(1.0)  # the kill lands in here (the test waits at most 0.3 s)
         return f"slow {order['total']}"
 
     @wf.node(after=[route])
     async def fast(order: dict[str, int]) -> str:
-        _log(log_path, "fast")
+        note(log_path, "start fast")
         return f"fast {order['total']}"
 
     @wf.node(trigger=flowrt.Trigger.NONE_FAILED_MIN_ONE_SUCCESS)
     async def ship(slow: str | None = None, fast: str | None = None) -> str:
-        _log(log_path, "ship")
+        note(log_path, "start ship")
         return slow or fast or "nothing"
 
     return wf
 
 
 if __name__ == "__main__":
-    spec, run_id, log_path, backend = sys.argv[1:5]
-    store = open_spec(spec)
-    try:
-        result = build(log_path).run_sync(store=store, run_id=run_id, backend=backend)
-    finally:
-        store.close()
-    print(result.status)
-    sys.exit(0 if result.ok else 1)
+    main(build)

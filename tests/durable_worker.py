@@ -7,12 +7,10 @@ so the test can tell which nodes a process started.
 
 from __future__ import annotations
 
-import os
 import random
-import sys
 
 import anyio
-from stores import open_spec
+from worker_kit import main, note
 
 import flowrt
 
@@ -24,9 +22,7 @@ def build(log_path: str, n: int = 40, seed: int = 7) -> flowrt.Workflow:
         deps = [f"n{j}" for j in rng.sample(range(i), min(i, rng.randint(0, 3)))]
 
         async def node(*values: int, ctx: flowrt.Context, i: int = i) -> int:
-            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            os.write(fd, f"start {ctx.node} {os.getpid()}\n".encode())
-            os.close(fd)
+            note(log_path, f"start {ctx.node}")
             await anyio.sleep(0.002 + (i % 5) * 0.002)
             if i % 7 == 0:
                 ctx.data.set(f"seen-{ctx.node}", i)
@@ -46,12 +42,4 @@ def expected(n: int = 40, seed: int = 7) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    spec, run_id, log_path, backend = sys.argv[1:5]  # spec: a store (tests/stores.py)
-    store = open_spec(spec)
-    try:
-        result = build(log_path).run_sync(store=store, run_id=run_id, backend=backend,
-                                          max_concurrency=4)
-    finally:
-        store.close()
-    print(result.status)
-    sys.exit(0 if result.ok else 1)
+    main(build, max_concurrency=4)

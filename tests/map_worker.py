@@ -10,11 +10,8 @@ can tell which items a process started.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import anyio
-from stores import open_spec
+from worker_kit import main, note
 
 import flowrt
 
@@ -24,10 +21,8 @@ N = 30
 def build(log_path: str) -> flowrt.Workflow:
     wf = flowrt.Workflow("mapped")
 
-    def note(ctx: flowrt.Context) -> None:
-        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.write(fd, f"start {ctx.node}/{ctx.item} {os.getpid()}\n".encode())
-        os.close(fd)
+    def started(ctx: flowrt.Context) -> None:
+        note(log_path, f"start {ctx.node}/{ctx.item}")
 
     @wf.node
     def files() -> list[int]:
@@ -35,13 +30,13 @@ def build(log_path: str) -> flowrt.Workflow:
 
     @wf.map(path="files", concurrency=4, retries=1)
     async def parse(path: int, ctx: flowrt.Context) -> int:
-        note(ctx)
+        started(ctx)
         await anyio.sleep(0.003 + (path % 4) * 0.003)
         return path * 10
 
     @wf.map(row="parse")
     async def score(row: int, ctx: flowrt.Context) -> int:
-        note(ctx)
+        started(ctx)
         await anyio.sleep(0.002)
         return row + 1
 
@@ -59,11 +54,4 @@ def expected() -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    spec, run_id, log_path, backend = sys.argv[1:5]
-    store = open_spec(spec)
-    try:
-        result = build(log_path).run_sync(store=store, run_id=run_id, backend=backend)
-    finally:
-        store.close()
-    print(result.status)
-    sys.exit(0 if result.ok else 1)
+    main(build)

@@ -21,19 +21,13 @@ import sys
 import time
 
 import anyio
-from stores import open_spec
+from worker_kit import note, run_in_store
 
 import flowrt
 
 N = 8
 #: the nodes the saga compensates (all but the failing one)
 COMPENSATED = [f"n{i}" for i in range(N)]
-
-
-def _log(path: str, line: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.write(fd, f"{line} {os.getpid()}\n".encode())
-    os.close(fd)
 
 
 def _die() -> None:
@@ -52,12 +46,12 @@ def saga(log: str, seed: int, kill: bool) -> flowrt.Workflow:
     victim = rng.choice([i for i in range(N) if levels[i] < max(levels)])
     for i in range(N):
         async def node(*values: int, ctx: flowrt.Context, i: int = i) -> int:
-            _log(log, f"start {ctx.node}")
+            note(log, f"start {ctx.node}")
             await anyio.sleep(0.001)
             return i + sum(values)
 
         async def undo(output: int, ctx: flowrt.Context, i: int = i) -> None:
-            _log(log, f"undo {ctx.node}")
+            note(log, f"undo {ctx.node}")
             if kill and i == victim:
                 await anyio.to_thread.run_sync(_die)
             await anyio.sleep(0.01)
@@ -78,7 +72,7 @@ def sub(log: str, seed: int, kill: bool) -> flowrt.Workflow:
     prev: list[str] = []
     for i in range(6):
         async def step(*values: int, ctx: flowrt.Context, i: int = i, base: int = 0) -> int:
-            _log(log, f"start {ctx.run_id}:{ctx.node}")
+            note(log, f"start {ctx.run_id}:{ctx.node}")
             if kill and i == victim:
                 await anyio.to_thread.run_sync(_die)
             await anyio.sleep(0.005)
@@ -89,14 +83,14 @@ def sub(log: str, seed: int, kill: bool) -> flowrt.Workflow:
     parent = flowrt.Workflow("parent")
 
     async def base(ctx: flowrt.Context) -> int:
-        _log(log, f"start {ctx.run_id}:{ctx.node}")
+        note(log, f"start {ctx.run_id}:{ctx.node}")
         return 100
 
     parent.add("base", base)
     parent.add("child", child)
 
     async def after(child: int, ctx: flowrt.Context) -> int:
-        _log(log, f"start {ctx.run_id}:{ctx.node}")
+        note(log, f"start {ctx.run_id}:{ctx.node}")
         return child * 2
 
     parent.add("after", after)
@@ -105,14 +99,8 @@ def sub(log: str, seed: int, kill: bool) -> flowrt.Workflow:
 
 if __name__ == "__main__":
     mode, spec, run_id, log_path, backend, seed, kill = sys.argv[1:8]
-    store = open_spec(spec)
     build = saga if mode == "saga" else sub
-    try:
-        result = build(log_path, int(seed), kill == "kill").run_sync(
-            store=store, run_id=run_id, backend=backend)
-    finally:
-        store.close()
-    print(result.status)
+    result = run_in_store(build(log_path, int(seed), kill == "kill"), spec, run_id, backend)
     if mode == "sub" and result.ok:
         print(result["after"])
     sys.exit(0 if result.ok else 1)

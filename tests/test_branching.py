@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stores import StoreKit
 from subproc import run_program
+from worker_kit import start_worker, starts
 
 import flowrt
 from flowrt import EventKind, RunStatus, Status, Trigger
@@ -551,19 +550,6 @@ def test_a_branch_that_chose_several_is_restored(any_store: Any) -> None:
     assert calls.count("route") == 1 and r.nodes["c"].status is BY
 
 
-def _worker(spec: str, run_id: str, log: Path, backend: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(HERE / "branch_worker.py"), spec, run_id, str(log), backend],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _starts(log: Path, pid: int | None = None) -> list[str]:
-    if not log.exists():
-        return []
-    lines = [line.split() for line in log.read_text().splitlines() if line.strip()]
-    return [node for _, node, p in lines if pid is None or int(p) == pid]
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_sigkill_after_a_branch_chose_then_resume_does_not_ask_again(
         shared_kit: StoreKit, tmp_path: Path, seed: int) -> None:
@@ -571,7 +557,7 @@ def test_sigkill_after_a_branch_chose_then_resume_does_not_ask_again(
     backend = "trio" if seed % 2 else "asyncio"
     log = tmp_path / "starts.log"
     reader = shared_kit.make()  # the store exists before the worker starts
-    proc = _worker(shared_kit.spec, "crash", log, backend)
+    proc = start_worker("branch_worker.py", shared_kit.spec, "crash", log, backend)
     deadline = time.monotonic() + 60
     # kill it once the store has the branch's choice, at a random moment of "slow"
     while proc.poll() is None and time.monotonic() < deadline:
@@ -586,15 +572,15 @@ def test_sigkill_after_a_branch_chose_then_resume_does_not_ask_again(
     stored = reader.load("crash")
     assert stored is not None and stored.nodes["route"].status == "succeeded"
     assert stored.record.status == "running"  # it died
-    assert _starts(log).count("route") == 1
+    assert starts(log).count("route") == 1
 
-    rerun = _worker(shared_kit.spec, "crash", log, backend)
+    rerun = start_worker("branch_worker.py", shared_kit.spec, "crash", log, backend)
     out, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err.decode()
     assert out.decode().strip() == "succeeded"
-    again = _starts(log, rerun.pid)
+    again = starts(log, rerun.pid)
     assert "route" not in again and "order" not in again  # recorded: not run again
-    assert "fast" not in _starts(log)  # the other path was never taken
+    assert "fast" not in starts(log)  # the other path was never taken
     stored = reader.load("crash")
     assert stored is not None and stored.record.status == "succeeded"
     assert stored.outputs()["ship"] == "slow 250"

@@ -70,6 +70,36 @@ def test_cancel_and_resume_a_queued_run(flow: Path) -> None:
     assert [r["status"] for r in runs] == ["succeeded"]
 
 
+SAGA = """
+import flowrt
+
+saga = flowrt.Workflow("saga")
+saga.add("pay", lambda: "charge-1", compensate=lambda pay: None)
+
+def ship(pay: str) -> None:
+    raise RuntimeError("no courier")
+
+saga.add("ship", ship, deps=["pay"])
+"""
+
+
+def test_resume_refuses_a_run_rolled_back_to_the_end(tmp_path: Path) -> None:
+    """`flowrt resume` says a rolled-back run is over, as the dashboard and rt.resume
+    do: exit 2, the run named with what was undone, the store unchanged."""
+    (tmp_path / "sagas.py").write_text(SAGA)
+    out = cli(tmp_path, "run", "sagas.py:saga", "--store", "q.db", "--run-id", "r1")
+    assert out.returncode == 1, out.stderr
+    before = json.loads(cli(tmp_path, "show", "r1", "--store", "q.db", "--json").stdout)
+    assert before["nodes"]["pay"]["status"] == "compensated"
+    out = cli(tmp_path, "resume", "r1", "--store", "q.db")
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert ("run 'r1' was rolled back (failed; undone: pay): it is over, and resuming it "
+            "would run nothing (its compensations ran). Start a new run to try again."
+            ) in out.stderr and "Traceback" not in out.stderr
+    after = json.loads(cli(tmp_path, "show", "r1", "--store", "q.db", "--json").stdout)
+    assert after == before
+
+
 def test_schedules_are_listed(flow: Path) -> None:
     import anyio
 

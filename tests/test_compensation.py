@@ -273,6 +273,51 @@ def test_compensations_are_recorded_and_a_finished_rollback_is_not_redone(
     assert again.nodes["boom"].status is Status.FAILED
 
 
+async def test_resuming_a_rolled_back_run_is_refused_and_changes_nothing(
+        any_store: Any) -> None:
+    """A run rolled back to the end is over (decision 020): ``rt.resume`` says so,
+    naming the run and what was undone, and leaves the store as it was -- as the
+    dashboard and ``flowrt resume`` do (one rule: ``StoredRun.rolled_back``). A failed
+    run that was not rolled back is queued again."""
+    log: list[Any] = []
+    wf = _saga(log)
+    await wf.run(store=any_store, run_id="undone")
+    await wf.run(store=any_store, run_id="kept", compensate=False)
+    before = any_store.get_run("undone")
+    async with flowrt.Runtime(store=any_store) as rt:
+        with pytest.raises(flowrt.RunRolledBack) as refused:
+            await rt.resume("undone")
+        assert str(refused.value) == (
+            "run 'undone' was rolled back (failed; undone: a, b, c, d): it is over, and "
+            "resuming it would run nothing (its compensations ran). Start a new run to "
+            "try again.")
+        assert (refused.value.run_id, refused.value.status, refused.value.undone) == (
+            "undone", "failed", ("a", "b", "c", "d"))
+        assert any_store.get_run("undone") == before
+        assert (await rt.resume("kept")).status == "failed"
+        assert any_store.get_run("kept").status == "queued"
+        with pytest.raises(flowrt.RunNotFound, match="did you mean 'kept'"):
+            await rt.resume("kep")
+    # the error survives pickling (a worker process sends it back so)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(refused.value))
+    assert str(copy) == str(refused.value) and copy.undone == refused.value.undone
+
+
+def test_a_rollback_cut_short_is_not_rolled_back_to_the_end() -> None:
+    """The one rule: a run is over once something was undone and nothing is left
+    "compensating" (a crash mid-rollback is resumed to finish it), and only for a run
+    that failed, was cancelled or dead-lettered."""
+    from flowrt.durable._store import rolled_back
+
+    assert rolled_back("failed", ["succeeded", "failed", "compensated"])
+    assert rolled_back("cancelled", ["compensation_failed", "cancelled"])
+    assert not rolled_back("failed", ["compensating", "compensated", "failed"])
+    assert not rolled_back("running", ["compensated"])  # the rollback goes on
+    assert not rolled_back("failed", ["succeeded", "failed"])  # nothing was undone
+
+
 @pytest.mark.parametrize("crash_after", ["d", "b", "a"])
 def test_a_crash_during_the_rollback_resumes_the_rollback(any_store: Any,
                                                           crash_after: str) -> None:

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import anyio
 import pytest
+from gauge import Gauge
 
 import flowrt
 
 pytestmark = pytest.mark.anyio
-
-
-class Gauge:
-    """Counts how many callers are inside at once, overall and per key."""
-
-    def __init__(self) -> None:
-        self.now: dict[str, int] = {}
-        self.peak: dict[str, int] = {}
-        self.lock = threading.Lock()
-
-    def enter(self, *keys: str) -> None:
-        with self.lock:
-            for k in keys:
-                self.now[k] = self.now.get(k, 0) + 1
-                self.peak[k] = max(self.peak.get(k, 0), self.now[k])
-
-    def leave(self, *keys: str) -> None:
-        with self.lock:
-            for k in keys:
-                self.now[k] -= 1
 
 
 async def test_max_concurrency_caps_running_nodes() -> None:

@@ -303,6 +303,13 @@ def test_item_compensations_are_durable_and_a_rolled_back_map_is_over(
     again = wf.run_sync(store=any_store, run_id="r")
     assert undone == [] and again.status is RunStatus.FAILED
     assert _statuses(again, "charge") == _statuses(first, "charge")
+    # a map that failed keeps its status: its undone items say the run is over, and a
+    # resume is refused naming them (the dashboard and `flowrt resume` share the rule)
+    before = any_store.get_run("r")
+    with pytest.raises(flowrt.RunRolledBack, match=r"run 'r' was rolled back \(failed; "
+                       r"undone: charge\[0\], charge\[1\], charge\[3\], charge\[4\]\)"):
+        flowrt.durable.control.resume(any_store, "r")
+    assert any_store.get_run("r") == before
     assert again.compensation == {"charge": Status.COMPENSATED}
 
 

@@ -9,7 +9,6 @@ import random
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -18,10 +17,12 @@ from typing import Any
 
 import anyio
 import pytest
+from gauge import Gauge
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stores import StoreKit
 from subproc import run_program
+from worker_kit import start_worker, starts
 
 import flowrt
 from flowrt import EventKind, MapError, RunStatus, Status
@@ -194,42 +195,34 @@ async def test_max_items_exceeded_fails_before_any_item_starts() -> None:
 async def test_concurrency_caps_the_items_in_flight(concurrency: int) -> None:
     wf = flowrt.Workflow("w")
     _numbers(wf, list(range(12)))
-    running = peak = 0
+    gauge = Gauge()
 
     @wf.map(n="numbers", concurrency=concurrency)
     async def slow(n: int) -> int:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.002)
-        running -= 1
+        await gauge.hold(0.002, "items")
         return n
 
     result = await wf.run()
-    assert result["slow"] == list(range(12)) and peak == concurrency
+    assert result["slow"] == list(range(12)) and gauge.peak["items"] == concurrency
 
 
 @pytest.mark.anyio
 async def test_run_limits_apply_to_items_and_the_map_holds_no_slot() -> None:
     wf = flowrt.Workflow("w")
     _numbers(wf, list(range(8)))
-    running = peak = 0
+    gauge = Gauge()
 
     @wf.map(n="numbers", limit="api")
     async def call(n: int) -> int:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await anyio.sleep(0.002)
-        running -= 1
+        await gauge.hold(0.002, "items")
         return n
 
     # max_concurrency=1: the map would wait for itself if it held a slot
     result = await wf.run(max_concurrency=1)
-    assert result.ok and peak == 1
-    peak = 0
+    assert result.ok and gauge.peak["items"] == 1
+    gauge = Gauge()  # (the item reads this name when it runs)
     result = await wf.run(limits={"api": 2})
-    assert result.ok and peak == 2
+    assert result.ok and gauge.peak["items"] == 2
 
 
 @pytest.mark.anyio
@@ -510,16 +503,10 @@ def test_an_item_output_the_store_cannot_keep_fails_that_item(any_store: Any) ->
 def test_a_store_of_the_release_before_maps_is_migrated(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     shutil.copyfile(FIXTURE_V3, db)
-    wf = flowrt.Workflow("fixture3")
+    sys.path.insert(0, str(HERE / "data"))
+    from make_store_v3 import build  # the workflow that wrote it
 
-    @wf.node
-    def files() -> list[str]:
-        return ["a.csv", "bb.csv", "ccc.csv"]
-
-    @wf.node
-    def sizes(files: list[str]) -> list[int]:
-        return [len(f) for f in files]
-
+    wf = build(fail=False)
     with SQLiteStore(db) as store:
         assert {r.run_id: r.status for r in store.runs()} == {"done": "succeeded",
                                                               "half": "failed"}
@@ -544,19 +531,6 @@ def test_a_store_of_the_release_before_maps_is_migrated(tmp_path: Path) -> None:
         assert store.load("m").item_counts("size") == {"succeeded": 2}  # type: ignore[union-attr]
 
 
-def _worker(spec: str, run_id: str, log: Path, backend: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(HERE / "map_worker.py"), spec, run_id, str(log), backend],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _starts(log: Path, pid: int | None = None) -> list[str]:
-    if not log.exists():
-        return []
-    lines = [line.split() for line in log.read_text().splitlines() if line.strip()]
-    return [item for _, item, p in lines if pid is None or int(p) == pid]
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_sigkill_in_the_middle_of_a_map_then_resume(shared_kit: StoreKit, tmp_path: Path,
                                                     seed: int) -> None:
@@ -565,9 +539,9 @@ def test_sigkill_in_the_middle_of_a_map_then_resume(shared_kit: StoreKit, tmp_pa
     log = tmp_path / "starts.log"
     backend = "trio" if seed % 2 else "asyncio"
     shared_kit.make().close()
-    proc = _worker(shared_kit.spec, "crash", log, backend)
+    proc = start_worker("map_worker.py", shared_kit.spec, "crash", log, backend)
     deadline = time.monotonic() + 30
-    while len(_starts(log)) < 4 and time.monotonic() < deadline and proc.poll() is None:
+    while len(starts(log)) < 4 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.003)
     time.sleep(rng.uniform(0, 0.06))
     proc.send_signal(signal.SIGKILL)
@@ -579,10 +553,10 @@ def test_sigkill_in_the_middle_of_a_map_then_resume(shared_kit: StoreKit, tmp_pa
         for node, records in stored.items.items():
             recorded |= {f"{node}/{i}" for i, r in records.items()
                          if i >= 0 and r.status == "succeeded"}
-    rerun = _worker(shared_kit.spec, "crash", log, backend)
+    rerun = start_worker("map_worker.py", shared_kit.spec, "crash", log, backend)
     _out, err = rerun.communicate(timeout=90)
     assert rerun.returncode == 0, err.decode()
-    again = set(_starts(log, rerun.pid))
+    again = set(starts(log, rerun.pid))
     assert not recorded & again, sorted(recorded & again)
     stored = reader.load("crash")
     assert stored is not None and stored.record.status == "succeeded"

@@ -373,6 +373,42 @@ async def test_a_worker_logs_what_a_parked_run_waits_for(
             if r.getMessage().startswith("run parked")] == ["po-1", "po-1"]
 
 
+async def test_a_parked_run_logs_that_it_parked_not_that_it_finished(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The log follows what happened: a run that parks on a wait (a FakeClock timer)
+    says "run parked" once the store has it parked -- never "run finished", it is not
+    over -- and "run finished" when it ends after its wake-up; in a worker and with
+    ``park=True`` alike."""
+    wf = flowrt.Workflow("cool")
+    wf.add("quote", lambda: 1450)
+    wf.timer("cool_off", after=["quote"], delay=timedelta(hours=1))
+    wf.add("ship", lambda quote: quote, deps=["quote"], after=["cool_off"])
+    caplog.set_level("INFO", logger="flowrt")
+    clock = FakeClock(START)
+    store = tmp_path / "q.db"
+    async with flowrt.Runtime(store=str(store), workflows=[wf], clock=clock) as rt:
+        await rt.submit(wf, run_id="w")
+        await rt.serve(until_idle=True, poll=0.05)
+        parked = await rt.run(wf, run_id="p", park=True)
+        assert parked.status is flowrt.RunStatus.WAITING
+        with SQLiteStore(store) as read:  # parked in the store when it said so
+            assert read.get_run("p").status == "waiting"  # type: ignore[union-attr]
+        clock.advance(3600)
+        await rt.serve(until_idle=True, poll=0.05)
+    said: dict[str, list[str]] = {"w": [], "p": []}
+    for r in caplog.records:
+        run_id = getattr(r, "run_id", None)
+        if run_id in said and r.getMessage().startswith("run "):
+            said[run_id].append(r.getMessage() + (f" {r.status}" if hasattr(r, "status")
+                                                  else ""))
+    woken = ["run taken", "run started", "run finished succeeded", "run ended succeeded"]
+    for run_id, first in (("w", ["run taken"]), ("p", [])):
+        assert said[run_id] == [
+            *first, "run started",
+            "run parked (waiting for cool_off: timer due 2024-01-01T01:00:00Z)", *woken
+        ], (run_id, said[run_id])
+
+
 async def test_a_waits_since_is_wall_clock_and_its_due_the_runtimes_clock(
         tmp_path: Path) -> None:
     """As documented on flowrt.durable.Wait: ``since`` is a node time (wall clock, as

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import sys
 import threading
+import uuid
 
 import anyio
 import pytest
@@ -407,3 +408,14 @@ async def test_a_skip_reached_by_a_success_cascades_whatever_the_in_degree(fan_i
     assert statuses["strict"] is Status.SKIPPED and statuses["after_strict"] is Status.SKIPPED
     assert statuses["lenient"] is Status.SUCCEEDED and result["after_lenient"] == 1
     assert result.status is RunStatus.FAILED
+
+
+async def test_a_run_without_run_id_gets_a_new_uuid4_hex() -> None:
+    wf = flowrt.Workflow("ids")
+    wf.add("a", lambda: 1, executor="loop")
+    ids = [(await wf.run()).run_id for _ in range(50)]
+    assert len(set(ids)) == 50
+    for run_id in ids:
+        parsed = uuid.UUID(hex=run_id)
+        assert parsed.hex == run_id and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122

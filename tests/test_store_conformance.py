@@ -31,6 +31,7 @@ import attrs
 import pydantic
 import pytest
 from stores import StoreKit
+from worker_kit import start_worker, starts
 
 import flowrt
 from flowrt import RunStatus, Status
@@ -966,21 +967,6 @@ def test_a_paused_holder_is_fenced_out_and_stops(shared_kit: StoreKit, tmp_path:
           f"{noticed * 1000:.0f} ms after SIGCONT")
 
 
-def _worker(spec: str, run_id: str, log: Path, backend: str = "asyncio"
-            ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(HERE / "durable_worker.py"), spec, run_id, str(log), backend],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-
-
-def _starts(log: Path, pid: int | None = None) -> list[str]:
-    if not log.exists():
-        return []
-    lines = [line.split() for line in log.read_text().splitlines() if line.strip()]
-    return [node for _, node, p in lines if pid is None or int(p) == pid]
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_sigkill_at_random_points_then_resume(shared_kit: StoreKit, tmp_path: Path,
                                               seed: int) -> None:
@@ -990,10 +976,10 @@ def test_sigkill_at_random_points_then_resume(shared_kit: StoreKit, tmp_path: Pa
     log = tmp_path / "starts.log"
     backend = "trio" if seed % 2 else "asyncio"
     shared_kit.make().close()  # the store exists: the kill lands in the run, not its setup
-    proc = _worker(shared_kit.spec, "crash", log, backend)
+    proc = start_worker("durable_worker.py", shared_kit.spec, "crash", log, backend)
     # wait until it has started some nodes, then kill it at a random moment
     deadline = time.monotonic() + 30
-    while len(_starts(log)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+    while len(starts(log)) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.005)
     time.sleep(rng.uniform(0, 0.15))
     proc.send_signal(signal.SIGKILL)
@@ -1004,11 +990,11 @@ def test_sigkill_at_random_points_then_resume(shared_kit: StoreKit, tmp_path: Pa
     done_before = {n for n, r in stored.nodes.items() if r.status == "succeeded"} \
         if stored else set()
 
-    rerun = _worker(shared_kit.spec, "crash", log, backend)
+    rerun = start_worker("durable_worker.py", shared_kit.spec, "crash", log, backend)
     _out, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err.decode()
     # nothing the store had recorded as succeeded started again
-    assert not done_before & set(_starts(log, rerun.pid))
+    assert not done_before & set(starts(log, rerun.pid))
     stored = reader.load("crash")
     assert stored is not None and stored.record.status == "succeeded"
     assert stored.outputs() == durable_worker.expected()
@@ -1020,7 +1006,8 @@ def test_sigkill_at_random_points_then_resume(shared_kit: StoreKit, tmp_path: Pa
 def test_processes_share_one_store(shared_kit: StoreKit, tmp_path: Path) -> None:
     log = tmp_path / "log"
     shared_kit.make().close()
-    procs = [_worker(shared_kit.spec, f"proc-{k}", log) for k in range(3)]
+    procs = [start_worker("durable_worker.py", shared_kit.spec, f"proc-{k}", log)
+             for k in range(3)]
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err.decode()
@@ -1034,11 +1021,11 @@ def test_second_process_on_the_same_run_is_refused(shared_kit: StoreKit, tmp_pat
                                                    ) -> None:
     log = tmp_path / "log"
     shared_kit.make().close()
-    proc = _worker(shared_kit.spec, "shared", log)
+    proc = start_worker("durable_worker.py", shared_kit.spec, "shared", log)
     store = shared_kit.make()
     try:
         deadline = time.monotonic() + 30
-        while not _starts(log) and time.monotonic() < deadline:
+        while not starts(log) and time.monotonic() < deadline:
             time.sleep(0.005)
         with pytest.raises(flowrt.RunLeased, match=f"process {proc.pid}"):
             durable_worker.build(str(log)).run_sync(store=store, run_id="shared")

@@ -1057,6 +1057,42 @@ def test_a_rolled_back_run_offers_no_resume_and_refuses_one(tmp_path: Path,
         server.stop()
 
 
+@needs_controls
+def test_the_dashboard_and_the_command_line_refuse_alike(tmp_path: Path) -> None:
+    """A refused action says the same from the dashboard (its JSON answer) as from
+    ``flowrt`` (its stderr; exit 2): one message, from the store operation both call.
+    A typo of a run id names the near one; a run rolled back to the end says why it
+    cannot be resumed; an unknown signal names the run's wait nodes."""
+    store_path = tmp_path / "saga.db"
+    rolled_back_workflow().run_sync(store=str(store_path), run_id="undone-7")
+    mixed_workflow().run_sync(store=str(store_path), run_id="plain")  # a page with forms
+    server = Server(store_path)
+    try:
+        session, csrf = session_of(server, "/run?id=plain")
+        headers = {"cookie": f"flowrt_ui_session={session}", "accept": "application/json"}
+        for action, fields, http_status, near in [
+            ("resume", {"run_id": "undone-8"}, 404, "did you mean 'undone-7'?"),
+            ("cancel", {"run_id": "undone"}, 404, "did you mean 'undone-7'?"),
+            ("resume", {"run_id": "undone-7"}, 409, "Start a new run to try again."),
+            ("signal", {"run_id": "undone-7", "name": "go"}, 409, "has no signal 'go'"),
+        ]:
+            status, _, body = server.post(f"/actions/{action}", {"csrf": csrf, **fields},
+                                          headers)
+            dashboard = json.loads(body)["error"]
+            assert status == http_status and near in dashboard, (action, status, body)
+            cli = subprocess.run(
+                [sys.executable, "-m", "flowrt", action, fields["run_id"],
+                 *([fields["name"]] if "name" in fields else []), "--store", str(store_path)],
+                capture_output=True, text=True, cwd=REPO, timeout=60)
+            assert cli.returncode == 2, (action, cli.stdout, cli.stderr)
+            assert cli.stderr.strip().endswith(f"error: {dashboard}"), (cli.stderr, dashboard)
+    finally:
+        server.stop()
+    with flowrt.SQLiteStore(store_path) as store:  # nothing was changed
+        assert {r.run_id: r.status for r in store.runs()} == {"undone-7": "failed",
+                                                              "plain": "failed"}
+
+
 def test_a_map_box_label_is_readable_in_the_browser(tmp_path: Path, browser: Browser) -> None:
     """The box of a mapped node says how its items ended in words that fit the box (it
     read "11 ok / 1 failed / 0 run..." once); the full counts are in its tooltip."""
@@ -1090,3 +1126,62 @@ def test_a_map_box_label_is_readable_in_the_browser(tmp_path: Path, browser: Bro
     assert box["text"] == "11/12 ok, 1 failed"
     assert box["width"] < box["box"] - 8, box  # inside the box, with a margin
     assert "items: 11 ok / 1 failed / 0 running" in box["tip"]
+
+
+def test_the_undone_items_of_a_failed_map_are_listed_in_the_browser(
+        tmp_path: Path, browser: Browser) -> None:
+    """A map that failed at one item keeps its status FAILED, and its rollback undoes
+    the items that succeeded (decision 026): the run page's compensation section lists
+    each of them (node, item index, status), last item first, with the error of a
+    compensation that failed; the run is over, so it offers no Resume."""
+    wf = flowrt.Workflow("charges")
+    wf.add("cards", lambda: list(range(5)))
+
+    def charge(card: int) -> str:
+        if card == 2:
+            raise RuntimeError("card 2 declined")
+        return f"ch{card}"
+
+    def refund(charge: str) -> None:
+        if charge == "ch3":
+            raise ConnectionError("refund of ch3 failed")
+
+    wf.add("charge", charge, map={"card": "cards"}, compensate=refund)
+    wf.add("ship", lambda charge: "shipped")
+    store_path = tmp_path / "charges.db"
+    result = wf.run_sync(store=str(store_path), run_id="charges")
+    assert str(result.nodes["charge"].status) == "failed"
+    server = Server(store_path)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/run?id=charges")
+        rows = page.eval("""[...document.querySelectorAll(
+                             '#compensation ~ table.compensation tbody tr')
+                             ].map(tr => [tr.dataset.node, tr.dataset.item,
+                             tr.dataset.status, tr.cells[1].textContent,
+                             tr.querySelector('.err')?.textContent ?? null])""")
+        note = page.eval("document.querySelector('#compensation + p.note').textContent")
+        resume = page.eval("document.querySelector('form[data-action=resume]')")
+        box = page.eval("""(() => {
+            const g = document.querySelector('#dag g.node[data-node="charge"]');
+            const rects = g.querySelectorAll('rect');
+            const label = g.querySelectorAll('text')[1];
+            return {text: label.textContent, width: label.getComputedTextLength(),
+                    box: rects[rects.length - 1].width.baseVal.value};
+        })()""")
+        page.eval("document.getElementById('compensation').scrollIntoView()")
+        shot(page, tmp_path, "map-compensation")
+    finally:
+        server.stop()
+    assert rows == [
+        ["charge", "4", "compensated", "4", None],
+        ["charge", "3", "compensation_failed", "3",
+         "ConnectionError: refund of ch3 failed"],
+        ["charge", "1", "compensated", "1", None],
+        ["charge", "0", "compensated", "0", None]]
+    assert note == ("The run was rolled back: 3 map items undone, 1 compensation failed, "
+                    "deepest first, a map's items last first.")
+    assert resume is None
+    # the map's box says it too, in words that fit ("0/5 ok, 1 failed, 3 comp..." once)
+    assert box["text"] == "undone 3/4, 1 failed"
+    assert box["width"] < box["box"] - 8, box

@@ -189,6 +189,8 @@ class Run:
             if sup.log_failures:
                 state.log.warning("run finished", status=str(status),
                                   seconds=round(wall_time, 6))
+        elif status is RunStatus.WAITING:
+            pass  # parked, not over: the durable run says "run parked" once it is stored
         elif sup.log_runs:
             state.log.info("run finished", status=str(status), seconds=round(wall_time, 6))
         if sup.trace:

@@ -7,8 +7,7 @@ for its one run.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
@@ -118,17 +117,9 @@ class Shared:
             executor = self.owned[where] = ProcessExecutor()
         return executor
 
-    @contextlib.contextmanager
-    def in_flight(self) -> Iterator[None]:
-        """Count a run as going on while in this block (see :meth:`wait_idle`)."""
-        self.busy += 1
-        try:
-            yield
-        finally:
-            self.busy -= 1
-            if not self.busy and self._idle is not None:
-                self._idle.set()
-                self._idle = None
+    def in_flight(self) -> _InFlight:
+        """A block in which a run counts as going on (see :meth:`wait_idle`)."""
+        return _InFlight(self)
 
     async def wait_idle(self) -> None:
         """Return when no run goes on."""
@@ -176,8 +167,30 @@ class Shared:
 
     async def aclose(self) -> None:
         """Close the executors made from a name (shielded from cancellation)."""
+        if not self.owned:  # most runtimes made none: no cancel scope to open
+            return
         with anyio.CancelScope(shield=True):
             owned = list(self.owned.values())
             self.owned.clear()
             for executor in owned:
                 await executor.aclose()
+
+
+class _InFlight:
+    """:meth:`Shared.in_flight`'s block: a class, not a generator, because every run
+    enters one (a generator-based context manager costs a few microseconds more a run)."""
+
+    __slots__ = ("_shared",)
+
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+
+    def __enter__(self) -> None:
+        self._shared.busy += 1
+
+    def __exit__(self, *exc: object) -> None:
+        shared = self._shared
+        shared.busy -= 1
+        if not shared.busy and shared._idle is not None:
+            shared._idle.set()
+            shared._idle = None

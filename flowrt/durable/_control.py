@@ -22,7 +22,15 @@ from typing import Any
 
 from ..errors import SerializationError
 from ..workflow._waits import approval_payload
-from ._store import RunRecord, SignalRecord, Store, not_found
+from ._store import (
+    CANCELLED,
+    DEAD_LETTER,
+    FAILED,
+    RunRecord,
+    SignalRecord,
+    Store,
+    not_found,
+)
 
 __all__ = ["approval_payload", "approve", "cancel", "reject", "resume", "send_signal"]
 
@@ -106,10 +114,21 @@ def resume(store: Store, run_id: str, now: float | None = None) -> RunRecord:
     A parked run is woken (a worker takes it: what it waits for is checked again, and
     it parks again if nothing came); a failed, cancelled or dead-lettered run, or one
     whose process died, is queued again and a worker runs what is left. A succeeded run
-    is left as it is.
+    is left as it is. A run rolled back to the end (its compensations ran) is over and
+    is refused; one whose rollback was cut short is resumed and finishes its rollback.
 
     Raises:
-        RunNotFound: the store has no such run.
+        RunNotFound: the store has no such run (the message names a near run id).
         RunLeased: a live process runs it now.
+        RunRolledBack: the run was rolled back to the end: resuming it would run
+            nothing, and nothing is changed (start a new run).
     """
+    record = store.get_run(run_id)
+    if record is not None and record.status in (FAILED, CANCELLED, DEAD_LETTER):
+        # Only an ended run can have been rolled back to the end: its records are read
+        # for those alone. (A run read as running whose rollback ends before the wake
+        # below is queued again and runs nothing, as before this check: harmless.)
+        stored = store.load(run_id)
+        if stored is not None:
+            stored.refuse_resume()
     return store.wake(run_id, time.time() if now is None else now)

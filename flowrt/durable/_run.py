@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import time
 import traceback
 from array import array
@@ -46,6 +47,7 @@ from .._engine.mapping import ItemBoard, RecordedItems
 from .._engine.result import RunResult
 from .._engine.run import Run, RunSettings, prepare_run
 from .._engine.waits import sleep_until_woken
+from .._logging import is_enabled
 from .._types import BY_NAME, NAMES, RunStatus, Status
 from ..data import WorkflowData
 from ..data._workflow_data import MISSING
@@ -73,8 +75,10 @@ from ._store import (
     RunRecord,
     SignalRecord,
     StoredRun,
+    Wait,
     decode,
     unreadable,
+    utc_text,
 )
 
 if TYPE_CHECKING:
@@ -613,7 +617,7 @@ async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
         # Nothing ran: give the lease back and leave the run resumable.
         store.finish(claim, "cancelled", time.time())
         raise
-    finished = False
+    finished = parked = False
     try:
         if opened.rolling_back:
             _restore_rollback(run, plan, opened)
@@ -640,6 +644,13 @@ async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
                 status = handed_back if isinstance(trouble, StoreUnavailable) else "cancelled"
             store.finish(claim, status, time.time())
             await anyio.to_thread.run_sync(store.flush)
+            parked = status == "waiting"
+    log = run.state.log
+    if parked and is_enabled(log, logging.INFO):
+        # Said once the store has the run parked, not as "run finished": it is not
+        # over. One read of the store says what for, with its due times.
+        stored = await anyio.to_thread.run_sync(_load_quietly, store, run_id)
+        log.info(f"run parked (waiting for {parked_text(result, stored)})")
     trouble = checkpoint.error or claim.error
     if isinstance(trouble, RunCancelled):
         # cancelled through the store: what this process did after that was refused
@@ -651,6 +662,34 @@ async def _run_claimed(store: Store, shared: Shared, plan: Plan, opened: Opened,
         raise kind(f"run {run_id!r} stopped at a checkpoint the store could not write: "
                    f"{trouble}; resume it once the store can be written") from trouble
     return result
+
+
+def parked_text(result: RunResult, stored: StoredRun | None) -> str:
+    """What a parked run waits for, for a log line: ``"paid: signal 'paid'; cool_off:
+    timer due 2024-01-01T01:00:00Z"`` (a signal's or approval's timeout as "times out
+    ..."; the due times are the store's, on the runtime's clock, in UTC)."""
+    waits: list[Wait] = stored.waits() if stored is not None else []
+    if not waits:  # the store could not be read: what the result knows
+        kinds = result.plan.waits
+        waits = [Wait(name, kinds.get(name, "signal"), None, None, False)
+                 for name, node in result.nodes.items() if node.status is Status.WAITING]
+    parts = []
+    for w in waits:
+        what = {"signal": f"signal {w.node!r}", "approval": "approval"}.get(w.kind, w.kind)
+        if w.signalled:
+            what += " (its signal came: it goes on at once)"
+        elif w.due is not None:
+            what += f" {'due' if w.kind == 'timer' else 'times out'} {utc_text(w.due)}"
+        parts.append(f"{w.node}: {what}")
+    return "; ".join(parts) or "nothing recorded"
+
+
+def _load_quietly(store: Store, run_id: str) -> StoredRun | None:
+    """``store.load(run_id)``, or None when it cannot be read (only a log line needs it)."""
+    try:
+        return store.load(run_id)
+    except StoreError:  # StoreUnavailable too
+        return None
 
 
 def _check_text(value: str, what: str) -> None:

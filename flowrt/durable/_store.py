@@ -41,6 +41,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from difflib import get_close_matches
 from itertools import chain
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -53,15 +54,17 @@ from ..errors import (
     RunCancelled,
     RunLeased,
     RunNotFound,
+    RunRolledBack,
     StoreError,
 )
 from ..workflow._waits import signal_refused
 from ._serialize import JSONSerializer, Serializer, reader_for
 
 __all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "LISTED", "QUEUED",
-           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "WAITING", "Claim", "Decide",
+           "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "UNDONE", "WAITING", "Claim", "Decide",
            "ItemRecord", "Lease", "NodeRecord", "RunRecord",
-           "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune"]
+           "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune",
+           "rolled_back", "utc_text"]
 
 # A stored run's status (RunRecord.status).
 QUEUED = "queued"  #: submitted; a worker will take it when it is due
@@ -80,11 +83,42 @@ FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER})
 COMPENSATING = "compensating"
 #: node record statuses that say the run was rolling back
 ROLLBACK_STATUSES = frozenset({COMPENSATING, "compensated", "compensation_failed"})
+#: the statuses a node or map item record ends a rollback with: its compensation ran
+UNDONE = frozenset({"compensated", "compensation_failed"})
 STATUSES = (QUEUED, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED, DEAD_LETTER)
 #: the queue runs go to when none is named (submitted, parked or resumed for workers)
 DEFAULT_QUEUE = "default"
 #: what a wait node waits for (RunRecord.waits values)
 WAIT_KINDS = ("signal", "approval", "timer")
+
+
+def utc_text(when: float) -> str:
+    """A time (seconds since the epoch) as the store's texts say it: UTC, ISO 8601, to
+    the second (to the millisecond when it is not a whole second)."""
+    ms = round(when * 1000)
+    text = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
+
+
+def rolled_back(status: str, statuses: Iterable[str]) -> bool:
+    """Whether a run of ``status`` whose node and map item records have ``statuses``
+    was rolled back to the end: it failed, was cancelled or dead-lettered, something was
+    undone (or its compensation failed) and nothing is left "compensating".
+
+    Such a run is over: resuming it would run nothing (decision 020), so
+    :func:`flowrt.durable.control.resume` refuses it (:class:`~flowrt.RunRolledBack`)
+    and the dashboard offers no Resume. One rule, no I/O, for every caller: the store's
+    records (:meth:`StoredRun.rolled_back`) and the dashboard's ``to_dict()`` data.
+
+    >>> rolled_back("failed", ["succeeded", "failed", "compensated"])
+    True
+    >>> rolled_back("failed", ["failed", "compensating", "compensated"])  # a crash mid-way
+    False
+    """
+    if status not in (FAILED, CANCELLED, DEAD_LETTER):
+        return False
+    seen = set(statuses)
+    return not seen.isdisjoint(UNDONE) and COMPENSATING not in seen
 
 
 def _span(start: Any, end: Any) -> float | None:
@@ -471,6 +505,29 @@ class StoredRun:
                        else {"status": rec.status, "attempts": rec.attempts,
                              "error": rec.error})
         return out
+
+    def undone(self) -> list[str]:
+        """What the run's rollback undid or tried to (records ``compensated`` or
+        ``compensation_failed``): node names, then map items as ``node[index]``, in
+        name and index order."""
+        nodes = sorted(n for n, rec in self.nodes.items() if rec.status in UNDONE)
+        items = [f"{node}[{i}]" for node in sorted(self.items)
+                 for i, rec in sorted(self.items[node].items())
+                 if i != LISTED and rec.status in UNDONE]
+        return nodes + items
+
+    def rolled_back(self) -> bool:
+        """Whether the run was rolled back to the end (:func:`rolled_back`, over its
+        node and item records): it is over, and resuming it would run nothing."""
+        statuses = chain((rec.status for rec in self.nodes.values()),
+                         (rec.status for records in self.items.values()
+                          for rec in records.values()))
+        return rolled_back(self.record.status, statuses)
+
+    def refuse_resume(self) -> None:
+        """Raise :class:`~flowrt.RunRolledBack` if the run was rolled back to the end."""
+        if self.rolled_back():
+            raise RunRolledBack(self.record.run_id, self.record.status, self.undone())
 
     def waits(self) -> list[Wait]:
         """What the run's waiting nodes wait for, in the order of its structure."""

@@ -100,17 +100,25 @@ def items_text(counts: Mapping[str, int] | None) -> str:
 def items_brief(counts: Mapping[str, int] | None) -> str:
     """Item counts short enough for a node's box in a graph: "11/12 ok, 1 failed" --
     the items that succeeded out of all, then only the other statuses that have items
-    (failed first, running last); "no items" for an empty map, "" for None."""
+    (failed first, running last); "no items" for an empty map, "" for None. After a
+    rollback, "undone 3/4, 1 failed": of the 4 items whose compensation ran, 3 were
+    undone (the "ok" part goes when none is left succeeded)."""
     if counts is None:
         return ""
     total = sum(counts.values())
     if not total:
         return "no items"
-    parts = [f"{counts.get('succeeded', 0)}/{total} ok"]
+    succeeded = counts.get("succeeded", 0)
+    undone = counts.get("compensated", 0)
+    undo = undone + counts.get("compensation_failed", 0)
+    parts = [f"{succeeded}/{total} ok"] if succeeded or not undo else []
+    if undo:
+        parts.append(f"undone {undone}/{undo}")
     if counts.get("failed"):
         parts.append(f"{counts['failed']} failed")
     parts += [f"{c} {s}" for s, c in counts.items()
-              if c and s not in ("succeeded", "failed", "running", "ready")]
+              if c and s not in ("succeeded", "failed", "running", "ready", "compensated",
+                                 "compensation_failed")]
     running = counts.get("running", 0) + counts.get("ready", 0)
     if running:
         parts.append(f"{running} running")

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from fixture_files import finish, fresh
+
 import flowrt
 
 HERE = Path(__file__).resolve().parent
@@ -54,8 +56,7 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["crash"]:
         build(False, True).run_sync({}, store=str(PATH), run_id="crashed")
         sys.exit(0)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{PATH}{suffix}").unlink(missing_ok=True)
+    fresh(PATH)
     assert build(False, False).run_sync(store=str(PATH), run_id="done").ok
     assert not build(True, False).run_sync(store=str(PATH), run_id="half").ok
     child = subprocess.Popen([sys.executable, __file__, "crash"])
@@ -71,7 +72,4 @@ if __name__ == "__main__":
     time.sleep(0.1)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    conn = sqlite3.connect(PATH)
-    conn.execute("VACUUM")
-    conn.close()
-    print(PATH, PATH.stat().st_size, "bytes")
+    finish(PATH, schema_version=1)

@@ -8,9 +8,10 @@ at sizes (files succeeded).
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from pathlib import Path
+
+from fixture_files import finish, fresh
 
 import flowrt
 
@@ -35,14 +36,11 @@ def build(fail: bool) -> flowrt.Workflow:
 
 
 def main() -> None:
-    PATH.unlink(missing_ok=True)
+    fresh(PATH)
     assert build(False).run_sync(store=str(PATH), run_id="done").ok
     assert not build(True).run_sync(store=str(PATH), run_id="half").ok
-    conn = sqlite3.connect(PATH)
-    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    conn.close()
-    assert version == ("3",), version
-    print(f"wrote {PATH} with flowrt from {flowrt.__file__}", file=sys.stderr)
+    finish(PATH, schema_version=3)
+    print(f"(with flowrt from {flowrt.__file__})", file=sys.stderr)
 
 
 if __name__ == "__main__":

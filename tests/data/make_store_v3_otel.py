@@ -9,10 +9,10 @@ Two runs of the workflow ``fixture`` (a -> b): "half" failed at b (a succeeded);
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import anyio
+from fixture_files import finish, fresh
 
 import flowrt
 
@@ -43,12 +43,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{PATH}{suffix}").unlink(missing_ok=True)
+    fresh(PATH)
     anyio.run(main)
-    conn = sqlite3.connect(PATH)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                        ).fetchone() == ("3",)
-    conn.execute("VACUUM")
-    conn.close()
-    print(PATH, PATH.stat().st_size, "bytes")
+    finish(PATH, schema_version=3)

@@ -22,7 +22,14 @@ import anyio
 from ... import _schedule
 from ...durable import PostgresStore, SQLiteStore, Store, control
 from ...durable._open import POSTGRES_SCHEMES
-from ...errors import FlowError, MissingInputError, RunLeased, SignalRefused, StoreError
+from ...errors import (
+    FlowError,
+    MissingInputError,
+    RunLeased,
+    RunRolledBack,
+    SignalRefused,
+    StoreError,
+)
 from ...runtime import Runtime
 from ...workflow import Workflow
 from .. import _format as fmt
@@ -144,7 +151,7 @@ def _controlled(store_path: str, action: Callable[[Store], Any]) -> Any:
     store = open_store(store_path, must_exist=True)
     try:
         return action(store)
-    except (LookupError, SignalRefused, RunLeased, TypeError) as error:
+    except (LookupError, SignalRefused, RunLeased, RunRolledBack, TypeError) as error:
         raise UsageError(str(error)) from None
     finally:
         store.close()

@@ -16,8 +16,7 @@ import attrs
 
 from ... import errors
 from ...durable import Store
-from ...errors import FlowError, StoreError
-from ._data import UNDONE, rolled_back
+from ...errors import FlowError, RunRolledBack, StoreError
 
 __all__ = ["ACTIONS", "ActionError", "Done", "available", "perform"]
 
@@ -63,20 +62,6 @@ def _field(form: Mapping[str, str], name: str, *, required: bool = True) -> str:
     return value
 
 
-def _refuse_rolled_back(store: Store, run_id: str) -> None:
-    """Refuse to resume a run that was rolled back to the end (the page offers no
-    Resume for it; this answers a form sent from an older page, or by hand)."""
-    stored = store.load(run_id)
-    if stored is None:
-        return  # control.resume says "no such run"
-    state = stored.record.status
-    if rolled_back(state, (rec.status for rec in stored.nodes.values())):
-        undone = sorted(n for n, rec in stored.nodes.items() if rec.status in UNDONE)
-        raise ActionError(f"run {run_id!r} was rolled back ({state}; undone: "
-                          f"{', '.join(undone)}): it is over, and resuming it would run "
-                          "nothing. Start a new run to try again.", 409)
-
-
 def perform(store: Store, action: str, form: Mapping[str, str]) -> Done:
     """Do ``action`` with the fields of ``form`` (``run_id``; ``name`` for the signal
     ones; ``payload`` and ``signal_id`` for a signal; ``by`` and ``comment`` for an
@@ -84,7 +69,8 @@ def perform(store: Store, action: str, form: Mapping[str, str]) -> Done:
 
     Raises:
         ActionError: the action is refused (unknown run, no such signal, a run that a
-            live process holds, bad JSON...): the message says why.
+            live process holds, resuming a run rolled back to the end, bad JSON...): the
+            message says why.
     """
     control = _control()
     if control is None:
@@ -104,7 +90,6 @@ def perform(store: Store, action: str, form: Mapping[str, str]) -> Done:
             return Done("Cancelled." + (" Its process stops at its next checkpoint."
                                         if before.status == "running" else ""))
         if action == "resume":
-            _refuse_rolled_back(store, run_id)
             before = control.resume(store, run_id)
             if before.status == "succeeded":
                 return Done("The run had succeeded: nothing to resume.")
@@ -137,7 +122,7 @@ def perform(store: Store, action: str, form: Mapping[str, str]) -> Done:
         return Done(f"Rejected {name!r} as {by}.")
     except not_found as error:
         raise ActionError(str(error), 404) from None
-    except errors.RunLeased as error:
+    except (errors.RunLeased, RunRolledBack) as error:
         raise ActionError(str(error), 409) from None
     except refused as error:
         raise ActionError(str(error), 409) from None

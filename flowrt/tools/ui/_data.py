@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import attrs
 
 from ...durable import Store, StoredRun
+from ...durable._store import UNDONE, rolled_back
 from .._view import RunView
 
 __all__ = ["PAGE_SIZE", "SINCE", "STATES", "UNDONE", "BadRequest", "Children", "RunFilter",
@@ -51,21 +52,6 @@ def state_of(run: Mapping[str, Any]) -> str:
     if run.get("interrupted") is True:
         return "interrupted"
     return str(run.get("status", ""))
-
-
-#: the statuses a node record ends a rollback with (docs/decisions/020-saga-rollback.md)
-UNDONE = frozenset({"compensated", "compensation_failed"})
-
-
-def rolled_back(state: str, statuses: Iterable[str]) -> bool:
-    """Whether a run in ``state`` whose nodes have ``statuses`` was rolled back to the
-    end: it failed or was cancelled, some node was undone (or its compensation failed)
-    and none is left "compensating". Such a run is over: resuming it runs nothing
-    (decision 020), so the dashboard offers no Resume and refuses one."""
-    if state not in ("failed", "cancelled", "dead_letter"):
-        return False
-    seen = set(statuses)
-    return bool(seen & UNDONE) and "compensating" not in seen
 
 
 def _created(run: Mapping[str, Any]) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -29,6 +29,7 @@ from ._data import (
     PAGE_SIZE,
     SINCE,
     STATES,
+    UNDONE,
     Children,
     Holder,
     RunFilter,
@@ -334,50 +335,98 @@ def run_heavy_sections(view: RunView, data: Mapping[str, Any], links: Mapping[st
     ``timeline``, ``nodes`` (the table), ``compensation`` and ``items``."""
     page = RunPage(view, max_nodes, links)
     return {"graph": page.graph(), "timeline": page.timeline(), "nodes": page.table(),
-            "compensation": _compensation(view, page.level),
+            "compensation": _compensation(view, data, page.level),
             "items": _items(data)}
 
 
-def _compensation(view: RunView, level: Mapping[str, int]) -> str:
-    undone = [n for n in view.nodes if n.status in ("compensated", "compensation_failed")]
-    if not undone:
+def _plural(count: int, what: str) -> str:
+    return f"{count:,} {what}{'s' if count != 1 else ''}"
+
+
+def _compensation(view: RunView, data: Mapping[str, Any], level: Mapping[str, int]) -> str:
+    """What the rollback undid, in its order: deepest level first, a map's items last
+    first (decision 026), a node's own row before its items'. A map that failed keeps
+    its status, so its undone items are what says it was compensated."""
+    item_lists = _item_lists(data)
+    rows: list[tuple[int, str]] = []  # (level, the node's rows)
+    #: (node or item, compensated or compensation_failed) -> how many
+    counts: dict[tuple[str, str], int] = {}
+    shown = 0
+    for n in view.nodes:
+        cells = []
+        if n.status in UNDONE:
+            counts["node", n.status] = counts.get(("node", n.status), 0) + 1
+            cells.append(_undone_row(n.name, None, n.status, n.error, n.traceback,
+                                     n.finished))
+        undone = [(i, item) for i, item in enumerate(item_lists.get(n.name, ()))
+                  if item.get("status") in UNDONE]
+        for i, item in reversed(undone):
+            status, error = str(item.get("status")), item.get("error")
+            counts["item", status] = counts.get(("item", status), 0) + 1
+            if shown < MAX_ITEMS:
+                shown += 1
+                cells.append(_undone_row(n.name, i, status,
+                                         error if isinstance(error, str) else None))
+        if cells:
+            rows.append((level.get(n.name, 0), "".join(cells)))
+    if not rows:
         return ""
-    undone.sort(key=lambda n: -level.get(n.name, 0))  # the rollback's order: deepest first
-    rows = "".join(
-        f'<tr><td class="name" data-node="{e(n.name)}">{e(n.name)}</td>'
-        f"<td>{chip(n.status)}{e(n.status.replace('_', ' '))}</td>"
-        f'<td>{_time(n.finished)}</td><td>'
-        + (f'<div class="err">{e(n.error)}</div>' if n.error else "")
-        + (f"<details><summary>traceback</summary><pre>{e(n.traceback)}</pre></details>"
-           if n.traceback else "") + "</td></tr>"
-        for n in undone)
-    failed = sum(1 for n in undone if n.status == "compensation_failed")
+    rows.sort(key=lambda row: -row[0])  # stable: the nodes' order within a level
+    nodes, items = counts.get(("node", "compensated"), 0), counts.get(("item", "compensated"), 0)
+    failed = counts.get(("node", "compensation_failed"), 0) + counts.get(
+        ("item", "compensation_failed"), 0)
+    listed = items + counts.get(("item", "compensation_failed"), 0)
+    what = [_plural(nodes, "node")] if nodes or not items else []
+    if items:
+        what.append(_plural(items, "map item"))
+    more = (f'<p class="note">The first {MAX_ITEMS:,} of {listed:,} map items are listed.'
+            "</p>" if listed > MAX_ITEMS else "")
     return ('<h2 id="compensation">Compensation</h2>'
-            f'<p class="note">The run was rolled back: {len(undone) - failed} node'
-            f'{"s" if len(undone) - failed != 1 else ""} undone'
-            + (f", {failed} compensation{'s' if failed != 1 else ''} failed" if failed else "")
-            + ", deepest first.</p>"
-            '<table class="nodes"><thead><tr><th>node</th><th>status</th><th>ended</th>'
-            f"<th>error</th></tr></thead><tbody>{rows}</tbody></table>")
+            f'<p class="note">The run was rolled back: {" and ".join(what)} undone'
+            + (f", {_plural(failed, 'compensation')} failed" if failed else "")
+            + ", deepest first" + (", a map's items last first" if listed else "")
+            + f".</p>{more}"
+            '<table class="nodes compensation"><thead><tr><th>node</th>'
+            '<th class="num">item</th><th>status</th><th>ended</th><th>error</th></tr>'
+            f"</thead><tbody>{''.join(row for _, row in rows)}</tbody></table>")
 
 
-def _items(data: Mapping[str, Any]) -> str:
-    """The items of each map node: ``nodes[name]["item_list"]`` of ``to_dict()`` (or a
-    list under ``"items"``), dicts with ``status``, ``attempts``, ``error`` (what
-    ``result.items(name)`` gives)."""
+def _undone_row(node: str, item: int | None, status: str, error: str | None,
+                traceback: str | None = None, finished: float | None = None) -> str:
+    """A row of the compensation table: a node (``item`` None) or one of its items."""
+    return (f'<tr data-node="{e(node)}"' + (f' data-item="{item}"' if item is not None else "")
+            + f' data-status="{e(status)}"><td class="name">{e(node)}</td>'
+            f'<td class="num">{"" if item is None else item}</td>'
+            f"<td>{chip(status)}{e(status.replace('_', ' '))}</td>"
+            f"<td>{_time(finished) if item is None else ''}</td><td>"
+            + (f'<div class="err">{e(error)}</div>' if error else "")
+            + (f"<details><summary>traceback</summary><pre>{e(traceback)}</pre></details>"
+               if traceback else "") + "</td></tr>")
+
+
+def _item_lists(data: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
+    """Each map node's items, by index: ``nodes[name]["item_list"]`` of ``to_dict()``
+    (or a list under ``"items"``), dicts with ``status``, ``attempts``, ``error`` (what
+    ``result.items(name)`` gives); an entry that is no mapping reads as an empty one."""
     nodes = data.get("nodes")
     if not isinstance(nodes, Mapping):
-        return ""
-    out = []
+        return {}
+    out = {}
     for name, node in nodes.items():
         items = (node.get("item_list") or node.get("items")) if isinstance(node, Mapping) \
             else None
-        if not isinstance(items, list):
-            continue
+        if isinstance(items, list):
+            out[str(name)] = [item if isinstance(item, Mapping) else {} for item in items]
+    return out
+
+
+def _items(data: Mapping[str, Any]) -> str:
+    """The items of each map node (:func:`_item_lists`), with a row per item."""
+    out = []
+    for name, items in _item_lists(data).items():
         counts: dict[str, int] = {}
         rows = []
         for i, item in enumerate(items):
-            item = item if isinstance(item, Mapping) else {}
             status = str(item.get("status", "pending"))
             counts[status] = counts.get(status, 0) + 1
             if i < MAX_ITEMS:
@@ -424,7 +473,14 @@ def run_light_sections(layout: Layout, view: RunView, data: Mapping[str, Any], w
     return ({"header": _run_header(layout, view, data, state, parent),
              "children": _children(layout, view, children)},
             RunForms(view.run_id, state, waits, statuses,
-                     rolled_back=rolled_back(state, (n.status for n in view.nodes))))
+                     rolled_back=rolled_back(state, _statuses(view))))
+
+
+def _statuses(view: RunView) -> Iterator[str]:
+    """The statuses of a run's nodes and of its map nodes' items."""
+    for n in view.nodes:
+        yield n.status
+        yield from n.items or ()
 
 
 def run_form_sections(layout: Layout, forms: RunForms, *, actions: bool = True
