@@ -14,6 +14,10 @@ the figure itself.
 ``--noop`` runs the other figure of issue 15 instead: 10,000 no-op nodes (a random
 DAG, no concurrency cap), and prints the time per committed node too.
 
+``--block N`` runs each store N times back to back in its turn (as pyperf's loops
+do), and prints per-run figures: what one run leaves for the next in the same store
+(its WAL, flushed by the next claim on a server that syncs) then shows.
+
 ``--base REV`` (repeatable) adds a PostgreSQL store from another commit of flowrt,
 ``postgres@REV``, run in the same rounds: a paired A/B of a change to the store in one
 process, both sides on the same runtime (only the store's package differs: it is
@@ -89,7 +93,7 @@ def store_class_at(rev: str) -> Any:
     return importlib.import_module(f"{name}.durable._postgres").PostgresStore
 
 
-async def main(rounds: int, url: str, bases: list[str], noops: bool) -> None:
+async def main(rounds: int, url: str, bases: list[str], noops: bool, block: int) -> None:
     if noops:
         wf = build_workflow(random_dag(10_000), noop, "noops")
         options: dict[str, Any] = {}
@@ -116,11 +120,12 @@ async def main(rounds: int, url: str, bases: list[str], noops: bool) -> None:
         for r in range(rounds):
             for m in modes[r % len(modes):] + modes[:r % len(modes)]:  # turns rotate
                 s0, c0, t0 = server_cpu(), time.process_time(), time.perf_counter()
-                result = await runtimes[m].run(wf, run_id=uuid.uuid4().hex, **options)
-                wall[m].append(time.perf_counter() - t0)
-                cpu[m].append(time.process_time() - c0)
-                server[m].append(server_cpu() - s0)
-                assert result.ok
+                for _ in range(block):
+                    result = await runtimes[m].run(wf, run_id=uuid.uuid4().hex, **options)
+                    assert result.ok
+                wall[m].append((time.perf_counter() - t0) / block)
+                cpu[m].append((time.process_time() - c0) / block)
+                server[m].append((server_cpu() - s0) / block)
     finally:
         for m in modes:
             await runtimes[m].__aexit__(None, None, None)
@@ -145,6 +150,8 @@ if __name__ == "__main__":
         sys.exit("set FLOWRT_PERF_PG_URL (or FLOWRT_TEST_PG_URL) to a PostgreSQL server")
     args = sys.argv[1:]
     base_revs = [args[i + 1] for i, a in enumerate(args) if a == "--base"]
+    blocks = [int(args[i + 1]) for i, a in enumerate(args) if a == "--block"]
     plain = [a for i, a in enumerate(args) if not a.startswith("--")
-             and (i == 0 or args[i - 1] != "--base")]
-    anyio.run(main, int(plain[0]) if plain else 10, pg_url, base_revs, "--noop" in args)
+             and (i == 0 or args[i - 1] not in ("--base", "--block"))]
+    anyio.run(main, int(plain[0]) if plain else 10, pg_url, base_revs, "--noop" in args,
+              blocks[-1] if blocks else 1)

@@ -25,7 +25,7 @@ from stores import PostgresKit, drop_schema, new_schema
 from subproc import run_program
 
 import flowrt
-from flowrt.durable import Lease, RunRecord
+from flowrt.durable import Lease, NodeRecord, RunRecord
 from flowrt.durable._postgres import SCHEMA_VERSION
 
 HERE = Path(__file__).parent
@@ -170,6 +170,9 @@ def test_a_damaged_or_newer_store_is_refused_untouched(pg_kit: PostgresKit, dama
 
 @pytest.mark.parametrize(("damage", "message"), [
     ("UPDATE runs SET structure = '{\"a\": ['", "structure"),
+    # valid JSON of another shape: is_structure() refuses it as SQLiteStore does
+    ("UPDATE runs SET structure = '{\"a\": [1]}'", "structure"),
+    ("UPDATE runs SET structure = '[\"a\"]'", "structure"),
     ("UPDATE runs SET lease = 'held'", "not a lease"),
 ])
 def test_a_damaged_run_is_a_store_error(pg_kit: PostgresKit, damage: str, message: str
@@ -307,6 +310,96 @@ def test_a_run_made_by_another_process_during_a_claim_is_claimed_again(
     assert seen[0] is None and seen[1].record.status == "failed" and len(seen) == 2
     assert stored is seen[1] and claim is not None and claim.fence == 2
     assert store.get_run("r").owner == mine
+
+
+
+# -- the group commit: rows locked between renewals ------------------------------------------
+
+
+def _run_row(pg_kit: PostgresKit, run_id: str) -> tuple[Any, ...]:
+    return pg_kit.sql("SELECT fence, lease_expires, xmin::text FROM runs WHERE run_id = %s",
+                      run_id)[0]
+
+
+def test_commits_between_renewals_lock_the_run_without_rewriting_its_row(
+        pg_kit: PostgresKit) -> None:
+    """A commit that neither renews the leases nor ends a run only locks the run's row
+    (FOR SHARE): the row keeps its version and its lease; the claim's deadline stays
+    where the claim put it. The renewal, every lease_ttl / 3, moves both."""
+    store = pg_kit.make(lease_ttl=3.0)  # renewed every second
+    _, claim = store.claim("r", Lease.mine(), lambda s: RunRecord(
+        "r", "wf", "fp", {"a": [], "b": []}, b"{}", "running", "json", 1.0, 1.0))
+    assert claim is not None
+    store.flush()
+    before, deadline = _run_row(pg_kit, "r"), claim.valid_until
+    store.write(claim, [NodeRecord("a", "succeeded", 1, b"1")], None)
+    store.flush()
+    assert _run_row(pg_kit, "r") == before and claim.valid_until == deadline
+    assert [r[0] for r in pg_kit.sql("SELECT node FROM nodes WHERE run_id = 'r'")] == ["a"]
+    time.sleep(1.2)  # the renewal is due: the writer renews by itself
+    store.write(claim, [NodeRecord("b", "succeeded", 1, b"2")], None)
+    store.flush()
+    fence, expires, version = _run_row(pg_kit, "r")
+    assert fence == before[0] and expires > before[1] and version != before[2]
+    assert claim.valid_until > deadline and claim.error is None
+    store.finish(claim, "succeeded", 2.0)
+    store.flush()
+    assert store.get_run("r").status == "succeeded"
+
+
+def test_a_commit_waits_for_a_claim_in_progress_and_is_fenced_out_by_it(
+        pg_kit: PostgresKit) -> None:
+    """The commit's lock on the run's row waits for a claim that holds the row (FOR
+    UPDATE), then checks the fence again on the row that claim wrote: the records of the
+    holder it fenced out are not written, and that holder learns it lost the run."""
+    import psycopg
+
+    store = pg_kit.make()
+    _, claim = store.claim("r", Lease.mine(), lambda s: RunRecord(
+        "r", "wf", "fp", {"a": []}, b"{}", "running", "json", 1.0, 1.0))
+    assert claim is not None
+    store.flush()
+    with psycopg.connect(pg_kit.url) as other:  # a claim by another process, half done
+        other.execute(f'SELECT fence FROM "{pg_kit.schema}".runs WHERE run_id = %s '
+                      "FOR UPDATE".encode(), ("r",))
+        store.write(claim, [NodeRecord("a", "succeeded", 1, b"1")], None)
+        time.sleep(0.3)  # the writer's commit waits for the row meanwhile
+        assert pg_kit.sql("SELECT node FROM nodes") == []
+        assert claim.error is None
+        other.execute(f'UPDATE "{pg_kit.schema}".runs SET fence = fence + 1, lease = %s '
+                      "WHERE run_id = %s".encode(),
+                      (Lease("there", 2, "theirs").to_json(), "r"))
+        other.commit()
+    store.flush()
+    assert isinstance(claim.error, flowrt.LeaseLost)
+    assert pg_kit.sql("SELECT node FROM nodes") == []
+
+
+def test_the_writer_is_connected_and_prepared_when_the_store_opens(pg_kit: PostgresKit
+                                                                   ) -> None:
+    """The connection that found the server is the writer's, its two statements
+    prepared before the store is returned: a run's first commit makes no connection."""
+    def writer_backends() -> int:
+        return len(pg_kit.sql(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'flowrt' "
+            "AND query LIKE %s AND query LIKE %s",
+            "%WITH held AS%", f'%"{pg_kit.schema}".runs%'))
+
+    assert writer_backends() == 0
+    store = pg_kit.make()
+    assert writer_backends() == 1
+    _, claim = store.claim("r", Lease.mine(), lambda s: RunRecord(
+        "r", "wf", "fp", {"a": []}, b"{}", "running", "json", 1.0, 1.0))
+    assert claim is not None
+    store.write(claim, [NodeRecord("a", "succeeded", 1, b"1")], None)
+    store.finish(claim, "succeeded", 2.0)
+    store.flush()
+    assert writer_backends() == 1 and store.load("r").nodes["a"].output == b"1"
+    store.close()
+    deadline = time.monotonic() + 10
+    while writer_backends():
+        assert time.monotonic() < deadline, "the writer's connection was not closed"
+        time.sleep(0.02)
 
 
 # -- reconnection ---------------------------------------------------------------------------

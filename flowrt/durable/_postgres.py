@@ -71,6 +71,7 @@ from ._store import (
     cancelled,
     dead_letter_reason,
     holder_gone,
+    is_structure,
     lost_claim_error,
     not_found,
     park_due,
@@ -244,6 +245,18 @@ WITH held AS (
     FROM """ + _CLAIMS + """
     WHERE r.run_id = c.run_id AND r.fence = c.fence
     RETURNING r.run_id, r.fence, r.queue)"""
+# A commit that neither renews the leases nor ends a run (nearly all of them: the
+# writer renews every lease_ttl / 3) only locks the rows of its claims, FOR SHARE, the
+# weakest lock that waits for, and makes wait, every write of a run's row (a claim's
+# FOR UPDATE, a cancel's UPDATE): the fence is checked and the row held until the commit
+# as by the UPDATE, without a new version of the row and of its three index entries
+# (perf/ab_postgres.py: see decision 016).
+_COMMIT_LOCKED = """
+WITH held AS (
+    SELECT r.run_id, r.fence, r.queue FROM {s}.runs AS r
+    JOIN unnest(%s::text[], %s::bigint[]) AS c(run_id, fence)
+      ON r.run_id = c.run_id AND r.fence = c.fence
+    FOR SHARE OF r)"""
 #: the optional parts of the group commit, in the order of their parameters
 _COMMIT_PARTS = ("""
 new_nodes AS (
@@ -281,10 +294,12 @@ _COMMIT_END = "\nSELECT run_id, fence, queue FROM held"
 
 
 def _commit_sql(schema: str, parts: tuple[bool, ...]) -> str:
-    """The group commit's statement in ``schema`` (quoted) with the parts of
-    ``_COMMIT_PARTS`` that ``parts`` says; its arrays go in binary (``%b``)."""
-    sql = _COMMIT_HELD + "".join("," + part for part, wanted in zip(_COMMIT_PARTS, parts,
-                                                                   strict=True) if wanted)
+    """The group commit's statement in ``schema`` (quoted): ``parts[0]`` says whether it
+    updates the claims' rows (``_COMMIT_HELD``: leases renewed, runs ended) or only locks
+    them (``_COMMIT_LOCKED``), the others which parts of ``_COMMIT_PARTS`` it has; its
+    arrays go in binary (``%b``)."""
+    sql = (_COMMIT_HELD if parts[0] else _COMMIT_LOCKED) + "".join(
+        "," + part for part, wanted in zip(_COMMIT_PARTS, parts[1:], strict=True) if wanted)
     return (sql + _COMMIT_END).replace("{s}", schema).replace("%s", "%b")
 
 
@@ -578,10 +593,7 @@ def _record(row: tuple[Any, ...], where: str) -> RunRecord:
     run_id = row[0]
     try:
         structure = json.loads(row[3])
-        if not isinstance(structure, dict) or not all(
-            isinstance(deps, list) and all(isinstance(d, str) for d in deps)
-            for deps in structure.values()
-        ):
+        if not is_structure(structure):
             raise ValueError("not a mapping of node names to lists of names")
     except (TypeError, ValueError) as error:
         raise StoreError(f"run {run_id!r} in {where} is damaged: its structure is not "
@@ -711,7 +723,7 @@ class PostgresStore:
         # The batch's arrays go in binary (%b): the server reads them about a third
         # faster than text arrays (7,000 node records: 16 against 22-28 us a row).
         self._commit_sqls = {parts: _commit_sql(s, parts)
-                             for parts in itertools.product((False, True), repeat=4)}
+                             for parts in itertools.product((False, True), repeat=5)}
         self._s = s
         self._channel = _channel(schema)
         self._closed = False
@@ -719,13 +731,23 @@ class PostgresStore:
             url, min_size=1, max_size=max(1, pool_size), open=False,
             kwargs={**self._kwargs, "autocommit": True}, timeout=connect_timeout,
             name=f"flowrt-store:{schema}")
-        self._reach()
+        first = self._reach()
         self._pool.open(wait=False)
         try:
             self._prepare_schema()
         except BaseException:
+            first.close()
             self._pool.close()
             raise
+        # The connection that found the server becomes the writer's, ready before the
+        # first run: made at a run's first commit, it cost that run a new backend and
+        # the planning of its statements (~8 ms more for the first run of a store than
+        # for the next, perf/ab_postgres.py --fresh).
+        self._writer_conn: psycopg.Connection[Any] | None = None
+        try:
+            self._writer_conn = self._prepare_writer(first)
+        except self._pg.Error:
+            first.close()  # the writer connects at its first commit, as after a cut
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._active: dict[str, Claim] = {}  # runs whose lease the writer renews
         #: (run id, fence) of a claim -> the nodes the run has records of (read by the
@@ -755,22 +777,40 @@ class PostgresStore:
 
     def _connect_writer(self) -> psycopg.Connection[Any]:
         """The writer's connection: its commits are as durable as ``synchronous_commit``
-        says (claims and renewals, on the pool, always wait for the disk)."""
-        conn = self._connect()
-        conn.execute("SELECT set_config('synchronous_commit', %s, false)",
-                     (self.synchronous_commit,))
-        _register_arrays(conn)
+        says (claims and renewals, on the pool, always wait for the disk).
+
+        The two statements of a run's commits -- its node records, then those and its
+        end -- are prepared here, by running them on empty arrays (they write nothing),
+        rather than on a run's path: a run's first commit on a new connection paid
+        about a millisecond of planning for each (see ``_commit_statement``)."""
+        return self._prepare_writer(self._connect())
+
+    def _prepare_writer(self, conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+        """``conn``, set up as the writer's (closed if that fails)."""
+        try:
+            conn.execute("SELECT set_config('synchronous_commit', %s, false)",
+                         (self.synchronous_commit,))
+            _register_arrays(conn)
+            no_claims = [_texts(()), _int8s(())]
+            for parts, params in (
+                    ((False, True, False, False, False), [*no_claims, *_NO_NODES]),
+                    ((True, True, False, False, False),
+                     [self.lease_ttl, DEFAULT_QUEUE, *no_claims, _texts(()), _float8s(()),
+                      *_NO_NODES])):
+                conn.execute(self._commit_sqls[parts], params, prepare=True)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
-    def _reach(self) -> None:
+    def _reach(self) -> psycopg.Connection[Any]:
         """Wait until the database accepts a connection (a server still starting up), up
-        to ``connect_timeout``; StoreError saying why it does not."""
+        to ``connect_timeout``, and return it; StoreError saying why it does not."""
         deadline = time.monotonic() + self.connect_timeout
         pause = 0.05
         while True:
             try:
-                self._connect().close()
-                return
+                return self._connect()
             except self._pg.OperationalError as error:
                 if _refused_for_good(error):
                     raise StoreError(f"cannot open the store in {self.where}: "
@@ -1106,7 +1146,7 @@ class PostgresStore:
     # -- the writer thread ----------------------------------------------------------
 
     def _write_loop(self) -> None:
-        conn: psycopg.Connection[Any] | None = None
+        conn, self._writer_conn = self._writer_conn, None
         renew_every = max(self.lease_ttl / 3, 0.05)
         next_renewal = time.monotonic() + renew_every
         backlog: list[tuple[Any, ...]] = []  # writes and finishes not committed yet
@@ -1287,20 +1327,26 @@ class PostgresStore:
                 fresh.append((claim, mine.values()))
             seen.update(mine)  # upserted if this commit is sent again
         ends = list(claims.values())
-        params: list[Any] = [
-            self.lease_ttl, DEFAULT_QUEUE, _texts([c.run_id for c in claims]),
-            _int8s([c.fence for c in claims]), _texts([None if e is None else e[0] for e in ends]),
-            _float8s([None if e is None else e[1] for e in ends])]
+        # The rows are updated only when the leases are due for renewal or a run ends;
+        # otherwise locked (_COMMIT_LOCKED), and the claims' deadlines stay where the
+        # last renewal put them.
+        update = renew or any(e is not None for e in ends)
+        params: list[Any] = [_texts([c.run_id for c in claims]), _int8s([c.fence for c in claims])]
+        if update:
+            params = [self.lease_ttl, DEFAULT_QUEUE, *params,
+                      _texts([None if e is None else e[0] for e in ends]),
+                      _float8s([None if e is None else e[1] for e in ends])]
         new_rows, old_rows = _node_columns(fresh), _node_columns(again)
-        parts = (new_rows is not _NO_NODES, old_rows is not _NO_NODES, bool(data), bool(items))
-        if parts[0]:
-            params += new_rows
+        parts = (update, new_rows is not _NO_NODES, old_rows is not _NO_NODES, bool(data),
+                 bool(items))
         if parts[1]:
-            params += old_rows
+            params += new_rows
         if parts[2]:
+            params += old_rows
+        if parts[3]:
             params += [_texts([k[0] for k in data]), _int8s([k[1] for k in data]),
                        _blobs(list(data.values()))]
-        if parts[3]:
+        if parts[4]:
             params += _item_columns(items)
         if any(e is not None and e[0] in (WAITING, QUEUED) for e in ends):
             # a run parked or handed back to its queue: its due time and the workers'
@@ -1329,7 +1375,7 @@ class PostgresStore:
         for claim, end in claims.items():
             if end is not None:
                 known.pop((claim.run_id, claim.fence), None)
-            if (claim.run_id, claim.fence) in held:
+            if update and (claim.run_id, claim.fence) in held:
                 claim.extend(valid_until)
         if refused:
             now = {r[0]: r for r in conn.execute(
