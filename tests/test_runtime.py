@@ -9,6 +9,7 @@ import inspect
 import sys
 import threading
 import uuid
+from typing import Any
 
 import anyio
 import pytest
@@ -316,6 +317,53 @@ async def test_context_variables_set_by_a_node_stay_in_that_node() -> None:
     assert result["reader"] == "caller"  # nodes see the caller's values, not each other's
     assert result["sync_reader"] == "caller"
     assert var.get() == "caller"
+
+
+async def test_nodes_that_return_suspend_and_raise_mixed_in_one_runner() -> None:
+    """A runner steps coroutines with a stepper (decision 027): one that suspends keeps
+    its stepper until it ends, one that raises ends it, and the nodes after either run
+    on a new one -- with their own outputs, errors and context variables."""
+    import contextvars
+    import gc
+
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var", default=-1)
+    wf = flowrt.Workflow("mixed")
+
+    def make(kind: str, i: int) -> Any:
+        async def returns(*_: object) -> int:
+            var.set(i)
+            gc.collect()  # a stepper dropped too early would close a suspended node here
+            return i * 10 + var.get() - i
+
+        async def suspends(*_: object) -> int:
+            var.set(i)
+            await anyio.sleep(0.001 * (i % 3))
+            return i * 10 + var.get() - i
+
+        async def raises(*_: object) -> int:
+            raise ValueError(f"node {i}")
+
+        return {"returns": returns, "suspends": suspends, "raises": raises}[kind]
+
+    kinds = ["returns", "suspends", "returns", "raises", "returns", "suspends", "suspends",
+             "raises"]
+    for i in range(64):
+        kind = kinds[i % len(kinds)]
+        deps = [f"n{i - 1}"] if i % 4 and kind != "raises" else []
+        wf.add(f"n{i}", make(kind, i), deps=deps)
+    with anyio.fail_after(30):  # a node closed under its runner hangs the run
+        result = await wf.run(fail_fast=False)
+    for i in range(64):
+        node = result.nodes[f"n{i}"]
+        if kinds[i % len(kinds)] == "raises":
+            assert node.status is Status.FAILED
+            assert str(node.error) == f"node {i}"
+        elif node.status is Status.SUCCEEDED:
+            assert result[f"n{i}"] == i * 10
+        else:  # after a failed dependency
+            assert node.status is Status.SKIPPED
+    assert sum(n.status is Status.SUCCEEDED for n in result.nodes.values()) > 32
+    assert var.get() == -1  # nothing a node set leaked into the caller
 
 
 async def test_long_inline_stretches_let_the_loop_run() -> None:

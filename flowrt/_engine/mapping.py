@@ -200,6 +200,7 @@ class ItemPlan:
         for lvl in levels:
             self.mode += bytes([plan.mode[lvl.node]]) * n
         self.special = bytearray(b"\x01") * total  # every item goes through _attempt
+        self.slow = self.special
         self.trigger = bytearray(total)
         self.attempts = _repeat([o.attempts for o in self._options], n)
         self.limit_of = _repeat(list(range(k)), n)
@@ -548,7 +549,7 @@ def _chain_below(sup: Supervisor, levels: list[_Level], at: int, n: int) -> None
             continue
         preds = plan.pred_idx[plan.pred_ptr[s] : plan.pred_ptr[s + 1]]
         edges = preds.count(node)
-        if sup.remaining[s] != edges or sup.succeeded[s] != len(preds) - edges:
+        if sup.remaining[s] != edges or sup.succeeded_deps(s) != len(preds) - edges:
             continue  # waits for another dependency too
         if node in preds[: plan.nargs[s]]:
             continue  # takes the whole list positionally

@@ -23,8 +23,8 @@ import hashlib
 from array import array
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
-from itertools import accumulate, chain, repeat
-from operator import ge, sub
+from itertools import accumulate, chain, compress, repeat
+from operator import ge, not_, sub
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ..data import Interner
@@ -61,6 +61,9 @@ Ints: TypeAlias = "list[int] | array[int]"
 #: read); a 1M-node plan takes ~100 MB less.
 ARRAYS_FROM: Final = 1 << 16
 
+#: ``bytes.translate`` table: 0 -> 1, anything else -> 0 (Plan.roots)
+_ZERO_TO_ONE: Final = bytes([1] + [0] * 255)
+
 
 class Plan:
     """A compiled workflow. Build one with :meth:`flowrt.Workflow.compile`.
@@ -92,8 +95,11 @@ class Plan:
         names_by_fn: Mapping[Any, str] | None = None,
         waits: Mapping[int, WaitSpec] | None = None,
         maps: dict[int, MapSpec] | None = None,
+        indegree: bytearray | list[int] | None = None,
     ) -> None:
         n = len(fns)
+        if indegree is not None:  # known to compile already: Plan.indegree's value
+            self.__dict__["indegree"] = indegree
         self.workflow = workflow
         self.interner = interner
         #: node name -> id
@@ -168,6 +174,17 @@ class Plan:
             self.limit_of[i] = -2
             self.attempts[i] = 1  # retries are per item
             self.special[i] = 1
+        #: per node, 1 when a run does more than call it with its positional arguments
+        #: (a sync function, a ``special`` node, named parameters to bind, a cached
+        #: output): one byte the runner reads instead of four (decision 027)
+        self.slow = bytearray(mode)  # MODE_SYNC is 1
+        for i in (*options, *self.wait_specs, *self.maps):
+            if self.special[i] or (self.cached is not None and self.cached[i]):
+                self.slow[i] = 1
+        if kwargs.count(None) != n:  # some node has named parameters
+            for i, bound in enumerate(kwargs):
+                if bound is not None:
+                    self.slow[i] = 1
 
     @cached_property
     def waits(self) -> dict[str, str]:
@@ -348,8 +365,11 @@ class Plan:
         1 byte per node instead of 8 and stay in the cache (decision 027).
         """
         ptr = self.pred_ptr
-        counts = list(map(sub, ptr[1:], ptr))
-        return bytearray(counts) if max(counts, default=0) < 256 else counts
+        counts = map(sub, ptr[1:], ptr)
+        try:
+            return bytearray(counts)
+        except ValueError:  # some count is 256 or more
+            return list(map(sub, ptr[1:], ptr))
 
     # -- branches (design.md, "Control flow") --
 
@@ -388,8 +408,11 @@ class Plan:
     @cached_property
     def roots(self) -> list[int]:
         """The ids of the nodes without dependencies, in id order."""
-        ptr = self.pred_ptr
-        return [i for i in range(len(self)) if ptr[i] == ptr[i + 1]]
+        # At C speed: a run's first reading of it is part of the run (decision 027).
+        indegree = self.indegree
+        if type(indegree) is bytearray:  # 1 for an in-degree of 0, else 0
+            return list(compress(range(len(self)), indegree.translate(_ZERO_TO_ONE)))
+        return list(compress(range(len(self)), map(not_, indegree)))
 
     @cached_property
     def levels(self) -> list[int]:
@@ -491,6 +514,7 @@ def compile_plan(wf: Workflow) -> Plan:
             named[i] = found
 
     order: Sequence[int] | None = None
+    indegree: bytearray | None = None  # Plan.indegree, when known here for free
     refs = wf._arg_refs
     ptr: Ints
     idx: Ints
@@ -506,6 +530,10 @@ def compile_plan(wf: Workflow) -> Plan:
                 idx, owner = _ints(idx, edges), _ints(owner, edges)
             if not any(map(ge, idx, owner)):  # every dependency was added before its dependent
                 ptr = _ints(accumulate(nargs, initial=0), edges)
+                try:  # the edges are the positional deps: in-degrees are nargs
+                    indegree = bytearray(nargs)
+                except ValueError:  # one is 256 or more: see Plan.indegree
+                    indegree = None
                 succ_ptr, succ_idx = _dependents(n, idx, owner)
                 order = range(n)
             del owner
@@ -545,7 +573,7 @@ def compile_plan(wf: Workflow) -> Plan:
                 order=order, required_inputs=required, optional_inputs=optional,
                 names_by_fn=dict(wf._names_by_fn) if wf._names_by_fn else None,
                 waits=dict(wf._waits) if wf._waits else None,
-                maps=wf._maps.copy() if wf._maps else None)
+                maps=wf._maps.copy() if wf._maps else None, indegree=indegree)
 
 
 def _check_mapped(name: str, spec: MapSpec, bound: tuple[tuple[str, int, Any], ...] | None,

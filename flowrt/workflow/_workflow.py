@@ -337,9 +337,16 @@ class Workflow:
         4
         """
         # This is the hot path of generated graphs: validate, then append to flat lists.
+        # The common case (a callable seen before, positional deps, no options) tests as
+        # little as it can: a workflow or a new callable has no signature yet, and only
+        # options can name an executor (decision 027).
         if type(name) is not str or not name:
             raise ValueError(f"a node's name must be a non-empty str, got {name!r}")
-        if isinstance(fn, Workflow):
+        try:
+            sig = self._signatures.get(fn)
+        except TypeError:  # an unhashable callable
+            sig = None
+        if sig is None and isinstance(fn, Workflow):
             fn = self._subworkflow(name, fn, options.pop("output", None))
         spec: MapSpec | None = None
         if options and ("map" in options or any(k in options for k in MAP_KEYWORDS)):
@@ -352,10 +359,6 @@ class Workflow:
                 raise TypeError(f"node {name!r}: deps= takes a list of node names, not a str")
             else:
                 deps = tuple(deps)
-        try:
-            sig = self._signatures.get(fn)
-        except TypeError:  # an unhashable callable
-            sig = None
         if sig is None:  # a callable seen for the first time
             if not callable(fn):
                 raise TypeError(f"node {name!r}: fn must be callable, got {fn!r}")
@@ -366,12 +369,14 @@ class Workflow:
                 f"node {name!r} has {k} positional deps but its function takes "
                 f"{sig.positional} positional parameter" + ("" if sig.positional == 1 else "s")
             )
-        opts = node_options(name, options) if options else DEFAULT_OPTIONS
-        if opts.executor is not None and sig.is_async:
-            raise GraphError(
-                f"node {name!r}: option executor= is for sync functions; "
-                "async nodes always run in the event loop"
-            )
+        opts = DEFAULT_OPTIONS
+        if options:
+            opts = node_options(name, options)
+            if opts.executor is not None and sig.is_async:
+                raise GraphError(
+                    f"node {name!r}: option executor= is for sync functions; "
+                    "async nodes always run in the event loop"
+                )
         input_names = {p: self._name_of(n) for p, n in inputs.items()} if inputs else None
         if after:
             if isinstance(after, str):
@@ -386,7 +391,7 @@ class Workflow:
         i = len(index)
         if index.setdefault(name, i) is not i:
             raise DuplicateNodeError(name, self.name)
-        self._fns.append(fn)
+        self._fns.append(fn)  # type: ignore[arg-type]  # a Workflow was replaced above
         self._nargs.append(k)
         self._arg_refs += deps
         if opts is not DEFAULT_OPTIONS:
