@@ -47,11 +47,15 @@ async def pairs(scenario: str, n: int, warmup: int = 3) -> dict[str, list[float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenarios", nargs="*", default=list(scenarios.SCENARIOS),
-                        choices=scenarios.SCENARIOS, metavar="SCENARIO")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        help="checkout, etl, api, approval (default: all)")
     parser.add_argument("--pairs", type=int, default=40, help="pairs per scenario (40)")
     args = parser.parse_args()
-    for scenario in args.scenarios:
+    for name in args.scenarios:
+        if name not in scenarios.SCENARIOS:
+            parser.error(f"no scenario {name!r}: choose from "
+                         f"{', '.join(scenarios.SCENARIOS)}")
+    for scenario in args.scenarios or scenarios.SCENARIOS:
         t = asyncio.run(pairs(scenario, args.pairs))
         ratio = statistics.median(f / a for f, a in zip(t["flowrt"], t["asyncio"],
                                                          strict=True))
