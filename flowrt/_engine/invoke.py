@@ -48,18 +48,14 @@ class Resume:
     exception the loop sends back, exactly as ``await`` would; works on any backend
     because it never looks at what is yielded. Each step runs in ``context``, the
     node's own copy of the context variables (as an asyncio task would have).
-    ``keep``: an object to keep alive until then (the runner's stepper that stepped the
-    coroutine first and is stuck with it: closing it would close the coroutine).
     """
 
-    __slots__ = ("context", "coro", "first", "keep")
+    __slots__ = ("context", "coro", "first")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any, context: Context,
-                 keep: Any = None) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any, context: Context) -> None:
         self.coro = coro
         self.first = first
         self.context = context
-        self.keep = keep
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coro = self.coro

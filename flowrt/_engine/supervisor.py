@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import time
-import types
 from collections import deque
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -55,7 +54,7 @@ from .limits import GONE, HANDED, WOKEN, Limit
 from .state import clock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from .._types import Executor, ExecutorChoice, Hook
     from .cache import CacheSpec, NodeCache
@@ -93,38 +92,6 @@ BURST_MAX: Final = 64
 
 def _always() -> bool:
     return True
-
-
-#: what a runner's stepper hands back when the coroutine it stepped returned
-RETURNED: Final[Any] = object()
-
-
-def _steps(returned: list[Any]) -> Generator[Any, Any, None]:
-    """A runner's stepper: send it a node's coroutine and it runs it until it suspends
-    (handing back what it yields) or returns (putting the value in ``returned[0]`` and
-    handing back RETURNED).
-
-    Stepping a coroutine with ``send`` ends in a StopIteration that the runner must
-    catch; ``yield from`` takes the returned value without one: 0.46 -> 0.16 us per
-    node (timeit, decision 027). A stepper whose coroutine suspended stays stuck in its
-    ``yield from`` (the runner resumes the coroutine itself and keeps the stepper until
-    then: closing it would close the coroutine); one whose coroutine raised is over.
-    The runner takes a new one in either case.
-    """
-    coro = yield None
-    while True:
-        returned[0] = yield from coro
-        coro = yield RETURNED
-
-
-types.coroutine(_steps)  # marks it in place: a generator so marked may yield from a coroutine
-
-
-def _stepper(returned: list[Any]) -> Callable[[Any], Any]:
-    """A new stepper (see _steps), ready: its ``send``."""
-    steps = _steps(returned)
-    steps.send(None)
-    return steps.send
 
 
 class Supervisor:
@@ -558,9 +525,6 @@ class Supervisor:
         trigger = plan.trigger
         remaining = self.remaining
         unsucceeded = self.unsucceeded
-        returned: list[Any] = [None]  # where the stepper puts what a coroutine returned
-        step = _stepper(returned)
-        coroutine = types.CoroutineType
         streak = 0  # nodes finished inline since this runner last let the loop run
         while ready or self.marked:
             if self.stopping:
@@ -628,48 +592,18 @@ class Supervisor:
             context = copy_context()
             if otel is not None:  # the node's code runs with its span current
                 context.run(otel.enter_node, node)
-            # Step the attempt inline: most finish right here.
-            if type(coro) is coroutine:  # by the stepper: no StopIteration (see _steps)
-                try:
-                    yielded = context.run(step, coro)
-                except BaseException as error:
-                    step = _stepper(returned)  # that one is over
-                    if self.raised(node, error):
-                        raise
-                    continue
-                if yielded is RETURNED:
-                    value = returned[0]
-                else:  # suspended: the stepper stays with the coroutine until it ends
-                    held: Callable[[Any], Any] | None = step
-                    step = _stepper(returned)
-            else:  # another awaitable, or an object with its own send()
-                held = None
-                try:
-                    yielded = context.run(coro.send, None)
-                except StopIteration as stop:
-                    yielded = RETURNED
-                    value = stop.value
-                except AttributeError as error:
-                    if hasattr(coro, "send"):  # raised by the node
-                        if self.raised(node, error):
-                            raise
-                        continue
-                    # A function marked async that returned another kind of awaitable:
-                    # awaited below, like an attempt that suspended.
-                    coro = actor.awaiting(coro)
-                    yielded = actor.NOT_STARTED
-                except BaseException as error:
-                    if self.raised(node, error):
-                        raise
-                    continue
-            if yielded is RETURNED:
+            # Step the attempt inline: most finish right here. (One try, no nesting: a
+            # nested one would pass every node's StopIteration through two handlers.)
+            try:
+                yielded = context.run(coro.send, None)
+            except StopIteration as stop:
                 if not plain:
-                    self.succeed(node, value)
+                    self.succeed(node, stop.value)
                     continue
                 # succeed() and settle(node, SUCCEEDED), inline (see them for the logic)
                 if timed[node]:
                     finished[node] = clock()
-                values[node] = value
+                values[node] = stop.value
                 board[node] = SUCCEEDED
                 self.left -= 1
                 a = succ_ptr[node]
@@ -692,13 +626,26 @@ class Supervisor:
                 if not self.left and self._done is not None:
                     self._done.set()
                 continue
+            except AttributeError as error:
+                if hasattr(coro, "send"):  # raised by the node
+                    if self.raised(node, error):
+                        raise
+                    continue
+                # A function marked async that returned another kind of awaitable:
+                # awaited below, like an attempt that suspended.
+                coro = actor.awaiting(coro)
+                yielded = actor.NOT_STARTED
+            except BaseException as error:
+                if self.raised(node, error):
+                    raise
+                continue
             # The attempt really suspends: this runner stays with it; another takes
             # the rest of the queue.
             if (ready or self.marked) and not self.stopping:
                 self._spawn_runners()
             streak = 0
             try:
-                value = await actor.Resume(coro, yielded, context, held)
+                value = await actor.Resume(coro, yielded, context)
             except BaseException as error:
                 if self.raised(node, error):
                     raise
