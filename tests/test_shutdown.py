@@ -234,3 +234,42 @@ async def test_a_workers_run_stopped_by_the_shutdown_goes_back_to_the_queue(
             await anyio.sleep(0.1)
         tg.cancel_scope.cancel()  # the worker loop itself stops here
     assert _stored_status(path, "queued-1") == "queued"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_runtime_left_by_cancellation_still_closes_its_process_executor(
+        backend: str) -> None:
+    # The runtime's block is cancelled from outside while a node runs in the process
+    # executor the runtime made (executor="process"): the run ends CANCELLED, and
+    # closing that executor is shielded from the cancellation (no leaked worker
+    # processes once the worker running for nobody is killed, no hang). 6 trials per
+    # backend, at different moments.
+    out = run_program('''
+        import multiprocessing
+        import time
+        import anyio
+        import flowrt
+        import remote_tasks
+
+        wf = flowrt.Workflow("proc")
+        wf.add("s", lambda: 0.5, executor="loop")
+        wf.add("slow", remote_tasks.sleep_then, deps={"seconds": "s"}, executor="process")
+
+        async def main():
+            for trial in range(6):
+                results = []
+                with anyio.move_on_after(0.2 + 0.1 * (trial % 3)) as scope:
+                    async with flowrt.Runtime() as rt:
+                        results.append(await rt.run(wf))
+                assert scope.cancelled_caught, trial
+                assert not results, results
+                for _ in range(100):  # the worker running for nobody is killed, then reaped
+                    if not multiprocessing.active_children():
+                        break
+                    time.sleep(0.05)
+                assert multiprocessing.active_children() == [], trial
+            print("ok")
+
+        anyio.run(main, backend=BACKEND)
+    ''', backend=backend, timeout=120)
+    assert out.strip() == "ok"
