@@ -129,7 +129,7 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
     store = rt.store
     assert store is not None
     log = logger().bind(worker=f"{Lease.mine().describe()}")
-    plans = rt._registry.plans()
+    plans = rt._workflows().plans()
     workflows = {name: {plan.fingerprint} for name, plan in plans.items()}
     held: set[str] = set()
     ran = 0
@@ -149,7 +149,7 @@ async def serve(rt: Runtime, *, concurrency: int, queues: Sequence[str], poll: f
                 task_status.started()
                 assert rt.store is not None
                 settings = rt._worker_settings(plan)
-                with rt.children_of(settings):  # its sub-workflows run in this runtime
+                with rt.children_of(settings, plan):  # its sub-workflows run in this runtime
                     result = await run_opened(rt.store, shared, plan, opened, None,
                                               settings, handed_back="queued")
             if result.status is not RunStatus.WAITING:  # (the run said it parked)

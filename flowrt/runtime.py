@@ -16,8 +16,8 @@ import difflib
 import functools
 import os
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
 
 import anyio
 import anyio.to_thread
@@ -136,6 +136,10 @@ def _check_limits(limits: object) -> None:
             raise TypeError(f"limits= takes limit names as str keys, got {name!r}")
 
 
+#: ``Runtime.resources`` of a runtime given none (no dict per throwaway runtime)
+_NO_RESOURCES: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
 def _check_resources(resources: object, where: str) -> dict[str, Any]:
     """``resources=`` as a dict; refuse what is no mapping of names to objects."""
     if resources is None:
@@ -251,7 +255,8 @@ class Runtime:
         #: hooks called with every event of every run of this runtime
         self.hooks = normalize_hooks(on_event)
         #: the resources every run of this runtime gets (docs/resources.md)
-        self.resources: dict[str, Any] = _check_resources(resources, "Runtime()")
+        self.resources: Mapping[str, Any] = (
+            _check_resources(resources, "Runtime()") if resources is not None else _NO_RESOURCES)
         _check_limits(limits)
         if not isinstance(max_recoveries, int) or isinstance(max_recoveries, bool) or (
                 max_recoveries < 1):
@@ -262,7 +267,9 @@ class Runtime:
         ):
             raise ValueError(f"shutdown_grace must be seconds >= 0 or None, "
                              f"got {shutdown_grace!r}")
-        self._registry = Registry(workflows)
+        #: the workflows this runtime runs from the queue (made on first use: most
+        #: runtimes never serve one, and a throwaway runtime is made per Workflow.run)
+        self._registry: Registry | None = Registry(workflows) if workflows else None
         self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self.max_recoveries = max_recoveries
         #: set to wake this runtime's worker loop early (a run ended, a signal came)
@@ -281,6 +288,12 @@ class Runtime:
         self._closed = False
         #: cached node outputs when there is no store (docs/caching.md); made on use
         self._memory_cache: MemoryCache | None = None
+
+    def _workflows(self) -> Registry:
+        """The workflows this runtime runs from the queue (see ``workflows=``)."""
+        if self._registry is None:
+            self._registry = Registry()
+        return self._registry
 
     @property
     def _limits(self) -> dict[str, Limit]:
@@ -405,7 +418,7 @@ class Runtime:
         )
         if resume is not None and self.store is None:
             raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
-        with self._shared.in_flight(), self.children_of(settings):
+        with self._shared.in_flight(), self.children_of(settings, plan):
             if self.store is not None:
                 return await durable_run(self.store, self._shared, plan, run_id, inputs, data,
                                          settings, resume)
@@ -414,11 +427,14 @@ class Runtime:
 
     # -- sub-workflows (docs/sub-workflows.md) ---------------------------------------------
 
-    def children_of(self, settings: RunSettings) -> _ChildRuns:
-        """A block in which the sub-workflow nodes of the run with ``settings`` start
-        their child runs in this runtime (and its store), with the same settings but no
-        timeout or concurrency cap of their own (the parent's node is under them
-        already)."""
+    def children_of(self, settings: RunSettings, plan: Plan) -> _ChildRuns | _NoChildRuns:
+        """A block in which the sub-workflow nodes of the run of ``plan`` with
+        ``settings`` start their child runs in this runtime (and its store), with the
+        same settings but no timeout or concurrency cap of their own (the parent's node
+        is under them already). Nothing for a plan without sub-workflows: setting the
+        context variable costs a run three objects for the garbage collector to track."""
+        if not plan.has_subworkflows:
+            return _NO_CHILD_RUNS
         return _ChildRuns(self, settings)
 
     # -- runs that outlive a process (docs/decisions/013-queue.md) -----------------------
@@ -528,7 +544,7 @@ class Runtime:
             if existing is not None and existing.workflow != plan.workflow:
                 raise ValueError(f"run {run_id!r} is a run of workflow "
                                  f"{existing.workflow!r}, not {plan.workflow!r}")
-        self._registry.add(workflow)
+        self._workflows().add(workflow)
         self._poke()
         return run_id
 
@@ -564,7 +580,7 @@ class Runtime:
             ValueError: no store, no workflows, or a bad ``concurrency`` or ``poll``.
         """
         self._need_store("serve()")
-        if not len(self._registry):
+        if self._registry is None or not len(self._registry):
             raise ValueError("serve() needs the workflows it may run: "
                              "Runtime(store=..., workflows=[wf, ...])")
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or (
@@ -741,7 +757,7 @@ class Runtime:
         except SerializationError as error:
             raise SerializationError(f"the inputs of the schedule cannot be stored: "
                                      f"{error}") from None
-        self._registry.add(workflow)
+        self._workflows().add(workflow)
         record = schedule_record(name or workflow.name, workflow.name, blob,
                                  store.serializer.name, cron=cron, every=seconds,
                                  timezone=timezone, catch_up=catch_up, queue=queue,
@@ -784,12 +800,27 @@ class _ChildRuns:
         rt = self._runtime
         plan = workflow.compile()
         child = attrs.evolve(self._settings, timeout=None, max_concurrency=None)
-        with rt._shared.in_flight(), _ChildRuns(rt, child):
+        with rt._shared.in_flight(), rt.children_of(child, plan):
             if rt.store is not None:
                 return await durable_run(rt.store, rt._shared, plan, run_id, inputs, None,
                                          child, None)
             return await prepare_run(rt._shared, plan, run_id, inputs, None,
                                      child).execute()
+
+
+class _NoChildRuns:
+    """:meth:`Runtime.children_of`'s block for a plan without sub-workflows: nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+_NO_CHILD_RUNS: Final = _NoChildRuns()
 
 
 async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,
@@ -799,9 +830,17 @@ async def run(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None
     ``inputs``, ``store`` and the ``options`` are :meth:`Workflow.run`'s, which lists
     what it raises.
     """
-    check_run_options(options)
-    async with Runtime(store=store) as rt:  # a private runtime: caches in memory, for this run
+    async with private_runtime(store, options) as rt:
         return await rt.run(workflow, inputs, **options)
+
+
+def private_runtime(store: Store | str | None, options: Mapping[str, Any]) -> Runtime:
+    """The runtime of one :func:`run` (its cache in memory, for this run), once the run
+    ``options`` are checked: a misspelt option is refused before a store is opened.
+    ``Workflow.run`` opens it itself rather than awaiting :func:`run`, which spares each
+    run a coroutine and a dict (docs/decisions/031-per-run-allocations.md)."""
+    check_run_options(options)
+    return Runtime(store=store)
 
 
 def run_sync(workflow: Workflow | Plan, inputs: Mapping[str, Any] | None = None, *,

@@ -111,9 +111,15 @@ class TaskSpawner:
                     raise
         finally:
             self._closed = True
+        # The block is over: let go of its task, which will hold the run's result. A
+        # failed node's traceback holds a runner's frame, hence the supervisor and this
+        # spawner; kept, the host task would close a cycle back to the error through
+        # the result, and a failed run would wait for the garbage collector instead of
+        # being freed with its result (docs/decisions/031-per-run-allocations.md).
+        host, self._host = self._host, None
         if self._error is not None:
-            if self._host_cancelled and self._host is not None:
-                self._host.uncancel()  # that cancellation only served to raise the error
+            if self._host_cancelled and host is not None:
+                host.uncancel()  # that cancellation only served to raise the error
             raise self._error
         return None
 

@@ -185,6 +185,12 @@ class Run:
             time_base=state.time_base, wall_time=wall_time, hook_errors=sup.hook_errors,
             restored=restored, items=sup.items,
         )
+        if state.errors:
+            # The result has the errors now. The run lets go of them, which breaks the
+            # cycle error -> traceback -> a runner's frame -> supervisor -> errors ->
+            # error: a failed run is then freed with its result, by reference counting,
+            # not left for the garbage collector (docs/decisions/031-per-run-allocations.md).
+            sup.errors = state.errors = {}
         if status is RunStatus.FAILED:
             if sup.log_failures:
                 state.log.warning("run finished", status=str(status),

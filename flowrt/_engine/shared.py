@@ -8,7 +8,8 @@ for its one run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import anyio
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from .telemetry import Telemetry
 
 __all__ = ["ActiveRun", "ExecutorChoice", "LimitUsage", "Shared"]
+
+#: ``Shared.waiting`` until a run waits: empty, and a write raises (a runtime made for
+#: one run that never waits allocates no dict: docs/decisions/031-per-run-allocations.md)
+_NO_WAITERS: Final = cast("dict[str, Any]", MappingProxyType({}))
 
 
 # -- introspection (Runtime.active, Runtime.limit_usage) --
@@ -89,7 +94,7 @@ class Shared:
         self.clock = clock
         #: run id -> the waiter of its wait nodes, while one of them waits: what
         #: ``rt.signal`` delivers to (no store) or wakes up (a store)
-        self.waiting: dict[str, Waiter] = {}
+        self.waiting: dict[str, Waiter] = _NO_WAITERS
 
     def open(self) -> None:
         """Ready for runs in the running event loop (again, after :meth:`aclose`)."""
@@ -117,9 +122,27 @@ class Shared:
             executor = self.owned[where] = ProcessExecutor()
         return executor
 
-    def in_flight(self) -> _InFlight:
-        """A block in which a run counts as going on (see :meth:`wait_idle`)."""
-        return _InFlight(self)
+    def add_waiter(self, run_id: str, waiter: Waiter) -> None:
+        """Run ``run_id`` has wait nodes: ``rt.signal`` finds them through ``waiter``."""
+        if self.waiting is _NO_WAITERS:
+            self.waiting = {}
+        self.waiting[run_id] = waiter
+
+    def in_flight(self) -> Shared:
+        """A block in which a run counts as going on (see :meth:`wait_idle`): the
+        shared state itself, whose ``with`` counts the run (every run enters one: an
+        object made per block would be one more allocation per run, a generator-based
+        context manager a few microseconds more)."""
+        return self
+
+    def __enter__(self) -> None:
+        self.busy += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.busy -= 1
+        if not self.busy and self._idle is not None:
+            self._idle.set()
+            self._idle = None
 
     async def wait_idle(self) -> None:
         """Return when no run goes on."""
@@ -174,23 +197,3 @@ class Shared:
             self.owned.clear()
             for executor in owned:
                 await executor.aclose()
-
-
-class _InFlight:
-    """:meth:`Shared.in_flight`'s block: a class, not a generator, because every run
-    enters one (a generator-based context manager costs a few microseconds more a run)."""
-
-    __slots__ = ("_shared",)
-
-    def __init__(self, shared: Shared) -> None:
-        self._shared = shared
-
-    def __enter__(self) -> None:
-        self._shared.busy += 1
-
-    def __exit__(self, *exc: object) -> None:
-        shared = self._shared
-        shared.busy -= 1
-        if not shared.busy and shared._idle is not None:
-            shared._idle.set()
-            shared._idle = None

@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .._logging import logger
 
@@ -27,6 +28,10 @@ __all__ = ["Checkpoint", "RunState", "Waiter", "clock"]
 #: node times are readings of this clock (seconds); ``RunState.time_base`` makes them
 #: wall-clock times
 clock = time.perf_counter
+
+
+#: the resources of a run that has none (one allocation fewer per run)
+_NO_RESOURCES: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 class RunState:
@@ -54,7 +59,7 @@ class RunState:
         self.plan = plan
         self.run_id = run_id
         self.inputs = inputs
-        self.resources: Mapping[str, Any] = resources or {}
+        self.resources: Mapping[str, Any] = resources or _NO_RESOURCES
         self.bindable: Mapping[str, Any] = {**resources, **inputs} if resources else inputs
         self.data = data
         self.values: list[Any] = data._values

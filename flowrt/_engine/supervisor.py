@@ -34,6 +34,7 @@ import logging
 import time
 from collections import deque
 from contextvars import copy_context
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import anyio
@@ -94,6 +95,18 @@ def _always() -> bool:
     return True
 
 
+#: ``Supervisor._taken`` when no branch is being settled (``frozenset()`` makes a new
+#: object each call, which the garbage collector then tracks)
+_NONE_TAKEN: Final[frozenset[int]] = frozenset()
+#: What a run whose plan has no maps (or caches nothing) has instead of the dicts of
+#: those features: empty, and a write raises. Small runs started together allocate
+#: their per-run objects at once, and each allocation counts towards the collector's
+#: next pass: the approval scenario (16 runs of 7 nodes) went from one collection per
+#: op to two when the next layer's features added their containers to every run
+#: (docs/decisions/031-per-run-allocations.md).
+_NO_ENTRIES: Final = cast("dict[Any, Any]", MappingProxyType({}))
+
+
 class Supervisor:
     """Runs one plan once. Built by :func:`flowrt._engine.run.prepare_run`."""
 
@@ -143,9 +156,10 @@ class Supervisor:
         #: per node, 1 for a branch (None when the plan has none: one test per success)
         self._branches: bytearray | None = plan.branch if plan.has_branches else None
         #: the direct successors the branch being settled chose
-        self._taken: frozenset[int] = frozenset()
+        self._taken = _NONE_TAKEN
         #: direct successors of a branch that failed with BranchError: they never run
-        self._barred: set[int] = set()
+        #: (None until one does)
+        self._barred: set[int] | None = None
         #: whether restore() put nodes back (a resumed durable run)
         self._restored_any = False
         self.ready: deque[int] = deque()
@@ -170,14 +184,15 @@ class Supervisor:
         #: stopped because its runtime shut down (see Shared.stop_runs)
         self.shut_down = False
         self._timer_scope: anyio.CancelScope | None = None
-        self.hook_errors: list[tuple[Event, BaseException]] = []
+        #: what the hooks raised; a list only when there are hooks
+        self.hook_errors: list[tuple[Event, BaseException]] | None = [] if hooks else None
         #: mapped node id -> its items (see flowrt._engine.mapping)
-        self.items: dict[int, ItemBoard] = {}
+        self.items: dict[int, ItemBoard] = {} if plan.maps else _NO_ENTRIES
         #: mapped node id -> what a durable run recorded of its items (set by restore_items)
-        self.recorded_items: dict[int, RecordedItems] = {}
+        self.recorded_items: dict[int, RecordedItems] = {} if plan.maps else _NO_ENTRIES
         #: mapped node id -> the chain of maps it runs in, when an earlier map of the
         #: chain started it (depth-first maps, see flowrt._engine.mapping)
-        self.chains: dict[int, Any] = {}
+        self.chains: dict[int, Any] = {} if plan.maps else _NO_ENTRIES
         #: how a mapped node's attempt runs its items (flowrt._engine.mapping.run_map,
         #: set by prepare_run when the plan has maps: the map module builds on this one)
         self.map_runner: Callable[[Supervisor, int, Any, dict[str, Any]], Any] | None = None
@@ -199,8 +214,12 @@ class Supervisor:
         self.park = park
         #: the run stopped so: its wait nodes stay WAITING, the nodes after them PENDING
         self.parked = False
-        self._waits: set[int] = set()  # wait nodes waiting now
-        self._idle_waits: set[int] = set()  # those of them asleep: nothing came yet
+        #: the wait nodes waiting now, and those of them asleep (nothing came yet); None
+        #: when the plan has no waits
+        self._waits: set[int] | None = None
+        self._idle_waits: set[int] | None = None
+        if plan.wait_specs:
+            self._waits, self._idle_waits = set(), set()
 
         # Limits: the run's own cap, the runtime's cap, and one per named limit.
         run_cap = Limit("max_concurrency", max_concurrency) if max_concurrency else None
@@ -238,9 +257,9 @@ class Supervisor:
         #: ``refresh=True``: cached nodes run again and replace their entries
         self._refresh = refresh
         self._cache_specs: dict[int, CacheSpec] = (
-            caching.specs_of(plan) if self.caching else {})
+            caching.specs_of(plan) if self.caching else _NO_ENTRIES)
         #: node -> the key its output goes under when it succeeds (a miss, running)
-        self._cache_keys: dict[int, str] = {}
+        self._cache_keys: dict[int, str] = {} if self.caching else _NO_ENTRIES
         #: when the run started (wall clock), for Runtime.active()
         self.wall_start = 0.0
 
@@ -277,7 +296,7 @@ class Supervisor:
         shared.runs.add(self)
         waiter = self.waiter
         if waiter is not None:  # rt.signal finds it by the run id
-            shared.waiting[self.run_id] = waiter
+            shared.add_waiter(self.run_id, waiter)
         try:
             if shared.stopping:  # its runtime is shutting down: the run starts nothing
                 self.stopping = self.interrupted = self.shut_down = True
@@ -756,6 +775,8 @@ class Supervisor:
             self._release(node)
         if isinstance(error, BranchError):  # branches: a bug to fix, not a hiccup
             retry = False
+            if self._barred is None:
+                self._barred = set()
             self._barred.update(plan.succ_idx[plan.succ_ptr[node] : plan.succ_ptr[node + 1]])
         attempt = self.attempts[node]
         if retry and attempt < plan.attempts[node] and not self.stopping:
@@ -818,6 +839,7 @@ class Supervisor:
         self.attempts[node] = 1
         if self.timed[node]:
             self.started[node] = clock()
+        assert self._waits is not None, "a plan with wait nodes has the sets"
         self._waits.add(node)
         if self.trace:
             self.emit(EventKind.WAITING, node)
@@ -826,8 +848,9 @@ class Supervisor:
     async def _wait(self, node: int) -> None:
         plan = self.plan
         spec = plan.wait_specs[node]
-        waiter = self.waiter
+        waiter, waits, idle = self.waiter, self._waits, self._idle_waits
         assert waiter is not None, "prepare_run's caller gives a run with waits a waiter"
+        assert waits is not None and idle is not None
         try:
             due = waiter.begin(node, spec)
             if spec.kind == TIMER:
@@ -844,25 +867,26 @@ class Supervisor:
                 if spec.kind == APPROVAL:
                     value = approved(value, plan.names[node])
         except BaseException as error:
-            self._waits.discard(node)
-            self._idle_waits.discard(node)
+            waits.discard(node)
+            idle.discard(node)
             if self.parked:  # stopped to park: the node still waits, in the store
                 raise
             if self.raised(node, error):
                 raise
         else:
-            self._waits.discard(node)
-            self._idle_waits.discard(node)
+            waits.discard(node)
+            idle.discard(node)
             if self.board[node] != WAITING:  # the run ended meanwhile
                 return
             self.succeed(node, value)
         if (self.ready or self.marked) and not self.stopping:
             await self.runner()
-        elif self._waits and self.park and not self.stopping:
+        elif waits and self.park and not self.stopping:
             self._maybe_park()
 
     def _wait_idle(self, node: int) -> None:
         """Wait ``node`` found nothing and sleeps: park the run if every node left does."""
+        assert self._idle_waits is not None, "a plan with wait nodes has the sets"
         self._idle_waits.add(node)
         if self.park and not self.stopping:
             self._maybe_park()
@@ -870,6 +894,7 @@ class Supervisor:
     def _maybe_park(self) -> None:
         """Park the run (``park=True``) when every node left waits, asleep: nothing is
         READY (queued, in a limit's queue, between retries) or RUNNING."""
+        assert self._waits is not None and self._idle_waits is not None
         if len(self._idle_waits) != len(self._waits):
             return
         board = self.board
@@ -1089,7 +1114,7 @@ class Supervisor:
         try:
             self.settle(node, BRANCHED)
         finally:
-            self._taken = frozenset()
+            self._taken = _NONE_TAKEN
 
     def _ids_of(self, chosen: Any) -> frozenset[int]:
         """The ids of the nodes named in ``chosen`` (a name or a list of names)."""
@@ -1254,8 +1279,10 @@ class Supervisor:
             try:
                 hook(event)
             except Exception as hook_error:  # a bug in a hook must not break the run
-                self.hook_errors.append((event, hook_error))
-                report_hook_error(hook, event, hook_error, len(self.hook_errors) == 1)
+                errors = self.hook_errors
+                assert errors is not None, "a run with hooks has the list"
+                errors.append((event, hook_error))
+                report_hook_error(hook, event, hook_error, len(errors) == 1)
 
     def emit(self, kind: EventKind, node: int, error: BaseException | None = None,
              status: str | None = None) -> None:

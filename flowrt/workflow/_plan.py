@@ -193,6 +193,14 @@ class Plan:
         names = self.names
         return {names[i]: spec.kind for i, spec in sorted(self.wait_specs.items())}
 
+    @cached_property
+    def has_subworkflows(self) -> bool:
+        """Whether a node runs a workflow (a run of such a plan tells its sub-workflow
+        nodes where to start their child runs; the others skip that)."""
+        from ._subworkflow import SubWorkflow  # the plan's module stays import-light
+
+        return any(isinstance(fn, SubWorkflow) for fn in self.fns)
+
     def options_of(self, i: int) -> NodeOptions:
         """The options of node ``i``."""
         return self.node_options.get(i, DEFAULT_OPTIONS)

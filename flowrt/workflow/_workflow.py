@@ -695,9 +695,10 @@ class Workflow:
             TypeError: an unknown option, or ``limits`` that is not a mapping.
             ValueError: a bad option value, or an input named like a node.
         """
-        from ..runtime import run
+        from ..runtime import private_runtime
 
-        return await run(self, inputs, store=store, **options)
+        async with private_runtime(store, options) as rt:
+            return await rt.run(self, inputs, **options)
 
     def run_sync(self, inputs: Mapping[str, Any] | None = None, *, backend: str = "asyncio",
                  backend_options: Mapping[str, Any] | None = None,
