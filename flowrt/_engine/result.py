@@ -214,7 +214,7 @@ class RunResult:
         #: per node, 1 when a durable run read it back from its store; None for a run
         #: without a store
         self._restored = restored
-        self._items = items or {}
+        self._items: Mapping[int, ItemBoard] = items if items is not None else {}
 
     # -- status ---------------------------------------------------------------------
 

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ActiveRun", "ExecutorChoice", "LimitUsage", "Shared"]
 
-#: ``Shared.waiting`` until a run waits: empty, and a write raises (a runtime made for
-#: one run that never waits allocates no dict: docs/decisions/031-per-run-allocations.md)
-_NO_WAITERS: Final = cast("dict[str, Any]", MappingProxyType({}))
+#: ``Shared.waiting`` until a run waits, ``owned`` until an executor is made from a
+#: name, ``limits`` when there are none: empty, and a write raises (a runtime made for
+#: one run allocates no dicts it does not use: docs/decisions/031-per-run-allocations.md)
+_EMPTY: Final = cast("dict[str, Any]", MappingProxyType({}))
 
 
 # -- introspection (Runtime.active, Runtime.limit_usage) --
@@ -74,11 +75,12 @@ class Shared:
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.cap = (Limit("max_concurrency", max_concurrency)
                     if max_concurrency is not None else None)
-        self.limits = {name: Limit(name, k) for name, k in (limits or {}).items()}
+        self.limits: dict[str, Limit] = (
+            {name: Limit(name, k) for name, k in limits.items()} if limits else _EMPTY)
         self.threads = threads
         self._thread_limiter: anyio.CapacityLimiter | None = None
         #: executors made from a name (``executor="process"``): closed by :meth:`aclose`
-        self.owned: dict[str, ProcessExecutor] = {}
+        self.owned: dict[str, ProcessExecutor] = _EMPTY
         #: the supervisors of the runs going on now
         self.runs: set[Supervisor] = set()
         #: runs going on, from their first step (a store's claim) to their last write
@@ -94,7 +96,7 @@ class Shared:
         self.clock = clock
         #: run id -> the waiter of its wait nodes, while one of them waits: what
         #: ``rt.signal`` delivers to (no store) or wakes up (a store)
-        self.waiting: dict[str, Waiter] = _NO_WAITERS
+        self.waiting: dict[str, Waiter] = _EMPTY
 
     def open(self) -> None:
         """Ready for runs in the running event loop (again, after :meth:`aclose`)."""
@@ -119,12 +121,14 @@ class Shared:
             if where != "process":
                 raise ValueError(f"unknown executor {where!r}; expected 'loop', 'thread', "
                                  "'process' or an executor object")
+            if self.owned is _EMPTY:
+                self.owned = {}
             executor = self.owned[where] = ProcessExecutor()
         return executor
 
     def add_waiter(self, run_id: str, waiter: Waiter) -> None:
         """Run ``run_id`` has wait nodes: ``rt.signal`` finds them through ``waiter``."""
-        if self.waiting is _NO_WAITERS:
+        if self.waiting is _EMPTY:
             self.waiting = {}
         self.waiting[run_id] = waiter
 
@@ -194,6 +198,6 @@ class Shared:
             return
         with anyio.CancelScope(shield=True):
             owned = list(self.owned.values())
-            self.owned.clear()
+            self.owned = _EMPTY
             for executor in owned:
                 await executor.aclose()
