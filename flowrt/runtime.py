@@ -418,7 +418,7 @@ class Runtime:
         )
         if resume is not None and self.store is None:
             raise ValueError("resume= needs a store (store='runs.db' or a Store object)")
-        with self._shared.in_flight(), self.children_of(settings, plan):
+        with self._run_block(settings, plan):
             if self.store is not None:
                 return await durable_run(self.store, self._shared, plan, run_id, inputs, data,
                                          settings, resume)
@@ -436,6 +436,16 @@ class Runtime:
         if not plan.has_subworkflows:
             return _NO_CHILD_RUNS
         return _ChildRuns(self, settings)
+
+    def _run_block(self, settings: RunSettings, plan: Plan) -> Shared | _ChildRuns:
+        """The block one run of ``plan`` goes on in: counted in flight (see
+        ``Shared.in_flight``) and, for a plan with sub-workflows, :meth:`children_of`.
+        One block rather than two: the frame of a second ``with`` keeps one more object
+        alive per run, and 16 small runs started together then took two collector
+        passes instead of one (docs/decisions/031-per-run-allocations.md)."""
+        if not plan.has_subworkflows:
+            return self._shared.in_flight()
+        return _CountedChildRuns(self, settings)
 
     # -- runs that outlive a process (docs/decisions/013-queue.md) -----------------------
 
@@ -800,12 +810,28 @@ class _ChildRuns:
         rt = self._runtime
         plan = workflow.compile()
         child = attrs.evolve(self._settings, timeout=None, max_concurrency=None)
-        with rt._shared.in_flight(), rt.children_of(child, plan):
+        with rt._run_block(child, plan):
             if rt.store is not None:
                 return await durable_run(rt.store, rt._shared, plan, run_id, inputs, None,
                                          child, None)
             return await prepare_run(rt._shared, plan, run_id, inputs, None,
                                      child).execute()
+
+
+class _CountedChildRuns(_ChildRuns):
+    """:class:`_ChildRuns` that also counts the run in flight (``Runtime._run_block``)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        self._runtime._shared.__enter__()
+        super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self._runtime._shared.__exit__(*exc)
 
 
 class _NoChildRuns:
