@@ -503,10 +503,31 @@ async def test_a_failed_run_is_freed_with_its_result_not_by_the_garbage_collecto
         async with anyio.create_task_group() as tg:
             for _ in range(16):
                 tg.start_soon(one)
-        if anyio_backend == "asyncio":  # tasks whose result is the run's result
+        if anyio_backend == "asyncio":
             import asyncio
 
+            # tasks whose result is the run's result
             results = await asyncio.gather(*(wf.run() for _ in range(16)))
+            assert {r.status for r in results} == {RunStatus.FAILED}
+            # a node that waits on a future that fails (an asyncio client's call)
+            loop = asyncio.get_running_loop()
+
+            def call() -> asyncio.Future[int]:
+                future = loop.create_future()
+                loop.call_soon(future.set_exception, ValueError("gateway timeout"))
+                return future
+
+            async def request(fetch: int) -> int:
+                await anyio.sleep(0)  # the future comes at a later step (in Resume)
+                return await call()
+
+            async def order() -> int:
+                return 1
+
+            calls = flowrt.Workflow("calls")
+            calls.add("fetch", order)
+            calls.add("request", request)
+            results = await asyncio.gather(*(calls.run() for _ in range(16)))
             assert {r.status for r in results} == {RunStatus.FAILED}
             del results
         gc.set_debug(gc.DEBUG_SAVEALL)

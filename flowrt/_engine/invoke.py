@@ -74,11 +74,17 @@ class Resume:
                 coro.close()
                 raise
             except BaseException as exc:  # thrown in by the loop: cancellation, mostly
+                value = None  # (see below)
                 try:
                     value = run(coro.throw, exc)
                 except StopIteration as stop:
                     return stop.value
             else:
+                # Let go of what was yielded before the next step: a future that fails
+                # holds its error, whose traceback holds this frame; keeping the future
+                # here would make a cycle, and the failed node's run would be left for
+                # the garbage collector (docs/decisions/031-per-run-allocations.md).
+                value = None
                 try:
                     value = run(coro.send, sent)
                 except StopIteration as stop:

@@ -663,8 +663,14 @@ class Supervisor:
             if (ready or self.marked) and not self.stopping:
                 self._spawn_runners()
             streak = 0
+            resume = actor.Resume(coro, yielded, context)
+            # What the node yielded is Resume's now: a future the node waits on holds,
+            # once it fails, an error whose traceback holds this frame; kept in a local
+            # here too, it would make a cycle and leave the failed run for the garbage
+            # collector (docs/decisions/031-per-run-allocations.md).
+            yielded = None
             try:
-                value = await actor.Resume(coro, yielded, context)
+                value = await resume
             except BaseException as error:
                 if self.raised(node, error):
                     raise
