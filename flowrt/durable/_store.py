@@ -792,7 +792,14 @@ class Store(Protocol):
         ...
 
     def flush(self) -> None:
-        """Return once everything written so far is in the store (on disk, for a file)."""
+        """Return once everything written so far is in the store (on disk, for a file).
+
+        A store whose writes are committed by a thread of its own may also have
+        ``flush_then(callback)``: call ``callback()`` from that thread once everything
+        written so far is in the store (see :class:`FlushMarker`). A run's end then
+        waits without a worker thread blocked in ``flush()`` (optional: without it, the
+        runtime calls ``flush()`` in a worker thread).
+        """
         ...
 
     def load(self, run_id: str) -> StoredRun | None:
