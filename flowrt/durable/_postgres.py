@@ -61,6 +61,7 @@ from ._store import (
     WAITING,
     Claim,
     Decide,
+    FlushMarker,
     ItemRecord,
     Lease,
     NodeRecord,
@@ -544,26 +545,70 @@ def _node_columns(parts: list[tuple[Claim, Collection[NodeRecord]]]) -> list[_Ar
     records of each claim.
 
     A column with nothing but NULLs (the error, traceback and due time of succeeded
-    nodes) goes as an empty array: ``unnest`` pads the shorter arrays with NULLs.
+    nodes) goes as an empty array: ``unnest`` pads the shorter arrays with NULLs. The run
+    id and fence columns repeat one element per claim: each is that element's bytes
+    times the claim's count, not a list of them (200-record commits: 91 -> 63 us of
+    the writer's CPU for the 11 columns with the outputs' cache below).
     """
-    run_ids: list[str] = []
-    fences: list[int] = []
     records: list[NodeRecord] = []
+    ids: list[bytes] = []
+    fences: list[bytes] = []
     for claim, mine in parts:
-        run_ids += [claim.run_id] * len(mine)
-        fences += [claim.fence] * len(mine)
+        n = len(mine)
+        if not n:
+            continue
+        ids.append(_prefixed(claim.run_id) * n)
+        fences.append(_FENCE(8, claim.fence) * n)
         records += mine
     if not records:
         return _NO_NODES
+    count = len(records)
     # zip stops at the shortest record: at least the 8 fields every writer passes
     node, status, attempts, output, error, traceback, started, finished, *_ = zip(
         *records, strict=False)
     due = ([r[9] if len(r) > 9 else None for r in records]
            if max(map(len, records)) > 9 else ())
-    return [_texts(run_ids), _texts(node), _texts(status), _int4s(attempts),
-            _blobs(_or_empty(output)), _messages(_or_empty(error)),
-            _messages(_or_empty(traceback)), _float8s(_or_empty(started)),
-            _float8s(_or_empty(finished)), _int8s(fences), _float8s(_or_empty(due))]
+    return [_TextArray(_HEADER(1, 0, _TEXT, count, 1) + b"".join(ids)), _texts(node),
+            _texts(status), _int4s(attempts), _outputs(output),
+            _messages(_or_empty(error)), _messages(_or_empty(traceback)),
+            _float8s(_or_empty(started)), _float8s(_or_empty(finished)),
+            _Int8Array(_HEADER(1, 0, _INT8, count, 1) + b"".join(fences)),
+            _float8s(_or_empty(due))]
+
+
+_FENCE = struct.Struct(">iq").pack  #: an int8 element: its length (8), then the value
+#: a short output (``b"null"``, small numbers, short strings: most outputs of a commit
+#: are a few of those) -> its element, length included; cleared past _PREFIXED_MAX
+_SHORT_OUTPUTS: dict[bytes, bytes] = {}
+_SHORT_OUTPUT = 16
+
+
+def _prefixed(text: str) -> bytes:
+    """``text`` as an element of a text array: its length, then its UTF-8 (cached)."""
+    element = _PREFIXED.get(text)
+    if element is None:
+        if len(_PREFIXED) > _PREFIXED_MAX:
+            _PREFIXED.clear()
+            _PREFIXED[None] = _NULL
+        element = _PREFIXED[text] = _LENGTH(len(b := text.encode())) + b
+    return element
+
+
+def _outputs(values: Sequence[bytes | None]) -> _Array:
+    """The outputs column: a bytea array, its short elements from a cache."""
+    if values.count(None) == len(values):
+        return _blobs(())
+    cache = _SHORT_OUTPUTS
+    try:
+        body = b"".join([cache[v] for v in values])  # type: ignore[index]
+    except (KeyError, TypeError):  # a new short output, a long one, or a NULL
+        if len(cache) > _PREFIXED_MAX:
+            cache.clear()
+        for v in values:
+            if v is not None and len(v) <= _SHORT_OUTPUT and v not in cache:
+                cache[v] = _PREFIXES[len(v)] + v
+        return _blobs(values)
+    return _ByteaArray(_HEADER(1, 0, _BYTEA, len(values), 1) + body)
 
 
 _NO_NODES = [_texts(()), _texts(()), _texts(()), _int4s(()), _blobs(()), _texts(()),
@@ -1136,6 +1181,14 @@ class PostgresStore:
         while not done.wait(0.5):
             self._check_writer()
 
+    def flush_then(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` from the writer's thread once everything written so far
+        is committed (or failed), as :meth:`flush` would return: a run's end waits
+        without a thread of its own (``callback`` must not block)."""
+        self._check_writer()
+        self._queue.put(("flush", FlushMarker(callback)))
+        self._hurry.set()
+
     def _check_writer(self) -> None:
         if self._writer_error is not None:
             raise StoreError(f"writing to {self.where} failed: "
@@ -1150,7 +1203,7 @@ class PostgresStore:
         renew_every = max(self.lease_ttl / 3, 0.05)
         next_renewal = time.monotonic() + renew_every
         backlog: list[tuple[Any, ...]] = []  # writes and finishes not committed yet
-        flushes: list[threading.Event] = []  # set once what came before them is done
+        flushes: list[threading.Event | FlushMarker] = []  # set once what came before them is done
         pause = 0.05  # between attempts to reconnect, growing to 1 s
         next_attempt = 0.0
         stopping_since: float | None = None
@@ -1236,7 +1289,7 @@ class PostgresStore:
         return time.monotonic() - stopping_since < self.connect_timeout
 
     def _lost_connection(self, backlog: list[tuple[Any, ...]],
-                         flushes: list[threading.Event], stopping_since: float | None
+                         flushes: list[threading.Event | FlushMarker], stopping_since: float | None
                          ) -> bool:
         """The connection broke: keep the backlog for the next connection (False); past
         the lease (or, closing, ``connect_timeout``), give it up, fail the claims and

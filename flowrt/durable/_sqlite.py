@@ -73,6 +73,7 @@ from ._store import (
     WAITING,
     Claim,
     Decide,
+    FlushMarker,
     ItemRecord,
     Lease,
     NodeRecord,
@@ -729,6 +730,14 @@ class SQLiteStore:
         self._hurry.set()
         while not done.wait(0.5):
             self._check_writer()
+
+    def flush_then(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` from the writer's thread once everything written so far
+        is committed (or failed), as :meth:`flush` would return: a run's end waits
+        without a thread of its own (``callback`` must not block)."""
+        self._check_writer()
+        self._queue.put(("flush", FlushMarker(callback)))
+        self._hurry.set()
 
     def _check_writer(self) -> None:
         if self._writer_error is not None:

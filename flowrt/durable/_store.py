@@ -34,6 +34,7 @@ time. What users and tools do with the store alone -- cancel, resume, signal -- 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -638,6 +639,29 @@ class StoredRun:
 Decide = Callable[["StoredRun | None"], "RunRecord | None"]
 
 
+
+class FlushMarker:
+    """What a store's writer thread sets once everything queued before it is committed
+    (or failed), in place of the ``threading.Event`` that :meth:`Store.flush` waits on:
+    ``set()`` calls ``callback`` instead, from the writer's thread (it must not block;
+    an exception it raises is dropped, never the writer's).
+
+    A run's end waits for its store this way (``flush_then``): the writer wakes the
+    run's event loop itself, where a worker thread blocked in ``flush()`` cost the run's
+    end two thread wake-ups more (see docs/decisions/016-postgres.md, "What it costs").
+    """
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self._callback = callback
+
+    def set(self) -> None:
+        # the writer goes on; its waiter falls back on flush() (flowrt.durable._run.flushed)
+        with contextlib.suppress(Exception):
+            self._callback()
+
+
 class Claim:
     """A run this process holds: its lease, its fencing token, and how it is doing.
 
@@ -768,7 +792,14 @@ class Store(Protocol):
         ...
 
     def flush(self) -> None:
-        """Return once everything written so far is in the store (on disk, for a file)."""
+        """Return once everything written so far is in the store (on disk, for a file).
+
+        A store whose writes are committed by a thread of its own may also have
+        ``flush_then(callback)``: call ``callback()`` from that thread once everything
+        written so far is in the store (see :class:`FlushMarker`). A run's end then
+        waits without a worker thread blocked in ``flush()`` (optional: without it, the
+        runtime calls ``flush()`` in a worker thread).
+        """
         ...
 
     def load(self, run_id: str) -> StoredRun | None:
