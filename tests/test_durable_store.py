@@ -369,7 +369,7 @@ def test_outputs_rewritten_as_text_by_another_tool_are_read_back(tmp_path: Path)
     wf.add("total", lambda a, double: len(a["rows"]) + sum(double))
     assert not wf.run_sync(store=str(db), run_id="r").ok
     _sql(db, "UPDATE nodes SET output = CAST(output AS TEXT) WHERE output IS NOT NULL",
-         "UPDATE items SET output = CAST(output AS TEXT) WHERE output IS NOT NULL")
+         "UPDATE item_batches SET outputs = CAST(outputs AS TEXT) WHERE outputs IS NOT NULL")
     with SQLiteStore(db) as store:
         stored = store.load("r")
         assert stored is not None
