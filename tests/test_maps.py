@@ -501,6 +501,28 @@ def test_an_item_output_the_store_cannot_keep_fails_that_item(any_store: Any) ->
     assert "item 1 of node 'm'" in str(result.items("m")[1].error)
 
 
+def test_a_serializer_that_refuses_none_fails_the_items_that_return_it() -> None:
+    """The None a durable run stores for items is its serializer's (made once per run):
+    one that refuses None still fails each item that returns it, as it is asked."""
+
+    class NoNone(flowrt.durable.JSONSerializer):
+        name = "no-none"
+
+        def dumps(self, value: Any) -> bytes:
+            if value is None:
+                raise flowrt.SerializationError("None is not welcome here")
+            return super().dumps(value)
+
+    wf = flowrt.Workflow("w")
+    _numbers(wf, [1, 2, 3])
+    wf.add("m", lambda n: None if n == 2 else n, map={"n": "numbers"}, partial=True)
+    result = wf.run_sync(store=flowrt.MemoryStore(serializer=NoNone()), run_id="r")
+    assert result["m"] == [1, None, 3]
+    error = result.items("m")[1].error
+    assert isinstance(error, flowrt.SerializationError)
+    assert "item 1 of node 'm' returned None is not welcome here" in str(error)
+
+
 def test_a_store_of_the_release_before_maps_is_migrated(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     shutil.copyfile(FIXTURE_V3, db)

@@ -479,6 +479,20 @@ def _pack_item_rows(conn: sqlite3.Connection) -> None:
     conn.executemany(_INSERT_BATCH, batches)
 
 
+class _Done:
+    """A flush's notice that calls a function (:meth:`SQLiteStore._flush_soon`), where
+    :meth:`SQLiteStore.flush` passes a ``threading.Event``: the writer calls ``set()``."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+
+    def set(self) -> None:
+        with contextlib.suppress(Exception):  # never the writer's problem
+            self.fn()
+
+
 class SQLiteStore:
     """Durable runs in the SQLite file at ``path`` (created if missing, mode 0600).
 
@@ -897,6 +911,16 @@ class SQLiteStore:
         self._hurry.set()
         while not done.wait(0.5):
             self._check_writer()
+
+    def _flush_soon(self, done: Callable[[], object]) -> None:
+        """Call ``done()`` from the writer thread once everything written so far is
+        committed (or failed), when :meth:`flush` would return; StoreError now if the
+        writer is gone. ``done`` must not block; what it raises is ignored. A run's end
+        waits for it in the event loop (:func:`flowrt.durable._run.flushed`) instead of
+        in a worker thread that waits for the writer: two thread wake-ups, not four."""
+        self._check_writer()
+        self._queue.put(("flush", _Done(done)))
+        self._hurry.set()
 
     def _check_writer(self) -> None:
         if self._writer_error is not None:
