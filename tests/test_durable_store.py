@@ -369,7 +369,7 @@ def test_outputs_rewritten_as_text_by_another_tool_are_read_back(tmp_path: Path)
     wf.add("total", lambda a, double: len(a["rows"]) + sum(double))
     assert not wf.run_sync(store=str(db), run_id="r").ok
     _sql(db, "UPDATE nodes SET output = CAST(output AS TEXT) WHERE output IS NOT NULL",
-         "UPDATE items SET output = CAST(output AS TEXT) WHERE output IS NOT NULL")
+         "UPDATE item_batches SET outputs = CAST(outputs AS TEXT) WHERE outputs IS NOT NULL")
     with SQLiteStore(db) as store:
         stored = store.load("r")
         assert stored is not None
@@ -529,3 +529,93 @@ def test_a_store_written_by_flowrt_0_1_is_migrated_and_resumes(tmp_path: Path) -
     with SQLiteStore(db) as store:
         assert all(r.status == "succeeded" and r.owner is None for r in store.runs())
         assert store.load("half").restored("a")  # type: ignore[union-attr]
+
+
+# -- a run's end waits for the writer in the event loop (decision 029) -----------------
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_end_of_a_run_waits_for_the_writer_and_not_for_a_dead_one(
+        tmp_path: Path, backend: str) -> None:
+    """``flushed`` returns once the writer committed (it calls back into the loop), and
+    fails with the writer's error -- instead of waiting forever -- when it died."""
+    import anyio
+
+    from flowrt.durable._run import flushed
+
+    store = SQLiteStore(tmp_path / "s.db")
+
+    async def main() -> None:
+        wf = flowrt.Workflow("w")
+        wf.add("m", lambda n: n, map={"n": "numbers"})
+        wf.add("numbers", lambda: [1, 2, 3])
+        with anyio.fail_after(10):
+            assert (await wf.run(store=store, run_id="r"))["m"] == [1, 2, 3]
+            await flushed(store)
+
+        def broken(*args: Any) -> None:
+            raise ZeroDivisionError("a bug in the writer")
+
+        store._commit = broken  # type: ignore[method-assign]
+        with anyio.fail_after(10), pytest.raises(flowrt.StoreError,
+                                                 match="a bug in the writer"):
+            await flushed(store)
+
+    try:
+        anyio.run(main, backend=backend)
+    finally:
+        store.close()
+    with SQLiteStore(tmp_path / "s.db") as again:
+        assert again.get_run("r").status == "succeeded"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_durable_maps_cancelled_at_random_end_recorded_and_never_hang(backend: str) -> None:
+    """A durable map on SQLite stopped by an outer scope, by its run timeout or by
+    fail_fast, at random moments: every run ends, its end is recorded (never left
+    "running"), and a resume finishes it."""
+    out = run_program('''
+        import random, tempfile, os
+        import anyio
+        import flowrt
+
+        rng = random.Random(13)
+        wf = flowrt.Workflow("cancel-map")
+        wf.add("numbers", lambda: list(range(200)))
+
+        async def item(n):
+            await anyio.sleep(rng.uniform(0, 0.002))
+            if FAIL and n == 150:
+                raise RuntimeError("item 150")
+            return n
+
+        wf.add("m", item, map={"n": "numbers"}, concurrency=20)
+        FAIL = False
+
+        async def main():
+            global FAIL
+            db = os.path.join(tempfile.mkdtemp(), "s.db")
+            async with flowrt.Runtime(store=db) as rt:
+                for trial in range(60):
+                    mode = trial % 3
+                    FAIL = mode == 2
+                    run_id = f"r{trial}"
+                    if mode == 0:
+                        with anyio.move_on_after(rng.uniform(0, 0.03)):
+                            await rt.run(wf, run_id=run_id)
+                    elif mode == 1:
+                        await rt.run(wf, run_id=run_id, timeout=rng.uniform(0.001, 0.03))
+                    else:
+                        await rt.run(wf, run_id=run_id, fail_fast=True)
+                    run = rt.store.get_run(run_id)
+                    assert run is None or run.status != "running", (trial, run)
+                FAIL = False
+                with anyio.fail_after(30):
+                    for trial in range(0, 60, 7):
+                        result = await rt.run(wf, run_id=f"r{trial}")
+                        assert result.ok and result["m"] == list(range(200)), trial
+            print("ok")
+
+        anyio.run(main, backend=BACKEND)
+    ''', backend=backend, timeout=120)
+    assert out.strip() == "ok"

