@@ -69,6 +69,7 @@ from ._store import (
     ScheduleRecord,
     SignalRecord,
     StoredRun,
+    WriterFlushes,
     cancelled,
     dead_letter_reason,
     holder_gone,
@@ -694,7 +695,7 @@ class _Conflict(Exception):
     """Another process created the run being claimed (internal: claim again)."""
 
 
-class PostgresStore:
+class PostgresStore(WriterFlushes):
     """Durable runs in PostgreSQL at ``url``, shared by processes on many machines.
 
     Args:
@@ -1170,24 +1171,6 @@ class PostgresStore:
             return False
         claim.extend(valid_until)
         return True
-
-    def flush(self) -> None:
-        """Wait until everything written so far is committed (or failed: a write that
-        failed fails its claim, which says why)."""
-        self._check_writer()
-        done = threading.Event()
-        self._queue.put(("flush", done))
-        self._hurry.set()
-        while not done.wait(0.5):
-            self._check_writer()
-
-    def flush_then(self, callback: Callable[[], object]) -> None:
-        """Call ``callback()`` from the writer's thread once everything written so far
-        is committed (or failed), as :meth:`flush` would return: a run's end waits
-        without a thread of its own (``callback`` must not block)."""
-        self._check_writer()
-        self._queue.put(("flush", FlushMarker(callback)))
-        self._hurry.set()
 
     def _check_writer(self) -> None:
         if self._writer_error is not None:

@@ -76,7 +76,6 @@ from ._store import (
     WAITING,
     Claim,
     Decide,
-    FlushMarker,
     ItemRecord,
     Lease,
     NodeRecord,
@@ -84,6 +83,7 @@ from ._store import (
     ScheduleRecord,
     SignalRecord,
     StoredRun,
+    WriterFlushes,
     cancelled,
     dead_letter_reason,
     holder_gone,
@@ -480,7 +480,7 @@ def _pack_item_rows(conn: sqlite3.Connection) -> None:
     conn.executemany(_INSERT_BATCH, batches)
 
 
-class SQLiteStore:
+class SQLiteStore(WriterFlushes):
     """Durable runs in the SQLite file at ``path`` (created if missing, mode 0600).
 
     Args:
@@ -888,24 +888,6 @@ class SQLiteStore:
             return False
         claim.extend(valid_until)
         return True
-
-    def flush(self) -> None:
-        """Wait until everything written so far is committed (or failed: a write that
-        failed fails its claim, which says why)."""
-        self._check_writer()
-        done = threading.Event()
-        self._queue.put(("flush", done))
-        self._hurry.set()
-        while not done.wait(0.5):
-            self._check_writer()
-
-    def flush_then(self, callback: Callable[[], object]) -> None:
-        """Call ``callback()`` from the writer's thread once everything written so far
-        is committed (or failed), as :meth:`flush` would return: a run's end waits
-        without a thread of its own (``callback`` must not block)."""
-        self._check_writer()
-        self._queue.put(("flush", FlushMarker(callback)))
-        self._hurry.set()
 
     def _check_writer(self) -> None:
         if self._writer_error is not None:

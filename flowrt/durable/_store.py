@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import socket
 import threading
 import time
@@ -660,6 +661,38 @@ class FlushMarker:
         # the writer goes on; its waiter falls back on flush() (flowrt.durable._run.flushed)
         with contextlib.suppress(Exception):
             self._callback()
+
+
+class WriterFlushes:
+    """``flush`` and ``flush_then`` of a store whose writes go through a writer thread
+    (SQLite, PostgreSQL): a flush is a notice queued behind the writes, which the writer
+    sets once what came before it is committed (or failed). The store provides the
+    queue, the event that cuts the writer's group wait short, and ``_check_writer``
+    (raises when the writer is gone)."""
+
+    _queue: queue.SimpleQueue[tuple[Any, ...]]
+    _hurry: threading.Event
+
+    def _check_writer(self) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Wait until everything written so far is committed (or failed: a write that
+        failed fails its claim, which says why)."""
+        self._check_writer()
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        self._hurry.set()
+        while not done.wait(0.5):
+            self._check_writer()
+
+    def flush_then(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` from the writer's thread once everything written so far
+        is committed (or failed), as :meth:`flush` would return: a run's end waits
+        without a thread of its own (``callback`` must not block)."""
+        self._check_writer()
+        self._queue.put(("flush", FlushMarker(callback)))
+        self._hurry.set()
 
 
 class Claim:
