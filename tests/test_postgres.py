@@ -313,6 +313,34 @@ def test_a_run_made_by_another_process_during_a_claim_is_claimed_again(
 
 
 
+def test_a_claim_the_server_lost_and_another_process_made_again_writes_nothing(
+        pg_kit: PostgresKit) -> None:
+    """Claims follow ``synchronous_commit`` (off by default): a crash of the server may
+    lose one. Another process may then make the run again under the same fence; the
+    first holder's writes carry its lease too, and are refused."""
+    store, other = pg_kit.make(), pg_kit.make()
+    record = RunRecord("r", "wf", "fp", {"a": [], "b": []}, b"{}", "running", "json", 1.0,
+                       1.0)
+    _, first = store.claim("r", Lease("here", 1, "first"), lambda s: record)
+    assert first is not None and first.fence == 1
+    pg_kit.sql("DELETE FROM runs WHERE run_id = 'r'")  # what the server lost
+    _, second = other.claim("r", Lease("there", 2, "second"), lambda s: record)
+    assert second is not None and second.fence == 1
+    store.write(first, [NodeRecord("a", "failed", 9)], None)
+    store.finish(first, "failed", 2.0)
+    store.flush()
+    assert isinstance(first.error, flowrt.LeaseLost) and "process 2" in str(first.error)
+    assert not store.renew(first)
+    other.write(second, [NodeRecord("b", "succeeded", 1, b"2")], None)
+    other.flush()
+    stored = other.load("r")
+    assert set(stored.nodes) == {"b"} and stored.record.status == "running"
+    assert stored.record.owner == Lease("there", 2, "second")
+    other.finish(second, "succeeded", 3.0)
+    other.flush()
+    assert other.get_run("r").status == "succeeded"
+
+
 # -- the group commit: rows locked between renewals ------------------------------------------
 
 

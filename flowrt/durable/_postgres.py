@@ -12,11 +12,12 @@ docs/decisions/016-postgres.md.
   ``commit_interval`` seconds: a node's end costs the run a queue put, and a commit
   carries the records of every run of the process. The transaction is one statement:
   the guarded update of every run in the batch (``UPDATE runs ... WHERE run_id =
-  c.run_id AND fence = c.fence``, its lease moved on or given back with its final
-  status), and the node records and data snapshots joined on the runs it returned, so
+  c.run_id AND fence = c.fence AND lease = c.lease``, its lease moved on or given back
+  with its final status), and the node records and data snapshots joined on the runs it returned, so
   that the database itself drops the writes of a fenced-out holder in the statement
-  that would have made them. Its arrays go in binary. ``synchronous_commit`` is
-  PostgreSQL's, for these commits: ``"off"`` by default, as SQLite's ``NORMAL``.
+  that would have made them (the lease is checked with the fence). Its arrays go in
+  binary. ``synchronous_commit`` is PostgreSQL's, for these commits and the claims:
+  ``"off"`` by default, as SQLite's ``NORMAL``.
 - **Lease times** are the database's clock (``clock_timestamp()``), so hosts whose
   clocks differ agree on when a lease runs out.
 - **Reconnection.** When the writer's connection breaks (the server restarted, a
@@ -203,6 +204,13 @@ _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
 _SCHEDULE_COLUMNS = ("name, workflow, inputs, serializer, next_due, cron, every, timezone, "
                      "catch_up, queue, last_slot, created")
 _NOW = "extract(epoch FROM clock_timestamp())::double precision"
+# A claim's write sets its transaction's synchronous_commit to the store's (a condition
+# that is always true, evaluated once for the run's row): a claim waits for the
+# server's disk when the group commits do, not otherwise -- an fsync on the run's path,
+# 1-2 ms of a 40 ms run on a local server (decision 016). What keeps a claim exclusive
+# is the row's lock and key, not the disk; a claim lost with the server's last WAL is
+# told from a new one by its lease, which every write of it checks with the fence.
+_CLAIM_COMMIT = "set_config('synchronous_commit', %s, true) IS NOT NULL"
 
 # The group commit: one statement. ``held`` is the guarded update of every claim of the
 # batch -- the lease moved on, or given back with the final status -- and returns the
@@ -215,8 +223,8 @@ _NOW = "extract(epoch FROM clock_timestamp())::double precision"
 # each part costs the server even when its arrays are empty (a commit of one record,
 # 300 times: 0.20-0.23 against 0.13-0.17 ms of the server's CPU with held and
 # new_nodes alone), so the writer keeps one statement per combination of parts.
-_CLAIMS = ("unnest(%s::text[], %s::bigint[], %s::text[], %s::double precision[]) "
-           "AS c(run_id, fence, status, finished)")
+_CLAIMS = ("unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], "
+           "%s::double precision[]) AS c(run_id, fence, lease, status, finished)")
 # The arrays unnested side by side in the select list (a ProjectSet, which pads the
 # shorter ones with NULLs as ROWS FROM does) rather than in FROM (a tuplestore per
 # array): 500-record inserts, 3.0-3.3 against 3.7 us of the server's CPU a row.
@@ -245,7 +253,7 @@ WITH held AS (
                      ELSE r.queue END,
         recoveries = CASE WHEN c.status = 'waiting' THEN 0 ELSE r.recoveries END
     FROM """ + _CLAIMS + """
-    WHERE r.run_id = c.run_id AND r.fence = c.fence
+    WHERE r.run_id = c.run_id AND r.fence = c.fence AND r.lease = c.lease
     RETURNING r.run_id, r.fence, r.queue)"""
 # A commit that neither renews the leases nor ends a run (nearly all of them: the
 # writer renews every lease_ttl / 3) only locks the rows of its claims, FOR SHARE, the
@@ -256,8 +264,8 @@ WITH held AS (
 _COMMIT_LOCKED = """
 WITH held AS (
     SELECT r.run_id, r.fence, r.queue FROM {s}.runs AS r
-    JOIN unnest(%s::text[], %s::bigint[]) AS c(run_id, fence)
-      ON r.run_id = c.run_id AND r.fence = c.fence
+    JOIN unnest(%s::text[], %s::bigint[], %s::text[]) AS c(run_id, fence, lease)
+      ON r.run_id = c.run_id AND r.fence = c.fence AND r.lease = c.lease
     FOR SHARE OF r)"""
 #: the optional parts of the group commit, in the order of their parameters
 _COMMIT_PARTS = ("""
@@ -720,7 +728,8 @@ class PostgresStore(WriterFlushes):
             ends (those nodes run again on resume; what is kept is still a prefix).
             ``"on"`` waits for the disk at each group commit (an fsync: milliseconds);
             ``"remote_apply"`` and the others, for replicas as PostgreSQL says. Claims
-            and renewals always wait.
+            follow it too: a claim the server lost is told from a later one by its
+            lease, which every write checks with the fence.
 
     Raises:
         StoreError: the database cannot be reached, ``schema`` holds tables that are
@@ -837,7 +846,7 @@ class PostgresStore(WriterFlushes):
             conn.execute("SELECT set_config('synchronous_commit', %s, false)",
                          (self.synchronous_commit,))
             _register_arrays(conn)
-            no_claims = [_texts(()), _int8s(())]
+            no_claims = [_texts(()), _int8s(()), _texts(())]
             for parts, params in (
                     ((False, True, False, False, False), [*no_claims, *_NO_NODES]),
                     ((True, True, False, False, False),
@@ -1098,10 +1107,10 @@ class PostgresStore(WriterFlushes):
             f"UPDATE {self._s}.runs SET status = 'running', started = %s, finished = NULL, "
             "resumes = %s, fingerprint = %s, structure = %s, lease = %s, lease_expires = %s, "
             "fence = %s, due = NULL, waits = %s, error = NULL, "
-            "recoveries = coalesce(%s, recoveries) WHERE run_id = %s",
+            f"recoveries = coalesce(%s, recoveries) WHERE run_id = %s AND {_CLAIM_COMMIT}",
             (new.started, new.resumes, new.fingerprint,
              new.structure_json or json.dumps(new.structure), lease.to_json(), expires,
-             new.fence, waits_json(new), recoveries, run_id))
+             new.fence, waits_json(new), recoveries, run_id, self.synchronous_commit))
         return stored, new.fence
 
     def _insert_run(self, conn: psycopg.Connection[Any], run_id: str, record: RunRecord,
@@ -1109,14 +1118,14 @@ class PostgresStore(WriterFlushes):
         """Insert new run ``run_id`` as held by ``lease`` (fence 1; the lease timed by
         the server's clock); False when the run exists (nothing is written)."""
         made = conn.execute(
-            f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) VALUES "
-            f"(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,{_NOW} + %s,%s,%s,%s,%s,%s,%s,%s) "
-            "ON CONFLICT (run_id) DO NOTHING",
+            f"INSERT INTO {self._s}.runs ({_RUN_COLUMNS}) SELECT "
+            f"%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,{_NOW} + %s,%s,%s,%s,%s,%s,%s,%s "
+            f"WHERE {_CLAIM_COMMIT} ON CONFLICT (run_id) DO NOTHING",
             (run_id, record.workflow, record.fingerprint,
              record.structure_json or json.dumps(record.structure), record.inputs,
              RUNNING, record.serializer, record.created, record.started, None, 0,
              lease.to_json(), self.lease_ttl, 1, record.queue, None, 0,
-             waits_json(record), None, record.trace))
+             waits_json(record), None, record.trace, self.synchronous_commit))
         return bool(made.rowcount)
 
     def _claimed(self, run_id: str, stored: StoredRun | None, lease: Lease, fence: int,
@@ -1156,8 +1165,8 @@ class PostgresStore(WriterFlushes):
             with conn.transaction():
                 held = conn.execute(
                     f"UPDATE {self._s}.runs SET lease_expires = {_NOW} + %s "
-                    "WHERE run_id = %s AND fence = %s",
-                    (self.lease_ttl, claim.run_id, claim.fence)).rowcount
+                    "WHERE run_id = %s AND fence = %s AND lease = %s",
+                    (self.lease_ttl, claim.run_id, claim.fence, claim.lease.to_json())).rowcount
                 holder[0] = None if held else self._holder(conn, claim.run_id)
             return valid_until
 
@@ -1367,7 +1376,11 @@ class PostgresStore(WriterFlushes):
         # otherwise locked (_COMMIT_LOCKED), and the claims' deadlines stay where the
         # last renewal put them.
         update = renew or any(e is not None for e in ends)
-        params: list[Any] = [_texts([c.run_id for c in claims]), _int8s([c.fence for c in claims])]
+        # a claim is its fence and its lease: a fence alone could be made again by a
+        # claim that a crash of the server lost (claims do not wait for its disk
+        # unless synchronous_commit says so), then taken by another process
+        params: list[Any] = [_texts([c.run_id for c in claims]), _int8s([c.fence for c in claims]),
+                             _messages([c.lease.to_json() for c in claims])]
         if update:
             params = [self.lease_ttl, DEFAULT_QUEUE, *params,
                       _texts([None if e is None else e[0] for e in ends]),
