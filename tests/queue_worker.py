@@ -57,9 +57,12 @@ def recorded_succeeded(run_id: str, node: str) -> bool:
             try:
                 if _pg_connection is None or _pg_connection.closed or _pg_connection.broken:
                     _pg_connection = psycopg.connect(url, autocommit=True)
+                # the node's last record: batches in write order, records in order
                 row = _pg_connection.execute(
-                    f'SELECT status FROM "{schema}".nodes WHERE run_id = %s AND node = %s'
-                    .encode(), (run_id, node)).fetchone()
+                    f'SELECT r.status FROM "{schema}".node_batches AS b, '
+                    "unnest(b.nodes, b.statuses) WITH ORDINALITY AS r(node, status, k) "
+                    "WHERE b.run_id = %s AND r.node = %s ORDER BY b.seq DESC, r.k DESC "
+                    "LIMIT 1".encode(), (run_id, node)).fetchone()
                 return row is not None and row[0] == "succeeded"
             except psycopg.OperationalError:
                 _pg_connection = None

@@ -153,7 +153,7 @@ def test_a_schema_of_something_else_is_refused_and_left_as_it_was(pg_kit: Postgr
     ("UPDATE meta SET value = '99' WHERE key = 'schema_version'", "written by a newer flowrt"),
     ("UPDATE meta SET value = 'two' WHERE key = 'schema_version'", "'two'"),
     ("UPDATE meta SET value = '0' WHERE key = 'schema_version'", "schema version 0"),
-    ("DROP TABLE nodes", "table 'nodes' is missing"),
+    ("DROP TABLE node_batches", "table 'node_batches' is missing"),
     ("ALTER TABLE runs DROP COLUMN fence", "no column 'fence'"),
 ])
 def test_a_damaged_or_newer_store_is_refused_untouched(pg_kit: PostgresKit, damage: str,
@@ -363,7 +363,8 @@ def test_commits_between_renewals_lock_the_run_without_rewriting_its_row(
     store.write(claim, [NodeRecord("a", "succeeded", 1, b"1")], None)
     store.flush()
     assert _run_row(pg_kit, "r") == before and claim.valid_until == deadline
-    assert [r[0] for r in pg_kit.sql("SELECT node FROM nodes WHERE run_id = 'r'")] == ["a"]
+    assert [r[0] for r in pg_kit.sql("SELECT unnest(nodes) FROM node_batches "
+                                     "WHERE run_id = 'r'")] == ["a"]
     time.sleep(1.2)  # the renewal is due: the writer renews by itself
     store.write(claim, [NodeRecord("b", "succeeded", 1, b"2")], None)
     store.flush()
@@ -392,7 +393,7 @@ def test_a_commit_waits_for_a_claim_in_progress_and_is_fenced_out_by_it(
                       "FOR UPDATE".encode(), ("r",))
         store.write(claim, [NodeRecord("a", "succeeded", 1, b"1")], None)
         time.sleep(0.3)  # the writer's commit waits for the row meanwhile
-        assert pg_kit.sql("SELECT node FROM nodes") == []
+        assert pg_kit.sql("SELECT nodes FROM node_batches") == []
         assert claim.error is None
         other.execute(f'UPDATE "{pg_kit.schema}".runs SET fence = fence + 1, lease = %s '
                       "WHERE run_id = %s".encode(),
@@ -400,7 +401,7 @@ def test_a_commit_waits_for_a_claim_in_progress_and_is_fenced_out_by_it(
         other.commit()
     store.flush()
     assert isinstance(claim.error, flowrt.LeaseLost)
-    assert pg_kit.sql("SELECT node FROM nodes") == []
+    assert pg_kit.sql("SELECT nodes FROM node_batches") == []
 
 
 def test_the_writer_is_connected_and_prepared_when_the_store_opens(pg_kit: PostgresKit

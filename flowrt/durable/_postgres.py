@@ -48,6 +48,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -93,7 +94,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APP = "flowrt"
 
 _T = TypeVar("_T")
@@ -120,6 +121,13 @@ _SCHEMA = [
         fence bigint NOT NULL DEFAULT 0, PRIMARY KEY (run_id, node))""",
     "CREATE TABLE {s}.data (run_id text PRIMARY KEY, snapshot bytea)",
 ]
+
+_NODE_BATCHES = """CREATE TABLE {s}.node_batches (
+    seq bigserial NOT NULL, run_id text NOT NULL, fence bigint NOT NULL,
+    nodes text[] NOT NULL, statuses text[] NOT NULL, attempts integer[] NOT NULL,
+    outputs bytea[] NOT NULL, errors text[] NOT NULL, tracebacks text[] NOT NULL,
+    started double precision[] NOT NULL, finished double precision[] NOT NULL,
+    dues double precision[] NOT NULL)"""
 
 #: schema_version -> statements that bring a store from that version to the next
 _MIGRATIONS: dict[int, list[str]] = {
@@ -160,6 +168,18 @@ _MIGRATIONS: dict[int, list[str]] = {
             status text NOT NULL, attempts integer NOT NULL, output bytea, error text,
             traceback text, started double precision, finished double precision,
             fence bigint NOT NULL DEFAULT 0, PRIMARY KEY (run_id, node, item))"""],
+    # 6: node records packed per claim per group commit (docs/decisions/016-postgres.md,
+    # the fifth pass): one row of arrays, the records in write order; reading applies
+    # the rows in order (seq), so the last record of a node wins. A run's rows in
+    # ``nodes`` become one row per fence (a node had one row there: order is moot).
+    5: [_NODE_BATCHES,
+        "INSERT INTO {s}.node_batches (run_id, fence, nodes, statuses, attempts, outputs, "
+        "errors, tracebacks, started, finished, dues) SELECT run_id, fence, "
+        "array_agg(node), array_agg(status), array_agg(attempts), array_agg(output), "
+        "array_agg(error), array_agg(traceback), array_agg(started), array_agg(finished), "
+        "array_agg(due) FROM {s}.nodes GROUP BY run_id, fence",
+        "DROP TABLE {s}.nodes",
+        "CREATE INDEX node_batches_by_run ON {s}.node_batches (run_id, seq)"],
 }
 
 #: the columns of each table, by schema version
@@ -190,16 +210,22 @@ _COLUMNS_V5 = {
     "items": ("run_id", "node", "item", "status", "attempts", "output", "error", "traceback",
               "started", "finished", "fence"),
 }
+# -- node batches --
+_COLUMNS_V6 = {
+    **{t: c for t, c in _COLUMNS_V5.items() if t != "nodes"},
+    "node_batches": ("seq", "run_id", "fence", "nodes", "statuses", "attempts", "outputs",
+                     "errors", "tracebacks", "started", "finished", "dues"),
+}
 _COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {1: _COLUMNS_V1, 2: _COLUMNS_V2,
                                                    3: _COLUMNS_V3, 4: _COLUMNS_V4,
-                                                   5: _COLUMNS_V5}
+                                                   5: _COLUMNS_V5, 6: _COLUMNS_V6}
 _ITEM_COLUMNS = "node, item, status, attempts, output, error, traceback, started, finished"
 
 _RUN_COLUMNS = ("run_id, workflow, fingerprint, structure, inputs, status, serializer, "
                 "created, started, finished, resumes, lease, lease_expires, fence, queue, "
                 "due, recoveries, waits, error, trace")
-_NODE_COLUMNS = ("node, status, attempts, output, error, traceback, started, finished, "
-                 "fence, due")
+_BATCH_COLUMNS = ("fence, nodes, statuses, attempts, outputs, errors, tracebacks, started, "
+                  "finished, dues")
 _SIGNAL_COLUMNS = "run_id, name, payload, sent, signal_id, seq"
 _SCHEDULE_COLUMNS = ("name, workflow, inputs, serializer, next_due, cron, every, timezone, "
                      "catch_up, queue, last_slot, created")
@@ -216,26 +242,35 @@ _CLAIM_COMMIT = "set_config('synchronous_commit', %s, true) IS NOT NULL"
 # batch -- the lease moved on, or given back with the final status -- and returns the
 # claims whose fence is still their run's (their rows stay locked until the commit);
 # the node records and data snapshots are joined on it, so the server drops what a
-# fenced-out holder sends in the statement that would have written it. Node records the
-# claim has not written nor read (most of them) are plain inserts; the others upserts
-# (``ON CONFLICT`` costs twice a plain insert: 7,000 rows, 18 against 6 us a row).
-# A statement has only the parts its batch needs (most have new node records only):
-# each part costs the server even when its arrays are empty (a commit of one record,
-# 300 times: 0.20-0.23 against 0.13-0.17 ms of the server's CPU with held and
-# new_nodes alone), so the writer keeps one statement per combination of parts.
+# fenced-out holder sends in the statement that would have written it.
+# A statement has only the parts its batch needs (most have node records only): each
+# part costs the server even when its arrays are empty (a commit of one record, 300
+# times: 0.20-0.23 against 0.13-0.17 ms of the server's CPU with held and the node
+# records alone), so the writer keeps one statement per combination of parts.
 _CLAIMS = ("unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], "
            "%s::double precision[]) AS c(run_id, fence, lease, status, finished)")
-# The arrays unnested side by side in the select list (a ProjectSet, which pads the
-# shorter ones with NULLs as ROWS FROM does) rather than in FROM (a tuplestore per
-# array): 500-record inserts, 3.0-3.3 against 3.7 us of the server's CPU a row.
-_NODE_ROWS = ("(SELECT unnest(%s::text[]) AS run_id, unnest(%s::text[]) AS node, "
-              "unnest(%s::text[]) AS status, unnest(%s::integer[]) AS attempts, "
-              "unnest(%s::bytea[]) AS output, unnest(%s::text[]) AS error, "
-              "unnest(%s::text[]) AS traceback, unnest(%s::double precision[]) AS started, "
-              "unnest(%s::double precision[]) AS finished, unnest(%s::bigint[]) AS fence, "
-              "unnest(%s::double precision[]) AS due) AS u")
-_NODE_FIELDS = ("run_id, node, status, attempts, output, error, traceback, started, "
-                "finished, fence, due")
+# A claim's node records of one commit are one row of arrays (``node_batches``): the
+# server's work per record was a heap tuple and an index entry (~8 us of its CPU a
+# record, 1.5 ms a 200-record commit, on the run's path at its end; decision 016). The
+# records of every claim of the commit come as one array per field, and each claim's
+# row takes its slice (``first``, ``last``: 1-based, inclusive). A field with nothing
+# but NULLs (the errors of succeeded nodes) comes as an empty array, and its slices are
+# empty: read as NULLs.
+_NODE_BATCH_ROWS = """
+node_rows AS (
+    INSERT INTO {s}.node_batches (run_id, fence, nodes, statuses, attempts, outputs, errors,
+                                  tracebacks, started, finished, dues)
+    SELECT k.run_id, k.fence, n.nodes[k.first:k.last], n.statuses[k.first:k.last],
+           n.attempts[k.first:k.last], n.outputs[k.first:k.last], n.errors[k.first:k.last],
+           n.tracebacks[k.first:k.last], n.started[k.first:k.last],
+           n.finished[k.first:k.last], n.dues[k.first:k.last]
+    FROM unnest(%s::text[], %s::bigint[], %s::integer[], %s::integer[])
+         AS k(run_id, fence, first, last)
+    JOIN held AS h ON h.run_id = k.run_id AND h.fence = k.fence
+    CROSS JOIN (SELECT %s::text[] AS nodes, %s::text[] AS statuses, %s::integer[] AS attempts,
+                       %s::bytea[] AS outputs, %s::text[] AS errors, %s::text[] AS tracebacks,
+                       %s::double precision[] AS started, %s::double precision[] AS finished,
+                       %s::double precision[] AS dues) AS n)"""
 # An end (c.status) gives the lease back: a final status ends the run; "queued" hands
 # it back to its queue, due at once (c.finished); "waiting" parks it (its due time is
 # set by _PARK_SQL, which reads the node records this statement writes).
@@ -268,19 +303,7 @@ WITH held AS (
       ON r.run_id = c.run_id AND r.fence = c.fence AND r.lease = c.lease
     FOR SHARE OF r)"""
 #: the optional parts of the group commit, in the order of their parameters
-_COMMIT_PARTS = ("""
-new_nodes AS (
-    INSERT INTO {s}.nodes (""" + _NODE_FIELDS + """)
-    SELECT u.* FROM """ + _NODE_ROWS + """
-    JOIN held AS h ON h.run_id = u.run_id AND h.fence = u.fence)""", """
-old_nodes AS (
-    INSERT INTO {s}.nodes (""" + _NODE_FIELDS + """)
-    SELECT u.* FROM """ + _NODE_ROWS + """
-    JOIN held AS h ON h.run_id = u.run_id AND h.fence = u.fence
-    ON CONFLICT (run_id, node) DO UPDATE SET
-        status = excluded.status, attempts = excluded.attempts, output = excluded.output,
-        error = excluded.error, traceback = excluded.traceback, started = excluded.started,
-        finished = excluded.finished, fence = excluded.fence, due = excluded.due)""", """
+_COMMIT_PARTS = (_NODE_BATCH_ROWS, """
 snapshots AS (
     INSERT INTO {s}.data (run_id, snapshot)
     SELECT d.run_id, d.snapshot FROM unnest(%s::text[], %s::bigint[], %s::bytea[])
@@ -550,42 +573,38 @@ def _float8s(values: Sequence[float | None]) -> _Array:
 
 
 def _node_columns(parts: list[tuple[Claim, Collection[NodeRecord]]]) -> list[_Array]:
-    """Node records as the group commit's 11 arrays (``_NODE_FIELDS``), from the
-    records of each claim.
+    """Node records as the group commit's 13 arrays (``_NODE_BATCH_ROWS``): per claim,
+    its run id, fence and slice; then the records of every claim, field by field.
 
-    A column with nothing but NULLs (the error, traceback and due time of succeeded
-    nodes) goes as an empty array: ``unnest`` pads the shorter arrays with NULLs. The run
-    id and fence columns repeat one element per claim: each is that element's bytes
-    times the claim's count, not a list of them (200-record commits: 91 -> 63 us of
-    the writer's CPU for the 11 columns with the outputs' cache below).
+    A field with nothing but NULLs (the error, traceback and due time of succeeded
+    nodes) goes as an empty array, whose slices are empty (read back as NULLs).
     """
     records: list[NodeRecord] = []
-    ids: list[bytes] = []
-    fences: list[bytes] = []
+    ids: list[str] = []
+    fences: list[int] = []
+    bounds: list[int] = []  # first, last of each claim
     for claim, mine in parts:
         n = len(mine)
         if not n:
             continue
-        ids.append(_prefixed(claim.run_id) * n)
-        fences.append(_FENCE(8, claim.fence) * n)
+        ids.append(claim.run_id)
+        fences.append(claim.fence)
+        bounds += (len(records) + 1, len(records) + n)
         records += mine
     if not records:
         return _NO_NODES
-    count = len(records)
     # zip stops at the shortest record: at least the 8 fields every writer passes
     node, status, attempts, output, error, traceback, started, finished, *_ = zip(
         *records, strict=False)
     due = ([r[9] if len(r) > 9 else None for r in records]
            if max(map(len, records)) > 9 else ())
-    return [_TextArray(_HEADER(1, 0, _TEXT, count, 1) + b"".join(ids)), _texts(node),
-            _texts(status), _int4s(attempts), _outputs(output),
+    return [_texts(ids), _int8s(fences), _int4s(bounds[::2]), _int4s(bounds[1::2]),
+            _texts(node), _texts(status), _int4s(attempts), _outputs(output),
             _messages(_or_empty(error)), _messages(_or_empty(traceback)),
             _float8s(_or_empty(started)), _float8s(_or_empty(finished)),
-            _Int8Array(_HEADER(1, 0, _INT8, count, 1) + b"".join(fences)),
             _float8s(_or_empty(due))]
 
 
-_FENCE = struct.Struct(">iq").pack  #: an int8 element: its length (8), then the value
 #: a short output (``b"null"``, small numbers, short strings: most outputs of a commit
 #: are a few of those) -> its element, length included; cleared past _PREFIXED_MAX
 _SHORT_OUTPUTS: dict[bytes, bytes] = {}
@@ -620,8 +639,9 @@ def _outputs(values: Sequence[bytes | None]) -> _Array:
     return _ByteaArray(_HEADER(1, 0, _BYTEA, len(values), 1) + body)
 
 
-_NO_NODES = [_texts(()), _texts(()), _texts(()), _int4s(()), _blobs(()), _texts(()),
-             _texts(()), _float8s(()), _float8s(()), _int8s(()), _float8s(())]
+_NO_NODES = [_texts(()), _int8s(()), _int4s(()), _int4s(()), _texts(()), _texts(()),
+             _int4s(()), _blobs(()), _texts(()), _texts(()), _float8s(()), _float8s(()),
+             _float8s(())]
 
 
 def _item_columns(items: dict[tuple[str, str, int, int], ItemRecord]) -> list[_Array]:
@@ -778,7 +798,7 @@ class PostgresStore(WriterFlushes):
         # The batch's arrays go in binary (%b): the server reads them about a third
         # faster than text arrays (7,000 node records: 16 against 22-28 us a row).
         self._commit_sqls = {parts: _commit_sql(s, parts)
-                             for parts in itertools.product((False, True), repeat=5)}
+                             for parts in itertools.product((False, True), repeat=4)}
         self._s = s
         self._channel = _channel(schema)
         self._closed = False
@@ -805,9 +825,6 @@ class PostgresStore(WriterFlushes):
             first.close()  # the writer connects at its first commit, as after a cut
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._active: dict[str, Claim] = {}  # runs whose lease the writer renews
-        #: (run id, fence) of a claim -> the nodes the run has records of (read by the
-        #: claim or written since): any other node's record is a plain insert
-        self._known: dict[tuple[str, int], set[str]] = {}
         #: final statuses a failed commit could not write: written at the next that works
         self._deferred: list[tuple[Any, ...]] = []
         self._writer_error: BaseException | None = None
@@ -848,8 +865,8 @@ class PostgresStore(WriterFlushes):
             _register_arrays(conn)
             no_claims = [_texts(()), _int8s(()), _texts(())]
             for parts, params in (
-                    ((False, True, False, False, False), [*no_claims, *_NO_NODES]),
-                    ((True, True, False, False, False),
+                    ((False, True, False, False), [*no_claims, *_NO_NODES]),
+                    ((True, True, False, False),
                      [self.lease_ttl, DEFAULT_QUEUE, *no_claims, _texts(()), _float8s(()),
                       *_NO_NODES])):
                 conn.execute(self._commit_sqls[parts], params, prepare=True)
@@ -1009,12 +1026,33 @@ class PostgresStore(WriterFlushes):
         row = self._with_connection("reading", read)
         return None if row is None else _record(row, self.where)
 
+    def _nodes(self, conn: psycopg.Connection[Any], run_id: str) -> dict[str, NodeRecord]:
+        """The node records of run ``run_id``: its batches applied in write order, so
+        that the last record of a node wins. StoreError when a batch is damaged."""
+        nodes: dict[str, NodeRecord] = {}
+        new = tuple.__new__
+        for batch in conn.execute(f"SELECT {_BATCH_COLUMNS} FROM {self._s}.node_batches "
+                                  "WHERE run_id = %s ORDER BY seq", (run_id,), binary=True):
+            fence, names = batch[0], batch[1]
+            n = len(names)
+            fields: list[Iterable[Any]] = []
+            for field in batch[2:]:
+                if len(field) != n:
+                    if field:
+                        raise StoreError(f"run {run_id!r} in {self.where} is damaged: a "
+                                         f"batch of {n} node records holds a field of "
+                                         f"{len(field)}")
+                    field = repeat(None, n)  # NULLs only, sent as an empty array
+                fields.append(field)
+            statuses, attempts, outputs, errors, tracebacks, started, finished, dues = fields
+            for record in zip(names, statuses, attempts, outputs, errors, tracebacks,
+                              started, finished, repeat(fence), dues):
+                nodes[record[0]] = new(NodeRecord, record)
+        return nodes
+
     def _load(self, conn: psycopg.Connection[Any], record: RunRecord) -> StoredRun:
         run_id = record.run_id
-        nodes = {r[0]: NodeRecord(r[0], r[1], r[2], None if r[3] is None else bytes(r[3]),
-                                  r[4], r[5], r[6], r[7], r[8], r[9])
-                 for r in conn.execute(f"SELECT {_NODE_COLUMNS} FROM {self._s}.nodes "
-                                       "WHERE run_id = %s", (run_id,))}
+        nodes = self._nodes(conn, run_id)
         data = conn.execute(f"SELECT snapshot FROM {self._s}.data WHERE run_id = %s",
                             (run_id,)).fetchone()
         snapshot = None if data is None or data[0] is None else bytes(data[0])
@@ -1132,7 +1170,6 @@ class PostgresStore(WriterFlushes):
                  valid_until: float) -> Claim:
         """The Claim of a committed claim, now written for and renewed by the writer."""
         claim = Claim(run_id, lease, fence, valid_until)
-        self._known[run_id, fence] = set() if stored is None else set(stored.nodes)
         self._active[run_id] = claim
         return claim
 
@@ -1354,23 +1391,6 @@ class PostgresStore(WriterFlushes):
             for claim in list(self._active.values()):
                 if claim.error is None:
                     claims.setdefault(claim, None)
-        # Set operations per claim rather than a look per node (the writer's Python
-        # holds the GIL the runs' event loop needs).
-        fresh: list[tuple[Claim, Collection[NodeRecord]]] = []
-        again: list[tuple[Claim, Collection[NodeRecord]]] = []
-        known = self._known
-        for claim, mine in nodes.items():
-            seen = known.get((claim.run_id, claim.fence))
-            if seen is None:
-                again.append((claim, mine.values()))
-                continue
-            repeated = seen.intersection(mine)
-            if repeated:
-                again.append((claim, [mine[n] for n in repeated]))
-                fresh.append((claim, [r for n, r in mine.items() if n not in repeated]))
-            else:
-                fresh.append((claim, mine.values()))
-            seen.update(mine)  # upserted if this commit is sent again
         ends = list(claims.values())
         # The rows are updated only when the leases are due for renewal or a run ends;
         # otherwise locked (_COMMIT_LOCKED), and the claims' deadlines stay where the
@@ -1385,17 +1405,14 @@ class PostgresStore(WriterFlushes):
             params = [self.lease_ttl, DEFAULT_QUEUE, *params,
                       _texts([None if e is None else e[0] for e in ends]),
                       _float8s([None if e is None else e[1] for e in ends])]
-        new_rows, old_rows = _node_columns(fresh), _node_columns(again)
-        parts = (update, new_rows is not _NO_NODES, old_rows is not _NO_NODES, bool(data),
-                 bool(items))
+        rows = _node_columns([(claim, mine.values()) for claim, mine in nodes.items()])
+        parts = (update, rows is not _NO_NODES, bool(data), bool(items))
         if parts[1]:
-            params += new_rows
+            params += rows
         if parts[2]:
-            params += old_rows
-        if parts[3]:
             params += [_texts([k[0] for k in data]), _int8s([k[1] for k in data]),
                        _blobs(list(data.values()))]
-        if parts[4]:
+        if parts[3]:
             params += _item_columns(items)
         if any(e is not None and e[0] in (WAITING, QUEUED) for e in ends):
             # a run parked or handed back to its queue: its due time and the workers'
@@ -1421,17 +1438,15 @@ class PostgresStore(WriterFlushes):
             held = self._commit_statement(conn, parts, params)
         self._deferred = []
         refused = [c for c in claims if (c.run_id, c.fence) not in held]
-        for claim, end in claims.items():
-            if end is not None:
-                known.pop((claim.run_id, claim.fence), None)
-            if update and (claim.run_id, claim.fence) in held:
-                claim.extend(valid_until)
+        if update:
+            for claim in claims:
+                if (claim.run_id, claim.fence) in held:
+                    claim.extend(valid_until)
         if refused:
             now = {r[0]: r for r in conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM {self._s}.runs WHERE run_id = ANY(%s)",
                 ([c.run_id for c in refused],))}
             for claim in refused:
-                known.pop((claim.run_id, claim.fence), None)
                 claim.fail(self._why_refused(claim.run_id, now.get(claim.run_id)))
 
     def _commit_statement(self, conn: psycopg.Connection[Any], parts: tuple[bool, ...],
@@ -1455,9 +1470,8 @@ class PostgresStore(WriterFlushes):
         row = conn.execute(f"SELECT waits FROM {self._s}.runs WHERE run_id = %s",
                            (run_id,)).fetchone()
         waits = json.loads(row[0]) if row and row[0] else {}
-        nodes = {r[0]: NodeRecord(r[0], r[1], 0, due=r[2]) for r in conn.execute(
-            f"SELECT node, status, due FROM {self._s}.nodes WHERE run_id = %s "
-            "AND status = 'waiting'", (run_id,))}
+        nodes = {name: r for name, r in self._nodes(conn, run_id).items()
+                 if r.status == WAITING}
         signals = [SignalRecord(run_id, r[0], b"", 0.0) for r in conn.execute(
             f"SELECT DISTINCT name FROM {self._s}.signals WHERE run_id = %s", (run_id,))]
         due = park_due(nodes, waits, signals, now)
@@ -1514,7 +1528,8 @@ class PostgresStore(WriterFlushes):
 
         def remove(conn: psycopg.Connection[Any]) -> bool:
             with conn.transaction():
-                conn.execute(f"DELETE FROM {self._s}.nodes WHERE run_id = %s", (run_id,))
+                conn.execute(f"DELETE FROM {self._s}.node_batches WHERE run_id = %s",
+                             (run_id,))
                 conn.execute(f"DELETE FROM {self._s}.items WHERE run_id = %s", (run_id,))
                 conn.execute(f"DELETE FROM {self._s}.data WHERE run_id = %s", (run_id,))
                 conn.execute(f"DELETE FROM {self._s}.signals WHERE run_id = %s", (run_id,))
@@ -1684,9 +1699,9 @@ class PostgresStore(WriterFlushes):
                 "WHERE signal_id IS NOT NULL DO NOTHING",
                 (signal.run_id, signal.name, signal.payload, signal.sent,
                  signal.signal_id)).rowcount == 1
-            if made and run.status == WAITING and conn.execute(
-                    f"SELECT 1 FROM {self._s}.nodes WHERE run_id = %s AND node = %s "
-                    "AND status = 'waiting'", (signal.run_id, signal.name)).fetchone():
+            waiting = made and run.status == WAITING and getattr(
+                self._nodes(conn, signal.run_id).get(signal.name), "status", None) == WAITING
+            if waiting:
                 conn.execute(f"UPDATE {self._s}.runs SET due = least(coalesce(due, %s), %s) "
                              "WHERE run_id = %s", (signal.sent, signal.sent, signal.run_id))
             if made:
