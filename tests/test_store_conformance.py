@@ -36,7 +36,7 @@ from worker_kit import start_worker, starts
 import flowrt
 from flowrt import RunStatus, Status
 from flowrt.durable import ItemRecord, Lease, NodeRecord, RunRecord
-from flowrt.durable._store import LISTED
+from flowrt.durable._store import LISTED, Opening
 
 HERE = Path(__file__).parent
 import durable_worker  # noqa: E402
@@ -113,6 +113,29 @@ def test_a_stale_claim_can_write_nothing(any_store: Any) -> None:
     store.flush()
     record = store.get_run("r")
     assert record.status == "succeeded" and record.owner is None
+
+
+def test_an_opening_starts_a_new_run_and_decide_sees_only_what_is_stored(any_store: Any
+                                                                        ) -> None:
+    """A decide that says beforehand what it makes of a new run (``Opening.fresh``, as
+    the runtime's does): a store may start the run from it without a look, and decide
+    is asked with None only while the run is not stored."""
+    store = any_store
+    seen: list[Any] = []
+
+    def decide(stored: Any) -> RunRecord:
+        seen.append(stored)
+        return _record("r")
+
+    _, first = store.claim("r", _lease("one"), Opening(decide, _record("r")))
+    assert first is not None and first.fence == 1 and seen in ([], [None])
+    assert store.get_run("r").owner == _lease("one")
+    store.finish(first, "failed", 2.0)
+    store.flush()
+    seen.clear()
+    stored, second = store.claim("r", _lease("two"), Opening(decide, _record("r")))
+    assert second is not None and second.fence == 2
+    assert len(seen) == 1 and stored is seen[0] and seen[0].record.status == "failed"
 
 
 def test_claim_writes_nothing_when_decide_refuses(any_store: Any) -> None:

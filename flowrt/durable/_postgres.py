@@ -1093,11 +1093,18 @@ class PostgresStore(WriterFlushes):
 
         def take(conn: psycopg.Connection[Any]) -> None:
             valid_until = time.monotonic() + self.lease_ttl
-            # A new run (the common case) has no row to lock: it is looked for, then
-            # inserted, each statement its own transaction on the autocommit
-            # connection: two round trips, where BEGIN and COMMIT around them made four.
-            if conn.execute(f"SELECT 1 FROM {self._s}.runs WHERE run_id = %s",
-                            (run_id,)).fetchone() is None:
+            # A new run (the common case) has no row to lock: it is inserted, a
+            # statement that is its own transaction on the autocommit connection (where
+            # BEGIN and COMMIT around it made three round trips). When decide says
+            # beforehand what it makes of no stored run (Opening.fresh), the insert is
+            # tried at once; else the run is looked for first.
+            fresh = getattr(decide, "fresh", None)
+            if fresh is not None:
+                if self._insert_run(conn, run_id, _checked(fresh), lease):
+                    result[:] = [None, 1, valid_until]
+                    return
+            elif conn.execute(f"SELECT 1 FROM {self._s}.runs WHERE run_id = %s",
+                              (run_id,)).fetchone() is None:
                 record = decide(None)
                 if record is None:
                     result[:] = [None, None, valid_until]

@@ -72,6 +72,7 @@ from ._store import (
     ItemRecord,
     Lease,
     NodeRecord,
+    Opening,
     RunRecord,
     SignalRecord,
     StoredRun,
@@ -776,7 +777,13 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
         record = _new_record(plan, run_id, opened.inputs, serializer, resources)
         return record if trace is None else attrs.evolve(record, trace=trace)
 
-    opened.stored, opened.claim = store.claim(run_id, lease, decide)
+    # Most runs are new: their record, made now, lets a store insert the run without
+    # looking for it first (PostgreSQL: a round trip of a run's claim; see Opening).
+    try:
+        fresh = decide(None)
+    except Exception:  # a resume without its inputs...: the store asks again
+        fresh = None
+    opened.stored, opened.claim = store.claim(run_id, lease, Opening(decide, fresh))
     return opened
 
 

@@ -64,7 +64,7 @@ from ._serialize import JSONSerializer, Serializer, reader_for
 
 __all__ = ["CANCELLED", "COMPENSATING", "DEAD_LETTER", "FAILED", "FINAL", "LISTED", "QUEUED",
            "ROLLBACK_STATUSES", "RUNNING", "SUCCEEDED", "UNDONE", "WAITING", "Claim", "Decide",
-           "ItemRecord", "Lease", "NodeRecord", "RunRecord",
+           "ItemRecord", "Lease", "NodeRecord", "Opening", "RunRecord",
            "ScheduleRecord", "SignalRecord", "Store", "StoredRun", "Wait", "decode", "prune",
            "rolled_back", "utc_text"]
 
@@ -638,6 +638,26 @@ class StoredRun:
 
 #: ``decide(stored run or None) -> the record to start, or None to leave the run be``
 Decide = Callable[["StoredRun | None"], "RunRecord | None"]
+
+
+class Opening:
+    """A ``decide`` that says beforehand what it returns for a run that is not stored.
+
+    ``fresh`` is ``decide(None)``, made before the claim (None when it could not be: it
+    raised, and then the store asks ``decide(None)`` as usual). A store may create the
+    run from ``fresh`` without looking for it first -- one round trip less on a server
+    -- and then calls ``decide`` only with a stored run: what it sees is still what is
+    stored. Any store may ignore ``fresh``; a plain function is a ``Decide`` too.
+    """
+
+    __slots__ = ("decide", "fresh")
+
+    def __init__(self, decide: Decide, fresh: RunRecord | None) -> None:
+        self.decide = decide
+        self.fresh = fresh
+
+    def __call__(self, stored: StoredRun | None) -> RunRecord | None:
+        return self.decide(stored)
 
 
 
