@@ -1371,7 +1371,8 @@ class PostgresStore(WriterFlushes):
             return
         valid_until = time.monotonic() + self.lease_ttl
         claims: dict[Claim, tuple[str, float] | None] = {}  # claim -> its end, if any
-        nodes: dict[Claim, dict[str, NodeRecord]] = {}  # the last record per node wins
+        # in write order: read back in that order, the last record of a node wins
+        nodes: dict[Claim, list[NodeRecord]] = {}
         data: dict[tuple[str, int], bytes] = {}
         items: dict[tuple[str, str, int, int], ItemRecord] = {}  # the last one wins
         for o in deferred + backlog:
@@ -1385,9 +1386,9 @@ class PostgresStore(WriterFlushes):
                 if o[2]:
                     mine = nodes.get(claim)
                     if mine is None:
-                        mine = nodes[claim] = {}
-                    for r in o[2]:
-                        mine[r[0]] = r
+                        nodes[claim] = list(o[2])  # (a commit sent again reads it again)
+                    else:
+                        mine += o[2]
                 if o[3] is not None:
                     data[claim.run_id, claim.fence] = o[3]
                 for item in o[4]:
@@ -1412,7 +1413,7 @@ class PostgresStore(WriterFlushes):
             params = [self.lease_ttl, DEFAULT_QUEUE, *params,
                       _texts([None if e is None else e[0] for e in ends]),
                       _float8s([None if e is None else e[1] for e in ends])]
-        rows = _node_columns([(claim, mine.values()) for claim, mine in nodes.items()])
+        rows = _node_columns(list(nodes.items()))
         parts = (update, rows is not _NO_NODES, bool(data), bool(items))
         if parts[1]:
             params += rows
