@@ -136,6 +136,47 @@ def test_a_store_of_schema_version_1_is_migrated_and_resumes(pg_kit: PostgresKit
     assert store.get_cached("k", 2.0) == (b"1", "json")
 
 
+def test_the_node_rows_of_a_schema_5_store_become_batches_with_every_field(
+        pg_kit: PostgresKit) -> None:
+    """Schema 6 keeps node records as batches: opening a store of schema 5 converts its
+    ``nodes`` rows (of several runs and fences, NULLs and all) and drops the table; the
+    records read back are the rows, and the runs go on from them."""
+    from flowrt.durable._postgres import _MIGRATIONS, _SCHEMA
+
+    s = f'"{pg_kit.schema}"'
+    for statement in _SCHEMA + [m for v in range(1, 5) for m in _MIGRATIONS[v]]:
+        pg_kit.sql(statement.replace("{s}", s))
+    pg_kit.sql("INSERT INTO meta VALUES ('app', 'flowrt'), ('schema_version', '5')")
+    calls: list[str] = []
+    wf = _chain(3, 0.0, calls)
+    plan = wf.compile()
+    for run_id, fence in (("one", 2), ("two", 1)):
+        pg_kit.sql("INSERT INTO runs (run_id, workflow, fingerprint, structure, inputs, "
+                   "status, serializer, created, started, finished, fence) VALUES "
+                   "(%s, 'chain', %s, %s, '{}', 'failed', 'json', 1.0, 1.0, 2.0, %s)",
+                   run_id, plan.fingerprint, plan.structure_json, fence)
+    rows = [("one", "n0", "succeeded", 1, b"0", None, None, 1.0, 1.5, 1, None),
+            ("one", "n1", "failed", 3, None, "E: x", "tb\n", 1.5, 2.0, 2, None),
+            ("one", "n2", "waiting", 1, None, None, None, 2.0, None, 2, 99.5),
+            ("two", "n0", "succeeded", 1, b"7", None, None, None, None, 1, None)]
+    for row in rows:
+        pg_kit.sql("INSERT INTO nodes (run_id, node, status, attempts, output, error, "
+                   "traceback, started, finished, fence, due) VALUES "
+                   "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", *row)
+    store = pg_kit.make()
+    assert pg_kit.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)]
+    assert pg_kit.sql("SELECT to_regclass('nodes')") == [(None,)]
+    for run_id in ("one", "two"):
+        stored = store.load(run_id)
+        assert stored is not None
+        assert {n: tuple(r) for n, r in stored.nodes.items()} == {
+            r[1]: r[1:] for r in rows if r[0] == run_id}
+    result = wf.run_sync(store=store, run_id="two")
+    assert result.ok and sorted(calls) == ["n1", "n2"] and result.nodes["n0"].restored
+    assert result["n0"] == 7 and result["n2"] == 2  # n0 read back, not run
+
+
 def test_a_schema_of_something_else_is_refused_and_left_as_it_was(pg_kit: PostgresKit
                                                                   ) -> None:
     pg_kit.sql(f'CREATE SCHEMA "{pg_kit.schema}"')
