@@ -13,9 +13,9 @@ docs/decisions/016-postgres.md.
   carries the records of every run of the process. The transaction is one statement:
   the guarded update of every run in the batch (``UPDATE runs ... WHERE run_id =
   c.run_id AND fence = c.fence AND lease = c.lease``, its lease moved on or given back
-  with its final status), and the node records and data snapshots joined on the runs it returned, so
-  that the database itself drops the writes of a fenced-out holder in the statement
-  that would have made them (the lease is checked with the fence). Its arrays go in
+  with its final status), and the node records and data snapshots joined on the runs
+  it returned, so that the database itself drops the writes of a fenced-out holder in
+  the statement that would have made them. Its arrays go in
   binary. ``synchronous_commit`` is PostgreSQL's, for these commits and the claims:
   ``"off"`` by default, as SQLite's ``NORMAL``.
 - **Lease times** are the database's clock (``clock_timestamp()``), so hosts whose
@@ -609,17 +609,6 @@ def _node_columns(parts: list[tuple[Claim, Collection[NodeRecord]]]) -> list[_Ar
 #: are a few of those) -> its element, length included; cleared past _PREFIXED_MAX
 _SHORT_OUTPUTS: dict[bytes, bytes] = {}
 _SHORT_OUTPUT = 16
-
-
-def _prefixed(text: str) -> bytes:
-    """``text`` as an element of a text array: its length, then its UTF-8 (cached)."""
-    element = _PREFIXED.get(text)
-    if element is None:
-        if len(_PREFIXED) > _PREFIXED_MAX:
-            _PREFIXED.clear()
-            _PREFIXED[None] = _NULL
-        element = _PREFIXED[text] = _LENGTH(len(b := text.encode())) + b
-    return element
 
 
 def _outputs(values: Sequence[bytes | None]) -> _Array:
