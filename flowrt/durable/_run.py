@@ -768,12 +768,15 @@ def _open_run(store: Store, plan: Plan, run_id: str, inputs: dict[str, Any],
     """
     serializer = store.serializer
     opened = Opened(inputs=inputs)
+    fresh: RunRecord | None = None
 
     def decide(stored: StoredRun | None) -> RunRecord | None:
         opened.stored = stored
         if stored is not None and _read_back(stored, plan, run_id, inputs, resume,
                                              serializer, opened):
             return None  # it succeeded: replay it, claim nothing
+        if stored is None and fresh is not None:
+            return fresh  # made once (a store that ignores it asks again)
         record = _new_record(plan, run_id, opened.inputs, serializer, resources)
         return record if trace is None else attrs.evolve(record, trace=trace)
 
