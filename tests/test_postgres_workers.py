@@ -109,6 +109,8 @@ def test_four_workers_drain_200_runs_through_kills_and_a_server_restart(
             statuses = collections.Counter(r.status for r in reader.runs())
             if statuses["succeeded"] == len(ids):
                 break
+            # a run that ended otherwise will not succeed: say so now, not at the deadline
+            assert statuses.keys() <= {"succeeded", "queued", "running"}, statuses
             assert time.monotonic() < deadline, statuses
             for w in [w for w in workers if w.poll() is not None]:
                 errors.append(w.communicate()[1])
