@@ -232,17 +232,17 @@ _SCHEDULE_COLUMNS = ("name, workflow, inputs, serializer, next_due, cron, every,
 _NOW = "extract(epoch FROM clock_timestamp())::double precision"
 # A claim's write sets its transaction's synchronous_commit to the store's (a condition
 # that is always true, evaluated once for the run's row): a claim waits for the
-# server's disk when the group commits do, not otherwise -- an fsync on the run's path,
-# 1-2 ms of a 40 ms run on a local server (decision 016). What keeps a claim exclusive
-# is the row's lock and key, not the disk; a claim lost with the server's last WAL is
-# told from a new one by its lease, which every write of it checks with the fence.
+# server's disk when the group commits do, not otherwise -- an fsync on the run's path
+# (a claim 1.82 -> 1.36 ms median, local server with fsync on; decision 016). What
+# keeps a claim exclusive is the row's lock and key, not the disk; a claim lost with the
+# server's last WAL is told from a new one by its lease, which every write of it checks
+# with the fence.
 _CLAIM_COMMIT = "set_config('synchronous_commit', %s, true) IS NOT NULL"
 # The statements the store prepares have one shape whatever their parameters (arrays,
 # ids): planned once, as a generic plan, rather than for each of a connection's first
-# five executions, as PostgreSQL does by default (plan_cache_mode = auto). A new
-# store's first five runs paid it at every commit and claim: a commit 0.65 against 0.42
-# ms, and a store's first run ~3.5 ms more than its next ones (decision 016, the fifth
-# pass). (PostgreSQL 12 and later have the setting.)
+# five executions, as PostgreSQL does by default (plan_cache_mode = auto): a new
+# store's first commits took 0.65 against 0.42 ms (200 records, idle server; decision
+# 016, the fifth pass). (PostgreSQL 12 and later have the setting.)
 _GENERIC_PLANS = ("SELECT set_config('plan_cache_mode', 'force_generic_plan', false) "
                   "FROM (SELECT) AS s WHERE current_setting('server_version_num')::int "
                   ">= 120000")
@@ -1711,9 +1711,9 @@ class PostgresStore(WriterFlushes):
                 "WHERE signal_id IS NOT NULL DO NOTHING",
                 (signal.run_id, signal.name, signal.payload, signal.sent,
                  signal.signal_id)).rowcount == 1
-            waiting = made and run.status == WAITING and getattr(
-                self._nodes(conn, signal.run_id).get(signal.name), "status", None) == WAITING
-            if waiting:
+            node = (self._nodes(conn, signal.run_id).get(signal.name)
+                    if made and run.status == WAITING else None)
+            if node is not None and node.status == WAITING:
                 conn.execute(f"UPDATE {self._s}.runs SET due = least(coalesce(due, %s), %s) "
                              "WHERE run_id = %s", (signal.sent, signal.sent, signal.run_id))
             if made:
