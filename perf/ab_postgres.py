@@ -18,6 +18,10 @@ DAG, no concurrency cap), and prints the time per committed node too.
 do), and prints per-run figures: what one run leaves for the next in the same store
 (its WAL, flushed by the next claim on a server that syncs) then shows.
 
+``--fresh`` opens new stores for each round and measures their first run: what a
+service pays for its first run after it starts (the store is opened before the clock
+starts, as a service opens it before it takes work).
+
 ``--base REV`` (repeatable) adds a PostgreSQL store from another commit of flowrt,
 ``postgres@REV``, run in the same rounds: a paired A/B of a change to the store in one
 process, both sides on the same runtime (only the store's package differs: it is
@@ -93,7 +97,17 @@ def store_class_at(rev: str) -> Any:
     return importlib.import_module(f"{name}.durable._postgres").PostgresStore
 
 
-async def main(rounds: int, url: str, bases: list[str], noops: bool, block: int) -> None:
+def open_stores(url: str, classes: dict[str, Any]) -> dict[str, Any]:
+    """One store per mode: None (in memory), SQLite, PostgreSQL at each revision."""
+    stores: dict[str, Any] = {"memory": None, "sqlite": flowrt.SQLiteStore(
+        Path(tempfile.mkdtemp()) / "ab.db")}
+    for i, (mode, cls) in enumerate(classes.items()):
+        stores[mode] = cls(url, schema=f"ab_{os.getpid()}_{i}")
+    return stores
+
+
+async def main(rounds: int, url: str, bases: list[str], noops: bool, block: int,
+               fresh: bool) -> None:
     if noops:
         wf = build_workflow(random_dag(10_000), noop, "noops")
         options: dict[str, Any] = {}
@@ -101,23 +115,39 @@ async def main(rounds: int, url: str, bases: list[str], noops: bool, block: int)
         wf = build_workflow(independent(1000), nap, "sleepy")
         options = {"max_concurrency": 50}
     wf.compile()
-    stores: dict[str, Any] = {
-        "memory": None,
-        "postgres": flowrt.PostgresStore(url, schema=f"ab_{os.getpid()}"),
-        "sqlite": flowrt.SQLiteStore(Path(tempfile.mkdtemp()) / "ab.db")}
+    classes = {"postgres": flowrt.PostgresStore}
     for rev in bases:
-        stores[f"postgres@{rev}"] = store_class_at(rev)(
-            url, schema=f"ab_{os.getpid()}_{len(stores)}")
+        classes[f"postgres@{rev}"] = store_class_at(rev)
+    stores = open_stores(url, classes)
     modes = list(stores)
     wall: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     server: dict[str, list[float]] = {m: [] for m in modes}
-    runtimes = {m: flowrt.Runtime(store=stores[m]) for m in modes}
+
+    async def enter(stores: dict[str, Any]) -> dict[str, flowrt.Runtime]:
+        runtimes = {m: flowrt.Runtime(store=stores[m]) for m in modes}
+        for m in modes:
+            await runtimes[m].__aenter__()
+        return runtimes
+
+    async def leave(runtimes: dict[str, flowrt.Runtime], stores: dict[str, Any]) -> None:
+        for m in modes:
+            await runtimes[m].__aexit__(None, None, None)
+        for m in modes:
+            if m.startswith("postgres"):
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{stores[m].schema}" CASCADE'.encode())
+                stores[m].close()
+
+    runtimes = await enter(stores)
     for m in modes:
-        await runtimes[m].__aenter__()
         await runtimes[m].run(wf, run_id=uuid.uuid4().hex, **options)  # warm up
     try:
         for r in range(rounds):
+            if fresh:  # (the stores of the warm-up too: each round's are new)
+                await leave(runtimes, stores)
+                stores = open_stores(url, classes)
+                runtimes = await enter(stores)
             for m in modes[r % len(modes):] + modes[:r % len(modes)]:  # turns rotate
                 s0, c0, t0 = server_cpu(), time.process_time(), time.perf_counter()
                 for _ in range(block):
@@ -127,13 +157,7 @@ async def main(rounds: int, url: str, bases: list[str], noops: bool, block: int)
                 cpu[m].append((time.process_time() - c0) / block)
                 server[m].append((server_cpu() - s0) / block)
     finally:
-        for m in modes:
-            await runtimes[m].__aexit__(None, None, None)
-        for m in modes:
-            if m.startswith("postgres"):
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{stores[m].schema}" CASCADE'.encode())
-                stores[m].close()
+        await leave(runtimes, stores)
     width = max(map(len, modes))
     for m in modes:
         ratio = statistics.median(a / b for a, b in zip(wall[m], wall["memory"], strict=True))
@@ -154,4 +178,4 @@ if __name__ == "__main__":
     plain = [a for i, a in enumerate(args) if not a.startswith("--")
              and (i == 0 or args[i - 1] not in ("--base", "--block"))]
     anyio.run(main, int(plain[0]) if plain else 10, pg_url, base_revs, "--noop" in args,
-              blocks[-1] if blocks else 1)
+              blocks[-1] if blocks else 1, "--fresh" in args)

@@ -472,6 +472,29 @@ def test_the_writer_is_connected_and_prepared_when_the_store_opens(pg_kit: Postg
         time.sleep(0.02)
 
 
+def test_the_pool_is_ready_for_claims_when_the_store_opens_and_wrote_nothing(
+        pg_kit: PostgresKit) -> None:
+    """A new store's pool holds a connection on which a new run's claim is prepared --
+    by running it once, writing nothing -- so that no run pays for that; the first
+    claim then takes no new connection."""
+    def pooled_backends() -> list[tuple[Any, ...]]:
+        return pg_kit.sql(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'flowrt' "
+            "AND query LIKE %s AND query LIKE %s",
+            "INSERT INTO%", f'%"{pg_kit.schema}".runs%')
+
+    store = pg_kit.make()
+    ready = pooled_backends()
+    assert len(ready) == 1
+    assert pg_kit.sql(f'SELECT count(*) FROM "{pg_kit.schema}".runs') == [(0,)]
+    _, claim = store.claim("r", Lease.mine(), lambda s: RunRecord(
+        "r", "wf", "fp", {"a": []}, b"{}", "running", "json", 1.0, 1.0))
+    assert claim is not None and claim.fence == 1
+    assert pooled_backends() == ready
+    assert [r.run_id for r in store.runs()] == ["r"]
+    store.close()
+
+
 # -- reconnection ---------------------------------------------------------------------------
 
 

@@ -810,18 +810,14 @@ class PostgresStore(WriterFlushes):
             url, min_size=1, max_size=max(1, pool_size), open=False,
             kwargs={**self._kwargs, "autocommit": True}, timeout=connect_timeout,
             configure=self._configure, name=f"flowrt-store:{schema}")
-        first = self._reach()
-        try:
-            self._prepare_schema(first)
-        except BaseException:
-            first.close()
-            raise
+        first = self._open_schema()
         # The pool opens once the schema is there, so that _configure readies each of
         # its connections for claims before a run gets one; and the connection that
         # found the server becomes the writer's. Both are ready before the first run:
         # made on its path, they cost it a new backend and the planning of its
-        # statements (~8 ms more for the first run of a store than for the next,
-        # perf/ab_postgres.py --fresh).
+        # statements (a store's first claim took 2.6 ms, 1.4 ms with the pool ready,
+        # against ~1.0 for its next ones; its first run is still ~2.5 ms slower than
+        # the next, perf/ab_postgres.py --fresh; decision 016).
         self._pool.open(wait=False)
         self._writer_conn: psycopg.Connection[Any] | None = None
         try:
@@ -953,15 +949,28 @@ class PostgresStore(WriterFlushes):
 
     # -- the schema -----------------------------------------------------------------
 
-    def _prepare_schema(self, conn: psycopg.Connection[Any]) -> None:
-        """Check the schema on ``conn``, and create or migrate it under an advisory lock
-        (several processes starting at once against an empty database create it once)."""
-        try:
-            if self._look_with(conn) != SCHEMA_VERSION:
-                self._create(conn)
-        except self._pg.Error as error:
-            raise StoreError(f"opening the store in {self.where} failed: "
-                             f"{_describe(error)}") from error
+    def _open_schema(self) -> psycopg.Connection[Any]:
+        """A connection to the database, on which the schema was checked, and created or
+        migrated under an advisory lock (several processes starting at once against an
+        empty database create it once); again on a new connection while connections
+        break, for up to ``connect_timeout``."""
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            conn = self._reach()
+            try:
+                if self._look_with(conn) != SCHEMA_VERSION:
+                    self._create(conn)
+                return conn
+            except self._pg.Error as error:
+                broken = self._broken(error, conn)
+                conn.close()
+                if not broken or time.monotonic() >= deadline:
+                    raise StoreError(f"opening the store in {self.where} failed: "
+                                     f"{_describe(error)}") from error
+            except BaseException:
+                conn.close()
+                raise
+            time.sleep(0.05)
 
     def _create(self, conn: psycopg.Connection[Any]) -> None:
         """Create the schema, or migrate it to SCHEMA_VERSION, in one transaction."""
