@@ -162,7 +162,7 @@ async def main(rounds: int, url: str, bases: list[str], noops: bool, block: int,
     for m in modes:
         ratio = statistics.median(a / b for a, b in zip(wall[m], wall["memory"], strict=True))
         print(f"{m:{width}s} wall {statistics.median(wall[m]) * 1e3:6.1f} ms   paired ratio "
-              f"{ratio:.2f}x   client cpu {statistics.mean(cpu[m]) * 1e3:5.1f} ms   "
+              f"{ratio:.3f}x   client cpu {statistics.mean(cpu[m]) * 1e3:5.1f} ms   "
               f"server cpu {statistics.mean(server[m]) * 1e3:5.1f} ms"
               + (f"   {statistics.median(wall[m]) / 10_000 * 1e6:5.1f} us a node"
                  if noops else ""))
