@@ -1206,9 +1206,14 @@ class PostgresStore(WriterFlushes):
         2.5 against 0.55 ms once prepared (a new backend, idle server; decision 016)."""
         _plan_generically(conn)
         now = time.time()
-        self._insert_run(conn, "", RunRecord("", "", "", {}, b"", RUNNING, "json", now, now,
-                                             structure_json="{}"),
-                         Lease("", 0, ""), write=False)
+        try:
+            self._insert_run(conn, "", RunRecord("", "", "", {}, b"", RUNNING, "json", now,
+                                                 now, structure_json="{}"),
+                             Lease("", 0, ""), write=False)
+        except self._pg.Error:
+            if conn.broken:
+                raise  # the pool makes another
+            # (the schema changed under the store?) the claims will say what is wrong
 
     def _claimed(self, run_id: str, stored: StoredRun | None, lease: Lease, fence: int,
                  valid_until: float) -> Claim:
