@@ -9,6 +9,7 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,55 @@ def test_fingerprint_ignores_the_order_nodes_were_added_in(tmp_path: Path) -> No
         build(["a", "b", "c"]).compile().fingerprint
 
 
+
+
+class _Recording(MemoryStore):
+    """A MemoryStore that keeps what each write was handed, as it was handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed: list[tuple[Any, list[Any]]] = []
+
+    def write(self, claim: Any, nodes: Any, data: bytes | None, items: Any = ()) -> None:
+        self.handed.append((nodes, list(nodes)))
+        super().write(claim, nodes, data, items)
+
+
+def test_node_records_reach_the_store_in_order_and_read_the_same_later() -> None:
+    """Successes are handed over as records made when read (SucceededRecords): they
+    keep their place among the other records of a turn, and read the same later."""
+    store = _Recording()
+    wf = flowrt.Workflow("order")
+
+    async def one() -> int:
+        return 1
+
+    async def two() -> int:
+        return 2
+
+    async def broken() -> int:
+        raise RuntimeError("c broke")
+
+    async def after(a: int) -> int:
+        return a + 1
+
+    wf.add("a", one)
+    wf.add("b", two)
+    wf.add("c", broken)
+    wf.add("d", after, deps=["a"])
+    result = wf.run_sync(store=store, run_id="o", metrics=True)
+    assert not result.ok
+    flat = [r for _, records in store.handed for r in records]
+    assert [(r.node, r.status) for r in flat] == [
+        ("a", "succeeded"), ("b", "succeeded"), ("c", "failed"), ("d", "succeeded")]
+    # (a, b and c end in one turn: the failure comes after the successes in one write)
+    assert [r.node for r in store.handed[0][1]][:3] == ["a", "b", "c"]
+    assert [list(nodes) for nodes, _ in store.handed] == [
+        records for _, records in store.handed]
+    stored = store.load("o")
+    assert stored is not None
+    for r in flat:
+        assert stored.nodes[r.node][:8] == r[:8]
+    a = stored.nodes["a"]
+    assert (a.output, a.attempts) == (b"1", 1)
+    assert a.started is not None and a.finished is not None and a.started <= a.finished

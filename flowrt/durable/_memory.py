@@ -144,7 +144,7 @@ class MemoryStore:
             claim.fail(lost_claim_error(claim.run_id, run))
         return False
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+    def write(self, claim: Claim, nodes: Sequence[NodeRecord], data: bytes | None,
               items: Sequence[ItemRecord] = ()) -> None:
         with self._lock:
             if not self._holds(claim):

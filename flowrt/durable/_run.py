@@ -35,8 +35,8 @@ import logging
 import time
 import traceback
 from array import array
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import anyio
 import anyio.to_thread
@@ -99,6 +99,54 @@ CANCELLED = Status.CANCELLED.value
 _monotonic = time.monotonic
 
 
+class SucceededRecords(Sequence[NodeRecord]):
+    """The records of nodes that succeeded, made as they are read.
+
+    What :meth:`Checkpoint.succeeded` keeps of a success is the node's id and its
+    serialized output; its name, attempts and times are read from the run's arrays when
+    a store reads the records. A store that writes them from its writer thread, as the
+    SQLite and PostgreSQL stores do, thereby builds them there rather than in the event
+    loop, where they cost a run of 1,000 nodes ~1 ms (a loop busy with the run's tasks
+    reads the arrays more slowly than timeit does: 0.36 us a record there). 1,000 nodes
+    x 1 ms, in memory against PostgreSQL 1.150x -> 1.135x and 1.155x -> 1.147x, SQLite
+    1.151x -> 1.134x and 1.154x -> 1.143x (one process, 300 rounds each, the two ways
+    taking turns; decision 016, the sixth pass). The arrays do not change for a node
+    once it succeeded, so the records read the same whenever they are read.
+    """
+
+    __slots__ = ("_arrays", "_blobs", "_nodes")
+
+    def __init__(self, checkpoint: Checkpoint, nodes: list[int], blobs: list[bytes]) -> None:
+        state = checkpoint.state
+        self._arrays = (checkpoint.names, state.attempts, state.timed, state.started,
+                        state.finished, state.time_base)
+        self._nodes = nodes
+        self._blobs = blobs
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def _records(self) -> list[NodeRecord]:
+        names, attempts, timed, started, finished, base = self._arrays
+        new = tuple.__new__  # skips NamedTuple's Python-level __new__
+        return [new(NodeRecord, (names[i], "succeeded", attempts[i], blob, None, None,
+                                 *((started[i] + base, finished[i] + base) if timed[i]
+                                   else (None, None))))
+                for i, blob in zip(self._nodes, self._blobs, strict=True)]
+
+    def __iter__(self) -> Iterator[NodeRecord]:
+        return iter(self._records())
+
+    @overload
+    def __getitem__(self, index: int) -> NodeRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[NodeRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> NodeRecord | list[NodeRecord]:
+        return self._records()[index]
+
+
 class Checkpoint:
     """Writes a run's node ends to its store as they happen (called by the supervisor).
 
@@ -108,10 +156,10 @@ class Checkpoint:
     """
 
     # claim and stop_run are set by hold()
-    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_none", "_scheduled", "claim",
-                 "data",
-                 "dues", "error", "names", "pending", "pending_items", "plan_size",
-                 "run_id", "serializer", "state", "stop_run", "store")
+    __slots__ = ("_call_soon", "_data_blob", "_data_seen", "_none", "_scheduled",
+                 "_succeeded", "_succeeded_blobs", "claim", "data", "dues", "error", "names",
+                 "pending", "pending_items", "plan_size", "run_id", "serializer", "state",
+                 "stop_run", "store")
 
     def __init__(self, store: Store, state: RunState) -> None:
         self.store = store
@@ -133,6 +181,10 @@ class Checkpoint:
         #: records not handed to the store yet: they go in one batch per event loop
         #: turn (flush() is scheduled when the first one of a turn arrives)
         self.pending: list[NodeRecord] = []
+        #: the nodes that succeeded since the records in ``pending``, and their outputs:
+        #: handed to the store as SucceededRecords
+        self._succeeded: list[int] = []
+        self._succeeded_blobs: list[bytes] = []
         #: item records of mapped nodes not handed to the store yet (same batches)
         self.pending_items: list[ItemRecord] = []
         self._data_blob: bytes | None = None  # a data snapshot not handed over yet
@@ -145,6 +197,8 @@ class Checkpoint:
         self.dues: dict[int, float | None] = {}
 
     def _add(self, record: NodeRecord) -> None:
+        if self._succeeded:
+            self._settle()
         self.pending.append(record)
         if not self._scheduled:
             self._scheduled = True
@@ -153,7 +207,14 @@ class Checkpoint:
     def flush(self) -> None:
         """Hand the pending records (and the data snapshot, if it changed) to the store."""
         self._scheduled = False
+        pending: Sequence[NodeRecord]
         pending, data, items = self.pending, self._data_blob, self.pending_items
+        if self._succeeded:
+            if pending:
+                self._settle()
+            else:
+                pending = SucceededRecords(self, self._succeeded, self._succeeded_blobs)
+                self._succeeded, self._succeeded_blobs = [], []
         if pending or data is not None or items:
             self.pending = []
             self._data_blob = None
@@ -167,6 +228,12 @@ class Checkpoint:
                 if self.error is None:
                     self.error = error
                 self.stop_run()  # a checkpoint that cannot be written: stop here
+
+    def _settle(self) -> None:
+        """Move the successes kept since the last records into ``pending`` as records,
+        so that the records that come after them stay after them."""
+        self.pending += SucceededRecords(self, self._succeeded, self._succeeded_blobs)
+        self._succeeded, self._succeeded_blobs = [], []
 
     def snapshot_data(self) -> None:
         """Serialize the run's data keys if they changed since the last snapshot.
@@ -200,16 +267,17 @@ class Checkpoint:
             raise SerializationError(f"node {self.names[node]!r} returned {error}") from None
         if self.data._version != self._data_seen:
             self.snapshot_data()
-        state = self.state
-        started = finished = None
-        if state.timed[node]:
-            base = state.time_base
-            started = state.started[node] + base
-            finished = state.finished[node] + base
-        # tuple.__new__ skips NamedTuple's Python-level __new__
-        self.pending.append(tuple.__new__(NodeRecord, (
-            self.names[node], "cached" if cached else "succeeded", state.attempts[node],
-            blob, None, None, started, finished)))
+        if cached:  # (seldom: a record of its own)
+            state = self.state
+            started = finished = None
+            if state.timed[node]:
+                started = state.started[node] + state.time_base
+                finished = state.finished[node] + state.time_base
+            self._add(NodeRecord(self.names[node], "cached", state.attempts[node], blob,
+                                 None, None, started, finished))
+            return
+        self._succeeded.append(node)
+        self._succeeded_blobs.append(blob)
         if not self._scheduled:
             self._scheduled = True
             self._call_soon(self.flush)
@@ -267,6 +335,8 @@ class Checkpoint:
             started, finished = state.times(i)
             records.append(NodeRecord(self.names[i], COMPENSATING, state.attempts[i], blob,
                                       text, None, started, finished))
+        if self._succeeded:
+            self._settle()
         self.pending.extend(records)
         self.flush()
         if not self.writable():

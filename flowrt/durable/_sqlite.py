@@ -850,7 +850,7 @@ class SQLiteStore(WriterFlushes):
         self._active[run_id] = claim
         return stored, claim
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+    def write(self, claim: Claim, nodes: Sequence[NodeRecord], data: bytes | None,
               items: Sequence[ItemRecord] = ()) -> None:
         self._check_writer()
         self._queue.put(("write", claim, nodes, data, items))

@@ -814,11 +814,15 @@ class Store(Protocol):
         """
         ...
 
-    def write(self, claim: Claim, nodes: list[NodeRecord], data: bytes | None,
+    def write(self, claim: Claim, nodes: Sequence[NodeRecord], data: bytes | None,
               items: Sequence[ItemRecord] = ()) -> None:
         """Record ``nodes`` (upserted by name), the ``data`` snapshot (None: keep the
         last one) and ``items`` (records of mapped nodes' items, upserted by node and
         index) of ``claim``'s run, in the order written; the store may batch them.
+
+        ``nodes`` may make its records as it is read (the runtime's successes come as a
+        ``SucceededRecords``): a store that writes from a thread of its own reads it
+        there. It reads the same whenever it is read, and is never changed.
 
         Refused when ``claim``'s fencing token is no longer the run's (the claim then
         fails with :class:`~flowrt.LeaseLost`).
