@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import CANCEL_PROGRAM
 from subproc import run_program
 from test_store_conformance import Item, typed_workflow
 
@@ -567,6 +568,18 @@ def test_the_end_of_a_run_waits_for_the_writer_and_not_for_a_dead_one(
         store.close()
     with SQLiteStore(tmp_path / "s.db") as again:
         assert again.get_run("r").status == "succeeded"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("how", ["outer", "timeout", "fail_fast"])
+def test_durable_runs_cancelled_every_way_stay_consistent_on_sqlite(
+        tmp_path: Path, how: str, backend: str) -> None:
+    """As on PostgreSQL (test_postgres.py): cancelled while claiming, waiting for a
+    limit, retrying or running, the run is recorded as ended, and a resume runs only
+    what was not recorded. 15 trials per case, in a subprocess (a hang fails it)."""
+    out = run_program(CANCEL_PROGRAM.format(spec=str(tmp_path / "c.db"), how=how, trials=15),
+                      backend=backend, timeout=120)
+    assert out.strip().endswith("ok")
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

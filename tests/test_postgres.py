@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import pgserver
 import pytest
-from stores import PostgresKit, drop_schema, new_schema
+from stores import CANCEL_PROGRAM, PostgresKit, drop_schema, new_schema
 from subproc import run_program
 
 import flowrt
@@ -610,91 +610,6 @@ async def test_an_outage_longer_than_the_lease_stops_the_run_then_it_resumes(
 # -- cancellation --------------------------------------------------------------------------
 
 
-_CANCEL = """
-import random, anyio, flowrt
-from stores import open_spec
-
-SPEC = {spec!r}
-HOW = {how!r}
-# fail_fast while b waits to retry: the engine cancels the pending retry (issue 11)
-RETRIES = 2
-ran = []
-
-def build(fail):
-    wf = flowrt.Workflow("cancel-" + HOW)
-
-    @wf.node(limit="db")
-    async def a(ctx: flowrt.Context) -> int:
-        ran.append((ctx.run_id, "a"))
-        await anyio.sleep(random.uniform(0, 0.02))
-        return 1
-
-    @wf.node(retries=RETRIES)
-    async def b(a: int, ctx: flowrt.Context) -> int:
-        ran.append((ctx.run_id, "b"))
-        await anyio.sleep(random.uniform(0, 0.03))
-        if fail[0] and ctx.attempt < 3:
-            raise ConnectionError("flaky")
-        return a + 1
-
-    @wf.node(limit="db")
-    async def c(a: int, ctx: flowrt.Context) -> int:
-        ran.append((ctx.run_id, "c"))
-        await anyio.sleep(random.uniform(0, 0.03))
-        if fail[0] and HOW == "fail_fast":
-            raise RuntimeError("c fails")
-        return a + 2
-
-    for i in range(6):
-        @wf.node(name=f"w{{i}}")
-        async def wide(b: int, ctx: flowrt.Context) -> int:
-            ran.append((ctx.run_id, ctx.node))
-            await anyio.sleep(random.uniform(0, 0.04))
-            return b
-
-    @wf.node
-    async def end(c: int, w0: int, w5: int) -> int:
-        return c + w0 + w5
-
-    return wf
-
-async def main():
-    store = open_spec(SPEC, lease_ttl=5.0)
-    fail = [True]
-    async with flowrt.Runtime(store=store, limits={{"db": 1}}) as rt:
-        for trial in range({trials}):
-            run_id = f"{{HOW}}-{{trial}}"
-            fail[0] = True
-            wf = build(fail)
-            if HOW == "outer":
-                with anyio.move_on_after(random.uniform(0, 0.08)):
-                    await rt.run(wf, run_id=run_id)
-            elif HOW == "timeout":
-                result = await rt.run(wf, run_id=run_id, timeout=random.uniform(0, 0.08))
-                assert result.status in (flowrt.RunStatus.CANCELLED, flowrt.RunStatus.SUCCEEDED)
-            else:
-                result = await rt.run(wf, run_id=run_id, fail_fast=True)
-                assert result.status is flowrt.RunStatus.FAILED, result.status
-            await anyio.to_thread.run_sync(store.flush)
-            record = store.get_run(run_id)
-            if record is not None:  # cancelled before its claim: nothing was written
-                assert record.status in ("cancelled", "failed", "succeeded"), record.status
-                assert record.owner is None and record.lease_expires is None
-                stored = store.load(run_id)
-                done = {{n for n, r in stored.nodes.items() if r.status == "succeeded"}}
-            else:
-                done = set()
-            before = len(ran)
-            fail[0] = False
-            result = await rt.run(wf, run_id=run_id)
-            assert result.ok and result["end"] == 7, result.errors
-            again = {{node for rid, node in ran[before:] if rid == run_id}}
-            assert not done & again, (done, again)
-    store.close()
-    print("ok")
-
-anyio.run(main, backend=BACKEND)
-"""
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -705,7 +620,7 @@ def test_durable_runs_cancelled_every_way_stay_consistent(pg_kit: PostgresKit, h
     the run ended (no lease left), and a resume runs only what was not recorded. 15
     trials per case, in a subprocess (a hang fails the test)."""
     pg_kit.make().close()
-    out = run_program(_CANCEL.format(spec=pg_kit.spec, how=how, trials=15),
+    out = run_program(CANCEL_PROGRAM.format(spec=pg_kit.spec, how=how, trials=15),
                       backend=backend, timeout=120)
     assert out.strip().endswith("ok")
 
