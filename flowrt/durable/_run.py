@@ -275,12 +275,12 @@ class Checkpoint:
                 finished = state.finished[node] + state.time_base
             self._add(NodeRecord(self.names[node], "cached", state.attempts[node], blob,
                                  None, None, started, finished))
-            return
-        self._succeeded.append(node)
-        self._succeeded_blobs.append(blob)
-        if not self._scheduled:
-            self._scheduled = True
-            self._call_soon(self.flush)
+        else:
+            self._succeeded.append(node)
+            self._succeeded_blobs.append(blob)
+            if not self._scheduled:
+                self._scheduled = True
+                self._call_soon(self.flush)
         if _monotonic() >= self.claim.valid_until:  # before the dependents can start
             self.claim_trouble()
 
