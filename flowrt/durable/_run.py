@@ -114,28 +114,29 @@ class SucceededRecords(Sequence[NodeRecord]):
     once it succeeded, so the records read the same whenever they are read.
     """
 
-    __slots__ = ("_arrays", "_blobs", "_nodes")
+    __slots__ = ("_arrays", "_blobs", "_nodes", "_status")
 
-    def __init__(self, checkpoint: Checkpoint, nodes: list[int], blobs: list[bytes]) -> None:
+    def __init__(self, checkpoint: Checkpoint, nodes: list[int], blobs: list[bytes],
+                 status: str = "succeeded") -> None:
         state = checkpoint.state
         self._arrays = (checkpoint.names, state.attempts, state.timed, state.started,
                         state.finished, state.time_base)
         self._nodes = nodes
         self._blobs = blobs
+        self._status = status  #: "succeeded", or "cached" (the output came from the cache)
 
     def __len__(self) -> int:
         return len(self._nodes)
 
-    def _records(self) -> list[NodeRecord]:
+    def _record(self, i: int, blob: bytes) -> NodeRecord:
         names, attempts, timed, started, finished, base = self._arrays
-        new = tuple.__new__  # skips NamedTuple's Python-level __new__
-        return [new(NodeRecord, (names[i], "succeeded", attempts[i], blob, None, None,
-                                 *((started[i] + base, finished[i] + base) if timed[i]
-                                   else (None, None))))
-                for i, blob in zip(self._nodes, self._blobs, strict=True)]
+        times = (started[i] + base, finished[i] + base) if timed[i] else (None, None)
+        # tuple.__new__ skips NamedTuple's Python-level __new__
+        return tuple.__new__(NodeRecord, (names[i], self._status, attempts[i], blob, None,
+                                          None, *times))
 
     def __iter__(self) -> Iterator[NodeRecord]:
-        return iter(self._records())
+        return map(self._record, self._nodes, self._blobs)
 
     @overload
     def __getitem__(self, index: int) -> NodeRecord: ...
@@ -144,7 +145,9 @@ class SucceededRecords(Sequence[NodeRecord]):
     def __getitem__(self, index: slice) -> list[NodeRecord]: ...
 
     def __getitem__(self, index: int | slice) -> NodeRecord | list[NodeRecord]:
-        return self._records()[index]
+        if isinstance(index, slice):
+            return list(map(self._record, self._nodes[index], self._blobs[index]))
+        return self._record(self._nodes[index], self._blobs[index])
 
 
 class Checkpoint:
@@ -197,8 +200,7 @@ class Checkpoint:
         self.dues: dict[int, float | None] = {}
 
     def _add(self, record: NodeRecord) -> None:
-        if self._succeeded:
-            self._settle()
+        self._settle()
         self.pending.append(record)
         if not self._scheduled:
             self._scheduled = True
@@ -232,8 +234,9 @@ class Checkpoint:
     def _settle(self) -> None:
         """Move the successes kept since the last records into ``pending`` as records,
         so that the records that come after them stay after them."""
-        self.pending += SucceededRecords(self, self._succeeded, self._succeeded_blobs)
-        self._succeeded, self._succeeded_blobs = [], []
+        if self._succeeded:
+            self.pending += SucceededRecords(self, self._succeeded, self._succeeded_blobs)
+            self._succeeded, self._succeeded_blobs = [], []
 
     def snapshot_data(self) -> None:
         """Serialize the run's data keys if they changed since the last snapshot.
@@ -268,13 +271,7 @@ class Checkpoint:
         if self.data._version != self._data_seen:
             self.snapshot_data()
         if cached:  # (seldom: a record of its own)
-            state = self.state
-            started = finished = None
-            if state.timed[node]:
-                started = state.started[node] + state.time_base
-                finished = state.finished[node] + state.time_base
-            self._add(NodeRecord(self.names[node], "cached", state.attempts[node], blob,
-                                 None, None, started, finished))
+            self._add(SucceededRecords(self, [node], [blob], "cached")[0])
         else:
             self._succeeded.append(node)
             self._succeeded_blobs.append(blob)
@@ -335,8 +332,7 @@ class Checkpoint:
             started, finished = state.times(i)
             records.append(NodeRecord(self.names[i], COMPENSATING, state.attempts[i], blob,
                                       text, None, started, finished))
-        if self._succeeded:
-            self._settle()
+        self._settle()
         self.pending.extend(records)
         self.flush()
         if not self.writable():
